@@ -1,0 +1,30 @@
+//! The PSIRT domain: reports, cases and their rules, as pure decide/evolve
+//! aggregates. No IO, no clock (the time is passed in), no async: the
+//! services load events, call `handle`, and append what it returns.
+
+pub mod aggregate;
+pub mod case;
+pub mod case_key;
+pub mod cvss_vector;
+pub mod dedup;
+pub mod ids;
+pub mod report;
+pub mod validation;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use aggregate::{Aggregate, DomainEvent};
+pub use case::{
+    Case, CaseCommand, CaseDetails, CaseError, CaseEvent, CaseStatus, Closure, InvalidTransition, Rejection,
+    RejectionReason, Resolution,
+};
+pub use case_key::{CaseKey, CaseKeyError};
+pub use cvss_vector::{CvssError, CvssSeverity, CvssVector, CvssVersion};
+pub use dedup::{DUPLICATE_WINDOW, dedup_keys, normalise_title};
+pub use ids::{CaseId, EventId, InvalidId, InvalidIdReason, MessageId, ReportId};
+pub use report::{
+    Channel, MessageDirection, Report, ReportCommand, ReportDetails, ReportError, ReportEvent, ReportStatus,
+    Reporter, ReporterMessage, SubmitReport, SuspectedDuplicate,
+};
+pub use validation::{FieldViolation, check_email, validate_submission};

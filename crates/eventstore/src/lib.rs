@@ -1,0 +1,464 @@
+//! The event store: one JetStream stream, one subject per aggregate instance.
+//!
+//! Appends carry the envelope in headers (`Nats-Msg-Id` = event id for
+//! JetStream's deduplication, the event type and schema version, trace
+//! context, causation and correlation ids, actor) and an optimistic
+//! concurrency expectation on the aggregate's subject
+//! (`Nats-Expected-Last-Subject-Sequence`). Loads read one subject back in
+//! stream order.
+
+mod settings;
+mod trace;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishErrorKind, stream::DirectGetErrorKind};
+use bytes::Bytes;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use settings::{StorageKind, StreamSettings};
+pub use trace::{extract_trace_context, inject_trace_context};
+
+/// Header names of the event envelope. Stable: changing one is a breaking change.
+pub mod headers {
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    pub const EVENT_TYPE: &str = "Psirt-Event-Type";
+    pub const SCHEMA_VERSION: &str = "Psirt-Schema-Version";
+    pub const CAUSATION_ID: &str = "Psirt-Causation-Id";
+    pub const CORRELATION_ID: &str = "Psirt-Correlation-Id";
+    pub const ACTOR: &str = "Psirt-Actor";
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// The prefix of every event subject: `psirt.evt.<aggregate>.<id>`.
+pub const SUBJECT_PREFIX: &str = "psirt.evt";
+
+/// The subject of one aggregate instance.
+pub fn subject(aggregate: &str, id: impl std::fmt::Display) -> String {
+    format!("{SUBJECT_PREFIX}.{aggregate}.{id}")
+}
+
+/// What the writer believes about the aggregate's last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No expectation: append whatever the aggregate holds.
+    Any,
+    /// The aggregate has no event yet.
+    NoStream,
+    /// The aggregate's last event has this stream sequence.
+    Exactly(u64),
+}
+
+impl ExpectedVersion {
+    fn header_value(self) -> Option<u64> {
+        match self {
+            Self::Any => None,
+            Self::NoStream => Some(0),
+            Self::Exactly(seq) => Some(seq),
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exactly(seq) => write!(f, "{seq}"),
+        }
+    }
+}
+
+/// Who and what caused an event; carried in headers, not in the payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The event or request that caused this event.
+    pub causation_id: Option<String>,
+    /// The id shared by every event of one flow (the first request's id).
+    pub correlation_id: Option<String>,
+    /// The authenticated principal or the service that acted.
+    pub actor: Option<String>,
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event id: becomes `Nats-Msg-Id`, so a retry with the same id is
+    /// stored once.
+    pub id: Uuid,
+    /// The aggregate's subject, from [`subject`].
+    pub subject: String,
+    /// The fully-qualified protobuf message name of the payload.
+    pub event_type: String,
+    /// The schema version of the payload for this type.
+    pub schema_version: u32,
+    /// The encoded protobuf message.
+    pub payload: Bytes,
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// Builds an event from a protobuf message that knows its own name.
+    pub fn from_message<M: prost::Message + prost::Name>(
+        id: Uuid,
+        subject: String,
+        message: &M,
+        metadata: Metadata,
+    ) -> Self {
+        Self {
+            id,
+            subject,
+            event_type: M::full_name(),
+            schema_version: 1,
+            payload: Bytes::from(message.encode_to_vec()),
+            metadata,
+        }
+    }
+}
+
+/// An event read back from the stream.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// The stream sequence: the global order every projection sees.
+    pub sequence: u64,
+    pub subject: String,
+    /// The event id (`Nats-Msg-Id`); `None` only for foreign messages.
+    pub id: Option<Uuid>,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Bytes,
+    pub metadata: Metadata,
+    /// The raw headers, for trace context extraction.
+    pub headers: HeaderMap,
+    /// When JetStream stored the event.
+    pub stored_at: OffsetDateTime,
+}
+
+impl RecordedEvent {
+    /// Builds the envelope from a stream message's parts.
+    pub fn from_parts(
+        sequence: u64,
+        subject: String,
+        headers: HeaderMap,
+        payload: Bytes,
+        stored_at: OffsetDateTime,
+    ) -> Self {
+        let text = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+        Self {
+            sequence,
+            subject,
+            id: text(headers::MSG_ID).and_then(|v| v.parse().ok()),
+            event_type: text(headers::EVENT_TYPE).unwrap_or_default(),
+            schema_version: text(headers::SCHEMA_VERSION).and_then(|v| v.parse().ok()).unwrap_or(1),
+            payload,
+            metadata: Metadata {
+                causation_id: text(headers::CAUSATION_ID),
+                correlation_id: text(headers::CORRELATION_ID),
+                actor: text(headers::ACTOR),
+            },
+            headers,
+            stored_at,
+        }
+    }
+
+    /// Decodes the payload as `M`, checking the type header first.
+    pub fn decode<M: prost::Message + prost::Name + Default>(&self) -> Result<M, DecodeError> {
+        let expected = M::full_name();
+        if self.event_type != expected {
+            return Err(DecodeError::WrongType { expected, actual: self.event_type.clone() });
+        }
+        M::decode(self.payload.as_ref()).map_err(|e| DecodeError::Payload {
+            event_type: self.event_type.clone(),
+            sequence: self.sequence,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A payload that cannot be turned into the event it claims to be.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event type {actual} is not {expected}")]
+    WrongType { expected: String, actual: String },
+    #[error("event {event_type} at sequence {sequence} does not decode: {message}")]
+    Payload { event_type: String, sequence: u64, message: String },
+    #[error("unknown event type {event_type:?} at sequence {sequence}")]
+    UnknownType { event_type: String, sequence: u64 },
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream sequence of the event: the aggregate's new version.
+    pub sequence: u64,
+    /// True when JetStream had already stored an event with this id inside
+    /// its duplicate window; nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Errors of the event store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The aggregate's last event is not the one the writer expected.
+    #[error("concurrency conflict on {subject}: expected {expected}, actual {actual:?}")]
+    Conflict { subject: String, expected: ExpectedVersion, actual: Option<u64> },
+    /// The event is larger than the server accepts.
+    #[error("event too large: {0}")]
+    TooLarge(String),
+    /// NATS or the stream cannot be reached right now; the caller may retry.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// The stream settings cannot be applied (e.g. a storage change).
+    #[error("stream configuration rejected: {0}")]
+    Config(String),
+    #[error("event store error: {0}")]
+    Other(String),
+}
+
+/// The JetStream-backed event store.
+#[derive(Clone)]
+pub struct EventStore {
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    stream_name: String,
+}
+
+impl EventStore {
+    /// Makes sure the stream exists with `settings` (created or updated,
+    /// idempotently) and returns a store on it.
+    pub async fn open(client: async_nats::Client, settings: &StreamSettings) -> Result<Self, StoreError> {
+        let js = jetstream::ContextBuilder::new().timeout(settings.request_timeout).build(client);
+        ensure_stream(&js, settings).await?;
+        let stream = js
+            .get_stream(&settings.name)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("failed to get stream {}: {e}", settings.name)))?;
+        Ok(Self { js, stream, stream_name: settings.name.clone() })
+    }
+
+    /// The JetStream context, for consumers.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream_name
+    }
+
+    /// Appends one event and waits for JetStream's acknowledgement.
+    pub async fn append(&self, event: NewEvent, expected: ExpectedVersion) -> Result<Appended, StoreError> {
+        let pending = self.start_append(event, expected).await?;
+        pending.wait().await
+    }
+
+    /// Sends one event and returns a handle that waits for the
+    /// acknowledgement: many appends can be in flight on one connection.
+    pub async fn start_append(
+        &self,
+        event: NewEvent,
+        expected: ExpectedVersion,
+    ) -> Result<PendingAppend, StoreError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::EVENT_TYPE, event.event_type.as_str());
+        headers.insert(headers::SCHEMA_VERSION, event.schema_version.to_string().as_str());
+        if let Some(v) = &event.metadata.causation_id {
+            headers.insert(headers::CAUSATION_ID, v.as_str());
+        }
+        if let Some(v) = &event.metadata.correlation_id {
+            headers.insert(headers::CORRELATION_ID, v.as_str());
+        }
+        if let Some(v) = &event.metadata.actor {
+            headers.insert(headers::ACTOR, v.as_str());
+        }
+        inject_trace_context(&mut headers);
+        let mut publish = jetstream::message::PublishMessage::build()
+            .payload(event.payload)
+            .headers(headers)
+            .message_id(event.id.to_string());
+        if let Some(seq) = expected.header_value() {
+            publish = publish.expected_last_subject_sequence(seq);
+        }
+        let subject = event.subject;
+        let event_id = event.id;
+        let ack = self
+            .js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| publish_error(e.kind(), &e.to_string()))?;
+        Ok(PendingAppend {
+            ack,
+            subject,
+            expected,
+            event_type: event.event_type,
+            event_id,
+            store: self.clone(),
+        })
+    }
+
+    /// Loads every event of one aggregate, in stream order.
+    pub async fn load(&self, subject: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut next = 1u64;
+        loop {
+            match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
+                Ok(msg) => {
+                    next = msg.sequence + 1;
+                    events.push(RecordedEvent::from_parts(
+                        msg.sequence,
+                        msg.subject.to_string(),
+                        msg.headers,
+                        msg.payload,
+                        msg.time,
+                    ));
+                }
+                Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(events),
+                Err(e) => return Err(StoreError::Unavailable(format!("failed to load {subject}: {e}"))),
+            }
+        }
+    }
+
+    /// The stream sequence of the aggregate's last event, if any.
+    pub async fn last_sequence(&self, subject: &str) -> Result<Option<u64>, StoreError> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(msg) => Ok(Some(msg.sequence)),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(format!("failed to read {subject}: {e}"))),
+        }
+    }
+
+    /// The aggregate's last event, if any.
+    pub async fn last_event(&self, subject: &str) -> Result<Option<RecordedEvent>, StoreError> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(msg) => Ok(Some(RecordedEvent::from_parts(
+                msg.sequence,
+                msg.subject.to_string(),
+                msg.headers,
+                msg.payload,
+                msg.time,
+            ))),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(format!("failed to read {subject}: {e}"))),
+        }
+    }
+
+    /// The last sequence of the whole stream (for lag and rebuild progress).
+    pub async fn stream_last_sequence(&self) -> Result<u64, StoreError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("failed to read stream info: {e}")))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Reads one event by stream sequence.
+    pub async fn get(&self, sequence: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        match self.stream.direct_get(sequence).await {
+            Ok(msg) => Ok(Some(RecordedEvent::from_parts(
+                msg.sequence,
+                msg.subject.to_string(),
+                msg.headers,
+                msg.payload,
+                msg.time,
+            ))),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(format!("failed to read sequence {sequence}: {e}"))),
+        }
+    }
+}
+
+/// An append in flight.
+pub struct PendingAppend {
+    ack: jetstream::context::PublishAckFuture,
+    subject: String,
+    expected: ExpectedVersion,
+    event_type: String,
+    event_id: Uuid,
+    store: EventStore,
+}
+
+impl PendingAppend {
+    /// Waits for JetStream to store the event (or report it a duplicate).
+    pub async fn wait(self) -> Result<Appended, StoreError> {
+        match self.ack.await {
+            Ok(ack) => {
+                if !ack.duplicate {
+                    metrics::appended(&self.event_type);
+                }
+                Ok(Appended { sequence: ack.sequence, duplicate: ack.duplicate })
+            }
+            Err(e) if matches!(e.kind(), PublishErrorKind::WrongLastSequence) => {
+                // JetStream checks the expectation before its duplicate
+                // window, so a retry of an event that was stored (its ack
+                // lost) comes back as a conflict: if the aggregate's last
+                // event is this very event, it is a duplicate.
+                let last = self.store.last_event(&self.subject).await.ok().flatten();
+                if let Some(last) = &last
+                    && last.id == Some(self.event_id)
+                {
+                    return Ok(Appended { sequence: last.sequence, duplicate: true });
+                }
+                let actual = last.map(|e| e.sequence);
+                Err(StoreError::Conflict { subject: self.subject, expected: self.expected, actual })
+            }
+            Err(e) => Err(publish_error(e.kind(), &e.to_string())),
+        }
+    }
+}
+
+fn publish_error(kind: PublishErrorKind, message: &str) -> StoreError {
+    match kind {
+        PublishErrorKind::MaxPayloadExceeded => StoreError::TooLarge(message.to_owned()),
+        PublishErrorKind::StreamNotFound
+        | PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => StoreError::Unavailable(message.to_owned()),
+        PublishErrorKind::WrongLastSequence
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::Other => StoreError::Other(message.to_owned()),
+    }
+}
+
+/// Creates the stream or updates it to `settings`; running it twice changes
+/// nothing.
+pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> Result<(), StoreError> {
+    let config = settings.to_stream_config();
+    match js.create_or_update_stream(config).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let message = e.to_string();
+            if message.contains("timed out") || message.contains("no responders") {
+                Err(StoreError::Unavailable(format!("failed to create stream {}: {message}", settings.name)))
+            } else {
+                Err(StoreError::Config(format!("failed to create stream {}: {message}", settings.name)))
+            }
+        }
+    }
+}
+
+/// How long a caller should wait between checks when the store is down.
+pub const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+mod metrics {
+    use std::sync::OnceLock;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::Counter;
+
+    fn counter() -> &'static Counter<u64> {
+        static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
+        COUNTER.get_or_init(|| {
+            opentelemetry::global::meter("psirt")
+                .u64_counter("psirt.events.appended")
+                .with_description("events appended to the event stream, by type")
+                .build()
+        })
+    }
+
+    pub(crate) fn appended(event_type: &str) {
+        counter().add(1, &[KeyValue::new("event_type", event_type.to_owned())]);
+    }
+}

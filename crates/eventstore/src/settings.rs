@@ -1,0 +1,120 @@
+//! Stream settings, as they appear in every service's `[nats.stream]` config.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+use serde::{Deserialize, Serialize};
+
+/// Where JetStream keeps the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// On disk: survives a server restart. The only sane choice in production.
+    #[default]
+    File,
+    /// In memory: lost when the server stops. For throwaway setups.
+    Memory,
+}
+
+/// The event stream's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Stream name.
+    pub name: String,
+    /// Replicas (1 on a laptop, 3 in a cluster so an acknowledged event
+    /// survives the loss of a server).
+    pub replicas: usize,
+    pub storage: StorageKind,
+    /// How long events are kept, in seconds; 0 keeps them forever. Events are
+    /// the source of truth: keep them forever unless an archive exists.
+    pub max_age_secs: u64,
+    /// JetStream's deduplication window for `Nats-Msg-Id`, in seconds.
+    /// Beyond it, deterministic subjects and expectations keep appends
+    /// idempotent.
+    pub duplicate_window_secs: u64,
+    /// Largest event accepted, in bytes.
+    pub max_msg_size: i32,
+    /// Timeout of JetStream API requests and publish acknowledgements, in
+    /// milliseconds.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            name: "PSIRT_EVENTS".to_owned(),
+            replicas: 1,
+            storage: StorageKind::File,
+            max_age_secs: 0,
+            duplicate_window_secs: 120,
+            max_msg_size: 1024 * 1024,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The JetStream configuration these settings describe.
+    pub fn to_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.clone(),
+            description: Some("PSIRT platform events".to_owned()),
+            subjects: vec![format!("{}.>", crate::SUBJECT_PREFIX)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: match self.storage {
+                StorageKind::File => stream::StorageType::File,
+                StorageKind::Memory => stream::StorageType::Memory,
+            },
+            num_replicas: self.replicas,
+            max_age: Duration::from_secs(self.max_age_secs),
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            max_message_size: self.max_msg_size,
+            discard: stream::DiscardPolicy::New,
+            // Events are facts: nobody deletes or purges them through the API.
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
+    /// Every problem with the settings.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.name.is_empty() || self.name.contains(['.', ' ', '*', '>']) {
+            out.push(format!(
+                "nats.stream.name {:?} must be non-empty without '.', ' ', '*', '>'",
+                self.name
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            out.push(format!("nats.stream.replicas must be 1..=5, got {}", self.replicas));
+        }
+        if self.duplicate_window_secs == 0 {
+            out.push("nats.stream.duplicate_window_secs must be at least 1".to_owned());
+        }
+        if self.max_age_secs != 0 && self.max_age_secs < self.duplicate_window_secs {
+            out.push("nats.stream.max_age_secs must be 0 or at least the duplicate window".to_owned());
+        }
+        if self.max_msg_size < 1024 {
+            out.push("nats.stream.max_msg_size must be at least 1024".to_owned());
+        }
+        out
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,275 @@
+//! Who may call which gRPC method: bearer-JWT authentication ([`Authenticator`]), the
+//! roles a caller holds ([`Principal`]), the per-method rules ([`AuthPolicy`], deny by
+//! default) and the tower layer that enforces them on the server ([`AuthLayer`]).
+//!
+//! Handlers read the caller with `request.extensions().get::<Principal>()`.
+
+mod jwt;
+mod layer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+pub use jwt::{AuthSetupError, Authenticator, TokenRejected};
+pub use layer::{AuthLayer, AuthService};
+
+/// A role granted by the identity provider. `Admin` satisfies every requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Submits vulnerability reports and follows their status.
+    Reporter,
+    /// Triages cases: severity, acceptance, embargo, CVE.
+    Analyst,
+    /// Plans and ships remediations for affected products.
+    Engineer,
+    /// Everything, including administration.
+    Admin,
+}
+
+impl Role {
+    /// Every role, in increasing privilege.
+    pub const ALL: [Role; 4] = [Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin];
+
+    /// The claim value naming this role (`"reporter"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reporter => "reporter",
+            Role::Analyst => "analyst",
+            Role::Engineer => "engineer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A claim value that names no known role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    /// Case-insensitive.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// The token's `sub` claim, or `"anonymous"`.
+    pub subject: String,
+    /// Known roles found in the roles claim (unknown values are dropped).
+    pub roles: Vec<Role>,
+    /// The token's `iss` claim.
+    pub issuer: Option<String>,
+    /// All claims of the token, for service-specific ones (e.g. product scopes).
+    pub claims: Map<String, Value>,
+}
+
+/// Subject of the principal used when authentication is disabled or the method is public.
+pub const ANONYMOUS: &str = "anonymous";
+
+impl Principal {
+    /// The caller of a public method when no token is checked: no roles.
+    pub fn anonymous() -> Self {
+        Self {
+            subject: ANONYMOUS.to_owned(),
+            roles: Vec::new(),
+            issuer: None,
+            claims: Map::new(),
+        }
+    }
+
+    /// The caller when authentication is disabled (`auth.mode = "none"`): every role.
+    pub fn anonymous_with_all_roles() -> Self {
+        Self {
+            roles: Role::ALL.to_vec(),
+            ..Self::anonymous()
+        }
+    }
+
+    /// True when authentication did not identify the caller.
+    pub fn is_anonymous(&self) -> bool {
+        self.subject == ANONYMOUS && self.issuer.is_none()
+    }
+
+    /// True when the caller holds `role` or `admin`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| *r == role || *r == Role::Admin)
+    }
+
+    /// True when the caller holds any of `roles`, or `admin`.
+    pub fn has_any_role(&self, roles: &[Role]) -> bool {
+        self.roles.contains(&Role::Admin) || roles.iter().any(|r| self.roles.contains(r))
+    }
+}
+
+/// What a gRPC method requires of its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed; the handler sees [`Principal::anonymous`].
+    Public,
+    /// Any valid token, whatever its roles.
+    Authenticated,
+    /// A valid token with one of these roles (or `admin`).
+    AnyOf(Vec<Role>),
+}
+
+/// Maps full gRPC method paths (`/psirt.intake.v1.IntakeService/SubmitReport`) to the
+/// access they require. Lookup order: the exact method, then its service, then the built-in
+/// public methods (`grpc.health.v1.Health/*`, `grpc.reflection.*`); anything else is denied
+/// with `PERMISSION_DENIED` (fail closed).
+#[derive(Debug, Clone, Default)]
+pub struct AuthPolicy {
+    methods: HashMap<String, Access>,
+    services: HashMap<String, Access>,
+}
+
+impl AuthPolicy {
+    /// A policy that denies every non-built-in method.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the access of one method, given as `/package.Service/Method` (the leading slash
+    /// may be omitted).
+    pub fn method(mut self, path: &str, access: Access) -> Self {
+        self.methods.insert(normalize_path(path), access);
+        self
+    }
+
+    /// The method requires one of `roles` (or `admin`).
+    pub fn allow(self, path: &str, roles: &[Role]) -> Self {
+        self.method(path, Access::AnyOf(roles.to_vec()))
+    }
+
+    /// Sets the access of every method of a service, given as `package.Service`, unless a
+    /// method has its own entry.
+    pub fn service(mut self, service: &str, access: Access) -> Self {
+        self.services
+            .insert(service.trim_matches('/').to_owned(), access);
+        self
+    }
+
+    /// The access required by `path`, or `None` when the policy does not know the method
+    /// (it is then denied).
+    pub fn access_for(&self, path: &str) -> Option<&Access> {
+        if let Some(access) = self.methods.get(path) {
+            return Some(access);
+        }
+        let (service, _) = split_method_path(path)?;
+        if let Some(access) = self.services.get(service) {
+            return Some(access);
+        }
+        if is_builtin_public(service) {
+            return Some(&Access::Public);
+        }
+        None
+    }
+
+    /// Method paths with an explicit entry.
+    pub fn methods(&self) -> impl Iterator<Item = (&str, &Access)> {
+        self.methods.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Services with an entry covering all their methods.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &Access)> {
+        self.services.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+fn normalize_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// Health checks and reflection are public so probes and `grpcurl` work without a token.
+fn is_builtin_public(service: &str) -> bool {
+    service == "grpc.health.v1.Health" || service.starts_with("grpc.reflection.")
+}
+
+/// Splits `/package.Service/Method` into (`package.Service`, `Method`).
+pub fn split_method_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (service, method) = rest.split_once('/')?;
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    Some((service, method))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_lookup_order_and_fail_closed() {
+        let policy = AuthPolicy::new()
+            .allow("/psirt.a.v1.A/Submit", &[Role::Reporter])
+            .service("psirt.a.v1.A", Access::AnyOf(vec![Role::Analyst]))
+            .method("psirt.b.v1.B/Ping", Access::Authenticated);
+        assert_eq!(
+            policy.access_for("/psirt.a.v1.A/Submit"),
+            Some(&Access::AnyOf(vec![Role::Reporter]))
+        );
+        assert_eq!(
+            policy.access_for("/psirt.a.v1.A/Other"),
+            Some(&Access::AnyOf(vec![Role::Analyst]))
+        );
+        assert_eq!(
+            policy.access_for("/psirt.b.v1.B/Ping"),
+            Some(&Access::Authenticated)
+        );
+        assert_eq!(policy.access_for("/psirt.b.v1.B/Other"), None);
+        assert_eq!(policy.access_for("/nope"), None);
+        assert_eq!(
+            policy.access_for("/grpc.health.v1.Health/Check"),
+            Some(&Access::Public)
+        );
+        assert_eq!(
+            policy.access_for("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            Some(&Access::Public)
+        );
+        // An explicit entry overrides a built-in public method.
+        let strict = AuthPolicy::new().allow("/grpc.health.v1.Health/Check", &[Role::Admin]);
+        assert_eq!(
+            strict.access_for("/grpc.health.v1.Health/Check"),
+            Some(&Access::AnyOf(vec![Role::Admin]))
+        );
+    }
+
+    #[test]
+    fn admin_satisfies_everything() {
+        let admin = Principal {
+            roles: vec![Role::Admin],
+            ..Principal::anonymous()
+        };
+        assert!(admin.has_role(Role::Reporter));
+        assert!(admin.has_any_role(&[Role::Engineer]));
+        let analyst = Principal {
+            roles: vec![Role::Analyst],
+            ..Principal::anonymous()
+        };
+        assert!(analyst.has_any_role(&[Role::Reporter, Role::Analyst]));
+        assert!(!analyst.has_role(Role::Engineer));
+        assert_eq!("ADMIN".parse::<Role>(), Ok(Role::Admin));
+        assert!("root".parse::<Role>().is_err());
+    }
+}

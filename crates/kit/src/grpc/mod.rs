@@ -1,0 +1,252 @@
+//! Serving a service's tonic routes the same way everywhere: bound listener first (port 0
+//! allowed, address exposed), then `grpc.health.v1`, reflection v1 and v1alpha, the
+//! telemetry and auth layers, config limits, and a graceful shutdown that flips health to
+//! `NOT_SERVING` before draining.
+//!
+//! ```no_run
+//! # async fn run(cfg: psirt_kit::config::GrpcConfig, auth_cfg: psirt_kit::config::AuthConfig,
+//! #              routes: tonic::service::Routes, descriptor: &'static [u8]) -> anyhow::Result<()> {
+//! use psirt_kit::auth::{AuthLayer, AuthPolicy, Role};
+//! use psirt_kit::grpc::GrpcServer;
+//! use psirt_kit::Shutdown;
+//!
+//! let shutdown = Shutdown::on_signals();
+//! let policy = AuthPolicy::new()
+//!     .allow("/psirt.intake.v1.IntakeService/SubmitReport", &[Role::Reporter, Role::Analyst]);
+//! let auth = AuthLayer::from_config(&auth_cfg, policy).await?;
+//! let server = GrpcServer::bind(&cfg).await?;
+//! let addr = server.local_addr();
+//! server
+//!     .serve(routes, auth, &[descriptor], &["psirt.intake.v1.IntakeService"], shutdown)
+//!     .await
+//! # }
+//! ```
+
+mod telemetry;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+
+pub use self::telemetry::{OTHER, RPC_DURATION_METRIC, RpcTelemetry, RpcTelemetryLayer};
+use crate::auth::{Access, AuthLayer};
+use crate::config::GrpcConfig;
+pub use crate::shutdown::Shutdown;
+
+/// Applies `grpc.max_message_bytes` to a generated tonic server (tonic sets message limits
+/// per service, so the kit cannot do it for the service's own routes):
+/// `Routes::new(psirt_kit::limit_messages!(IntakeServiceServer::new(api), cfg.grpc))`.
+#[macro_export]
+macro_rules! limit_messages {
+    ($server:expr, $grpc_config:expr) => {
+        $server
+            .max_decoding_message_size($grpc_config.max_message_bytes)
+            .max_encoding_message_size($grpc_config.max_message_bytes)
+    };
+}
+
+/// Full paths of the kit's own methods (health and reflection).
+const BUILTIN_METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// A bound gRPC listener, ready to serve.
+#[derive(Debug)]
+pub struct GrpcServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    config: GrpcConfig,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// Binds `config.listen` (port 0 picks a free port).
+    pub async fn bind(config: &GrpcConfig) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("failed to bind grpc listener on {}", config.listen))?;
+        let local_addr = listener
+            .local_addr()
+            .context("failed to read grpc listener address")?;
+        Ok(Self {
+            listener,
+            local_addr,
+            config: config.clone(),
+            health: HealthReporter::new(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The health reporter behind `grpc.health.v1`, to mark services `NOT_SERVING` while a
+    /// dependency is down. [`GrpcServer::serve`] marks them `SERVING` when it starts.
+    pub fn health_reporter(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Serves `routes` plus health and reflection until `shutdown` fires.
+    ///
+    /// - `file_descriptor_sets`: encoded `FileDescriptorSet`s of the served APIs, for
+    ///   reflection and to name methods in metrics (unknown paths are labelled `_OTHER`).
+    /// - `services`: fully-qualified service names reported `SERVING` (with `""`).
+    ///
+    /// On shutdown every service is set `NOT_SERVING`, new connections are refused and
+    /// in-flight calls get `grpc.shutdown_grace` to finish before connections are closed.
+    pub async fn serve(
+        self,
+        routes: Routes,
+        auth: AuthLayer,
+        file_descriptor_sets: &[&[u8]],
+        services: &[&str],
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            local_addr,
+            config,
+            health,
+        } = self;
+        let limit = config.max_message_bytes;
+
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in file_descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+        }
+        let reflection_v1 = reflection
+            .build_v1()
+            .context("invalid file descriptor set for reflection")?
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in file_descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+        }
+        let reflection_v1alpha = reflection
+            .build_v1alpha()
+            .context("invalid file descriptor set for reflection")?
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let health_server = HealthServer::new(HealthService::from_health_reporter(health.clone()))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+
+        let known_methods = known_methods(file_descriptor_sets)?;
+        check_policy(&auth, &known_methods, services);
+
+        for name in services.iter().copied().chain([""]) {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+
+        let routes = routes
+            .add_service(health_server)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        let mut builder = Server::builder().timeout(config.request_timeout);
+        if let Some(limit) = config.concurrency_limit_per_connection {
+            builder = builder.concurrency_limit_per_connection(limit);
+        }
+        let router = builder
+            .layer(RpcTelemetryLayer::new(known_methods))
+            .layer(auth)
+            .add_routes(routes);
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
+        let signal = {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            async move {
+                shutdown.wait().await;
+                tracing::info!("grpc server draining");
+                for name in names.iter().map(String::as_str).chain([""]) {
+                    health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
+                }
+            }
+        };
+        tracing::info!(addr = %local_addr, "grpc server listening");
+        let serving = router.serve_with_incoming_shutdown(incoming, signal);
+        let grace = config.shutdown_grace;
+        tokio::select! {
+            result = serving => result.context("grpc server failed")?,
+            () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_s = grace.as_secs_f64(), "grpc calls still running after the shutdown grace period, closing connections");
+            }
+        }
+        tracing::info!("grpc server stopped");
+        Ok(())
+    }
+}
+
+/// Every method path in `file_descriptor_sets` plus the kit's built-in ones.
+fn known_methods(file_descriptor_sets: &[&[u8]]) -> anyhow::Result<HashSet<String>> {
+    let mut methods: HashSet<String> = BUILTIN_METHODS.iter().map(|m| (*m).to_owned()).collect();
+    for bytes in file_descriptor_sets {
+        let set = prost_types::FileDescriptorSet::decode(*bytes)
+            .context("failed to decode file descriptor set")?;
+        for file in &set.file {
+            let package = file.package();
+            for service in &file.service {
+                let service_name = if package.is_empty() {
+                    service.name().to_owned()
+                } else {
+                    format!("{package}.{}", service.name())
+                };
+                for method in &service.method {
+                    methods.insert(format!("/{service_name}/{}", method.name()));
+                }
+            }
+        }
+    }
+    Ok(methods)
+}
+
+/// Startup warnings for policy mistakes: served methods without a rule (they will be denied)
+/// and rules naming methods that do not exist (typos).
+fn check_policy(auth: &AuthLayer, known_methods: &HashSet<String>, services: &[&str]) {
+    let policy = auth.policy();
+    for method in known_methods {
+        let Some((service, _)) = crate::auth::split_method_path(method) else {
+            continue;
+        };
+        if services.contains(&service) && policy.access_for(method).is_none() {
+            tracing::warn!(method = %method, "method has no auth policy entry and will be denied");
+        }
+    }
+    for (method, access) in policy.methods() {
+        if !known_methods.contains(method) {
+            tracing::warn!(method, access = ?access, "auth policy names a method the server does not serve");
+        }
+    }
+    if auth.authenticator().is_disabled() {
+        return;
+    }
+    let public: Vec<&str> = policy
+        .methods()
+        .filter(|(_, a)| **a == Access::Public)
+        .map(|(m, _)| m)
+        .collect();
+    if !public.is_empty() {
+        tracing::info!(methods = ?public, "methods callable without a token");
+    }
+}

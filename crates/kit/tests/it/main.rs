@@ -1,0 +1,7 @@
+//! Integration tests of the service runtime, in one binary to keep link time down.
+
+mod admin;
+mod auth;
+mod config;
+mod error;
+mod support;

@@ -1,0 +1,565 @@
+//! Projections: events from the stream folded into SQL read models, exactly once.
+//!
+//! Each projection has a durable pull consumer. A batch of events is applied
+//! in one SQL transaction together with the projection's checkpoint (the last
+//! stream sequence applied); events at or below the checkpoint are skipped;
+//! the batch is acknowledged only after the commit. A crash anywhere leaves
+//! either the whole batch and its checkpoint or neither, so replaying
+//! converges on the same state as a full rebuild.
+//!
+//! One runner per projection is active at a time: a lease in the checkpoint
+//! row keeps a second replica of the service on standby.
+
+mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, pull};
+use futures::{FutureExt, StreamExt};
+use psirt_eventstore::{DecodeError, EventStore, RecordedEvent};
+use sqlx::{AnyConnection, AnyPool};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+pub use settings::{ProjectionSettings, UndecodablePolicy};
+
+/// A read model fed by events.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the durable consumer and the checkpoint row are keyed by it.
+    fn name(&self) -> &str;
+
+    /// Applies one event inside the batch's transaction. Events this read
+    /// model does not care about return `Ok(())`.
+    fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// Empties the read model's tables, for a rebuild.
+    fn reset(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event is not what it claims to be: skipped or parked by policy.
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
+    /// The database failed: the batch is rolled back and retried.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Errors of the runner.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event stream error: {0}")]
+    Stream(String),
+    #[error("the lease of projection {0} is held by another runner")]
+    LeaseLost(String),
+    #[error("stopped after commit by a test hook")]
+    StoppedByHook,
+}
+
+/// What a batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied to the read model.
+    pub applied: u64,
+    /// Events at or below the checkpoint, already applied before.
+    pub skipped_seen: u64,
+    /// Undecodable events skipped or parked.
+    pub undecodable: u64,
+    /// The checkpoint after the batch.
+    pub checkpoint: u64,
+}
+
+/// Creates the checkpoint and parking tables if they do not exist. Portable
+/// SQL for PostgreSQL and SQLite.
+pub async fn ensure_schema(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS projection_checkpoints (
+            name TEXT PRIMARY KEY,
+            last_sequence BIGINT NOT NULL,
+            lease_owner TEXT,
+            lease_until_ms BIGINT NOT NULL DEFAULT 0,
+            updated_at_ms BIGINT NOT NULL
+        )",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS projection_parked (
+            projection TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            subject TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            error TEXT NOT NULL,
+            payload BYTEA NOT NULL,
+            parked_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (projection, sequence)
+        )",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn to_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// The checkpoint of a projection (0 when it never ran).
+pub async fn checkpoint(pool: &AnyPool, name: &str) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_sequence FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(s,)| u64::try_from(s).unwrap_or(0)).unwrap_or(0))
+}
+
+/// Parked events of a projection: (sequence, event type, error).
+pub async fn parked(pool: &AnyPool, name: &str) -> Result<Vec<(u64, String, String)>, sqlx::Error> {
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT sequence, event_type, error FROM projection_parked WHERE projection = $1 ORDER BY sequence",
+    )
+    .bind(name)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(s, t, e)| (u64::try_from(s).unwrap_or(0), t, e)).collect())
+}
+
+/// Observable progress of a runner.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub checkpoint: AtomicU64,
+    pub applied: AtomicU64,
+    pub undecodable: AtomicU64,
+}
+
+type AfterCommitHook = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// Runs one projection against the event stream.
+pub struct ProjectionRunner<P> {
+    projection: Arc<P>,
+    pool: AnyPool,
+    store: EventStore,
+    settings: ProjectionSettings,
+    owner: String,
+    progress: Arc<Progress>,
+    after_commit: Option<AfterCommitHook>,
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    pub fn new(projection: P, pool: AnyPool, store: EventStore, settings: ProjectionSettings) -> Self {
+        Self {
+            projection: Arc::new(projection),
+            pool,
+            store,
+            settings,
+            owner: uuid_like_owner(),
+            progress: Arc::new(Progress::default()),
+            after_commit: None,
+        }
+    }
+
+    /// Test hook: called with the new checkpoint after each commit and
+    /// before the acknowledgement; returning `true` stops the runner there,
+    /// as a crash between commit and ack would.
+    #[doc(hidden)]
+    pub fn with_after_commit_hook(mut self, hook: impl Fn(u64) -> bool + Send + Sync + 'static) -> Self {
+        self.after_commit = Some(Arc::new(hook));
+        self
+    }
+
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    fn consumer_name(&self) -> String {
+        format!("proj-{}", self.projection.name())
+    }
+
+    /// Applies a batch of events in one transaction with the checkpoint.
+    /// Events at or below the checkpoint are skipped.
+    pub async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<BatchOutcome, ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let row: Option<(i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT last_sequence, lease_owner, lease_until_ms FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (mut checkpoint, lease_ok) = match &row {
+            None => (0u64, true),
+            Some((seq, owner, until)) => (
+                u64::try_from(*seq).unwrap_or(0),
+                owner.as_deref().is_none_or(|o| o == self.owner) || *until < now,
+            ),
+        };
+        if !lease_ok {
+            return Err(ProjectionError::LeaseLost(name.to_owned()));
+        }
+        let mut outcome = BatchOutcome::default();
+        for event in events {
+            if event.sequence <= checkpoint {
+                outcome.skipped_seen += 1;
+                continue;
+            }
+            match self.projection.apply(&mut tx, event).await {
+                Ok(()) => outcome.applied += 1,
+                Err(ApplyError::Database(e)) => return Err(e.into()),
+                Err(ApplyError::Undecodable(err)) => {
+                    outcome.undecodable += 1;
+                    metrics::undecodable(name);
+                    match self.settings.on_undecodable {
+                        UndecodablePolicy::Skip => {
+                            warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection skipped undecodable event");
+                        }
+                        UndecodablePolicy::Park => {
+                            warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection parked undecodable event");
+                            sqlx::query(
+                                "INSERT INTO projection_parked (projection, sequence, subject, event_type, error, payload, parked_at_ms)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                 ON CONFLICT (projection, sequence) DO NOTHING",
+                            )
+                            .bind(name)
+                            .bind(to_i64(event.sequence))
+                            .bind(&event.subject)
+                            .bind(&event.event_type)
+                            .bind(err.to_string())
+                            .bind(event.payload.to_vec())
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+            }
+            checkpoint = event.sequence;
+        }
+        let lease_until = now + i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
+        let updated = sqlx::query(
+            "INSERT INTO projection_checkpoints (name, last_sequence, lease_owner, lease_until_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET last_sequence = excluded.last_sequence,
+                 lease_owner = excluded.lease_owner, lease_until_ms = excluded.lease_until_ms,
+                 updated_at_ms = excluded.updated_at_ms
+             WHERE projection_checkpoints.lease_owner IS NULL
+                OR projection_checkpoints.lease_owner = excluded.lease_owner
+                OR projection_checkpoints.lease_until_ms < $5",
+        )
+        .bind(name)
+        .bind(to_i64(checkpoint))
+        .bind(&self.owner)
+        .bind(lease_until)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(ProjectionError::LeaseLost(name.to_owned()));
+        }
+        tx.commit().await?;
+        outcome.checkpoint = checkpoint;
+        self.progress.checkpoint.store(checkpoint, Ordering::Relaxed);
+        self.progress.applied.fetch_add(outcome.applied, Ordering::Relaxed);
+        self.progress.undecodable.fetch_add(outcome.undecodable, Ordering::Relaxed);
+        metrics::applied(name, outcome.applied);
+        Ok(outcome)
+    }
+
+    /// Takes (or renews) the lease without applying anything; `false` while
+    /// another runner holds it.
+    async fn acquire_lease(&self) -> Result<bool, ProjectionError> {
+        match self.apply_batch(&[]).await {
+            Ok(_) => Ok(true),
+            Err(ProjectionError::LeaseLost(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the lease up so a standby runner takes over at once.
+    async fn release_lease(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE projection_checkpoints SET lease_owner = NULL, lease_until_ms = 0 WHERE name = $1 AND lease_owner = $2",
+        )
+        .bind(self.projection.name())
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// (Re)creates the durable consumer so it delivers from checkpoint + 1.
+    async fn consumer(&self, checkpoint: u64) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
+        let js = self.store.jetstream();
+        let stream = js
+            .get_stream(self.store.stream_name())
+            .await
+            .map_err(|e| ProjectionError::Stream(format!("failed to get stream: {e}")))?;
+        let name = self.consumer_name();
+        // The consumer's own position may be ahead of the read model (a
+        // rebuild, a restored database) or behind it; the checkpoint is the
+        // truth, so start the consumer from it every time.
+        match stream.delete_consumer(&name).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("not found") => {}
+            Err(e) => return Err(ProjectionError::Stream(format!("failed to delete consumer {name}: {e}"))),
+        }
+        let deliver_policy = if checkpoint == 0 {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 }
+        };
+        stream
+            .create_consumer(pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("projection {}", self.projection.name())),
+                deliver_policy,
+                ack_policy: consumer::AckPolicy::All,
+                ack_wait: self.settings.ack_wait,
+                max_ack_pending: i64::try_from(self.settings.batch_size * 4).unwrap_or(i64::MAX),
+                filter_subject: format!("{}.>", psirt_eventstore::SUBJECT_PREFIX),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ProjectionError::Stream(format!("failed to create consumer {name}: {e}")))
+    }
+
+    /// Runs until `shutdown` turns true. Transient failures (NATS or the
+    /// database down) are logged and retried; the runner never stalls
+    /// silently.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        ensure_schema(&self.pool).await?;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let result = tokio::select! {
+                r = self.run_once(None) => r,
+                _ = shutdown.changed() => Ok(()),
+            };
+            match result {
+                Ok(()) => {}
+                Err(ProjectionError::StoppedByHook) => return Err(ProjectionError::StoppedByHook),
+                Err(ProjectionError::LeaseLost(name)) => {
+                    debug!(projection = %name, "projection on standby, another runner holds the lease");
+                }
+                Err(e) => {
+                    warn!(projection = self.projection.name(), error = %e, "projection failed, retrying")
+                }
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.retry_pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let _ = self.release_lease().await;
+        Ok(())
+    }
+
+    /// Applies everything up to `target` (e.g. the stream's last sequence at
+    /// the start of a rebuild), then returns.
+    pub async fn catch_up(&self, target: u64) -> Result<(), ProjectionError> {
+        ensure_schema(&self.pool).await?;
+        if checkpoint(&self.pool, self.projection.name()).await? >= target {
+            return Ok(());
+        }
+        self.run_once(Some(target)).await?;
+        Ok(())
+    }
+
+    /// One consumer session: pulls and applies batches until the stream
+    /// errors, or `until` is reached.
+    async fn run_once(&self, until: Option<u64>) -> Result<(), ProjectionError> {
+        if !self.acquire_lease().await? {
+            return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
+        }
+        let start = checkpoint(&self.pool, self.projection.name()).await?;
+        self.progress.checkpoint.store(start, Ordering::Relaxed);
+        let consumer = self.consumer(start).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(self.settings.batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::Stream(format!("failed to pull: {e}")))?;
+        info!(projection = self.projection.name(), checkpoint = start, "projection consuming");
+        let renew_every = self.settings.lease / 3;
+        loop {
+            // Wait for the first event of a batch, renewing the lease while idle.
+            let first = match tokio::time::timeout(renew_every, messages.next()).await {
+                Err(_) => {
+                    if !self.acquire_lease().await? {
+                        return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
+                    }
+                    continue;
+                }
+                Ok(None) => return Err(ProjectionError::Stream("message stream ended".to_owned())),
+                Ok(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
+                Ok(Some(Ok(msg))) => msg,
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.settings.batch_size {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(msg))) => batch.push(msg),
+                    Some(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
+                    Some(None) | None => break,
+                }
+            }
+            let mut events = Vec::with_capacity(batch.len());
+            for msg in &batch {
+                let info =
+                    msg.info().map_err(|e| ProjectionError::Stream(format!("bad message metadata: {e}")))?;
+                events.push(RecordedEvent::from_parts(
+                    info.stream_sequence,
+                    msg.subject.to_string(),
+                    msg.headers.clone().unwrap_or_default(),
+                    msg.payload.clone(),
+                    info.published,
+                ));
+            }
+            let outcome = self.apply_batch(&events).await?;
+            if let Some(hook) = &self.after_commit
+                && hook(outcome.checkpoint)
+            {
+                return Err(ProjectionError::StoppedByHook);
+            }
+            // AckPolicy::All: acknowledging the last message covers the batch.
+            if let Some(last) = batch.last() {
+                last.ack().await.map_err(|e| ProjectionError::Stream(format!("failed to ack: {e}")))?;
+            }
+            if let Ok(last) = self.store.stream_last_sequence().await {
+                metrics::lag(self.projection.name(), last.saturating_sub(outcome.checkpoint));
+            }
+            if let Some(target) = until
+                && outcome.checkpoint >= target
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Resets the read model and its checkpoint: the next run replays the
+    /// stream from sequence 1.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        ensure_schema(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        self.projection.reset(&mut tx).await?;
+        sqlx::query("DELETE FROM projection_parked WHERE projection = $1")
+            .bind(self.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE projection_checkpoints SET last_sequence = 0 WHERE name = $1")
+            .bind(self.projection.name())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.progress.checkpoint.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reset, then replay up to the stream's current last sequence.
+    /// `on_progress` is called with (checkpoint, target) after each batch.
+    pub async fn rebuild(
+        &self,
+        on_progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<u64, ProjectionError> {
+        self.reset().await?;
+        let target =
+            self.store.stream_last_sequence().await.map_err(|e| ProjectionError::Stream(e.to_string()))?;
+        if target == 0 {
+            on_progress(0, 0);
+            return Ok(0);
+        }
+        let progress = self.progress();
+        let watcher = async {
+            loop {
+                on_progress(progress.checkpoint.load(Ordering::Relaxed), target);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            r = self.catch_up(target) => r?,
+            () = watcher => {}
+        }
+        on_progress(target, target);
+        Ok(target)
+    }
+}
+
+fn uuid_like_owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+    format!("{host}/{}/{}", std::process::id(), time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
+mod metrics {
+    use std::sync::OnceLock;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::{Counter, Gauge};
+
+    struct Instruments {
+        applied: Counter<u64>,
+        undecodable: Counter<u64>,
+        lag: Gauge<u64>,
+    }
+
+    fn instruments() -> &'static Instruments {
+        static I: OnceLock<Instruments> = OnceLock::new();
+        I.get_or_init(|| {
+            let meter = opentelemetry::global::meter("psirt");
+            Instruments {
+                applied: meter
+                    .u64_counter("psirt.projection.events_applied")
+                    .with_description("events applied to a read model")
+                    .build(),
+                undecodable: meter
+                    .u64_counter("psirt.projection.events_undecodable")
+                    .with_description("events a projection could not decode (skipped or parked)")
+                    .build(),
+                lag: meter
+                    .u64_gauge("psirt.projection.lag")
+                    .with_description("stream last sequence minus the projection checkpoint")
+                    .build(),
+            }
+        })
+    }
+
+    pub(crate) fn applied(name: &str, n: u64) {
+        if n > 0 {
+            instruments().applied.add(n, &[KeyValue::new("projection", name.to_owned())]);
+        }
+    }
+
+    pub(crate) fn undecodable(name: &str) {
+        instruments().undecodable.add(1, &[KeyValue::new("projection", name.to_owned())]);
+    }
+
+    pub(crate) fn lag(name: &str, lag: u64) {
+        instruments().lag.record(lag, &[KeyValue::new("projection", name.to_owned())]);
+    }
+}

@@ -1,0 +1,277 @@
+//! Projection runner against a real nats-server and both SQL backends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use psirt_eventstore::{
+    DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamSettings,
+};
+use psirt_projection::{
+    ApplyError, Projection, ProjectionError, ProjectionRunner, ProjectionSettings, UndecodablePolicy,
+};
+use psirt_testkit::{BACKENDS, Backend, NatsServer, TestDatabase, eventually};
+use sqlx::{AnyConnection, AnyPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Counts events per subject and concatenates their bodies: applying an
+/// event twice shows in both.
+struct Tally;
+
+impl Projection for Tally {
+    fn name(&self) -> &str {
+        "tally"
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let body = String::from_utf8_lossy(&event.payload).to_string();
+        if body.starts_with("garbage") {
+            return Err(DecodeError::Payload {
+                event_type: event.event_type.clone(),
+                sequence: event.sequence,
+                message: "not a tally event".to_owned(),
+            }
+            .into());
+        }
+        sqlx::query(
+            "INSERT INTO tally (subject, n, bodies) VALUES ($1, 1, $2)
+             ON CONFLICT (subject) DO UPDATE SET n = tally.n + 1, bodies = tally.bodies || ',' || excluded.bodies",
+        )
+        .bind(&event.subject)
+        .bind(body)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM tally").execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+async fn pool(db: &TestDatabase) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(4).connect(db.url()).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS tally (subject TEXT PRIMARY KEY, n BIGINT NOT NULL, bodies TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    Ok(pool)
+}
+
+async fn publish(store: &EventStore, subject: &str, body: &str) -> anyhow::Result<u64> {
+    let event = NewEvent {
+        id: Uuid::now_v7(),
+        subject: subject.to_owned(),
+        event_type: "psirt.test.v1.Tallied".to_owned(),
+        schema_version: 1,
+        payload: Bytes::from(body.to_owned()),
+        metadata: Metadata::default(),
+    };
+    Ok(store.append(event, ExpectedVersion::Any).await?.sequence)
+}
+
+async fn tally(pool: &AnyPool) -> anyhow::Result<Vec<(String, i64, String)>> {
+    Ok(sqlx::query_as("SELECT subject, n, bodies FROM tally ORDER BY subject").fetch_all(pool).await?)
+}
+
+fn settings() -> ProjectionSettings {
+    ProjectionSettings {
+        batch_size: 7,
+        ack_wait: Duration::from_secs(1),
+        lease: Duration::from_secs(2),
+        ..ProjectionSettings::default()
+    }
+}
+
+async fn wait_checkpoint(pool: &AnyPool, at_least: u64) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(20), "projection checkpoint", || async {
+        let cp = psirt_projection::checkpoint(pool, "tally").await.ok()?;
+        (cp >= at_least).then_some(())
+    })
+    .await
+}
+
+async fn seed(store: &EventStore, n: usize) -> anyhow::Result<u64> {
+    let mut last = 0;
+    for i in 0..n {
+        last = publish(store, &format!("psirt.evt.thing.{}", i % 5), &format!("e{i}")).await?;
+    }
+    Ok(last)
+}
+
+#[tokio::test]
+async fn killed_between_commit_and_ack_applies_nothing_twice() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let last = seed(&store, 40).await?;
+
+        // First runner: stops right after its second commit, before the ack.
+        let commits = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = Arc::clone(&commits);
+        let crashing = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings())
+            .with_after_commit_hook(move |_| c.fetch_add(1, Ordering::SeqCst) == 1);
+        let (_tx, rx) = watch::channel(false);
+        let result = crashing.run(rx).await;
+        assert!(matches!(result, Err(ProjectionError::StoppedByHook)), "{backend:?}: {result:?}");
+        let committed = psirt_projection::checkpoint(&pool, "tally").await?;
+        assert_eq!(committed, 14, "{backend:?}: two batches of 7 committed");
+
+        // A fresh runner (a restarted process) finishes the stream.
+        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(rx));
+        wait_checkpoint(&pool, last).await?;
+        stop.send(true)?;
+        handle.await??;
+
+        let rows = tally(&pool).await?;
+        let total: i64 = rows.iter().map(|r| r.1).sum();
+        assert_eq!(total, 40, "{backend:?}: every event applied exactly once: {rows:?}");
+        for (subject, n, bodies) in &rows {
+            assert_eq!(bodies.split(',').count() as i64, *n, "{backend:?} {subject}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_at_or_below_the_checkpoint_are_skipped() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        seed(&store, 8).await?;
+        let mut all = Vec::new();
+        for seq in 1..=8 {
+            all.push(store.get(seq).await?.expect("event exists"));
+        }
+        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        psirt_projection::ensure_schema(&pool).await?;
+        let first = runner.apply_batch(&all[0..5]).await?;
+        assert_eq!((first.applied, first.checkpoint), (5, 5));
+        // a redelivery overlapping what was committed
+        let second = runner.apply_batch(&all[2..8]).await?;
+        assert_eq!((second.applied, second.skipped_seen, second.checkpoint), (3, 3, 8), "{backend:?}");
+        let total: i64 = tally(&pool).await?.iter().map(|r| r.1).sum();
+        assert_eq!(total, 8, "{backend:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn rebuild_equals_the_incremental_result() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        seed(&store, 30).await?;
+
+        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(rx));
+        wait_checkpoint(&pool, 30).await?;
+        // more events while it runs: incremental application
+        let last = seed(&store, 25).await?;
+        wait_checkpoint(&pool, last).await?;
+        stop.send(true)?;
+        handle.await??;
+        let incremental = tally(&pool).await?;
+        assert_eq!(incremental.iter().map(|r| r.1).sum::<i64>(), 55);
+
+        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let seen = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&seen);
+        let target = runner
+            .rebuild(move |done, target| {
+                if done == target {
+                    s.store(true, Ordering::SeqCst);
+                }
+            })
+            .await?;
+        assert_eq!(target, last);
+        assert!(seen.load(Ordering::SeqCst), "progress reported completion");
+        assert_eq!(tally(&pool).await?, incremental, "{backend:?}");
+        assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, last);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Result<()> {
+    for (backend, policy) in [
+        (Backend::Sqlite, UndecodablePolicy::Park),
+        (Backend::Postgres, UndecodablePolicy::Park),
+        (Backend::Sqlite, UndecodablePolicy::Skip),
+    ] {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        publish(&store, "psirt.evt.thing.a", "ok1").await?;
+        let bad = publish(&store, "psirt.evt.thing.a", "garbage!").await?;
+        let last = publish(&store, "psirt.evt.thing.a", "ok2").await?;
+
+        let settings = ProjectionSettings { on_undecodable: policy, ..settings() };
+        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings);
+        let progress = runner.progress();
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(rx));
+        wait_checkpoint(&pool, last).await?;
+        stop.send(true)?;
+        handle.await??;
+
+        assert_eq!(tally(&pool).await?, vec![("psirt.evt.thing.a".to_owned(), 2, "ok1,ok2".to_owned())]);
+        assert_eq!(progress.undecodable.load(Ordering::SeqCst), 1);
+        let parked = psirt_projection::parked(&pool, "tally").await?;
+        match policy {
+            UndecodablePolicy::Park => {
+                assert_eq!(parked.len(), 1, "{backend:?}");
+                assert_eq!(parked[0].0, bad);
+                assert!(parked[0].2.contains("not a tally event"));
+            }
+            UndecodablePolicy::Skip => assert!(parked.is_empty()),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_second_runner_stays_on_standby_until_the_lease_is_released() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::new(Backend::Postgres).await?;
+    let pool = pool(&db).await?;
+    let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let last = seed(&store, 10).await?;
+
+    let active = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let (stop_a, rx_a) = watch::channel(false);
+    let handle_a = tokio::spawn(active.run(rx_a));
+    wait_checkpoint(&pool, last).await?;
+
+    let standby = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let standby_progress = standby.progress();
+    let (stop_b, rx_b) = watch::channel(false);
+    let handle_b = tokio::spawn(standby.run(rx_b));
+    let more = seed(&store, 10).await?;
+    wait_checkpoint(&pool, more).await?;
+    assert_eq!(standby_progress.applied.load(Ordering::SeqCst), 0, "standby applied nothing");
+
+    // the active one stops and releases its lease: the standby takes over
+    stop_a.send(true)?;
+    handle_a.await??;
+    let last = seed(&store, 5).await?;
+    wait_checkpoint(&pool, last).await?;
+    assert_eq!(standby_progress.applied.load(Ordering::SeqCst), 5);
+    stop_b.send(true)?;
+    handle_b.await??;
+    assert_eq!(tally(&pool).await?.iter().map(|r| r.1).sum::<i64>(), 25);
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Generated protobuf contracts of the PSIRT platform.
+//!
+//! The `.proto` sources live in `proto/` at the repository root; `build.rs`
+//! compiles them with protox and generates code with tonic-prost-build.
+//!
+//! - [`common`] (`psirt.common.v1`): shared types (reporter, CVSS, SSVC, ...).
+//! - [`events`] (`psirt.events.v1`): the event payloads of every aggregate.
+//!   Every message implements [`prost::Name`], so
+//!   `ReportReceived::full_name()` is the event type of the NATS envelope.
+//! - [`intake`] (`psirt.intake.v1`): `IntakeService` messages, client and server.
+//! - [`FILE_DESCRIPTOR_SET`]: all descriptors, for gRPC reflection and for
+//!   decoding any event dynamically (e.g. to JSON).
+
+/// Module tree mirroring the protobuf packages (`psirt.<area>.v1`).
+pub mod psirt {
+    /// Package `psirt.common`.
+    pub mod common {
+        /// Package `psirt.common.v1`: types shared by events and APIs.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.common.v1.rs"));
+        }
+    }
+
+    /// Package `psirt.events`.
+    pub mod events {
+        /// Package `psirt.events.v1`: event payloads of all aggregates.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.events.v1.rs"));
+        }
+    }
+
+    /// Package `psirt.intake`.
+    pub mod intake {
+        /// Package `psirt.intake.v1`: the intake API.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.intake.v1.rs"));
+        }
+    }
+}
+
+pub use psirt::common::v1 as common;
+pub use psirt::events::v1 as events;
+pub use psirt::intake::v1 as intake;
+
+/// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file of the
+/// project plus its imports (`google/protobuf/*.proto`), with source info
+/// (comments). Feed it to gRPC reflection or to a dynamic decoder.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/psirt_descriptor.bin"));
+
+/// Package name of the event messages; the event type of an envelope is
+/// `"{EVENTS_PACKAGE}.{MessageName}"`.
+pub const EVENTS_PACKAGE: &str = "psirt.events.v1";
