@@ -99,6 +99,9 @@ pub struct SubmitReport {
     pub suggested_cvss_vector: Option<String>,
     /// The disclosure date the reporter asks for (start of the embargo talk).
     pub requested_disclosure_at: Option<OffsetDateTime>,
+    /// Where the report came from outside: an upstream advisory id for feed
+    /// reports, a ticket or e-mail Message-ID.
+    pub external_reference: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +142,8 @@ pub enum ReportEvent {
         requested_disclosure_at: Option<OffsetDateTime>,
         #[serde(with = "time::serde::rfc3339")]
         received_at: OffsetDateTime,
+        #[serde(default)]
+        external_reference: Option<String>,
     },
     ReportAcknowledged {
         report_id: ReportId,
@@ -231,6 +236,7 @@ pub struct ReportDetails {
     pub acknowledged_at: Option<OffsetDateTime>,
     /// The text sent to the reporter when acknowledging.
     pub acknowledgement: Option<String>,
+    pub external_reference: Option<String>,
     pub messages: Vec<ReporterMessage>,
     pub suspected_duplicates: Vec<SuspectedDuplicate>,
 }
@@ -342,6 +348,7 @@ impl Report {
             suggested_cvss_vector: text(submit.suggested_cvss_vector),
             requested_disclosure_at: submit.requested_disclosure_at,
             received_at: now,
+            external_reference: text(submit.external_reference),
         }])
     }
 
@@ -363,6 +370,7 @@ impl Report {
                 suggested_cvss_vector,
                 requested_disclosure_at,
                 received_at,
+                external_reference,
             } => {
                 self.details = Some(ReportDetails {
                     id: *report_id,
@@ -377,6 +385,7 @@ impl Report {
                     suggested_cvss_vector: suggested_cvss_vector.clone(),
                     requested_disclosure_at: *requested_disclosure_at,
                     received_at: *received_at,
+                    external_reference: external_reference.clone(),
                     acknowledged_at: None,
                     acknowledgement: None,
                     messages: Vec::new(),

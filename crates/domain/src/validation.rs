@@ -20,6 +20,8 @@ pub const MAX_REPORTER_NAME_CHARS: usize = 200;
 pub const MAX_ORGANIZATION_CHARS: usize = 200;
 pub const MAX_AFFECTED_PRODUCTS: usize = 100;
 pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
+/// Longest external reference (advisory id, ticket key, Message-ID).
+pub const MAX_EXTERNAL_REFERENCE_CHARS: usize = 256;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Bounds free text recorded on reports and cases (messages, reasons, root causes).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -135,6 +137,21 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
         }
         if request_id.chars().any(char::is_control) {
             violation("request_id".into(), "request id must not contain control characters".into());
+        }
+    }
+
+    if let Some(reference) = present(report.external_reference.as_deref()) {
+        if reference.chars().count() > MAX_EXTERNAL_REFERENCE_CHARS {
+            violation(
+                "external_reference".into(),
+                format!("external reference must be at most {MAX_EXTERNAL_REFERENCE_CHARS} characters"),
+            );
+        }
+        if reference.chars().any(char::is_control) {
+            violation(
+                "external_reference".into(),
+                "external reference must not contain control characters".into(),
+            );
         }
     }
 

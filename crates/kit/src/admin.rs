@@ -65,14 +65,8 @@ impl Readiness {
     /// a handle to the same check.
     pub fn register(&self, name: &str) -> ReadinessCheck {
         let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
-        let ready = checks
-            .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(AtomicBool::new(false)))
-            .clone();
-        ReadinessCheck {
-            name: Arc::from(name),
-            ready,
-        }
+        let ready = checks.entry(name.to_owned()).or_insert_with(|| Arc::new(AtomicBool::new(false))).clone();
+        ReadinessCheck { name: Arc::from(name), ready }
     }
 
     /// The current state of every check.
@@ -83,10 +77,7 @@ impl Readiness {
             .filter(|(_, ready)| !ready.load(Ordering::SeqCst))
             .map(|(name, _)| name.clone())
             .collect();
-        ReadinessReport {
-            ready: not_ready.is_empty(),
-            not_ready,
-        }
+        ReadinessReport { ready: not_ready.is_empty(), not_ready }
     }
 
     /// True when every registered check is ready.
@@ -113,14 +104,8 @@ impl AdminServer {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("failed to bind admin listener on {addr}"))?;
-        let local_addr = listener
-            .local_addr()
-            .context("failed to read admin listener address")?;
-        Ok(Self {
-            listener,
-            local_addr,
-            router: router(readiness, metrics),
-        })
+        let local_addr = listener.local_addr().context("failed to read admin listener address")?;
+        Ok(Self { listener, local_addr, router: router(readiness, metrics) })
     }
 
     /// The bound address (useful when binding port 0).
@@ -136,11 +121,7 @@ impl AdminServer {
 
     /// Serves until `shutdown` fires, then finishes in-flight requests.
     pub fn serve(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send {
-        let Self {
-            listener,
-            local_addr,
-            router,
-        } = self;
+        let Self { listener, local_addr, router } = self;
         async move {
             tracing::info!(addr = %local_addr, "admin server listening");
             axum::serve(listener, router)
@@ -158,12 +139,7 @@ pub fn router(readiness: Readiness, metrics: MetricsHandle) -> Router {
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-                        metrics.render(),
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], metrics.render()) }
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
@@ -173,11 +149,7 @@ pub fn router(readiness: Readiness, metrics: MetricsHandle) -> Router {
                 let readiness = readiness.clone();
                 async move {
                     let report = readiness.report();
-                    let status = if report.ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
+                    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                     (status, axum::Json(report)).into_response()
                 }
             }),

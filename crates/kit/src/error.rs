@@ -22,10 +22,7 @@ pub struct FieldViolation {
 impl FieldViolation {
     /// A violation of `field`.
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
+        Self { field: field.into(), description: description.into() }
     }
 }
 
@@ -84,11 +81,7 @@ pub enum ApiError {
 }
 
 fn describe_violations(violations: &[FieldViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl ApiError {
@@ -99,21 +92,12 @@ impl ApiError {
 
     /// A missing resource.
     pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
-        ApiError::NotFound {
-            resource,
-            id: id.into(),
-        }
+        ApiError::NotFound { resource, id: id.into() }
     }
 
     /// A command refused in the resource's current state.
-    pub fn failed_precondition(
-        message: impl Into<String>,
-        current_state: Option<impl Into<String>>,
-    ) -> Self {
-        ApiError::FailedPrecondition {
-            message: message.into(),
-            current_state: current_state.map(Into::into),
-        }
+    pub fn failed_precondition(message: impl Into<String>, current_state: Option<impl Into<String>>) -> Self {
+        ApiError::FailedPrecondition { message: message.into(), current_state: current_state.map(Into::into) }
     }
 
     /// An unexpected failure; `err` is logged when converted to a status.
@@ -167,11 +151,7 @@ impl Violations {
 
     /// `Ok` when nothing was recorded, else [`ApiError::InvalidArgument`].
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(self.0)) }
     }
 }
 
@@ -200,10 +180,7 @@ impl From<ApiError> for Status {
                 details.set_error_info(
                     "NOT_FOUND",
                     ERROR_DOMAIN,
-                    HashMap::from([
-                        ("resource".to_owned(), resource.to_owned()),
-                        ("id".to_owned(), id),
-                    ]),
+                    HashMap::from([("resource".to_owned(), resource.to_owned()), ("id".to_owned(), id)]),
                 );
                 Status::with_error_details(code, message, details)
             }
@@ -214,23 +191,14 @@ impl From<ApiError> for Status {
                 details.set_error_info(
                     "ALREADY_EXISTS",
                     ERROR_DOMAIN,
-                    HashMap::from([
-                        ("resource".to_owned(), resource.to_owned()),
-                        ("id".to_owned(), id),
-                    ]),
+                    HashMap::from([("resource".to_owned(), resource.to_owned()), ("id".to_owned(), id)]),
                 );
                 Status::with_error_details(code, message, details)
             }
-            ApiError::FailedPrecondition {
-                message,
-                current_state,
-            } => {
+            ApiError::FailedPrecondition { message, current_state } => {
                 let subject = current_state.clone().unwrap_or_default();
-                let mut details = ErrorDetails::with_precondition_failure_violation(
-                    "STATE",
-                    subject,
-                    message.clone(),
-                );
+                let mut details =
+                    ErrorDetails::with_precondition_failure_violation("STATE", subject, message.clone());
                 if let Some(state) = current_state {
                     details.set_error_info(
                         "FAILED_PRECONDITION",
@@ -240,19 +208,15 @@ impl From<ApiError> for Status {
                 }
                 Status::with_error_details(code, message, details)
             }
-            ApiError::Aborted { message } => Status::with_error_details(
-                code,
-                message,
-                error_info("CONCURRENCY_CONFLICT", HashMap::new()),
-            ),
+            ApiError::Aborted { message } => {
+                Status::with_error_details(code, message, error_info("CONCURRENCY_CONFLICT", HashMap::new()))
+            }
             ApiError::Unauthenticated(message) => Status::new(code, message),
             ApiError::PermissionDenied(message) => Status::new(code, message),
             ApiError::Unavailable(message) => Status::new(code, message),
-            ApiError::ResourceExhausted(message) => Status::with_error_details(
-                code,
-                message,
-                error_info("RESOURCE_EXHAUSTED", HashMap::new()),
-            ),
+            ApiError::ResourceExhausted(message) => {
+                Status::with_error_details(code, message, error_info("RESOURCE_EXHAUSTED", HashMap::new()))
+            }
             ApiError::Internal(detail) => {
                 // Internals (SQL, stack of causes) stay in the logs, never in the answer.
                 tracing::error!(error = %detail, "internal error");
@@ -271,17 +235,8 @@ mod tests {
         let cases = [
             (ApiError::invalid_argument("a", "b"), Code::InvalidArgument),
             (ApiError::not_found("case", "c1"), Code::NotFound),
-            (
-                ApiError::AlreadyExists {
-                    resource: "case",
-                    id: "c1".into(),
-                },
-                Code::AlreadyExists,
-            ),
-            (
-                ApiError::failed_precondition("closed", Some("closed")),
-                Code::FailedPrecondition,
-            ),
+            (ApiError::AlreadyExists { resource: "case", id: "c1".into() }, Code::AlreadyExists),
+            (ApiError::failed_precondition("closed", Some("closed")), Code::FailedPrecondition),
             (ApiError::Aborted { message: "x".into() }, Code::Aborted),
             (ApiError::Unauthenticated("x".into()), Code::Unauthenticated),
             (ApiError::PermissionDenied("x".into()), Code::PermissionDenied),

@@ -20,10 +20,7 @@ impl Shutdown {
     /// A signal that has not fired.
     pub fn new() -> Self {
         let (tx, rx) = watch::channel(false);
-        Self {
-            tx: std::sync::Arc::new(tx),
-            rx,
-        }
+        Self { tx: std::sync::Arc::new(tx), rx }
     }
 
     /// A signal that fires on SIGINT (Ctrl-C) or SIGTERM (Kubernetes stop). Must be called

@@ -14,6 +14,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use prometheus::{Encoder as _, TextEncoder};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -68,9 +69,7 @@ pub struct TelemetryGuard {
 
 impl std::fmt::Debug for TelemetryGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TelemetryGuard")
-            .field("otlp", &self.otlp)
-            .finish_non_exhaustive()
+        f.debug_struct("TelemetryGuard").field("otlp", &self.otlp).finish_non_exhaustive()
     }
 }
 
@@ -106,15 +105,15 @@ impl TelemetryGuard {
         let work = move || {
             if let Some(provider) = tracer_provider {
                 if let Err(err) = provider.force_flush() {
-                    eprintln!("failed to flush spans: {err}");
+                    tracing::warn!(error = %err, "failed to flush spans");
                 }
                 if let Err(err) = provider.shutdown() {
-                    eprintln!("failed to shut down tracer provider: {err}");
+                    tracing::warn!(error = %err, "failed to shut down tracer provider");
                 }
             }
             if let Some(provider) = meter_provider {
                 if let Err(err) = provider.shutdown() {
-                    eprintln!("failed to shut down meter provider: {err}");
+                    tracing::warn!(error = %err, "failed to shut down meter provider");
                 }
             }
         };
@@ -163,9 +162,8 @@ pub fn init(
         .with_registry(registry.clone())
         .build()
         .context("failed to build prometheus exporter")?;
-    let mut meter_builder = SdkMeterProvider::builder()
-        .with_resource(resource.clone())
-        .with_reader(prometheus_reader);
+    let mut meter_builder =
+        SdkMeterProvider::builder().with_resource(resource.clone()).with_reader(prometheus_reader);
 
     let mut tracer_provider = None;
     if let Some(endpoint) = &otel.endpoint {
@@ -176,9 +174,7 @@ pub fn init(
             .build()
             .context("failed to build otlp metric exporter")?;
         meter_builder = meter_builder.with_reader(
-            PeriodicReader::builder(metric_exporter)
-                .with_interval(otel.metrics_interval)
-                .build(),
+            PeriodicReader::builder(metric_exporter).with_interval(otel.metrics_interval).build(),
         );
 
         let span_exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -189,9 +185,7 @@ pub fn init(
             .context("failed to build otlp span exporter")?;
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                otel.sample_ratio,
-            ))))
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(otel.sample_ratio))))
             .with_batch_exporter(span_exporter)
             .build();
         global::set_tracer_provider(provider.clone());
@@ -213,13 +207,19 @@ pub fn init(
     })
 }
 
+fn is_transport_internal(target: &str) -> bool {
+    const PREFIXES: [&str; 7] =
+        ["h2", "hyper", "tower", "tonic::transport", "opentelemetry", "reqwest", "rustls"];
+    PREFIXES.iter().any(|p| target.starts_with(p))
+}
+
 fn install_subscriber(
     name: Cow<'static, str>,
     log: &LogConfig,
     tracer_provider: Option<&SdkTracerProvider>,
 ) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&log.level)
-        .with_context(|| format!("invalid log.level {:?}", log.level))?;
+    let filter =
+        EnvFilter::try_new(&log.level).with_context(|| format!("invalid log.level {:?}", log.level))?;
     let fmt_layer = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -227,18 +227,16 @@ fn install_subscriber(
             .with_span_list(false)
             .with_writer(std::io::stdout)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .pretty()
-            .with_writer(std::io::stdout)
-            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().pretty().with_writer(std::io::stdout).boxed(),
     };
-    let otel_layer = tracer_provider
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(name)));
-    let result = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(otel_layer)
-        .try_init();
+    // Spans of the transport crates are not exported: with a debug log level they would
+    // otherwise describe the OTLP export itself, which feeds back into the exporter.
+    let otel_layer = tracer_provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(name))
+            .with_filter(filter_fn(|meta| !is_transport_internal(meta.target())))
+    });
+    let result = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
     if let Err(err) = result {
         // A second init in one process (tests): the first subscriber stays.
         tracing::debug!(error = %err, "tracing subscriber already installed");

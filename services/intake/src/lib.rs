@@ -1,0 +1,220 @@
+//! The intake service: vulnerability reports in, `ReportReceived` events out.
+//!
+//! `Application::build` connects to NATS and the database, migrates, binds
+//! the gRPC and admin listeners (port 0 allowed, the bound addresses
+//! exposed) and `run_until_stopped` serves until the shutdown signal, with
+//! the read-model projection running alongside.
+
+pub mod api;
+pub mod backbone;
+pub mod handlers;
+pub mod mapping;
+pub mod readmodel;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use psirt_eventstore::EventStore;
+use psirt_kit::config::{
+    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
+    Problems,
+};
+use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_proto::intake::intake_service_server::IntakeServiceServer;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use tracing::{info, warn};
+
+pub use handlers::{Intake, IntakeSettings};
+
+/// The service name in telemetry and logs.
+pub const SERVICE: &str = "psirt-intake";
+
+/// The whole configuration of `psirt-intake`. Every key is documented in
+/// `config/psirt.example.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub grpc: GrpcConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub otel: OtelConfig,
+    pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub projection: ProjectionSettings,
+    pub intake: IntakeSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50051)), ..GrpcConfig::default() },
+            admin: AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9101)) },
+            log: LogConfig::default(),
+            otel: OtelConfig::default(),
+            auth: AuthConfig::default(),
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            projection: ProjectionSettings::default(),
+            intake: IntakeSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = psirt_kit::config::load(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem in every section, at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::new();
+        p.merge(self.grpc.validate());
+        p.merge(self.admin.validate());
+        p.merge(self.log.validate());
+        p.merge(self.otel.validate());
+        p.merge(self.auth.validate());
+        p.merge(self.database.validate());
+        p.merge(self.nats.validate());
+        for problem in self.projection.problems() {
+            p.push("projection", problem);
+        }
+        let i = &self.intake;
+        p.check(i.duplicate_window_days >= 1, "intake.duplicate_window_days", "must be at least 1");
+        p.check(
+            (1..=10_000).contains(&i.max_page_size),
+            "intake.max_page_size",
+            "must be between 1 and 10000",
+        );
+        p.check(
+            i.default_page_size >= 1 && i.default_page_size <= i.max_page_size,
+            "intake.default_page_size",
+            "must be between 1 and intake.max_page_size",
+        );
+        p.check(
+            !i.acknowledgement_template.trim().is_empty(),
+            "intake.acknowledgement_template",
+            "must not be empty",
+        );
+        p.finish()
+    }
+}
+
+/// A built, bound application.
+pub struct Application {
+    grpc: GrpcServer,
+    admin: AdminServer,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    intake: Intake,
+    store: EventStore,
+    pool: AnyPool,
+    auth: AuthLayer,
+    projection: ProjectionSettings,
+    readiness: Readiness,
+}
+
+impl Application {
+    /// Connects, migrates and binds; nothing is served yet.
+    pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
+        let store = backbone::open_event_store(&config.nats, SERVICE).await?;
+        let pool = backbone::open_database(&config.database).await?;
+        readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
+        psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
+        let auth = AuthLayer::from_config(&config.auth, api::policy())
+            .await
+            .context("failed to set up authentication")?;
+        let readiness = Readiness::new();
+        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
+        let grpc_addr = grpc.local_addr();
+        let admin_addr = admin.local_addr();
+        let intake = Intake::new(store.clone(), pool.clone(), config.intake.clone());
+        Ok(Self {
+            grpc,
+            admin,
+            grpc_addr,
+            admin_addr,
+            intake,
+            store,
+            pool,
+            auth,
+            projection: config.projection.clone(),
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// Serves gRPC and admin HTTP and runs the projection until `shutdown`;
+    /// then drains calls, stops the projection (its last batch committed and
+    /// acknowledged) and returns.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { grpc, admin, intake, store, pool, auth, projection, readiness, .. } = self;
+        let serving = readiness.register("grpc");
+        let projecting = readiness.register("projection");
+
+        let (stop_projection, stop_rx) = tokio::sync::watch::channel(false);
+        let runner =
+            ProjectionRunner::new(readmodel::ReportsProjection, pool.clone(), store.clone(), projection);
+        let progress = runner.progress();
+        let projection_task = tokio::spawn(runner.run(stop_rx));
+        projecting.set_ready(true);
+
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(api::IntakeApi::new(intake)));
+        let grpc_task = tokio::spawn(grpc.serve(
+            routes,
+            auth,
+            &[psirt_proto::FILE_DESCRIPTOR_SET],
+            &[api::SERVICE_NAME],
+            shutdown.clone(),
+        ));
+        let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
+        serving.set_ready(true);
+        info!("psirt-intake ready");
+
+        shutdown.wait().await;
+        serving.set_ready(false);
+        let grpc_result = grpc_task.await.context("grpc task panicked")?;
+        let _ = stop_projection.send(true);
+        match projection_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "projection stopped with an error"),
+            Err(e) => warn!(error = %e, "projection task panicked"),
+        }
+        let admin_result = admin_task.await.context("admin task panicked")?;
+        info!(
+            checkpoint = progress.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
+            "psirt-intake stopped"
+        );
+        pool.close().await;
+        grpc_result?;
+        admin_result?;
+        Ok(())
+    }
+}
+
+/// Replays the intake read model from sequence 1; `on_progress(done, total)`.
+pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
+    let store = backbone::open_event_store(&config.nats, SERVICE).await?;
+    let pool = backbone::open_database(&config.database).await?;
+    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
+    let runner = ProjectionRunner::new(readmodel::ReportsProjection, pool, store, config.projection.clone());
+    Ok(runner.rebuild(on_progress).await?)
+}

@@ -27,6 +27,7 @@ fn submission() -> SubmitReport {
         affected_products: vec!["Portal 2.0".into()],
         suggested_cvss_vector: Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
         requested_disclosure_at: Some(datetime!(2026-06-01 00:00 UTC)),
+        external_reference: Some("GHSA-xxxx-yyyy-zzzz".into()),
     }
 }
 
@@ -47,6 +48,7 @@ fn received() -> ReportEvent {
         suggested_cvss_vector: Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into()),
         requested_disclosure_at: Some(datetime!(2026-06-01 00:00 UTC)),
         received_at: NOW,
+        external_reference: Some("GHSA-xxxx-yyyy-zzzz".into()),
     }
 }
 
@@ -285,6 +287,7 @@ fn every_problem_is_reported_at_once() {
         affected_products: vec![String::new()],
         suggested_cvss_vector: Some("CVSS:3.1/AV:N".into()),
         requested_disclosure_at: Some(datetime!(2020-01-01 00:00 UTC)),
+        external_reference: None,
     };
     let violations = crate::validation::validate_submission(&submit, NOW);
     let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();

@@ -136,15 +136,9 @@ impl Authenticator {
             (None, None) => None,
         };
         let http = match &config.jwks_url {
-            Some(_) => Some(
-                reqwest::Client::builder()
-                    .timeout(JWKS_FETCH_TIMEOUT)
-                    .build()
-                    .map_err(|e| AuthSetupError::Jwks {
-                        origin: "http client".to_owned(),
-                        reason: e.to_string(),
-                    })?,
-            ),
+            Some(_) => Some(reqwest::Client::builder().timeout(JWKS_FETCH_TIMEOUT).build().map_err(|e| {
+                AuthSetupError::Jwks { origin: "http client".to_owned(), reason: e.to_string() }
+            })?),
             None => None,
         };
         let inner = Arc::new(Inner {
@@ -195,13 +189,9 @@ impl Authenticator {
         let Some(inner) = &self.inner else {
             return Ok(Principal::anonymous_with_all_roles());
         };
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| TokenRejected("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected("malformed token"))?;
         let key = if header.alg == Algorithm::HS256 {
-            inner
-                .hs256
-                .clone()
-                .ok_or(TokenRejected("token algorithm not accepted"))?
+            inner.hs256.clone().ok_or(TokenRejected("token algorithm not accepted"))?
         } else if ASYMMETRIC_ALGORITHMS.contains(&header.alg) {
             match find_key(inner, header.kid.as_deref(), header.alg) {
                 Some(key) => key,
@@ -243,12 +233,7 @@ impl Authenticator {
             .to_owned();
         let issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         let roles = roles_from_claims(&claims, &inner.roles_claim);
-        Ok(Principal {
-            subject,
-            roles,
-            issuer,
-            claims,
-        })
+        Ok(Principal { subject, roles, issuer, claims })
     }
 }
 
@@ -342,7 +327,9 @@ fn spawn_refresh(inner: Weak<Inner>, every: Duration) {
             if let Some(path) = &inner.jwks_file {
                 match load_jwks_file(path).await {
                     Ok(keys) => write_keys(&inner).file = keys,
-                    Err(err) => tracing::warn!(error = %err, "failed to reload jwks file, keeping previous keys"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "failed to reload jwks file, keeping previous keys")
+                    }
                 }
             }
             if let Some(url) = &inner.jwks_url {
@@ -360,27 +347,19 @@ fn spawn_refresh(inner: Weak<Inner>, every: Duration) {
 async fn read_file(path: &Path) -> Result<String, AuthSetupError> {
     tokio::fs::read_to_string(path)
         .await
-        .map_err(|source| AuthSetupError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(|source| AuthSetupError::ReadFile { path: path.to_path_buf(), source })
 }
 
 async fn load_jwks_file(path: &Path) -> Result<Vec<KeyEntry>, AuthSetupError> {
     let text = read_file(path).await?;
     let origin = path.display().to_string();
-    let doc: Value = serde_json::from_str(&text).map_err(|e| AuthSetupError::Jwks {
-        origin: origin.clone(),
-        reason: e.to_string(),
-    })?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| AuthSetupError::Jwks { origin: origin.clone(), reason: e.to_string() })?;
     parse_jwks(&origin, &doc)
 }
 
 async fn fetch_jwks(inner: &Inner, url: &str) -> Result<Vec<KeyEntry>, AuthSetupError> {
-    let err = |reason: String| AuthSetupError::Jwks {
-        origin: url.to_owned(),
-        reason,
-    };
+    let err = |reason: String| AuthSetupError::Jwks { origin: url.to_owned(), reason };
     let Some(http) = &inner.http else {
         return Err(err("no http client".to_owned()));
     };
@@ -411,16 +390,11 @@ fn parse_jwks(origin: &str, doc: &Value) -> Result<Vec<KeyEntry>, AuthSetupError
             continue;
         }
         let kid = raw.get("kid").and_then(Value::as_str).map(str::to_owned);
-        let parsed = serde_json::from_value::<Jwk>(raw.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|jwk| {
-                let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
-                let alg = jwk
-                    .common
-                    .key_algorithm
-                    .and_then(|a| a.to_string().parse::<Algorithm>().ok());
-                Ok((key, alg))
-            });
+        let parsed = serde_json::from_value::<Jwk>(raw.clone()).map_err(|e| e.to_string()).and_then(|jwk| {
+            let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+            let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            Ok((key, alg))
+        });
         match parsed {
             Ok((key, alg)) => {
                 if key.family() == jsonwebtoken::AlgorithmFamily::Hmac {
@@ -464,22 +438,10 @@ mod tests {
             "https://psirt.example/roles": ["reporter"],
         });
         let claims = claims.as_object().expect("object");
-        assert_eq!(
-            roles_from_claims(claims, "roles"),
-            vec![Role::Analyst, Role::Admin]
-        );
-        assert_eq!(
-            roles_from_claims(claims, "scope_roles"),
-            vec![Role::Reporter, Role::Engineer]
-        );
-        assert_eq!(
-            roles_from_claims(claims, "realm_access.roles"),
-            vec![Role::Engineer]
-        );
-        assert_eq!(
-            roles_from_claims(claims, "https://psirt.example/roles"),
-            vec![Role::Reporter]
-        );
+        assert_eq!(roles_from_claims(claims, "roles"), vec![Role::Analyst, Role::Admin]);
+        assert_eq!(roles_from_claims(claims, "scope_roles"), vec![Role::Reporter, Role::Engineer]);
+        assert_eq!(roles_from_claims(claims, "realm_access.roles"), vec![Role::Engineer]);
+        assert_eq!(roles_from_claims(claims, "https://psirt.example/roles"), vec![Role::Reporter]);
         assert!(roles_from_claims(claims, "missing").is_empty());
     }
 }

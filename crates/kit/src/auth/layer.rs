@@ -24,17 +24,11 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// Enforces `policy` with tokens validated by `authenticator`.
     pub fn new(authenticator: Authenticator, policy: AuthPolicy) -> Self {
-        Self {
-            authenticator,
-            policy: Arc::new(policy),
-        }
+        Self { authenticator, policy: Arc::new(policy) }
     }
 
     /// Builds the [`Authenticator`] from config (fetching a JWKS URL) and enforces `policy`.
-    pub async fn from_config(
-        config: &AuthConfig,
-        policy: AuthPolicy,
-    ) -> Result<Self, super::AuthSetupError> {
+    pub async fn from_config(config: &AuthConfig, policy: AuthPolicy) -> Result<Self, super::AuthSetupError> {
         Ok(Self::new(Authenticator::from_config(config).await?, policy))
     }
 
@@ -53,11 +47,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            authenticator: self.authenticator.clone(),
-            policy: self.policy.clone(),
-        }
+        AuthService { inner, authenticator: self.authenticator.clone(), policy: self.policy.clone() }
     }
 }
 
@@ -133,10 +123,7 @@ async fn authorize(
         Some(Access::AnyOf(roles)) => {
             let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             tracing::info!(method = path, subject = %principal.subject, roles = ?principal.roles, "permission denied");
-            Err(Status::permission_denied(format!(
-                "requires one of the roles: {}",
-                wanted.join(", ")
-            )))
+            Err(Status::permission_denied(format!("requires one of the roles: {}", wanted.join(", "))))
         }
         Some(Access::Public) => Ok(principal),
         None => {
@@ -150,12 +137,9 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Status> {
     let value = headers
         .get(http::header::AUTHORIZATION)
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| Status::unauthenticated("malformed authorization header"))?;
+    let value = value.to_str().map_err(|_| Status::unauthenticated("malformed authorization header"))?;
+    let (scheme, token) =
+        value.split_once(' ').ok_or_else(|| Status::unauthenticated("malformed authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(Status::unauthenticated("expected a bearer token"));
     }

@@ -86,20 +86,12 @@ pub const ANONYMOUS: &str = "anonymous";
 impl Principal {
     /// The caller of a public method when no token is checked: no roles.
     pub fn anonymous() -> Self {
-        Self {
-            subject: ANONYMOUS.to_owned(),
-            roles: Vec::new(),
-            issuer: None,
-            claims: Map::new(),
-        }
+        Self { subject: ANONYMOUS.to_owned(), roles: Vec::new(), issuer: None, claims: Map::new() }
     }
 
     /// The caller when authentication is disabled (`auth.mode = "none"`): every role.
     pub fn anonymous_with_all_roles() -> Self {
-        Self {
-            roles: Role::ALL.to_vec(),
-            ..Self::anonymous()
-        }
+        Self { roles: Role::ALL.to_vec(), ..Self::anonymous() }
     }
 
     /// True when authentication did not identify the caller.
@@ -160,8 +152,7 @@ impl AuthPolicy {
     /// Sets the access of every method of a service, given as `package.Service`, unless a
     /// method has its own entry.
     pub fn service(mut self, service: &str, access: Access) -> Self {
-        self.services
-            .insert(service.trim_matches('/').to_owned(), access);
+        self.services.insert(service.trim_matches('/').to_owned(), access);
         self
     }
 
@@ -193,11 +184,7 @@ impl AuthPolicy {
 }
 
 fn normalize_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    }
+    if path.starts_with('/') { path.to_owned() } else { format!("/{path}") }
 }
 
 /// Health checks and reflection are public so probes and `grpcurl` work without a token.
@@ -225,24 +212,12 @@ mod tests {
             .allow("/psirt.a.v1.A/Submit", &[Role::Reporter])
             .service("psirt.a.v1.A", Access::AnyOf(vec![Role::Analyst]))
             .method("psirt.b.v1.B/Ping", Access::Authenticated);
-        assert_eq!(
-            policy.access_for("/psirt.a.v1.A/Submit"),
-            Some(&Access::AnyOf(vec![Role::Reporter]))
-        );
-        assert_eq!(
-            policy.access_for("/psirt.a.v1.A/Other"),
-            Some(&Access::AnyOf(vec![Role::Analyst]))
-        );
-        assert_eq!(
-            policy.access_for("/psirt.b.v1.B/Ping"),
-            Some(&Access::Authenticated)
-        );
+        assert_eq!(policy.access_for("/psirt.a.v1.A/Submit"), Some(&Access::AnyOf(vec![Role::Reporter])));
+        assert_eq!(policy.access_for("/psirt.a.v1.A/Other"), Some(&Access::AnyOf(vec![Role::Analyst])));
+        assert_eq!(policy.access_for("/psirt.b.v1.B/Ping"), Some(&Access::Authenticated));
         assert_eq!(policy.access_for("/psirt.b.v1.B/Other"), None);
         assert_eq!(policy.access_for("/nope"), None);
-        assert_eq!(
-            policy.access_for("/grpc.health.v1.Health/Check"),
-            Some(&Access::Public)
-        );
+        assert_eq!(policy.access_for("/grpc.health.v1.Health/Check"), Some(&Access::Public));
         assert_eq!(
             policy.access_for("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
             Some(&Access::Public)
@@ -257,16 +232,10 @@ mod tests {
 
     #[test]
     fn admin_satisfies_everything() {
-        let admin = Principal {
-            roles: vec![Role::Admin],
-            ..Principal::anonymous()
-        };
+        let admin = Principal { roles: vec![Role::Admin], ..Principal::anonymous() };
         assert!(admin.has_role(Role::Reporter));
         assert!(admin.has_any_role(&[Role::Engineer]));
-        let analyst = Principal {
-            roles: vec![Role::Analyst],
-            ..Principal::anonymous()
-        };
+        let analyst = Principal { roles: vec![Role::Analyst], ..Principal::anonymous() };
         assert!(analyst.has_any_role(&[Role::Reporter, Role::Analyst]));
         assert!(!analyst.has_role(Role::Engineer));
         assert_eq!("ADMIN".parse::<Role>(), Ok(Role::Admin));

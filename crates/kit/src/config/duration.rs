@@ -26,9 +26,8 @@ pub fn parse(input: &str) -> Result<Duration, String> {
         if digits == 0 {
             return Err(format!("invalid duration {input:?}: expected a number at {rest:?}"));
         }
-        let value: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {input:?}: number too large"))?;
+        let value: u64 =
+            rest[..digits].parse().map_err(|_| format!("invalid duration {input:?}: number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
@@ -40,9 +39,7 @@ pub fn parse(input: &str) -> Result<Duration, String> {
             "h" => Duration::from_secs(value.saturating_mul(3600)),
             "d" => Duration::from_secs(value.saturating_mul(86_400)),
             "" => {
-                return Err(format!(
-                    "invalid duration {input:?}: missing unit (ms, s, m, h, d)"
-                ));
+                return Err(format!("invalid duration {input:?}: missing unit (ms, s, m, h, d)"));
             }
             other => {
                 return Err(format!(
@@ -101,9 +98,7 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom("duration must not be negative"))
+        u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("duration must not be negative"))
     }
 }
 

@@ -111,11 +111,7 @@ impl Problems {
 
     /// `Ok` when nothing was recorded, else [`ConfigError::Invalid`] with every problem.
     pub fn finish(self) -> Result<(), ConfigError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(self.0)) }
     }
 }
 
@@ -163,21 +159,13 @@ impl GrpcConfig {
     /// Checks limits and timeouts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::new();
-        p.check(
-            self.max_message_bytes >= 1024,
-            "grpc.max_message_bytes",
-            "must be at least 1024",
-        );
+        p.check(self.max_message_bytes >= 1024, "grpc.max_message_bytes", "must be at least 1024");
         p.check(
             self.concurrency_limit_per_connection != Some(0),
             "grpc.concurrency_limit_per_connection",
             "must be at least 1 (remove it for no limit)",
         );
-        p.check(
-            is_positive(self.request_timeout),
-            "grpc.request_timeout",
-            "must be greater than 0",
-        );
+        p.check(is_positive(self.request_timeout), "grpc.request_timeout", "must be greater than 0");
         p.finish()
     }
 }
@@ -195,9 +183,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
-        }
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 9090)) }
     }
 }
 
@@ -235,10 +221,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".to_owned(),
-            format: LogFormat::Json,
-        }
+        Self { level: "info".to_owned(), format: LogFormat::Json }
     }
 }
 
@@ -301,21 +284,9 @@ impl OtelConfig {
                 format!("must start with http:// or https://, got {endpoint:?}"),
             );
         }
-        p.check(
-            (0.0..=1.0).contains(&self.sample_ratio),
-            "otel.sample_ratio",
-            "must be between 0.0 and 1.0",
-        );
-        p.check(
-            is_positive(self.export_timeout),
-            "otel.export_timeout",
-            "must be greater than 0",
-        );
-        p.check(
-            is_positive(self.metrics_interval),
-            "otel.metrics_interval",
-            "must be greater than 0",
-        );
+        p.check((0.0..=1.0).contains(&self.sample_ratio), "otel.sample_ratio", "must be between 0.0 and 1.0");
+        p.check(is_positive(self.export_timeout), "otel.export_timeout", "must be greater than 0");
+        p.check(is_positive(self.metrics_interval), "otel.metrics_interval", "must be greater than 0");
         p.finish()
     }
 }
@@ -430,10 +401,7 @@ impl AuthConfig {
             );
         }
         if self.hs256_secret.is_some() && self.hs256_secret_file.is_some() {
-            p.push(
-                "auth.hs256_secret",
-                "set either auth.hs256_secret or auth.hs256_secret_file, not both",
-            );
+            p.push("auth.hs256_secret", "set either auth.hs256_secret or auth.hs256_secret_file, not both");
         }
         if let Some(secret) = &self.hs256_secret {
             p.check(
@@ -449,16 +417,8 @@ impl AuthConfig {
                 format!("must be an http(s) URL, got {url:?}"),
             );
         }
-        p.check(
-            is_positive(self.jwks_refresh),
-            "auth.jwks_refresh",
-            "must be greater than 0",
-        );
-        p.check(
-            !self.roles_claim.trim().is_empty(),
-            "auth.roles_claim",
-            "must not be empty",
-        );
+        p.check(is_positive(self.jwks_refresh), "auth.jwks_refresh", "must be greater than 0");
+        p.check(!self.roles_claim.trim().is_empty(), "auth.roles_claim", "must not be empty");
         p.finish()
     }
 }
@@ -547,21 +507,10 @@ impl DatabaseConfig {
         p.check(
             self.is_postgres() || url.starts_with("sqlite:"),
             "database.url",
-            format!(
-                "must start with postgres://, postgresql:// or sqlite:, got {:?}",
-                self.redacted_url()
-            ),
+            format!("must start with postgres://, postgresql:// or sqlite:, got {:?}", self.redacted_url()),
         );
-        p.check(
-            self.max_connections >= 1,
-            "database.max_connections",
-            "must be at least 1",
-        );
-        p.check(
-            is_positive(self.acquire_timeout),
-            "database.acquire_timeout",
-            "must be greater than 0",
-        );
+        p.check(self.max_connections >= 1, "database.max_connections", "must be at least 1");
+        p.check(is_positive(self.acquire_timeout), "database.acquire_timeout", "must be greater than 0");
         p.finish()
     }
 }
@@ -704,45 +653,23 @@ impl NatsConfig {
             "nats.token",
             "set either nats.credentials_file or nats.token, not both",
         );
-        p.check(
-            is_positive(self.connect_timeout),
-            "nats.connect_timeout",
-            "must be greater than 0",
-        );
+        p.check(is_positive(self.connect_timeout), "nats.connect_timeout", "must be greater than 0");
         let s = &self.stream;
         p.check(
             !s.name.is_empty()
-                && !s
-                    .name
-                    .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>')),
+                && !s.name.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>')),
             "nats.stream.name",
             "must be non-empty without spaces, '.', '*' or '>'",
         );
-        p.check(
-            !s.subjects.is_empty(),
-            "nats.stream.subjects",
-            "must list at least one subject",
-        );
-        p.check(
-            (1..=5).contains(&s.replicas),
-            "nats.stream.replicas",
-            "must be between 1 and 5",
-        );
-        p.check(
-            is_positive(s.duplicate_window),
-            "nats.stream.duplicate_window",
-            "must be greater than 0",
-        );
+        p.check(!s.subjects.is_empty(), "nats.stream.subjects", "must list at least one subject");
+        p.check((1..=5).contains(&s.replicas), "nats.stream.replicas", "must be between 1 and 5");
+        p.check(is_positive(s.duplicate_window), "nats.stream.duplicate_window", "must be greater than 0");
         p.check(
             s.max_age.is_zero() || s.duplicate_window <= s.max_age,
             "nats.stream.duplicate_window",
             "must not exceed nats.stream.max_age",
         );
-        p.check(
-            s.max_msg_size >= 1024,
-            "nats.stream.max_msg_size",
-            "must be at least 1024",
-        );
+        p.check(s.max_msg_size >= 1024, "nats.stream.max_msg_size", "must be at least 1024");
         p.finish()
     }
 }
@@ -753,14 +680,8 @@ mod tests {
 
     #[test]
     fn redacts_userinfo() {
-        assert_eq!(
-            redact_userinfo("postgres://psirt:hunter2@db:5432/psirt"),
-            "postgres://***@db:5432/psirt"
-        );
-        assert_eq!(
-            redact_userinfo("sqlite://psirt.db?mode=rwc"),
-            "sqlite://psirt.db?mode=rwc"
-        );
+        assert_eq!(redact_userinfo("postgres://psirt:hunter2@db:5432/psirt"), "postgres://***@db:5432/psirt");
+        assert_eq!(redact_userinfo("sqlite://psirt.db?mode=rwc"), "sqlite://psirt.db?mode=rwc");
     }
 
     #[test]
@@ -781,10 +702,8 @@ mod tests {
             hs256_secret: Some(SecretString::from("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")),
             ..AuthConfig::default()
         };
-        let db = DatabaseConfig {
-            url: SecretString::from("postgres://u:pw@h/db"),
-            ..DatabaseConfig::default()
-        };
+        let db =
+            DatabaseConfig { url: SecretString::from("postgres://u:pw@h/db"), ..DatabaseConfig::default() };
         let printed = format!("{auth:?} {db:?}");
         assert!(!printed.contains("s3cr3t"), "{printed}");
         assert!(!printed.contains("pw"), "{printed}");

@@ -25,6 +25,7 @@
 mod telemetry;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
@@ -61,6 +62,13 @@ const BUILTIN_METHODS: [&str; 4] = [
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
 ];
 
+/// Routes and method names ready to serve.
+struct Prepared {
+    server: GrpcServer,
+    routes: Routes,
+    known_methods: HashSet<String>,
+}
+
 /// A bound gRPC listener, ready to serve.
 #[derive(Debug)]
 pub struct GrpcServer {
@@ -76,15 +84,8 @@ impl GrpcServer {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("failed to bind grpc listener on {}", config.listen))?;
-        let local_addr = listener
-            .local_addr()
-            .context("failed to read grpc listener address")?;
-        Ok(Self {
-            listener,
-            local_addr,
-            config: config.clone(),
-            health: HealthReporter::new(),
-        })
+        let local_addr = listener.local_addr().context("failed to read grpc listener address")?;
+        Ok(Self { listener, local_addr, config: config.clone(), health: HealthReporter::new() })
     }
 
     /// The bound address.
@@ -106,95 +107,95 @@ impl GrpcServer {
     ///
     /// On shutdown every service is set `NOT_SERVING`, new connections are refused and
     /// in-flight calls get `grpc.shutdown_grace` to finish before connections are closed.
-    pub async fn serve(
+    pub fn serve(
         self,
         routes: Routes,
         auth: AuthLayer,
         file_descriptor_sets: &[&[u8]],
         services: &[&str],
         shutdown: Shutdown,
-    ) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            local_addr,
-            config,
-            health,
-        } = self;
-        let limit = config.max_message_bytes;
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        // Everything borrowed is used before the future is returned, so the future is
+        // `'static` and can be spawned.
+        let prepared = self.prepare(routes, &auth, file_descriptor_sets, services);
+        let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            let Prepared { server, routes, known_methods } = prepared?;
+            let GrpcServer { listener, local_addr, config, health } = server;
+            for name in names.iter().map(String::as_str).chain([""]) {
+                health.set_service_status(name, ServingStatus::Serving).await;
+            }
 
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        for set in file_descriptor_sets {
-            reflection = reflection.register_encoded_file_descriptor_set(set);
+            let mut builder = Server::builder().timeout(config.request_timeout);
+            if let Some(limit) = config.concurrency_limit_per_connection {
+                builder = builder.concurrency_limit_per_connection(limit);
+            }
+            let router = builder.layer(RpcTelemetryLayer::new(known_methods)).layer(auth).add_routes(routes);
+
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let signal = {
+                let shutdown = shutdown.clone();
+                async move {
+                    shutdown.wait().await;
+                    tracing::info!("grpc server draining");
+                    for name in names.iter().map(String::as_str).chain([""]) {
+                        health.set_service_status(name, ServingStatus::NotServing).await;
+                    }
+                }
+            };
+            tracing::info!(addr = %local_addr, "grpc server listening");
+            let serving = router.serve_with_incoming_shutdown(incoming, signal);
+            let grace = config.shutdown_grace;
+            tokio::select! {
+                result = serving => result.context("grpc server failed")?,
+                () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!(
+                        grace_s = grace.as_secs_f64(),
+                        "grpc calls still running after the shutdown grace period, closing connections"
+                    );
+                }
+            }
+            tracing::info!("grpc server stopped");
+            Ok(())
         }
-        let reflection_v1 = reflection
+    }
+
+    fn prepare(
+        self,
+        routes: Routes,
+        auth: &AuthLayer,
+        file_descriptor_sets: &[&[u8]],
+        services: &[&str],
+    ) -> anyhow::Result<Prepared> {
+        let limit = self.config.max_message_bytes;
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            for set in file_descriptor_sets {
+                builder = builder.register_encoded_file_descriptor_set(set);
+            }
+            builder
+        };
+        let reflection_v1 = reflection()
             .build_v1()
             .context("invalid file descriptor set for reflection")?
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let mut reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        for set in file_descriptor_sets {
-            reflection = reflection.register_encoded_file_descriptor_set(set);
-        }
-        let reflection_v1alpha = reflection
+        let reflection_v1alpha = reflection()
             .build_v1alpha()
             .context("invalid file descriptor set for reflection")?
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let health_server = HealthServer::new(HealthService::from_health_reporter(health.clone()))
+        let health_server = HealthServer::new(HealthService::from_health_reporter(self.health.clone()))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
 
         let known_methods = known_methods(file_descriptor_sets)?;
-        check_policy(&auth, &known_methods, services);
+        check_policy(auth, &known_methods, services);
 
-        for name in services.iter().copied().chain([""]) {
-            health
-                .set_service_status(name, ServingStatus::Serving)
-                .await;
-        }
-
-        let routes = routes
-            .add_service(health_server)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
-
-        let mut builder = Server::builder().timeout(config.request_timeout);
-        if let Some(limit) = config.concurrency_limit_per_connection {
-            builder = builder.concurrency_limit_per_connection(limit);
-        }
-        let router = builder
-            .layer(RpcTelemetryLayer::new(known_methods))
-            .layer(auth)
-            .add_routes(routes);
-
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
-        let signal = {
-            let shutdown = shutdown.clone();
-            let health = health.clone();
-            async move {
-                shutdown.wait().await;
-                tracing::info!("grpc server draining");
-                for name in names.iter().map(String::as_str).chain([""]) {
-                    health
-                        .set_service_status(name, ServingStatus::NotServing)
-                        .await;
-                }
-            }
-        };
-        tracing::info!(addr = %local_addr, "grpc server listening");
-        let serving = router.serve_with_incoming_shutdown(incoming, signal);
-        let grace = config.shutdown_grace;
-        tokio::select! {
-            result = serving => result.context("grpc server failed")?,
-            () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_s = grace.as_secs_f64(), "grpc calls still running after the shutdown grace period, closing connections");
-            }
-        }
-        tracing::info!("grpc server stopped");
-        Ok(())
+        let routes =
+            routes.add_service(health_server).add_service(reflection_v1).add_service(reflection_v1alpha);
+        Ok(Prepared { server: self, routes, known_methods })
     }
 }
 
@@ -202,8 +203,8 @@ impl GrpcServer {
 fn known_methods(file_descriptor_sets: &[&[u8]]) -> anyhow::Result<HashSet<String>> {
     let mut methods: HashSet<String> = BUILTIN_METHODS.iter().map(|m| (*m).to_owned()).collect();
     for bytes in file_descriptor_sets {
-        let set = prost_types::FileDescriptorSet::decode(*bytes)
-            .context("failed to decode file descriptor set")?;
+        let set =
+            prost_types::FileDescriptorSet::decode(*bytes).context("failed to decode file descriptor set")?;
         for file in &set.file {
             let package = file.package();
             for service in &file.service {
@@ -241,11 +242,7 @@ fn check_policy(auth: &AuthLayer, known_methods: &HashSet<String>, services: &[&
     if auth.authenticator().is_disabled() {
         return;
     }
-    let public: Vec<&str> = policy
-        .methods()
-        .filter(|(_, a)| **a == Access::Public)
-        .map(|(m, _)| m)
-        .collect();
+    let public: Vec<&str> = policy.methods().filter(|(_, a)| **a == Access::Public).map(|(m, _)| m).collect();
     if !public.is_empty() {
         tracing::info!(methods = ?public, "methods callable without a token");
     }

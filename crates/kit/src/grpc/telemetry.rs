@@ -35,9 +35,8 @@ pub const RPC_DURATION_METRIC: &str = "rpc.server.duration";
 pub const OTHER: &str = "_OTHER";
 
 /// Bucket boundaries in seconds, from 1 ms to 10 s.
-const BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+const BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Tower layer adding the span and the duration metric to every request.
 #[derive(Clone, Debug)]
@@ -56,10 +55,7 @@ impl RpcTelemetryLayer {
             .with_description("Duration of gRPC calls handled by the server")
             .with_boundaries(BUCKETS.to_vec())
             .build();
-        Self {
-            duration,
-            known_methods: Arc::new(known_methods),
-        }
+        Self { duration, known_methods: Arc::new(known_methods) }
     }
 }
 
@@ -67,10 +63,7 @@ impl<S> Layer<S> for RpcTelemetryLayer {
     type Service = RpcTelemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcTelemetry {
-            inner,
-            layer: self.clone(),
-        }
+        RpcTelemetry { inner, layer: self.clone() }
     }
 }
 
@@ -156,10 +149,7 @@ where
                     return Ok(response);
                 }
                 Ok(response.map(|body| {
-                    tonic::body::Body::new(ObservedBody {
-                        inner: body,
-                        observation: Some(observation),
-                    })
+                    tonic::body::Body::new(ObservedBody { inner: body, observation: Some(observation) })
                 }))
             }
             .instrument(span),
@@ -168,10 +158,7 @@ where
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<i32> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
+    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 struct Observation {
@@ -184,20 +171,10 @@ struct Observation {
 impl Observation {
     fn finish(self, code: i32) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        let Observation {
-            span,
-            histogram,
-            attributes: [system, service, method],
-            ..
-        } = self;
+        let Observation { span, histogram, attributes: [system, service, method], .. } = self;
         histogram.record(
             elapsed,
-            &[
-                system,
-                service,
-                method,
-                KeyValue::new("rpc.grpc.status_code", i64::from(code)),
-            ],
+            &[system, service, method, KeyValue::new("rpc.grpc.status_code", i64::from(code))],
         );
         span.record("rpc.grpc.status_code", code);
         // Server-side error codes per the OpenTelemetry gRPC conventions.
@@ -232,14 +209,16 @@ impl http_body::Body for ObservedBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         let code = match &polled {
-            Some(Ok(frame)) => frame
-                .trailers_ref()
-                .map(|t| grpc_status(t).unwrap_or(tonic::Code::Unknown as i32)),
+            Some(Ok(frame)) => {
+                frame.trailers_ref().map(|t| grpc_status(t).unwrap_or(tonic::Code::Unknown as i32))
+            }
             Some(Err(status)) => Some(status.code() as i32),
             None => Some(tonic::Code::Unknown as i32),
         };
-        if let (Some(code), Some(observation)) = (code, self.observation.take()) {
-            observation.finish(code);
+        if let Some(code) = code {
+            if let Some(observation) = self.observation.take() {
+                observation.finish(code);
+            }
         }
         Poll::Ready(polled)
     }

@@ -12,10 +12,7 @@ use psirt_kit::{AdminServer, Readiness, Shutdown};
 async fn healthz_readyz_metrics_and_extra_routes() {
     let telemetry = psirt_kit::telemetry::init(
         "kit-admin-test",
-        &LogConfig {
-            level: "warn".to_owned(),
-            ..LogConfig::default()
-        },
+        &LogConfig { level: "warn".to_owned(), ..LogConfig::default() },
         &OtelConfig::default(),
     )
     .expect("telemetry");
@@ -29,11 +26,13 @@ async fn healthz_readyz_metrics_and_extra_routes() {
     let readiness = Readiness::new();
     let nats = readiness.register("nats");
     let database = readiness.register("database");
-    let extra = axum::Router::new().route("/csaf/provider-metadata.json", axum::routing::get(|| async { "{}" }));
-    let server = AdminServer::bind("127.0.0.1:0".parse().expect("addr"), readiness.clone(), telemetry.metrics())
-        .await
-        .expect("bind")
-        .merge(extra);
+    let extra =
+        axum::Router::new().route("/csaf/provider-metadata.json", axum::routing::get(|| async { "{}" }));
+    let server =
+        AdminServer::bind("127.0.0.1:0".parse().expect("addr"), readiness.clone(), telemetry.metrics())
+            .await
+            .expect("bind")
+            .merge(extra);
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
     let shutdown = Shutdown::new();
@@ -51,7 +50,8 @@ async fn healthz_readyz_metrics_and_extra_routes() {
     assert_eq!(report.not_ready, vec!["database".to_owned(), "nats".to_owned()]);
 
     database.set_ready(true);
-    let report: ReadinessReport = http.get(url("/readyz")).send().await.expect("readyz").json().await.expect("json");
+    let report: ReadinessReport =
+        http.get(url("/readyz")).send().await.expect("readyz").json().await.expect("json");
     assert_eq!(report.not_ready, vec!["nats".to_owned()]);
 
     nats.set_ready(true);
@@ -74,7 +74,9 @@ async fn healthz_readyz_metrics_and_extra_routes() {
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
     let text = metrics.text().await.expect("body");
     assert!(
-        text.lines().any(|l| l.starts_with("kit_test_reports_received_total{") && l.contains("channel=\"web\"") && l.ends_with(" 3")),
+        text.lines().any(|l| l.starts_with("kit_test_reports_received_total{")
+            && l.contains("channel=\"web\"")
+            && l.ends_with(" 3")),
         "{text}"
     );
     assert!(text.contains("service_name=\"kit-admin-test\""), "{text}");

@@ -19,9 +19,9 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::service::Routes;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use tower::{Layer, Service};
 
 use crate::support::fixture;
@@ -30,10 +30,7 @@ const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 const CHECK: &str = "/grpc.health.v1.Health/Check";
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after epoch")
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after epoch").as_secs()
 }
 
 fn claims(sub: &str, roles: Value, exp_offset: i64) -> Value {
@@ -42,12 +39,8 @@ fn claims(sub: &str, roles: Value, exp_offset: i64) -> Value {
 }
 
 fn hs256(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode hs256")
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("encode hs256")
 }
 
 fn signed_with_pem(claims: &Value, alg: Algorithm, kid: Option<&str>, pem_file: &str) -> String {
@@ -63,17 +56,11 @@ fn signed_with_pem(claims: &Value, alg: Algorithm, kid: Option<&str>, pem_file: 
 }
 
 fn hs256_config() -> AuthConfig {
-    AuthConfig {
-        hs256_secret: Some(SecretString::from(SECRET)),
-        ..AuthConfig::default()
-    }
+    AuthConfig { hs256_secret: Some(SecretString::from(SECRET)), ..AuthConfig::default() }
 }
 
 fn jwks_file_config() -> AuthConfig {
-    AuthConfig {
-        jwks_file: Some(fixture("jwks.json")),
-        ..AuthConfig::default()
-    }
+    AuthConfig { jwks_file: Some(fixture("jwks.json")), ..AuthConfig::default() }
 }
 
 fn test_policy() -> AuthPolicy {
@@ -88,10 +75,7 @@ struct TestServer {
 
 impl TestServer {
     async fn start(auth: AuthConfig, policy: AuthPolicy) -> Self {
-        let grpc = GrpcConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ..GrpcConfig::default()
-        };
+        let grpc = GrpcConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..GrpcConfig::default() };
         let server = GrpcServer::bind(&grpc).await.expect("bind");
         let addr = server.local_addr();
         let layer = AuthLayer::from_config(&auth, policy).await.expect("auth");
@@ -103,11 +87,7 @@ impl TestServer {
             &["psirt.test.v1.TestService"],
             shutdown.clone(),
         ));
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
+        Self { addr, shutdown, task }
     }
 
     async fn client(&self) -> HealthClient<Channel> {
@@ -130,9 +110,7 @@ impl TestServer {
 }
 
 async fn check(client: &mut HealthClient<Channel>, token: Option<&str>) -> Result<(), tonic::Status> {
-    let mut request = tonic::Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
+    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
     if let Some(token) = token {
         let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("metadata");
         request.metadata_mut().insert("authorization", value);
@@ -153,10 +131,7 @@ fn code(result: Result<(), tonic::Status>) -> Code {
 async fn hs256_tokens_through_a_real_server() {
     let telemetry = psirt_kit::telemetry::init(
         "kit-auth-test",
-        &LogConfig {
-            level: "warn".to_owned(),
-            ..LogConfig::default()
-        },
+        &LogConfig { level: "warn".to_owned(), ..LogConfig::default() },
         &OtelConfig::default(),
     )
     .expect("telemetry");
@@ -167,10 +142,8 @@ async fn hs256_tokens_through_a_real_server() {
     assert_eq!(code(check(&mut client, Some("not-a-jwt")).await), Code::Unauthenticated);
     let expired = hs256(&claims("alice", json!(["analyst"]), -3600), SECRET);
     assert_eq!(code(check(&mut client, Some(&expired)).await), Code::Unauthenticated);
-    let forged = hs256(
-        &claims("alice", json!(["analyst"]), 600),
-        "another-secret-another-secret-another-secret",
-    );
+    let forged =
+        hs256(&claims("alice", json!(["analyst"]), 600), "another-secret-another-secret-another-secret");
     assert_eq!(code(check(&mut client, Some(&forged)).await), Code::Unauthenticated);
     let reporter = hs256(&claims("bob", json!(["reporter"]), 600), SECRET);
     let denied = check(&mut client, Some(&reporter)).await.expect_err("denied");
@@ -183,14 +156,17 @@ async fn hs256_tokens_through_a_real_server() {
     let space_separated = hs256(&claims("carol", json!("reporter analyst"), 600), SECRET);
     assert_eq!(code(check(&mut client, Some(&space_separated)).await), Code::Ok);
     // A valid token for an RS256-only deployment shape: alg not accepted without a key.
-    let rs = signed_with_pem(&claims("dave", json!(["admin"]), 600), Algorithm::RS256, Some("rsa-1"), "rsa_private.pem");
+    let rs = signed_with_pem(
+        &claims("dave", json!(["admin"]), 600),
+        Algorithm::RS256,
+        Some("rsa-1"),
+        "rsa_private.pem",
+    );
     assert_eq!(code(check(&mut client, Some(&rs)).await), Code::Unauthenticated);
 
     // Watch stays public (built-in), even without a token.
     let mut watch = client
-        .watch(HealthCheckRequest {
-            service: "psirt.test.v1.TestService".to_owned(),
-        })
+        .watch(HealthCheckRequest { service: "psirt.test.v1.TestService".to_owned() })
         .await
         .expect("watch is public")
         .into_inner();
@@ -279,10 +255,8 @@ async fn jwks_url_is_fetched_at_startup() {
     server.stop().await;
 
     // An unreachable JWKS URL fails startup.
-    let config = AuthConfig {
-        jwks_url: Some("http://127.0.0.1:9/jwks.json".to_owned()),
-        ..AuthConfig::default()
-    };
+    let config =
+        AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".to_owned()), ..AuthConfig::default() };
     assert!(Authenticator::from_config(&config).await.is_err());
 }
 
@@ -342,10 +316,7 @@ impl Service<http::Request<tonic::body::Body>> for Capture {
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        self.seen
-            .lock()
-            .expect("lock")
-            .push(req.extensions().get::<Principal>().cloned());
+        self.seen.lock().expect("lock").push(req.extensions().get::<Principal>().cloned());
         Box::pin(async { Ok(tonic::Status::ok("").into_http()) })
     }
 }
@@ -379,10 +350,8 @@ async fn layer_answers_trailers_only_and_inserts_the_principal() {
     assert_eq!(response.headers()["content-type"], "application/grpc");
     assert_eq!(response.headers()["grpc-status"], "7");
     // Missing token: trailers-only UNAUTHENTICATED with a message.
-    let response = service
-        .call(request("/psirt.intake.v1.IntakeService/SubmitReport", None))
-        .await
-        .expect("infallible");
+    let response =
+        service.call(request("/psirt.intake.v1.IntakeService/SubmitReport", None)).await.expect("infallible");
     assert_eq!(response.headers()["grpc-status"], "16");
     assert!(response.headers().contains_key("grpc-message"));
     assert!(capture.seen.lock().expect("lock").is_empty());
@@ -394,10 +363,7 @@ async fn layer_answers_trailers_only_and_inserts_the_principal() {
         .expect("infallible");
     assert_eq!(response.headers()["grpc-status"], "0");
     // Public: anonymous without roles.
-    service
-        .call(request("/psirt.intake.v1.IntakeService/Ping", None))
-        .await
-        .expect("infallible");
+    service.call(request("/psirt.intake.v1.IntakeService/Ping", None)).await.expect("infallible");
     let seen = capture.seen.lock().expect("lock").clone();
     let principal = seen[0].as_ref().expect("principal");
     assert_eq!(principal.subject, "ivy");
@@ -409,17 +375,12 @@ async fn layer_answers_trailers_only_and_inserts_the_principal() {
 
 #[tokio::test]
 async fn mode_none_lets_everyone_in_with_every_role() {
-    let config = AuthConfig {
-        mode: AuthMode::None,
-        ..AuthConfig::default()
-    };
+    let config = AuthConfig { mode: AuthMode::None, ..AuthConfig::default() };
     let layer = AuthLayer::from_config(&config, AuthPolicy::new()).await.expect("layer");
     let capture = Capture::default();
     let mut service = layer.layer(capture.clone());
-    let response = service
-        .call(request("/psirt.triage.v1.TriageService/AcceptCase", None))
-        .await
-        .expect("infallible");
+    let response =
+        service.call(request("/psirt.triage.v1.TriageService/AcceptCase", None)).await.expect("infallible");
     assert_eq!(response.headers()["grpc-status"], "0");
     let seen = capture.seen.lock().expect("lock").clone();
     let principal = seen[0].as_ref().expect("principal");
@@ -442,9 +403,7 @@ async fn reflection_v1_and_v1alpha_list_services_without_a_token() {
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
     let request = v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
     };
     let mut stream = client
         .server_reflection_info(futures::stream::iter([request]))
@@ -485,9 +444,7 @@ async fn shutdown_marks_services_not_serving_and_stops() {
     };
     let server = GrpcServer::bind(&grpc).await.expect("bind");
     let addr = server.local_addr();
-    let layer = AuthLayer::from_config(&hs256_config(), AuthPolicy::new())
-        .await
-        .expect("layer");
+    let layer = AuthLayer::from_config(&hs256_config(), AuthPolicy::new()).await.expect("layer");
     let shutdown = Shutdown::new();
     let task = tokio::spawn(server.serve(
         Routes::default(),
@@ -496,18 +453,13 @@ async fn shutdown_marks_services_not_serving_and_stops() {
         &["psirt.test.v1.TestService"],
         shutdown.clone(),
     ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel =
+        Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
     let mut client = HealthClient::new(channel);
     // An open Watch stream would keep a graceful drain waiting forever; the grace period
     // bounds it.
     let mut watch = client
-        .watch(HealthCheckRequest {
-            service: "psirt.test.v1.TestService".to_owned(),
-        })
+        .watch(HealthCheckRequest { service: "psirt.test.v1.TestService".to_owned() })
         .await
         .expect("watch")
         .into_inner();

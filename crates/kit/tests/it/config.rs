@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Jail;
+use figment::providers::{Format as _, Toml};
 use psirt_kit::config::{
-    self, AdminConfig, AuthConfig, AuthMode, ConfigError, DatabaseConfig, GrpcConfig, LogConfig,
-    LogFormat, NatsConfig, OtelConfig, Problems, StorageKind,
+    self, AdminConfig, AuthConfig, AuthMode, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, LogFormat,
+    NatsConfig, OtelConfig, Problems, StorageKind,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,7 @@ struct IntakeSection {
 
 impl Default for IntakeSection {
     fn default() -> Self {
-        Self {
-            max_reports_per_hour: 100,
-        }
+        Self { max_reports_per_hour: 100 }
     }
 }
 
@@ -92,14 +91,10 @@ fn defaults_then_file_then_env() {
         jail.set_env("PSIRT_OTEL__ENDPOINT", "http://collector:4317");
         jail.set_env("PSIRT_DATABASE__URL", "postgres://psirt:pw@db/psirt");
         // Looks like a number to figment's env parser; must still arrive as text.
-        jail.set_env(
-            "PSIRT_AUTH__HS256_SECRET",
-            "1234567890123456789012345678901234567890",
-        );
+        jail.set_env("PSIRT_AUTH__HS256_SECRET", "1234567890123456789012345678901234567890");
         jail.set_env("PSIRT_LOG__FORMAT", "pretty");
 
-        let cfg: ServiceConfig =
-            config::load(Some(Path::new("service.toml"))).map_err(to_figment)?;
+        let cfg: ServiceConfig = config::load(Some(Path::new("service.toml"))).map_err(to_figment)?;
 
         // env beats file
         assert_eq!(cfg.grpc.listen, "127.0.0.1:7000".parse::<SocketAddr>().expect("addr"));
@@ -124,10 +119,7 @@ fn defaults_then_file_then_env() {
         assert!(cfg.database.is_postgres());
         assert_eq!(cfg.database.redacted_url(), "postgres://***@db/psirt");
         assert_eq!(
-            cfg.auth
-                .hs256_secret
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
+            cfg.auth.hs256_secret.as_ref().map(|s| s.expose_secret().to_owned()),
             Some("1234567890123456789012345678901234567890".to_owned())
         );
         assert!(!format!("{cfg:?}").contains("1234567890123456789012345678901234567890"));
@@ -144,10 +136,7 @@ fn defaults_without_file_or_env() {
         assert_eq!(cfg.grpc.listen.port(), 50051);
         assert_eq!(cfg.otel.endpoint, None);
         assert!(cfg.auth.hs256_secret.is_none());
-        assert_eq!(
-            cfg.database.url.expose_secret(),
-            config::DEFAULT_DATABASE_URL
-        );
+        assert_eq!(cfg.database.url.expose_secret(), config::DEFAULT_DATABASE_URL);
         assert_eq!(cfg.nats.stream.duplicate_window, Duration::from_secs(120));
         Ok(())
     });
@@ -165,8 +154,8 @@ fn missing_explicit_file_is_an_error() {
 fn bad_values_name_their_key() {
     Jail::expect_with(|jail| {
         jail.create_file("bad.toml", "[grpc]\nrequest_timeout = \"ten seconds\"\n")?;
-        let err = config::load::<ServiceConfig>(Some(Path::new("bad.toml")))
-            .expect_err("bad duration must fail");
+        let err =
+            config::load::<ServiceConfig>(Some(Path::new("bad.toml"))).expect_err("bad duration must fail");
         let text = err.to_string();
         assert!(text.contains("request_timeout"), "{text}");
         Ok(())
@@ -184,25 +173,14 @@ fn validation_lists_every_problem() {
         let err = cfg.validate().expect_err("invalid config");
         let problems = err.problems();
         let text = err.to_string();
-        for key in [
-            "grpc.max_message_bytes",
-            "otel.sample_ratio",
-            "database.url",
-            "intake.max_reports_per_hour",
-        ] {
+        for key in
+            ["grpc.max_message_bytes", "otel.sample_ratio", "database.url", "intake.max_reports_per_hour"]
+        {
             assert!(problems.iter().any(|p| p.starts_with(key)), "{key} missing in {text}");
         }
         // auth mode jwt without a key source names the keys to set
-        let auth = problems
-            .iter()
-            .find(|p| p.starts_with("auth"))
-            .expect("auth problem");
-        for key in [
-            "auth.jwks_url",
-            "auth.jwks_file",
-            "auth.hs256_secret_file",
-            "PSIRT_AUTH__HS256_SECRET",
-        ] {
+        let auth = problems.iter().find(|p| p.starts_with("auth")).expect("auth problem");
+        for key in ["auth.jwks_url", "auth.jwks_file", "auth.hs256_secret_file", "PSIRT_AUTH__HS256_SECRET"] {
             assert!(auth.contains(key), "{auth}");
         }
         assert_eq!(problems.len(), 5, "{text}");
@@ -225,4 +203,20 @@ fn auth_none_is_explicit_and_short_secrets_are_rejected() {
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
         Ok(())
     });
+}
+
+/// The documented example must stay in sync with the code's defaults.
+#[test]
+fn example_file_matches_defaults() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let from_file: ServiceConfig =
+        figment::Figment::new().merge(Toml::file_exact(&example)).extract().expect("example parses");
+    let defaults = ServiceConfig::default();
+    assert_eq!(from_file.grpc, defaults.grpc);
+    assert_eq!(from_file.admin, defaults.admin);
+    assert_eq!(from_file.log, defaults.log);
+    assert_eq!(from_file.otel, defaults.otel);
+    assert_eq!(format!("{:?}", from_file.auth), format!("{:?}", defaults.auth));
+    assert_eq!(format!("{:?}", from_file.database), format!("{:?}", defaults.database));
+    assert_eq!(format!("{:?}", from_file.nats), format!("{:?}", defaults.nats));
 }

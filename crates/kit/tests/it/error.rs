@@ -30,10 +30,7 @@ fn invalid_argument_round_trips_its_field_violations() {
 
 #[test]
 fn failed_precondition_carries_the_current_state() {
-    let status = over_the_wire(Status::from(ApiError::failed_precondition(
-        "case is closed",
-        Some("closed"),
-    )));
+    let status = over_the_wire(Status::from(ApiError::failed_precondition("case is closed", Some("closed"))));
     assert_eq!(status.code(), Code::FailedPrecondition);
     let failure = status.get_details_precondition_failure().expect("precondition failure");
     assert_eq!(failure.violations.len(), 1);
@@ -57,10 +54,7 @@ fn not_found_aborted_and_internal() {
         message: "case c-42 was changed concurrently".to_owned(),
     }));
     assert_eq!(status.code(), Code::Aborted);
-    assert_eq!(
-        status.get_details_error_info().expect("error info").reason,
-        "CONCURRENCY_CONFLICT"
-    );
+    assert_eq!(status.get_details_error_info().expect("error info").reason, "CONCURRENCY_CONFLICT");
 
     let status = over_the_wire(Status::from(ApiError::internal("connection reset by peer")));
     assert_eq!(status.code(), Code::Internal);

@@ -5,3 +5,4 @@ mod auth;
 mod config;
 mod error;
 mod support;
+mod telemetry;

@@ -1,0 +1,97 @@
+//! Connections to the backbone: NATS (with the event stream made sure of)
+//! and the SQL database picked by `database.url`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use psirt_eventstore::{EventStore, StorageKind, StreamSettings};
+use psirt_kit::config::{self, DatabaseConfig, NatsConfig};
+use secrecy::ExposeSecret;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+/// The event store's view of `[nats.stream]`.
+pub fn stream_settings(nats: &NatsConfig) -> StreamSettings {
+    let s = &nats.stream;
+    StreamSettings {
+        name: s.name.clone(),
+        replicas: s.replicas,
+        storage: match s.storage {
+            config::StorageKind::File => StorageKind::File,
+            config::StorageKind::Memory => StorageKind::Memory,
+        },
+        max_age_secs: s.max_age.as_secs(),
+        duplicate_window_secs: s.duplicate_window.as_secs().max(1),
+        max_msg_size: i32::try_from(s.max_msg_size).unwrap_or(i32::MAX),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Connects to NATS with the configured credentials and TLS.
+pub async fn connect_nats(nats: &NatsConfig, service: &str) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(nats.name.clone().unwrap_or_else(|| service.to_owned()))
+        .connection_timeout(nats.connect_timeout)
+        .retry_on_initial_connect()
+        .max_reconnects(None);
+    if let Some(path) = &nats.credentials_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("failed to read nats credentials {}", path.display()))?;
+    }
+    if let Some(token) = &nats.token {
+        options = options.token(token.expose_secret().to_owned());
+    }
+    if let Some(ca) = &nats.tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if nats.tls_required {
+        options = options.require_tls(true);
+    }
+    let client = options
+        .connect(nats.url.as_str())
+        .await
+        .with_context(|| format!("failed to connect to nats at {}", nats.url))?;
+    Ok(client)
+}
+
+/// Connects to NATS and makes sure the event stream exists with the
+/// configured settings. Waits (bounded) for NATS to come up.
+pub async fn open_event_store(nats: &NatsConfig, service: &str) -> anyhow::Result<EventStore> {
+    let client = connect_nats(nats, service).await?;
+    let settings = stream_settings(nats);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match EventStore::open(client.clone(), &settings).await {
+            Ok(store) => return Ok(store),
+            Err(psirt_eventstore::StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "event stream not reachable yet, retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("failed to open the event stream"),
+        }
+    }
+}
+
+/// Opens the database named by `database.url` (PostgreSQL or SQLite).
+pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let url = db.url.expose_secret();
+    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+        // Make sure the folder of an embedded database exists.
+        if let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
+        }
+    }
+    let max = if url.starts_with("sqlite:") { db.max_connections.min(8) } else { db.max_connections };
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(db.acquire_timeout)
+        .connect(url)
+        .await
+        .with_context(|| format!("failed to open database {}", db.redacted_url()))
+}

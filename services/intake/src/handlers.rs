@@ -1,0 +1,592 @@
+//! Intake's command handling: load the report, let the domain decide, append
+//! with an expectation, retry a conflict once. Every command's event id is
+//! derived from the caller's request id, so a retried request finds its own
+//! event and answers as the first attempt did.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use psirt_domain::{
+    CaseId, EventId, MessageDirection, Report, ReportCommand, ReportError, ReportEvent, ReportId,
+    SubmitReport,
+};
+use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal, Role};
+use psirt_proto::intake;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use tracing::{instrument, warn};
+
+use crate::mapping::{self, millis};
+use crate::readmodel;
+
+/// Everything a handler can fail with; one exhaustive mapping to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Domain(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read model: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event does not decode: {0}")]
+    Corrupt(#[from] psirt_eventstore::DecodeError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+fn violations(v: Vec<psirt_domain::FieldViolation>) -> Vec<FieldViolation> {
+    v.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect()
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> Self {
+        match err {
+            IntakeError::Domain(e) => match e {
+                ReportError::Validation(v) => ApiError::InvalidArgument(violations(v)),
+                ReportError::NotFound => ApiError::not_found("report", ""),
+                ReportError::AlreadyExists { id } => {
+                    ApiError::AlreadyExists { resource: "report", id: id.to_string() }
+                }
+                ReportError::AlreadyAcknowledged { id } => ApiError::failed_precondition(
+                    format!("report {id} was already acknowledged"),
+                    Some("acknowledged"),
+                ),
+                ReportError::DuplicateOfSelf => {
+                    ApiError::invalid_argument("other_report_id", "a report cannot be a duplicate of itself")
+                }
+            },
+            IntakeError::Store(e) => match e {
+                StoreError::Conflict { subject, expected, actual } => ApiError::Aborted {
+                    message: format!(
+                        "{subject} changed concurrently: expected version {expected}, actual {}",
+                        actual.map_or_else(|| "none".to_owned(), |a| a.to_string())
+                    ),
+                },
+                StoreError::TooLarge(m) => ApiError::invalid_argument("", format!("event too large: {m}")),
+                StoreError::Unavailable(m) => ApiError::Unavailable(m),
+                StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
+            },
+            IntakeError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
+            IntakeError::Corrupt(e) => ApiError::internal(e),
+            IntakeError::Api(e) => e,
+        }
+    }
+}
+
+impl From<IntakeError> for tonic::Status {
+    fn from(err: IntakeError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, IntakeError>;
+
+/// Settings of the intake handlers (`[intake]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// How far back an open report counts for the duplicate hint, in days.
+    pub duplicate_window_days: u32,
+    /// Page size of `ListReports` when the request gives none.
+    pub default_page_size: u32,
+    /// Largest page of `ListReports`.
+    pub max_page_size: u32,
+    /// Text of the acknowledgement when `AcknowledgeReport` gives none.
+    pub acknowledgement_template: String,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            duplicate_window_days: 30,
+            default_page_size: 50,
+            max_page_size: 1000,
+            acknowledgement_template:
+                "Thank you for your report. Our product security team has received it and will respond after triage."
+                    .to_owned(),
+        }
+    }
+}
+
+/// A report loaded from its events.
+struct Loaded {
+    state: Report,
+    events: Vec<RecordedEvent>,
+    domain: Vec<ReportEvent>,
+}
+
+impl Loaded {
+    fn version(&self) -> ExpectedVersion {
+        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
+    }
+
+    fn has_event(&self, id: EventId) -> bool {
+        let id: uuid::Uuid = id.into();
+        self.events.iter().any(|e| e.id == Some(id))
+    }
+
+    fn view(&self) -> intake::Report {
+        let mut view = intake::Report::default();
+        for (event, recorded) in self.domain.iter().zip(&self.events) {
+            mapping::fold(&mut view, event, recorded.sequence);
+        }
+        view
+    }
+
+    fn submitter(&self) -> Option<&str> {
+        self.events.first().and_then(|e| e.metadata.actor.as_deref())
+    }
+}
+
+/// The intake application core, shared by the gRPC handlers.
+#[derive(Clone)]
+pub struct Intake {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    pool: AnyPool,
+    settings: IntakeSettings,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn parse_report_id(field: &str, value: &str) -> Result<ReportId> {
+    value.trim().parse().map_err(|_| {
+        ApiError::invalid_argument(field, format!("{value:?} is not a report id (a UUID)")).into()
+    })
+}
+
+fn check_request_id(field: &str, value: &str) -> Result<()> {
+    if value.chars().count() > psirt_domain::validation::MAX_REQUEST_ID_CHARS {
+        return Err(ApiError::invalid_argument(
+            field,
+            format!(
+                "request id must be at most {} characters",
+                psirt_domain::validation::MAX_REQUEST_ID_CHARS
+            ),
+        )
+        .into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err(
+            ApiError::invalid_argument(field, "request id must not contain control characters").into()
+        );
+    }
+    Ok(())
+}
+
+fn metadata(principal: &Principal, request_id: &str, correlation: Option<String>) -> Metadata {
+    Metadata {
+        causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+        correlation_id: correlation.or_else(|| (!request_id.is_empty()).then(|| request_id.to_owned())),
+        actor: Some(principal.subject.clone()),
+    }
+}
+
+/// Reporters see and write to their own reports only; staff see all.
+fn is_staff(principal: &Principal) -> bool {
+    principal.roles.iter().any(|r| matches!(r, Role::Analyst | Role::Engineer | Role::Admin))
+}
+
+impl Intake {
+    pub fn new(store: EventStore, pool: AnyPool, settings: IntakeSettings) -> Self {
+        Self { inner: Arc::new(Inner { store, pool, settings }) }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    async fn load(&self, id: ReportId) -> Result<Loaded> {
+        let events = self.inner.store.load(&mapping::subject(id)).await?;
+        let mut state = Report::default();
+        let mut domain = Vec::with_capacity(events.len());
+        for e in &events {
+            let d = mapping::to_domain(e)?;
+            state.apply(&d);
+            domain.push(d);
+        }
+        Ok(Loaded { state, events, domain })
+    }
+
+    async fn load_visible(&self, principal: &Principal, id: ReportId) -> Result<Loaded> {
+        let loaded = self.load(id).await?;
+        if !loaded.state.exists() {
+            return Err(ApiError::not_found("report", id.to_string()).into());
+        }
+        // Not-found rather than denied: a reporter must not learn which
+        // report ids exist.
+        if !is_staff(principal) && loaded.submitter() != Some(principal.subject.as_str()) {
+            return Err(ApiError::not_found("report", id.to_string()).into());
+        }
+        Ok(loaded)
+    }
+
+    /// `SubmitReport`.
+    #[instrument(skip_all, fields(report_id))]
+    pub async fn submit(
+        &self,
+        principal: &Principal,
+        req: intake::SubmitReportRequest,
+    ) -> Result<intake::SubmitReportResponse> {
+        let request_id = req.request_id.trim().to_owned();
+        let report_id = if request_id.is_empty() {
+            ReportId::new()
+        } else {
+            ReportId::for_request(&principal.subject, &request_id)
+        };
+        tracing::Span::current().record("report_id", tracing::field::display(report_id));
+        let submit = SubmitReport {
+            report_id,
+            request_id: (!request_id.is_empty()).then(|| request_id.clone()),
+            title: req.title,
+            description: req.description,
+            reporter: mapping::reporter_from_proto(req.reporter.as_ref()),
+            channel: mapping::channel_from_proto(req.channel),
+            affected_products: req.affected_products,
+            suggested_cvss_vector: Some(req.suggested_cvss_vector),
+            requested_disclosure_at: match req.requested_disclosure_at.as_ref() {
+                None => None,
+                Some(t) => Some(mapping::from_timestamp(t).ok_or_else(|| {
+                    ApiError::invalid_argument("requested_disclosure_at", "not a valid timestamp")
+                })?),
+            },
+            external_reference: Some(req.external_reference),
+        };
+        let received_at = now();
+        // Validation happens here, before any IO: bad input appends nothing.
+        let events = Report::default().handle(ReportCommand::Submit(submit), received_at)?;
+        let Some(received) = events.into_iter().next() else {
+            return Err(ApiError::internal("submission decided no event").into());
+        };
+        let event_id = EventId::derive(report_id.into(), "received");
+        let new =
+            mapping::to_new_event(&received, event_id, &request_id, metadata(principal, &request_id, None));
+        let mut view = match self.inner.store.append(new, ExpectedVersion::NoStream).await {
+            Ok(appended) if !appended.duplicate => {
+                let mut view = intake::Report::default();
+                mapping::fold(&mut view, &received, appended.sequence);
+                view
+            }
+            // A retry of this very request (inside or beyond the duplicate
+            // window): answer with the report as stored.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {
+                let loaded = self.load(report_id).await?;
+                if !loaded.state.exists() {
+                    return Err(ApiError::Unavailable("report not readable yet, retry".to_owned()).into());
+                }
+                if loaded.submitter() != Some(principal.subject.as_str()) {
+                    // The id is scoped by principal, so this cannot happen
+                    // unless ids collide; never hand out someone else's report.
+                    return Err(
+                        ApiError::AlreadyExists { resource: "report", id: report_id.to_string() }.into()
+                    );
+                }
+                loaded.view()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.link_duplicates(principal, &request_id, report_id, &received, &mut view).await;
+        Ok(intake::SubmitReportResponse {
+            report_id: report_id.to_string(),
+            case_id: CaseId::for_report(report_id).to_string(),
+            suspected_duplicate_report_ids: view.suspected_duplicate_report_ids.clone(),
+            report: Some(view),
+        })
+    }
+
+    /// Links open reports of the last window with the same normalised title
+    /// and product. A hint only: a failure is logged, never fails the
+    /// submission that is already stored.
+    async fn link_duplicates(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+        report_id: ReportId,
+        received: &ReportEvent,
+        view: &mut intake::Report,
+    ) {
+        let ReportEvent::ReportReceived { title, affected_products, received_at, .. } = received else {
+            return;
+        };
+        let keys = psirt_domain::dedup_keys(title, affected_products);
+        let window = time::Duration::days(i64::from(self.inner.settings.duplicate_window_days));
+        let since = millis(*received_at - window);
+        let others = match readmodel::find_duplicates(&self.inner.pool, &keys, since, report_id).await {
+            Ok(others) => others,
+            Err(e) => {
+                warn!(report_id = %report_id, error = %e, "duplicate check failed");
+                return;
+            }
+        };
+        for other in others {
+            if view.suspected_duplicate_report_ids.contains(&other.to_string()) {
+                continue;
+            }
+            let event_id = EventId::derive(report_id.into(), &format!("duplicate\u{1f}{other}"));
+            let command = ReportCommand::SuspectDuplicate {
+                other,
+                reason: "same normalised title and affected product as an open report of the last 30 days"
+                    .to_owned(),
+            };
+            let result =
+                self.execute(principal, report_id, None, event_id, request_id, |_| Ok(command.clone())).await;
+            match result {
+                Ok((loaded, _)) => *view = loaded.view(),
+                Err(e) => {
+                    warn!(report_id = %report_id, other = %other, error = %e, "failed to link suspected duplicate")
+                }
+            }
+        }
+    }
+
+    /// Loads, decides and appends one command's event, retrying a conflict
+    /// once. Returns the report after the command and the event appended
+    /// (or found, for a retried request).
+    async fn execute(
+        &self,
+        principal: &Principal,
+        report_id: ReportId,
+        expected_version: Option<u64>,
+        event_id: EventId,
+        request_id: &str,
+        decide: impl Fn(&Loaded) -> Result<ReportCommand>,
+    ) -> Result<(Loaded, Option<ReportEvent>)> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let loaded = self.load(report_id).await?;
+            if !loaded.state.exists() {
+                return Err(ApiError::not_found("report", report_id.to_string()).into());
+            }
+            if loaded.has_event(event_id) {
+                return Ok((loaded, None));
+            }
+            if let Some(expected) = expected_version
+                && ExpectedVersion::Exactly(expected) != loaded.version()
+            {
+                return Err(ApiError::Aborted {
+                    message: format!(
+                        "report {report_id} is at version {}, not the expected {expected}",
+                        loaded.events.last().map_or(0, |e| e.sequence)
+                    ),
+                }
+                .into());
+            }
+            let command = decide(&loaded)?;
+            let events = loaded.state.handle(command, now())?;
+            let Some(event) = events.into_iter().next() else {
+                return Ok((loaded, None));
+            };
+            let new =
+                mapping::to_new_event(&event, event_id, request_id, metadata(principal, request_id, None));
+            match self.inner.store.append(new, loaded.version()).await {
+                Ok(appended) => {
+                    let mut loaded = loaded;
+                    loaded.state.apply(&event);
+                    loaded.domain.push(event.clone());
+                    loaded.events.push(RecordedEvent {
+                        sequence: appended.sequence,
+                        subject: mapping::subject(report_id),
+                        id: Some(event_id.into()),
+                        event_type: String::new(),
+                        schema_version: 1,
+                        payload: bytes_empty(),
+                        metadata: metadata(principal, request_id, None),
+                        headers: Default::default(),
+                        stored_at: now(),
+                    });
+                    if appended.duplicate {
+                        // stored before: reload for the true state
+                        let loaded = self.load(report_id).await?;
+                        return Ok((loaded, None));
+                    }
+                    return Ok((loaded, Some(event)));
+                }
+                Err(StoreError::Conflict { .. }) if attempt < 2 && expected_version.is_none() => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// `GetReport`: read from the event stream, so a report is visible the
+    /// moment `SubmitReport` returned.
+    pub async fn get(&self, principal: &Principal, req: intake::GetReportRequest) -> Result<intake::Report> {
+        let id = parse_report_id("report_id", &req.report_id)?;
+        Ok(self.load_visible(principal, id).await?.view())
+    }
+
+    /// `AcknowledgeReport`.
+    pub async fn acknowledge(
+        &self,
+        principal: &Principal,
+        req: intake::AcknowledgeReportRequest,
+    ) -> Result<intake::Report> {
+        let id = parse_report_id("report_id", &req.report_id)?;
+        check_request_id("request_id", &req.request_id)?;
+        let request_id = req.request_id.trim();
+        let key = if request_id.is_empty() { "acknowledge" } else { request_id };
+        // Acknowledging twice is refused by the domain; the same request
+        // retried finds its own event.
+        let event_id = mapping::command_event_id(id, "acknowledge", &principal.subject, key);
+        let template = self.inner.settings.acknowledgement_template.clone();
+        let message = req.message.filter(|m| !m.trim().is_empty()).unwrap_or(template);
+        let (loaded, _) = self
+            .execute(principal, id, req.expected_version, event_id, request_id, |_| {
+                Ok(ReportCommand::Acknowledge { message: message.clone() })
+            })
+            .await?;
+        Ok(loaded.view())
+    }
+
+    /// `AddReporterMessage`.
+    pub async fn add_message(
+        &self,
+        principal: &Principal,
+        req: intake::AddReporterMessageRequest,
+    ) -> Result<intake::AddReporterMessageResponse> {
+        let id = parse_report_id("report_id", &req.report_id)?;
+        check_request_id("request_id", &req.request_id)?;
+        let staff = is_staff(principal);
+        let direction = if staff {
+            mapping::direction_from_proto(req.direction).ok_or_else(|| {
+                ApiError::invalid_argument("direction", "direction must be INBOUND or OUTBOUND")
+            })?
+        } else {
+            // A reporter writes to the team, never as the team.
+            MessageDirection::Inbound
+        };
+        if !staff {
+            // existence and ownership check with not-found semantics
+            self.load_visible(principal, id).await?;
+        }
+        let request_id = req.request_id.trim().to_owned();
+        let key = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.clone() };
+        let event_id = mapping::command_event_id(id, "message", &principal.subject, &key);
+        let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
+        let body = req.body;
+        let (loaded, _) = self
+            .execute(principal, id, req.expected_version, event_id, &request_id, |_| {
+                Ok(ReportCommand::AddMessage { direction, author: author.clone(), body: body.clone() })
+            })
+            .await?;
+        let message_id = loaded
+            .events
+            .iter()
+            .zip(&loaded.domain)
+            .find(|(e, _)| e.id == Some(event_id.into()))
+            .and_then(|(_, d)| match d {
+                ReportEvent::ReporterMessageAdded { message_id, .. } => Some(message_id.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        Ok(intake::AddReporterMessageResponse { message_id, report: Some(loaded.view()) })
+    }
+
+    /// `ListReports`, from the read model.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        req: intake::ListReportsRequest,
+    ) -> Result<intake::ListReportsResponse> {
+        if !is_staff(principal) {
+            return Err(
+                ApiError::PermissionDenied("listing reports needs the analyst role".to_owned()).into()
+            );
+        }
+        let mut bad = Vec::new();
+        if req.page_size < 0 {
+            bad.push(FieldViolation::new("page_size", "page size must not be negative"));
+        }
+        let settings = &self.inner.settings;
+        let limit = match u32::try_from(req.page_size) {
+            Ok(0) | Err(_) => settings.default_page_size,
+            Ok(n) => n.min(settings.max_page_size),
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            match decode_page_token(&req.page_token) {
+                Some(pos) => Some(pos),
+                None => {
+                    bad.push(FieldViolation::new("page_token", "not a page token of this API"));
+                    None
+                }
+            }
+        };
+        let status = match req.status {
+            0 => None,
+            v if intake::ReportStatus::try_from(v).is_ok() => Some(v),
+            _ => {
+                bad.push(FieldViolation::new("status", "unknown report status"));
+                None
+            }
+        };
+        let channel = match req.channel {
+            0 => None,
+            v if mapping::channel_from_proto(v).is_some() => Some(v),
+            _ => {
+                bad.push(FieldViolation::new("channel", "unknown channel"));
+                None
+            }
+        };
+        let time_ms = |field: &str, t: Option<&prost_types::Timestamp>, bad: &mut Vec<FieldViolation>| match t
+        {
+            None => None,
+            Some(t) => match mapping::from_timestamp(t) {
+                Some(t) => Some(millis(t)),
+                None => {
+                    bad.push(FieldViolation::new(field, "not a valid timestamp"));
+                    None
+                }
+            },
+        };
+        let received_after_ms = time_ms("received_after", req.received_after.as_ref(), &mut bad);
+        let received_before_ms = time_ms("received_before", req.received_before.as_ref(), &mut bad);
+        if !bad.is_empty() {
+            return Err(ApiError::InvalidArgument(bad).into());
+        }
+        let query =
+            readmodel::ListQuery { status, channel, received_after_ms, received_before_ms, after, limit };
+        let (reports, more) = readmodel::list(&self.inner.pool, &query).await?;
+        let next_page_token = if more {
+            reports
+                .last()
+                .and_then(|r| {
+                    let ms = r.received_at.as_ref().and_then(mapping::from_timestamp).map(millis)?;
+                    Some(encode_page_token(ms, &r.report_id))
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(intake::ListReportsResponse { reports, next_page_token })
+    }
+}
+
+fn bytes_empty() -> bytes::Bytes {
+    bytes::Bytes::new()
+}
+
+/// Opaque keyset token: `v1.<received_at_ms>.<report_id>` in hex.
+fn encode_page_token(ms: i64, report_id: &str) -> String {
+    hex::encode(format!("v1.{ms}.{report_id}"))
+}
+
+fn decode_page_token(token: &str) -> Option<(i64, String)> {
+    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
+    let mut parts = raw.splitn(3, '.');
+    if parts.next()? != "v1" {
+        return None;
+    }
+    let ms = parts.next()?.parse().ok()?;
+    let id: ReportId = parts.next()?.parse().ok()?;
+    Some((ms, id.to_string()))
+}

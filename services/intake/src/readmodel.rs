@@ -1,0 +1,276 @@
+//! The intake read model: one row per report with its `Report` view, and the
+//! duplicate-hint keys. Fed by the `intake-reports` projection; read by
+//! `ListReports` and the duplicate check of `SubmitReport`.
+
+use prost::{Message, Name};
+use psirt_domain::{ReportEvent, ReportId};
+use psirt_eventstore::RecordedEvent;
+use psirt_projection::{ApplyError, Projection};
+use psirt_proto::{events, intake};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::mapping::{self, millis};
+
+/// Embedded migrations: portable SQL for PostgreSQL and SQLite.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The projection that keeps `intake_reports` and `intake_dedup_keys`.
+pub struct ReportsProjection;
+
+pub const PROJECTION_NAME: &str = "intake-reports";
+
+impl Projection for ReportsProjection {
+    fn name(&self) -> &str {
+        PROJECTION_NAME
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        if event.subject.starts_with("psirt.evt.report.") {
+            let domain = mapping::to_domain(event)?;
+            apply_report_event(conn, &domain, event.sequence).await?;
+        } else if event.event_type == events::CaseClosed::full_name() {
+            let e: events::CaseClosed = event.decode()?;
+            set_open(conn, &e.case_id, false).await?;
+        } else if event.event_type == events::CaseReopened::full_name() {
+            let e: events::CaseReopened = event.decode()?;
+            set_open(conn, &e.case_id, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM intake_dedup_keys").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM intake_reports").execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+async fn set_open(conn: &mut AnyConnection, case_id: &str, open: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE intake_reports SET is_open = $1 WHERE case_id = $2")
+        .bind(i64::from(open))
+        .bind(case_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn load_view(conn: &mut AnyConnection, id: &str) -> Result<Option<intake::Report>, ApplyError> {
+    let row = sqlx::query("SELECT view FROM intake_reports WHERE report_id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let bytes: Vec<u8> = row.try_get("view")?;
+            intake::Report::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| ApplyError::Database(sqlx::Error::Decode(Box::new(e))))
+        }
+    }
+}
+
+async fn store_view(conn: &mut AnyConnection, view: &intake::Report) -> Result<(), sqlx::Error> {
+    let acknowledged = view.acknowledged_at.as_ref().and_then(mapping::from_timestamp).map(millis);
+    sqlx::query(
+        "UPDATE intake_reports SET status = $1, acknowledged_at_ms = $2, version = $3, view = $4 WHERE report_id = $5",
+    )
+    .bind(view.status)
+    .bind(acknowledged)
+    .bind(i64::try_from(view.version).unwrap_or(i64::MAX))
+    .bind(view.encode_to_vec())
+    .bind(&view.report_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_report_event(
+    conn: &mut AnyConnection,
+    event: &ReportEvent,
+    sequence: u64,
+) -> Result<(), ApplyError> {
+    match event {
+        ReportEvent::ReportReceived {
+            report_id,
+            case_id,
+            title,
+            affected_products,
+            channel,
+            received_at,
+            ..
+        } => {
+            let mut view = intake::Report::default();
+            mapping::fold(&mut view, event, sequence);
+            let received = millis(*received_at);
+            sqlx::query(
+                "INSERT INTO intake_reports
+                    (report_id, case_id, status, channel, title, received_at_ms, acknowledged_at_ms, is_open, version, view)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $8)
+                 ON CONFLICT (report_id) DO NOTHING",
+            )
+            .bind(report_id.to_string())
+            .bind(case_id.to_string())
+            .bind(view.status)
+            .bind(mapping::channel_to_proto(*channel) as i32)
+            .bind(title)
+            .bind(received)
+            .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+            .bind(view.encode_to_vec())
+            .execute(&mut *conn)
+            .await?;
+            for key in psirt_domain::dedup_keys(title, affected_products) {
+                sqlx::query(
+                    "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms) VALUES ($1, $2, $3)
+                     ON CONFLICT (dedup_key, report_id) DO NOTHING",
+                )
+                .bind(key)
+                .bind(report_id.to_string())
+                .bind(received)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        ReportEvent::ReportAcknowledged { report_id, .. }
+        | ReportEvent::ReporterMessageAdded { report_id, .. } => {
+            if let Some(mut view) = load_view(conn, &report_id.to_string()).await? {
+                mapping::fold(&mut view, event, sequence);
+                store_view(conn, &view).await?;
+            }
+        }
+        ReportEvent::DuplicateSuspected { report_id, other, .. } => {
+            if let Some(mut view) = load_view(conn, &report_id.to_string()).await? {
+                mapping::fold(&mut view, event, sequence);
+                store_view(conn, &view).await?;
+            }
+            // The link shows on both reports; the other's version stays its own.
+            if let Some(mut view) = load_view(conn, &other.to_string()).await? {
+                let back = report_id.to_string();
+                if !view.suspected_duplicate_report_ids.contains(&back) {
+                    view.suspected_duplicate_report_ids.push(back);
+                    store_view(conn, &view).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open reports from `since_ms` on that share a duplicate key, other than
+/// `exclude`, oldest first.
+pub async fn find_duplicates(
+    pool: &AnyPool,
+    keys: &[String],
+    since_ms: i64,
+    exclude: ReportId,
+) -> Result<Vec<ReportId>, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "SELECT k.report_id, MIN(k.received_at_ms) AS first_ms FROM intake_dedup_keys k
+         JOIN intake_reports r ON r.report_id = k.report_id
+         WHERE k.received_at_ms >= $1 AND k.report_id <> $2 AND r.is_open = 1 AND k.dedup_key IN ({})
+         GROUP BY k.report_id ORDER BY first_ms, k.report_id LIMIT 20",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(since_ms).bind(exclude.to_string());
+    for key in keys {
+        query = query.bind(key);
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("report_id")?;
+        if let Ok(id) = id.parse() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Filters and page position of `ListReports`.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub status: Option<i32>,
+    pub channel: Option<i32>,
+    pub received_after_ms: Option<i64>,
+    pub received_before_ms: Option<i64>,
+    /// Keyset position: strictly after this (received_at_ms, report_id),
+    /// newest first.
+    pub after: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// Reports matching `query`, newest first; also whether more follow.
+pub async fn list(pool: &AnyPool, query: &ListQuery) -> Result<(Vec<intake::Report>, bool), sqlx::Error> {
+    let mut clauses = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if query.status.is_some() {
+        clauses.push(format!("status = {}", next()));
+    }
+    if query.channel.is_some() {
+        clauses.push(format!("channel = {}", next()));
+    }
+    if query.received_after_ms.is_some() {
+        clauses.push(format!("received_at_ms >= {}", next()));
+    }
+    if query.received_before_ms.is_some() {
+        clauses.push(format!("received_at_ms < {}", next()));
+    }
+    if query.after.is_some() {
+        let (a, b, c) = (next(), next(), next());
+        clauses.push(format!("(received_at_ms < {a} OR (received_at_ms = {b} AND report_id < {c}))"));
+    }
+    let limit = next();
+    let sql = format!(
+        "SELECT view FROM intake_reports {} ORDER BY received_at_ms DESC, report_id DESC LIMIT {limit}",
+        if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) }
+    );
+    let mut q = sqlx::query(&sql);
+    if let Some(v) = query.status {
+        q = q.bind(v);
+    }
+    if let Some(v) = query.channel {
+        q = q.bind(v);
+    }
+    if let Some(v) = query.received_after_ms {
+        q = q.bind(v);
+    }
+    if let Some(v) = query.received_before_ms {
+        q = q.bind(v);
+    }
+    if let Some((ms, id)) = &query.after {
+        q = q.bind(*ms).bind(*ms).bind(id.clone());
+    }
+    q = q.bind(i64::from(query.limit) + 1);
+    let rows = q.fetch_all(pool).await?;
+    let more = rows.len() > query.limit as usize;
+    let mut reports = Vec::with_capacity(rows.len());
+    for row in rows.into_iter().take(query.limit as usize) {
+        let bytes: Vec<u8> = row.try_get("view")?;
+        let view = intake::Report::decode(bytes.as_slice()).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        reports.push(view);
+    }
+    Ok((reports, more))
+}
+
+/// The view of one report as the read model has it (may lag the stream).
+pub async fn get(pool: &AnyPool, id: ReportId) -> Result<Option<intake::Report>, sqlx::Error> {
+    let row = sqlx::query("SELECT view FROM intake_reports WHERE report_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let bytes: Vec<u8> = row.try_get("view")?;
+            intake::Report::decode(bytes.as_slice()).map(Some).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        }
+    }
+}
