@@ -106,7 +106,7 @@ pub struct SubmitReport {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportCommand {
-    Submit(SubmitReport),
+    Submit(Box<SubmitReport>),
     /// Tells the reporter their report arrived, with this text.
     Acknowledge {
         message: String,
@@ -270,7 +270,7 @@ impl Report {
         now: OffsetDateTime,
     ) -> Result<Vec<ReportEvent>, ReportError> {
         match command {
-            ReportCommand::Submit(submit) => self.submit(submit, now),
+            ReportCommand::Submit(submit) => self.submit(*submit, now),
             ReportCommand::Acknowledge { message } => {
                 let report = self.submitted()?;
                 if report.status == ReportStatus::Acknowledged {

@@ -260,7 +260,7 @@ impl Intake {
         };
         let received_at = now();
         // Validation happens here, before any IO: bad input appends nothing.
-        let events = Report::default().handle(ReportCommand::Submit(submit), received_at)?;
+        let events = Report::default().handle(ReportCommand::Submit(Box::new(submit)), received_at)?;
         let Some(received) = events.into_iter().next() else {
             return Err(ApiError::internal("submission decided no event").into());
         };
@@ -420,7 +420,17 @@ impl Intake {
     /// moment `SubmitReport` returned.
     pub async fn get(&self, principal: &Principal, req: intake::GetReportRequest) -> Result<intake::Report> {
         let id = parse_report_id("report_id", &req.report_id)?;
-        Ok(self.load_visible(principal, id).await?.view())
+        let mut view = self.load_visible(principal, id).await?.view();
+        // A later report names this one as its suspected duplicate in its
+        // own events; the read model has the link back.
+        if let Ok(Some(projected)) = readmodel::get(&self.inner.pool, id).await {
+            for other in projected.suspected_duplicate_report_ids {
+                if !view.suspected_duplicate_report_ids.contains(&other) {
+                    view.suspected_duplicate_report_ids.push(other);
+                }
+            }
+        }
+        Ok(view)
     }
 
     /// `AcknowledgeReport`.

@@ -65,7 +65,7 @@ fn acknowledged() -> ReportEvent {
 fn submitting_is_refused(edit: impl FnOnce(&mut SubmitReport), violations: &[(&str, &str)]) {
     let mut submit = submission();
     edit(&mut submit);
-    given::<Report>([]).when(ReportCommand::Submit(submit)).then_error(ReportError::Validation(
+    given::<Report>([]).when(ReportCommand::Submit(Box::new(submit))).then_error(ReportError::Validation(
         violations.iter().map(|(field, description)| FieldViolation::new(*field, *description)).collect(),
     ));
 }
@@ -75,14 +75,14 @@ fn submitting_is_refused(edit: impl FnOnce(&mut SubmitReport), violations: &[(&s
 fn submitting_is_accepted(edit: impl FnOnce(&mut SubmitReport)) -> Report {
     let mut submit = submission();
     edit(&mut submit);
-    given::<Report>([]).when(ReportCommand::Submit(submit)).then_ok()
+    given::<Report>([]).when(ReportCommand::Submit(Box::new(submit))).then_ok()
 }
 
 // Submission
 
 #[test]
 fn submit_records_the_report_and_the_case_it_will_open() {
-    let report = given::<Report>([]).when(ReportCommand::Submit(submission())).then([received()]);
+    let report = given::<Report>([]).when(ReportCommand::Submit(Box::new(submission()))).then([received()]);
     let details = report.details().expect("submitted");
     assert_eq!(details.status, ReportStatus::Received);
     assert_eq!(details.case_id, CaseId::for_report(report_id()));
@@ -111,7 +111,7 @@ fn submit_trims_and_drops_blank_optional_fields() {
 #[test]
 fn submit_on_an_existing_report_is_refused() {
     given::<Report>([received()])
-        .when(ReportCommand::Submit(submission()))
+        .when(ReportCommand::Submit(Box::new(submission())))
         .then_error(ReportError::AlreadyExists { id: report_id() });
 }
 
@@ -309,7 +309,7 @@ fn every_problem_is_reported_at_once() {
     let products = violations.iter().filter(|v| v.field.starts_with("affected_products")).count();
     // The count, plus one per item up to the limit: never one per item sent.
     assert_eq!(products, 1 + MAX_AFFECTED_PRODUCTS);
-    given::<Report>([]).when(ReportCommand::Submit(submit)).then_error(ReportError::Validation(violations));
+    given::<Report>([]).when(ReportCommand::Submit(Box::new(submit))).then_error(ReportError::Validation(violations));
 }
 
 // Acknowledgement

@@ -1,0 +1,134 @@
+//! Test harness: a real intake application on a real nats-server and a real
+//! database, with clients that carry a token.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jsonwebtoken::{EncodingKey, Header};
+use psirt_intake::{Application, Config};
+use psirt_kit::Shutdown;
+use psirt_kit::config::AuthMode;
+use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::{common, intake};
+use psirt_testkit::{Backend, NatsServer, TestDatabase};
+use secrecy::SecretString;
+use tonic::transport::Channel;
+
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+pub struct Harness {
+    pub nats: NatsServer,
+    pub db: TestDatabase,
+    pub grpc: SocketAddr,
+    pub shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    auth: AuthMode,
+    _telemetry: psirt_kit::TelemetryGuard,
+}
+
+pub fn config(nats: &NatsServer, db: &TestDatabase, auth: AuthMode) -> Config {
+    let mut config = Config::default();
+    config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
+    config.admin.listen = "127.0.0.1:0".parse().expect("addr");
+    config.nats.url = nats.url();
+    config.database.url = SecretString::from(db.url().to_owned());
+    config.auth.mode = auth;
+    if auth == AuthMode::Jwt {
+        config.auth.hs256_secret = Some(SecretString::from(SECRET.to_owned()));
+    }
+    config.log.level = "warn".to_owned();
+    config
+}
+
+impl Harness {
+    pub async fn start(backend: Backend, auth: AuthMode) -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        Self::start_on(nats, db, auth).await
+    }
+
+    pub async fn start_on(nats: NatsServer, db: TestDatabase, auth: AuthMode) -> anyhow::Result<Self> {
+        let config = config(&nats, &db, auth);
+        let telemetry = psirt_kit::telemetry::init("psirt-intake-test", &config.log, &config.otel)?;
+        let app = Application::build(&config, telemetry.metrics()).await?;
+        let grpc = app.grpc_addr();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Ok(Self { nats, db, grpc, shutdown, task: Some(task), auth, _telemetry: telemetry })
+    }
+
+    /// Stops the application and starts a new one on the same NATS and database.
+    pub async fn restart(mut self) -> anyhow::Result<Self> {
+        self.stop().await?;
+        let Self { nats, db, auth, .. } = self;
+        Self::start_on(nats, db, auth).await
+    }
+
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+
+    pub async fn client(&self) -> anyhow::Result<IntakeServiceClient<Channel>> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc))?.connect().await?;
+        Ok(IntakeServiceClient::new(channel))
+    }
+
+    /// Number of events in the whole stream.
+    pub async fn stream_messages(&self) -> anyhow::Result<u64> {
+        let js = async_nats::jetstream::new(self.nats.connect().await?);
+        let mut stream = js.get_stream("PSIRT_EVENTS").await?;
+        Ok(stream.info().await?.state.messages)
+    }
+
+    /// The events stored on one report's subject.
+    pub async fn report_events(
+        &self,
+        report_id: &str,
+    ) -> anyhow::Result<Vec<psirt_eventstore::RecordedEvent>> {
+        let store = psirt_eventstore::EventStore::open(
+            self.nats.connect().await?,
+            &psirt_eventstore::StreamSettings::default(),
+        )
+        .await?;
+        Ok(store.load(&format!("psirt.evt.report.{report_id}")).await?)
+    }
+}
+
+pub fn token(sub: &str, roles: &[&str], exp_offset_secs: i64, secret: &str) -> String {
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + exp_offset_secs;
+    let claims = serde_json::json!({ "sub": sub, "roles": roles, "exp": exp });
+    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .expect("token encodes")
+}
+
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header value"));
+    request
+}
+
+pub fn submission(request_id: &str, title: &str) -> intake::SubmitReportRequest {
+    intake::SubmitReportRequest {
+        request_id: request_id.to_owned(),
+        title: title.to_owned(),
+        description: "The login form concatenates the username into an SQL query.".to_owned(),
+        reporter: Some(common::Reporter {
+            name: "Alice Researcher".to_owned(),
+            email: "alice@example.org".to_owned(),
+            organization: "Example Research".to_owned(),
+        }),
+        channel: common::ReportChannel::Web.into(),
+        affected_products: vec!["Portal".to_owned()],
+        suggested_cvss_vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".to_owned(),
+        requested_disclosure_at: None,
+        external_reference: String::new(),
+    }
+}
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
