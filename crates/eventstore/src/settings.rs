@@ -22,6 +22,8 @@ pub enum StorageKind {
 pub struct StreamSettings {
     /// Stream name.
     pub name: String,
+    /// Subjects the stream captures; must cover `psirt.evt.>`.
+    pub subjects: Vec<String>,
     /// Replicas (1 on a laptop, 3 in a cluster so an acknowledged event
     /// survives the loss of a server).
     pub replicas: usize,
@@ -45,6 +47,7 @@ impl Default for StreamSettings {
     fn default() -> Self {
         Self {
             name: "PSIRT_EVENTS".to_owned(),
+            subjects: vec![format!("{}.>", crate::SUBJECT_PREFIX)],
             replicas: 1,
             storage: StorageKind::File,
             max_age_secs: 0,
@@ -61,7 +64,7 @@ impl StreamSettings {
         stream::Config {
             name: self.name.clone(),
             description: Some("PSIRT platform events".to_owned()),
-            subjects: vec![format!("{}.>", crate::SUBJECT_PREFIX)],
+            subjects: self.subjects.clone(),
             retention: stream::RetentionPolicy::Limits,
             storage: match self.storage {
                 StorageKind::File => stream::StorageType::File,
@@ -88,6 +91,10 @@ impl StreamSettings {
                 "nats.stream.name {:?} must be non-empty without '.', ' ', '*', '>'",
                 self.name
             ));
+        }
+        let events = format!("{}.>", crate::SUBJECT_PREFIX);
+        if !self.subjects.iter().any(|s| s == &events || s == ">") {
+            out.push(format!("nats.stream.subjects must include {events:?}"));
         }
         if !(1..=5).contains(&self.replicas) {
             out.push(format!("nats.stream.replicas must be 1..=5, got {}", self.replicas));

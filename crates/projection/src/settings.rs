@@ -25,14 +25,14 @@ pub struct ProjectionSettings {
     /// What happens to undecodable events.
     pub on_undecodable: UndecodablePolicy,
     /// How long JetStream waits for an ack before redelivering, in ms.
-    #[serde(with = "millis")]
+    #[serde(rename = "ack_wait_ms", with = "millis")]
     pub ack_wait: Duration,
     /// How long a runner holds the projection's lease without renewing, in
     /// ms; a standby replica takes over after it runs out.
-    #[serde(with = "millis")]
+    #[serde(rename = "lease_ms", with = "millis")]
     pub lease: Duration,
     /// Pause before retrying after NATS or the database failed, in ms.
-    #[serde(with = "millis")]
+    #[serde(rename = "retry_pause_ms", with = "millis")]
     pub retry_pause: Duration,
 }
 

@@ -15,6 +15,7 @@ pub fn stream_settings(nats: &NatsConfig) -> StreamSettings {
     let s = &nats.stream;
     StreamSettings {
         name: s.name.clone(),
+        subjects: s.subjects.clone(),
         replicas: s.replicas,
         storage: match s.storage {
             config::StorageKind::File => StorageKind::File,
@@ -61,6 +62,10 @@ pub async fn connect_nats(nats: &NatsConfig, service: &str) -> anyhow::Result<as
 pub async fn open_event_store(nats: &NatsConfig, service: &str) -> anyhow::Result<EventStore> {
     let client = connect_nats(nats, service).await?;
     let settings = stream_settings(nats);
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid nats.stream settings: {}", problems.join("; "));
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match EventStore::open(client.clone(), &settings).await {

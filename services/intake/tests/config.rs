@@ -1,0 +1,83 @@
+//! The documented example configuration is complete and matches the defaults.
+
+use std::path::Path;
+
+use psirt_intake::Config;
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/intake.example.toml")
+}
+
+fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaf_keys(&path, v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn the_example_file_loads_to_exactly_the_defaults() {
+    let loaded: Config = psirt_kit::config::load(Some(&example())).expect("example loads");
+    let defaults = Config::default();
+    assert_eq!(
+        serde_json::to_value(&loaded).expect("json"),
+        serde_json::to_value(&defaults).expect("json"),
+        "config/intake.example.toml states the defaults"
+    );
+}
+
+#[test]
+fn every_key_is_documented_in_the_example_file() {
+    let text = std::fs::read_to_string(example()).expect("example exists");
+    let mut keys = Vec::new();
+    leaf_keys("", &serde_json::to_value(Config::default()).expect("json"), &mut keys);
+    // secrets and optional keys do not serialize; they must be in the file too
+    keys.extend(
+        [
+            "auth.hs256_secret",
+            "auth.jwks_url",
+            "auth.jwks_file",
+            "nats.token",
+            "nats.credentials_file",
+            "otel.endpoint",
+        ]
+        .map(str::to_owned),
+    );
+    for key in keys {
+        let (section, leaf) = key.rsplit_once('.').expect("sectioned key");
+        let header = format!("[{section}]");
+        let start = text.find(&header).unwrap_or_else(|| panic!("section {header} missing"));
+        let rest = &text[start + header.len()..];
+        let end = rest.find("\n[").unwrap_or(rest.len());
+        let block = &rest[..end];
+        let documented = block.lines().any(|line| {
+            let line = line.trim_start_matches('#').trim();
+            line.starts_with(&format!("{leaf} =")) || line.starts_with(&format!("{leaf}="))
+        });
+        assert!(documented, "{key} is not in config/intake.example.toml");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("PSIRT_INTAKE__DUPLICATE_WINDOW_DAYS", "7");
+        jail.set_env("PSIRT_NATS__STREAM__REPLICAS", "3");
+        let loaded: Config = psirt_kit::config::load(Some(&example())).expect("loads");
+        assert_eq!(loaded.intake.duplicate_window_days, 7);
+        assert_eq!(loaded.nats.stream.replicas, 3);
+        Ok(())
+    });
+}
+
+#[test]
+fn jwt_mode_without_a_key_is_refused_with_a_clear_message() {
+    let config = Config::default();
+    let err = config.validate().expect_err("jwt without key");
+    assert!(err.to_string().contains("auth"), "{err}");
+}
