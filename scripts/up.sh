@@ -64,7 +64,9 @@ start_service() { # name grpc admin
     wait_http "http://127.0.0.1:$3/readyz" "$1"
 }
 
-start_service intake 50051 9101
+intake_grpc="${PSIRT_UP_INTAKE_GRPC_PORT:-50051}"
+intake_admin="${PSIRT_UP_INTAKE_ADMIN_PORT:-9101}"
+start_service intake "$intake_grpc" "$intake_admin"
 
 cat <<MSG
 
@@ -73,12 +75,12 @@ PSIRT platform is up (embedded defaults, state in $state)
   WARNING: authentication is disabled (auth.mode = "none"). Never expose these ports.
 
   NATS JetStream   nats://127.0.0.1:$nats_port   (monitoring http://127.0.0.1:$nats_monitor)
-  intake  gRPC     127.0.0.1:50051   admin http://127.0.0.1:9101/metrics /healthz /readyz
+  intake  gRPC     127.0.0.1:$intake_grpc   admin http://127.0.0.1:$intake_admin/metrics /healthz /readyz
 
   Try, from another shell:
     target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal
     target/debug/psirtctl report list
-    grpcurl -plaintext 127.0.0.1:50051 list
+    grpcurl -plaintext 127.0.0.1:$intake_grpc list
 
   Logs: $state/logs/   Press Ctrl-C to stop.
 MSG

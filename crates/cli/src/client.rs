@@ -1,0 +1,224 @@
+//! Connecting to the PSIRT services: server address and timeout parsing, one
+//! eager connection per invocation (so "cannot connect" is told apart from a
+//! server error), and the interceptor that adds the bearer token to each call.
+
+use std::fmt;
+use std::time::Duration;
+
+use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::{CliError, GlobalArgs};
+
+/// Where `psirtctl` connects unless told otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Largest response accepted. Tonic's default of 4 MiB is too small for a
+/// full page of reports with long descriptions; the server's own limit is
+/// what really bounds a response.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A client of `psirt.intake.v1.IntakeService` that sends the token.
+pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// Normalises `--server`: `host:port` gets `http://`; the result must be a
+/// valid http URI.
+pub fn parse_server(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("the server address is empty".to_owned());
+    }
+    let url = if value.contains("://") { value.to_owned() } else { format!("http://{value}") };
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("not a server address: {e}"))?;
+    match endpoint.uri().scheme_str() {
+        Some("http") => {}
+        // Without tonic's TLS feature an https URI is silently spoken to in
+        // plaintext, token included: refuse it rather than pretend.
+        Some("https") => {
+            return Err("https is not supported yet (this build has no TLS); use http://".to_owned());
+        }
+        _ => return Err("the scheme must be http".to_owned()),
+    }
+    if endpoint.uri().host().is_none_or(str::is_empty) {
+        return Err("the server address has no host".to_owned());
+    }
+    Ok(url)
+}
+
+/// Parses `--timeout`: `500ms`, `10s`, `2m`, `1h`, or plain seconds; must be
+/// positive.
+pub fn parse_timeout(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{value:?} is not a duration like 10s or 500ms"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err("the timeout must be positive".to_owned());
+    }
+    Ok(duration)
+}
+
+/// The bearer token. Its `Debug` never shows the value, so a debug print of
+/// the parsed command line cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl From<String> for Token {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone, Default)]
+pub struct AuthInterceptor {
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl AuthInterceptor {
+    /// An interceptor for `token`; none or an empty token sends no header.
+    pub fn new(token: Option<&Token>) -> Result<Self, CliError> {
+        let Some(token) = token.map(|t| t.0.trim()).filter(|t| !t.is_empty()) else {
+            return Ok(Self::default());
+        };
+        let mut value = MetadataValue::try_from(format!("Bearer {token}"))
+            // Without the value: an error message must not leak the token.
+            .map_err(|_| {
+                CliError::Usage("the token contains characters not allowed in a header".to_owned())
+            })?;
+        // Keeps the value out of HTTP/2 header compression tables and debug output.
+        value.set_sensitive(true);
+        Ok(Self { authorization: Some(value) })
+    }
+}
+
+impl fmt::Debug for AuthInterceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthInterceptor").field("token", &self.authorization.is_some()).finish()
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.authorization {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// An open connection to the server, from which each service's client is made.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    channel: Channel,
+    auth: AuthInterceptor,
+}
+
+impl Connection {
+    /// Connects to `--server` within `--timeout`.
+    pub async fn open(global: &GlobalArgs) -> Result<Self, CliError> {
+        let auth = AuthInterceptor::new(global.token.as_ref())?;
+        let endpoint = Endpoint::from_shared(global.server.clone())
+            .map_err(|e| CliError::Usage(format!("invalid --server {}: {e}", global.server)))?
+            .connect_timeout(global.timeout)
+            .timeout(global.timeout);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| CliError::Connect { server: global.server.clone(), reason: error_chain(&e) })?;
+        Ok(Self { channel, auth })
+    }
+
+    /// A client of the intake service.
+    pub fn intake(&self) -> IntakeClient {
+        IntakeServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+}
+
+/// `outer: inner: root` — tonic's transport error says only "transport
+/// error"; the cause (connection refused, DNS) is further down the chain.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_without_scheme_gets_http() {
+        assert_eq!(parse_server("localhost:50051").as_deref(), Ok("http://localhost:50051"));
+        assert_eq!(parse_server("[::1]:7000").as_deref(), Ok("http://[::1]:7000"));
+        assert_eq!(parse_server("http://psirt.example:80").as_deref(), Ok("http://psirt.example:80"));
+        assert!(parse_server("https://psirt.example:443").is_err(), "no TLS: never plaintext to https");
+        assert!(parse_server("").is_err());
+        assert!(parse_server("ftp://x:1").is_err());
+        assert!(parse_server("http://").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("ten").is_err());
+        assert!(parse_timeout("5d").is_err());
+    }
+
+    #[test]
+    fn interceptor_adds_bearer_token() {
+        let token = Token::from("abc.def.ghi".to_owned());
+        let mut interceptor = AuthInterceptor::new(Some(&token)).expect("valid token");
+        let request = interceptor.call(Request::new(())).expect("intercepted");
+        let header = request.metadata().get("authorization").expect("header set");
+        assert_eq!(header.to_str().ok(), Some("Bearer abc.def.ghi"));
+        assert!(!format!("{token:?} {interceptor:?}").contains("abc"));
+    }
+
+    #[test]
+    fn no_or_empty_token_sends_nothing() {
+        for token in [None, Some(Token::from("  ".to_owned()))] {
+            let mut interceptor = AuthInterceptor::new(token.as_ref()).expect("ok");
+            let request = interceptor.call(Request::new(())).expect("intercepted");
+            assert!(request.metadata().get("authorization").is_none());
+        }
+    }
+
+    #[test]
+    fn bad_token_error_does_not_echo_it() {
+        let token = Token::from("sec\nret".to_owned());
+        let err = AuthInterceptor::new(Some(&token)).expect_err("newline is not allowed");
+        let mut buf = Vec::new();
+        err.print(&mut buf).expect("print");
+        assert!(!String::from_utf8_lossy(&buf).contains("sec"));
+    }
+}

@@ -1,0 +1,84 @@
+//! `psirtctl`, the command-line client of the PSIRT platform's gRPC services.
+//!
+//! One top-level subcommand per service area (`report` now; `case`, `triage`,
+//! `remediation`, ... later), each owned by its own module with its clap
+//! arguments and handlers; this file only wires them to the shared options.
+
+pub mod client;
+pub mod error;
+pub mod output;
+pub mod report;
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use error::CliError;
+use output::OutputFormat;
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(name = "psirtctl", version, about = "Command-line client of the PSIRT platform")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes. `global = true` lets them follow the
+/// subcommand too (`psirtctl report list --output json`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// gRPC endpoint of the PSIRT services: `http://host:port` or `host:port`
+    /// (plaintext; TLS is not supported yet).
+    #[arg(
+        long,
+        global = true,
+        env = "PSIRT_SERVER",
+        default_value = client::DEFAULT_SERVER,
+        value_parser = client::parse_server,
+    )]
+    pub server: String,
+
+    /// Bearer token sent with every call. Prefer the environment variable:
+    /// a command line is visible to every local user.
+    // The value is never echoed: not in `--help` (hide_env_values) and not in
+    // errors, which is why it is validated later instead of in a value parser.
+    #[arg(long, global = true, env = "PSIRT_TOKEN", hide_env_values = true)]
+    pub token: Option<client::Token>,
+
+    /// Output format.
+    #[arg(long, global = true, env = "PSIRT_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Deadline for connecting and for each call: `10s`, `500ms`, `2m`, or
+    /// plain seconds.
+    #[arg(long, global = true, default_value = "10s", value_parser = client::parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// Service areas. Each later service adds one variant wrapping its module's
+/// own subcommand enum, plus one arm in [`run`].
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Vulnerability reports: submit, inspect, acknowledge, message (intake service).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+}
+
+/// Runs one parsed command line, writing results to stdout.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout();
+    let result = match cli.command {
+        Command::Report(command) => report::run(&cli.global, command, &mut stdout).await,
+    };
+    let result = result.and_then(|()| stdout.flush().map_err(CliError::Output));
+    match result {
+        // `psirtctl report list | head` closing the pipe early is not a failure.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

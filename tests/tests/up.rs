@@ -1,0 +1,136 @@
+//! `just up` as a new user runs it: the script starts nats-server and the
+//! services on embedded defaults; reflection lists the APIs; `psirtctl`
+//! submits, gets and lists a report; Ctrl-C stops everything.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use psirt_testkit::{eventually, free_port};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
+}
+
+fn psirtctl(grpc: u16, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Ok(Command::new(bin_dir().join("psirtctl"))
+        .args(["--server", &format!("127.0.0.1:{grpc}")])
+        .args(args)
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow::Result<()> {
+    // `just up` builds first; so does this test (a no-op when already built).
+    let status =
+        Command::new(env!("CARGO")).args(["build", "-p", "psirt-intake", "-p", "psirt-cli"]).status()?;
+    assert!(status.success(), "build failed");
+
+    let state = tempfile_dir()?;
+    let grpc = free_port()?;
+    let admin = free_port()?;
+    let nats = free_port()?;
+    let mut up = Command::new("bash")
+        .arg(root().join("scripts/up.sh"))
+        .env("STATE_DIR", &state)
+        .env("PSIRT_NATS_PORT", nats.to_string())
+        .env("PSIRT_UP_INTAKE_GRPC_PORT", grpc.to_string())
+        .env("PSIRT_UP_INTAKE_ADMIN_PORT", admin.to_string())
+        .env("PSIRT_BIN_DIR", bin_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let out = Arc::new(Mutex::new(String::new()));
+    let stdout = up.stdout.take().expect("piped");
+    let sink = Arc::clone(&out);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().expect("lock").push_str(&(line + "\n"));
+        }
+    });
+    let banner = eventually(Duration::from_secs(90), "platform up", || {
+        let out = Arc::clone(&out);
+        async move {
+            let text = out.lock().ok()?.clone();
+            text.contains("PSIRT platform is up").then_some(text)
+        }
+    })
+    .await?;
+    assert!(banner.contains("authentication is disabled"), "{banner}");
+
+    // server reflection over v1alpha, as older grpcurl and the Python client speak it
+    let script = r#"
+import sys, grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+db = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(sys.argv[1]))
+print("\n".join(db.get_services()))
+"#;
+    let listed = Command::new("python3").args(["-c", script, &format!("127.0.0.1:{grpc}")]).output()?;
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let services = String::from_utf8(listed.stdout)?;
+    assert!(services.lines().any(|s| s == "psirt.intake.v1.IntakeService"), "{services}");
+
+    let submitted = psirtctl(
+        grpc,
+        &[
+            "--output",
+            "json",
+            "report",
+            "submit",
+            "--title",
+            "Heap overflow in the image parser",
+            "--description",
+            "A crafted PNG overflows a heap buffer.",
+            "--product",
+            "Viewer 3",
+        ],
+    )?;
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&submitted.stdout)?;
+    let report_id = json["reportId"].as_str().expect("reportId").to_owned();
+
+    let got = psirtctl(grpc, &["--output", "json", "report", "get", &report_id])?;
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&got.stdout)?;
+    assert_eq!(json["report"]["title"], "Heap overflow in the image parser");
+
+    eventually(Duration::from_secs(30), "report listed", || {
+        let report_id = report_id.clone();
+        async move {
+            let listed = psirtctl(grpc, &["report", "list"]).ok()?;
+            String::from_utf8_lossy(&listed.stdout).contains(&report_id).then_some(())
+        }
+    })
+    .await?;
+
+    // Ctrl-C: the script stops nats-server and the services, then exits.
+    let pid = up.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status()?.success());
+    let exited = eventually(Duration::from_secs(30), "up.sh exit", || {
+        let status = up.try_wait().ok().flatten();
+        async move { status }
+    })
+    .await?;
+    let _ = exited;
+    for port in [grpc, admin, nats] {
+        eventually(Duration::from_secs(15), "port released", || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
+        })
+        .await?;
+    }
+    assert!(out.lock().expect("lock").contains("stopped"));
+    std::fs::remove_dir_all(&state)?;
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("psirt-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
