@@ -1,1 +1,337 @@
-fn main() {}
+//! `psirt-bench`: load benchmarks of the intake path. `intake` loads a
+//! running service, `raw-publish` measures the JetStream ceiling for the same
+//! events, `all` runs both on a fresh nats-server and a fresh intake child.
+
+mod intake;
+mod payload;
+mod process;
+mod raw;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::intake::IntakeOptions;
+use crate::process::{IntakeProcess, MemorySampler};
+use crate::raw::RawOptions;
+use crate::report::{Document, Format, Parameters};
+
+#[derive(Parser)]
+#[command(name = "psirt-bench", version, about = "Load benchmarks of the PSIRT intake path")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a running intake service with SubmitReport calls.
+    Intake(IntakeArgs),
+    /// Append the intake's events straight to JetStream: the ceiling for intake.
+    /// Writes events to the stream: point it at a throwaway server.
+    RawPublish(RawArgs),
+    /// Start a fresh nats-server, run raw-publish on it, then start psirt-intake
+    /// and load it; report both and their ratio.
+    All(AllArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Concurrent client tasks.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=9_999))]
+    clients: u32,
+    /// Measured time, e.g. `10`, `10s`, `500ms`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before the measured window.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Also write the JSON document to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Args)]
+struct IntakeArgs {
+    /// The intake's gRPC address, e.g. `http://127.0.0.1:50051`.
+    #[arg(long)]
+    server: String,
+    /// gRPC connections the clients share [default: min(clients, 8)].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    connections: Option<u32>,
+    /// Bearer token, when the service authenticates callers.
+    #[arg(long, env = "PSIRT_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Deadline of one call.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    call_timeout: Duration,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct RawArgs {
+    /// NATS server, e.g. `nats://127.0.0.1:4222`.
+    #[arg(long)]
+    nats: String,
+    /// Publish acks each client keeps in flight.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    window: u32,
+    /// Stream capturing `psirt.evt.>`, created when missing.
+    #[arg(long, default_value = raw::DEFAULT_STREAM)]
+    stream: String,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct AllArgs {
+    /// The psirt-intake binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    intake_bin: Option<PathBuf>,
+    /// gRPC connections the intake clients share [default: min(clients, 8)].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    connections: Option<u32>,
+    /// Publish acks each raw client keeps in flight.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    window: u32,
+    #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Parses `10`, `10s`, `1.5s`, `500ms`, `2m` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let invalid = || format!("invalid duration {text:?}: use e.g. 10, 10s, 500ms, 2m");
+    let value: f64 = number.parse().map_err(|_| invalid())?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(invalid()),
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(invalid());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Multi-threaded, one worker per core (the default): the client shares
+    // two cores with the server(s) it measures, so it gets no more.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Intake(args) => intake_command(args).await,
+            Command::RawPublish(args) => raw_command(args).await,
+            Command::All(args) => all_command(args).await,
+        }
+    })
+}
+
+fn check_load(load: &LoadArgs) -> anyhow::Result<()> {
+    if load.duration.is_zero() {
+        bail!("--duration must be greater than 0");
+    }
+    Ok(())
+}
+
+fn parameters(command: &str, load: &LoadArgs) -> Parameters {
+    Parameters {
+        command: command.to_owned(),
+        clients: load.clients as usize,
+        connections: None,
+        ack_window: None,
+        duration_secs: load.duration.as_secs_f64(),
+        warmup_secs: load.warmup.as_secs_f64(),
+        target: None,
+    }
+}
+
+async fn intake_command(args: IntakeArgs) -> anyhow::Result<()> {
+    check_load(&args.load)?;
+    let clients = args.load.clients as usize;
+    let options = IntakeOptions {
+        server: args.server.clone(),
+        clients,
+        connections: args.connections.map_or_else(|| intake::default_connections(clients), |c| c as usize),
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        token: args.token,
+        call_timeout: args.call_timeout,
+    };
+    eprintln!(
+        "psirt-bench: {} with {clients} clients on {} connections, {:?} warmup + {:?}",
+        intake::WORKLOAD,
+        options.connections,
+        options.warmup,
+        options.duration
+    );
+    let summary = intake::run(&options).await?;
+    let mut params = parameters("intake", &args.load);
+    params.connections = Some(options.connections);
+    params.target = Some(args.server);
+    let doc = Document::new(params, vec![summary]);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
+async fn raw_command(args: RawArgs) -> anyhow::Result<()> {
+    check_load(&args.load)?;
+    let options = RawOptions {
+        nats: args.nats.clone(),
+        clients: args.load.clients as usize,
+        window: args.window as usize,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        stream: args.stream,
+    };
+    eprintln!(
+        "psirt-bench: {} with {} clients x {} acks in flight, {:?} warmup + {:?}",
+        raw::WORKLOAD,
+        options.clients,
+        options.window,
+        options.warmup,
+        options.duration
+    );
+    let run = raw::run(&options).await?;
+    let mut params = parameters("raw-publish", &args.load);
+    params.ack_window = Some(options.window);
+    params.target = Some(args.nats);
+    let mut doc = Document::new(params, vec![run.summary]);
+    doc.nats_server_version = Some(run.server_version);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
+/// `nats-server --version` of the binary the test kit starts.
+fn nats_server_version() -> Option<String> {
+    let bin = psirt_testkit::nats_server_bin().ok()?;
+    let out = std::process::Command::new(bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+async fn all_command(args: AllArgs) -> anyhow::Result<()> {
+    check_load(&args.load)?;
+    let intake_bin = match args.intake_bin {
+        Some(path) => path,
+        None => std::env::current_exe().context("cannot locate psirt-bench")?.with_file_name("psirt-intake"),
+    };
+    if !intake_bin.is_file() {
+        bail!(
+            "intake binary {} not found: run `cargo build -p psirt-intake --release` or pass --intake-bin",
+            intake_bin.display()
+        );
+    }
+    let clients = args.load.clients as usize;
+    let connections = args.connections.map_or_else(|| intake::default_connections(clients), |c| c as usize);
+
+    let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
+    let raw_options = RawOptions {
+        nats: nats.url(),
+        clients,
+        window: args.window as usize,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        stream: raw::DEFAULT_STREAM.to_owned(),
+    };
+    eprintln!(
+        "psirt-bench: {} with {clients} clients x {} acks in flight, {:?} warmup + {:?}",
+        raw::WORKLOAD,
+        raw_options.window,
+        raw_options.warmup,
+        raw_options.duration
+    );
+    let raw_run = raw::run(&raw_options).await?;
+    raw::delete_stream(&nats.url(), raw::DEFAULT_STREAM).await?;
+
+    eprintln!("psirt-bench: starting {}", intake_bin.display());
+    let mut child = IntakeProcess::start(&intake_bin, &nats.url()).await?;
+    let intake_options = IntakeOptions {
+        server: child.grpc_url(),
+        clients,
+        connections,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        token: None,
+        call_timeout: Duration::from_secs(30),
+    };
+    eprintln!(
+        "psirt-bench: {} with {clients} clients on {connections} connections, {:?} warmup + {:?}",
+        intake::WORKLOAD,
+        intake_options.warmup,
+        intake_options.duration
+    );
+    let sampler = MemorySampler::start(child.pid(), Duration::from_millis(100));
+    let result = intake::run(&intake_options).await;
+    let memory = sampler.finish().await;
+    let log = child.log_tail(20);
+    child.kill().await;
+    let intake_summary = result.with_context(|| format!("intake log:\n{log}"))?;
+    drop(nats);
+
+    let mut params = parameters("all", &args.load);
+    params.connections = Some(connections);
+    params.ack_window = Some(raw_options.window);
+    let ratio = (raw_run.summary.rate_per_sec > 0.0)
+        .then(|| intake_summary.rate_per_sec / raw_run.summary.rate_per_sec);
+    let mut doc = Document::new(params, vec![raw_run.summary, intake_summary]);
+    doc.nats_server_version = nats_server_version().or(Some(raw_run.server_version));
+    doc.ratio_intake_over_raw = ratio;
+    doc.intake_memory = Some(memory);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "s", "10h", "-1s", "1e9", "ten"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn all_defaults() {
+        let cli = Cli::try_parse_from(["psirt-bench", "all", "--clients", "4", "--duration", "3"]).unwrap();
+        let Command::All(args) = cli.command else { panic!("not all") };
+        assert_eq!(args.load.clients, 4);
+        assert_eq!(args.load.duration, Duration::from_secs(3));
+        assert_eq!(args.load.warmup, Duration::from_secs(2));
+        assert_eq!(args.window, 32);
+        assert_eq!(args.output.format, Format::Table);
+    }
+}

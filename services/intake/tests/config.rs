@@ -64,6 +64,7 @@ fn every_key_is_documented_in_the_example_file() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
 fn environment_overrides_the_file() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("PSIRT_INTAKE__DUPLICATE_WINDOW_DAYS", "7");
