@@ -140,10 +140,18 @@ fn main() -> anyhow::Result<()> {
     // two cores with the server(s) it measures, so it gets no more.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        match cli.command {
-            Command::Intake(args) => intake_command(args).await,
-            Command::RawPublish(args) => raw_command(args).await,
-            Command::All(args) => all_command(args).await,
+        let command = async {
+            match cli.command {
+                Command::Intake(args) => intake_command(args).await,
+                Command::RawPublish(args) => raw_command(args).await,
+                Command::All(args) => all_command(args).await,
+            }
+        };
+        // On Ctrl-C the command is dropped, which kills the nats-server and
+        // intake children and removes their directories.
+        tokio::select! {
+            result = command => result,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         }
     })
 }
@@ -180,11 +188,11 @@ async fn intake_command(args: IntakeArgs) -> anyhow::Result<()> {
         call_timeout: args.call_timeout,
     };
     eprintln!(
-        "psirt-bench: {} with {clients} clients on {} connections, {:?} warmup + {:?}",
+        "psirt-bench: {} with {clients} clients on {} connections, {}s warmup + {}s",
         intake::WORKLOAD,
         options.connections,
-        options.warmup,
-        options.duration
+        options.warmup.as_secs_f64(),
+        options.duration.as_secs_f64()
     );
     let summary = intake::run(&options).await?;
     let mut params = parameters("intake", &args.load);
@@ -205,12 +213,12 @@ async fn raw_command(args: RawArgs) -> anyhow::Result<()> {
         stream: args.stream,
     };
     eprintln!(
-        "psirt-bench: {} with {} clients x {} acks in flight, {:?} warmup + {:?}",
+        "psirt-bench: {} with {} clients x {} acks in flight, {}s warmup + {}s",
         raw::WORKLOAD,
         options.clients,
         options.window,
-        options.warmup,
-        options.duration
+        options.warmup.as_secs_f64(),
+        options.duration.as_secs_f64()
     );
     let run = raw::run(&options).await?;
     let mut params = parameters("raw-publish", &args.load);
@@ -254,11 +262,11 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
         stream: raw::DEFAULT_STREAM.to_owned(),
     };
     eprintln!(
-        "psirt-bench: {} with {clients} clients x {} acks in flight, {:?} warmup + {:?}",
+        "psirt-bench: {} with {clients} clients x {} acks in flight, {}s warmup + {}s",
         raw::WORKLOAD,
         raw_options.window,
-        raw_options.warmup,
-        raw_options.duration
+        raw_options.warmup.as_secs_f64(),
+        raw_options.duration.as_secs_f64()
     );
     let raw_run = raw::run(&raw_options).await?;
     raw::delete_stream(&nats.url(), raw::DEFAULT_STREAM).await?;
@@ -275,10 +283,10 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
         call_timeout: Duration::from_secs(30),
     };
     eprintln!(
-        "psirt-bench: {} with {clients} clients on {connections} connections, {:?} warmup + {:?}",
+        "psirt-bench: {} with {clients} clients on {connections} connections, {}s warmup + {}s",
         intake::WORKLOAD,
-        intake_options.warmup,
-        intake_options.duration
+        intake_options.warmup.as_secs_f64(),
+        intake_options.duration.as_secs_f64()
     );
     let sampler = MemorySampler::start(child.pid(), Duration::from_millis(100));
     let result = intake::run(&intake_options).await;
