@@ -1,8 +1,8 @@
-//! CVSS v3.0, v3.1 and v4.0 vector strings, as reporters suggest them and
-//! triage records them. The `cvss` crate scores; the structural checks it
-//! leaves out (all base metrics present, metric names spelled exactly) are here.
+//! CVSS v3.0, v3.1 and v4.0 vectors as reporters suggest and triage records
+//! them: parsed strictly (every base metric, each once, values spelled as the
+//! specifications spell them), normalised, scored by the `cvss` crate and rated.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -10,14 +10,104 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The base metrics a v3.x vector must carry, in specification order.
 pub const CVSS_V3_BASE_METRICS: [&str; 8] = ["AV", "AC", "PR", "UI", "S", "C", "I", "A"];
-const CVSS_V3_OTHER_METRICS: [&str; 14] =
-    ["E", "RL", "RC", "CR", "IR", "AR", "MAV", "MAC", "MPR", "MUI", "MS", "MC", "MI", "MA"];
 /// The base metrics a v4.0 vector must carry, in specification order.
 pub const CVSS_V4_BASE_METRICS: [&str; 11] =
     ["AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA"];
-const CVSS_V4_OTHER_METRICS: [&str; 21] = [
-    "E", "CR", "IR", "AR", "MAV", "MAC", "MAT", "MPR", "MUI", "MVC", "MVI", "MVA", "MSC", "MSI", "MSA", "S",
-    "AU", "R", "V", "RE", "U",
+
+/// "Not Defined": the value every optional metric may take, equivalent to
+/// leaving the metric out (both specifications say so), so it is dropped
+/// from the normalised vector.
+const NOT_DEFINED: &str = "X";
+
+/// One metric a version defines, with the values the specification allows,
+/// spelled as it spells them.
+#[derive(Debug)]
+struct MetricSpec {
+    name: &'static str,
+    mandatory: bool,
+    values: &'static [&'static str],
+}
+
+const fn base(name: &'static str, values: &'static [&'static str]) -> MetricSpec {
+    MetricSpec { name, mandatory: true, values }
+}
+
+const fn optional(name: &'static str, values: &'static [&'static str]) -> MetricSpec {
+    MetricSpec { name, mandatory: false, values }
+}
+
+const IMPACT: &[&str] = &["H", "L", "N"];
+const REQUIREMENT: &[&str] = &["X", "H", "M", "L"];
+const MODIFIED_IMPACT: &[&str] = &["X", "H", "L", "N"];
+
+/// CVSS v3.0/v3.1 specification, section 6 (vector string) and 7.4 (metric
+/// values), in the order the vector string lists them.
+const CVSS_V3_METRICS: [MetricSpec; 22] = [
+    base("AV", &["N", "A", "L", "P"]),
+    base("AC", &["L", "H"]),
+    base("PR", &["N", "L", "H"]),
+    base("UI", &["N", "R"]),
+    base("S", &["U", "C"]),
+    base("C", IMPACT),
+    base("I", IMPACT),
+    base("A", IMPACT),
+    // Temporal.
+    optional("E", &["X", "H", "F", "P", "U"]),
+    optional("RL", &["X", "U", "W", "T", "O"]),
+    optional("RC", &["X", "C", "R", "U"]),
+    // Environmental.
+    optional("CR", REQUIREMENT),
+    optional("IR", REQUIREMENT),
+    optional("AR", REQUIREMENT),
+    optional("MAV", &["X", "N", "A", "L", "P"]),
+    optional("MAC", &["X", "L", "H"]),
+    optional("MPR", &["X", "N", "L", "H"]),
+    optional("MUI", &["X", "N", "R"]),
+    optional("MS", &["X", "U", "C"]),
+    optional("MC", MODIFIED_IMPACT),
+    optional("MI", MODIFIED_IMPACT),
+    optional("MA", MODIFIED_IMPACT),
+];
+
+/// CVSS v4.0 specification, section 7 (vector string, table 23), in the
+/// order the vector string lists them.
+const CVSS_V4_METRICS: [MetricSpec; 32] = [
+    base("AV", &["N", "A", "L", "P"]),
+    base("AC", &["L", "H"]),
+    base("AT", &["N", "P"]),
+    base("PR", &["N", "L", "H"]),
+    base("UI", &["N", "P", "A"]),
+    base("VC", IMPACT),
+    base("VI", IMPACT),
+    base("VA", IMPACT),
+    base("SC", IMPACT),
+    base("SI", IMPACT),
+    base("SA", IMPACT),
+    // Threat.
+    optional("E", &["X", "A", "P", "U"]),
+    // Environmental.
+    optional("CR", REQUIREMENT),
+    optional("IR", REQUIREMENT),
+    optional("AR", REQUIREMENT),
+    optional("MAV", &["X", "N", "A", "L", "P"]),
+    optional("MAC", &["X", "L", "H"]),
+    optional("MAT", &["X", "N", "P"]),
+    optional("MPR", &["X", "N", "L", "H"]),
+    optional("MUI", &["X", "N", "P", "A"]),
+    optional("MVC", MODIFIED_IMPACT),
+    optional("MVI", MODIFIED_IMPACT),
+    optional("MVA", MODIFIED_IMPACT),
+    optional("MSC", MODIFIED_IMPACT),
+    // Safety (S) only exists for the modified subsequent integrity and availability.
+    optional("MSI", &["X", "S", "H", "L", "N"]),
+    optional("MSA", &["X", "S", "H", "L", "N"]),
+    // Supplemental: never part of the score.
+    optional("S", &["X", "N", "P"]),
+    optional("AU", &["X", "N", "Y"]),
+    optional("R", &["X", "A", "U", "I"]),
+    optional("V", &["X", "D", "C"]),
+    optional("RE", &["X", "L", "M", "H"]),
+    optional("U", &["X", "Clear", "Green", "Amber", "Red"]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,10 +129,18 @@ impl CvssVersion {
         }
     }
 
-    fn metrics(self) -> (&'static [&'static str], &'static [&'static str]) {
+    const fn prefix(self) -> &'static str {
         match self {
-            Self::V3_0 | Self::V3_1 => (&CVSS_V3_BASE_METRICS, &CVSS_V3_OTHER_METRICS),
-            Self::V4_0 => (&CVSS_V4_BASE_METRICS, &CVSS_V4_OTHER_METRICS),
+            Self::V3_0 => "CVSS:3.0",
+            Self::V3_1 => "CVSS:3.1",
+            Self::V4_0 => "CVSS:4.0",
+        }
+    }
+
+    fn metrics(self) -> &'static [MetricSpec] {
+        match self {
+            Self::V3_0 | Self::V3_1 => &CVSS_V3_METRICS,
+            Self::V4_0 => &CVSS_V4_METRICS,
         }
     }
 }
@@ -53,7 +151,9 @@ impl fmt::Display for CvssVersion {
     }
 }
 
-/// Qualitative severity of a score (the same bands in v3.x and v4.0).
+/// Qualitative severity rating of a score, the same bands in v3.x and v4.0:
+/// None 0.0, Low 0.1-3.9, Medium 4.0-6.9, High 7.0-8.9, Critical 9.0-10.0.
+/// Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CvssSeverity {
@@ -64,7 +164,99 @@ pub enum CvssSeverity {
     Critical,
 }
 
-/// Why a vector string was refused.
+impl CvssSeverity {
+    /// Every rating, least severe first.
+    pub const ALL: [CvssSeverity; 5] = [Self::None, Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    /// The rating of a score (CVSS v3.1 section 5, v4.0 section 6). Scores
+    /// carry one decimal, so the bands are compared at their lower bounds;
+    /// anything below 0.1 (or not a number) rates None.
+    pub fn from_score(score: f64) -> Self {
+        if score >= 9.0 {
+            Self::Critical
+        } else if score >= 7.0 {
+            Self::High
+        } else if score >= 4.0 {
+            Self::Medium
+        } else if score >= 0.1 {
+            Self::Low
+        } else {
+            Self::None
+        }
+    }
+
+    /// The specification's name of the rating.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
+            Self::Critical => "Critical",
+        }
+    }
+}
+
+impl fmt::Display for CvssSeverity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rating name that is none of None, Low, Medium, High, Critical.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a severity rating (expected None, Low, Medium, High or Critical)")]
+pub struct UnknownSeverity(pub String);
+
+impl FromStr for CvssSeverity {
+    type Err = UnknownSeverity;
+
+    /// Accepts the names in any case: configuration files and APIs write
+    /// `critical` as often as `Critical`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|severity| severity.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownSeverity(text.to_owned()))
+    }
+}
+
+/// Which metric groups a score accounts for (CVSS v4.0 section 1.3): the
+/// label a number must travel with (`CVSS-B 9.3`, `CVSS-BT 8.9`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CvssNomenclature {
+    /// Base metrics only.
+    #[serde(rename = "CVSS-B")]
+    Base,
+    /// Base and threat metrics.
+    #[serde(rename = "CVSS-BT")]
+    BaseThreat,
+    /// Base and environmental metrics.
+    #[serde(rename = "CVSS-BE")]
+    BaseEnvironmental,
+    /// Base, threat and environmental metrics.
+    #[serde(rename = "CVSS-BTE")]
+    BaseThreatEnvironmental,
+}
+
+impl CvssNomenclature {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Base => "CVSS-B",
+            Self::BaseThreat => "CVSS-BT",
+            Self::BaseEnvironmental => "CVSS-BE",
+            Self::BaseThreatEnvironmental => "CVSS-BTE",
+        }
+    }
+}
+
+impl fmt::Display for CvssNomenclature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a vector string was refused. Every variant names the part at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CvssError {
     #[error("the vector is empty")]
@@ -79,16 +271,31 @@ pub enum CvssError {
     RepeatedMetric { metric: String },
     #[error("mandatory base metrics missing: {}", .metrics.join(", "))]
     MissingBaseMetrics { metrics: Vec<&'static str> },
-    #[error("{reason}")]
-    InvalidValue { reason: String },
+    #[error("{value:?} is not a value of CVSS {version} metric {metric} (allowed: {})", .allowed.join(", "))]
+    InvalidValue {
+        version: CvssVersion,
+        metric: &'static str,
+        value: String,
+        allowed: &'static [&'static str],
+    },
+    /// The scorer refused a vector these checks accepted: a gap between the
+    /// metric tables here and the `cvss` crate, never the caller's fault.
+    #[error("the CVSS scorer refused the vector: {reason}")]
+    Unscorable { reason: String },
 }
 
-/// A well-formed CVSS v3.x or v4.0 vector, kept as written.
+/// A well-formed CVSS v3.x or v4.0 vector. Keeps the text as written (what
+/// `as_str`, `Display` and serde give back) and its normalised form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CvssVector {
     text: String,
+    normalized: String,
     version: CvssVersion,
-    parsed: ::cvss::Cvss,
+    /// Metric name and value as written, `X` included, keyed by the
+    /// metric's position in the specification's order.
+    metrics: BTreeMap<usize, (&'static str, &'static str)>,
+    score: f64,
+    nomenclature: CvssNomenclature,
 }
 
 impl CvssVector {
@@ -96,29 +303,45 @@ impl CvssVector {
         text.parse()
     }
 
+    /// The vector as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The vector in the specification's metric order, without the metrics
+    /// whose value is `X` (Not Defined): two vectors that mean the same
+    /// have the same normalised form.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
     }
 
     pub fn version(&self) -> CvssVersion {
         self.version
     }
 
-    /// The score of everything the vector carries: for v3.x the base score
-    /// (the `cvss` crate does not score v3 temporal/environmental metrics),
-    /// for v4.0 the CVSS-BTE score its metrics amount to.
-    pub fn score(&self) -> f64 {
-        self.parsed.score()
+    /// The value a metric has in this vector as written (`X` included), by
+    /// its specification name (`"AV"`, `"E"`, `"U"`).
+    pub fn metric(&self, name: &str) -> Option<&'static str> {
+        self.metrics.values().find(|(metric, _)| *metric == name).map(|(_, value)| *value)
     }
 
+    /// The score the `cvss` crate computes: for v3.x the base score (the
+    /// crate does not score v3 temporal or environmental metrics, so those
+    /// are validated and kept but do not change the number); for v4.0 the
+    /// score of every metric given, labelled by [`CvssVector::nomenclature`].
+    pub fn score(&self) -> f64 {
+        self.score
+    }
+
+    /// Which metric groups [`CvssVector::score`] accounts for; always
+    /// [`CvssNomenclature::Base`] for v3.x (see `score`).
+    pub fn nomenclature(&self) -> CvssNomenclature {
+        self.nomenclature
+    }
+
+    /// The qualitative rating of [`CvssVector::score`].
     pub fn severity(&self) -> CvssSeverity {
-        match self.parsed.severity() {
-            ::cvss::Severity::None => CvssSeverity::None,
-            ::cvss::Severity::Low => CvssSeverity::Low,
-            ::cvss::Severity::Medium => CvssSeverity::Medium,
-            ::cvss::Severity::High => CvssSeverity::High,
-            ::cvss::Severity::Critical => CvssSeverity::Critical,
-        }
+        CvssSeverity::from_score(self.score)
     }
 }
 
@@ -131,37 +354,73 @@ impl FromStr for CvssVector {
         }
         let mut components = text.split('/');
         let prefix = components.next().unwrap_or_default();
+        // Exact match: the specifications spell the prefix in upper case and
+        // allow no white space anywhere in a vector.
         let version = match prefix {
             "CVSS:3.0" => CvssVersion::V3_0,
             "CVSS:3.1" => CvssVersion::V3_1,
             "CVSS:4.0" => CvssVersion::V4_0,
             _ => return Err(CvssError::UnsupportedVersion { prefix: prefix.to_owned() }),
         };
-        let (base, other) = version.metrics();
-        let mut seen = BTreeSet::new();
+        let specs = version.metrics();
+        let mut metrics = BTreeMap::new();
         for component in components {
             let malformed = || CvssError::MalformedComponent { component: component.to_owned() };
             let (metric, value) = component.split_once(':').ok_or_else(malformed)?;
             if metric.is_empty() || value.is_empty() || value.contains(':') {
                 return Err(malformed());
             }
-            // Names are matched exactly: the specification spells them in
-            // upper case, and the `cvss` crate would otherwise accept `av:n`.
-            if !base.contains(&metric) && !other.contains(&metric) {
-                return Err(CvssError::UnknownMetric { version, metric: metric.to_owned() });
-            }
-            if !seen.insert(metric) {
-                return Err(CvssError::RepeatedMetric { metric: metric.to_owned() });
+            // Names and values are matched exactly: the `cvss` crate would
+            // take `av:n` or `U:RED`, which no other tool needs to accept.
+            let (position, spec) = specs
+                .iter()
+                .enumerate()
+                .find(|(_, spec)| spec.name == metric)
+                .ok_or_else(|| CvssError::UnknownMetric { version, metric: metric.to_owned() })?;
+            let value = spec.values.iter().copied().find(|allowed| *allowed == value).ok_or_else(|| {
+                CvssError::InvalidValue {
+                    version,
+                    metric: spec.name,
+                    value: value.to_owned(),
+                    allowed: spec.values,
+                }
+            })?;
+            if metrics.insert(position, (spec.name, value)).is_some() {
+                return Err(CvssError::RepeatedMetric { metric: spec.name.to_owned() });
             }
         }
-        let missing: Vec<&'static str> =
-            base.iter().copied().filter(|metric| !seen.contains(metric)).collect();
+        let missing: Vec<&'static str> = specs
+            .iter()
+            .enumerate()
+            .filter(|(position, spec)| spec.mandatory && !metrics.contains_key(position))
+            .map(|(_, spec)| spec.name)
+            .collect();
         if !missing.is_empty() {
             return Err(CvssError::MissingBaseMetrics { metrics: missing });
         }
-        let parsed =
-            text.parse::<::cvss::Cvss>().map_err(|e| CvssError::InvalidValue { reason: e.to_string() })?;
-        Ok(Self { text: text.to_owned(), version, parsed })
+
+        let mut normalized = version.prefix().to_owned();
+        for (metric, value) in metrics.values().filter(|(_, value)| *value != NOT_DEFINED) {
+            normalized.push('/');
+            normalized.push_str(metric);
+            normalized.push(':');
+            normalized.push_str(value);
+        }
+        // The normalised form is what gets scored: with the `X` metrics gone
+        // the crate's v4.0 nomenclature says which groups really count.
+        let parsed = normalized
+            .parse::<::cvss::Cvss>()
+            .map_err(|e| CvssError::Unscorable { reason: e.to_string() })?;
+        let nomenclature = match &parsed {
+            ::cvss::Cvss::CvssV40(vector) => match vector.nomenclature() {
+                ::cvss::v4::Nomenclature::CvssB => CvssNomenclature::Base,
+                ::cvss::v4::Nomenclature::CvssBT => CvssNomenclature::BaseThreat,
+                ::cvss::v4::Nomenclature::CvssBE => CvssNomenclature::BaseEnvironmental,
+                ::cvss::v4::Nomenclature::CvssBTE => CvssNomenclature::BaseThreatEnvironmental,
+            },
+            _ => CvssNomenclature::Base,
+        };
+        Ok(Self { text: text.to_owned(), normalized, version, metrics, score: parsed.score(), nomenclature })
     }
 }
 
@@ -185,135 +444,4 @@ impl<'de> Deserialize<'de> for CvssVector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const V31_CRITICAL: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H";
-    const V40: &str = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N";
-
-    fn parse(text: &str) -> Result<CvssVector, CvssError> {
-        text.parse()
-    }
-
-    #[test]
-    fn accepts_v30_v31_and_v40_base_vectors() {
-        let v31 = parse(V31_CRITICAL).expect("valid v3.1");
-        assert_eq!(v31.version(), CvssVersion::V3_1);
-        assert!((v31.score() - 9.8).abs() < 1e-9);
-        assert_eq!(v31.severity(), CvssSeverity::Critical);
-        assert_eq!(v31.as_str(), V31_CRITICAL);
-
-        let v30 = parse("CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N").expect("valid v3.0");
-        assert_eq!(v30.version(), CvssVersion::V3_0);
-        assert_eq!(v30.severity(), CvssSeverity::Low);
-
-        let v40 = parse(V40).expect("valid v4.0");
-        assert_eq!(v40.version(), CvssVersion::V4_0);
-        assert!((v40.score() - 9.3).abs() < 1e-9);
-        assert_eq!(v40.severity(), CvssSeverity::Critical);
-    }
-
-    #[test]
-    fn accepts_optional_metric_groups_in_any_order() {
-        parse("CVSS:3.1/S:U/AV:N/AC:L/PR:N/UI:N/C:H/I:H/A:H/E:P/RL:O/RC:C/CR:H/MAV:A")
-            .expect("v3.1 with temporal and environmental metrics");
-        parse(&format!("{V40}/E:A/CR:H/MAV:A/S:P/AU:Y/R:A/V:D/RE:L/U:Red"))
-            .expect("v4.0 with threat, environmental and supplemental metrics");
-    }
-
-    #[test]
-    fn refuses_unsupported_versions_and_prefixes() {
-        for (text, prefix) in [
-            ("CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:2.0"),
-            ("AV:N/AC:L/Au:N/C:P/I:P/A:P", "AV:N"),
-            ("CVSS:5.0/AV:N", "CVSS:5.0"),
-            ("cvss:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "cvss:3.1"),
-            (" CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", " CVSS:3.1"),
-        ] {
-            assert_eq!(
-                parse(text),
-                Err(CvssError::UnsupportedVersion { prefix: prefix.to_owned() }),
-                "{text}"
-            );
-        }
-        assert_eq!(parse(""), Err(CvssError::Empty));
-    }
-
-    #[test]
-    fn refuses_missing_base_metrics_that_the_cvss_crate_would_accept() {
-        assert_eq!(
-            parse("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/C:H/I:H/A:H"),
-            Err(CvssError::MissingBaseMetrics { metrics: vec!["S"] })
-        );
-        assert_eq!(
-            parse("CVSS:3.1/AV:N"),
-            Err(CvssError::MissingBaseMetrics { metrics: vec!["AC", "PR", "UI", "S", "C", "I", "A"] })
-        );
-        assert_eq!(
-            parse("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N"),
-            Err(CvssError::MissingBaseMetrics { metrics: vec!["SA"] })
-        );
-    }
-
-    #[test]
-    fn refuses_unknown_metrics() {
-        assert!(matches!(
-            parse(&format!("{V31_CRITICAL}/XX:Y")),
-            Err(CvssError::UnknownMetric { metric, .. }) if metric == "XX"
-        ));
-        // A v4.0 metric in a v3.1 vector and a v3.1 metric in a v4.0 vector.
-        assert!(matches!(
-            parse(&format!("{V31_CRITICAL}/AT:N")),
-            Err(CvssError::UnknownMetric { metric, .. }) if metric == "AT"
-        ));
-        assert!(matches!(
-            parse(&format!("{V40}/C:H")),
-            Err(CvssError::UnknownMetric { metric, .. }) if metric == "C"
-        ));
-        assert!(matches!(
-            parse("CVSS:3.1/av:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
-            Err(CvssError::UnknownMetric { metric, .. }) if metric == "av"
-        ));
-    }
-
-    #[test]
-    fn refuses_repeated_metrics() {
-        assert_eq!(
-            parse(&format!("{V31_CRITICAL}/AV:L")),
-            Err(CvssError::RepeatedMetric { metric: "AV".to_owned() })
-        );
-        assert_eq!(
-            parse(&format!("{V40}/E:A/E:U")),
-            Err(CvssError::RepeatedMetric { metric: "E".to_owned() })
-        );
-    }
-
-    #[test]
-    fn refuses_malformed_components_and_values() {
-        for text in [
-            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/",
-            "CVSS:3.1//AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-            "CVSS:3.1/AVN/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-            "CVSS:3.1/AV:/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-            "CVSS:3.1/AV:N:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-        ] {
-            assert!(matches!(parse(text), Err(CvssError::MalformedComponent { .. })), "{text}");
-        }
-        assert!(matches!(
-            parse("CVSS:3.1/AV:Q/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
-            Err(CvssError::InvalidValue { .. })
-        ));
-        assert!(matches!(
-            parse("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:Z"),
-            Err(CvssError::InvalidValue { .. })
-        ));
-    }
-
-    #[test]
-    fn serializes_as_the_vector_string() {
-        let vector = parse(V40).expect("valid");
-        let json = serde_json::to_string(&vector).expect("serializes");
-        assert_eq!(json, format!("\"{V40}\""));
-        assert_eq!(serde_json::from_str::<CvssVector>(&json).expect("deserializes"), vector);
-    }
-}
+mod tests;

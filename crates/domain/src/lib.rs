@@ -9,6 +9,8 @@ pub mod cvss_vector;
 pub mod dedup;
 pub mod ids;
 pub mod report;
+pub mod sla;
+pub mod ssvc;
 pub mod validation;
 
 #[cfg(any(test, feature = "testing"))]
@@ -16,15 +18,24 @@ pub mod testing;
 
 pub use aggregate::{Aggregate, DomainEvent};
 pub use case::{
-    Case, CaseCommand, CaseDetails, CaseError, CaseEvent, CaseStatus, Closure, InvalidTransition, Rejection,
-    RejectionReason, Resolution,
+    AffectedProduct, Case, CaseCommand, CaseDetails, CaseError, CaseEvent, CaseStatus, Closure, CveId,
+    CvssScore, Embargo, Escalation, EscalationLevel, InvalidCveId, InvalidTransition, LinkedDuplicate,
+    Rejection, RejectionReason, Resolution, Severity, SlaBreach, SlaClock, VersionSpec, check_time_zone,
 };
 pub use case_key::{CaseKey, CaseKeyError};
-pub use cvss_vector::{CvssError, CvssSeverity, CvssVector, CvssVersion};
+pub use cvss_vector::{CvssError, CvssNomenclature, CvssSeverity, CvssVector, CvssVersion, UnknownSeverity};
 pub use dedup::{DUPLICATE_WINDOW, dedup_keys, normalise_title};
 pub use ids::{CaseId, EventId, InvalidId, InvalidIdReason, MessageId, ReportId};
 pub use report::{
     Channel, MessageDirection, Report, ReportCommand, ReportDetails, ReportError, ReportEvent, ReportStatus,
     Reporter, ReporterMessage, SubmitReport, SuspectedDuplicate,
+};
+pub use sla::{
+    Clock, ClockState, ClockStatus, SeverityClocks, SlaClocks, SlaDuration, SlaDurationError, SlaPolicy,
+    SlaState,
+};
+pub use ssvc::{
+    Automatable, Exploitation, PublicSafetyImpact, SsvcDecision, SsvcInputs, TechnicalImpact,
+    UnknownSsvcValue, Utility, ValueDensity,
 };
 pub use validation::{FieldViolation, check_email, validate_submission};

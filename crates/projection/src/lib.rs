@@ -41,6 +41,28 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Empties the read model's tables, for a rebuild.
     fn reset(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Applies a batch of new events (all above the checkpoint, in stream
+    /// order) inside the batch's transaction, and returns the undecodable
+    /// ones by index. The default applies them one by one; a projection
+    /// overrides it to write many rows per statement.
+    fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Result<Vec<(usize, DecodeError)>, sqlx::Error>> + Send {
+        async move {
+            let mut undecodable = Vec::new();
+            for (index, event) in events.iter().enumerate() {
+                match self.apply(conn, event).await {
+                    Ok(()) => {}
+                    Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                    Err(ApplyError::Database(err)) => return Err(err),
+                }
+            }
+            Ok(undecodable)
+        }
+    }
 }
 
 /// Why an event could not be applied.
@@ -219,42 +241,52 @@ impl<P: Projection> ProjectionRunner<P> {
             return Err(ProjectionError::LeaseLost(name.to_owned()));
         }
         let mut outcome = BatchOutcome::default();
-        for event in events {
-            if event.sequence <= checkpoint {
-                outcome.skipped_seen += 1;
-                continue;
-            }
-            match self.projection.apply(&mut tx, event).await {
-                Ok(()) => outcome.applied += 1,
-                Err(ApplyError::Database(e)) => return Err(e.into()),
-                Err(ApplyError::Undecodable(err)) => {
-                    outcome.undecodable += 1;
-                    metrics::undecodable(name);
-                    match self.settings.on_undecodable {
-                        UndecodablePolicy::Skip => {
-                            warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection skipped undecodable event");
-                        }
-                        UndecodablePolicy::Park => {
-                            warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection parked undecodable event");
-                            sqlx::query(
-                                "INSERT INTO projection_parked (projection, sequence, subject, event_type, error, payload, parked_at_ms)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                                 ON CONFLICT (projection, sequence) DO NOTHING",
-                            )
-                            .bind(name)
-                            .bind(to_i64(event.sequence))
-                            .bind(&event.subject)
-                            .bind(&event.event_type)
-                            .bind(err.to_string())
-                            .bind(event.payload.to_vec())
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
+        // Batches arrive in stream order, so the new events are a suffix;
+        // anything else (a test, a future caller) is sorted into a copy.
+        let start = events.iter().position(|e| e.sequence > checkpoint).unwrap_or(events.len());
+        let ordered = events[start..].windows(2).all(|w| w[0].sequence < w[1].sequence);
+        let owned: Vec<RecordedEvent>;
+        let fresh: &[RecordedEvent] = if ordered {
+            &events[start..]
+        } else {
+            let mut copy: Vec<RecordedEvent> = events.iter().filter(|e| e.sequence > checkpoint).cloned().collect();
+            copy.sort_by_key(|e| e.sequence);
+            copy.dedup_by_key(|e| e.sequence);
+            owned = copy;
+            &owned
+        };
+        outcome.skipped_seen = (events.len() - fresh.len()) as u64;
+        let undecodable = self.projection.apply_batch(&mut tx, fresh).await?;
+        outcome.applied = (fresh.len() - undecodable.len()) as u64;
+        for (index, err) in undecodable {
+            let Some(event) = fresh.get(index) else { continue };
+            outcome.undecodable += 1;
+            metrics::undecodable(name);
+            match self.settings.on_undecodable {
+                UndecodablePolicy::Skip => {
+                    warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection skipped undecodable event");
+                }
+                UndecodablePolicy::Park => {
+                    warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection parked undecodable event");
+                    sqlx::query(
+                        "INSERT INTO projection_parked (projection, sequence, subject, event_type, error, payload, parked_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (projection, sequence) DO NOTHING",
+                    )
+                    .bind(name)
+                    .bind(to_i64(event.sequence))
+                    .bind(&event.subject)
+                    .bind(&event.event_type)
+                    .bind(err.to_string())
+                    .bind(event.payload.to_vec())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
-            checkpoint = event.sequence;
+        }
+        if let Some(last) = fresh.last() {
+            checkpoint = last.sequence;
         }
         let lease_until = now + i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
         let updated = sqlx::query(

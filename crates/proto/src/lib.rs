@@ -8,6 +8,9 @@
 //!   Every message implements [`prost::Name`], so
 //!   `ReportReceived::full_name()` is the event type of the NATS envelope.
 //! - [`intake`] (`psirt.intake.v1`): `IntakeService` messages, client and server.
+//! - [`triage`] (`psirt.triage.v1`): `TriageService` (case decisions) and
+//!   `CaseService` (case view: get, list, watch, timeline), messages, clients
+//!   and servers.
 //! - [`FILE_DESCRIPTOR_SET`]: all descriptors, for gRPC reflection and for
 //!   decoding any event dynamically (e.g. to JSON).
 
@@ -39,11 +42,21 @@ pub mod psirt {
             include!(concat!(env!("OUT_DIR"), "/psirt.intake.v1.rs"));
         }
     }
+
+    /// Package `psirt.triage`.
+    pub mod triage {
+        /// Package `psirt.triage.v1`: the triage and case view APIs.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.triage.v1.rs"));
+        }
+    }
 }
 
 pub use psirt::common::v1 as common;
 pub use psirt::events::v1 as events;
 pub use psirt::intake::v1 as intake;
+pub use psirt::triage::v1 as triage;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file of the
 /// project plus its imports (`google/protobuf/*.proto`), with source info

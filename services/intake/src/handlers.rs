@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use tracing::{instrument, warn};
 
 use crate::mapping::{self, millis};
+use crate::dedup::DedupFilter;
 use crate::readmodel;
 
 /// Everything a handler can fail with; one exhaustive mapping to a status.
@@ -149,6 +150,7 @@ struct Inner {
     store: EventStore,
     pool: AnyPool,
     settings: IntakeSettings,
+    dedup: DedupFilter,
 }
 
 fn now() -> OffsetDateTime {
@@ -195,11 +197,20 @@ fn is_staff(principal: &Principal) -> bool {
 
 impl Intake {
     pub fn new(store: EventStore, pool: AnyPool, settings: IntakeSettings) -> Self {
-        Self { inner: Arc::new(Inner { store, pool, settings }) }
+        Self { inner: Arc::new(Inner { store, pool, settings, dedup: DedupFilter::default() }) }
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.inner.pool
+    }
+
+    /// Loads the duplicate keys the read model gained since the last call
+    /// into the in-memory filter.
+    pub async fn refresh_dedup_filter(&self) -> Result<usize> {
+        let window = time::Duration::days(i64::from(self.inner.settings.duplicate_window_days));
+        let start = millis(now() - window);
+        // Reports reach the read model up to a projection lag late.
+        Ok(self.inner.dedup.refresh(&self.inner.pool, start, 60_000).await?)
     }
 
     async fn load(&self, id: ReportId) -> Result<Loaded> {
@@ -315,6 +326,12 @@ impl Intake {
             return;
         };
         let keys = psirt_domain::dedup_keys(title, affected_products);
+        let seen = self.inner.dedup.may_contain(&keys);
+        self.inner.dedup.insert(&keys);
+        if !seen {
+            // certainly no earlier report with these keys: skip the query
+            return;
+        }
         let window = time::Duration::days(i64::from(self.inner.settings.duplicate_window_days));
         let since = millis(*received_at - window);
         let others = match readmodel::find_duplicates(&self.inner.pool, &keys, since, report_id).await {

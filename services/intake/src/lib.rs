@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backbone;
+pub mod dedup;
 pub mod handlers;
 pub mod mapping;
 pub mod readmodel;
@@ -177,6 +178,27 @@ impl Application {
         let projection_task = tokio::spawn(runner.run(stop_rx));
         projecting.set_ready(true);
 
+        // The duplicate filter learns other replicas' and earlier reports
+        // from the read model.
+        if let Err(e) = intake.refresh_dedup_filter().await {
+            warn!(error = %e, "failed to load the duplicate filter");
+        }
+        let refresher = {
+            let intake = intake.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    }
+                    if let Err(e) = intake.refresh_dedup_filter().await {
+                        warn!(error = %e, "failed to refresh the duplicate filter");
+                    }
+                }
+            })
+        };
+
         let routes = tonic::service::Routes::new(IntakeServiceServer::new(api::IntakeApi::new(intake)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
@@ -199,6 +221,7 @@ impl Application {
             Err(e) => warn!(error = %e, "projection task panicked"),
         }
         let admin_result = admin_task.await.context("admin task panicked")?;
+        let _ = refresher.await;
         info!(
             checkpoint = progress.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
             "psirt-intake stopped"

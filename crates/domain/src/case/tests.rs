@@ -1,7 +1,42 @@
+//! The lifecycle; what triage records is in the submodules.
+
+mod attention;
+mod findings;
+
 use time::Duration;
 
 use super::*;
+use crate::cvss_vector::CvssVector;
 use crate::testing::{NOW, given};
+
+/// CVSS v3.1, 9.8 critical.
+const V31: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H";
+/// CVSS v3.0, low.
+const V30: &str = "CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N";
+/// CVSS v4.0, 9.3 critical.
+const V40: &str = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N";
+/// CVSS v4.0, low.
+const V40_LOW: &str = "CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N";
+
+fn score(vector: &str) -> CvssScore {
+    CvssScore::of(&CvssVector::parse(vector).expect("valid vector"))
+}
+
+/// The assessment every case past triage has on the main path: v3.1 only.
+fn assessed() -> CaseEvent {
+    CaseEvent::SeverityAssessed {
+        case_id: case_id(),
+        cvss_v3: Some(score(V31)),
+        cvss_v4: None,
+        ssvc_decision: None,
+        rating: Some(CvssSeverity::Critical),
+        assessed_at: NOW,
+    }
+}
+
+fn details(case: &Case) -> &CaseDetails {
+    case.details().expect("opened")
+}
 
 fn case_id() -> CaseId {
     CaseId::for_report(report_id())
@@ -30,6 +65,7 @@ fn history_to(status: CaseStatus) -> Vec<CaseEvent> {
     use CaseStatus::*;
     let id = case_id();
     let triage = CaseEvent::TriageStarted { case_id: id, started_at: NOW };
+    let assessed = assessed();
     let accepted = CaseEvent::CaseAccepted { case_id: id, accepted_at: NOW };
     let remediating = CaseEvent::RemediationStarted { case_id: id, started_at: NOW };
     let fixed = CaseEvent::CaseFixed { case_id: id, fixed_at: NOW };
@@ -50,14 +86,14 @@ fn history_to(status: CaseStatus) -> Vec<CaseEvent> {
     let duplicate = CaseEvent::CaseMarkedDuplicate { case_id: id, of: CaseId::new(), marked_at: NOW };
     let path: Vec<CaseEvent> = match status {
         Received => vec![],
-        Triage => vec![triage],
-        Accepted => vec![triage, accepted],
-        Rejected => vec![triage, rejected],
-        Duplicate => vec![triage, duplicate],
-        Remediating => vec![triage, accepted, remediating],
-        Fixed => vec![triage, accepted, remediating, fixed],
-        Disclosed => vec![triage, accepted, remediating, fixed, disclosed],
-        Closed => vec![triage, accepted, remediating, fixed, disclosed, closed],
+        Triage => vec![triage, assessed],
+        Accepted => vec![triage, assessed, accepted],
+        Rejected => vec![triage, assessed, rejected],
+        Duplicate => vec![triage, assessed, duplicate],
+        Remediating => vec![triage, assessed, accepted, remediating],
+        Fixed => vec![triage, assessed, accepted, remediating, fixed],
+        Disclosed => vec![triage, assessed, accepted, remediating, fixed, disclosed],
+        Closed => vec![triage, assessed, accepted, remediating, fixed, disclosed, closed],
     };
     std::iter::once(opened()).chain(path).collect()
 }
@@ -186,11 +222,7 @@ fn open_needs_a_title() {
 
 #[test]
 fn commands_on_an_unopened_case_are_not_found() {
-    for command in [
-        CaseCommand::StartTriage,
-        CaseCommand::Assign { assignee: "alice".into() },
-        CaseCommand::Reopen { reason: "x".into() },
-    ] {
+    for command in every_command_but_open() {
         given::<Case>([]).when(command).then_error(CaseError::NotFound);
     }
 }
@@ -246,6 +278,39 @@ fn accept() {
     given::<Case>(history_to(CaseStatus::Triage))
         .when(CaseCommand::Accept)
         .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW }]);
+}
+
+#[test]
+fn accept_needs_a_severity_assessment() {
+    given::<Case>([opened(), CaseEvent::TriageStarted { case_id: case_id(), started_at: NOW }])
+        .when(CaseCommand::Accept)
+        .then_error(CaseError::SeverityNotAssessed { id: case_id() });
+}
+
+#[test]
+fn an_ssvc_decision_is_enough_to_accept() {
+    given::<Case>([
+        opened(),
+        CaseEvent::TriageStarted { case_id: case_id(), started_at: NOW },
+        CaseEvent::SeverityAssessed {
+            case_id: case_id(),
+            cvss_v3: None,
+            cvss_v4: None,
+            ssvc_decision: Some("Immediate".into()),
+            rating: None,
+            assessed_at: NOW,
+        },
+    ])
+    .when(CaseCommand::Accept)
+    .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW }]);
+}
+
+#[test]
+fn the_status_is_checked_before_the_severity() {
+    // A received case without a severity names its status, not the missing severity.
+    given::<Case>([opened()]).when(CaseCommand::Accept).then_error(CaseError::InvalidTransition(
+        InvalidTransition { from: CaseStatus::Received, to: CaseStatus::Accepted },
+    ));
 }
 
 #[test]
@@ -332,6 +397,8 @@ fn close_records_resolution_root_cause_and_lessons() {
     assert_eq!(details.status, CaseStatus::Closed);
     assert_eq!(details.status_changed_at, later);
     assert_eq!(details.closure.as_ref().map(|c| c.resolution), Some(Resolution::Fixed));
+    assert_eq!(details.closed_at, Some(later));
+    assert_eq!(details.updated_at, later);
 }
 
 #[test]
@@ -423,6 +490,7 @@ fn reopen_goes_back_to_triage_and_clears_the_decision() {
     assert_eq!(details.reopen_count, 1);
     assert_eq!(details.rejection, None);
     assert_eq!(details.closure, None);
+    assert_eq!(details.closed_at, None);
 }
 
 #[test]
@@ -465,34 +533,323 @@ fn apply_counts_every_event_and_ignores_events_before_opening() {
     assert_eq!(case.version(), 1);
     assert!(!case.exists());
     let case = Case::from_events(&history_to(CaseStatus::Disclosed));
-    assert_eq!(case.version(), 6);
+    assert_eq!(case.version(), 7);
     assert_eq!(case.details().map(|c| c.status), Some(CaseStatus::Disclosed));
 }
 
 #[test]
 fn event_names_are_stable() {
-    let names: Vec<&str> = history_to(CaseStatus::Closed).iter().map(DomainEvent::event_type).collect();
+    let names: Vec<&str> = one_of_each_event().iter().map(DomainEvent::event_type).collect();
     assert_eq!(
         names,
         [
             "CaseOpened",
             "TriageStarted",
+            "CaseAssigned",
+            "SeverityAssessed",
+            "AffectedProductsSet",
             "CaseAccepted",
+            "CaseRejected",
+            "CaseMarkedDuplicate",
+            "DuplicateLinked",
+            "CveAssigned",
+            "EmbargoSet",
+            "CaseEscalated",
+            "SlaBreached",
             "RemediationStarted",
             "CaseFixed",
             "CaseDisclosed",
-            "CaseClosed"
+            "CaseClosed",
+            "CaseReopened",
         ]
     );
-    assert!(history_to(CaseStatus::Closed).iter().all(|e| e.event_version() == 1));
+    assert!(one_of_each_event().iter().all(|e| e.event_version() == 1));
 }
 
 #[test]
 fn events_round_trip_through_serde_with_their_name_as_tag() {
-    for event in history_to(CaseStatus::Closed) {
+    for event in one_of_each_event() {
         let json = serde_json::to_value(&event).expect("serializes");
         assert_eq!(json["type"], event.event_type());
         let back: CaseEvent = serde_json::from_value(json).expect("deserializes");
         assert_eq!(back, event);
     }
+}
+
+#[test]
+fn events_know_their_case_and_time() {
+    for (minutes, event) in (0_i64..).zip(one_of_each_event()) {
+        assert_eq!(event.case_id(), case_id(), "{}", event.event_type());
+        assert_eq!(event.at(), NOW + Duration::minutes(minutes), "{}", event.event_type());
+    }
+}
+
+#[test]
+fn the_wire_format_of_the_triage_events() {
+    // What projections in other services and languages read: pinned.
+    let json = |event: &CaseEvent| serde_json::to_value(event).expect("serializes");
+    let events = one_of_each_event();
+    let by_type = |name: &str| {
+        events.iter().find(|e| e.event_type() == name).map(json).unwrap_or_else(|| panic!("{name}"))
+    };
+    let severity = by_type("SeverityAssessed");
+    assert_eq!(severity["cvss_v3"]["vector"], V30);
+    assert_eq!(severity["cvss_v3"]["version"], "3.0");
+    assert_eq!(severity["cvss_v4"]["score"], 9.3);
+    assert_eq!(severity["cvss_v4"]["severity"], "critical");
+    assert_eq!(severity["rating"], "critical");
+    assert_eq!(severity["ssvc_decision"], "Immediate");
+    let products = by_type("AffectedProductsSet");
+    assert_eq!(products["products"][0]["versions"]["range"], ">=2.0, <2.4.1");
+    assert_eq!(products["products"][1]["versions"]["explicit"][0], "1.0");
+    assert_eq!(by_type("CveAssigned")["cve_id"], "CVE-2026-12345");
+    let embargo = by_type("EmbargoSet");
+    assert_eq!(embargo["disclosure_at"], "2026-04-01T10:00:00+09:00");
+    assert_eq!(embargo["time_zone"], "Asia/Tokyo");
+    assert_eq!(by_type("CaseEscalated")["level"], "management");
+    assert_eq!(by_type("SlaBreached")["clock"], "triage");
+    assert_eq!(by_type("DuplicateLinked")["other_case"], json_id(other_case()));
+}
+
+fn json_id(id: CaseId) -> serde_json::Value {
+    serde_json::to_value(id).expect("serializes")
+}
+
+#[test]
+fn updated_at_follows_the_latest_event_and_never_moves_back() {
+    let later = NOW + Duration::hours(3);
+    let case = Case::from_events(&[
+        opened(),
+        CaseEvent::TriageStarted { case_id: case_id(), started_at: later },
+        // Written by a replica whose clock is behind.
+        CaseEvent::CaseAssigned { case_id: case_id(), assignee: "alice".into(), assigned_at: NOW },
+    ]);
+    assert_eq!(details(&case).updated_at, later);
+    assert_eq!(details(&case).status_changed_at, later);
+    assert_eq!(details(&case).opened_at, NOW);
+}
+
+#[test]
+fn reopening_keeps_the_findings_and_the_record_but_not_the_escalation() {
+    let mut history = history_to(CaseStatus::Closed);
+    // Everything triage recorded before closing, in the order of `one_of_each_event`.
+    let recorded: Vec<CaseEvent> = one_of_each_event()
+        .into_iter()
+        .filter(|e| e.status_after().is_none() && !matches!(e, CaseEvent::CaseAssigned { .. }))
+        .collect();
+    let close = history.pop().expect("closed");
+    history.extend(recorded);
+    history.push(close);
+    let case = given::<Case>(history).when(CaseCommand::Reopen { reason: "fix incomplete".into() }).then([
+        CaseEvent::CaseReopened { case_id: case_id(), reason: "fix incomplete".into(), reopened_at: NOW },
+    ]);
+    let details = details(&case);
+    assert_eq!(details.status, CaseStatus::Triage);
+    assert!(details.severity.is_some());
+    assert_eq!(details.affected_products.len(), 2);
+    assert_eq!(details.cves.len(), 1);
+    assert!(details.embargo.is_some());
+    assert_eq!(details.sla_breaches.len(), 1);
+    assert_eq!(details.suspected_duplicates.len(), 1);
+    // The reopened case's own deadlines must be able to escalate it again.
+    assert_eq!(details.escalation, None);
+    assert_eq!(details.closed_at, None);
+}
+
+#[test]
+fn every_command_has_a_name() {
+    let mut names: Vec<&str> = every_command_but_open().iter().map(CaseCommand::name).collect();
+    names.push(
+        CaseCommand::Open { case_id: case_id(), key: key(), report_id: None, title: "x".into() }.name(),
+    );
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len());
+    assert_eq!(names.len(), 18);
+}
+
+/// Given a case in each status along the main path, when `command`: it is
+/// accepted exactly in `allowed` (after `TriageStarted` on a received case
+/// when `starts_triage`) and refused elsewhere, naming the status.
+#[track_caller]
+fn check_statuses(command: &CaseCommand, allowed: &[CaseStatus], starts_triage: bool) {
+    let name = command.name();
+    for status in CaseStatus::ALL {
+        let scenario = given::<Case>(history_to(status)).when(command.clone());
+        if allowed.contains(&status) {
+            let events = match scenario.result() {
+                Ok(events) => events,
+                Err(error) => panic!("{name} on a {status} case: {error:?}"),
+            };
+            assert!(!events.is_empty(), "{name} on a {status} case changed nothing");
+            let triage_started = matches!(events.first(), Some(CaseEvent::TriageStarted { .. }));
+            assert_eq!(triage_started, starts_triage && status == CaseStatus::Received, "{name} on {status}");
+            assert_eq!(events.len(), 1 + usize::from(triage_started), "{name} on {status}");
+            assert_eq!(events.last().and_then(CaseEvent::status_after), None, "{name} on {status}");
+        } else if status == CaseStatus::Closed {
+            scenario.then_error(CaseError::Closed { id: case_id() });
+        } else {
+            scenario.then_error(CaseError::NotAllowed { id: case_id(), status, command: name });
+        }
+    }
+}
+
+fn other_case() -> CaseId {
+    CaseId::for_report(ReportId::for_request("web-form", "req-2"))
+}
+
+/// One valid instance of every command but `Open`, none a no-op on a case
+/// along the main path.
+fn every_command_but_open() -> Vec<CaseCommand> {
+    vec![
+        CaseCommand::StartTriage,
+        CaseCommand::Assign { assignee: "alice".into() },
+        CaseCommand::AssessSeverity { cvss_v3: None, cvss_v4: Some(V40.into()), ssvc_decision: None },
+        CaseCommand::SetAffectedProducts {
+            entries: vec![AffectedProduct {
+                product: "Router OS".into(),
+                versions: VersionSpec::Range("<2".into()),
+            }],
+        },
+        CaseCommand::Accept,
+        CaseCommand::Reject { reason: RejectionReason::OutOfScope, text: String::new() },
+        CaseCommand::MarkDuplicate { of: other_case() },
+        CaseCommand::LinkSuspectedDuplicate { other: other_case(), reason: "same title".into() },
+        CaseCommand::AssignCve { cve_id: "CVE-2026-1234".into() },
+        CaseCommand::SetEmbargo {
+            disclosure_at: NOW + Duration::days(30),
+            time_zone: "Europe/Berlin".into(),
+        },
+        CaseCommand::Escalate { level: EscalationLevel::Team, reason: "no owner".into(), automatic: false },
+        CaseCommand::RecordSlaBreach { clock: SlaClock::Triage, deadline: NOW },
+        CaseCommand::StartRemediation,
+        CaseCommand::MarkFixed,
+        CaseCommand::Disclose,
+        CaseCommand::Close {
+            resolution: Resolution::Fixed,
+            root_cause: "x".into(),
+            lessons_learned: String::new(),
+        },
+        CaseCommand::Reopen { reason: "x".into() },
+    ]
+}
+
+/// Every kind of event once, the n-th one at `NOW + n minutes`.
+fn one_of_each_event() -> Vec<CaseEvent> {
+    let id = case_id();
+    let at = |minutes: i64| NOW + Duration::minutes(minutes);
+    vec![
+        CaseEvent::CaseOpened {
+            case_id: id,
+            key: key(),
+            report_id: Some(report_id()),
+            title: "SQL injection in login".into(),
+            opened_at: at(0),
+        },
+        CaseEvent::TriageStarted { case_id: id, started_at: at(1) },
+        CaseEvent::CaseAssigned { case_id: id, assignee: "alice".into(), assigned_at: at(2) },
+        CaseEvent::SeverityAssessed {
+            case_id: id,
+            cvss_v3: Some(score(V30)),
+            cvss_v4: Some(score(V40)),
+            ssvc_decision: Some("Immediate".into()),
+            rating: Some(CvssSeverity::Critical),
+            assessed_at: at(3),
+        },
+        CaseEvent::AffectedProductsSet {
+            case_id: id,
+            products: vec![
+                AffectedProduct {
+                    product: "Router OS".into(),
+                    versions: VersionSpec::Range(">=2.0, <2.4.1".into()),
+                },
+                AffectedProduct {
+                    product: "Router Manager".into(),
+                    versions: VersionSpec::Explicit(vec!["1.0".into(), "1.1".into()]),
+                },
+            ],
+            set_at: at(4),
+        },
+        CaseEvent::CaseAccepted { case_id: id, accepted_at: at(5) },
+        CaseEvent::CaseRejected {
+            case_id: id,
+            reason: RejectionReason::Other,
+            text: "a feature".into(),
+            rejected_at: at(6),
+        },
+        CaseEvent::CaseMarkedDuplicate { case_id: id, of: other_case(), marked_at: at(7) },
+        CaseEvent::DuplicateLinked {
+            case_id: id,
+            other_case: other_case(),
+            reason: "same title".into(),
+            linked_at: at(8),
+        },
+        CaseEvent::CveAssigned {
+            case_id: id,
+            cve_id: CveId::parse("CVE-2026-12345").expect("valid"),
+            assigned_at: at(9),
+        },
+        CaseEvent::EmbargoSet {
+            case_id: id,
+            disclosure_at: time::macros::datetime!(2026-04-01 10:00 +09:00),
+            time_zone: "Asia/Tokyo".into(),
+            set_at: at(10),
+        },
+        CaseEvent::CaseEscalated {
+            case_id: id,
+            level: EscalationLevel::Management,
+            reason: "time to triage exceeded".into(),
+            automatic: true,
+            escalated_at: at(11),
+        },
+        CaseEvent::SlaBreached { case_id: id, clock: SlaClock::Triage, deadline: NOW, recorded_at: at(12) },
+        CaseEvent::RemediationStarted { case_id: id, started_at: at(13) },
+        CaseEvent::CaseFixed { case_id: id, fixed_at: at(14) },
+        CaseEvent::CaseDisclosed { case_id: id, disclosed_at: at(15) },
+        CaseEvent::CaseClosed {
+            case_id: id,
+            resolution: Resolution::Fixed,
+            root_cause: "unparameterised query".into(),
+            lessons_learned: "use the query builder".into(),
+            closed_at: at(16),
+        },
+        CaseEvent::CaseReopened { case_id: id, reason: "regression".into(), reopened_at: at(17) },
+    ]
+}
+
+#[test]
+fn triage_times_are_the_first_ones() {
+    let at = |hours: i64| NOW + Duration::hours(hours);
+    let case = Case::from_events(&[
+        opened(),
+        CaseEvent::TriageStarted { case_id: case_id(), started_at: at(1) },
+        CaseEvent::CaseRejected {
+            case_id: case_id(),
+            reason: RejectionReason::NotReproducible,
+            text: String::new(),
+            rejected_at: at(2),
+        },
+        CaseEvent::CaseClosed {
+            case_id: case_id(),
+            resolution: Resolution::Rejected,
+            root_cause: String::new(),
+            lessons_learned: String::new(),
+            closed_at: at(3),
+        },
+        CaseEvent::CaseReopened { case_id: case_id(), reason: "reproduced".into(), reopened_at: at(4) },
+        CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: at(5) },
+    ]);
+    assert_eq!(details(&case).triage_started_at, Some(at(1)));
+    assert_eq!(details(&case).triaged_at, Some(at(2)));
+    assert_eq!(details(&case).status_changed_at, at(5));
+    let untriaged = Case::from_events(&[opened()]);
+    assert_eq!(details(&untriaged).triage_started_at, None);
+    assert_eq!(details(&untriaged).triaged_at, None);
+}
+
+#[test]
+fn marking_a_duplicate_is_a_triage_decision() {
+    let case = Case::from_events(&history_to(CaseStatus::Duplicate));
+    assert_eq!(details(&case).triaged_at, Some(NOW));
 }

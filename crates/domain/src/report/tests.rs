@@ -309,7 +309,9 @@ fn every_problem_is_reported_at_once() {
     let products = violations.iter().filter(|v| v.field.starts_with("affected_products")).count();
     // The count, plus one per item up to the limit: never one per item sent.
     assert_eq!(products, 1 + MAX_AFFECTED_PRODUCTS);
-    given::<Report>([]).when(ReportCommand::Submit(Box::new(submit))).then_error(ReportError::Validation(violations));
+    given::<Report>([])
+        .when(ReportCommand::Submit(Box::new(submit)))
+        .then_error(ReportError::Validation(violations));
 }
 
 // Acknowledgement
