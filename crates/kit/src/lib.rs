@@ -56,6 +56,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backbone;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -249,7 +249,8 @@ impl<P: Projection> ProjectionRunner<P> {
         let fresh: &[RecordedEvent] = if ordered {
             &events[start..]
         } else {
-            let mut copy: Vec<RecordedEvent> = events.iter().filter(|e| e.sequence > checkpoint).cloned().collect();
+            let mut copy: Vec<RecordedEvent> =
+                events.iter().filter(|e| e.sequence > checkpoint).cloned().collect();
             copy.sort_by_key(|e| e.sequence);
             copy.dedup_by_key(|e| e.sequence);
             owned = copy;

@@ -55,7 +55,12 @@ impl DedupFilter {
     /// Adds the keys the read model gained since the last scan (other
     /// replicas' reports, or reports from before a restart). Reports can
     /// reach the read model late, so the scan overlaps by `overlap_ms`.
-    pub async fn refresh(&self, pool: &AnyPool, window_start_ms: i64, overlap_ms: i64) -> Result<usize, sqlx::Error> {
+    pub async fn refresh(
+        &self,
+        pool: &AnyPool,
+        window_start_ms: i64,
+        overlap_ms: i64,
+    ) -> Result<usize, sqlx::Error> {
         if self.len() > MAX_KEYS {
             if let Ok(mut set) = self.hashes.write() {
                 set.clear();
@@ -63,12 +68,11 @@ impl DedupFilter {
             self.scanned_to_ms.store(0, Ordering::SeqCst);
         }
         let since = self.scanned_to_ms.load(Ordering::SeqCst).saturating_sub(overlap_ms).max(window_start_ms);
-        let rows = sqlx::query(
-            "SELECT dedup_key, received_at_ms FROM intake_dedup_keys WHERE received_at_ms >= $1",
-        )
-        .bind(since)
-        .fetch_all(pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT dedup_key, received_at_ms FROM intake_dedup_keys WHERE received_at_ms >= $1")
+                .bind(since)
+                .fetch_all(pool)
+                .await?;
         let mut newest = since;
         let mut hashes = Vec::with_capacity(rows.len());
         for row in &rows {

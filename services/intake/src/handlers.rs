@@ -17,8 +17,8 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 use tracing::{instrument, warn};
 
-use crate::mapping::{self, millis};
 use crate::dedup::DedupFilter;
+use crate::mapping::{self, millis};
 use crate::readmodel;
 
 /// Everything a handler can fail with; one exhaustive mapping to a status.

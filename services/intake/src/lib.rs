@@ -6,7 +6,6 @@
 //! the read-model projection running alongside.
 
 pub mod api;
-pub mod backbone;
 pub mod dedup;
 pub mod handlers;
 pub mod mapping;
@@ -124,8 +123,8 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds; nothing is served yet.
     pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
-        let store = backbone::open_event_store(&config.nats, SERVICE).await?;
-        let pool = backbone::open_database(&config.database).await?;
+        let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
+        let pool = psirt_kit::backbone::open_database(&config.database).await?;
         readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
         psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
         let auth = AuthLayer::from_config(&config.auth, api::policy())
@@ -235,8 +234,8 @@ impl Application {
 
 /// Replays the intake read model from sequence 1; `on_progress(done, total)`.
 pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
-    let store = backbone::open_event_store(&config.nats, SERVICE).await?;
-    let pool = backbone::open_database(&config.database).await?;
+    let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
+    let pool = psirt_kit::backbone::open_database(&config.database).await?;
     readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
     let runner = ProjectionRunner::new(readmodel::ReportsProjection, pool, store, config.projection.clone());
     Ok(runner.rebuild(on_progress).await?)

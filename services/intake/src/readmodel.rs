@@ -59,7 +59,9 @@ impl Projection for ReportsProjection {
             if event.subject.starts_with("psirt.evt.report.") {
                 match mapping::to_domain(event) {
                     Err(err) => undecodable.push((index, err)),
-                    Ok(received @ ReportEvent::ReportReceived { .. }) => pending.push(&received, event.sequence),
+                    Ok(received @ ReportEvent::ReportReceived { .. }) => {
+                        pending.push(&received, event.sequence)
+                    }
                     Ok(other) => {
                         pending.flush(conn).await?;
                         apply_report_event(conn, &other, event.sequence).await.map_err(database_only)?;
@@ -99,13 +101,22 @@ struct NewReports {
     keys: Vec<(String, String, i64)>,
 }
 
-/// Rows per statement: far below both databases' bound-parameter limits.
-const ROWS_PER_STATEMENT: usize = 256;
+/// Rows per statement: far below both databases' bound-parameter limits,
+/// and small enough that binding by parameter name (quadratic in the
+/// number of parameters in the SQLite driver) stays cheap.
+const ROWS_PER_STATEMENT: usize = 64;
 
 impl NewReports {
     fn push(&mut self, event: &ReportEvent, sequence: u64) {
-        let ReportEvent::ReportReceived { report_id, case_id, title, affected_products, channel, received_at, .. } =
-            event
+        let ReportEvent::ReportReceived {
+            report_id,
+            case_id,
+            title,
+            affected_products,
+            channel,
+            received_at,
+            ..
+        } = event
         else {
             return;
         };
@@ -152,7 +163,8 @@ impl NewReports {
                  VALUES {} ON CONFLICT (report_id) DO NOTHING",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql);
+            // Statement sizes vary with the batch: do not cache them.
+            let mut query = sqlx::query(&sql).persistent(false);
             for (id, case_id, status, channel, title, received, version, view) in chunk {
                 query = query
                     .bind(id.as_str())
@@ -167,14 +179,15 @@ impl NewReports {
             query.execute(&mut *conn).await?;
         }
         for chunk in self.keys.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> =
-                (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3)).collect();
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
+                .collect();
             let sql = format!(
                 "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms) VALUES {}
                  ON CONFLICT (dedup_key, report_id) DO NOTHING",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for (key, id, received) in chunk {
                 query = query.bind(key.as_str()).bind(id.as_str()).bind(*received);
             }
@@ -316,7 +329,7 @@ pub async fn find_duplicates(
          GROUP BY k.report_id ORDER BY first_ms, k.report_id LIMIT 20",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query(&sql).bind(since_ms).bind(exclude.to_string());
+    let mut query = sqlx::query(&sql).persistent(false).bind(since_ms).bind(exclude.to_string());
     for key in keys {
         query = query.bind(key);
     }

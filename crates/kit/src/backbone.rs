@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::config::{self, DatabaseConfig, NatsConfig};
 use anyhow::Context;
 use psirt_eventstore::{EventStore, StorageKind, StreamSettings};
-use psirt_kit::config::{self, DatabaseConfig, NatsConfig};
 use secrecy::ExposeSecret;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -92,10 +92,27 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
                 .with_context(|| format!("failed to create {}", parent.display()))?;
         }
     }
-    let max = if url.starts_with("sqlite:") { db.max_connections.min(8) } else { db.max_connections };
+    // SQLite has one writer; a few readers are plenty.
+    let max = if url.starts_with("sqlite:") { db.max_connections.min(4) } else { db.max_connections };
+    let sqlite = url.starts_with("sqlite:");
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(db.acquire_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL without an fsync per commit: a power loss can only
+                    // lose the last committed batches together with their
+                    // checkpoint, which the projection then replays. A small
+                    // page cache per connection keeps the process lean.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA cache_size = -1024").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
         .connect(url)
         .await
         .with_context(|| format!("failed to open database {}", db.redacted_url()))
