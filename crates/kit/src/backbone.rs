@@ -93,7 +93,7 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
         }
     }
     // SQLite has one writer; a few readers are plenty.
-    let max = if url.starts_with("sqlite:") { db.max_connections.min(4) } else { db.max_connections };
+    let max = if url.starts_with("sqlite:") { db.max_connections.min(2) } else { db.max_connections };
     let sqlite = url.starts_with("sqlite:");
     AnyPoolOptions::new()
         .max_connections(max)
@@ -107,7 +107,7 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
                     // page cache per connection keeps the process lean.
                     sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA cache_size = -1024").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA cache_size = -256").execute(&mut *conn).await?;
                     sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                 }
                 Ok(())

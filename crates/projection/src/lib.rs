@@ -369,7 +369,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 deliver_policy,
                 ack_policy: consumer::AckPolicy::All,
                 ack_wait: self.settings.ack_wait,
-                max_ack_pending: i64::try_from(self.settings.batch_size * 4).unwrap_or(i64::MAX),
+                max_ack_pending: i64::try_from(self.settings.batch_size * 2).unwrap_or(i64::MAX),
                 filter_subject: format!("{}.>", psirt_eventstore::SUBJECT_PREFIX),
                 ..Default::default()
             })

@@ -39,7 +39,7 @@ pub struct ProjectionSettings {
 impl Default for ProjectionSettings {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 256,
             on_undecodable: UndecodablePolicy::Park,
             ack_wait: Duration::from_secs(30),
             lease: Duration::from_secs(15),
