@@ -455,12 +455,24 @@ impl<P: Projection> ProjectionRunner<P> {
                 Ok(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
                 Ok(Some(Ok(msg))) => msg,
             };
+            // Gather what arrives within a short window: every transaction
+            // has a fixed cost (begin, checkpoint, commit, a thread hop per
+            // statement), so under load fewer, larger batches win; when idle,
+            // an event waits at most `max_batch_wait`.
             let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.settings.max_batch_wait;
             while batch.len() < self.settings.batch_size {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(msg))) => batch.push(msg),
-                    Some(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
-                    Some(None) | None => break,
+                let next = match messages.next().now_or_never() {
+                    Some(next) => next,
+                    None => match tokio::time::timeout_at(deadline, messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    },
+                };
+                match next {
+                    Some(Ok(msg)) => batch.push(msg),
+                    Some(Err(e)) => return Err(ProjectionError::Stream(e.to_string())),
+                    None => break,
                 }
             }
             let mut events = Vec::with_capacity(batch.len());

@@ -22,6 +22,9 @@ pub enum UndecodablePolicy {
 pub struct ProjectionSettings {
     /// Most events applied in one transaction.
     pub batch_size: usize,
+    /// Longest an event waits for more to fill its batch, in ms.
+    #[serde(rename = "max_batch_wait_ms", with = "millis")]
+    pub max_batch_wait: Duration,
     /// What happens to undecodable events.
     pub on_undecodable: UndecodablePolicy,
     /// How long JetStream waits for an ack before redelivering, in ms.
@@ -40,6 +43,7 @@ impl Default for ProjectionSettings {
     fn default() -> Self {
         Self {
             batch_size: 256,
+            max_batch_wait: Duration::from_millis(10),
             on_undecodable: UndecodablePolicy::Park,
             ack_wait: Duration::from_secs(30),
             lease: Duration::from_secs(15),
@@ -54,6 +58,9 @@ impl ProjectionSettings {
         let mut out = Vec::new();
         if !(1..=10_000).contains(&self.batch_size) {
             out.push(format!("projection.batch_size must be 1..=10000, got {}", self.batch_size));
+        }
+        if self.max_batch_wait > Duration::from_secs(1) {
+            out.push("projection.max_batch_wait_ms must be at most 1000".to_owned());
         }
         if self.lease < Duration::from_secs(1) {
             out.push("projection.lease must be at least 1000 ms".to_owned());
