@@ -231,12 +231,16 @@ fn install_subscriber(
     };
     // Spans of the transport crates are not exported: with a debug log level they would
     // otherwise describe the OTLP export itself, which feeds back into the exporter.
+    // The log level filters the logs only: traces keep every INFO span (the
+    // RPC and handler spans) even when the logs are set to `warn`, or the
+    // trace context would vanish from the events a service appends.
     let otel_layer = tracer_provider.map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(name))
-            .with_filter(filter_fn(|meta| !is_transport_internal(meta.target())))
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(name)).with_filter(filter_fn(|meta| {
+            !is_transport_internal(meta.target()) && *meta.level() <= tracing::Level::INFO
+        }))
     });
-    let result = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
+    let result =
+        tracing_subscriber::registry().with(fmt_layer.with_filter(filter)).with(otel_layer).try_init();
     if let Err(err) = result {
         // A second init in one process (tests): the first subscriber stays.
         tracing::debug!(error = %err, "tracing subscriber already installed");
