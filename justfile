@@ -18,6 +18,8 @@ test: ensure-nats
     #!/usr/bin/env bash
     set -euo pipefail
     export NATS_SERVER_BIN="$(scripts/nats-server-path.sh)"
+    # Deployment manifests and image: rendered, schema-validated, policy-checked.
+    scripts/check-deploy.sh --build
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else
@@ -44,6 +46,14 @@ fmt: ensure-buf
 bench clients="32" duration="15": ensure-nats
     cargo build --release -p psirt-intake -p psirt-bench
     NATS_SERVER_BIN="$(scripts/nats-server-path.sh)" target/release/psirt-bench all --clients {{clients}} --duration {{duration}} --json target/bench-intake.json
+
+# Check the Kubernetes manifests and the Dockerfile offline (kustomize, schemas, policy, lint).
+check-deploy:
+    scripts/check-deploy.sh --build
+
+# Build the container image (needs a Docker engine with BuildKit).
+image tag="psirt:dev":
+    docker build -f deploy/docker/Dockerfile -t {{tag}} .
 
 # Everything CI checks.
 verify: lint test
