@@ -2,6 +2,7 @@
 //! running service, `raw-publish` measures the JetStream ceiling for the same
 //! events, `all` runs both on a fresh nats-server and a fresh intake child.
 
+mod cases;
 mod intake;
 mod payload;
 mod process;
@@ -36,6 +37,30 @@ enum Command {
     /// Start a fresh nats-server, run raw-publish on it, then start psirt-intake
     /// and load it; report both and their ratio.
     All(AllArgs),
+    /// Start nats-server, psirt-intake and psirt-triage, submit reports at a
+    /// steady rate, and measure how long until each promised case is readable.
+    CaseLatency(CaseLatencyArgs),
+}
+
+#[derive(Args)]
+struct CaseLatencyArgs {
+    /// The psirt-intake binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    intake_bin: Option<PathBuf>,
+    /// The psirt-triage binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    triage_bin: Option<PathBuf>,
+    /// Reports submitted per second, steadily.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
+    /// Measured time, e.g. `10`, `10s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before the measured window.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -145,6 +170,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Intake(args) => intake_command(args).await,
                 Command::RawPublish(args) => raw_command(args).await,
                 Command::All(args) => all_command(args).await,
+                Command::CaseLatency(args) => case_latency_command(args).await,
             }
         };
         // On Ctrl-C the command is dropped, which kills the nats-server and
@@ -305,6 +331,62 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     doc.nats_server_version = nats_server_version().or(Some(raw_run.server_version));
     doc.ratio_intake_over_raw = ratio;
     doc.intake_memory = Some(memory);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
+fn sibling_binary(given: Option<PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(path) => path,
+        None => std::env::current_exe().context("cannot locate psirt-bench")?.with_file_name(name),
+    };
+    if !path.is_file() {
+        bail!(
+            "{name} binary {} not found: run `cargo build --release -p {name}` or pass its path",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.duration.is_zero(), "--duration must be greater than 0");
+    let intake_bin = sibling_binary(args.intake_bin, "psirt-intake")?;
+    let triage_bin = sibling_binary(args.triage_bin, "psirt-triage")?;
+    let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
+    let mut intake_child = IntakeProcess::start_service(&intake_bin, "intake", &nats.url()).await?;
+    let mut triage_child = IntakeProcess::start_service(&triage_bin, "triage", &nats.url()).await?;
+    eprintln!(
+        "psirt-bench: {} at {} reports/s, {}s warmup + {}s",
+        cases::WORKLOAD,
+        args.rate,
+        args.warmup.as_secs_f64(),
+        args.duration.as_secs_f64()
+    );
+    let options = cases::CaseLatencyOptions {
+        intake: intake_child.grpc_url(),
+        triage: triage_child.grpc_url(),
+        rate: args.rate,
+        duration: args.duration,
+        warmup: args.warmup,
+    };
+    let result = cases::run(&options).await;
+    let logs =
+        format!("intake log:\n{}\ntriage log:\n{}", intake_child.log_tail(10), triage_child.log_tail(10));
+    intake_child.kill().await;
+    triage_child.kill().await;
+    let summary = result.with_context(|| logs)?;
+    drop(nats);
+    let params = Parameters {
+        command: "case-latency".to_owned(),
+        clients: args.rate as usize,
+        connections: None,
+        ack_window: None,
+        duration_secs: args.duration.as_secs_f64(),
+        warmup_secs: args.warmup.as_secs_f64(),
+        target: Some(format!("{} reports/s", args.rate)),
+    };
+    let mut doc = Document::new(params, vec![summary]);
+    doc.nats_server_version = nats_server_version();
     report::emit(&doc, args.output.format, args.output.json.as_deref())
 }
 

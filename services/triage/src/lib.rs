@@ -1,1 +1,269 @@
-//! placeholder
+//! The triage service: cases opened from reports, triage decisions as case
+//! events, and the case view built from the events of every service.
+//!
+//! `Application::build` connects to NATS and the database, migrates, binds
+//! the gRPC and admin listeners (port 0 allowed, the bound addresses
+//! exposed) and `run_until_stopped` serves until the shutdown signal, with
+//! the case view projection and the reactions to intake running alongside.
+
+pub mod api;
+pub mod handlers;
+pub mod mapping;
+pub mod reactions;
+pub mod readmodel;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use psirt_eventstore::EventStore;
+use psirt_kit::config::{
+    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
+    Problems,
+};
+use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_proto::triage::case_service_server::CaseServiceServer;
+use psirt_proto::triage::triage_service_server::TriageServiceServer;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use tracing::{info, warn};
+
+pub use handlers::{Triage, TriageSettings};
+
+/// The service name in telemetry and logs.
+pub const SERVICE: &str = "psirt-triage";
+
+/// The whole configuration of `psirt-triage`. Every key is documented in
+/// `config/triage.example.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub grpc: GrpcConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub otel: OtelConfig,
+    pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub projection: ProjectionSettings,
+    pub triage: TriageSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50052)), ..GrpcConfig::default() },
+            admin: AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9102)) },
+            log: LogConfig::default(),
+            otel: OtelConfig::default(),
+            auth: AuthConfig::default(),
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            projection: ProjectionSettings::default(),
+            triage: TriageSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = psirt_kit::config::load(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem in every section, at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::new();
+        p.merge(self.grpc.validate());
+        p.merge(self.admin.validate());
+        p.merge(self.log.validate());
+        p.merge(self.otel.validate());
+        p.merge(self.auth.validate());
+        p.merge(self.database.validate());
+        p.merge(self.nats.validate());
+        for problem in self.projection.problems() {
+            p.push("projection", problem);
+        }
+        let t = &self.triage;
+        p.check(
+            (1..=10_000).contains(&t.max_page_size),
+            "triage.max_page_size",
+            "must be between 1 and 10000",
+        );
+        p.check(
+            t.default_page_size >= 1 && t.default_page_size <= t.max_page_size,
+            "triage.default_page_size",
+            "must be between 1 and triage.max_page_size",
+        );
+        p.check(
+            (100..=3_600_000).contains(&t.sla_check_interval_ms),
+            "triage.sla_check_interval_ms",
+            "must be between 100 and 3600000",
+        );
+        for v in t.sla.validate() {
+            p.push(&format!("triage.sla.{}", v.field), v.description);
+        }
+        p.finish()
+    }
+}
+
+/// A built, bound application.
+pub struct Application {
+    grpc: GrpcServer,
+    admin: AdminServer,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    triage: Triage,
+    store: EventStore,
+    pool: AnyPool,
+    auth: AuthLayer,
+    projection: ProjectionSettings,
+    settings: TriageSettings,
+    readiness: Readiness,
+}
+
+async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
+    let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
+    let pool = psirt_kit::backbone::open_database(&config.database).await?;
+    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the triage database")?;
+    psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
+    Ok((store, pool))
+}
+
+impl Application {
+    /// Connects, migrates and binds; nothing is served yet.
+    pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
+        let (store, pool) = open(config).await?;
+        let auth = AuthLayer::from_config(&config.auth, api::policy())
+            .await
+            .context("failed to set up authentication")?;
+        let readiness = Readiness::new();
+        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
+        let grpc_addr = grpc.local_addr();
+        let admin_addr = admin.local_addr();
+        let triage = Triage::new(store.clone(), pool.clone(), config.triage.clone());
+        Ok(Self {
+            grpc,
+            admin,
+            grpc_addr,
+            admin_addr,
+            triage,
+            store,
+            pool,
+            auth,
+            projection: config.projection.clone(),
+            settings: config.triage.clone(),
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn triage(&self) -> &Triage {
+        &self.triage
+    }
+
+    /// Serves gRPC and admin HTTP and runs the case view projection, the
+    /// reactions and the SLA scheduler until `shutdown`; then drains calls,
+    /// stops them (the last batches committed and acknowledged) and returns.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, .. } = self;
+        let serving = readiness.register("grpc");
+        let projecting = readiness.register("projection");
+
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let cases = ProjectionRunner::new(
+            readmodel::CasesProjection { policy: settings.sla },
+            pool.clone(),
+            store.clone(),
+            projection.clone(),
+        );
+        let progress = cases.progress();
+        let cases_task = tokio::spawn(cases.run(stop_rx.clone()));
+        let reactions = ProjectionRunner::new(
+            reactions::Reactions { store: store.clone() },
+            pool.clone(),
+            store,
+            projection,
+        );
+        let reactions_task = tokio::spawn(reactions.run(stop_rx));
+        projecting.set_ready(true);
+
+        let scheduler = {
+            let triage = triage.clone();
+            let shutdown = shutdown.clone();
+            let every = std::time::Duration::from_millis(settings.sla_check_interval_ms);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    if let Err(e) = triage.record_breaches().await {
+                        warn!(error = %e, "sla scheduler pass failed");
+                    }
+                }
+            })
+        };
+
+        let routes =
+            tonic::service::Routes::new(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
+                .add_service(CaseServiceServer::new(api::CaseApi::new(triage)));
+        let grpc_task = tokio::spawn(grpc.serve(
+            routes,
+            auth,
+            &[psirt_proto::FILE_DESCRIPTOR_SET],
+            &[api::TRIAGE_SERVICE, api::CASE_SERVICE],
+            shutdown.clone(),
+        ));
+        let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
+        serving.set_ready(true);
+        info!("psirt-triage ready");
+
+        shutdown.wait().await;
+        serving.set_ready(false);
+        let grpc_result = grpc_task.await.context("grpc task panicked")?;
+        let _ = stop.send(true);
+        for (name, task) in [("triage-cases", cases_task), ("triage-reactions", reactions_task)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(projection = name, error = %e, "projection stopped with an error"),
+                Err(e) => warn!(projection = name, error = %e, "projection task panicked"),
+            }
+        }
+        let admin_result = admin_task.await.context("admin task panicked")?;
+        let _ = scheduler.await;
+        info!(
+            checkpoint = progress.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
+            "psirt-triage stopped"
+        );
+        pool.close().await;
+        grpc_result?;
+        admin_result?;
+        Ok(())
+    }
+}
+
+/// Replays the case view from sequence 1; `on_progress(done, total)`. The
+/// reactions are not replayed: what they appended is on the stream.
+pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
+    let (store, pool) = open(config).await?;
+    let runner = ProjectionRunner::new(
+        readmodel::CasesProjection { policy: config.triage.sla },
+        pool,
+        store,
+        config.projection.clone(),
+    );
+    Ok(runner.rebuild(on_progress).await?)
+}

@@ -1,0 +1,135 @@
+//! `case-latency`: how long after `SubmitReport` returned OK the case that the
+//! response promised is readable with `GetCase`, at a steady submission rate.
+//! The path it measures: intake append → JetStream → triage reaction opens
+//! the case → case view projection → read model.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::triage::case_service_client::CaseServiceClient;
+use psirt_proto::triage::{GetCaseRequest, get_case_request};
+use psirt_proto::{common, intake};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::report::{Recorder, Summary};
+
+pub const WORKLOAD: &str = "case latency (submit OK -> GetCase OK)";
+
+/// How often a pending case is looked up: the resolution of the figure.
+const POLL: Duration = Duration::from_millis(2);
+/// A case not readable after this long counts as an error.
+const GIVE_UP: Duration = Duration::from_secs(10);
+
+pub struct CaseLatencyOptions {
+    pub intake: String,
+    pub triage: String,
+    /// Reports per second, steady.
+    pub rate: u32,
+    pub duration: Duration,
+    pub warmup: Duration,
+}
+
+async fn channel(url: &str) -> anyhow::Result<Channel> {
+    let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
+    Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid url {url}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("failed to connect to {url}"))
+}
+
+fn request(run: uuid::Uuid, n: u64) -> intake::SubmitReportRequest {
+    intake::SubmitReportRequest {
+        request_id: format!("case-latency-{run}-{n}"),
+        title: format!("Case latency finding {run} number {n}"),
+        description: "Measured by psirt-bench case-latency.".to_owned(),
+        reporter: Some(common::Reporter {
+            name: "Bench".to_owned(),
+            email: "bench@example.org".to_owned(),
+            organization: String::new(),
+        }),
+        channel: common::ReportChannel::Api.into(),
+        affected_products: vec!["Bench Product".to_owned()],
+        suggested_cvss_vector: String::new(),
+        requested_disclosure_at: None,
+        external_reference: String::new(),
+    }
+}
+
+/// Submits `rate` reports per second for warmup + duration and records,
+/// for those submitted in the measured window, the time to a readable case.
+pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
+    anyhow::ensure!(opts.rate > 0, "--rate must be greater than 0");
+    let intake = IntakeServiceClient::new(channel(&opts.intake).await?);
+    let cases = CaseServiceClient::new(channel(&opts.triage).await?);
+    let run = uuid::Uuid::now_v7();
+    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let start = Instant::now();
+    let measured_from = start + opts.warmup;
+    let end = measured_from + opts.duration;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(opts.rate)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < end {
+        ticker.tick().await;
+        n += 1;
+        let (mut intake, mut cases, recorder) = (intake.clone(), cases.clone(), Arc::clone(&recorder));
+        let measured = Instant::now() >= measured_from;
+        tasks.push(tokio::spawn(async move {
+            let submitted = match intake.submit_report(request(run, n)).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => {
+                    if measured {
+                        recorder.lock().await.error(code_name(status.code()));
+                    }
+                    return;
+                }
+            };
+            let t0 = Instant::now();
+            let lookup = GetCaseRequest { lookup: Some(get_case_request::Lookup::CaseId(submitted.case_id)) };
+            loop {
+                match cases.get_case(lookup.clone()).await {
+                    Ok(_) => {
+                        if measured {
+                            recorder.lock().await.ok(t0.elapsed());
+                        }
+                        return;
+                    }
+                    Err(status) if status.code() == tonic::Code::NotFound && t0.elapsed() < GIVE_UP => {
+                        tokio::time::sleep(POLL).await;
+                    }
+                    Err(status) => {
+                        if measured {
+                            recorder.lock().await.error(code_name(status.code()));
+                        }
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.context("case latency task panicked")?;
+    }
+    let recorder = recorder.lock().await;
+    Ok(recorder.summary(WORKLOAD, opts.duration))
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::Internal => "INTERNAL",
+        _ => "OTHER",
+    }
+}

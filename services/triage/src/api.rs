@@ -1,0 +1,241 @@
+//! The `psirt.triage.v1` gRPC surface: `TriageService` (decisions on cases)
+//! and `CaseService` (the case view). Authentication has happened in the
+//! layer in front; each RPC takes the caller's principal and hands over.
+
+use std::pin::Pin;
+
+use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_proto::triage::{self, case_service_server::CaseService, triage_service_server::TriageService};
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::handlers::Triage;
+
+/// The full names of the services, for health and reflection.
+pub const TRIAGE_SERVICE: &str = "psirt.triage.v1.TriageService";
+pub const CASE_SERVICE: &str = "psirt.triage.v1.CaseService";
+
+/// Analysts (and admins) decide; engineers may read the case view.
+pub fn policy() -> AuthPolicy {
+    let analysts = [Role::Analyst, Role::Admin];
+    let readers = [Role::Analyst, Role::Engineer, Role::Admin];
+    let mut policy = AuthPolicy::new();
+    for method in [
+        "StartTriage",
+        "AssignCase",
+        "AssessSeverity",
+        "SetAffectedProducts",
+        "AcceptCase",
+        "RejectCase",
+        "MarkDuplicate",
+        "AssignCve",
+        "SetEmbargo",
+        "EscalateCase",
+        "CloseCase",
+        "ReopenCase",
+    ] {
+        policy = policy.allow(&format!("/{TRIAGE_SERVICE}/{method}"), &analysts);
+    }
+    for method in ["GetCase", "ListCases", "WatchCases", "GetCaseTimeline"] {
+        policy = policy.allow(&format!("/{CASE_SERVICE}/{method}"), &readers);
+    }
+    policy
+}
+
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
+}
+
+/// The `TriageService`.
+pub struct TriageApi {
+    triage: Triage,
+}
+
+impl TriageApi {
+    pub fn new(triage: Triage) -> Self {
+        Self { triage }
+    }
+}
+
+#[tonic::async_trait]
+impl TriageService for TriageApi {
+    #[instrument(skip_all, fields(rpc = "StartTriage"))]
+    async fn start_triage(
+        &self,
+        request: Request<triage::StartTriageRequest>,
+    ) -> Result<Response<triage::StartTriageResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.start_triage(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::StartTriageResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "AssignCase"))]
+    async fn assign_case(
+        &self,
+        request: Request<triage::AssignCaseRequest>,
+    ) -> Result<Response<triage::AssignCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.assign(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::AssignCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "AssessSeverity"))]
+    async fn assess_severity(
+        &self,
+        request: Request<triage::AssessSeverityRequest>,
+    ) -> Result<Response<triage::AssessSeverityResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.assess(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::AssessSeverityResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "SetAffectedProducts"))]
+    async fn set_affected_products(
+        &self,
+        request: Request<triage::SetAffectedProductsRequest>,
+    ) -> Result<Response<triage::SetAffectedProductsResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.set_products(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::SetAffectedProductsResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "AcceptCase"))]
+    async fn accept_case(
+        &self,
+        request: Request<triage::AcceptCaseRequest>,
+    ) -> Result<Response<triage::AcceptCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.accept(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::AcceptCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "RejectCase"))]
+    async fn reject_case(
+        &self,
+        request: Request<triage::RejectCaseRequest>,
+    ) -> Result<Response<triage::RejectCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.reject(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::RejectCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "MarkDuplicate"))]
+    async fn mark_duplicate(
+        &self,
+        request: Request<triage::MarkDuplicateRequest>,
+    ) -> Result<Response<triage::MarkDuplicateResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.mark_duplicate(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::MarkDuplicateResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "AssignCve"))]
+    async fn assign_cve(
+        &self,
+        request: Request<triage::AssignCveRequest>,
+    ) -> Result<Response<triage::AssignCveResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.assign_cve(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::AssignCveResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "SetEmbargo"))]
+    async fn set_embargo(
+        &self,
+        request: Request<triage::SetEmbargoRequest>,
+    ) -> Result<Response<triage::SetEmbargoResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.set_embargo(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::SetEmbargoResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "EscalateCase"))]
+    async fn escalate_case(
+        &self,
+        request: Request<triage::EscalateCaseRequest>,
+    ) -> Result<Response<triage::EscalateCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.escalate(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::EscalateCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "CloseCase"))]
+    async fn close_case(
+        &self,
+        request: Request<triage::CloseCaseRequest>,
+    ) -> Result<Response<triage::CloseCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.close(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::CloseCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "ReopenCase"))]
+    async fn reopen_case(
+        &self,
+        request: Request<triage::ReopenCaseRequest>,
+    ) -> Result<Response<triage::ReopenCaseResponse>, Status> {
+        let principal = principal(&request)?;
+        let case = self.triage.reopen(&principal, request.into_inner()).await?;
+        Ok(Response::new(triage::ReopenCaseResponse { case: Some(case) }))
+    }
+}
+
+/// The `CaseService`.
+pub struct CaseApi {
+    triage: Triage,
+}
+
+impl CaseApi {
+    pub fn new(triage: Triage) -> Self {
+        Self { triage }
+    }
+}
+
+type WatchStream = Pin<Box<dyn futures::Stream<Item = Result<triage::WatchCasesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl CaseService for CaseApi {
+    type WatchCasesStream = WatchStream;
+
+    #[instrument(skip_all, fields(rpc = "GetCase"))]
+    async fn get_case(
+        &self,
+        request: Request<triage::GetCaseRequest>,
+    ) -> Result<Response<triage::GetCaseResponse>, Status> {
+        principal(&request)?;
+        let case = self.triage.get(request.into_inner()).await?;
+        Ok(Response::new(triage::GetCaseResponse { case: Some(case) }))
+    }
+
+    #[instrument(skip_all, fields(rpc = "ListCases"))]
+    async fn list_cases(
+        &self,
+        request: Request<triage::ListCasesRequest>,
+    ) -> Result<Response<triage::ListCasesResponse>, Status> {
+        principal(&request)?;
+        Ok(Response::new(self.triage.list(request.into_inner()).await?))
+    }
+
+    #[instrument(skip_all, fields(rpc = "WatchCases"))]
+    async fn watch_cases(
+        &self,
+        request: Request<triage::WatchCasesRequest>,
+    ) -> Result<Response<Self::WatchCasesStream>, Status> {
+        principal(&request)?;
+        let changes = self.triage.watch(request.into_inner()).await?;
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(changes))))
+    }
+
+    #[instrument(skip_all, fields(rpc = "GetCaseTimeline"))]
+    async fn get_case_timeline(
+        &self,
+        request: Request<triage::GetCaseTimelineRequest>,
+    ) -> Result<Response<triage::GetCaseTimelineResponse>, Status> {
+        principal(&request)?;
+        Ok(Response::new(self.triage.timeline(request.into_inner()).await?))
+    }
+}

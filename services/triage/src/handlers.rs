@@ -1,0 +1,1338 @@
+//! Triage's command handling, case reads and SLA scheduler pass: load the
+//! case, let the domain decide, append with an expectation, retry a
+//! conflict once. Every event id
+//! is derived from the caller's request id and the event's type, so a
+//! retried request finds its own events and answers as the first attempt did.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use psirt_domain::{Case, CaseCommand, CaseError, CaseId, CaseKey, CaseStatus, SlaPolicy, SsvcInputs, ssvc};
+use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal};
+use psirt_proto::{common, triage};
+use sqlx::AnyPool;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use tracing::instrument;
+
+use crate::mapping::{self, Extra};
+use crate::readmodel::{self, SortField};
+use crate::view;
+
+/// Longest free text a request may carry (notes, rationale): 64 KiB.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// How often a watch looks for changes in the read model.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+/// A watch with nothing to send tells where it stands this often.
+const WATCH_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Most changes a watch reads per query.
+const WATCH_BATCH: u32 = 500;
+
+/// The messages of one `WatchCases` call.
+pub type WatchReceiver =
+    tokio::sync::mpsc::Receiver<std::result::Result<triage::WatchCasesResponse, tonic::Status>>;
+
+/// Longest client request id.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// Everything a handler can fail with; one exhaustive mapping to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    #[error(transparent)]
+    Domain(#[from] CaseError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read model: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event does not decode: {0}")]
+    Corrupt(#[from] psirt_eventstore::DecodeError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// A domain error as the API reports it; `rename` maps the domain's field
+/// paths to the request's.
+fn domain_error(err: CaseError, rename: &(dyn Fn(&str) -> String + Sync)) -> ApiError {
+    match err {
+        CaseError::AlreadyExists { id } => ApiError::AlreadyExists { resource: "case", id: id.to_string() },
+        CaseError::NotFound => ApiError::not_found("case", ""),
+        CaseError::InvalidTransition(t) => ApiError::failed_precondition(
+            format!(
+                "case is {}: it cannot go to {}",
+                mapping::status_name(t.from),
+                mapping::status_name(t.to)
+            ),
+            Some(mapping::status_name(t.from)),
+        ),
+        CaseError::NotAllowed { id, status, command } => ApiError::failed_precondition(
+            format!("case {id} is {}: {command} is not allowed", mapping::status_name(status)),
+            Some(mapping::status_name(status)),
+        ),
+        CaseError::SeverityNotAssessed { id } => ApiError::failed_precondition(
+            format!("case {id} is TRIAGE without a severity assessment: assess it before accepting"),
+            Some(mapping::status_name(CaseStatus::Triage)),
+        ),
+        CaseError::DuplicateOfSelf => ApiError::InvalidArgument(vec![FieldViolation::new(
+            rename("other"),
+            "a case cannot duplicate itself",
+        )]),
+        CaseError::Closed { id } => ApiError::failed_precondition(
+            format!("case {id} is CLOSED: reopen it first"),
+            Some(mapping::status_name(CaseStatus::Closed)),
+        ),
+        CaseError::NotClosed { id, status } => ApiError::failed_precondition(
+            format!("case {id} is {}, not CLOSED, so it cannot be reopened", mapping::status_name(status)),
+            Some(mapping::status_name(status)),
+        ),
+        CaseError::Validation(v) => {
+            // Escalations only go up: a lower level is refused by the
+            // case's state, not by the request's shape.
+            if let [only] = v.as_slice()
+                && only.field == "level"
+            {
+                return ApiError::failed_precondition(only.description.clone(), None::<String>);
+            }
+            ApiError::InvalidArgument(
+                v.into_iter().map(|v| FieldViolation::new(rename(&v.field), v.description)).collect(),
+            )
+        }
+    }
+}
+
+impl From<TriageError> for ApiError {
+    fn from(err: TriageError) -> Self {
+        match err {
+            TriageError::Domain(e) => domain_error(e, &|f| f.to_owned()),
+            TriageError::Store(e) => match e {
+                StoreError::Conflict { subject, expected, actual } => ApiError::Aborted {
+                    message: format!(
+                        "{subject} changed concurrently: expected version {expected}, current version {}",
+                        actual.map_or_else(|| "none".to_owned(), |a| a.to_string())
+                    ),
+                },
+                StoreError::TooLarge(m) => ApiError::invalid_argument("", format!("event too large: {m}")),
+                StoreError::Unavailable(m) => ApiError::Unavailable(m),
+                StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
+            },
+            TriageError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
+            TriageError::Corrupt(e) => ApiError::internal(e),
+            TriageError::Api(e) => e,
+        }
+    }
+}
+
+impl From<TriageError> for tonic::Status {
+    fn from(err: TriageError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, TriageError>;
+
+/// Settings of the triage handlers (`[triage]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TriageSettings {
+    /// Page size of `ListCases` when the request gives none.
+    pub default_page_size: u32,
+    /// Largest page of `ListCases` and `GetCaseTimeline`.
+    pub max_page_size: u32,
+    /// Time to acknowledge and to triage per severity rating.
+    pub sla: SlaPolicy,
+    /// How often the SLA scheduler looks for missed deadlines, in ms.
+    pub sla_check_interval_ms: u64,
+}
+
+impl Default for TriageSettings {
+    fn default() -> Self {
+        Self {
+            default_page_size: 50,
+            max_page_size: 1000,
+            sla: SlaPolicy::default(),
+            sla_check_interval_ms: 30_000,
+        }
+    }
+}
+
+/// A case loaded from its events.
+struct Loaded {
+    state: Case,
+    events: Vec<RecordedEvent>,
+}
+
+impl Loaded {
+    fn version(&self) -> ExpectedVersion {
+        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
+    }
+
+    fn current(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.sequence)
+    }
+
+    fn has_event(&self, id: psirt_domain::EventId) -> bool {
+        let id: uuid::Uuid = id.into();
+        self.events.iter().any(|e| e.id == Some(id))
+    }
+}
+
+/// The triage application core, shared by the gRPC handlers.
+#[derive(Clone)]
+pub struct Triage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    pool: AnyPool,
+    settings: TriageSettings,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn parse_case_id(field: &str, value: &str) -> Result<CaseId> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::invalid_argument(field, format!("{value:?} is not a case id (a UUID)")).into())
+}
+
+fn check_request_id(value: &str) -> Result<()> {
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        )
+        .into());
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            "request id must consist of A-Z a-z 0-9 . _ : -",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn check_text(bad: &mut Vec<FieldViolation>, field: &str, value: &str, max_bytes: usize) {
+    if value.len() > max_bytes {
+        bad.push(FieldViolation::new(field, format!("{field} must be at most {max_bytes} bytes")));
+    }
+}
+
+fn finish(bad: Vec<FieldViolation>) -> Result<()> {
+    if bad.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(bad).into()) }
+}
+
+fn same(field: &str) -> String {
+    field.to_owned()
+}
+
+/// What one command is: its name in event ids, the type of the event it
+/// exists for, and how the domain's field names read in its request.
+struct Command<'a> {
+    name: &'static str,
+    event_type: &'static str,
+    case_id: CaseId,
+    request_id: &'a str,
+    expected_version: Option<u64>,
+    rename: &'a (dyn Fn(&str) -> String + Sync),
+    extra: Extra,
+}
+
+/// A local wall-clock time in a zone this service can resolve without a
+/// time zone database: `UTC` and its aliases, and the fixed `Etc/GMT±N`.
+pub fn resolve_embargo(
+    local: &str,
+    zone: &str,
+) -> std::result::Result<(OffsetDateTime, String, i32), FieldViolation> {
+    use time::macros::format_description;
+    let local = local.trim();
+    let parsed =
+        PrimitiveDateTime::parse(local, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+            .or_else(|_| {
+                PrimitiveDateTime::parse(local, format_description!("[year]-[month]-[day]T[hour]:[minute]"))
+            })
+            .map_err(|_| {
+                FieldViolation::new(
+                    "local_disclosure_time",
+                    "must be a local date-time YYYY-MM-DDTHH:MM[:SS] without offset",
+                )
+            })?;
+    if let Err(problem) = psirt_domain::check_time_zone(zone) {
+        return Err(FieldViolation::new("time_zone", format!("time zone {problem}")));
+    }
+    let unsupported = || {
+        FieldViolation::new(
+            "time_zone",
+            format!(
+                "time zone {zone} cannot be resolved: this service has no time zone database yet, so only UTC and \
+                 the fixed-offset zones Etc/UTC and Etc/GMT-14 to Etc/GMT+12 are accepted"
+            ),
+        )
+    };
+    let hours: i8 = match zone {
+        "UTC" => 0,
+        _ => {
+            let etc = zone.strip_prefix("Etc/").ok_or_else(unsupported)?;
+            match etc {
+                "UTC" | "UCT" | "Universal" | "Zulu" | "GMT" | "GMT0" | "GMT+0" | "GMT-0" | "Greenwich" => 0,
+                // POSIX signs: Etc/GMT-9 is nine hours east of UTC.
+                _ => match etc.strip_prefix("GMT+").map(str::parse::<i8>) {
+                    Some(Ok(h)) => -h,
+                    _ => match etc.strip_prefix("GMT-").map(str::parse::<i8>) {
+                        Some(Ok(h)) => h,
+                        _ => return Err(unsupported()),
+                    },
+                },
+            }
+        }
+    };
+    let offset = UtcOffset::from_hms(hours, 0, 0).map_err(|_| unsupported())?;
+    let formatted = parsed
+        .format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+        .unwrap_or_else(|_| local.to_owned());
+    Ok((parsed.assume_offset(offset).to_offset(UtcOffset::UTC), formatted, offset.whole_seconds()))
+}
+
+impl Triage {
+    pub fn new(store: EventStore, pool: AnyPool, settings: TriageSettings) -> Self {
+        Self { inner: Arc::new(Inner { store, pool, settings }) }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.inner.store
+    }
+
+    async fn load(&self, id: CaseId) -> Result<Loaded> {
+        let events = self.inner.store.load(&mapping::subject(id)).await?;
+        let mut state = Case::default();
+        for e in &events {
+            state.apply(&mapping::to_domain(e)?);
+        }
+        Ok(Loaded { state, events })
+    }
+
+    /// The view of a case after `loaded`: the read model's row (for what
+    /// other aggregates contributed) with the case events it has not seen yet.
+    async fn view_of(&self, id: CaseId, events: &[RecordedEvent]) -> Result<triage::Case> {
+        let mut case =
+            readmodel::get(&self.inner.pool, &id.to_string()).await.ok().flatten().unwrap_or_default();
+        let seen = case.version;
+        for e in events.iter().filter(|e| e.sequence > seen) {
+            view::apply_case_event(&mut case, e)?;
+        }
+        view::schedule(&mut case, &self.inner.settings.sla);
+        view::refresh(&mut case, now());
+        Ok(case)
+    }
+
+    /// Loads, decides and appends one command's events, retrying a conflict
+    /// once. Returns the case view after the command.
+    async fn execute(
+        &self,
+        principal: &Principal,
+        command: Command<'_>,
+        decide: impl Fn(&Loaded) -> Result<CaseCommand>,
+    ) -> Result<triage::Case> {
+        let Command { name, event_type, case_id, request_id, expected_version, rename, extra } = command;
+        let key =
+            if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.to_owned() };
+        let event_id = |t: &str| mapping::command_event_id(case_id, name, &principal.subject, &key, t);
+        let metadata = Metadata {
+            causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+            correlation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+            actor: Some(principal.subject.clone()),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut loaded = self.load(case_id).await?;
+            if !loaded.state.exists() {
+                return Err(ApiError::not_found("case", case_id.to_string()).into());
+            }
+            if loaded.has_event(event_id(event_type)) {
+                return self.view_of(case_id, &loaded.events).await;
+            }
+            if let Some(expected) = expected_version
+                && ExpectedVersion::Exactly(expected) != loaded.version()
+            {
+                return Err(ApiError::Aborted {
+                    message: format!(
+                        "case {case_id} is at version {}, not the expected {expected}",
+                        loaded.current()
+                    ),
+                }
+                .into());
+            }
+            let decided = decide(&loaded)?;
+            let events = loaded.state.handle(decided, now()).map_err(|e| domain_error(e, rename))?;
+            let before = loaded.state.details().cloned();
+            let mut version = loaded.version();
+            let mut conflict = None;
+            for event in &events {
+                let id = event_id(psirt_domain::DomainEvent::event_type(event));
+                let new = mapping::to_new_event(event, id, metadata.clone(), before.as_ref(), &extra);
+                let recorded = RecordedEvent {
+                    sequence: 0,
+                    subject: new.subject.clone(),
+                    id: Some(new.id),
+                    event_type: new.event_type.clone(),
+                    schema_version: new.schema_version,
+                    payload: new.payload.clone(),
+                    metadata: new.metadata.clone(),
+                    headers: Default::default(),
+                    stored_at: now(),
+                };
+                match self.inner.store.append(new, version).await {
+                    Ok(appended) => {
+                        version = ExpectedVersion::Exactly(appended.sequence);
+                        loaded.state.apply(event);
+                        loaded.events.push(RecordedEvent { sequence: appended.sequence, ..recorded });
+                    }
+                    Err(e @ StoreError::Conflict { .. }) => {
+                        conflict = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match conflict {
+                None => return self.view_of(case_id, &loaded.events).await,
+                Some(_) if attempt < 2 && expected_version.is_none() => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Some(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn prepare<'a>(&self, case_id: &str, request_id: &'a str) -> Result<(CaseId, &'a str)> {
+        let id = parse_case_id("case_id", case_id)?;
+        let request_id = request_id.trim();
+        check_request_id(request_id)?;
+        Ok((id, request_id))
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn start_triage(
+        &self,
+        principal: &Principal,
+        req: triage::StartTriageRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let command = Command {
+            name: "start-triage",
+            event_type: "TriageStarted",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::StartTriage)).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assign(
+        &self,
+        principal: &Principal,
+        req: triage::AssignCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.team.chars().count() > 200 {
+            bad.push(FieldViolation::new("team", "team must be at most 200 characters"));
+        }
+        finish(bad)?;
+        let command = Command {
+            name: "assign",
+            event_type: "CaseAssigned",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { team: req.team.trim().to_owned(), ..Extra::default() },
+        };
+        let assignee = req.assignee;
+        self.execute(principal, command, |_| Ok(CaseCommand::Assign { assignee: assignee.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assess(
+        &self,
+        principal: &Principal,
+        req: triage::AssessSeverityRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        let ssvc = match &req.ssvc {
+            None => None,
+            Some(inputs) => ssvc_inputs(&mut bad, inputs),
+        };
+        for (field, value) in
+            [("epss_probability", req.epss_probability), ("epss_percentile", req.epss_percentile)]
+        {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                bad.push(FieldViolation::new(field, format!("{field} must be between 0.0 and 1.0")));
+            }
+        }
+        if req.epss_percentile.is_some() && req.epss_probability.is_none() {
+            bad.push(FieldViolation::new("epss_percentile", "epss_percentile needs epss_probability"));
+        }
+        if req.cwe_ids.len() > 10 {
+            bad.push(FieldViolation::new("cwe_ids", "at most 10 CWE ids"));
+        }
+        for (i, cwe) in req.cwe_ids.iter().enumerate() {
+            let digits = cwe.strip_prefix("CWE-").unwrap_or_default();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 10 {
+                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), "must look like CWE-79"));
+            } else if req.cwe_ids[..i].contains(cwe) {
+                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), format!("{cwe} is listed twice")));
+            }
+        }
+        check_text(&mut bad, "rationale", &req.rationale, MAX_TEXT_BYTES);
+        if req.cvss_v3_vector.chars().count() > 200 {
+            bad.push(FieldViolation::new("cvss_v3_vector", "cvss_v3_vector must be at most 200 characters"));
+        }
+        if req.cvss_v4_vector.chars().count() > 300 {
+            bad.push(FieldViolation::new("cvss_v4_vector", "cvss_v4_vector must be at most 300 characters"));
+        }
+        finish(bad)?;
+        let decision = ssvc.map(|inputs| (inputs, ssvc::decide(&inputs)));
+        let rename = |field: &str| match field {
+            "cvss_v3" | "severity" => "cvss_v3_vector".to_owned(),
+            "cvss_v4" => "cvss_v4_vector".to_owned(),
+            "ssvc_decision" => "ssvc".to_owned(),
+            other => other.to_owned(),
+        };
+        let command = Command {
+            name: "assess",
+            event_type: "SeverityAssessed",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra {
+                ssvc: decision.map(|(inputs, d)| mapping::ssvc_to_proto(&inputs, d)),
+                known_exploited: req.known_exploited,
+                epss_probability: req.epss_probability,
+                epss_percentile: req.epss_percentile,
+                cwe_ids: req.cwe_ids.clone(),
+                rationale: req.rationale.clone(),
+                ..Extra::default()
+            },
+        };
+        let (v3, v4) = (req.cvss_v3_vector, req.cvss_v4_vector);
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::AssessSeverity {
+                cvss_v3: Some(v3.clone()),
+                cvss_v4: Some(v4.clone()),
+                ssvc_decision: decision.map(|(_, d)| d.as_str().to_owned()),
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn set_products(
+        &self,
+        principal: &Principal,
+        req: triage::SetAffectedProductsRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let explicit: Vec<bool> = req
+            .products
+            .iter()
+            .map(|p| matches!(p.versions, Some(common::product_version_range::Versions::Explicit(_))))
+            .collect();
+        let rename = move |field: &str| {
+            let Some(rest) = field.strip_prefix("entries") else { return field.to_owned() };
+            let index = rest
+                .strip_prefix('[')
+                .and_then(|r| r.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            let is_explicit = index.and_then(|i| explicit.get(i).copied()).unwrap_or(false);
+            let versions = if is_explicit { ".explicit.versions" } else { ".range" };
+            format!("products{}", rest.replacen(".versions", versions, 1))
+        };
+        let command = Command {
+            name: "set-products",
+            event_type: "AffectedProductsSet",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra::default(),
+        };
+        let entries: Vec<_> = req.products.iter().map(mapping::product_from_proto).collect();
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::SetAffectedProducts { entries: entries.clone() })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn accept(
+        &self,
+        principal: &Principal,
+        req: triage::AcceptCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let command = Command {
+            name: "accept",
+            event_type: "CaseAccepted",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { note: req.note, ..Extra::default() },
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::Accept)).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn reject(
+        &self,
+        principal: &Principal,
+        req: triage::RejectCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        let reason = mapping::rejection_from_proto(req.reason);
+        if reason.is_none() {
+            bad.push(FieldViolation::new("reason", "reason must be given"));
+        }
+        check_text(&mut bad, "reason_text", &req.reason_text, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let Some(reason) = reason else {
+            return Err(ApiError::invalid_argument("reason", "reason must be given").into());
+        };
+        let rename = |field: &str| if field == "text" { "reason_text".to_owned() } else { field.to_owned() };
+        let command = Command {
+            name: "reject",
+            event_type: "CaseRejected",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra::default(),
+        };
+        let text = req.reason_text;
+        self.execute(principal, command, |_| Ok(CaseCommand::Reject { reason, text: text.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn mark_duplicate(
+        &self,
+        principal: &Principal,
+        req: triage::MarkDuplicateRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let of = parse_case_id("duplicate_of_case_id", &req.duplicate_of_case_id)?;
+        let mut bad = Vec::new();
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let canonical = if of == case_id { None } else { Some(self.load(of).await?) };
+        let canonical_key = match canonical.as_ref().map(|c| c.state.details()) {
+            None => String::new(),
+            Some(Some(details)) => details.key.to_string(),
+            Some(None) => {
+                return Err(ApiError::invalid_argument(
+                    "duplicate_of_case_id",
+                    format!("case {of} does not exist"),
+                )
+                .into());
+            }
+        };
+        let rename =
+            |field: &str| if field == "other" { "duplicate_of_case_id".to_owned() } else { field.to_owned() };
+        let command = Command {
+            name: "mark-duplicate",
+            event_type: "CaseMarkedDuplicate",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra { note: req.note, duplicate_of_case_key: canonical_key, ..Extra::default() },
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::MarkDuplicate { of })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assign_cve(
+        &self,
+        principal: &Principal,
+        req: triage::AssignCveRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.cve_id.chars().count() > 50 {
+            bad.push(FieldViolation::new("cve_id", "cve_id must be at most 50 characters"));
+        }
+        if req.assigner.chars().count() > 100 {
+            bad.push(FieldViolation::new("assigner", "assigner must be at most 100 characters"));
+        }
+        finish(bad)?;
+        let command = Command {
+            name: "assign-cve",
+            event_type: "CveAssigned",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { assigner: req.assigner.trim().to_owned(), ..Extra::default() },
+        };
+        let cve_id = req.cve_id;
+        self.execute(principal, command, |_| Ok(CaseCommand::AssignCve { cve_id: cve_id.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn set_embargo(
+        &self,
+        principal: &Principal,
+        req: triage::SetEmbargoRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.agreed_with.len() > 50 {
+            bad.push(FieldViolation::new("agreed_with", "at most 50 parties"));
+        }
+        for (i, party) in req.agreed_with.iter().enumerate() {
+            let n = party.trim().chars().count();
+            if n == 0 || n > 200 {
+                bad.push(FieldViolation::new(
+                    format!("agreed_with[{i}]"),
+                    "each party must be 1 to 200 characters",
+                ));
+            }
+        }
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        let zone = req.time_zone.trim().to_owned();
+        let resolved = match resolve_embargo(&req.local_disclosure_time, &zone) {
+            Ok(r) => Some(r),
+            Err(v) => {
+                bad.push(v);
+                None
+            }
+        };
+        finish(bad)?;
+        let Some((disclosure_at, local, offset)) = resolved else {
+            return Err(ApiError::invalid_argument("local_disclosure_time", "not resolvable").into());
+        };
+        let rename = |field: &str| {
+            if field == "disclosure_at" { "local_disclosure_time".to_owned() } else { field.to_owned() }
+        };
+        let command = Command {
+            name: "set-embargo",
+            event_type: "EmbargoSet",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra {
+                agreed_with: req.agreed_with.iter().map(|p| p.trim().to_owned()).collect(),
+                note: req.note,
+                local_disclosure_time: local,
+                utc_offset_seconds: offset,
+                ..Extra::default()
+            },
+        };
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::SetEmbargo { disclosure_at, time_zone: zone.clone() })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn escalate(
+        &self,
+        principal: &Principal,
+        req: triage::EscalateCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let Some(level) = mapping::level_from_proto(req.level) else {
+            return Err(ApiError::invalid_argument("level", "level must be given").into());
+        };
+        let command = Command {
+            name: "escalate",
+            event_type: "CaseEscalated",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { incident: req.incident, ..Extra::default() },
+        };
+        let reason = req.reason;
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::Escalate { level, reason: reason.clone(), automatic: false })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn close(&self, principal: &Principal, req: triage::CloseCaseRequest) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let resolution = mapping::resolution_from_proto(req.resolution)
+            .map_err(|problem| ApiError::invalid_argument("resolution", problem))?;
+        let command = Command {
+            name: "close",
+            event_type: "CaseClosed",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        let (root_cause, lessons_learned) = (req.root_cause, req.lessons_learned);
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::Close {
+                resolution,
+                root_cause: root_cause.clone(),
+                lessons_learned: lessons_learned.clone(),
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn reopen(
+        &self,
+        principal: &Principal,
+        req: triage::ReopenCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let command = Command {
+            name: "reopen",
+            event_type: "CaseReopened",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        let reason = req.reason;
+        self.execute(principal, command, |_| Ok(CaseCommand::Reopen { reason: reason.clone() })).await
+    }
+
+    /// The SLA scheduler's pass: records every missed deadline of the case
+    /// view as `SlaBreached` and escalates the case (`CaseEscalated`,
+    /// automatic): the acknowledgement to the team, the triage decision to
+    /// management. Event ids derive from case, clock and deadline, so
+    /// replicas running the same pass append each once. Returns how many
+    /// breaches were recorded.
+    pub async fn record_breaches(&self) -> Result<usize> {
+        let now = now();
+        let due = readmodel::due_clocks(&self.inner.pool, mapping::millis(now)).await?;
+        let system = Principal {
+            subject: crate::reactions::ACTOR.to_owned(),
+            roles: vec![psirt_kit::Role::Admin],
+            issuer: None,
+            claims: serde_json::Map::new(),
+        };
+        let mut recorded = 0;
+        for (case_id, clock, deadline) in due {
+            let Ok(case_id) = case_id.parse::<CaseId>() else { continue };
+            let key = format!("{}-{}", clock.as_str(), mapping::millis(deadline));
+            let breach = Command {
+                name: "sla-breach",
+                event_type: "SlaBreached",
+                case_id,
+                request_id: &key,
+                expected_version: None,
+                rename: &same,
+                extra: Extra::default(),
+            };
+            let result =
+                self.execute(&system, breach, |_| Ok(CaseCommand::RecordSlaBreach { clock, deadline })).await;
+            if let Err(e) = result {
+                tracing::warn!(case_id = %case_id, clock = clock.as_str(), error = %e, "sla breach not recorded");
+                continue;
+            }
+            recorded += 1;
+            let level = match clock {
+                psirt_domain::SlaClock::Acknowledge => psirt_domain::EscalationLevel::Team,
+                psirt_domain::SlaClock::Triage => psirt_domain::EscalationLevel::Management,
+            };
+            let escalate = Command {
+                name: "sla-escalate",
+                event_type: "CaseEscalated",
+                case_id,
+                request_id: &key,
+                expected_version: None,
+                rename: &same,
+                extra: Extra {
+                    sla_clock: mapping::clock_to_proto(clock).into(),
+                    sla_deadline: Some(mapping::timestamp(deadline)),
+                    ..Extra::default()
+                },
+            };
+            let reason = format!("the SLA {} deadline passed", clock.as_str());
+            let result = self
+                .execute(&system, escalate, |_| {
+                    Ok(CaseCommand::Escalate { level, reason: reason.clone(), automatic: true })
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(case_id = %case_id, clock = clock.as_str(), error = %e, "sla escalation not recorded");
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// `GetCase`: from the read model; a case the projection has not
+    /// reached yet is folded from its stream, so a case id is readable the
+    /// moment its case exists.
+    pub async fn get(&self, req: triage::GetCaseRequest) -> Result<triage::Case> {
+        use triage::get_case_request::Lookup;
+        let mut case = match req.lookup {
+            Some(Lookup::CaseId(id)) => {
+                let id = parse_case_id("case_id", &id)?;
+                match readmodel::get(&self.inner.pool, &id.to_string()).await? {
+                    Some(case) => Some(case),
+                    None => {
+                        let loaded = self.load(id).await?;
+                        if loaded.state.exists() {
+                            Some(self.view_of(id, &loaded.events).await?)
+                        } else {
+                            None
+                        }
+                    }
+                }
+                .ok_or_else(|| ApiError::not_found("case", id.to_string()))?
+            }
+            Some(Lookup::CaseKey(key)) => {
+                let parsed: CaseKey = key.trim().parse().map_err(|e: psirt_domain::CaseKeyError| {
+                    ApiError::invalid_argument("case_key", e.to_string())
+                })?;
+                readmodel::get_by_key(&self.inner.pool, &parsed.to_string())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("case", parsed.to_string()))?
+            }
+            None => {
+                return Err(ApiError::invalid_argument("case_id", "case_id or case_key must be given").into());
+            }
+        };
+        view::refresh(&mut case, now());
+        Ok(case)
+    }
+
+    /// `ListCases`, from the read model.
+    pub async fn list(&self, req: triage::ListCasesRequest) -> Result<triage::ListCasesResponse> {
+        let mut bad = Vec::new();
+        if req.page_size < 0 {
+            bad.push(FieldViolation::new("page_size", "page size must not be negative"));
+        }
+        let settings = &self.inner.settings;
+        let limit = match u32::try_from(req.page_size) {
+            Ok(0) | Err(_) => settings.default_page_size,
+            Ok(n) => n.min(settings.max_page_size),
+        };
+        let order = match parse_order_by(&req.order_by) {
+            Ok(order) => order,
+            Err(problem) => {
+                bad.push(FieldViolation::new("order_by", problem));
+                Vec::new()
+            }
+        };
+        let filter = check_filter(&mut bad, req.filter.unwrap_or_default());
+        let order_key: Vec<String> = order
+            .iter()
+            .map(|(field, descending)| {
+                format!("{}.{}", field.name(), if *descending { "desc" } else { "asc" })
+            })
+            .collect();
+        let order_key = order_key.join(",");
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            match decode_page_token(&req.page_token, &order_key, order.len()) {
+                Some(pos) => Some(pos),
+                None => {
+                    bad.push(FieldViolation::new("page_token", "not a page token of this API and order"));
+                    None
+                }
+            }
+        };
+        finish(bad)?;
+        let as_of_sequence =
+            psirt_projection::checkpoint(&self.inner.pool, readmodel::PROJECTION_NAME).await?;
+        let values = |case: &triage::Case| -> Vec<i64> {
+            order.iter().map(|(field, descending)| field.value(case, *descending)).collect()
+        };
+        let query = readmodel::ListQuery {
+            filter,
+            now_ms: mapping::millis(now()),
+            order: order.clone(),
+            after,
+            limit,
+        };
+        let (mut cases, more) = readmodel::list(&self.inner.pool, &query).await?;
+        let next_page_token = match cases.last() {
+            Some(last) if more => encode_page_token(&order_key, &values(last), &last.case_id),
+            _ => String::new(),
+        };
+        let at = now();
+        for case in &mut cases {
+            view::refresh(case, at);
+        }
+        Ok(triage::ListCasesResponse { cases, next_page_token, as_of_sequence })
+    }
+
+    /// `WatchCases`: polls the read model for cases whose view changed after
+    /// the position. Changes of one case between two polls arrive as one
+    /// (its latest view), and a case leaving the filter is not reported:
+    /// `matches_filter` is always true for now.
+    pub async fn watch(&self, req: triage::WatchCasesRequest) -> Result<WatchReceiver> {
+        let mut bad = Vec::new();
+        let filter = check_filter(&mut bad, req.filter.unwrap_or_default());
+        finish(bad)?;
+        let start = match req.after_sequence {
+            Some(after) => after,
+            None => psirt_projection::checkpoint(&self.inner.pool, readmodel::PROJECTION_NAME).await?,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move { this.follow(filter, start, tx).await });
+        Ok(rx)
+    }
+
+    async fn follow(
+        &self,
+        filter: readmodel::Filter,
+        mut position: u64,
+        tx: tokio::sync::mpsc::Sender<std::result::Result<triage::WatchCasesResponse, tonic::Status>>,
+    ) {
+        use triage::watch_cases_response::Kind;
+        let pool = &self.inner.pool;
+        let mut told: Option<std::time::Instant> = None;
+        let mut caught_up = false;
+        loop {
+            // The checkpoint first: every row at or below it is committed,
+            // so once the query returns less than a batch the watch stands there.
+            let step = async {
+                let checkpoint = psirt_projection::checkpoint(pool, readmodel::PROJECTION_NAME).await?;
+                let changed =
+                    readmodel::changed_since(pool, &filter, mapping::millis(now()), position, WATCH_BATCH)
+                        .await?;
+                Ok::<_, sqlx::Error>((checkpoint, changed))
+            };
+            let (checkpoint, changed) = match step.await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed to read the case view");
+                    let _ = tx.send(Err(ApiError::Unavailable(format!("read model: {e}")).into())).await;
+                    return;
+                }
+            };
+            let full = changed.len() == WATCH_BATCH as usize;
+            for mut case in changed {
+                let sequence = case.last_sequence;
+                let event = self.inner.store.get(sequence).await.ok().flatten();
+                view::refresh(&mut case, now());
+                let change = triage::CaseChange {
+                    sequence,
+                    event_type: event.as_ref().map(|e| e.event_type.clone()).unwrap_or_default(),
+                    event_id: event.as_ref().and_then(|e| e.id).map(|id| id.to_string()).unwrap_or_default(),
+                    occurred_at: event.as_ref().map(|e| mapping::timestamp(view::occurred_at(e))),
+                    case: Some(case),
+                    matches_filter: true,
+                };
+                if tx.send(Ok(triage::WatchCasesResponse { kind: Some(Kind::Change(change)) })).await.is_err()
+                {
+                    return;
+                }
+                position = sequence;
+                told = Some(std::time::Instant::now());
+            }
+            if full {
+                continue;
+            }
+            position = position.max(checkpoint);
+            if !caught_up || told.is_none_or(|at| at.elapsed() >= WATCH_HEARTBEAT) {
+                caught_up = true;
+                let checkpoint = triage::WatchCheckpoint { sequence: position, caught_up: true };
+                if tx
+                    .send(Ok(triage::WatchCasesResponse { kind: Some(Kind::Checkpoint(checkpoint)) }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                told = Some(std::time::Instant::now());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_POLL) => {}
+                () = tx.closed() => return,
+            }
+        }
+    }
+
+    /// `GetCaseTimeline`: the timeline index of the read model, each event
+    /// read back from the stream by its sequence.
+    pub async fn timeline(
+        &self,
+        req: triage::GetCaseTimelineRequest,
+    ) -> Result<triage::GetCaseTimelineResponse> {
+        let id = parse_case_id("case_id", &req.case_id)?;
+        if req.page_size < 0 {
+            return Err(ApiError::invalid_argument("page_size", "page size must not be negative").into());
+        }
+        let max = self.inner.settings.max_page_size;
+        let limit = match u32::try_from(req.page_size) {
+            Ok(0) | Err(_) => max,
+            Ok(n) => n.min(max),
+        };
+        let after = if req.page_token.is_empty() {
+            0
+        } else {
+            hex::decode(&req.page_token)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|raw| raw.strip_prefix("t1.").and_then(|s| s.parse::<u64>().ok()))
+                .ok_or_else(|| ApiError::invalid_argument("page_token", "not a page token of this API"))?
+        };
+        let case_id = id.to_string();
+        let mut sequences = readmodel::timeline(&self.inner.pool, &case_id, after, limit + 1).await?;
+        if sequences.is_empty() && after == 0 && readmodel::get(&self.inner.pool, &case_id).await?.is_none() {
+            return Err(ApiError::not_found("case", case_id).into());
+        }
+        let more = sequences.len() > limit as usize;
+        sequences.truncate(limit as usize);
+        let mut entries = Vec::with_capacity(sequences.len());
+        for sequence in &sequences {
+            let Some(event) = self.inner.store.get(*sequence).await? else { continue };
+            entries.push(triage::TimelineEntry {
+                sequence: event.sequence,
+                event_id: event.id.map(|i| i.to_string()).unwrap_or_default(),
+                event_type: event.event_type.clone(),
+                subject: event.subject.clone(),
+                occurred_at: Some(mapping::timestamp(view::occurred_at(&event))),
+                recorded_at: Some(mapping::timestamp(event.stored_at)),
+                actor: event.metadata.actor.clone().unwrap_or_default(),
+                event: Some(prost_types::Any {
+                    type_url: format!("type.googleapis.com/{}", event.event_type),
+                    value: event.payload.to_vec(),
+                }),
+                summary: view::summary(&event),
+                schema_version: event.schema_version,
+                causation_id: event.metadata.causation_id.clone().unwrap_or_default(),
+                correlation_id: event.metadata.correlation_id.clone().unwrap_or_default(),
+            });
+        }
+        let next_page_token = match sequences.last() {
+            Some(last) if more => hex::encode(format!("t1.{last}")),
+            _ => String::new(),
+        };
+        Ok(triage::GetCaseTimelineResponse { entries, next_page_token })
+    }
+}
+
+/// A `CaseFilter` checked and in the read model's terms.
+fn check_filter(bad: &mut Vec<FieldViolation>, filter: triage::CaseFilter) -> readmodel::Filter {
+    if filter.statuses.len() > 20 {
+        bad.push(FieldViolation::new("filter.statuses", "at most 20 statuses"));
+    }
+    for (i, s) in filter.statuses.iter().enumerate() {
+        if common::CaseStatus::try_from(*s).is_err() || *s == 0 {
+            bad.push(FieldViolation::new(format!("filter.statuses[{i}]"), "unknown case status"));
+        }
+    }
+    if filter.severities.len() > 20 {
+        bad.push(FieldViolation::new("filter.severities", "at most 20 severities"));
+    }
+    for (i, s) in filter.severities.iter().enumerate() {
+        if common::SeverityRating::try_from(*s).is_err() {
+            bad.push(FieldViolation::new(format!("filter.severities[{i}]"), "unknown severity rating"));
+        }
+    }
+    if filter.sla_states.len() > 20 {
+        bad.push(FieldViolation::new("filter.sla_states", "at most 20 SLA states"));
+    }
+    for (i, s) in filter.sla_states.iter().enumerate() {
+        if triage::SlaState::try_from(*s).is_err() || *s == 0 {
+            bad.push(FieldViolation::new(format!("filter.sla_states[{i}]"), "unknown SLA state"));
+        }
+    }
+    for (field, value) in [("filter.product", &filter.product), ("filter.assignee", &filter.assignee)] {
+        if value.chars().count() > 200 {
+            bad.push(FieldViolation::new(field, "must be at most 200 characters"));
+        }
+    }
+    readmodel::Filter {
+        statuses: filter.statuses,
+        ratings: filter.severities,
+        product: (!filter.product.is_empty()).then_some(filter.product),
+        assignee: (!filter.assignee.is_empty()).then_some(filter.assignee),
+        assigned: filter.assigned,
+        embargoed: filter.embargoed,
+        sla_states: filter.sla_states,
+    }
+}
+
+/// The SSVC decision points of a request; every one must be given.
+fn ssvc_inputs(bad: &mut Vec<FieldViolation>, inputs: &triage::SsvcInputs) -> Option<SsvcInputs> {
+    use psirt_domain::{Automatable, Exploitation, PublicSafetyImpact, TechnicalImpact, ValueDensity};
+    let before = bad.len();
+    let mut need = |field: &str, ok: bool| {
+        if !ok {
+            bad.push(FieldViolation::new(format!("ssvc.{field}"), format!("ssvc.{field} must be given")));
+        }
+    };
+    let exploitation = match common::SsvcExploitation::try_from(inputs.exploitation) {
+        Ok(common::SsvcExploitation::None) => Some(Exploitation::None),
+        Ok(common::SsvcExploitation::Poc) => Some(Exploitation::PoC),
+        Ok(common::SsvcExploitation::Active) => Some(Exploitation::Active),
+        _ => None,
+    };
+    need("exploitation", exploitation.is_some());
+    let automatable = match common::SsvcAutomatable::try_from(inputs.automatable) {
+        Ok(common::SsvcAutomatable::No) => Some(Automatable::No),
+        Ok(common::SsvcAutomatable::Yes) => Some(Automatable::Yes),
+        _ => None,
+    };
+    need("automatable", automatable.is_some());
+    let value_density = match common::SsvcValueDensity::try_from(inputs.value_density) {
+        Ok(common::SsvcValueDensity::Diffuse) => Some(ValueDensity::Diffuse),
+        Ok(common::SsvcValueDensity::Concentrated) => Some(ValueDensity::Concentrated),
+        _ => None,
+    };
+    need("value_density", value_density.is_some());
+    let technical_impact = match common::SsvcTechnicalImpact::try_from(inputs.technical_impact) {
+        Ok(common::SsvcTechnicalImpact::Partial) => Some(TechnicalImpact::Partial),
+        Ok(common::SsvcTechnicalImpact::Total) => Some(TechnicalImpact::Total),
+        _ => None,
+    };
+    need("technical_impact", technical_impact.is_some());
+    let public_safety_impact = match common::SsvcPublicSafetyImpact::try_from(inputs.public_safety_impact) {
+        Ok(common::SsvcPublicSafetyImpact::Minimal) => Some(PublicSafetyImpact::Minimal),
+        Ok(common::SsvcPublicSafetyImpact::Significant) => Some(PublicSafetyImpact::Significant),
+        _ => None,
+    };
+    need("public_safety_impact", public_safety_impact.is_some());
+    if bad.len() > before {
+        return None;
+    }
+    Some(SsvcInputs {
+        exploitation: exploitation?,
+        automatable: automatable?,
+        value_density: value_density?,
+        technical_impact: technical_impact?,
+        public_safety_impact: public_safety_impact?,
+    })
+}
+
+/// `order_by` (AIP-132): comma-separated fields, each optionally followed
+/// by `asc` or `desc`, each at most once. Empty: `opened_at desc`.
+fn parse_order_by(order_by: &str) -> std::result::Result<Vec<(SortField, bool)>, String> {
+    let order_by = order_by.trim();
+    if order_by.is_empty() {
+        return Ok(vec![(SortField::OpenedAt, true)]);
+    }
+    let mut order: Vec<(SortField, bool)> = Vec::new();
+    for part in order_by.split(',') {
+        let mut words = part.split_whitespace();
+        let Some(field) = words.next() else { return Err("an empty field in the list".to_owned()) };
+        let descending = match words.next() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => return Err(format!("{other:?} is not asc or desc")),
+        };
+        if words.next().is_some() {
+            return Err("expected `<field>` or `<field> desc` between commas".to_owned());
+        }
+        let sort = SortField::parse(field).ok_or_else(|| {
+            format!(
+                "{field:?} cannot be sorted by: use opened_at, updated_at, severity, case_key or next_due_at"
+            )
+        })?;
+        if order.iter().any(|(f, _)| *f == sort) {
+            return Err(format!("{field} is listed twice"));
+        }
+        order.push((sort, descending));
+    }
+    Ok(order)
+}
+
+/// Opaque keyset token: `v2|<order>|<values>|<case_id>` in hex.
+fn encode_page_token(order: &str, values: &[i64], case_id: &str) -> String {
+    let values: Vec<String> = values.iter().map(i64::to_string).collect();
+    hex::encode(format!("v2|{order}|{}|{case_id}", values.join(",")))
+}
+
+fn decode_page_token(token: &str, order: &str, keys: usize) -> Option<(Vec<i64>, String)> {
+    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
+    let mut parts = raw.splitn(4, '|');
+    if parts.next()? != "v2" || parts.next()? != order {
+        return None;
+    }
+    let values: Vec<i64> =
+        parts.next()?.split(',').map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
+    if values.len() != keys {
+        return None;
+    }
+    let id: CaseId = parts.next()?.parse().ok()?;
+    Some((values, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embargo_zones_without_a_database_resolve_and_others_are_refused_clearly() {
+        let (at, local, offset) = resolve_embargo("2030-03-10T09:00", "Etc/GMT-9").expect("resolves");
+        assert_eq!(local, "2030-03-10T09:00:00");
+        assert_eq!(offset, 9 * 3600);
+        assert_eq!(at, time::macros::datetime!(2030-03-10 00:00 UTC));
+        let (at, _, offset) = resolve_embargo("2030-03-10T09:00:30", "UTC").expect("resolves");
+        assert_eq!(offset, 0);
+        assert_eq!(at, time::macros::datetime!(2030-03-10 09:00:30 UTC));
+        let (_, _, offset) = resolve_embargo("2030-03-10T09:00", "Etc/GMT+5").expect("resolves");
+        assert_eq!(offset, -5 * 3600);
+        let err = resolve_embargo("2030-03-10T09:00", "Europe/Berlin").expect_err("no tz database");
+        assert_eq!(err.field, "time_zone");
+        assert!(err.description.contains("no time zone database"), "{}", err.description);
+        assert_eq!(
+            resolve_embargo("2030-03-10 09:00", "UTC").map_err(|e| e.field).err().as_deref(),
+            Some("local_disclosure_time")
+        );
+        assert_eq!(
+            resolve_embargo("2030-03-10T09:00", "JST").map_err(|e| e.field).err().as_deref(),
+            Some("time_zone")
+        );
+    }
+
+    #[test]
+    fn order_by_accepts_the_allowed_fields_once_each() {
+        assert_eq!(parse_order_by(""), Ok(vec![(SortField::OpenedAt, true)]));
+        assert_eq!(parse_order_by("severity desc"), Ok(vec![(SortField::Severity, true)]));
+        assert_eq!(parse_order_by("case_key"), Ok(vec![(SortField::CaseKey, false)]));
+        assert_eq!(
+            parse_order_by("severity desc, next_due_at"),
+            Ok(vec![(SortField::Severity, true), (SortField::NextDueAt, false)])
+        );
+        assert!(parse_order_by("title").is_err());
+        assert!(parse_order_by("severity sideways").is_err());
+        assert!(parse_order_by("severity,severity desc").is_err());
+        assert!(parse_order_by("severity,").is_err());
+    }
+
+    #[test]
+    fn page_tokens_are_bound_to_their_order() {
+        let id = CaseId::new().to_string();
+        let token = encode_page_token("severity.desc,opened_at.asc", &[4, -7], &id);
+        assert_eq!(decode_page_token(&token, "severity.desc,opened_at.asc", 2), Some((vec![4, -7], id)));
+        assert_eq!(decode_page_token(&token, "opened_at.desc", 1), None);
+        assert_eq!(decode_page_token("zz", "severity.desc", 1), None);
+    }
+}

@@ -1,0 +1,685 @@
+//! The case view read model: one row per case with its `Case` view, the
+//! affected products for filtering and the timeline index. Fed by the
+//! `triage-cases` projection from the events of every service.
+
+use std::collections::{HashMap, HashSet};
+
+use prost::{Message, Name};
+use psirt_domain::{CaseKey, SlaPolicy};
+use psirt_eventstore::{DecodeError, RecordedEvent};
+use psirt_projection::{ApplyError, Projection};
+use psirt_proto::{events, triage};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::mapping::{self, millis};
+use crate::view;
+
+/// Embedded migrations: portable SQL for PostgreSQL and SQLite.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub const PROJECTION_NAME: &str = "triage-cases";
+
+/// The projection that keeps `triage_cases`, `triage_case_products` and
+/// `triage_case_events`.
+pub struct CasesProjection {
+    pub policy: SlaPolicy,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn decode_view(bytes: &[u8]) -> Result<triage::Case, sqlx::Error> {
+    triage::Case::decode(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+async fn load(conn: &mut AnyConnection, case_id: &str) -> Result<Option<triage::Case>, sqlx::Error> {
+    let row = sqlx::query("SELECT view FROM triage_cases WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(decode_view(&row.try_get::<Vec<u8>, _>("view")?)?)),
+    }
+}
+
+fn key_order(key: &str) -> i64 {
+    key.parse::<CaseKey>()
+        .map(|k| i64::from(k.year()) * 10_000_000_000 + i64::from(k.sequence()))
+        .unwrap_or(0)
+}
+
+async fn store(
+    conn: &mut AnyConnection,
+    view: &mut triage::Case,
+    policy: &SlaPolicy,
+    products_changed: bool,
+) -> Result<(), sqlx::Error> {
+    view::schedule(view, policy);
+    let (ack_due, ack_soon, ack_met) = view::clock_millis(view, events::SlaClock::Acknowledge);
+    let (triage_due, triage_soon, triage_met) = view::clock_millis(view, events::SlaClock::Triage);
+    let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(mapping::timestamp_millis).unwrap_or(0);
+    sqlx::query(
+        "INSERT INTO triage_cases (case_id, case_key, key_order, status, rating, assignee, embargo_until_ms,
+             sla_next_due_ms, opened_at_ms, updated_at_ms, version, last_sequence, view,
+             ack_due_ms, ack_soon_ms, ack_met_ms, triage_due_ms, triage_soon_ms, triage_met_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+         ON CONFLICT (case_id) DO UPDATE SET case_key = excluded.case_key, key_order = excluded.key_order,
+             status = excluded.status, rating = excluded.rating, assignee = excluded.assignee,
+             embargo_until_ms = excluded.embargo_until_ms, sla_next_due_ms = excluded.sla_next_due_ms,
+             opened_at_ms = excluded.opened_at_ms, updated_at_ms = excluded.updated_at_ms,
+             version = excluded.version, last_sequence = excluded.last_sequence, view = excluded.view,
+             ack_due_ms = excluded.ack_due_ms, ack_soon_ms = excluded.ack_soon_ms, ack_met_ms = excluded.ack_met_ms,
+             triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
+             triage_met_ms = excluded.triage_met_ms",
+    )
+    .bind(&view.case_id)
+    .bind(&view.case_key)
+    .bind(key_order(&view.case_key))
+    .bind(view.status)
+    .bind(view.severity.as_ref().map_or(0, |s| s.rating))
+    .bind(&view.assignee)
+    .bind(view::embargo_until_ms(view))
+    .bind(view::next_due_ms(view))
+    .bind(ms(&view.opened_at))
+    .bind(ms(&view.updated_at))
+    .bind(to_i64(view.version))
+    .bind(to_i64(view.last_sequence))
+    .bind(view.encode_to_vec())
+    .bind(ack_due)
+    .bind(ack_soon)
+    .bind(ack_met)
+    .bind(triage_due)
+    .bind(triage_soon)
+    .bind(triage_met)
+    .execute(&mut *conn)
+    .await?;
+    if products_changed {
+        sqlx::query("DELETE FROM triage_case_products WHERE case_id = $1")
+            .bind(&view.case_id)
+            .execute(&mut *conn)
+            .await?;
+        for product in &view.affected_products {
+            sqlx::query(
+                "INSERT INTO triage_case_products (case_id, product) VALUES ($1, $2)
+                 ON CONFLICT (case_id, product) DO NOTHING",
+            )
+            .bind(&view.case_id)
+            .bind(&product.product)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows one batch changes, written once at its end: a case with ten events
+/// in a batch is read and stored once, timeline rows go many per statement.
+#[derive(Default)]
+struct Pending {
+    /// Cases read or changed in this batch; `None`: known not to exist.
+    cases: HashMap<String, Option<triage::Case>>,
+    /// Changed cases, in the order they first changed.
+    dirty: Vec<String>,
+    products_changed: HashSet<String>,
+    /// (case id, sequence, subject, event type, occurred at ms)
+    index: Vec<(String, i64, String, String, i64)>,
+}
+
+/// Timeline rows per statement: 5 parameters each, well under SQLite's 32766.
+const INDEX_ROWS_PER_STATEMENT: usize = 500;
+
+impl Pending {
+    async fn case(
+        &mut self,
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Option<triage::Case>, sqlx::Error> {
+        if !self.cases.contains_key(id) {
+            let loaded = load(conn, id).await?;
+            self.cases.insert(id.to_owned(), loaded);
+        }
+        Ok(self.cases.get(id).cloned().flatten())
+    }
+
+    fn put(&mut self, case: triage::Case, products_changed: bool) {
+        let id = case.case_id.clone();
+        if products_changed {
+            self.products_changed.insert(id.clone());
+        }
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id.clone());
+        }
+        self.cases.insert(id, Some(case));
+    }
+
+    fn index(&mut self, case_id: &str, event: &RecordedEvent) {
+        self.index.push((
+            case_id.to_owned(),
+            to_i64(event.sequence),
+            event.subject.clone(),
+            event.event_type.clone(),
+            millis(view::occurred_at(event)),
+        ));
+    }
+
+    /// When the case's report was acknowledged, if that came before the case opened.
+    async fn acknowledged_ms(
+        &self,
+        conn: &mut AnyConnection,
+        case_id: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let kind = events::ReportAcknowledged::full_name();
+        let pending =
+            self.index.iter().filter(|row| row.0 == case_id && row.3 == kind).map(|row| row.4).min();
+        let stored: Option<(i64,)> = sqlx::query_as(
+            "SELECT MIN(occurred_at_ms) FROM triage_case_events WHERE case_id = $1 AND event_type = $2
+             HAVING COUNT(*) > 0",
+        )
+        .bind(case_id)
+        .bind(&kind)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(match (pending, stored.map(|(ms,)| ms)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    async fn flush(mut self, conn: &mut AnyConnection, policy: &SlaPolicy) -> Result<(), sqlx::Error> {
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(Some(mut case)) = self.cases.remove(&id) {
+                store(conn, &mut case, policy, self.products_changed.contains(&id)).await?;
+            }
+        }
+        for chunk in self.index.chunks(INDEX_ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        i * 5 + 1,
+                        i * 5 + 2,
+                        i * 5 + 3,
+                        i * 5 + 4,
+                        i * 5 + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO triage_case_events (case_id, sequence, subject, event_type, occurred_at_ms) VALUES {}
+                 ON CONFLICT (case_id, sequence) DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql).persistent(false);
+            for (case_id, sequence, subject, event_type, occurred) in chunk {
+                query = query
+                    .bind(case_id.as_str())
+                    .bind(*sequence)
+                    .bind(subject.as_str())
+                    .bind(event_type.as_str())
+                    .bind(*occurred);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+impl CasesProjection {
+    async fn apply_case(
+        &self,
+        conn: &mut AnyConnection,
+        pending: &mut Pending,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        let case_id = event.subject.trim_start_matches(mapping::SUBJECT_PREFIX).to_owned();
+        let opened = event.event_type == events::CaseOpened::full_name();
+        let mut case = match pending.case(conn, &case_id).await? {
+            Some(v) => v,
+            None if opened => triage::Case::default(),
+            None => {
+                tracing::warn!(case_id, sequence = event.sequence, "case event before the case was opened");
+                pending.index(&case_id, event);
+                return Ok(());
+            }
+        };
+        view::apply_case_event(&mut case, event)?;
+        if opened
+            && let Some(ms) = pending.acknowledged_ms(conn, &case_id).await?
+            && let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        {
+            // The report was acknowledged before triage opened the case.
+            view::apply_acknowledged(&mut case, Some(mapping::timestamp(at)), 0);
+        }
+        let products_changed = event.event_type == events::AffectedProductsSet::full_name();
+        pending.index(&case_id, event);
+
+        if event.event_type == events::CaseMarkedDuplicate::full_name() {
+            let e: events::CaseMarkedDuplicate = event.decode()?;
+            if let Some(mut canonical) = pending.case(conn, &e.duplicate_of_case_id).await? {
+                view::apply_duplicate_marked(&mut canonical, &case, e.marked_at, event.sequence);
+                pending.put(canonical, false);
+            }
+            pending.index(&e.duplicate_of_case_id, event);
+        } else if event.event_type == events::DuplicateLinked::full_name() {
+            let e: events::DuplicateLinked = event.decode()?;
+            if let Some(mut other) = pending.case(conn, &e.other_case_id).await? {
+                view::apply_linked_back(&mut other, &case_id, e.linked_at, event.sequence);
+                pending.put(other, false);
+            }
+        }
+        pending.put(case, products_changed);
+        Ok(())
+    }
+
+    async fn apply_one(
+        &self,
+        conn: &mut AnyConnection,
+        pending: &mut Pending,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        if event.subject.starts_with(mapping::SUBJECT_PREFIX) {
+            return self.apply_case(conn, pending, event).await;
+        }
+        // Other services' events: indexed for the timeline when they name a
+        // case; the acknowledgement also stops a clock.
+        let Some(case_id) = view::foreign_case_id(event) else {
+            return Ok(());
+        };
+        if event.event_type == events::ReportAcknowledged::full_name() {
+            let e: events::ReportAcknowledged = event.decode()?;
+            if let Some(mut case) = pending.case(conn, &case_id).await? {
+                view::apply_acknowledged(&mut case, e.acknowledged_at, event.sequence);
+                pending.put(case, false);
+            }
+        }
+        pending.index(&case_id, event);
+        Ok(())
+    }
+}
+
+impl Projection for CasesProjection {
+    fn name(&self) -> &str {
+        PROJECTION_NAME
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let mut pending = Pending::default();
+        self.apply_one(conn, &mut pending, event).await?;
+        pending.flush(conn, &self.policy).await?;
+        Ok(())
+    }
+
+    /// Folds the whole batch in memory and writes each changed case once.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
+        let mut pending = Pending::default();
+        let mut undecodable = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            match self.apply_one(conn, &mut pending, event).await {
+                Ok(()) => {}
+                Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                Err(ApplyError::Database(err)) => return Err(err),
+            }
+        }
+        pending.flush(conn, &self.policy).await?;
+        Ok(undecodable)
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        // triage_case_keys belongs to the reactions, which are never replayed.
+        sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_case_products").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_cases").execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+/// One case by id, as the read model has it.
+pub async fn get(pool: &AnyPool, case_id: &str) -> Result<Option<triage::Case>, sqlx::Error> {
+    let row = sqlx::query("SELECT view FROM triage_cases WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(decode_view(&row.try_get::<Vec<u8>, _>("view")?)?)),
+    }
+}
+
+/// One case by key.
+pub async fn get_by_key(pool: &AnyPool, case_key: &str) -> Result<Option<triage::Case>, sqlx::Error> {
+    let row = sqlx::query("SELECT view FROM triage_cases WHERE case_key = $1")
+        .bind(case_key)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(decode_view(&row.try_get::<Vec<u8>, _>("view")?)?)),
+    }
+}
+
+/// The field a list is sorted by; every one is an integer expression, so
+/// one keyset condition serves them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    OpenedAt,
+    UpdatedAt,
+    Severity,
+    CaseKey,
+    NextDueAt,
+}
+
+impl SortField {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "opened_at" => Self::OpenedAt,
+            "updated_at" => Self::UpdatedAt,
+            "severity" => Self::Severity,
+            "case_key" => Self::CaseKey,
+            "next_due_at" => Self::NextDueAt,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenedAt => "opened_at",
+            Self::UpdatedAt => "updated_at",
+            Self::Severity => "severity",
+            Self::CaseKey => "case_key",
+            Self::NextDueAt => "next_due_at",
+        }
+    }
+
+    /// Cases without a due time sort last in both directions.
+    fn expr(self, descending: bool) -> &'static str {
+        match (self, descending) {
+            (Self::OpenedAt, _) => "opened_at_ms",
+            (Self::UpdatedAt, _) => "updated_at_ms",
+            (Self::Severity, _) => "rating",
+            (Self::CaseKey, _) => "key_order",
+            (Self::NextDueAt, false) => "COALESCE(sla_next_due_ms, 9223372036854775807)",
+            (Self::NextDueAt, true) => "COALESCE(sla_next_due_ms, -9223372036854775807)",
+        }
+    }
+
+    /// The sort value of a view, as `expr` computes it from its row.
+    pub fn value(self, case: &triage::Case, descending: bool) -> i64 {
+        let ms =
+            |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(mapping::timestamp_millis).unwrap_or(0);
+        match self {
+            Self::OpenedAt => ms(&case.opened_at),
+            Self::UpdatedAt => ms(&case.updated_at),
+            Self::Severity => i64::from(case.severity.as_ref().map_or(0, |s| s.rating)),
+            Self::CaseKey => key_order(&case.case_key),
+            Self::NextDueAt => view::next_due_ms(case).unwrap_or(if descending {
+                -9_223_372_036_854_775_807
+            } else {
+                i64::MAX
+            }),
+        }
+    }
+}
+
+/// Which cases a list or a watch covers (`CaseFilter`, validated).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub statuses: Vec<i32>,
+    pub ratings: Vec<i32>,
+    pub product: Option<String>,
+    pub assignee: Option<String>,
+    pub assigned: Option<bool>,
+    pub embargoed: Option<bool>,
+    /// `psirt.triage.v1.SlaState` values: at least one clock in one of them.
+    pub sla_states: Vec<i32>,
+}
+
+/// Filters, order and page position of `ListCases`.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub now_ms: i64,
+    /// Sort keys, each with whether it is descending; ties are broken by
+    /// case id in the direction of the last key.
+    pub order: Vec<(SortField, bool)>,
+    /// Keyset position: strictly after this (sort values, case id).
+    pub after: Option<(Vec<i64>, String)>,
+    pub limit: u32,
+}
+
+enum Arg {
+    I(i64),
+    S(String),
+}
+
+fn push(args: &mut Vec<Arg>, a: Arg) -> String {
+    args.push(a);
+    format!("${}", args.len())
+}
+
+fn filter_clauses(filter: &Filter, now_ms: i64, args: &mut Vec<Arg>) -> Vec<String> {
+    let mut clauses = Vec::new();
+    if !filter.statuses.is_empty() {
+        let p: Vec<String> = filter.statuses.iter().map(|s| push(args, Arg::I(i64::from(*s)))).collect();
+        clauses.push(format!("status IN ({})", p.join(", ")));
+    }
+    if !filter.ratings.is_empty() {
+        let p: Vec<String> = filter.ratings.iter().map(|s| push(args, Arg::I(i64::from(*s)))).collect();
+        clauses.push(format!("rating IN ({})", p.join(", ")));
+    }
+    if let Some(product) = &filter.product {
+        let p = push(args, Arg::S(product.clone()));
+        clauses.push(format!(
+            "EXISTS (SELECT 1 FROM triage_case_products p WHERE p.case_id = triage_cases.case_id AND p.product = {p})"
+        ));
+    }
+    if let Some(assignee) = &filter.assignee {
+        let p = push(args, Arg::S(assignee.clone()));
+        clauses.push(format!("assignee = {p}"));
+    }
+    match filter.assigned {
+        Some(true) => clauses.push("assignee <> ''".to_owned()),
+        Some(false) => clauses.push("assignee = ''".to_owned()),
+        None => {}
+    }
+    match filter.embargoed {
+        Some(true) => {
+            let p = push(args, Arg::I(now_ms));
+            clauses.push(format!("embargo_until_ms > {p}"));
+        }
+        Some(false) => {
+            let p = push(args, Arg::I(now_ms));
+            clauses.push(format!("(embargo_until_ms IS NULL OR embargo_until_ms <= {p})"));
+        }
+        None => {}
+    }
+    if !filter.sla_states.is_empty() {
+        let now = push(args, Arg::I(now_ms));
+        let mut any = Vec::new();
+        for clock in ["ack", "triage"] {
+            for state in &filter.sla_states {
+                let (due, soon, met) =
+                    (format!("{clock}_due_ms"), format!("{clock}_soon_ms"), format!("{clock}_met_ms"));
+                any.push(match triage::SlaState::try_from(*state) {
+                    Ok(triage::SlaState::OnTrack) => format!("({met} IS NULL AND {soon} > {now})"),
+                    Ok(triage::SlaState::DueSoon) => {
+                        format!("({met} IS NULL AND {soon} <= {now} AND {due} > {now})")
+                    }
+                    Ok(triage::SlaState::Breached) => format!("({met} IS NULL AND {due} <= {now})"),
+                    Ok(triage::SlaState::Met) => format!("({met} IS NOT NULL AND {met} <= {due})"),
+                    Ok(triage::SlaState::MetLate) => format!("({met} IS NOT NULL AND {met} > {due})"),
+                    Ok(triage::SlaState::Unspecified) | Err(_) => continue,
+                });
+            }
+        }
+        if !any.is_empty() {
+            clauses.push(format!("({})", any.join(" OR ")));
+        }
+    }
+    clauses
+}
+
+fn where_sql(clauses: &[String]) -> String {
+    if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) }
+}
+
+fn bind_all<'q>(
+    sql: &'q str,
+    args: Vec<Arg>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut q = sqlx::query(sql).persistent(false);
+    for arg in args {
+        q = match arg {
+            Arg::I(v) => q.bind(v),
+            Arg::S(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// Cases matching `query` in its order; also whether more follow.
+pub async fn list(pool: &AnyPool, query: &ListQuery) -> Result<(Vec<triage::Case>, bool), sqlx::Error> {
+    let mut args = Vec::new();
+    let mut clauses = filter_clauses(&query.filter, query.now_ms, &mut args);
+    let dir = |descending: bool| if descending { ("<", "DESC") } else { (">", "ASC") };
+    let tie = dir(query.order.last().is_some_and(|(_, descending)| *descending));
+    if let Some((values, id)) = &query.after {
+        // (a, b, id) after (va, vb, vid): a beyond va, or a = va and b beyond
+        // vb, or both equal and id beyond vid, each "beyond" in its direction.
+        let mut any = Vec::new();
+        for i in 0..=query.order.len() {
+            let mut all = Vec::new();
+            for (j, (field, descending)) in query.order.iter().enumerate().take(i) {
+                let p = push(&mut args, Arg::I(values.get(j).copied().unwrap_or_default()));
+                all.push(format!("{} = {p}", field.expr(*descending)));
+            }
+            match query.order.get(i) {
+                Some((field, descending)) => {
+                    let p = push(&mut args, Arg::I(values.get(i).copied().unwrap_or_default()));
+                    all.push(format!("{} {} {p}", field.expr(*descending), dir(*descending).0));
+                }
+                None => {
+                    let p = push(&mut args, Arg::S(id.clone()));
+                    all.push(format!("case_id {} {p}", tie.0));
+                }
+            }
+            any.push(format!("({})", all.join(" AND ")));
+        }
+        clauses.push(format!("({})", any.join(" OR ")));
+    }
+    let mut order_sql: Vec<String> = query
+        .order
+        .iter()
+        .map(|(field, descending)| format!("{} {}", field.expr(*descending), dir(*descending).1))
+        .collect();
+    order_sql.push(format!("case_id {}", tie.1));
+    let limit = push(&mut args, Arg::I(i64::from(query.limit) + 1));
+    let sql = format!(
+        "SELECT view FROM triage_cases {} ORDER BY {} LIMIT {limit}",
+        where_sql(&clauses),
+        order_sql.join(", ")
+    );
+    let rows = bind_all(&sql, args).fetch_all(pool).await?;
+    let more = rows.len() > query.limit as usize;
+    let mut cases = Vec::with_capacity(rows.len());
+    for row in rows.into_iter().take(query.limit as usize) {
+        cases.push(decode_view(&row.try_get::<Vec<u8>, _>("view")?)?);
+    }
+    Ok((cases, more))
+}
+
+/// Cases matching `filter` whose view changed after stream sequence
+/// `after`, in the order of their last change, at most `limit`.
+pub async fn changed_since(
+    pool: &AnyPool,
+    filter: &Filter,
+    now_ms: i64,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<triage::Case>, sqlx::Error> {
+    let mut args = Vec::new();
+    let mut clauses = filter_clauses(filter, now_ms, &mut args);
+    let p = push(&mut args, Arg::I(to_i64(after)));
+    clauses.push(format!("last_sequence > {p}"));
+    let limit = push(&mut args, Arg::I(i64::from(limit)));
+    let sql =
+        format!("SELECT view FROM triage_cases {} ORDER BY last_sequence LIMIT {limit}", where_sql(&clauses));
+    let rows = bind_all(&sql, args).fetch_all(pool).await?;
+    let mut cases = Vec::with_capacity(rows.len());
+    for row in rows {
+        cases.push(decode_view(&row.try_get::<Vec<u8>, _>("view")?)?);
+    }
+    Ok(cases)
+}
+
+/// Clocks of open cases past their due time and neither met nor recorded
+/// as breached: (case id, clock, deadline).
+pub async fn due_clocks(
+    pool: &AnyPool,
+    now_ms: i64,
+) -> Result<Vec<(String, psirt_domain::SlaClock, time::OffsetDateTime)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT view FROM triage_cases WHERE status <> $1
+           AND ((ack_met_ms IS NULL AND ack_due_ms <= $2) OR (triage_met_ms IS NULL AND triage_due_ms <= $3))
+         ORDER BY sla_next_due_ms LIMIT 500",
+    )
+    .bind(psirt_proto::common::CaseStatus::Closed as i32)
+    .bind(now_ms)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await?;
+    let mut due = Vec::new();
+    for row in rows {
+        let case = decode_view(&row.try_get::<Vec<u8>, _>("view")?)?;
+        for clock in &case.sla_clocks {
+            let Some(which) = mapping::clock_from_proto(clock.clock) else { continue };
+            let deadline = clock.due_at.as_ref().and_then(mapping::from_timestamp);
+            if let Some(deadline) = deadline
+                && clock.met_at.is_none()
+                && clock.breached_at.is_none()
+                && mapping::millis(deadline) <= now_ms
+            {
+                due.push((case.case_id.clone(), which, deadline));
+            }
+        }
+    }
+    Ok(due)
+}
+
+/// The timeline entry of one sequence of a case: (event type, occurred at ms).
+pub async fn timeline_entry(
+    pool: &AnyPool,
+    case_id: &str,
+    sequence: u64,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event_type, occurred_at_ms FROM triage_case_events WHERE case_id = $1 AND sequence = $2",
+    )
+    .bind(case_id)
+    .bind(to_i64(sequence))
+    .fetch_optional(pool)
+    .await
+}
+
+/// Stream sequences of a case's timeline after `after`, in order.
+pub async fn timeline(
+    pool: &AnyPool,
+    case_id: &str,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<u64>, sqlx::Error> {
+    let rows: Vec<(i64,)> = sqlx::query_as(
+        "SELECT sequence FROM triage_case_events WHERE case_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+    )
+    .bind(case_id)
+    .bind(to_i64(after))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(s,)| u64::try_from(s).unwrap_or(0)).collect())
+}

@@ -1,0 +1,950 @@
+//! The triage service end to end in-process: real nats-server, real
+//! PostgreSQL and SQLite, real gRPC.
+
+mod common;
+
+use common::{DEADLINE, Harness, token, with_token};
+use psirt_kit::config::AuthMode;
+use psirt_proto::{common as pc, events, triage};
+use psirt_testkit::{BACKENDS, Backend, eventually};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const V31: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H";
+const V40: &str = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N";
+
+fn violations(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+fn year() -> i32 {
+    time::OffsetDateTime::now_utc().year()
+}
+
+fn by_key(key: &str) -> triage::GetCaseRequest {
+    triage::GetCaseRequest { lookup: Some(triage::get_case_request::Lookup::CaseKey(key.to_owned())) }
+}
+
+#[tokio::test]
+async fn reports_open_the_promised_cases_with_sequential_keys_on_both_databases() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let h = Harness::start(backend).await?;
+        let (report1, case1) = h.report("SQL injection in login form").await?;
+        let (_, case2) = h.report("XSS in search").await?;
+        let first = h.opened(case1).await?;
+        let second = h.opened(case2).await?;
+        assert_eq!(first.case_key, format!("PSIRT-{}-0001", year()), "{backend:?}");
+        assert_eq!(second.case_key, format!("PSIRT-{}-0002", year()), "{backend:?}");
+        assert_eq!(first.title, "SQL injection in login form");
+        assert_eq!(first.report_ids, vec![report1.to_string()]);
+        assert_eq!(first.status, pc::CaseStatus::Received as i32);
+        assert_eq!(first.channel, pc::ReportChannel::Web as i32);
+        assert_eq!(first.sla_clocks.len(), 2, "acknowledge and triage clocks run");
+        assert!(
+            first
+                .sla_clocks
+                .iter()
+                .all(|c| c.due_at.is_some() && c.state == triage::SlaState::OnTrack as i32)
+        );
+        // by key from the read model, once the projection has the case
+        h.case_at(case1, first.version).await?;
+        let mut cases = h.cases().await?;
+        let again = cases.get_case(by_key(&first.case_key)).await?.into_inner().case.expect("case");
+        assert_eq!(again.case_id, case1.to_string());
+        let missing =
+            cases.get_case(by_key(&format!("PSIRT-{}-0099", year()))).await.expect_err("no such key");
+        assert_eq!(missing.code(), Code::NotFound);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn redelivery_and_restart_never_open_or_link_twice() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Sqlite).await?;
+    let (report1, case1) = h.report("SQL injection in login form").await?;
+    let (report2, case2) = h.report("SQL injection in the login form").await?;
+    h.duplicate_hint(report2, report1).await?;
+    h.opened(case1).await?;
+    let linked = eventually(DEADLINE, "duplicate linked", || {
+        let h = &h;
+        async move {
+            let events = h.case_events(case2).await.ok()?;
+            (events.len() == 2).then_some(events)
+        }
+    })
+    .await?;
+    assert_eq!(linked[1].event_type, "psirt.events.v1.DuplicateLinked");
+
+    // Replay every reaction: the stream already has their events.
+    let mut h = h;
+    h.stop().await?;
+    let pool = psirt_kit::backbone::open_database(&h.config().database).await?;
+    sqlx::query("UPDATE projection_checkpoints SET last_sequence = 0 WHERE name = 'triage-reactions'")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let h = h.restart().await?;
+    let (_, case3) = h.report("CSRF in settings").await?;
+    let third = h.opened(case3).await?;
+    assert_eq!(third.case_key, format!("PSIRT-{}-0003", year()), "redelivered opens did not use up numbers");
+    assert_eq!(h.case_events(case1).await?.len(), 1, "opened once");
+    assert_eq!(h.case_events(case2).await?.len(), 2, "opened and linked once");
+    let view = eventually(DEADLINE, "link in the view", || {
+        let h = &h;
+        async move {
+            let case = h.opened(case2).await.ok()?;
+            (!case.suspected_duplicate_case_ids.is_empty()).then_some(case)
+        }
+    })
+    .await?;
+    assert_eq!(view.suspected_duplicate_case_ids, vec![case1.to_string()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn assess_accept_cve_and_embargo_end_to_end_then_timeline_and_rebuild() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Postgres).await?;
+    let (_, case_id) = h.report("Remote code execution in the gateway").await?;
+    h.opened(case_id).await?;
+    let mut client = h.triage().await?;
+    let id = case_id.to_string();
+    let assessed = client
+        .assess_severity(triage::AssessSeverityRequest {
+            case_id: id.clone(),
+            request_id: "assess-1".to_owned(),
+            cvss_v3_vector: V31.to_owned(),
+            cvss_v4_vector: V40.to_owned(),
+            ssvc: Some(triage::SsvcInputs {
+                exploitation: pc::SsvcExploitation::Active.into(),
+                automatable: pc::SsvcAutomatable::Yes.into(),
+                value_density: pc::SsvcValueDensity::Concentrated.into(),
+                technical_impact: pc::SsvcTechnicalImpact::Total.into(),
+                public_safety_impact: pc::SsvcPublicSafetyImpact::Significant.into(),
+            }),
+            cwe_ids: vec!["CWE-78".to_owned()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(assessed.status, pc::CaseStatus::Triage as i32, "assessing a received case starts triage");
+    let severity = assessed.severity.clone().expect("severity");
+    let v31 = severity.cvss_v31.expect("v3.1");
+    assert!((v31.base_score - 9.8).abs() < 1e-9, "FIRST: 9.8, got {}", v31.base_score);
+    let v40 = severity.cvss_v40.expect("v4.0");
+    assert!((v40.score - 9.3).abs() < 1e-9, "FIRST: 9.3, got {}", v40.score);
+    assert_eq!(severity.rating, pc::SeverityRating::Critical as i32);
+    assert_eq!(severity.ssvc.expect("ssvc").decision, pc::SsvcDecision::Immediate as i32);
+
+    client
+        .set_affected_products(triage::SetAffectedProductsRequest {
+            case_id: id.clone(),
+            request_id: "products-1".to_owned(),
+            products: vec![pc::ProductVersionRange {
+                product: "acme-gateway".to_owned(),
+                versions: Some(pc::product_version_range::Versions::Range("vers:semver/<2.4.1".to_owned())),
+            }],
+            ..Default::default()
+        })
+        .await?;
+    let accepted = client
+        .accept_case(triage::AcceptCaseRequest {
+            case_id: id.clone(),
+            request_id: "accept-1".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(accepted.status, pc::CaseStatus::Accepted as i32);
+    assert!(
+        accepted
+            .sla_clocks
+            .iter()
+            .any(|c| c.clock == events::SlaClock::Triage as i32 && c.state == triage::SlaState::Met as i32)
+    );
+    client
+        .assign_cve(triage::AssignCveRequest {
+            case_id: id.clone(),
+            request_id: "cve-1".to_owned(),
+            cve_id: "CVE-2026-12345".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    let embargoed = client
+        .set_embargo(triage::SetEmbargoRequest {
+            case_id: id.clone(),
+            request_id: "embargo-1".to_owned(),
+            local_disclosure_time: format!("{}-03-10T09:00", year() + 1),
+            time_zone: "Etc/GMT-9".to_owned(),
+            agreed_with: vec!["reporter".to_owned()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(embargoed.cve_ids, vec!["CVE-2026-12345".to_owned()]);
+    let embargo = embargoed.embargo.clone().expect("embargo");
+    assert!(embargo.active);
+    assert_eq!(embargo.utc_offset_seconds, 9 * 3600);
+    assert_eq!(embargo.local_disclosure_time, format!("{}-03-10T09:00:00", year() + 1));
+    // A zone the service cannot resolve without a tz database is refused clearly.
+    let berlin = client
+        .set_embargo(triage::SetEmbargoRequest {
+            case_id: id.clone(),
+            request_id: "embargo-2".to_owned(),
+            local_disclosure_time: format!("{}-03-10T09:00", year() + 1),
+            time_zone: "Europe/Berlin".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no tz database");
+    assert_eq!(berlin.code(), Code::InvalidArgument);
+    assert_eq!(violations(&berlin), vec!["time_zone".to_owned()]);
+
+    // The projection catches up with the command responses.
+    let projected = h.case_at(case_id, embargoed.version).await?;
+    let mut cases = h.cases().await?;
+    let mut got = cases
+        .get_case(triage::GetCaseRequest {
+            lookup: Some(triage::get_case_request::Lookup::CaseId(id.clone())),
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(got.version, embargoed.version);
+    assert_eq!(got.severity, embargoed.severity);
+    assert_eq!(got.status, embargoed.status);
+    assert_eq!(got.embargo, embargoed.embargo);
+    assert_eq!(projected.affected_products.len(), 1);
+
+    // Filters over the read model.
+    let list =
+        |filter: triage::CaseFilter| triage::ListCasesRequest { filter: Some(filter), ..Default::default() };
+    let mut cases2 = cases.clone();
+    let found = cases2
+        .list_cases(list(triage::CaseFilter {
+            statuses: vec![pc::CaseStatus::Accepted as i32],
+            severities: vec![pc::SeverityRating::Critical as i32],
+            product: "acme-gateway".to_owned(),
+            embargoed: Some(true),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(found.cases.len(), 1);
+    assert!(found.as_of_sequence >= got.version);
+    let none = cases2
+        .list_cases(list(triage::CaseFilter { product: "other".to_owned(), ..Default::default() }))
+        .await?
+        .into_inner();
+    assert!(none.cases.is_empty());
+    // triage met in time, acknowledgement still running
+    let sla = |states: Vec<triage::SlaState>| triage::CaseFilter {
+        sla_states: states.into_iter().map(|s| s as i32).collect(),
+        ..Default::default()
+    };
+    for (states, expected) in [
+        (vec![triage::SlaState::Met], 1),
+        (vec![triage::SlaState::OnTrack], 1),
+        (vec![triage::SlaState::Breached, triage::SlaState::MetLate], 0),
+    ] {
+        let found = cases2.list_cases(list(sla(states.clone()))).await?.into_inner();
+        assert_eq!(found.cases.len(), expected, "{states:?}");
+    }
+
+    // The timeline: every event of the case, in stream order.
+    let timeline = cases
+        .get_case_timeline(triage::GetCaseTimelineRequest { case_id: id.clone(), ..Default::default() })
+        .await?
+        .into_inner();
+    let types: Vec<&str> = timeline.entries.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "psirt.events.v1.ReportReceived",
+            "psirt.events.v1.CaseOpened",
+            "psirt.events.v1.TriageStarted",
+            "psirt.events.v1.SeverityAssessed",
+            "psirt.events.v1.AffectedProductsSet",
+            "psirt.events.v1.CaseAccepted",
+            "psirt.events.v1.CveAssigned",
+            "psirt.events.v1.EmbargoSet",
+        ]
+    );
+    assert!(timeline.entries.windows(2).all(|w| w[0].sequence < w[1].sequence));
+    let assessed_entry = &timeline.entries[3];
+    assert_eq!(
+        assessed_entry.event.as_ref().map(|a| a.type_url.as_str()),
+        Some("type.googleapis.com/psirt.events.v1.SeverityAssessed")
+    );
+    assert!(assessed_entry.summary.contains("CRITICAL"), "{}", assessed_entry.summary);
+    let page = cases
+        .get_case_timeline(triage::GetCaseTimelineRequest {
+            case_id: id.clone(),
+            page_size: 3,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(page.entries.len(), 3);
+    let rest = cases
+        .get_case_timeline(triage::GetCaseTimelineRequest {
+            case_id: id.clone(),
+            page_size: 100,
+            page_token: page.next_page_token.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(rest.entries.len(), 5);
+    assert!(rest.next_page_token.is_empty());
+
+    // Rebuild, then the same case field for field.
+    let mut h = h;
+    h.stop().await?;
+    let config = h.config();
+    let total = psirt_triage::rebuild(&config, |_, _| {}).await?;
+    assert!(total >= got.last_sequence);
+    let h = h.restart().await?;
+    let mut cases = h.cases().await?;
+    let mut rebuilt = cases
+        .get_case(triage::GetCaseRequest {
+            lookup: Some(triage::get_case_request::Lookup::CaseId(id.clone())),
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    // due-soon and embargo activity are computed when served; same instant-independent state here
+    for c in rebuilt.sla_clocks.iter_mut().chain(got.sla_clocks.iter_mut()) {
+        c.state = 0;
+    }
+    assert_eq!(rebuilt, got, "rebuild gives the same case");
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_commands_append_nothing() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Sqlite).await?;
+    let (_, case_id) = h.report("Path traversal in file download").await?;
+    let opened = h.opened(case_id).await?;
+    let id = case_id.to_string();
+    let mut client = h.triage().await?;
+
+    // invalid transitions name the current state
+    let accept = client
+        .accept_case(triage::AcceptCaseRequest {
+            case_id: id.clone(),
+            request_id: "a1".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("received cannot be accepted");
+    assert_eq!(accept.code(), Code::FailedPrecondition);
+    assert!(accept.message().contains("RECEIVED"), "{}", accept.message());
+    let close = client
+        .close_case(triage::CloseCaseRequest {
+            case_id: id.clone(),
+            request_id: "c1".to_owned(),
+            resolution: events::CaseResolution::Fixed.into(),
+            root_cause: "input not validated".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an untriaged case cannot be closed");
+    assert_eq!(close.code(), Code::FailedPrecondition);
+    assert!(close.message().contains("RECEIVED"), "{}", close.message());
+
+    // stale expected version
+    let stale = client
+        .assign_case(triage::AssignCaseRequest {
+            case_id: id.clone(),
+            request_id: "s1".to_owned(),
+            expected_version: Some(opened.version + 100),
+            assignee: "alice".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("stale");
+    assert_eq!(stale.code(), Code::Aborted);
+    assert!(stale.message().contains(&opened.version.to_string()), "{}", stale.message());
+
+    // bad input, with field violations
+    let bad_vector = client
+        .assess_severity(triage::AssessSeverityRequest {
+            case_id: id.clone(),
+            request_id: "v1".to_owned(),
+            cvss_v3_vector: "CVSS:3.1/AV:N/AC:L".to_owned(),
+            cvss_v4_vector: "CVSS:4.0/AV:N/AV:N".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("incomplete vectors");
+    assert_eq!(bad_vector.code(), Code::InvalidArgument);
+    assert_eq!(violations(&bad_vector), vec!["cvss_v3_vector".to_owned(), "cvss_v4_vector".to_owned()]);
+    let bad_ssvc = client
+        .assess_severity(triage::AssessSeverityRequest {
+            case_id: id.clone(),
+            request_id: "v2".to_owned(),
+            ssvc: Some(triage::SsvcInputs::default()),
+            ..Default::default()
+        })
+        .await
+        .expect_err("ssvc without decision points");
+    assert!(violations(&bad_ssvc).contains(&"ssvc.exploitation".to_owned()));
+    for cve in ["CVE-24-1", "CVE-2026-01234", "GHSA-2026-1234"] {
+        let bad_cve = client
+            .assign_cve(triage::AssignCveRequest {
+                case_id: id.clone(),
+                request_id: format!("cve-{cve}"),
+                cve_id: cve.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("bad cve id");
+        assert_eq!(bad_cve.code(), Code::InvalidArgument, "{cve}");
+        assert_eq!(violations(&bad_cve), vec!["cve_id".to_owned()], "{cve}");
+    }
+    let bad_products = client
+        .set_affected_products(triage::SetAffectedProductsRequest {
+            case_id: id.clone(),
+            request_id: "p1".to_owned(),
+            products: vec![pc::ProductVersionRange {
+                product: "portal".to_owned(),
+                versions: Some(pc::product_version_range::Versions::Explicit(pc::VersionList {
+                    versions: vec![],
+                })),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("no versions");
+    assert_eq!(violations(&bad_products), vec!["products[0].explicit.versions".to_owned()]);
+    let unknown = client
+        .start_triage(triage::StartTriageRequest {
+            case_id: psirt_domain::CaseId::new().to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown case");
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    assert_eq!(h.case_events(case_id).await?.len(), 1, "nothing was appended");
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_analysts_racing_on_one_version_one_wins_and_retries_are_idempotent() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Postgres).await?;
+    let (_, case_id) = h.report("Session fixation").await?;
+    h.opened(case_id).await?;
+    let id = case_id.to_string();
+    let client = h.triage().await?;
+    let started = client
+        .clone()
+        .start_triage(triage::StartTriageRequest {
+            case_id: id.clone(),
+            request_id: "start".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    let version = started.version;
+    let calls = ["alice", "bob"].map(|who| {
+        let mut c = client.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            c.assign_case(triage::AssignCaseRequest {
+                case_id: id,
+                request_id: format!("assign-{who}"),
+                expected_version: Some(version),
+                assignee: who.to_owned(),
+                ..Default::default()
+            })
+            .await
+        })
+    });
+    let mut won = 0;
+    let mut aborted = 0;
+    for call in calls {
+        match call.await? {
+            Ok(_) => won += 1,
+            Err(status) if status.code() == Code::Aborted => aborted += 1,
+            Err(status) => anyhow::bail!("unexpected {status:?}"),
+        }
+    }
+    assert_eq!((won, aborted), (1, 1));
+    let stored = h.case_events(case_id).await?;
+    assert_eq!(stored.len(), 3, "opened, triage started, one assignment");
+
+    // the same request again appends nothing and answers with the case
+    let request = triage::AssignCaseRequest {
+        case_id: id.clone(),
+        request_id: "assign-carol".to_owned(),
+        assignee: "carol".to_owned(),
+        ..Default::default()
+    };
+    let first = client.clone().assign_case(request.clone()).await?.into_inner().case.expect("case");
+    let again = client.clone().assign_case(request).await?.into_inner().case.expect("case");
+    assert_eq!(first.version, again.version);
+    assert_eq!(again.assignee, "carol");
+    assert_eq!(h.case_events(case_id).await?.len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn analysts_decide_engineers_read_and_reporters_do_neither() -> anyhow::Result<()> {
+    let h = Harness::start_with(Backend::Sqlite, AuthMode::Jwt).await?;
+    let (_, case_id) = h.report("Open redirect").await?;
+    let id = case_id.to_string();
+    let get =
+        || triage::GetCaseRequest { lookup: Some(triage::get_case_request::Lookup::CaseId(id.clone())) };
+    let assign = |who: &str| triage::AssignCaseRequest {
+        case_id: id.clone(),
+        request_id: format!("assign-{who}"),
+        assignee: who.to_owned(),
+        ..Default::default()
+    };
+    let engineer = token("erin", &["engineer"]);
+    let analyst = token("alice", &["analyst"]);
+    let reporter = token("rita", &["reporter"]);
+    let mut cases = h.cases().await?;
+    let mut triage_client = h.triage().await?;
+    eventually(DEADLINE, "case readable by an engineer", || {
+        let mut cases = cases.clone();
+        let request = with_token(get(), &engineer);
+        async move { cases.get_case(request).await.ok() }
+    })
+    .await?;
+    let denied = triage_client
+        .assign_case(with_token(assign("erin"), &engineer))
+        .await
+        .expect_err("engineers read only");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = cases.get_case(with_token(get(), &reporter)).await.expect_err("reporters see no cases");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let anonymous = cases.get_case(get()).await.expect_err("no token");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let assigned = triage_client
+        .assign_case(with_token(assign("alice"), &analyst))
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(assigned.assignee, "alice");
+    let events = h.case_events(case_id).await?;
+    assert_eq!(
+        events.last().and_then(|e| e.metadata.actor.as_deref()),
+        Some("alice"),
+        "the actor is the principal"
+    );
+    Ok(())
+}
+
+async fn next(
+    watch: &mut tonic::Streaming<triage::WatchCasesResponse>,
+) -> anyhow::Result<triage::watch_cases_response::Kind> {
+    tokio::time::timeout(DEADLINE, watch.message())
+        .await??
+        .and_then(|m| m.kind)
+        .ok_or_else(|| anyhow::anyhow!("watch ended"))
+}
+
+#[tokio::test]
+async fn watch_replays_from_a_position_then_follows_live() -> anyhow::Result<()> {
+    use triage::watch_cases_response::Kind;
+    let h = Harness::start(Backend::Sqlite).await?;
+    let (_, case_id) = h.report("Clickjacking on the admin page").await?;
+    let opened = h.opened(case_id).await?;
+    h.case_at(case_id, opened.version).await?;
+    let mut cases = h.cases().await?;
+    let mut watch = cases
+        .watch_cases(triage::WatchCasesRequest { filter: None, after_sequence: Some(0) })
+        .await?
+        .into_inner();
+    let Kind::Change(first) = next(&mut watch).await? else { anyhow::bail!("expected the backlog first") };
+    assert_eq!(first.case.as_ref().map(|c| c.case_id.clone()), Some(case_id.to_string()));
+    assert_eq!(first.event_type, "psirt.events.v1.CaseOpened");
+    let Kind::Checkpoint(checkpoint) = next(&mut watch).await? else { anyhow::bail!("expected caught up") };
+    assert!(checkpoint.caught_up);
+    assert!(checkpoint.sequence >= first.sequence);
+
+    let mut client = h.triage().await?;
+    client
+        .assign_case(triage::AssignCaseRequest {
+            case_id: case_id.to_string(),
+            request_id: "w1".to_owned(),
+            assignee: "alice".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    let live = loop {
+        match next(&mut watch).await? {
+            Kind::Change(change) => break change,
+            Kind::Checkpoint(_) => {}
+        }
+    };
+    assert!(live.sequence > checkpoint.sequence);
+    assert_eq!(live.case.map(|c| c.assignee), Some("alice".to_owned()));
+
+    // a filter that matches nothing sends only checkpoints
+    let mut none = cases
+        .watch_cases(triage::WatchCasesRequest {
+            filter: Some(triage::CaseFilter {
+                statuses: vec![pc::CaseStatus::Closed as i32],
+                ..Default::default()
+            }),
+            after_sequence: Some(0),
+        })
+        .await?
+        .into_inner();
+    assert!(matches!(next(&mut none).await?, Kind::Checkpoint(_)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_burst_of_reports_across_a_restart_opens_each_case_once_with_unique_keys() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Postgres).await?;
+    let mut cases = Vec::new();
+    for i in 0..20 {
+        cases.push(h.report(&format!("Report {i}")).await?.1);
+    }
+    let mut h = h;
+    h.stop().await?;
+    let h = h.restart().await?;
+    for i in 20..40 {
+        cases.push(h.report(&format!("Report {i}")).await?.1);
+    }
+    let mut client = h.cases().await?;
+    let listed = eventually(DEADLINE, "every case in the view", || {
+        let mut client = client.clone();
+        async move {
+            let list = client
+                .list_cases(triage::ListCasesRequest {
+                    page_size: 1000,
+                    order_by: "case_key".to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (list.cases.len() == 40).then_some(list.cases)
+        }
+    })
+    .await?;
+    let keys: Vec<String> = listed.iter().map(|c| c.case_key.clone()).collect();
+    let expected: Vec<String> = (1..=40).map(|n| format!("PSIRT-{}-{n:04}", year())).collect();
+    assert_eq!(keys, expected, "sequential, unique, none skipped");
+    for case_id in &cases {
+        assert_eq!(h.case_events(*case_id).await?.len(), 1, "opened once");
+    }
+    // paging by key gives the same order
+    let first = client
+        .list_cases(triage::ListCasesRequest {
+            page_size: 15,
+            order_by: "case_key desc".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let second = client
+        .list_cases(triage::ListCasesRequest {
+            page_size: 30,
+            order_by: "case_key desc".to_owned(),
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let paged: Vec<String> = first.cases.iter().chain(&second.cases).map(|c| c.case_key.clone()).collect();
+    let mut reversed = expected;
+    reversed.reverse();
+    assert_eq!(paged, reversed);
+    assert!(second.next_page_token.is_empty());
+    let bad = client
+        .list_cases(triage::ListCasesRequest {
+            order_by: "opened_at".to_owned(),
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect_err("token of another order");
+    assert_eq!(violations(&bad), vec!["page_token".to_owned()]);
+
+    // several sort keys: pages of 7 give the order of one big page
+    for order_by in ["severity desc,case_key", "next_due_at,case_key desc", "updated_at desc,severity"] {
+        let all = client
+            .list_cases(triage::ListCasesRequest {
+                page_size: 1000,
+                order_by: order_by.to_owned(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .cases;
+        let mut paged = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = client
+                .list_cases(triage::ListCasesRequest {
+                    page_size: 7,
+                    order_by: order_by.to_owned(),
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            paged.extend(page.cases);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        let ids = |cases: &[triage::Case]| cases.iter().map(|c| c.case_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&paged), ids(&all), "{order_by}");
+        assert_eq!(all.len(), 40);
+    }
+    let keys_of = |cases: &[triage::Case]| cases.iter().map(|c| c.case_key.clone()).collect::<Vec<_>>();
+    let by_severity_then_key = client
+        .list_cases(triage::ListCasesRequest {
+            page_size: 1000,
+            order_by: "severity desc,case_key".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        keys_of(&by_severity_then_key.cases),
+        (1..=40).map(|n| format!("PSIRT-{}-{n:04}", year())).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn missed_deadlines_are_recorded_and_escalated_once_also_with_two_replicas() -> anyhow::Result<()> {
+    let nats = psirt_testkit::NatsServer::start().await?;
+    let db = psirt_testkit::TestDatabase::new(Backend::Postgres).await?;
+    let mut config = common::config(&nats, &db, AuthMode::None);
+    config.triage.sla.unrated =
+        psirt_domain::SeverityClocks { acknowledge: "1s".parse()?, triage: "2s".parse()? };
+    config.triage.sla_check_interval_ms = 100;
+    config.validate()?;
+    // a second replica with the same settings: its scheduler races the first
+    let telemetry = psirt_kit::telemetry::init("psirt-triage-test", &config.log, &config.otel)?;
+    let replica = Box::pin(psirt_triage::Application::build(&config, telemetry.metrics())).await?;
+    let replica_core = replica.triage().clone();
+    let replica_stop = psirt_kit::Shutdown::new();
+    let replica_task = tokio::spawn(replica.run_until_stopped(replica_stop.clone()));
+    let h = Box::pin(Harness::start_configured(nats, db, config)).await?;
+
+    let (_, case_id) = h.report("Unauthenticated API endpoint").await?;
+    let recorded = eventually(DEADLINE, "both deadlines recorded and escalated", || {
+        let h = &h;
+        async move {
+            let events = h.case_events(case_id).await.ok()?;
+            (events.len() >= 5).then_some(events)
+        }
+    })
+    .await?;
+    let types: Vec<&str> = recorded.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "psirt.events.v1.CaseOpened",
+            "psirt.events.v1.SlaBreached",
+            "psirt.events.v1.CaseEscalated",
+            "psirt.events.v1.SlaBreached",
+            "psirt.events.v1.CaseEscalated",
+        ]
+    );
+    let escalated: events::CaseEscalated = recorded[4].decode()?;
+    assert!(escalated.automatic);
+    assert_eq!(escalated.level, events::EscalationLevel::Management as i32);
+    assert_eq!(escalated.sla_clock, events::SlaClock::Triage as i32);
+    // once the view shows the breaches, further passes record nothing
+    let view = eventually(DEADLINE, "breaches in the view", || {
+        let h = &h;
+        async move {
+            let case = h.opened(case_id).await.ok()?;
+            case.sla_clocks.iter().all(|c| c.breached_at.is_some()).then_some(case)
+        }
+    })
+    .await?;
+    assert!(view.sla_clocks.iter().all(|c| c.state == triage::SlaState::Breached as i32));
+    assert_eq!(view.escalation_level, events::EscalationLevel::Management as i32);
+    assert_eq!(view.status, pc::CaseStatus::Received as i32, "the scheduler is not someone triaging");
+    assert_eq!(replica_core.record_breaches().await.map_err(|e| anyhow::anyhow!("{e}"))?, 0);
+    assert_eq!(h.case_events(case_id).await?.len(), 5, "each deadline once");
+    let late = h
+        .cases()
+        .await?
+        .list_cases(triage::ListCasesRequest {
+            filter: Some(triage::CaseFilter {
+                sla_states: vec![triage::SlaState::Breached as i32],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(late.cases.len(), 1);
+    replica_stop.trigger();
+    replica_task.await??;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_duplicate_shows_on_its_canonical_case_and_a_rejection_is_undone_by_close_and_reopen()
+-> anyhow::Result<()> {
+    let h = Harness::start(Backend::Sqlite).await?;
+    let (report1, case1) = h.report("Stored XSS in comments").await?;
+    let (report2, case2) = h.report("XSS in the comment field").await?;
+    let (_, case3) = h.report("Not a bug").await?;
+    for case in [case1, case2, case3] {
+        h.opened(case).await?;
+    }
+    let mut client = h.triage().await?;
+    let start = |case: psirt_domain::CaseId| triage::StartTriageRequest {
+        case_id: case.to_string(),
+        request_id: "start".to_owned(),
+        ..Default::default()
+    };
+    client.start_triage(start(case2)).await?;
+    let self_duplicate = client
+        .mark_duplicate(triage::MarkDuplicateRequest {
+            case_id: case2.to_string(),
+            request_id: "dup-self".to_owned(),
+            duplicate_of_case_id: case2.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("not of itself");
+    assert_eq!(violations(&self_duplicate), vec!["duplicate_of_case_id".to_owned()]);
+    let duplicate = client
+        .mark_duplicate(triage::MarkDuplicateRequest {
+            case_id: case2.to_string(),
+            request_id: "dup".to_owned(),
+            duplicate_of_case_id: case1.to_string(),
+            note: "same sink".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(duplicate.status, pc::CaseStatus::Duplicate as i32);
+    assert_eq!(duplicate.duplicate_of_case_id, case1.to_string());
+    let marked: events::CaseMarkedDuplicate = h.case_events(case2).await?.last().expect("event").decode()?;
+    assert!(marked.duplicate_of_case_key.starts_with("PSIRT-"));
+
+    let canonical = eventually(DEADLINE, "duplicate on the canonical case", || {
+        let h = &h;
+        async move {
+            let case = h.opened(case1).await.ok()?;
+            (!case.duplicate_case_ids.is_empty()).then_some(case)
+        }
+    })
+    .await?;
+    assert_eq!(canonical.duplicate_case_ids, vec![case2.to_string()]);
+    assert_eq!(canonical.report_ids, vec![report1.to_string(), report2.to_string()]);
+    let timeline = h
+        .cases()
+        .await?
+        .get_case_timeline(triage::GetCaseTimelineRequest {
+            case_id: case1.to_string(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        timeline.entries.last().map(|e| e.event_type.as_str()),
+        Some("psirt.events.v1.CaseMarkedDuplicate"),
+        "the canonical case's timeline shows the duplicate"
+    );
+
+    // reject, close as rejected, reopen: back in triage, the rejection cleared
+    client.start_triage(start(case3)).await?;
+    let rejected = client
+        .reject_case(triage::RejectCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "reject".to_owned(),
+            reason: events::RejectionReason::NotAVulnerability.into(),
+            reason_text: "works as designed".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(rejected.rejection_reason, events::RejectionReason::NotAVulnerability as i32);
+    let accept = client
+        .accept_case(triage::AcceptCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "a".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a rejected case cannot be accepted");
+    assert_eq!(accept.code(), Code::FailedPrecondition);
+    assert!(accept.message().contains("REJECTED"), "{}", accept.message());
+    let wrong = client
+        .close_case(triage::CloseCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "close-wrong".to_owned(),
+            resolution: events::CaseResolution::Fixed.into(),
+            root_cause: "none".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("resolution must fit");
+    assert_eq!(violations(&wrong), vec!["resolution".to_owned()]);
+    let closed = client
+        .close_case(triage::CloseCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "close".to_owned(),
+            resolution: events::CaseResolution::Rejected.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(closed.status, pc::CaseStatus::Closed as i32);
+    assert!(closed.closed_at.is_some());
+    let assign = client
+        .assign_case(triage::AssignCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "late".to_owned(),
+            assignee: "alice".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("closed");
+    assert_eq!(assign.code(), Code::FailedPrecondition);
+    assert!(assign.message().contains("CLOSED"), "{}", assign.message());
+    let reopened = client
+        .reopen_case(triage::ReopenCaseRequest {
+            case_id: case3.to_string(),
+            request_id: "reopen".to_owned(),
+            reason: "new proof of concept".to_owned(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .case
+        .expect("case");
+    assert_eq!(reopened.status, pc::CaseStatus::Triage as i32);
+    assert_eq!(reopened.reopen_count, 1);
+    assert_eq!(reopened.rejection_reason, 0);
+    assert!(reopened.closed_at.is_none());
+    Ok(())
+}
