@@ -67,6 +67,9 @@ start_service() { # name grpc admin
 intake_grpc="${PSIRT_UP_INTAKE_GRPC_PORT:-50051}"
 intake_admin="${PSIRT_UP_INTAKE_ADMIN_PORT:-9101}"
 start_service intake "$intake_grpc" "$intake_admin"
+triage_grpc="${PSIRT_UP_TRIAGE_GRPC_PORT:-50052}"
+triage_admin="${PSIRT_UP_TRIAGE_ADMIN_PORT:-9102}"
+start_service triage "$triage_grpc" "$triage_admin"
 
 cat <<MSG
 
@@ -76,10 +79,12 @@ PSIRT platform is up (embedded defaults, state in $state)
 
   NATS JetStream   nats://127.0.0.1:$nats_port   (monitoring http://127.0.0.1:$nats_monitor)
   intake  gRPC     127.0.0.1:$intake_grpc   admin http://127.0.0.1:$intake_admin/metrics /healthz /readyz
+  triage  gRPC     127.0.0.1:$triage_grpc   admin http://127.0.0.1:$triage_admin/metrics /healthz /readyz
 
   Try, from another shell:
     target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal
     target/debug/psirtctl report list
+    target/debug/psirtctl case list
     grpcurl -plaintext 127.0.0.1:$intake_grpc list
 
   Logs: $state/logs/   Press Ctrl-C to stop.

@@ -36,12 +36,16 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
     let grpc = free_port()?;
     let admin = free_port()?;
     let nats = free_port()?;
+    let triage_grpc = free_port()?;
+    let triage_admin = free_port()?;
     let mut up = Command::new("bash")
         .arg(root().join("scripts/up.sh"))
         .env("STATE_DIR", &state)
         .env("PSIRT_NATS_PORT", nats.to_string())
         .env("PSIRT_UP_INTAKE_GRPC_PORT", grpc.to_string())
         .env("PSIRT_UP_INTAKE_ADMIN_PORT", admin.to_string())
+        .env("PSIRT_UP_TRIAGE_GRPC_PORT", triage_grpc.to_string())
+        .env("PSIRT_UP_TRIAGE_ADMIN_PORT", triage_admin.to_string())
         .env("PSIRT_BIN_DIR", bin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -75,6 +79,11 @@ print("\n".join(db.get_services()))
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let services = String::from_utf8(listed.stdout)?;
     assert!(services.lines().any(|s| s == "psirt.intake.v1.IntakeService"), "{services}");
+    let listed = Command::new("python3").args(["-c", script, &format!("127.0.0.1:{triage_grpc}")]).output()?;
+    let services = String::from_utf8(listed.stdout)?;
+    for service in ["psirt.triage.v1.TriageService", "psirt.triage.v1.CaseService"] {
+        assert!(services.lines().any(|s| s == service), "{service} in {services}");
+    }
 
     let submitted = psirtctl(
         grpc,
@@ -118,7 +127,7 @@ print("\n".join(db.get_services()))
     })
     .await?;
     let _ = exited;
-    for port in [grpc, admin, nats] {
+    for port in [grpc, admin, nats, triage_grpc, triage_admin] {
         eventually(Duration::from_secs(15), "port released", || async move {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
         })
