@@ -79,7 +79,8 @@ print("\n".join(db.get_services()))
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let services = String::from_utf8(listed.stdout)?;
     assert!(services.lines().any(|s| s == "psirt.intake.v1.IntakeService"), "{services}");
-    let listed = Command::new("python3").args(["-c", script, &format!("127.0.0.1:{triage_grpc}")]).output()?;
+    let listed =
+        Command::new("python3").args(["-c", script, &format!("127.0.0.1:{triage_grpc}")]).output()?;
     let services = String::from_utf8(listed.stdout)?;
     for service in ["psirt.triage.v1.TriageService", "psirt.triage.v1.CaseService"] {
         assert!(services.lines().any(|s| s == service), "{service} in {services}");

@@ -419,8 +419,18 @@ impl<P: Projection> ProjectionRunner<P> {
         if checkpoint(&self.pool, self.projection.name()).await? >= target {
             return Ok(());
         }
-        self.run_once(Some(target)).await?;
-        Ok(())
+        // Another runner (a service still running, or one that died without
+        // releasing its lease) may hold the lease: wait for it to run out.
+        let start = tokio::time::Instant::now();
+        loop {
+            match self.run_once(Some(target)).await {
+                Err(ProjectionError::LeaseLost(name)) if start.elapsed() < self.settings.lease * 3 => {
+                    info!(projection = %name, "waiting for the projection lease");
+                    tokio::time::sleep(self.settings.retry_pause).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// One consumer session: pulls and applies batches until the stream
