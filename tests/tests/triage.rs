@@ -162,7 +162,7 @@ async fn a_report_becomes_a_case_within_a_second_and_is_triaged_then_rebuilt_ide
     let _intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
     let mut triage_service = Service::start("triage", &nats, sqlite(&dir, "triage")).await?;
     let mut intake_client = IntakeServiceClient::new(_intake.channel().await?);
-    let mut cases = CaseServiceClient::new(triage_service.channel().await?);
+    let cases = CaseServiceClient::new(triage_service.channel().await?);
     let mut commands = TriageServiceClient::new(triage_service.channel().await?);
 
     let submitted =

@@ -6,6 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::triage::case_service_client::CaseServiceClient;
+use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -14,8 +16,13 @@ use tonic::{Request, Status};
 
 use crate::{CliError, GlobalArgs};
 
-/// Where `psirtctl` connects unless told otherwise.
+/// Where `psirtctl` reaches the intake service (`report` commands) unless
+/// told otherwise.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Where `psirtctl` reaches the triage service (`case` and `triage`
+/// commands) unless told otherwise.
+pub const DEFAULT_TRIAGE_SERVER: &str = "http://127.0.0.1:50052";
 
 /// Largest response accepted. Tonic's default of 4 MiB is too small for a
 /// full page of reports with long descriptions; the server's own limit is
@@ -24,6 +31,12 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A client of `psirt.intake.v1.IntakeService` that sends the token.
 pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.triage.v1.TriageService` (case decisions) that sends the token.
+pub type TriageClient = TriageServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.triage.v1.CaseService` (case view) that sends the token.
+pub type CaseClient = CaseServiceClient<InterceptedService<Channel, AuthInterceptor>>;
 
 /// Normalises `--server`: `host:port` gets `http://`; the result must be a
 /// valid http URI.
@@ -132,23 +145,38 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `--server` within `--timeout`.
-    pub async fn open(global: &GlobalArgs) -> Result<Self, CliError> {
+    /// Connects to `server` (`--server` or `--triage-server`, already
+    /// normalised by [`parse_server`]) within `--timeout`. The timeout bounds
+    /// each call until its response headers arrive, so it does not cut off
+    /// a long-running stream such as `case watch`.
+    pub async fn open(global: &GlobalArgs, server: &str) -> Result<Self, CliError> {
         let auth = AuthInterceptor::new(global.token.as_ref())?;
-        let endpoint = Endpoint::from_shared(global.server.clone())
-            .map_err(|e| CliError::Usage(format!("invalid --server {}: {e}", global.server)))?
+        let endpoint = Endpoint::from_shared(server.to_owned())
+            .map_err(|e| CliError::Usage(format!("invalid server address {server}: {e}")))?
             .connect_timeout(global.timeout)
             .timeout(global.timeout);
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| CliError::Connect { server: global.server.clone(), reason: error_chain(&e) })?;
+            .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
         Ok(Self { channel, auth })
     }
 
     /// A client of the intake service.
     pub fn intake(&self) -> IntakeClient {
         IntakeServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the triage service's case decisions.
+    pub fn triage(&self) -> TriageClient {
+        TriageServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the triage service's case view.
+    pub fn cases(&self) -> CaseClient {
+        CaseServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 }

@@ -71,6 +71,16 @@ impl From<io::Error> for CliError {
     }
 }
 
+/// Whether a failed command may have been applied anyway: after a timeout or
+/// a broken connection the server may have stored it before the answer got
+/// lost. Repeating it with the same request id is then safe.
+pub fn may_have_been_applied(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal
+    )
+}
+
 /// A status the client made up because the connection broke (the server's
 /// own statuses carry no local error source).
 fn is_local_transport_failure(status: &Status) -> bool {

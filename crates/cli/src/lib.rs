@@ -1,13 +1,18 @@
 //! `psirtctl`, the command-line client of the PSIRT platform's gRPC services.
 //!
-//! One top-level subcommand per service area (`report` now; `case`, `triage`,
+//! One top-level subcommand per service area (`report`, `case`, `triage`;
 //! `remediation`, ... later), each owned by its own module with its clap
 //! arguments and handlers; this file only wires them to the shared options.
+//!
+//! Each service has its own endpoint: `--server` for intake (`report`),
+//! `--triage-server` for triage (`case`, `triage`).
 
+pub mod case;
 pub mod client;
 pub mod error;
 pub mod output;
 pub mod report;
+pub mod triage;
 
 use std::io::Write;
 use std::time::Duration;
@@ -32,8 +37,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// gRPC endpoint of the PSIRT services: `http://host:port` or `host:port`
-    /// (plaintext; TLS is not supported yet).
+    /// gRPC endpoint of the intake service, used by the `report` commands:
+    /// `http://host:port` or `host:port` (plaintext; TLS is not supported yet).
     #[arg(
         long,
         global = true,
@@ -42,6 +47,17 @@ pub struct GlobalArgs {
         value_parser = client::parse_server,
     )]
     pub server: String,
+
+    /// gRPC endpoint of the triage service, used by the `case` and `triage`
+    /// commands: `http://host:port` or `host:port` (plaintext).
+    #[arg(
+        long,
+        global = true,
+        env = "PSIRT_TRIAGE_SERVER",
+        default_value = client::DEFAULT_TRIAGE_SERVER,
+        value_parser = client::parse_server,
+    )]
+    pub triage_server: String,
 
     /// Bearer token sent with every call. Prefer the environment variable:
     /// a command line is visible to every local user.
@@ -67,6 +83,22 @@ pub enum Command {
     /// Vulnerability reports: submit, inspect, acknowledge, message (intake service).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Cases: list, show, timeline, watch (case view of the triage service).
+    ///
+    /// Connects to --triage-server. A case is named by its id (UUID) or its
+    /// key (e.g. PSIRT-2026-0001).
+    #[command(subcommand)]
+    Case(case::CaseCommand),
+    /// Triage decisions on a case: assign, assess, accept, reject, ... (triage service).
+    ///
+    /// Connects to --triage-server. A case is named by its id (UUID) or its
+    /// key (e.g. PSIRT-2026-0001), which is looked up first. Every command
+    /// takes --expected-version (apply only at that version) and
+    /// --request-id (idempotency key; default a new UUID, shown in the
+    /// output), and prints the case as the command left it: a short summary,
+    /// or with --output json the whole case as {"case": ...}, like `case show`.
+    #[command(subcommand)]
+    Triage(triage::TriageCommand),
 }
 
 /// Runs one parsed command line, writing results to stdout.
@@ -74,11 +106,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let mut stdout = std::io::stdout();
     let result = match cli.command {
         Command::Report(command) => report::run(&cli.global, command, &mut stdout).await,
+        Command::Case(command) => case::run(&cli.global, command, &mut stdout).await,
+        Command::Triage(command) => triage::run(&cli.global, command, &mut stdout).await,
     };
     let result = result.and_then(|()| stdout.flush().map_err(CliError::Output));
     match result {
         // `psirtctl report list | head` closing the pipe early is not a failure.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        // Catches conflicting or dangling argument references (`requires`,
+        // `conflicts_with`, groups) that clap only checks in debug builds.
+        super::Cli::command().debug_assert();
     }
 }

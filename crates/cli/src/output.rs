@@ -3,6 +3,7 @@
 //! from reporters is stripped of control characters before it reaches a terminal.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use prost_types::Timestamp;
@@ -20,30 +21,107 @@ pub enum OutputFormat {
     Json,
 }
 
+/// The descriptors of the project (and the well-known wrapper types), decoded
+/// once per process.
+pub fn descriptor_pool() -> Result<&'static DescriptorPool, CliError> {
+    static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut pool = DescriptorPool::decode(psirt_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())?;
+        // `google.protobuf.BytesValue` shows events this client cannot decode
+        // (see `displayable_any`); the project's protos do not import it.
+        if pool.get_message_by_name(BYTES_VALUE).is_none()
+            && let Some(file) = DescriptorPool::global().get_file_by_name("google/protobuf/wrappers.proto")
+        {
+            pool.add_file_descriptor_proto(file.file_descriptor_proto().clone())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(pool)
+    })
+    .as_ref()
+    .map_err(|e| CliError::Other(anyhow::anyhow!("bad embedded descriptor set: {e}")))
+}
+
+const BYTES_VALUE: &str = "google.protobuf.BytesValue";
+
 /// Writes `message` as pretty canonical proto3 JSON (camelCase names, enum
 /// names, RFC 3339 timestamps, 64-bit integers as strings), the mapping
 /// every other protobuf tool uses, via the descriptors of the project.
+/// `google.protobuf.Any` fields are expanded (`{"@type": ..., fields}`).
 pub fn write_json<M>(w: &mut dyn Write, message: &M) -> Result<(), CliError>
 where
     M: prost::Message + prost::Name,
 {
-    let pool = DescriptorPool::decode(psirt_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| CliError::Other(anyhow::anyhow!("bad embedded descriptor set: {e}")))?;
+    let dynamic = to_dynamic(message)?;
+    serialize(&dynamic, &mut serde_json::Serializer::pretty(&mut *w), &M::full_name())?;
+    writeln!(w)?;
+    Ok(())
+}
+
+/// Like [`write_json`], but compact on one line: one message per line
+/// (JSON Lines) for streams such as `case watch`.
+pub fn write_json_line<M>(w: &mut dyn Write, message: &M) -> Result<(), CliError>
+where
+    M: prost::Message + prost::Name,
+{
+    let dynamic = to_dynamic(message)?;
+    serialize(&dynamic, &mut serde_json::Serializer::new(&mut *w), &M::full_name())?;
+    writeln!(w)?;
+    Ok(())
+}
+
+fn to_dynamic<M>(message: &M) -> Result<DynamicMessage, CliError>
+where
+    M: prost::Message + prost::Name,
+{
     let name = M::full_name();
-    let descriptor = pool
+    let descriptor = descriptor_pool()?
         .get_message_by_name(&name)
         .ok_or_else(|| CliError::Other(anyhow::anyhow!("no descriptor for {name}")))?;
-    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot decode {name}: {e}")))?;
-    let mut serializer = serde_json::Serializer::pretty(&mut *w);
-    dynamic.serialize_with_options(&mut serializer, &SerializeOptions::new()).map_err(|e| {
+    DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot decode {name}: {e}")))
+}
+
+fn serialize<W, F>(
+    dynamic: &DynamicMessage,
+    serializer: &mut serde_json::Serializer<W, F>,
+    name: &str,
+) -> Result<(), CliError>
+where
+    W: Write,
+    F: serde_json::ser::Formatter,
+{
+    dynamic.serialize_with_options(serializer, &SerializeOptions::new()).map_err(|e| {
         match e.io_error_kind() {
             Some(_) => CliError::Output(e.into()),
             None => CliError::Other(anyhow::anyhow!("cannot encode {name} as JSON: {e}")),
         }
-    })?;
-    writeln!(w)?;
-    Ok(())
+    })
+}
+
+/// `any` if its payload can be shown as JSON with the project's descriptors
+/// (a known message type that decodes); otherwise the stored bytes wrapped
+/// in a `google.protobuf.BytesValue`, which JSON shows as
+/// `{"@type": ".../google.protobuf.BytesValue", "value": "<base64>"}`, so one
+/// event newer than this client does not make a whole listing unprintable.
+pub fn displayable_any(any: prost_types::Any) -> Result<prost_types::Any, CliError> {
+    let pool = descriptor_pool()?;
+    let decodes = any
+        .type_url
+        .rsplit_once('/')
+        .and_then(|(_, name)| pool.get_message_by_name(name))
+        .is_some_and(|descriptor| DynamicMessage::decode(descriptor, any.value.as_slice()).is_ok());
+    if decodes {
+        return Ok(any);
+    }
+    let descriptor = pool
+        .get_message_by_name(BYTES_VALUE)
+        .ok_or_else(|| CliError::Other(anyhow::anyhow!("no descriptor for {BYTES_VALUE}")))?;
+    let mut wrapper = DynamicMessage::new(descriptor);
+    wrapper.set_field_by_name("value", prost_reflect::Value::Bytes(any.value.into()));
+    Ok(prost_types::Any {
+        type_url: format!("type.googleapis.com/{BYTES_VALUE}"),
+        value: prost::Message::encode_to_vec(&wrapper),
+    })
 }
 
 /// A table with a header row; columns padded to their widest cell.
@@ -71,6 +149,11 @@ impl Table {
     /// ids, enum names and timestamps here; wide (CJK) characters in titles
     /// may shift the last column, which is why the title comes last.
     pub fn write(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        self.write_indented(w, 0)
+    }
+
+    /// [`Table::write`] with every line indented by `indent` spaces.
+    pub fn write_indented(&self, w: &mut dyn Write, indent: usize) -> std::io::Result<()> {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -89,7 +172,7 @@ impl Table {
                     line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count() + 2));
                 }
             }
-            writeln!(w, "{}", line.trim_end())?;
+            writeln!(w, "{:indent$}{}", "", line.trim_end())?;
         }
         Ok(())
     }
@@ -97,10 +180,19 @@ impl Table {
 
 /// Writes `Key:  value` lines with the values aligned.
 pub fn write_fields(w: &mut dyn Write, fields: &[(&str, String)]) -> std::io::Result<()> {
+    write_fields_indented(w, fields, 0)
+}
+
+/// [`write_fields`] indented by `indent` spaces, for a section of a block.
+pub fn write_fields_indented(
+    w: &mut dyn Write,
+    fields: &[(&str, String)],
+    indent: usize,
+) -> std::io::Result<()> {
     let width = fields.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     for (key, value) in fields {
         let label = format!("{key}:");
-        writeln!(w, "{label:<width$}  {}", sanitize_line(value), width = width + 1)?;
+        writeln!(w, "{:indent$}{label:<width$}  {}", "", sanitize_line(value), width = width + 1)?;
     }
     Ok(())
 }

@@ -14,7 +14,6 @@ use psirt_proto::intake::{
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tonic::Code;
 
 use crate::client::Connection;
 use crate::output::{self, OutputFormat, Table};
@@ -233,7 +232,7 @@ pub async fn run(global: &GlobalArgs, command: ReportCommand, out: &mut dyn Writ
 
 /// The given idempotency key, or a new one. Generated once per invocation
 /// and printed, so the user can retry a call whose answer got lost.
-fn request_id(given: Option<String>) -> String {
+pub(crate) fn request_id(given: Option<String>) -> String {
     given.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
@@ -275,16 +274,13 @@ async fn submit(global: &GlobalArgs, args: SubmitArgs, out: &mut dyn Write) -> R
         requested_disclosure_at: args.disclosure_at,
         external_reference: args.external_reference.unwrap_or_default(),
     };
-    let mut client = Connection::open(global).await?.intake();
+    let mut client = Connection::open(global, &global.server).await?.intake();
     let response = match client.submit_report(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => {
             // After a timeout or a broken connection the report may have been
             // stored anyway: the same request id makes a retry safe.
-            if matches!(
-                status.code(),
-                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal
-            ) {
+            if crate::error::may_have_been_applied(&status) {
                 eprintln!("to retry without a second report: --request-id {request_id}");
             }
             return Err(status.into());
@@ -313,7 +309,7 @@ async fn submit(global: &GlobalArgs, args: SubmitArgs, out: &mut dyn Write) -> R
 }
 
 async fn get(global: &GlobalArgs, args: GetArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let mut client = Connection::open(global).await?.intake();
+    let mut client = Connection::open(global, &global.server).await?.intake();
     let response = client.get_report(GetReportRequest { report_id: args.report_id }).await?.into_inner();
     match global.output {
         OutputFormat::Json => output::write_json(out, &response),
@@ -334,7 +330,7 @@ async fn list(global: &GlobalArgs, args: ListArgs, out: &mut dyn Write) -> Resul
         received_after: args.since,
         received_before: args.until,
     };
-    let mut client = Connection::open(global).await?.intake();
+    let mut client = Connection::open(global, &global.server).await?.intake();
     let mut page = client.list_reports(request.clone()).await?.into_inner();
     if args.all {
         let mut reports = std::mem::take(&mut page.reports);
@@ -377,7 +373,7 @@ async fn ack(global: &GlobalArgs, args: AckArgs, out: &mut dyn Write) -> Result<
         expected_version: args.expected_version,
         message: args.message,
     };
-    let mut client = Connection::open(global).await?.intake();
+    let mut client = Connection::open(global, &global.server).await?.intake();
     let response = client.acknowledge_report(request).await?.into_inner();
     match global.output {
         OutputFormat::Json => output::write_json(out, &response),
@@ -409,7 +405,7 @@ async fn message(global: &GlobalArgs, args: MessageArgs, out: &mut dyn Write) ->
         body,
         expected_version: args.expected_version,
     };
-    let mut client = Connection::open(global).await?.intake();
+    let mut client = Connection::open(global, &global.server).await?.intake();
     let response = client.add_reporter_message(request).await?.into_inner();
     match global.output {
         OutputFormat::Json => output::write_json(out, &response),

@@ -1,6 +1,7 @@
 //! Shared by the `psirtctl` end-to-end tests: a real intake service in-process
-//! (real nats-server, temp SQLite) and a runner for the real `psirtctl`
-//! binary, so the tests cover argument parsing, the wire and the exit codes.
+//! (real nats-server, temp SQLite), optionally with a real triage service on
+//! the same event stream, and a runner for the real `psirtctl` binary, so the
+//! tests cover argument parsing, the wire and the exit codes.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -11,6 +12,7 @@ use psirt_intake::{Application, Config};
 use psirt_kit::config::AuthMode;
 use psirt_kit::{Shutdown, TelemetryGuard};
 use psirt_testkit::{NatsServer, TestDatabase};
+use psirt_triage::{Application as TriageApplication, Config as TriageConfig};
 use secrecy::SecretString;
 use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinHandle;
@@ -66,6 +68,82 @@ impl Intake {
 }
 
 impl Drop for Intake {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Intake and triage on one event stream: reports submitted to intake open
+/// cases in triage.
+pub struct Platform {
+    /// Intake's `127.0.0.1:<port>` (for `--server`).
+    pub intake: String,
+    /// Triage's `127.0.0.1:<port>` (for `--triage-server`).
+    pub triage: String,
+    shutdown: Shutdown,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    // Dropped after the services are stopped.
+    _telemetry: Vec<TelemetryGuard>,
+    _dbs: Vec<TestDatabase>,
+    _nats: NatsServer,
+}
+
+impl Platform {
+    /// Starts both services without authentication.
+    pub async fn start() -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        let shutdown = Shutdown::new();
+
+        let intake_db = TestDatabase::sqlite()?;
+        let mut config = Config::default();
+        config.grpc.listen = "127.0.0.1:0".parse()?;
+        config.admin.listen = "127.0.0.1:0".parse()?;
+        config.nats.url = nats.url();
+        config.database.url = SecretString::from(intake_db.url().to_owned());
+        config.log.level = "warn".to_owned();
+        config.auth.mode = AuthMode::None;
+        let intake_telemetry = psirt_kit::telemetry::init("test-intake", &config.log, &config.otel)?;
+        let intake = Box::pin(Application::build(&config, intake_telemetry.metrics())).await?;
+        let intake_addr = intake.grpc_addr().to_string();
+
+        let triage_db = TestDatabase::sqlite()?;
+        let mut config = TriageConfig::default();
+        config.grpc.listen = "127.0.0.1:0".parse()?;
+        config.admin.listen = "127.0.0.1:0".parse()?;
+        config.nats.url = nats.url();
+        config.database.url = SecretString::from(triage_db.url().to_owned());
+        config.log.level = "warn".to_owned();
+        config.auth.mode = AuthMode::None;
+        let triage_telemetry = psirt_kit::telemetry::init("test-triage", &config.log, &config.otel)?;
+        let triage = Box::pin(TriageApplication::build(&config, triage_telemetry.metrics())).await?;
+        let triage_addr = triage.grpc_addr().to_string();
+
+        let tasks = vec![
+            tokio::spawn(intake.run_until_stopped(shutdown.clone())),
+            tokio::spawn(triage.run_until_stopped(shutdown.clone())),
+        ];
+        Ok(Self {
+            intake: intake_addr,
+            triage: triage_addr,
+            shutdown,
+            tasks,
+            _telemetry: vec![intake_telemetry, triage_telemetry],
+            _dbs: vec![intake_db, triage_db],
+            _nats: nats,
+        })
+    }
+
+    /// Stops both services and returns how they ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        for task in std::mem::take(&mut self.tasks) {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Platform {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
@@ -134,18 +212,30 @@ impl Psirtctl {
         self
     }
 
-    pub async fn run(self) -> Run {
+    /// Starts the command without waiting for it, stdout piped (for
+    /// long-running commands such as `case watch`); killed when dropped.
+    pub fn spawn(self) -> tokio::process::Child {
+        self.command().stdin(Stdio::null()).spawn().expect("spawn psirtctl")
+    }
+
+    fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_psirtctl"));
         command
             .args(&self.args)
             .env_remove("PSIRT_SERVER")
+            .env_remove("PSIRT_TRIAGE_SERVER")
             .env_remove("PSIRT_TOKEN")
             .env_remove("PSIRT_OUTPUT")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        command
+    }
+
+    pub async fn run(self) -> Run {
+        let mut command = self.command();
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = command.spawn().expect("spawn psirtctl");
         if let Some(text) = &self.stdin {
             let mut stdin = child.stdin.take().expect("piped stdin");
