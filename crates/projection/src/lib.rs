@@ -224,6 +224,14 @@ impl<P: Projection> ProjectionRunner<P> {
         let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
+        // Write first: on SQLite a transaction that reads first and writes
+        // later fails at once ("database is locked") when another writer
+        // committed in between, instead of waiting for the lock; on
+        // PostgreSQL this row lock serialises two runners' batches.
+        sqlx::query("UPDATE projection_checkpoints SET updated_at_ms = updated_at_ms WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let row: Option<(i64, Option<String>, i64)> = sqlx::query_as(
             "SELECT last_sequence, lease_owner, lease_until_ms FROM projection_checkpoints WHERE name = $1",
         )

@@ -3,6 +3,8 @@
 //! projection (`triage-reactions`) so reactions follow stream order, take
 //! the lease, and commit case-key numbers with their checkpoint.
 
+use std::collections::HashMap;
+
 use prost::Name;
 use psirt_domain::{Case, CaseCommand, CaseId, CaseKey, EventId, ReportId};
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
@@ -196,9 +198,210 @@ impl Reactions {
     }
 }
 
+/// A case open decided and sent, waiting for JetStream's acknowledgement.
+struct PendingOpen {
+    case_id: CaseId,
+    key: CaseKey,
+    report_id: ReportId,
+    append: psirt_eventstore::PendingAppend,
+}
+
+impl Reactions {
+    /// Decides the `CaseOpened` for a `ReportReceived`, taking the next
+    /// number of its year from `counters` (in memory: the batch writes the
+    /// counters once, with its checkpoint).
+    async fn prepare_open(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+        counters: &mut HashMap<i32, u32>,
+    ) -> Result<Option<(CaseId, CaseKey, ReportId, psirt_eventstore::NewEvent)>, ApplyError> {
+        let e: events::ReportReceived = event.decode()?;
+        let report_id: ReportId =
+            e.report_id.parse().map_err(|_| psirt_eventstore::DecodeError::Payload {
+                event_type: event.event_type.clone(),
+                sequence: event.sequence,
+                message: format!("report_id {:?} is not an id", e.report_id),
+            })?;
+        let case_id = CaseId::for_report(report_id);
+        let received_at = e.received_at.as_ref().and_then(mapping::from_timestamp).unwrap_or(event.stored_at);
+        let year = received_at.year();
+        let last = match counters.get(&year) {
+            Some(last) => *last,
+            None => current_number(conn, year).await?,
+        };
+        let number = last + 1;
+        let key = CaseKey::new(u16::try_from(year).unwrap_or(9999), number).map_err(|err| {
+            psirt_eventstore::DecodeError::Payload {
+                event_type: event.event_type.clone(),
+                sequence: event.sequence,
+                message: format!("no case key for year {year}: {err}"),
+            }
+        })?;
+        let command = CaseCommand::Open { case_id, key, report_id: Some(report_id), title: e.title.clone() };
+        let opened = match Case::default().handle(command, OffsetDateTime::now_utc()) {
+            Ok(opened) => opened,
+            Err(err) => {
+                warn!(report_id = %report_id, sequence = event.sequence, error = %err, "report cannot open a case");
+                counters.insert(year, last);
+                return Ok(None);
+            }
+        };
+        let Some(opened) = opened.into_iter().next() else { return Ok(None) };
+        counters.insert(year, number);
+        let cause = event.id.map_or_else(|| format!("seq-{}", event.sequence), |id| id.to_string());
+        let event_id = EventId::derive(case_id.into(), &format!("opened-from\u{1f}{cause}"));
+        let extra = Extra {
+            channel: e.channel,
+            report_received_at: Some(mapping::timestamp(received_at)),
+            ..Extra::default()
+        };
+        Ok(Some((
+            case_id,
+            key,
+            report_id,
+            mapping::to_new_event(&opened, event_id, metadata(event), None, &extra),
+        )))
+    }
+}
+
+/// The last case number handed out in `year` (0 for none).
+async fn current_number(conn: &mut AnyConnection, year: i32) -> Result<u32, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM triage_case_keys WHERE year = $1")
+        .bind(year)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map_or(0, |(seq,)| u32::try_from(seq).unwrap_or(u32::MAX)))
+}
+
+async fn store_number(conn: &mut AnyConnection, year: i32, value: u32) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO triage_case_keys (year, last_seq) VALUES ($1, $2)
+         ON CONFLICT (year) DO UPDATE SET last_seq = excluded.last_seq",
+    )
+    .bind(year)
+    .bind(i64::from(value))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn sql(e: StoreError) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("event store: {e}"))
+}
+
 impl Projection for Reactions {
     fn name(&self) -> &str {
         PROJECTION_NAME
+    }
+
+    /// Opens all the batch's cases with their appends in flight together
+    /// (one round trip per batch, not per report), then links duplicates in
+    /// stream order. A redelivered batch numbers its reports exactly as the
+    /// first delivery did (same order, same counter), so its appends are
+    /// recognised duplicates carrying the same keys.
+    async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        batch: &[RecordedEvent],
+    ) -> Result<Vec<(usize, psirt_eventstore::DecodeError)>, sqlx::Error> {
+        let mut undecodable = Vec::new();
+        let mut counters: HashMap<i32, u32> = HashMap::new();
+        let mut pending = Vec::new();
+        // Which of the batch's cases exist already (a redelivery, a replay):
+        // asked all at once, so those never take a new number.
+        let opens: Vec<(usize, &RecordedEvent)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.event_type == events::ReportReceived::full_name())
+            .collect();
+        let exists = futures::future::join_all(opens.iter().map(|(_, event)| async move {
+            let report: Option<ReportId> =
+                event.decode::<events::ReportReceived>().ok().and_then(|e| e.report_id.parse().ok());
+            match report {
+                Some(report) => self
+                    .store
+                    .last_event(&mapping::subject(CaseId::for_report(report)))
+                    .await
+                    .map(|e| e.is_some()),
+                None => Ok(false),
+            }
+        }))
+        .await;
+        let mut settled_existing: HashMap<i32, u32> = HashMap::new();
+        let mut fresh = Vec::new();
+        for ((index, event), exists) in opens.iter().zip(exists) {
+            if !exists.map_err(sql)? {
+                fresh.push((*index, *event));
+                continue;
+            }
+            let report: Option<ReportId> =
+                event.decode::<events::ReportReceived>().ok().and_then(|e| e.report_id.parse().ok());
+            if let Some(report) = report {
+                let (case, _) = self.load(CaseId::for_report(report)).await.map_err(|e| match e {
+                    ApplyError::Database(e) => e,
+                    ApplyError::Undecodable(e) => sqlx::Error::Decode(Box::new(e)),
+                })?;
+                if let Some(stored) = case.details().map(|d| d.key) {
+                    let entry = settled_existing.entry(i32::from(stored.year())).or_insert(0);
+                    *entry = (*entry).max(stored.sequence());
+                }
+            }
+        }
+        // A counter behind the stream (a restored database) moves past the
+        // keys already handed out before new ones are numbered.
+        for (year, value) in &settled_existing {
+            let current = current_number(conn, *year).await?;
+            counters.insert(*year, current.max(*value));
+        }
+        for (index, event) in fresh {
+            match self.prepare_open(conn, event, &mut counters).await {
+                Ok(Some((case_id, key, report_id, new))) => {
+                    let append =
+                        self.store.start_append(new, ExpectedVersion::NoStream).await.map_err(sql)?;
+                    pending.push(PendingOpen { case_id, key, report_id, append });
+                }
+                Ok(None) => {}
+                Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                Err(ApplyError::Database(err)) => return Err(err),
+            }
+        }
+        let mut settled = counters.clone();
+        for open in pending {
+            match open.append.wait().await {
+                Ok(appended) if !appended.duplicate => {
+                    info!(case_id = %open.case_id, case_key = %open.key, report_id = %open.report_id, "case opened");
+                }
+                // Opened before: the stored key is the truth; never hand it
+                // out again.
+                Ok(_) | Err(StoreError::Conflict { .. }) => {
+                    let (case, _) = self.load(open.case_id).await.map_err(|e| match e {
+                        ApplyError::Database(e) => e,
+                        ApplyError::Undecodable(e) => sqlx::Error::Decode(Box::new(e)),
+                    })?;
+                    if let Some(stored) = case.details().map(|d| d.key) {
+                        let year = i32::from(stored.year());
+                        let entry = settled.entry(year).or_insert(0);
+                        *entry = (*entry).max(stored.sequence());
+                    }
+                }
+                Err(err) => return Err(sql(err)),
+            }
+        }
+        for (year, value) in settled {
+            store_number(conn, year, value).await?;
+        }
+        for (index, event) in batch.iter().enumerate() {
+            if event.event_type == events::DuplicateSuspected::full_name() {
+                match self.link(event).await {
+                    Ok(()) => {}
+                    Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                    Err(ApplyError::Database(err)) => return Err(err),
+                }
+            }
+        }
+        undecodable.sort_by_key(|(index, _)| *index);
+        Ok(undecodable)
     }
 
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
