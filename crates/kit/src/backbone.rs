@@ -117,3 +117,30 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
         .await
         .with_context(|| format!("failed to open database {}", db.redacted_url()))
 }
+
+/// Keeps a readiness check in step with the NATS connection: a service
+/// whose bus is away is not ready (commands would fail), and turns ready
+/// again by itself once the client has reconnected.
+pub fn watch_nats(
+    client: async_nats::Client,
+    check: crate::ReadinessCheck,
+    shutdown: crate::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let connected = client.connection_state() == async_nats::connection::State::Connected;
+            if last != Some(connected) {
+                if !connected {
+                    tracing::warn!("nats connection lost, not ready until it is back");
+                }
+                check.set_ready(connected);
+                last = Some(connected);
+            }
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    })
+}

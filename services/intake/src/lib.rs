@@ -169,6 +169,11 @@ impl Application {
         let Self { grpc, admin, intake, store, pool, auth, projection, readiness, .. } = self;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
+        let nats_watch = psirt_kit::backbone::watch_nats(
+            store.jetstream().client(),
+            readiness.register("nats"),
+            shutdown.clone(),
+        );
 
         let (stop_projection, stop_rx) = tokio::sync::watch::channel(false);
         let runner =
@@ -221,6 +226,7 @@ impl Application {
         }
         let admin_result = admin_task.await.context("admin task panicked")?;
         let _ = refresher.await;
+        let _ = nats_watch.await;
         info!(
             checkpoint = progress.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
             "psirt-intake stopped"

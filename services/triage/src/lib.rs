@@ -181,6 +181,11 @@ impl Application {
         let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, .. } = self;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
+        let nats_watch = psirt_kit::backbone::watch_nats(
+            store.jetstream().client(),
+            readiness.register("nats"),
+            shutdown.clone(),
+        );
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let cases = ProjectionRunner::new(
@@ -234,6 +239,7 @@ impl Application {
         shutdown.wait().await;
         serving.set_ready(false);
         let grpc_result = grpc_task.await.context("grpc task panicked")?;
+        let _ = nats_watch.await;
         let _ = stop.send(true);
         for (name, task) in [("triage-cases", cases_task), ("triage-reactions", reactions_task)] {
             match task.await {

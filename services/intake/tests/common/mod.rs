@@ -22,6 +22,7 @@ pub struct Harness {
     pub nats: NatsServer,
     pub db: TestDatabase,
     pub grpc: SocketAddr,
+    pub admin: SocketAddr,
     pub shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     auth: AuthMode,
@@ -54,9 +55,10 @@ impl Harness {
         let telemetry = psirt_kit::telemetry::init("psirt-intake-test", &config.log, &config.otel)?;
         let app = Application::build(&config, telemetry.metrics()).await?;
         let grpc = app.grpc_addr();
+        let admin = app.admin_addr();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Ok(Self { nats, db, grpc, shutdown, task: Some(task), auth, _telemetry: telemetry })
+        Ok(Self { nats, db, grpc, admin, shutdown, task: Some(task), auth, _telemetry: telemetry })
     }
 
     /// Stops the application and starts a new one on the same NATS and database.
@@ -132,3 +134,17 @@ pub fn submission(request_id: &str, title: &str) -> intake::SubmitReportRequest 
 }
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The HTTP status of `GET path` on the admin port.
+pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.ok()?;
+    let line = String::from_utf8_lossy(&buf);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
