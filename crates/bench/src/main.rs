@@ -7,6 +7,7 @@ mod intake;
 mod payload;
 mod process;
 mod raw;
+mod rebuild;
 mod report;
 
 use std::path::PathBuf;
@@ -40,6 +41,23 @@ enum Command {
     /// Start nats-server, psirt-intake and psirt-triage, submit reports at a
     /// steady rate, and measure how long until each promised case is readable.
     CaseLatency(CaseLatencyArgs),
+    /// Seed a fresh nats-server with realistic cases, rebuild the case view
+    /// on a fresh PostgreSQL database, and run the raw floor of the same work
+    /// (pull consume + multi-row upsert with checkpoint); report both rates.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    /// Events to seed and replay.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    events: u64,
+    /// Cases whose events are interleaved phase by phase on the stream
+    /// (1: each case's events in a row).
+    #[arg(long, default_value_t = rebuild::DEFAULT_INTERLEAVE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    interleave: usize,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -171,6 +189,7 @@ fn main() -> anyhow::Result<()> {
                 Command::RawPublish(args) => raw_command(args).await,
                 Command::All(args) => all_command(args).await,
                 Command::CaseLatency(args) => case_latency_command(args).await,
+                Command::Rebuild(args) => Box::pin(rebuild_command(args)).await,
             }
         };
         // On Ctrl-C the command is dropped, which kills the nats-server and
@@ -390,6 +409,27 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     report::emit(&doc, args.output.format, args.output.json.as_deref())
 }
 
+async fn rebuild_command(args: RebuildArgs) -> anyhow::Result<()> {
+    let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
+    let options =
+        rebuild::RebuildOptions { nats: nats.url(), events: args.events, interleave: args.interleave };
+    let result = Box::pin(rebuild::run(&options)).await?;
+    drop(nats);
+    let params = Parameters {
+        command: "rebuild".to_owned(),
+        clients: 1,
+        connections: None,
+        ack_window: None,
+        duration_secs: result.rebuild.secs + result.raw.secs,
+        warmup_secs: 0.0,
+        target: Some(format!("{} events on PostgreSQL", result.events)),
+    };
+    let mut doc = Document::new(params, Vec::new());
+    doc.nats_server_version = nats_server_version();
+    doc.rebuild = Some(result);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -423,5 +463,15 @@ mod tests {
         assert_eq!(args.load.warmup, Duration::from_secs(2));
         assert_eq!(args.window, 32);
         assert_eq!(args.output.format, Format::Table);
+    }
+
+    #[test]
+    fn rebuild_defaults() {
+        let cli = Cli::try_parse_from(["psirt-bench", "rebuild"]).unwrap();
+        let Command::Rebuild(args) = cli.command else { panic!("not rebuild") };
+        assert_eq!(args.events, 1_000_000);
+        assert_eq!(args.interleave, 64);
+        assert!(Cli::try_parse_from(["psirt-bench", "rebuild", "--events", "0"]).is_err());
+        assert!(Cli::try_parse_from(["psirt-bench", "rebuild", "--interleave", "0"]).is_err());
     }
 }

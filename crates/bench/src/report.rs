@@ -217,6 +217,9 @@ pub struct Document {
     pub ratio_intake_over_raw: Option<f64>,
     /// The intake child's memory (`all` only).
     pub intake_memory: Option<Memory>,
+    /// The rebuild and raw passes (`rebuild` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<crate::rebuild::RebuildResult>,
 }
 
 impl Document {
@@ -229,6 +232,7 @@ impl Document {
             results,
             ratio_intake_over_raw: None,
             intake_memory: None,
+            rebuild: None,
         }
     }
 }
@@ -291,13 +295,39 @@ pub fn table(rows: &[Summary]) -> String {
     out
 }
 
+/// The rebuild and raw passes side by side, and their ratio.
+pub fn rebuild_table(r: &crate::rebuild::RebuildResult) -> String {
+    let mut out =
+        format!("{:<WORKLOAD_WIDTH$}{:>10}{:>10}{:>11}\n", "workload", "events", "secs", "events/s");
+    for (name, pass) in
+        [(crate::rebuild::REBUILD_WORKLOAD, &r.rebuild), (crate::rebuild::RAW_WORKLOAD, &r.raw)]
+    {
+        let _ = writeln!(
+            out,
+            "{name:<WORKLOAD_WIDTH$}{:>10}{:>10.2}{:>11.0}",
+            pass.events, pass.secs, pass.events_per_sec
+        );
+    }
+    let ratio = r.ratio_rebuild_over_raw.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let _ = writeln!(
+        out,
+        "ratio rebuild/raw: {ratio}   batch {}   {} cases (interleave {})   seeded in {:.1}s",
+        r.batch_size, r.cases, r.interleave, r.seed_secs
+    );
+    out
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// The table, error breakdowns, and the ratio and memory line when known.
 pub fn render_text(doc: &Document) -> String {
-    let mut out = table(&doc.results);
+    let mut out =
+        if doc.results.is_empty() && doc.rebuild.is_some() { String::new() } else { table(&doc.results) };
+    if let Some(r) = &doc.rebuild {
+        out.push_str(&rebuild_table(r));
+    }
     for row in doc.results.iter().filter(|r| !r.errors_by_code.is_empty()) {
         let codes: Vec<String> = row.errors_by_code.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "errors of {}: {}", row.workload, codes.join(", "));
@@ -446,6 +476,7 @@ intake                        7      2        1     0.50     3.46    12.50   101
             results,
             ratio_intake_over_raw: None,
             intake_memory: None,
+            rebuild: None,
         }
     }
 
@@ -489,5 +520,45 @@ intake                        7      2        1     0.50     3.46    12.50   101
                     processor\t: 1\nmodel name\t: other\n";
         assert_eq!(cpu_model(info).as_deref(), Some("Intel(R) Xeon(R) CPU @ 2.20GHz"));
         assert_eq!(cpu_model("processor : 0\n"), None);
+    }
+
+    fn rebuild_result() -> crate::rebuild::RebuildResult {
+        use crate::rebuild::{Pass, RebuildResult};
+        RebuildResult {
+            events: 1_000_000,
+            cases: 181_824,
+            interleave: 64,
+            batch_size: 256,
+            seed_secs: 15.8,
+            rebuild: Pass { events: 1_000_000, secs: 80.0, events_per_sec: 12_500.0 },
+            raw: Pass { events: 1_000_000, secs: 8.0, events_per_sec: 125_000.0 },
+            ratio_rebuild_over_raw: Some(0.1),
+            postgres_version: Some("PostgreSQL 15".to_owned()),
+        }
+    }
+
+    #[test]
+    fn rebuild_text_is_its_own_table() {
+        let mut doc = document(Vec::new());
+        doc.rebuild = Some(rebuild_result());
+        let expected = "\
+workload                  events      secs   events/s
+case view rebuild        1000000     80.00      12500
+raw consume+upsert       1000000      8.00     125000
+ratio rebuild/raw: 0.10   batch 256   181824 cases (interleave 64)   seeded in 15.8s
+";
+        assert_eq!(render_text(&doc), expected);
+    }
+
+    #[test]
+    fn rebuild_document_round_trips_and_others_omit_it() {
+        let mut doc = document(Vec::new());
+        doc.rebuild = Some(rebuild_result());
+        let json = serde_json::to_string(&doc).unwrap();
+        assert_eq!(serde_json::from_str::<Document>(&json).unwrap(), doc);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["rebuild"]["raw"]["events_per_sec"], 125_000.0);
+        let plain = serde_json::to_value(document(Vec::new())).unwrap();
+        assert!(plain.get("rebuild").is_none());
     }
 }
