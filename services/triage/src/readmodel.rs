@@ -125,6 +125,16 @@ struct Pending {
     products_changed: HashSet<String>,
     /// (case id, sequence, subject, event type, occurred at ms)
     index: Vec<(String, i64, String, String, i64)>,
+    /// Earliest stored acknowledgement per case, preloaded for the cases the
+    /// batch opens; a case absent here has none stored.
+    acknowledged: Option<HashMap<String, i64>>,
+}
+
+/// Ids per `IN (...)` list: far below both databases' parameter limits.
+const IDS_PER_STATEMENT: usize = 500;
+
+fn in_list(start: usize, n: usize) -> String {
+    (0..n).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
 }
 
 /// Timeline rows per statement: 5 parameters each, well under SQLite's 32766.
@@ -173,6 +183,13 @@ impl Pending {
         let kind = events::ReportAcknowledged::full_name();
         let pending =
             self.index.iter().filter(|row| row.0 == case_id && row.3 == kind).map(|row| row.4).min();
+        if let Some(preloaded) = &self.acknowledged {
+            let stored = preloaded.get(case_id).copied();
+            return Ok(match (pending, stored) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            });
+        }
         let stored: Option<(i64,)> = sqlx::query_as(
             "SELECT MIN(occurred_at_ms) FROM triage_case_events WHERE case_id = $1 AND event_type = $2
              HAVING COUNT(*) > 0",
@@ -222,6 +239,76 @@ impl Pending {
             }
             query.execute(&mut *conn).await?;
         }
+        Ok(())
+    }
+}
+
+impl Pending {
+    /// Loads, in a few statements, every case the batch names and the stored
+    /// acknowledgement times of the cases it opens: a batch then costs a
+    /// handful of round trips instead of one or two per case.
+    async fn preload(
+        &mut self,
+        conn: &mut AnyConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut opened = Vec::new();
+        for event in events {
+            let id = if event.subject.starts_with(mapping::SUBJECT_PREFIX) {
+                let id = event.subject.trim_start_matches(mapping::SUBJECT_PREFIX).to_owned();
+                if event.event_type == events::CaseOpened::full_name() {
+                    opened.push(id.clone());
+                }
+                Some(id)
+            } else {
+                view::foreign_case_id(event)
+            };
+            if let Some(id) = id
+                && seen.insert(id.clone())
+            {
+                ids.push(id);
+            }
+        }
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT case_id, view FROM triage_cases WHERE case_id IN ({})",
+                in_list(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).persistent(false);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            let rows = query.fetch_all(&mut *conn).await?;
+            for id in chunk {
+                self.cases.entry(id.clone()).or_insert(None);
+            }
+            for row in rows {
+                let id: String = row.try_get("case_id")?;
+                let view = decode_view(&row.try_get::<Vec<u8>, _>("view")?)?;
+                self.cases.insert(id, Some(view));
+            }
+        }
+        let mut acknowledged = HashMap::new();
+        let kind = events::ReportAcknowledged::full_name();
+        for chunk in opened.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT case_id, MIN(occurred_at_ms) AS at FROM triage_case_events
+                 WHERE event_type = $1 AND case_id IN ({}) GROUP BY case_id",
+                in_list(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).persistent(false).bind(kind.as_str());
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let id: String = row.try_get("case_id")?;
+                let at: i64 = row.try_get("at")?;
+                acknowledged.insert(id, at);
+            }
+        }
+        self.acknowledged = Some(acknowledged);
         Ok(())
     }
 }
@@ -318,6 +405,7 @@ impl Projection for CasesProjection {
         events: &[RecordedEvent],
     ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
         let mut pending = Pending::default();
+        pending.preload(conn, events).await?;
         let mut undecodable = Vec::new();
         for (index, event) in events.iter().enumerate() {
             match self.apply_one(conn, &mut pending, event).await {
