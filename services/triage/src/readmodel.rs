@@ -50,6 +50,67 @@ fn key_order(key: &str) -> i64 {
         .unwrap_or(0)
 }
 
+const CASE_UPSERT_HEAD: &str =
+    "INSERT INTO triage_cases (case_id, case_key, key_order, status, rating, assignee,
+             embargo_until_ms, sla_next_due_ms, opened_at_ms, updated_at_ms, version, last_sequence, view,
+             ack_due_ms, ack_soon_ms, ack_met_ms, triage_due_ms, triage_soon_ms, triage_met_ms)";
+const CASE_UPSERT_TAIL: &str = "ON CONFLICT (case_id) DO UPDATE SET case_key = excluded.case_key,
+             key_order = excluded.key_order, status = excluded.status, rating = excluded.rating,
+             assignee = excluded.assignee, embargo_until_ms = excluded.embargo_until_ms,
+             sla_next_due_ms = excluded.sla_next_due_ms, opened_at_ms = excluded.opened_at_ms,
+             updated_at_ms = excluded.updated_at_ms, version = excluded.version,
+             last_sequence = excluded.last_sequence, view = excluded.view,
+             ack_due_ms = excluded.ack_due_ms, ack_soon_ms = excluded.ack_soon_ms, ack_met_ms = excluded.ack_met_ms,
+             triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
+             triage_met_ms = excluded.triage_met_ms";
+const CASE_COLUMNS: usize = 19;
+/// Case rows per statement: 19 parameters each.
+const CASE_ROWS_PER_STATEMENT: usize = 64;
+
+/// One `triage_cases` row, computed from the view.
+struct CaseRow {
+    case_id: String,
+    case_key: String,
+    key_order: i64,
+    status: i32,
+    rating: i32,
+    assignee: String,
+    embargo_until_ms: Option<i64>,
+    sla_next_due_ms: Option<i64>,
+    opened_at_ms: i64,
+    updated_at_ms: i64,
+    version: i64,
+    last_sequence: i64,
+    view: Vec<u8>,
+    ack: (Option<i64>, Option<i64>, Option<i64>),
+    triage: (Option<i64>, Option<i64>, Option<i64>),
+}
+
+impl CaseRow {
+    fn of(view: &mut triage::Case, policy: &SlaPolicy) -> Self {
+        view::schedule(view, policy);
+        let ms =
+            |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(mapping::timestamp_millis).unwrap_or(0);
+        Self {
+            case_id: view.case_id.clone(),
+            case_key: view.case_key.clone(),
+            key_order: key_order(&view.case_key),
+            status: view.status,
+            rating: view.severity.as_ref().map_or(0, |s| s.rating),
+            assignee: view.assignee.clone(),
+            embargo_until_ms: view::embargo_until_ms(view),
+            sla_next_due_ms: view::next_due_ms(view),
+            opened_at_ms: ms(&view.opened_at),
+            updated_at_ms: ms(&view.updated_at),
+            version: to_i64(view.version),
+            last_sequence: to_i64(view.last_sequence),
+            view: view.encode_to_vec(),
+            ack: view::clock_millis(view, events::SlaClock::Acknowledge),
+            triage: view::clock_millis(view, events::SlaClock::Triage),
+        }
+    }
+}
+
 async fn store(
     conn: &mut AnyConnection,
     view: &mut triage::Case,
@@ -205,10 +266,46 @@ impl Pending {
     }
 
     async fn flush(mut self, conn: &mut AnyConnection, policy: &SlaPolicy) -> Result<(), sqlx::Error> {
+        let mut rows = Vec::new();
         for id in std::mem::take(&mut self.dirty) {
             if let Some(Some(mut case)) = self.cases.remove(&id) {
-                store(conn, &mut case, policy, self.products_changed.contains(&id)).await?;
+                if self.products_changed.contains(&id) {
+                    // rare: keep the product rows with their own statements
+                    store(conn, &mut case, policy, true).await?;
+                } else {
+                    rows.push(CaseRow::of(&mut case, policy));
+                }
             }
+        }
+        for chunk in rows.chunks(CASE_ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", in_list(i * CASE_COLUMNS + 1, CASE_COLUMNS)))
+                .collect();
+            let sql = format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values.join(", "));
+            let mut query = sqlx::query(&sql).persistent(false);
+            for row in chunk {
+                query = query
+                    .bind(row.case_id.as_str())
+                    .bind(row.case_key.as_str())
+                    .bind(row.key_order)
+                    .bind(row.status)
+                    .bind(row.rating)
+                    .bind(row.assignee.as_str())
+                    .bind(row.embargo_until_ms)
+                    .bind(row.sla_next_due_ms)
+                    .bind(row.opened_at_ms)
+                    .bind(row.updated_at_ms)
+                    .bind(row.version)
+                    .bind(row.last_sequence)
+                    .bind(row.view.as_slice())
+                    .bind(row.ack.0)
+                    .bind(row.ack.1)
+                    .bind(row.ack.2)
+                    .bind(row.triage.0)
+                    .bind(row.triage.1)
+                    .bind(row.triage.2);
+            }
+            query.execute(&mut *conn).await?;
         }
         for chunk in self.index.chunks(INDEX_ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
