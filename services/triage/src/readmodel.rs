@@ -214,6 +214,25 @@ impl Pending {
         Ok(self.cases.get(id).cloned().flatten())
     }
 
+    /// Like [`Pending::case`], but moves the view out; the caller must
+    /// [`Pending::put`] or [`Pending::restore`] it.
+    async fn take(
+        &mut self,
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Option<triage::Case>, sqlx::Error> {
+        if !self.cases.contains_key(id) {
+            let loaded = load(conn, id).await?;
+            self.cases.insert(id.to_owned(), loaded);
+        }
+        Ok(self.cases.get_mut(id).and_then(Option::take))
+    }
+
+    /// Puts back a view taken with [`Pending::take`], unchanged.
+    fn restore(&mut self, case: triage::Case) {
+        self.cases.insert(case.case_id.clone(), Some(case));
+    }
+
     fn put(&mut self, case: triage::Case, products_changed: bool) {
         let id = case.case_id.clone();
         if products_changed {
@@ -419,7 +438,9 @@ impl CasesProjection {
     ) -> Result<(), ApplyError> {
         let case_id = event.subject.trim_start_matches(mapping::SUBJECT_PREFIX).to_owned();
         let opened = event.event_type == events::CaseOpened::full_name();
-        let mut case = match pending.case(conn, &case_id).await? {
+        // Taken out of the batch's map (no copy of the view per event) and
+        // always put back, also when the event does not decode.
+        let mut case = match pending.take(conn, &case_id).await? {
             Some(v) => v,
             None if opened => triage::Case::default(),
             None => {
@@ -428,7 +449,10 @@ impl CasesProjection {
                 return Ok(());
             }
         };
-        view::apply_case_event(&mut case, event)?;
+        if let Err(err) = view::apply_case_event(&mut case, event) {
+            pending.restore(case);
+            return Err(err.into());
+        }
         if opened
             && let Some(ms) = pending.acknowledged_ms(conn, &case_id).await?
             && let Ok(at) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
