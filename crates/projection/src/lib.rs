@@ -460,12 +460,18 @@ impl<P: Projection> ProjectionRunner<P> {
             .map_err(|e| ProjectionError::Stream(format!("failed to pull: {e}")))?;
         info!(projection = self.projection.name(), checkpoint = start, "projection consuming");
         let renew_every = self.settings.lease / 3;
+        let mut last_lag_sample = tokio::time::Instant::now() - Duration::from_secs(1);
         loop {
             // Wait for the first event of a batch, renewing the lease while idle.
             let first = match tokio::time::timeout(renew_every, messages.next()).await {
                 Err(_) => {
                     if !self.acquire_lease().await? {
                         return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
+                    }
+                    // idle: refresh the lag so it never shows a stale backlog
+                    if let Ok(last) = self.store.stream_last_sequence().await {
+                        let done = self.progress.checkpoint.load(Ordering::Relaxed);
+                        metrics::lag(self.projection.name(), last.saturating_sub(done));
                     }
                     continue;
                 }
@@ -515,8 +521,13 @@ impl<P: Projection> ProjectionRunner<P> {
             if let Some(last) = batch.last() {
                 last.ack().await.map_err(|e| ProjectionError::Stream(format!("failed to ack: {e}")))?;
             }
-            if let Ok(last) = self.store.stream_last_sequence().await {
-                metrics::lag(self.projection.name(), last.saturating_sub(outcome.checkpoint));
+            // The lag metric costs a request to the server: sample it once a
+            // second rather than after every batch, off the hot path.
+            if last_lag_sample.elapsed() >= Duration::from_secs(1) {
+                last_lag_sample = tokio::time::Instant::now();
+                if let Ok(last) = self.store.stream_last_sequence().await {
+                    metrics::lag(self.projection.name(), last.saturating_sub(outcome.checkpoint));
+                }
             }
             if let Some(target) = until
                 && outcome.checkpoint >= target
