@@ -1005,6 +1005,16 @@ impl Triage {
                 return Err(ApiError::invalid_argument("case_id", "case_id or case_key must be given").into());
             }
         };
+        // Read your writes: when the case's own stream is ahead of the read
+        // model (a command just appended), fold the missing events in. One
+        // direct get of the last event per read.
+        if let Ok(id) = case.case_id.parse::<CaseId>()
+            && let Ok(Some(last)) = self.inner.store.last_sequence(&mapping::subject(id)).await
+            && last > case.version
+        {
+            let loaded = self.load(id).await?;
+            case = self.view_of(id, &loaded.events).await?;
+        }
         view::refresh(&mut case, now());
         Ok(case)
     }

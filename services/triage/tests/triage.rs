@@ -1074,3 +1074,60 @@ async fn a_duplicate_shows_on_its_canonical_case_and_a_rejection_is_undone_by_cl
     assert!(reopened.closed_at.is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn get_case_reads_its_own_writes_by_id_and_by_key() -> anyhow::Result<()> {
+    let h = Harness::start(Backend::Sqlite).await?;
+    let (_, case_id) = h.report("Read your writes").await?;
+    let opened = h.opened(case_id).await?;
+    let mut commands = h.triage().await?;
+    let mut cases = h.cases().await?;
+    // A key is known to the read model once the case is projected.
+    eventually(DEADLINE, "case visible by key", || {
+        let mut cases = cases.clone();
+        let key = opened.case_key.clone();
+        async move {
+            cases
+                .get_case(triage::GetCaseRequest {
+                    lookup: Some(triage::get_case_request::Lookup::CaseKey(key)),
+                })
+                .await
+                .ok()
+        }
+    })
+    .await?;
+    for (round, assignee) in ["alice", "bob", "carol"].iter().enumerate() {
+        let updated = commands
+            .assign_case(triage::AssignCaseRequest {
+                case_id: case_id.to_string(),
+                request_id: format!("ryw-{round}"),
+                assignee: (*assignee).to_owned(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .case
+            .expect("case");
+        // immediately, without waiting for the projection
+        let by_key = cases
+            .get_case(triage::GetCaseRequest {
+                lookup: Some(triage::get_case_request::Lookup::CaseKey(opened.case_key.clone())),
+            })
+            .await?
+            .into_inner()
+            .case
+            .expect("case");
+        assert_eq!(by_key.assignee, *assignee, "by key, round {round}");
+        assert_eq!(by_key.version, updated.version);
+        let by_id = cases
+            .get_case(triage::GetCaseRequest {
+                lookup: Some(triage::get_case_request::Lookup::CaseId(case_id.to_string())),
+            })
+            .await?
+            .into_inner()
+            .case
+            .expect("case");
+        assert_eq!(by_id.assignee, *assignee, "by id, round {round}");
+    }
+    Ok(())
+}
