@@ -226,6 +226,25 @@ impl From<ApiError> for Status {
     }
 }
 
+/// One mapping of event-store failures for every service: a lost race is
+/// `ABORTED` with both versions, an unreachable NATS `UNAVAILABLE`.
+impl From<psirt_eventstore::StoreError> for ApiError {
+    fn from(err: psirt_eventstore::StoreError) -> Self {
+        use psirt_eventstore::StoreError;
+        match err {
+            StoreError::Conflict { subject, expected, actual } => ApiError::Aborted {
+                message: format!(
+                    "{subject} changed concurrently: expected version {expected}, current version {}",
+                    actual.map_or_else(|| "none".to_owned(), |a| a.to_string())
+                ),
+            },
+            StoreError::TooLarge(m) => ApiError::invalid_argument("request", format!("event too large: {m}")),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,17 +57,7 @@ impl From<IntakeError> for ApiError {
                     ApiError::invalid_argument("other_report_id", "a report cannot be a duplicate of itself")
                 }
             },
-            IntakeError::Store(e) => match e {
-                StoreError::Conflict { subject, expected, actual } => ApiError::Aborted {
-                    message: format!(
-                        "{subject} changed concurrently: expected version {expected}, actual {}",
-                        actual.map_or_else(|| "none".to_owned(), |a| a.to_string())
-                    ),
-                },
-                StoreError::TooLarge(m) => ApiError::invalid_argument("", format!("event too large: {m}")),
-                StoreError::Unavailable(m) => ApiError::Unavailable(m),
-                StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
-            },
+            IntakeError::Store(e) => e.into(),
             IntakeError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
             IntakeError::Corrupt(e) => ApiError::internal(e),
             IntakeError::Api(e) => e,

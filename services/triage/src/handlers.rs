@@ -103,17 +103,7 @@ impl From<TriageError> for ApiError {
     fn from(err: TriageError) -> Self {
         match err {
             TriageError::Domain(e) => domain_error(e, &|f| f.to_owned()),
-            TriageError::Store(e) => match e {
-                StoreError::Conflict { subject, expected, actual } => ApiError::Aborted {
-                    message: format!(
-                        "{subject} changed concurrently: expected version {expected}, current version {}",
-                        actual.map_or_else(|| "none".to_owned(), |a| a.to_string())
-                    ),
-                },
-                StoreError::TooLarge(m) => ApiError::invalid_argument("", format!("event too large: {m}")),
-                StoreError::Unavailable(m) => ApiError::Unavailable(m),
-                StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
-            },
+            TriageError::Store(e) => e.into(),
             TriageError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
             TriageError::Corrupt(e) => ApiError::internal(e),
             TriageError::Api(e) => e,
