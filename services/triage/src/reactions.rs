@@ -39,33 +39,6 @@ fn metadata(cause: &RecordedEvent) -> Metadata {
     }
 }
 
-/// Takes the next case number of `year`; the caller's transaction commits it.
-async fn next_number(conn: &mut AnyConnection, year: i32) -> Result<u32, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO triage_case_keys (year, last_seq) VALUES ($1, 1)
-         ON CONFLICT (year) DO UPDATE SET last_seq = triage_case_keys.last_seq + 1",
-    )
-    .bind(year)
-    .execute(&mut *conn)
-    .await?;
-    let (seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM triage_case_keys WHERE year = $1")
-        .bind(year)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(u32::try_from(seq).unwrap_or(u32::MAX))
-}
-
-/// Sets the counter of `year`: after a reaction that opened nothing, back to
-/// where it was, or up to a key found on the stream.
-async fn settle_number(conn: &mut AnyConnection, year: i32, value: u32) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE triage_case_keys SET last_seq = $1 WHERE year = $2")
-        .bind(i64::from(value))
-        .bind(year)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 impl Reactions {
     async fn load(&self, id: CaseId) -> Result<(Case, Vec<RecordedEvent>), ApplyError> {
         let events = self.store.load(&mapping::subject(id)).await.map_err(retry)?;
@@ -74,69 +47,6 @@ impl Reactions {
             case.apply(&mapping::to_domain(e)?);
         }
         Ok((case, events))
-    }
-
-    async fn open(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
-        let e: events::ReportReceived = event.decode()?;
-        let report_id: ReportId =
-            e.report_id.parse().map_err(|_| psirt_eventstore::DecodeError::Payload {
-                event_type: event.event_type.clone(),
-                sequence: event.sequence,
-                message: format!("report_id {:?} is not an id", e.report_id),
-            })?;
-        let case_id = CaseId::for_report(report_id);
-        let received_at = e.received_at.as_ref().and_then(mapping::from_timestamp).unwrap_or(event.stored_at);
-        // The year of receipt, not of the reaction: a redelivery across New
-        // Year still counts in the year the first delivery did.
-        let year = received_at.year();
-        let number = next_number(conn, year).await?;
-        let key = CaseKey::new(u16::try_from(year).unwrap_or(9999), number).map_err(|err| {
-            psirt_eventstore::DecodeError::Payload {
-                event_type: event.event_type.clone(),
-                sequence: event.sequence,
-                message: format!("no case key for year {year}: {err}"),
-            }
-        })?;
-        let command = CaseCommand::Open { case_id, key, report_id: Some(report_id), title: e.title.clone() };
-        let opened = match Case::default().handle(command, OffsetDateTime::now_utc()) {
-            Ok(opened) => opened,
-            Err(err) => {
-                // Intake validated the title; a report that still cannot open
-                // a case is logged and left for an analyst.
-                warn!(report_id = %report_id, sequence = event.sequence, error = %err, "report cannot open a case");
-                settle_number(conn, year, number - 1).await?;
-                return Ok(());
-            }
-        };
-        let Some(opened) = opened.into_iter().next() else { return Ok(()) };
-        let cause = event.id.map_or_else(|| format!("seq-{}", event.sequence), |id| id.to_string());
-        let event_id = EventId::derive(case_id.into(), &format!("opened-from\u{1f}{cause}"));
-        let extra = Extra {
-            channel: e.channel,
-            report_received_at: Some(mapping::timestamp(received_at)),
-            ..Extra::default()
-        };
-        let new = mapping::to_new_event(&opened, event_id, metadata(event), None, &extra);
-        match self.store.append(new, ExpectedVersion::NoStream).await {
-            Ok(appended) if !appended.duplicate => {
-                info!(case_id = %case_id, case_key = %key, report_id = %report_id, "case opened");
-                Ok(())
-            }
-            // Opened before (a redelivery, or a crash before the checkpoint
-            // committed): the stored key is the truth, and the counter must
-            // not hand it out again.
-            Ok(_) | Err(StoreError::Conflict { .. }) => {
-                let (case, _) = self.load(case_id).await?;
-                let stored = case.details().map(|d| d.key);
-                let keep = match stored {
-                    Some(k) if i32::from(k.year()) == year => k.sequence().max(number - 1),
-                    _ => number - 1,
-                };
-                settle_number(conn, year, keep).await?;
-                Ok(())
-            }
-            Err(err) => Err(retry(err)),
-        }
     }
 
     async fn link(&self, event: &RecordedEvent) -> Result<(), ApplyError> {
@@ -404,13 +314,12 @@ impl Projection for Reactions {
         Ok(undecodable)
     }
 
+    /// One event is a batch of one: a single path opens cases.
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
-        if event.event_type == events::ReportReceived::full_name() {
-            self.open(conn, event).await
-        } else if event.event_type == events::DuplicateSuspected::full_name() {
-            self.link(event).await
-        } else {
-            Ok(())
+        let undecodable = self.apply_batch(conn, std::slice::from_ref(event)).await?;
+        match undecodable.into_iter().next() {
+            Some((_, err)) => Err(err.into()),
+            None => Ok(()),
         }
     }
 
