@@ -27,6 +27,12 @@ pub mod namespaces {
     pub const EVENT: Uuid = Uuid::from_u128(0xcc2013a9_f748_509a_aaa3_059c946680eb);
     /// `MessageId::for_report_message`: `urn:psirt:id-namespace:message`.
     pub const MESSAGE: Uuid = Uuid::from_u128(0xd83a6f46_a569_5498_8260_3005f4d47904);
+    /// `PlanId::for_case`: `urn:psirt:id-namespace:plan-for-case`.
+    pub const PLAN_FOR_CASE: Uuid = Uuid::from_u128(0x2c6fc5d9_9adc_5981_b365_a93bff67b0f3);
+    /// `AdvisoryId::for_case`: `urn:psirt:id-namespace:advisory-for-case`.
+    pub const ADVISORY_FOR_CASE: Uuid = Uuid::from_u128(0x0ab9050e_2033_594a_b2e5_b55529a6c3c6);
+    /// `ActionId::for_request`: `urn:psirt:id-namespace:action-request`.
+    pub const ACTION_REQUEST: Uuid = Uuid::from_u128(0x13edcc7c_685b_5d63_bff6_b1bc0a80498d);
 }
 
 /// A string that is not an id of the expected kind.
@@ -127,6 +133,21 @@ uuid_id!(
     MessageId,
     "message"
 );
+uuid_id!(
+    /// The id of a case's remediation plan (one per case).
+    PlanId,
+    "plan"
+);
+uuid_id!(
+    /// The id of a case's security advisory (one per case).
+    AdvisoryId,
+    "advisory"
+);
+uuid_id!(
+    /// The id of one remediation action, unique within its plan.
+    ActionId,
+    "action"
+);
 
 impl ReportId {
     /// The report a client's idempotency key stands for.
@@ -176,6 +197,33 @@ impl MessageId {
     }
 }
 
+impl PlanId {
+    /// The plan of a case: a case has exactly one, so a redelivered
+    /// `CaseAccepted` opens the same plan rather than a second one.
+    pub fn for_case(case: CaseId) -> Self {
+        Self(Uuid::new_v5(&namespaces::PLAN_FOR_CASE, case.0.as_bytes()))
+    }
+}
+
+impl AdvisoryId {
+    /// The advisory of a case: a case has exactly one.
+    pub fn for_case(case: CaseId) -> Self {
+        Self(Uuid::new_v5(&namespaces::ADVISORY_FOR_CASE, case.0.as_bytes()))
+    }
+}
+
+impl ActionId {
+    /// The action a client's request id stands for within a plan, so that a
+    /// retried `PlanAction` re-plans the same action instead of adding one.
+    /// The plan's 16 bytes come first, so the request id needs no separator.
+    pub fn for_request(plan: PlanId, request_id: &str) -> Self {
+        let mut name = Vec::with_capacity(16 + request_id.len());
+        name.extend_from_slice(plan.0.as_bytes());
+        name.extend_from_slice(request_id.as_bytes());
+        Self(Uuid::new_v5(&namespaces::ACTION_REQUEST, &name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +235,9 @@ mod tests {
             (namespaces::CASE_FOR_REPORT, "case-for-report"),
             (namespaces::EVENT, "event"),
             (namespaces::MESSAGE, "message"),
+            (namespaces::PLAN_FOR_CASE, "plan-for-case"),
+            (namespaces::ADVISORY_FOR_CASE, "advisory-for-case"),
+            (namespaces::ACTION_REQUEST, "action-request"),
         ] {
             let expected =
                 Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:psirt:id-namespace:{name}").as_bytes());
@@ -257,6 +308,29 @@ mod tests {
         assert_eq!(first, MessageId::for_report_message(report, 1));
         assert_ne!(first, MessageId::for_report_message(report, 2));
         assert_ne!(first, MessageId::for_report_message(ReportId::for_request("p", "x"), 1));
+    }
+
+    #[test]
+    fn plan_and_advisory_ids_follow_the_case_and_differ_from_it() {
+        let case = CaseId::for_report(ReportId::for_request("p", "r"));
+        let plan = PlanId::for_case(case);
+        let advisory = AdvisoryId::for_case(case);
+        assert_eq!(plan, PlanId::for_case(case));
+        assert_eq!(advisory, AdvisoryId::for_case(case));
+        assert_eq!(plan.as_uuid().get_version_num(), 5);
+        assert_ne!(plan.into_uuid(), case.into_uuid());
+        assert_ne!(plan.into_uuid(), advisory.into_uuid());
+        assert_ne!(plan, PlanId::for_case(CaseId::for_report(ReportId::for_request("p", "r2"))));
+    }
+
+    #[test]
+    fn action_ids_differ_by_plan_and_request() {
+        let plan = PlanId::for_case(CaseId::for_report(ReportId::for_request("p", "r")));
+        let other = PlanId::for_case(CaseId::for_report(ReportId::for_request("p", "r2")));
+        let action = ActionId::for_request(plan, "req-1");
+        assert_eq!(action, ActionId::for_request(plan, "req-1"));
+        assert_ne!(action, ActionId::for_request(plan, "req-2"));
+        assert_ne!(action, ActionId::for_request(other, "req-1"));
     }
 
     #[test]

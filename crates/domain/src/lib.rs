@@ -2,12 +2,14 @@
 //! aggregates. No IO, no clock (the time is passed in), no async: the
 //! services load events, call `handle`, and append what it returns.
 
+pub mod advisory;
 pub mod aggregate;
 pub mod case;
 pub mod case_key;
 pub mod cvss_vector;
 pub mod dedup;
 pub mod ids;
+pub mod remediation;
 pub mod report;
 pub mod sla;
 pub mod ssvc;
@@ -16,6 +18,10 @@ pub mod validation;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use advisory::{
+    Acknowledgment, Advisory, AdvisoryCommand, AdvisoryContent, AdvisoryDetails, AdvisoryError,
+    AdvisoryEvent, AdvisoryFormat, AdvisoryVersion, InvalidAdvisoryVersion, Publication, Revision,
+};
 pub use aggregate::{Aggregate, DomainEvent};
 pub use case::{
     AffectedProduct, Case, CaseCommand, CaseDetails, CaseError, CaseEvent, CaseStatus, Closure, CveId,
@@ -25,7 +31,14 @@ pub use case::{
 pub use case_key::{CaseKey, CaseKeyError};
 pub use cvss_vector::{CvssError, CvssNomenclature, CvssSeverity, CvssVector, CvssVersion, UnknownSeverity};
 pub use dedup::{DUPLICATE_WINDOW, dedup_keys, normalise_title};
-pub use ids::{CaseId, EventId, InvalidId, InvalidIdReason, MessageId, ReportId};
+pub use ids::{
+    ActionId, AdvisoryId, CaseId, EventId, InvalidId, InvalidIdReason, MessageId, PlanId, ReportId,
+};
+pub use remediation::{
+    DueDateChange, OverdueAction, Plan, PlanCommand, PlanDetails, PlanError, PlanEvent, PlanSummary,
+    PlannedAction, ProductStatus, ProductVersionStatus, ProductWindows, Release, RemediationAction,
+    RemediationPolicy, Verification, VexJustification,
+};
 pub use report::{
     Channel, MessageDirection, Report, ReportCommand, ReportDetails, ReportError, ReportEvent, ReportStatus,
     Reporter, ReporterMessage, SubmitReport, SuspectedDuplicate,
