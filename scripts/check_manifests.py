@@ -7,7 +7,13 @@ Subcommands:
                         read-only root filesystem, all capabilities dropped, seccomp
                         RuntimeDefault, no privilege escalation, CPU and memory requests and
                         limits, readiness and liveness probes; no secret inlined in an env
-                        value or a ConfigMap.
+                        value or a ConfigMap. Every service of SERVICES is deployed, with
+                        gRPC probes on its port (readiness: its API service), a NetworkPolicy
+                        when the namespace denies by default, a ServiceMonitor when there
+                        are any; directories a service writes (advisory.csaf_directory) are
+                        on a writable volume shared by all replicas (ReadWriteMany, or an
+                        emptyDir with one replica); an Ingress routes nothing of an admin
+                        port but /.well-known/csaf/.
   builtin FILE OUT      copies the objects of built-in Kubernetes API groups from FILE to OUT
                         (for schema validation) and names the custom resources left out.
   dockerfile [PATH]     structural checks of deploy/docker/Dockerfile that a linter cannot
@@ -16,10 +22,13 @@ Subcommands:
   config FILE BIN_DIR   each rendered Deployment's service loads its configuration: its
                         ConfigMap TOML and literal env vars (secret env vars get a
                         placeholder, mounted files an empty stand-in) are fed to
-                        `BIN_DIR/<binary> --config FILE config`, which validates them.
+                        `BIN_DIR/<binary> --config FILE config`, which validates them; the
+                        directories of the effective configuration it prints must be on
+                        writable volumes (as in `policy`).
   infra                 deploy/nats/values.yaml and deploy/postgres/cluster.yaml keep their
                         durability settings (3 servers, JetStream on PVCs; 3 instances,
-                        backups with credentials from a Secret).
+                        backups with credentials from a Secret; a database and role per
+                        service of SERVICES).
   --self-test FILE      proves the policy can fail: the good FILE passes, then a broken copy
                         written to a temp dir (one defect per rule) must fail with each defect
                         named.
@@ -30,6 +39,7 @@ Exit status: 0 when everything holds, 1 with one line per violation otherwise.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -69,6 +79,37 @@ SECRET_TEXT = [
 ]
 
 
+# The services of deploy/k8s/base. Every overlay must deploy each of them; `writable` names
+# the config keys holding a directory the service writes (the root filesystem is read-only).
+SERVICES: dict[str, dict] = {
+    "psirt-intake": {
+        "grpc": 50051,
+        "admin": 9101,
+        "readiness": "psirt.intake.v1.IntakeService",
+        "database": "intake",
+        "writable": (),
+    },
+    "psirt-triage": {
+        "grpc": 50052,
+        "admin": 9102,
+        "readiness": "psirt.triage.v1.TriageService",
+        "database": "triage",
+        "writable": (),
+    },
+    "psirt-remediation": {
+        "grpc": 50053,
+        "admin": 9103,
+        "readiness": "psirt.remediation.v1.RemediationService",
+        "database": "remediation",
+        # The CSAF trusted provider directory: written by the replica holding the
+        # projection lease, served by every replica.
+        "writable": ("advisory.csaf_directory",),
+    },
+}
+# The only part of an admin port (/metrics, /healthz, /readyz, ...) an Ingress may publish.
+PUBLIC_ADMIN_PREFIX = "/.well-known/csaf"
+
+
 def load_docs(path: Path) -> list[dict]:
     with path.open() as f:
         return [d for d in yaml.safe_load_all(f) if isinstance(d, dict)]
@@ -93,6 +134,206 @@ def pod_spec(doc: dict) -> dict | None:
     if kind == "CronJob":
         spec = spec.get("jobTemplate", {}).get("spec", {})
     return spec.get("template", {}).get("spec", {})
+
+
+def service_of(doc: dict) -> str | None:
+    """The PSIRT service a workload runs (its pod's app.kubernetes.io/name), if any."""
+    pod_labels = dig(doc, "spec", "template", "metadata", "labels") or {}
+    name = pod_labels.get("app.kubernetes.io/name")
+    return name if name in SERVICES else None
+
+
+def main_container(doc: dict, service: str) -> dict | None:
+    containers = (pod_spec(doc) or {}).get("containers") or []
+    for c in containers:
+        if Path((c.get("command") or [""])[0]).name == service:
+            return c
+    return containers[0] if containers else None
+
+
+def mounted_toml(c: dict, pod: dict, configmaps: dict[str, dict]) -> dict | None:
+    """The service TOML a container mounts from a ConfigMap (subPath), parsed."""
+    volumes = {vol["name"]: vol for vol in pod.get("volumes") or []}
+    for m in c.get("volumeMounts") or []:
+        vol = volumes.get(m.get("name"), {})
+        if "configMap" in vol and m.get("subPath"):
+            text = (configmaps.get(vol["configMap"].get("name"), {}).get("data") or {}).get(m["subPath"])
+            if text is not None and m["subPath"].endswith(".toml"):
+                try:
+                    return tomllib.loads(text)
+                except tomllib.TOMLDecodeError:
+                    return None
+    return None
+
+
+def config_value(toml: dict, c: dict, key: str):
+    """A config key as the service resolves it: a literal PSIRT_<SECTION>__<KEY> env var
+    wins over the TOML."""
+    env_name = "PSIRT_" + "__".join(part.upper() for part in key.split("."))
+    for e in c.get("env") or []:
+        if e.get("name") == env_name and "value" in e:
+            return e["value"]
+    return dig(toml, *key.split("."))
+
+
+def replica_ceiling(doc: dict, docs: list[dict]) -> int:
+    """The most replicas a workload can run: spec.replicas, else its HPA's maximum, else 1."""
+    replicas = dig(doc, "spec", "replicas")
+    if replicas is not None:
+        return int(replicas)
+    ns = dig(doc, "metadata", "namespace")
+    ceilings = [
+        int(dig(h, "spec", "maxReplicas") or 1)
+        for h in docs
+        if h.get("kind") == "HorizontalPodAutoscaler"
+        and dig(h, "metadata", "namespace") == ns
+        and dig(h, "spec", "scaleTargetRef", "kind") == doc.get("kind")
+        and dig(h, "spec", "scaleTargetRef", "name") == dig(doc, "metadata", "name")
+    ]
+    return max(ceilings) if ceilings else 1
+
+
+def writable_dir_problems(
+    where: str, key: str, path, c: dict, pod: dict, namespace: str | None, docs: list[dict], replicas: int
+) -> list[str]:
+    """A directory the service writes (and every replica serves) must be on a writable
+    volume: a ReadWriteMany claim, or an emptyDir when there is only one replica."""
+    if not path:
+        return [f"{where}: {key} is not set (the default is relative, on the read-only root filesystem)"]
+    path = str(path)
+    if not path.startswith("/"):
+        return [f"{where}: {key} {path!r} is relative (the root filesystem is read-only); use the volume's mount path"]
+    mounts = [
+        m
+        for m in c.get("volumeMounts") or []
+        if not m.get("subPath") and (path == m["mountPath"].rstrip("/") or path.startswith(m["mountPath"].rstrip("/") + "/"))
+    ]
+    if not mounts:
+        return [f"{where}: {key} {path} is not on a mounted volume (the root filesystem is read-only)"]
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    if mount.get("readOnly"):
+        return [f"{where}: {key} {path} is on volume {mount['name']}, mounted read-only"]
+    vol = {v["name"]: v for v in pod.get("volumes") or []}.get(mount["name"], {})
+    if "emptyDir" in vol or "ephemeral" in vol:
+        if replicas > 1:
+            return [
+                f"{where}: {key} {path} is on an emptyDir with up to {replicas} replicas: a replica without the "
+                "projection lease would serve an empty directory; use a ReadWriteMany PersistentVolumeClaim"
+            ]
+        return []
+    if "persistentVolumeClaim" in vol:
+        claim = vol["persistentVolumeClaim"].get("claimName")
+        if vol["persistentVolumeClaim"].get("readOnly"):
+            return [f"{where}: {key} {path} is on claim {claim}, mounted read-only"]
+        pvcs = [
+            d
+            for d in docs
+            if d.get("kind") == "PersistentVolumeClaim"
+            and dig(d, "metadata", "name") == claim
+            and dig(d, "metadata", "namespace") == namespace
+        ]
+        if not pvcs:
+            return [f"{where}: {key} {path} is on claim {claim}, which is not in the manifests"]
+        modes = dig(pvcs[0], "spec", "accessModes") or []
+        if replicas > 1 and "ReadWriteMany" not in modes:
+            return [
+                f"{where}: {key} {path} is on claim {claim} ({', '.join(modes) or 'no access mode'}), not "
+                f"ReadWriteMany, but up to {replicas} replicas on different nodes mount it"
+            ]
+        return []
+    kinds = ", ".join(k for k in vol if k != "name") or "unknown"
+    return [f"{where}: {key} {path} is on a {kinds} volume, which is not writable storage"]
+
+
+def check_service(doc: dict, docs: list[dict], source: str) -> list[str]:
+    """What every PSIRT service Deployment needs beyond the generic hardening."""
+    service = service_of(doc)
+    if service is None or doc.get("kind") != "Deployment":
+        return []
+    spec = SERVICES[service]
+    v: list[str] = []
+    pod = pod_spec(doc) or {}
+    namespace = dig(doc, "metadata", "namespace")
+    c = main_container(doc, service)
+    if c is None:
+        return [f"{source}: {ref(doc)}: no container"]
+    where = f"{source}: {ref(doc)} container {c.get('name')}"
+    ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+    for name in ("grpc", "admin"):
+        if ports.get(name) != spec[name]:
+            v.append(f"{where}: port {name} is {ports.get(name)!r}, expected {spec[name]}")
+    ready = dig(c, "readinessProbe", "grpc") or {}
+    if ready.get("port") != spec["grpc"] or ready.get("service") != spec["readiness"]:
+        v.append(f"{where}: readinessProbe is not a grpc probe on {spec['grpc']} for {spec['readiness']}")
+    live = dig(c, "livenessProbe", "grpc") or {}
+    if live.get("port") != spec["grpc"]:
+        v.append(f"{where}: livenessProbe is not a grpc probe on {spec['grpc']}")
+    if spec["writable"]:
+        configmaps = {
+            d["metadata"]["name"]: d
+            for d in docs
+            if d.get("kind") == "ConfigMap" and dig(d, "metadata", "namespace") == namespace
+        }
+        toml = mounted_toml(c, pod, configmaps)
+        if toml is None:
+            v.append(f"{where}: no TOML config mounted from a ConfigMap")
+        else:
+            replicas = replica_ceiling(doc, docs)
+            for key in spec["writable"]:
+                value = config_value(toml, c, key)
+                v.extend(writable_dir_problems(where, key, value, c, pod, namespace, docs, replicas))
+    return v
+
+
+def check_ingress(doc: dict, source: str) -> list[str]:
+    """An Ingress may publish the CSAF directory of an admin port, nothing else of it."""
+    v: list[str] = []
+    spec = doc.get("spec") or {}
+
+    def admin_backend(backend: dict) -> str | None:
+        svc = (backend or {}).get("service") or {}
+        port = svc.get("port") or {}
+        name = svc.get("name")
+        if port.get("name") == "admin" or (name in SERVICES and port.get("number") == SERVICES[name]["admin"]):
+            return name
+        return None
+
+    if admin_backend(spec.get("defaultBackend")):
+        v.append(f"{source}: {ref(doc)}: defaultBackend is an admin port (/metrics would be public)")
+    for rule in spec.get("rules") or []:
+        for p in dig(rule, "http", "paths") or []:
+            svc = admin_backend(p.get("backend"))
+            if svc is None:
+                continue
+            path = p.get("path") or "/"
+            under = path.rstrip("/") == PUBLIC_ADMIN_PREFIX or path.startswith(PUBLIC_ADMIN_PREFIX + "/")
+            if not under or p.get("pathType") not in ("Prefix", "Exact"):
+                v.append(
+                    f"{source}: {ref(doc)}: routes {path!r} ({p.get('pathType')}) to the admin port of {svc}; "
+                    f"only {PUBLIC_ADMIN_PREFIX}/ (Prefix or Exact) may be public, /metrics stays internal"
+                )
+    return v
+
+
+def check_coverage(docs: list[dict], source: str) -> list[str]:
+    """Every service is deployed, and covered by the components the rendering uses."""
+    v: list[str] = []
+    deployments = {dig(d, "metadata", "name") for d in docs if d.get("kind") == "Deployment"}
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    default_deny = any(dig(p, "spec", "podSelector") in ({}, None) for p in policies)
+    monitors = [d for d in docs if d.get("kind") == "ServiceMonitor"]
+    for service in SERVICES:
+        if service not in deployments:
+            v.append(f"{source}: no Deployment {service} (every overlay deploys every service)")
+        if default_deny and not any(
+            dig(p, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name") == service for p in policies
+        ):
+            v.append(f"{source}: no NetworkPolicy for {service} under the default deny (it could reach nothing)")
+        if monitors and not any(
+            dig(m, "spec", "selector", "matchLabels", "app.kubernetes.io/name") == service for m in monitors
+        ):
+            v.append(f"{source}: no ServiceMonitor for {service}")
+    return v
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,6 +400,9 @@ def check_policy(docs: list[dict], source: str) -> list[str]:
                         violations.append(f"{source}: {ref(doc)} key {key}: contains {what}; use a Secret")
         if doc.get("kind") == "Secret" and (doc.get("data") or doc.get("stringData")):
             violations.append(f"{source}: {ref(doc)}: a Secret with inline data; secrets are referenced, never inlined")
+        if doc.get("kind") == "Ingress":
+            violations.extend(check_ingress(doc, source))
+        violations.extend(check_service(doc, docs, source))
         pod = pod_spec(doc)
         if pod is None:
             continue
@@ -172,6 +416,7 @@ def check_policy(docs: list[dict], source: str) -> list[str]:
                 violations.extend(check_container(where, c, pod, init))
     if workloads == 0:
         violations.append(f"{source}: no workload found (nothing was checked)")
+    violations.extend(check_coverage(docs, source))
     return violations
 
 
@@ -229,7 +474,7 @@ def check_dockerfile(path: Path) -> list[str]:
         entry = [i for i in runtime if i.upper().startswith("ENTRYPOINT")]
         if not entry or "[" not in entry[-1]:
             v.append(f"{path}: the runtime stage needs an exec-form ENTRYPOINT")
-    for binary in ("psirt-intake", "psirt-triage", "psirtctl"):
+    for binary in (*SERVICES, "psirtctl"):
         if f"target/release/{binary}" not in text:
             v.append(f"{path}: binary {binary} is not copied into the image")
     return v
@@ -301,6 +546,24 @@ def check_config(docs: list[dict], bin_dir: Path) -> list[str]:
                     lines = [ln.strip() for ln in (run.stderr or run.stdout).splitlines() if ln.strip()]
                     detail = " | ".join(lines)[:600]
                     v.append(f"{where}: {binary.name} rejects its configuration: {detail}")
+                    continue
+                # The directories the service writes, as the binary resolved them.
+                service = service_of(doc)
+                if service and SERVICES[service]["writable"]:
+                    try:
+                        effective = json.loads(run.stdout)
+                    except json.JSONDecodeError:
+                        v.append(f"{where}: `{binary.name} config` printed no JSON configuration")
+                        continue
+                    namespace = dig(doc, "metadata", "namespace")
+                    replicas = replica_ceiling(doc, docs)
+                    for key in SERVICES[service]["writable"]:
+                        value = dig(effective, *key.split("."))
+                        v.extend(
+                            writable_dir_problems(
+                                f"{where} (effective config)", key, value, c, pod, namespace, docs, replicas
+                            )
+                        )
     return v
 
 
@@ -345,6 +608,22 @@ def check_infra() -> list[str]:
         plugins = spec.get("plugins") or []
         if not any(p.get("isWALArchiver") for p in plugins) and not dig(spec, "backup", "barmanObjectStore"):
             v.append(f"{pg_path}: Cluster has no WAL archiving / backup configured")
+        # A database and a login role per service, the password from a Secret.
+        initdb = dig(spec, "bootstrap", "initdb") or {}
+        roles = {r.get("name"): r for r in dig(spec, "managed", "roles") or []}
+        databases = {dig(d, "spec", "name"): d for d in docs if d.get("kind") == "Database"}
+        for service, info in SERVICES.items():
+            db = info["database"]
+            if initdb.get("database") == db:
+                if initdb.get("owner") != db or not dig(initdb, "secret", "name"):
+                    v.append(f"{pg_path}: bootstrap database {db} needs owner {db} and a password Secret")
+                continue
+            role = roles.get(db)
+            if not role or role.get("login") is not True or not dig(role, "passwordSecret", "name"):
+                v.append(f"{pg_path}: no managed login role {db} with a password Secret ({service})")
+            database = databases.get(db)
+            if not database or dig(database, "spec", "owner") != db:
+                v.append(f"{pg_path}: no Database {db} owned by {db} ({service})")
     stores = [d for d in docs if d.get("kind") == "ObjectStore"]
     for store in stores:
         creds = dig(store, "spec", "configuration", "s3Credentials") or {}
@@ -361,9 +640,19 @@ def check_infra() -> list[str]:
 # ------------------------------------------------------------------------------------------
 # self-test
 
-# One defect per rule: (description, mutation of the first Deployment, expected text).
+# One defect per rule: (description, mutation of a service Deployment, expected text). Each
+# is applied to a copy of every service's Deployment, so each service's hardening is tested.
 def _container(doc: dict) -> dict:
     return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+def _volume(doc: dict, name: str) -> dict:
+    return next(v for v in doc["spec"]["template"]["spec"]["volumes"] if v["name"] == name)
+
+
+def _without_mount(doc: dict, name: str) -> None:
+    c = _container(doc)
+    c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] != name]
 
 
 MUTATIONS = [
@@ -389,30 +678,122 @@ MUTATIONS = [
         "env PSIRT_AUTH__HS256_SECRET has an inline value",
     ),
     ("latest image", lambda d: _container(d).update(image="psirt:latest"), "has no pinned tag or digest"),
+    (
+        "readiness on another service",
+        lambda d: _container(d)["readinessProbe"]["grpc"].update(service="grpc.health.v1.Health"),
+        "readinessProbe is not a grpc probe",
+    ),
 ]
+
+
+# Defects of the writable directories (services with SERVICES[...]["writable"]): the volume
+# holding advisory.csaf_directory is named `csaf` in the base.
+WRITABLE_MUTATIONS = [
+    ("CSAF directory not mounted", lambda d: _without_mount(d, "csaf"), "is not on a mounted volume"),
+    (
+        "CSAF directory mounted read-only",
+        lambda d: next(m for m in _container(d)["volumeMounts"] if m["name"] == "csaf").update(readOnly=True),
+        "mounted read-only",
+    ),
+    (
+        "CSAF directory on an emptyDir with 3 replicas",
+        lambda d: (
+            _volume(d, "csaf").pop("persistentVolumeClaim", None),
+            _volume(d, "csaf").update(emptyDir={}),
+            d["spec"].update(replicas=3),
+        ),
+        "is on an emptyDir with up to 3 replicas",
+    ),
+    (
+        "CSAF directory on a ReadWriteOnce claim with 3 replicas",
+        lambda d: (
+            _volume(d, "csaf").update(persistentVolumeClaim={"claimName": "broken-rwo"}),
+            d["spec"].update(replicas=3),
+        ),
+        "not ReadWriteMany",
+    ),
+    (
+        "CSAF directory moved by env to the read-only root",
+        lambda d: _container(d)["env"].append({"name": "PSIRT_ADVISORY__CSAF_DIRECTORY", "value": "/srv/csaf"}),
+        "is not on a mounted volume",
+    ),
+]
+
+
+def _ingress(name: str, namespace, path: str, service: str, port: dict) -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": meta,
+        "spec": {
+            "rules": [
+                {
+                    "host": "psirt.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": path,
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": service, "port": port}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
 
 
 def self_test(good: Path) -> int:
     me = Path(__file__).resolve()
     failures: list[str] = []
-    ok = subprocess.run([sys.executable, str(me), "policy", str(good)], capture_output=True, text=True)
+
+    def policy(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(me), "policy", str(path)], capture_output=True, text=True)
+
+    ok = policy(good)
     if ok.returncode != 0:
         failures.append(f"the good manifests fail the policy:\n{ok.stdout}{ok.stderr}")
 
     docs = load_docs(good)
-    deployments = [i for i, d in enumerate(docs) if d.get("kind") == "Deployment"]
-    if not deployments:
-        print("FAIL self-test needs a Deployment in the good manifests")
+    by_service = {
+        dig(d, "metadata", "name"): d for d in docs if d.get("kind") == "Deployment" and dig(d, "metadata", "name") in SERVICES
+    }
+    missing = [svc for svc in SERVICES if svc not in by_service]
+    if missing:
+        print(f"FAIL self-test needs the Deployments of every service in the good manifests; missing: {missing}")
         return 1
+
+    def expect(output: str, what: str, marker: str, expected: str) -> None:
+        hit = [ln for ln in output.splitlines() if marker in ln and expected in ln]
+        status = "detected" if hit else "MISSED"
+        print(f"  self-test: {what}: {status}")
+        if not hit:
+            failures.append(f"defect {what!r} not reported (expected {expected!r})")
+
     with tempfile.TemporaryDirectory(prefix="psirt-policy-selftest-") as tmp:
+        # 1. One broken copy per (service, defect), all in one file next to the good objects.
         broken_docs = copy.deepcopy(docs)
-        extra = []
-        for n, (_, mutate, _) in enumerate(MUTATIONS):
-            victim = copy.deepcopy(docs[deployments[0]])
-            victim["metadata"]["name"] = f"broken-{n}"
-            mutate(victim)
-            extra.append(victim)
-        broken_docs.extend(extra)
+        cases = []
+        for svc, deployment in by_service.items():
+            rules = [(f"{svc}: {what}", mutate, expected) for what, mutate, expected in MUTATIONS]
+            if SERVICES[svc]["writable"]:
+                rules += [(f"{svc}: {what}", mutate, expected) for what, mutate, expected in WRITABLE_MUTATIONS]
+            for n, (what, mutate, expected) in enumerate(rules):
+                victim = copy.deepcopy(deployment)
+                victim["metadata"]["name"] = f"broken-{svc}-{n}"
+                mutate(victim)
+                broken_docs.append(victim)
+                cases.append((what, f"/broken-{svc}-{n} ", expected))
+        namespace = dig(by_service["psirt-remediation"], "metadata", "namespace")
+        rwo = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "broken-rwo", **({"namespace": namespace} if namespace else {})},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
+        broken_docs.append(rwo)
         broken_docs.append(
             {
                 "apiVersion": "v1",
@@ -421,30 +802,60 @@ def self_test(good: Path) -> int:
                 "data": {"svc.toml": '[database]\nurl = "postgres://psirt:hunter2@db/psirt"\n'},
             }
         )
+        # Ingresses that would publish more of the admin port than the CSAF directory.
+        for n, (path, port) in enumerate(
+            [("/metrics", {"name": "admin"}), ("/", {"number": 9103}), ("/.well-known/csafx", {"name": "admin"})]
+        ):
+            broken_docs.append(_ingress(f"broken-ingress-{n}", namespace, path, "psirt-remediation", port))
+            cases.append((f"Ingress publishing {path} of the admin port", f"/broken-ingress-{n}:", "to the admin port"))
         broken = Path(tmp) / "broken.yaml"
         with broken.open("w") as f:
             yaml.safe_dump_all(broken_docs, f, sort_keys=False)
-        run = subprocess.run([sys.executable, str(me), "policy", str(broken)], capture_output=True, text=True)
+        run = policy(broken)
         if run.returncode == 0:
             failures.append("the broken copy passed the policy")
-        for n, (what, _, expected) in enumerate(MUTATIONS):
-            hit = [ln for ln in run.stdout.splitlines() if f"/broken-{n} " in ln and expected in ln]
-            status = "detected" if hit else "MISSED"
-            print(f"  self-test: {what}: {status}")
-            if not hit:
-                failures.append(f"defect {what!r} not reported (expected {expected!r})")
+        for what, marker, expected in cases:
+            expect(run.stdout, what, marker, expected)
         if "a URL with a password" not in run.stdout:
             failures.append("a password in a ConfigMap URL was not reported")
         else:
             print("  self-test: password in a ConfigMap: detected")
-        # The Dockerfile check must fail on a Dockerfile that lost a member and runs as root.
+
+        # 2. A rendering that lost a service (here psirt-remediation) with its policy and monitor.
+        gone = "psirt-remediation"
+        partial = [
+            d
+            for d in docs
+            if not (d.get("kind") in ("Deployment", "NetworkPolicy", "ServiceMonitor") and dig(d, "metadata", "name") == gone)
+        ]
+        partial_path = Path(tmp) / "partial.yaml"
+        with partial_path.open("w") as f:
+            yaml.safe_dump_all(partial, f, sort_keys=False)
+        run = policy(partial_path)
+        for what, expected in (
+            (f"{gone} not deployed", f"no Deployment {gone}"),
+            (f"{gone} without a NetworkPolicy", f"no NetworkPolicy for {gone}"),
+            (f"{gone} without a ServiceMonitor", f"no ServiceMonitor for {gone}"),
+        ):
+            expect(run.stdout, what, "", expected)
+
+        # 3. The Dockerfile check must fail on a Dockerfile that lost members and binaries and
+        # runs as root.
         df = (REPO / "deploy/docker/Dockerfile").read_text()
         bad_df = Path(tmp) / "Dockerfile"
         bad_df.write_text(
-            df.replace("COPY services/triage/Cargo.toml services/triage/\n", "").replace("USER 65532:65532", "USER root")
+            df.replace("COPY services/triage/Cargo.toml services/triage/\n", "")
+            .replace("COPY services/remediation/Cargo.toml services/remediation/\n", "")
+            .replace("target/release/psirt-remediation", "")
+            .replace("USER 65532:65532", "USER root")
         )
         found = check_dockerfile(bad_df)
-        for expected in ("services/triage/Cargo.toml", "not a numeric non-root user"):
+        for expected in (
+            "services/triage/Cargo.toml",
+            "services/remediation/Cargo.toml",
+            "binary psirt-remediation is not copied",
+            "not a numeric non-root user",
+        ):
             status = "detected" if any(expected in x for x in found) else "MISSED"
             print(f"  self-test: Dockerfile {expected}: {status}")
             if status == "MISSED":

@@ -70,6 +70,11 @@ start_service intake "$intake_grpc" "$intake_admin"
 triage_grpc="${PSIRT_UP_TRIAGE_GRPC_PORT:-50052}"
 triage_admin="${PSIRT_UP_TRIAGE_ADMIN_PORT:-9102}"
 start_service triage "$triage_grpc" "$triage_admin"
+remediation_grpc="${PSIRT_UP_REMEDIATION_GRPC_PORT:-50053}"
+remediation_admin="${PSIRT_UP_REMEDIATION_ADMIN_PORT:-9103}"
+PSIRT_ADVISORY__CSAF_DIRECTORY="${PSIRT_ADVISORY__CSAF_DIRECTORY:-$state/csaf}" \
+PSIRT_ADVISORY__PUBLIC_BASE_URL="${PSIRT_ADVISORY__PUBLIC_BASE_URL:-http://127.0.0.1:$remediation_admin}" \
+    start_service remediation "$remediation_grpc" "$remediation_admin"
 
 cat <<MSG
 
@@ -80,6 +85,8 @@ PSIRT platform is up (embedded defaults, state in $state)
   NATS JetStream   nats://127.0.0.1:$nats_port   (monitoring http://127.0.0.1:$nats_monitor)
   intake  gRPC     127.0.0.1:$intake_grpc   admin http://127.0.0.1:$intake_admin/metrics /healthz /readyz
   triage  gRPC     127.0.0.1:$triage_grpc   admin http://127.0.0.1:$triage_admin/metrics /healthz /readyz
+  remediation gRPC 127.0.0.1:$remediation_grpc   admin http://127.0.0.1:$remediation_admin/metrics /healthz /readyz
+                   CSAF provider directory http://127.0.0.1:$remediation_admin/.well-known/csaf/provider-metadata.json
 
   Try, from another shell:
     target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal

@@ -2,148 +2,30 @@
 //! appears within a second and is worked through triage; a `kill -9` of
 //! triage while reports flow opens every case exactly once.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common::{Service, build, sqlite, tempfile_dir};
 
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
-use psirt_proto::{common, intake, triage};
-use psirt_testkit::{NatsServer, eventually, free_port};
-use tonic::transport::Channel;
-
-fn bin(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("debug")
-        .join(name)
-}
-
-fn build() -> anyhow::Result<()> {
-    let status =
-        Command::new(env!("CARGO")).args(["build", "-p", "psirt-intake", "-p", "psirt-triage"]).status()?;
-    anyhow::ensure!(status.success(), "build failed");
-    Ok(())
-}
-
-struct Service {
-    child: Child,
-    grpc: u16,
-    admin: u16,
-    db: String,
-    name: &'static str,
-}
-
-impl Service {
-    async fn start(name: &'static str, nats: &NatsServer, db: String) -> anyhow::Result<Self> {
-        let mut service =
-            Self { child: spawn_placeholder()?, grpc: free_port()?, admin: free_port()?, db, name };
-        service.child.kill()?;
-        service.child.wait()?;
-        service.spawn(nats)?;
-        service.ready().await?;
-        Ok(service)
-    }
-
-    fn command(&self, nats: &NatsServer) -> Command {
-        let mut command = Command::new(bin(&format!("psirt-{}", self.name)));
-        command
-            .env("PSIRT_AUTH__MODE", "none")
-            .env("PSIRT_LOG__LEVEL", "error")
-            .env("PSIRT_NATS__URL", nats.url())
-            .env("PSIRT_DATABASE__URL", &self.db)
-            .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{}", self.grpc))
-            .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{}", self.admin))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        command
-    }
-
-    fn spawn(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
-        self.child = self.command(nats).spawn()?;
-        Ok(())
-    }
-
-    async fn ready(&self) -> anyhow::Result<()> {
-        let admin = self.admin;
-        eventually(Duration::from_secs(30), "service ready", || async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.ok()?;
-            stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
-            let mut buf = Vec::new();
-            stream.read_to_end(&mut buf).await.ok()?;
-            buf.starts_with(b"HTTP/1.1 200").then_some(())
-        })
-        .await
-    }
-
-    /// SIGTERM, as an operator stops a service before a rebuild.
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
-        anyhow::ensure!(status.success(), "kill -TERM failed");
-        self.child.wait()?;
-        Ok(())
-    }
-
-    fn kill_9(&mut self) -> anyhow::Result<()> {
-        self.child.kill()?; // SIGKILL
-        self.child.wait()?;
-        Ok(())
-    }
-
-    async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))?.connect().await?)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_placeholder() -> anyhow::Result<Child> {
-    Ok(Command::new("true").spawn()?)
-}
-
-fn sqlite(dir: &tempfile_dir::Dir, name: &str) -> String {
-    format!("sqlite://{}?mode=rwc", dir.0.join(format!("{name}.db")).display())
-}
-
-mod tempfile_dir {
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Dir {
-        pub fn new(label: &str) -> anyhow::Result<Self> {
-            let dir =
-                std::env::temp_dir().join(format!("psirt-e2e-{label}-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir)?;
-            Ok(Self(dir))
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+use psirt_proto::{common as pc, intake, triage};
+use psirt_testkit::{NatsServer, eventually};
 
 fn report(request_id: &str, title: &str) -> intake::SubmitReportRequest {
     intake::SubmitReportRequest {
         request_id: request_id.to_owned(),
         title: title.to_owned(),
         description: "Found while fuzzing the parser.".to_owned(),
-        reporter: Some(common::Reporter {
+        reporter: Some(pc::Reporter {
             name: "Dana".to_owned(),
             email: "dana@example.org".to_owned(),
             organization: String::new(),
         }),
-        channel: common::ReportChannel::Web.into(),
+        channel: pc::ReportChannel::Web.into(),
         affected_products: vec!["Gateway 5".to_owned()],
         ..Default::default()
     }
@@ -210,7 +92,7 @@ async fn a_report_becomes_a_case_within_a_second_and_is_triaged_then_rebuilt_ide
         .into_inner()
         .case
         .expect("case");
-    assert_eq!(embargoed.status, common::CaseStatus::Accepted as i32);
+    assert_eq!(embargoed.status, pc::CaseStatus::Accepted as i32);
 
     // the timeline lists every event of the case, in stream order
     let final_view = eventually(Duration::from_secs(10), "view caught up", || {

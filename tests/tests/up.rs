@@ -28,8 +28,19 @@ fn psirtctl(grpc: u16, args: &[&str]) -> anyhow::Result<std::process::Output> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow::Result<()> {
     // `just up` builds first; so does this test (a no-op when already built).
-    let status =
-        Command::new(env!("CARGO")).args(["build", "-p", "psirt-intake", "-p", "psirt-cli"]).status()?;
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "psirt-intake",
+            "-p",
+            "psirt-triage",
+            "-p",
+            "psirt-remediation",
+            "-p",
+            "psirt-cli",
+        ])
+        .status()?;
     assert!(status.success(), "build failed");
 
     let state = tempfile_dir()?;
@@ -38,6 +49,8 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
     let nats = free_port()?;
     let triage_grpc = free_port()?;
     let triage_admin = free_port()?;
+    let remediation_grpc = free_port()?;
+    let remediation_admin = free_port()?;
     let mut up = Command::new("bash")
         .arg(root().join("scripts/up.sh"))
         .env("STATE_DIR", &state)
@@ -46,6 +59,8 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
         .env("PSIRT_UP_INTAKE_ADMIN_PORT", admin.to_string())
         .env("PSIRT_UP_TRIAGE_GRPC_PORT", triage_grpc.to_string())
         .env("PSIRT_UP_TRIAGE_ADMIN_PORT", triage_admin.to_string())
+        .env("PSIRT_UP_REMEDIATION_GRPC_PORT", remediation_grpc.to_string())
+        .env("PSIRT_UP_REMEDIATION_ADMIN_PORT", remediation_admin.to_string())
         .env("PSIRT_BIN_DIR", bin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -83,6 +98,12 @@ print("\n".join(db.get_services()))
         Command::new("python3").args(["-c", script, &format!("127.0.0.1:{triage_grpc}")]).output()?;
     let services = String::from_utf8(listed.stdout)?;
     for service in ["psirt.triage.v1.TriageService", "psirt.triage.v1.CaseService"] {
+        assert!(services.lines().any(|s| s == service), "{service} in {services}");
+    }
+    let listed =
+        Command::new("python3").args(["-c", script, &format!("127.0.0.1:{remediation_grpc}")]).output()?;
+    let services = String::from_utf8(listed.stdout)?;
+    for service in ["psirt.remediation.v1.RemediationService", "psirt.remediation.v1.AdvisoryService"] {
         assert!(services.lines().any(|s| s == service), "{service} in {services}");
     }
 
@@ -128,7 +149,7 @@ print("\n".join(db.get_services()))
     })
     .await?;
     let _ = exited;
-    for port in [grpc, admin, nats, triage_grpc, triage_admin] {
+    for port in [grpc, admin, nats, triage_grpc, triage_admin, remediation_grpc, remediation_admin] {
         eventually(Duration::from_secs(15), "port released", || async move {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
         })

@@ -433,9 +433,20 @@ impl PlanDetails {
         })
     }
 
-    /// Released or verified: the action's clock has stopped.
+    /// Released or verified, or nothing left to do because every version
+    /// of its product is known not affected or fixed: the action's clock
+    /// has stopped.
     pub fn is_done(&self, action: &PlannedAction) -> bool {
-        action.verification.is_some() || self.is_released(action)
+        action.verification.is_some() || self.is_released(action) || self.is_settled(&action.target.product)
+    }
+
+    /// Whether `product` has a status and every status it has is
+    /// known-not-affected or fixed.
+    pub fn is_settled(&self, product: &str) -> bool {
+        let mut statuses =
+            self.product_statuses.iter().filter(|s| same_product(&s.product, product)).peekable();
+        statuses.peek().is_some()
+            && statuses.all(|s| matches!(s.status, ProductStatus::KnownNotAffected | ProductStatus::Fixed))
     }
 
     fn is_breached(&self, action: &PlannedAction) -> bool {

@@ -3,11 +3,15 @@
 //! The `.proto` sources live in `proto/` at the repository root; `build.rs`
 //! compiles them with protox and generates code with tonic-prost-build.
 //!
+//! - [`admin`] (`psirt.admin.v1`): `AdminService`, operations on a running
+//!   service (rebuild a read model), served by every service with read models.
 //! - [`common`] (`psirt.common.v1`): shared types (reporter, CVSS, SSVC, ...).
 //! - [`events`] (`psirt.events.v1`): the event payloads of every aggregate.
 //!   Every message implements [`prost::Name`], so
 //!   `ReportReceived::full_name()` is the event type of the NATS envelope.
 //! - [`intake`] (`psirt.intake.v1`): `IntakeService` messages, client and server.
+//! - [`remediation`] (`psirt.remediation.v1`): `RemediationService` (plans,
+//!   releases, VEX status) and `AdvisoryService` (draft, publish, export).
 //! - [`triage`] (`psirt.triage.v1`): `TriageService` (case decisions) and
 //!   `CaseService` (case view: get, list, watch, timeline), messages, clients
 //!   and servers.
@@ -16,6 +20,15 @@
 
 /// Module tree mirroring the protobuf packages (`psirt.<area>.v1`).
 pub mod psirt {
+    /// Package `psirt.admin`.
+    pub mod admin {
+        /// Package `psirt.admin.v1`: operations on a running service (read model rebuild).
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.admin.v1.rs"));
+        }
+    }
+
     /// Package `psirt.common`.
     pub mod common {
         /// Package `psirt.common.v1`: types shared by events and APIs.
@@ -43,6 +56,15 @@ pub mod psirt {
         }
     }
 
+    /// Package `psirt.remediation`.
+    pub mod remediation {
+        /// Package `psirt.remediation.v1`: the remediation plan and advisory APIs.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.remediation.v1.rs"));
+        }
+    }
+
     /// Package `psirt.triage`.
     pub mod triage {
         /// Package `psirt.triage.v1`: the triage and case view APIs.
@@ -53,9 +75,11 @@ pub mod psirt {
     }
 }
 
+pub use psirt::admin::v1 as admin;
 pub use psirt::common::v1 as common;
 pub use psirt::events::v1 as events;
 pub use psirt::intake::v1 as intake;
+pub use psirt::remediation::v1 as remediation;
 pub use psirt::triage::v1 as triage;
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every `.proto` file of the

@@ -1,21 +1,28 @@
 //! The `psirt.triage.v1` gRPC surface: `TriageService` (decisions on cases)
-//! and `CaseService` (the case view). Authentication has happened in the
-//! layer in front; each RPC takes the caller's principal and hands over.
+//! and `CaseService` (the case view), and `psirt.admin.v1.AdminService`
+//! (rebuild the case view in the running service). Authentication has
+//! happened in the layer in front; each RPC takes the caller's principal and
+//! hands over.
 
 use std::pin::Pin;
 
 use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_proto::admin::{self, admin_service_server::AdminService};
 use psirt_proto::triage::{self, case_service_server::CaseService, triage_service_server::TriageService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::handlers::Triage;
+use crate::readmodel::PROJECTION_NAME;
+use crate::watch::{RebuildStatus, Rebuilder, WatchHub};
 
 /// The full names of the services, for health and reflection.
 pub const TRIAGE_SERVICE: &str = "psirt.triage.v1.TriageService";
 pub const CASE_SERVICE: &str = "psirt.triage.v1.CaseService";
+pub const ADMIN_SERVICE: &str = "psirt.admin.v1.AdminService";
 
-/// Analysts (and admins) decide; engineers may read the case view.
+/// Analysts (and admins) decide; engineers may read the case view; only
+/// admins administer.
 pub fn policy() -> AuthPolicy {
     let analysts = [Role::Analyst, Role::Admin];
     let readers = [Role::Analyst, Role::Engineer, Role::Admin];
@@ -39,7 +46,7 @@ pub fn policy() -> AuthPolicy {
     for method in ["GetCase", "ListCases", "WatchCases", "GetCaseTimeline"] {
         policy = policy.allow(&format!("/{CASE_SERVICE}/{method}"), &readers);
     }
-    policy
+    policy.allow(&format!("/{ADMIN_SERVICE}/RebuildReadModel"), &[Role::Admin])
 }
 
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
@@ -187,11 +194,12 @@ impl TriageService for TriageApi {
 /// The `CaseService`.
 pub struct CaseApi {
     triage: Triage,
+    hub: WatchHub,
 }
 
 impl CaseApi {
-    pub fn new(triage: Triage) -> Self {
-        Self { triage }
+    pub fn new(triage: Triage, hub: WatchHub) -> Self {
+        Self { triage, hub }
     }
 }
 
@@ -226,7 +234,7 @@ impl CaseService for CaseApi {
         request: Request<triage::WatchCasesRequest>,
     ) -> Result<Response<Self::WatchCasesStream>, Status> {
         principal(&request)?;
-        let changes = self.triage.watch(request.into_inner()).await?;
+        let changes = self.hub.watch(request.into_inner())?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(changes))))
     }
 
@@ -237,5 +245,69 @@ impl CaseService for CaseApi {
     ) -> Result<Response<triage::GetCaseTimelineResponse>, Status> {
         principal(&request)?;
         Ok(Response::new(self.triage.timeline(request.into_inner()).await?))
+    }
+}
+
+/// The `AdminService` of the triage service: its read model is the case
+/// view (`triage-cases`).
+pub struct AdminApi {
+    rebuilder: Rebuilder,
+}
+
+impl AdminApi {
+    pub fn new(rebuilder: Rebuilder) -> Self {
+        Self { rebuilder }
+    }
+}
+
+type RebuildStream =
+    Pin<Box<dyn futures::Stream<Item = Result<admin::RebuildReadModelResponse, Status>> + Send>>;
+
+fn rebuild_message(status: &RebuildStatus) -> admin::RebuildReadModelResponse {
+    admin::RebuildReadModelResponse {
+        read_model: PROJECTION_NAME.to_owned(),
+        applied_sequence: status.applied,
+        target_sequence: status.target,
+        done: status.done,
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    type RebuildReadModelStream = RebuildStream;
+
+    #[instrument(skip_all, fields(rpc = "RebuildReadModel"))]
+    async fn rebuild_read_model(
+        &self,
+        request: Request<admin::RebuildReadModelRequest>,
+    ) -> Result<Response<Self::RebuildReadModelStream>, Status> {
+        let principal = principal(&request)?;
+        if !principal.has_role(Role::Admin) {
+            return Err(ApiError::PermissionDenied("requires the admin role".to_owned()).into());
+        }
+        let name = request.into_inner().read_model;
+        if !name.is_empty() && name != PROJECTION_NAME {
+            return Err(ApiError::not_found("read model", name).into());
+        }
+        let progress = self.rebuilder.start()?;
+        tracing::info!(subject = %principal.subject, "rebuild of the case view requested");
+        // The first message at once, then every change until done or failed.
+        let stream =
+            futures::stream::unfold((progress, true, false), |(mut rx, first, finished)| async move {
+                if finished {
+                    return None;
+                }
+                if !first && rx.changed().await.is_err() {
+                    let lost = Status::unavailable("the rebuild stopped without a result");
+                    return Some((Err(lost), (rx, false, true)));
+                }
+                let status = rx.borrow_and_update().clone();
+                if let Some((code, message)) = status.error {
+                    return Some((Err(Status::new(code, message)), (rx, false, true)));
+                }
+                let done = status.done;
+                Some((Ok(rebuild_message(&status)), (rx, false, done)))
+            });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -21,16 +21,6 @@ use crate::view;
 
 /// Longest free text a request may carry (notes, rationale): 64 KiB.
 const MAX_TEXT_BYTES: usize = 64 * 1024;
-/// How often a watch looks for changes in the read model.
-const WATCH_POLL: Duration = Duration::from_millis(100);
-/// A watch with nothing to send tells where it stands this often.
-const WATCH_HEARTBEAT: Duration = Duration::from_secs(5);
-/// Most changes a watch reads per query.
-const WATCH_BATCH: u32 = 500;
-
-/// The messages of one `WatchCases` call.
-pub type WatchReceiver =
-    tokio::sync::mpsc::Receiver<std::result::Result<triage::WatchCasesResponse, tonic::Status>>;
 
 /// Longest client request id.
 const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -1069,95 +1059,6 @@ impl Triage {
             view::refresh(case, at);
         }
         Ok(triage::ListCasesResponse { cases, next_page_token, as_of_sequence })
-    }
-
-    /// `WatchCases`: polls the read model for cases whose view changed after
-    /// the position. Changes of one case between two polls arrive as one
-    /// (its latest view), and a case leaving the filter is not reported:
-    /// `matches_filter` is always true for now.
-    pub async fn watch(&self, req: triage::WatchCasesRequest) -> Result<WatchReceiver> {
-        let mut bad = Vec::new();
-        let filter = check_filter(&mut bad, req.filter.unwrap_or_default());
-        finish(bad)?;
-        let start = match req.after_sequence {
-            Some(after) => after,
-            None => psirt_projection::checkpoint(&self.inner.pool, readmodel::PROJECTION_NAME).await?,
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let this = self.clone();
-        tokio::spawn(async move { this.follow(filter, start, tx).await });
-        Ok(rx)
-    }
-
-    async fn follow(
-        &self,
-        filter: readmodel::Filter,
-        mut position: u64,
-        tx: tokio::sync::mpsc::Sender<std::result::Result<triage::WatchCasesResponse, tonic::Status>>,
-    ) {
-        use triage::watch_cases_response::Kind;
-        let pool = &self.inner.pool;
-        let mut told: Option<std::time::Instant> = None;
-        let mut caught_up = false;
-        loop {
-            // The checkpoint first: every row at or below it is committed,
-            // so once the query returns less than a batch the watch stands there.
-            let step = async {
-                let checkpoint = psirt_projection::checkpoint(pool, readmodel::PROJECTION_NAME).await?;
-                let changed =
-                    readmodel::changed_since(pool, &filter, mapping::millis(now()), position, WATCH_BATCH)
-                        .await?;
-                Ok::<_, sqlx::Error>((checkpoint, changed))
-            };
-            let (checkpoint, changed) = match step.await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, "watch failed to read the case view");
-                    let _ = tx.send(Err(ApiError::Unavailable(format!("read model: {e}")).into())).await;
-                    return;
-                }
-            };
-            let full = changed.len() == WATCH_BATCH as usize;
-            for mut case in changed {
-                let sequence = case.last_sequence;
-                let event = self.inner.store.get(sequence).await.ok().flatten();
-                view::refresh(&mut case, now());
-                let change = triage::CaseChange {
-                    sequence,
-                    event_type: event.as_ref().map(|e| e.event_type.clone()).unwrap_or_default(),
-                    event_id: event.as_ref().and_then(|e| e.id).map(|id| id.to_string()).unwrap_or_default(),
-                    occurred_at: event.as_ref().map(|e| mapping::timestamp(view::occurred_at(e))),
-                    case: Some(case),
-                    matches_filter: true,
-                };
-                if tx.send(Ok(triage::WatchCasesResponse { kind: Some(Kind::Change(change)) })).await.is_err()
-                {
-                    return;
-                }
-                position = sequence;
-                told = Some(std::time::Instant::now());
-            }
-            if full {
-                continue;
-            }
-            position = position.max(checkpoint);
-            if !caught_up || told.is_none_or(|at| at.elapsed() >= WATCH_HEARTBEAT) {
-                caught_up = true;
-                let checkpoint = triage::WatchCheckpoint { sequence: position, caught_up: true };
-                if tx
-                    .send(Ok(triage::WatchCasesResponse { kind: Some(Kind::Checkpoint(checkpoint)) }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                told = Some(std::time::Instant::now());
-            }
-            tokio::select! {
-                () = tokio::time::sleep(WATCH_POLL) => {}
-                () = tx.closed() => return,
-            }
-        }
     }
 
     /// `GetCaseTimeline`: the timeline index of the read model, each event

@@ -9,9 +9,11 @@
 pub mod api;
 pub mod handlers;
 pub mod mapping;
+pub mod plan_state;
 pub mod reactions;
 pub mod readmodel;
 pub mod view;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -24,6 +26,7 @@ use psirt_kit::config::{
 };
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use psirt_proto::triage::case_service_server::CaseServiceServer;
 use psirt_proto::triage::triage_service_server::TriageServiceServer;
 use serde::{Deserialize, Serialize};
@@ -49,6 +52,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub projection: ProjectionSettings,
     pub triage: TriageSettings,
+    pub watch: watch::WatchSettings,
 }
 
 impl Default for Config {
@@ -63,6 +67,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             projection: ProjectionSettings::default(),
             triage: TriageSettings::default(),
+            watch: watch::WatchSettings::default(),
         }
     }
 }
@@ -107,6 +112,9 @@ impl Config {
         for v in t.sla.validate() {
             p.push(&format!("triage.sla.{}", v.field), v.description);
         }
+        for (key, problem) in self.watch.problems() {
+            p.push(key, problem);
+        }
         p.finish()
     }
 }
@@ -124,6 +132,7 @@ pub struct Application {
     projection: ProjectionSettings,
     settings: TriageSettings,
     readiness: Readiness,
+    hub: watch::WatchHub,
 }
 
 async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
@@ -147,6 +156,9 @@ impl Application {
         let grpc_addr = grpc.local_addr();
         let admin_addr = admin.local_addr();
         let triage = Triage::new(store.clone(), pool.clone(), config.triage.clone());
+        // Watches replay what the case view commits from here on.
+        let checkpoint = psirt_projection::checkpoint(&pool, readmodel::PROJECTION_NAME).await?;
+        let hub = watch::WatchHub::new(config.watch.clone(), checkpoint);
         Ok(Self {
             grpc,
             admin,
@@ -159,6 +171,7 @@ impl Application {
             projection: config.projection.clone(),
             settings: config.triage.clone(),
             readiness,
+            hub,
         })
     }
 
@@ -178,7 +191,7 @@ impl Application {
     /// reactions and the SLA scheduler until `shutdown`; then drains calls,
     /// stops them (the last batches committed and acknowledged) and returns.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, .. } = self;
+        let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, hub, .. } = self;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
         let nats_watch = psirt_kit::backbone::watch_nats(
@@ -188,14 +201,14 @@ impl Application {
         );
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let cases = ProjectionRunner::new(
-            readmodel::CasesProjection { policy: settings.sla },
-            pool.clone(),
-            store.clone(),
-            projection.clone(),
-        );
-        let progress = cases.progress();
+        // The case view, publishing its changes to the watches; rebuilt in
+        // place through the admin API.
+        let cases =
+            watch::CaseView::new(projection.clone(), settings.sla, pool.clone(), store.clone(), hub.clone());
+        let rebuilder = cases.rebuilder();
         let cases_task = tokio::spawn(cases.run(stop_rx.clone()));
+        let follower =
+            tokio::spawn(hub.clone().follow_read_model(pool.clone(), store.clone(), stop_rx.clone()));
         let reactions = ProjectionRunner::new(
             reactions::Reactions { store: store.clone() },
             pool.clone(),
@@ -224,12 +237,13 @@ impl Application {
 
         let routes =
             tonic::service::Routes::new(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
-                .add_service(CaseServiceServer::new(api::CaseApi::new(triage)));
+                .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
+                .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,
             &[psirt_proto::FILE_DESCRIPTOR_SET],
-            &[api::TRIAGE_SERVICE, api::CASE_SERVICE],
+            &[api::TRIAGE_SERVICE, api::CASE_SERVICE, api::ADMIN_SERVICE],
             shutdown.clone(),
         ));
         let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
@@ -238,6 +252,8 @@ impl Application {
 
         shutdown.wait().await;
         serving.set_ready(false);
+        // Watches never end by themselves: end them so the drain is quick.
+        hub.close();
         let grpc_result = grpc_task.await.context("grpc task panicked")?;
         let _ = nats_watch.await;
         let _ = stop.send(true);
@@ -248,12 +264,10 @@ impl Application {
                 Err(e) => warn!(projection = name, error = %e, "projection task panicked"),
             }
         }
+        let _ = follower.await;
         let admin_result = admin_task.await.context("admin task panicked")?;
         let _ = scheduler.await;
-        info!(
-            checkpoint = progress.checkpoint.load(std::sync::atomic::Ordering::Relaxed),
-            "psirt-triage stopped"
-        );
+        info!(checkpoint = hub.head(), "psirt-triage stopped");
         pool.close().await;
         grpc_result?;
         admin_result?;

@@ -304,6 +304,10 @@ pub struct Extra {
     pub sla_clock: i32,
     pub sla_deadline: Option<Timestamp>,
     pub duplicate_of_case_key: String,
+    pub plan_id: String,
+    pub fixed_versions: Vec<String>,
+    pub advisory_id: String,
+    pub tracking_id: String,
 }
 
 /// Turns a domain event into the event to append. `before` is the case as
@@ -455,16 +459,22 @@ pub fn to_new_event(
         CaseEvent::RemediationStarted { started_at, .. } => {
             new!(events::RemediationStarted {
                 case_id: cid,
+                plan_id: extra.plan_id.clone(),
                 started_at: ts(started_at),
-                ..Default::default()
             })
         }
-        CaseEvent::CaseFixed { fixed_at, .. } => {
-            new!(events::CaseFixed { case_id: cid, fixed_at: ts(fixed_at), ..Default::default() })
-        }
-        CaseEvent::CaseDisclosed { disclosed_at, .. } => {
-            new!(events::CaseDisclosed { case_id: cid, disclosed_at: ts(disclosed_at), ..Default::default() })
-        }
+        CaseEvent::CaseFixed { fixed_at, .. } => new!(events::CaseFixed {
+            case_id: cid,
+            plan_id: extra.plan_id.clone(),
+            fixed_versions: extra.fixed_versions.clone(),
+            fixed_at: ts(fixed_at),
+        }),
+        CaseEvent::CaseDisclosed { disclosed_at, .. } => new!(events::CaseDisclosed {
+            case_id: cid,
+            advisory_id: extra.advisory_id.clone(),
+            tracking_id: extra.tracking_id.clone(),
+            disclosed_at: ts(disclosed_at),
+        }),
         CaseEvent::CaseClosed { resolution, root_cause, lessons_learned, closed_at, .. } => {
             new!(events::CaseClosed {
                 case_id: cid,

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use tracing::{info, warn};
 
 use crate::mapping::{self, Extra};
+use crate::plan_state;
 
 pub const PROJECTION_NAME: &str = "triage-reactions";
 
@@ -104,6 +105,83 @@ impl Reactions {
         }
         Err(ApplyError::Database(sqlx::Error::Protocol(format!(
             "case {case_id} kept changing while linking"
+        ))))
+    }
+}
+
+impl Reactions {
+    /// Moves the case along as remediation progresses: the first planned
+    /// action starts remediation, a plan with every action done fixes the
+    /// case, a published advisory discloses it. A move the case's status does
+    /// not allow (a revision of a disclosed case, a plan completed again) is
+    /// skipped: the status machine stays the case's own.
+    async fn progress(&self, event: &RecordedEvent) -> Result<(), ApplyError> {
+        let t = event.event_type.as_str();
+        let bad = |message: String| psirt_eventstore::DecodeError::Payload {
+            event_type: event.event_type.clone(),
+            sequence: event.sequence,
+            message,
+        };
+        let (case_id, command, extra) = if t == events::RemediationActionPlanned::full_name() {
+            let e: events::RemediationActionPlanned = event.decode()?;
+            (e.case_id, CaseCommand::StartRemediation, Extra { plan_id: e.plan_id, ..Extra::default() })
+        } else if t == events::ReleaseRecorded::full_name()
+            || t == events::RemediationVerified::full_name()
+            || t == events::ProductStatusSet::full_name()
+        {
+            // Whether the plan is complete, from the plan's stream up to this event.
+            let stream = self.store.load(&event.subject).await.map_err(retry)?;
+            let mut plan = plan_state::PlanState::default();
+            for e in stream.iter().filter(|e| e.sequence <= event.sequence) {
+                plan.apply(e)?;
+            }
+            if !plan.is_complete() {
+                return Ok(());
+            }
+            let extra = Extra {
+                plan_id: plan.plan_id.clone(),
+                fixed_versions: plan.releases.clone(),
+                ..Extra::default()
+            };
+            (plan.case_id.clone(), CaseCommand::MarkFixed, extra)
+        } else if t == events::AdvisoryPublished::full_name() {
+            let e: events::AdvisoryPublished = event.decode()?;
+            let extra = Extra { advisory_id: e.advisory_id, tracking_id: e.tracking_id, ..Extra::default() };
+            (e.case_id, CaseCommand::Disclose, extra)
+        } else {
+            return Ok(());
+        };
+        let case_id: CaseId =
+            case_id.parse().map_err(|_| bad(format!("case_id {case_id:?} is not an id")))?;
+        let cause = event.id.map_or_else(|| format!("seq-{}", event.sequence), |id| id.to_string());
+        for _ in 0..3 {
+            let (case, stored) = self.load(case_id).await?;
+            let decided = match case.handle(command.clone(), OffsetDateTime::now_utc()) {
+                Ok(decided) => decided,
+                Err(err) => {
+                    tracing::debug!(case_id = %case_id, error = %err, "remediation progress leaves the case as it is");
+                    return Ok(());
+                }
+            };
+            let Some(moved) = decided.into_iter().next() else { return Ok(()) };
+            let event_id = EventId::derive(
+                case_id.into(),
+                &format!("{}-from\u{1f}{cause}", psirt_domain::DomainEvent::event_type(&moved)),
+            );
+            if stored.iter().any(|s| s.id == Some(event_id.into())) {
+                return Ok(());
+            }
+            let version =
+                stored.last().map_or(ExpectedVersion::NoStream, |s| ExpectedVersion::Exactly(s.sequence));
+            let new = mapping::to_new_event(&moved, event_id, metadata(event), case.details(), &extra);
+            match self.store.append(new, version).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => {}
+                Err(err) => return Err(retry(err)),
+            }
+        }
+        Err(ApplyError::Database(sqlx::Error::Protocol(format!(
+            "case {case_id} kept changing while recording remediation progress"
         ))))
     }
 }
@@ -302,12 +380,19 @@ impl Projection for Reactions {
             store_number(conn, year, value).await?;
         }
         for (index, event) in batch.iter().enumerate() {
-            if event.event_type == events::DuplicateSuspected::full_name() {
-                match self.link(event).await {
-                    Ok(()) => {}
-                    Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
-                    Err(ApplyError::Database(err)) => return Err(err),
-                }
+            let result = if event.event_type == events::DuplicateSuspected::full_name() {
+                self.link(event).await
+            } else if event.subject.starts_with(plan_state::PLAN_PREFIX)
+                || event.subject.starts_with(plan_state::ADVISORY_PREFIX)
+            {
+                self.progress(event).await
+            } else {
+                Ok(())
+            };
+            match result {
+                Ok(()) => {}
+                Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                Err(ApplyError::Database(err)) => return Err(err),
             }
         }
         undecodable.sort_by_key(|(index, _)| *index);

@@ -12,7 +12,7 @@ use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::mapping::{self, millis};
-use crate::view;
+use crate::{plan_state, view};
 
 /// Embedded migrations: portable SQL for PostgreSQL and SQLite.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -490,17 +490,77 @@ impl CasesProjection {
         if event.subject.starts_with(mapping::SUBJECT_PREFIX) {
             return self.apply_case(conn, pending, event).await;
         }
+        if plan_state::is_plan_event(event) {
+            return self.apply_plan(conn, pending, event).await;
+        }
         // Other services' events: indexed for the timeline when they name a
         // case; the acknowledgement also stops a clock.
         let Some(case_id) = view::foreign_case_id(event) else {
             return Ok(());
         };
+        if event.subject.starts_with(plan_state::ADVISORY_PREFIX) {
+            if let Some(mut case) = pending.case(conn, &case_id).await? {
+                let mut state = case.advisory.take().unwrap_or_default();
+                let changed = plan_state::apply_advisory_event(&mut state, event)?;
+                let at = state.updated_at;
+                case.advisory = Some(state);
+                if changed {
+                    view::touch(&mut case, at, event.sequence);
+                    pending.put(case, false);
+                }
+            }
+            pending.index(&case_id, event);
+            return Ok(());
+        }
         if event.event_type == events::ReportAcknowledged::full_name() {
             let e: events::ReportAcknowledged = event.decode()?;
             if let Some(mut case) = pending.case(conn, &case_id).await? {
                 view::apply_acknowledged(&mut case, e.acknowledged_at, event.sequence);
                 pending.put(case, false);
             }
+        }
+        pending.index(&case_id, event);
+        Ok(())
+    }
+}
+
+impl CasesProjection {
+    /// A remediation plan event: folded into the case's plan state (its own
+    /// table), which gives the view's remediation summary.
+    async fn apply_plan(
+        &self,
+        conn: &mut AnyConnection,
+        pending: &mut Pending,
+        event: &RecordedEvent,
+    ) -> Result<(), ApplyError> {
+        let Some(case_id) = plan_state::plan_case_id(event) else {
+            return Ok(());
+        };
+        let row = sqlx::query("SELECT state FROM triage_case_plans WHERE case_id = $1")
+            .bind(&case_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let mut state: plan_state::PlanState = match row {
+            Some(row) => serde_json::from_str(&row.try_get::<String, _>("state")?)
+                .map_err(|e| sqlx::Error::Decode(format!("stored plan state does not decode: {e}").into()))?,
+            None => plan_state::PlanState::default(),
+        };
+        state.apply(event)?;
+        let text = serde_json::to_string(&state)
+            .map_err(|e| sqlx::Error::Decode(format!("plan state does not encode: {e}").into()))?;
+        sqlx::query(
+            "INSERT INTO triage_case_plans (case_id, state) VALUES ($1, $2) \
+             ON CONFLICT (case_id) DO UPDATE SET state = excluded.state",
+        )
+        .bind(&case_id)
+        .bind(text)
+        .execute(&mut *conn)
+        .await?;
+        if let Some(mut case) = pending.case(conn, &case_id).await? {
+            case.remediation = Some(state.summary());
+            let at = case.updated_at;
+            view::touch(&mut case, at, event.sequence);
+            pending.put(case, false);
         }
         pending.index(&case_id, event);
         Ok(())
@@ -542,6 +602,7 @@ impl Projection for CasesProjection {
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         // triage_case_keys belongs to the reactions, which are never replayed.
         sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_case_plans").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_case_products").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_cases").execute(&mut *conn).await?;
         Ok(())

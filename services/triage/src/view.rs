@@ -24,7 +24,7 @@ fn later(
     }
 }
 
-fn touch(view: &mut triage::Case, at: Option<prost_types::Timestamp>, sequence: u64) {
+pub(crate) fn touch(view: &mut triage::Case, at: Option<prost_types::Timestamp>, sequence: u64) {
     view.updated_at = later(view.updated_at, at);
     view.last_sequence = view.last_sequence.max(sequence);
 }

@@ -908,6 +908,32 @@ async fn missed_deadlines_are_recorded_and_escalated_once_also_with_two_replicas
     assert!(view.sla_clocks.iter().all(|c| c.state == triage::SlaState::Breached as i32));
     assert_eq!(view.escalation_level, events::EscalationLevel::Management as i32);
     assert_eq!(view.status, pc::CaseStatus::Received as i32, "the scheduler is not someone triaging");
+    // The scheduler reads the read model (GetCase above folds the stream):
+    // wait until the read model has both breaches before another pass.
+    eventually(DEADLINE, "breaches in the read model", || {
+        let h = &h;
+        async move {
+            let page = h
+                .cases()
+                .await
+                .ok()?
+                .list_cases(triage::ListCasesRequest {
+                    filter: Some(triage::CaseFilter {
+                        sla_states: vec![triage::SlaState::Breached as i32],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            page.cases
+                .iter()
+                .any(|c| c.sla_clocks.iter().all(|clock| clock.breached_at.is_some()))
+                .then_some(())
+        }
+    })
+    .await?;
     assert_eq!(replica_core.record_breaches().await.map_err(|e| anyhow::anyhow!("{e}"))?, 0);
     assert_eq!(h.case_events(case_id).await?.len(), 5, "each deadline once");
     let late = h

@@ -1065,3 +1065,20 @@ fn https_urls_are_checked_for_scheme_host_and_spaces() {
         assert!(check_https_url(url).is_err(), "{url:?}");
     }
 }
+
+#[test]
+fn an_action_for_a_product_known_not_affected_or_fixed_is_done_and_never_overdue() {
+    let mut history =
+        vec![opened_critical(), planned("a1", GATEWAY, RemediationAction::Workaround, NOW + days(1))];
+    assert!(!Plan::from_events(&history).is_complete());
+    assert_eq!(Plan::from_events(&history).overdue_actions(NOW + days(2)).len(), 1);
+    history.push(status_set(ProductStatus::KnownNotAffected, Some(VexJustification::ComponentNotPresent)));
+    let plan = Plan::from_events(&history);
+    assert!(plan.is_complete(), "nothing left to do for a product that is not affected");
+    assert_eq!(plan.overdue_actions(NOW + days(2)), vec![]);
+    // Back to affected: the action runs again.
+    history.push(status_set(ProductStatus::KnownAffected, None));
+    let plan = Plan::from_events(&history);
+    assert!(!plan.is_complete());
+    assert_eq!(plan.overdue_actions(NOW + days(2)).len(), 1);
+}

@@ -1,0 +1,945 @@
+//! Remediation's command handling and reads: load the plan or advisory from
+//! its stream, let the domain decide, append with an expectation, retry a
+//! conflict once. Every event id derives from the caller's request id and
+//! the event's type, so a retried request finds its own events and answers
+//! as the first attempt did.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use psirt_domain::remediation::{PlanCommand, RemediationPolicy};
+use psirt_domain::{
+    ActionId, Advisory, AdvisoryCommand, AdvisoryError, AdvisoryFormat, AdvisoryId, CaseId, EventId,
+    PlanError, PlanId,
+};
+use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal, Role};
+use psirt_proto::remediation as api;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use tracing::{instrument, warn};
+
+use crate::documents::{self, Format};
+use crate::reactions::{self, LoadError};
+use crate::{mapping, readmodel, view};
+
+/// Longest client request id.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// Everything a handler can fail with; one exhaustive mapping to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum RemediationError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Advisory(#[from] AdvisoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read model: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event does not decode: {0}")]
+    Corrupt(#[from] psirt_eventstore::DecodeError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<LoadError> for RemediationError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Store(e) => Self::Store(e),
+            LoadError::Corrupt(e) => Self::Corrupt(e),
+        }
+    }
+}
+
+fn violations(v: Vec<psirt_domain::FieldViolation>, rename: &dyn Fn(&str) -> String) -> ApiError {
+    ApiError::InvalidArgument(
+        v.into_iter().map(|v| FieldViolation::new(rename(&v.field), v.description)).collect(),
+    )
+}
+
+impl From<RemediationError> for ApiError {
+    fn from(err: RemediationError) -> Self {
+        match err {
+            RemediationError::Plan(PlanError::NotFound) => ApiError::failed_precondition(
+                "the case has no remediation plan: it is opened when the case is accepted",
+                None::<String>,
+            ),
+            RemediationError::Plan(PlanError::ActionNotFound { action_id, .. }) => {
+                ApiError::not_found("remediation action", action_id.to_string())
+            }
+            RemediationError::Plan(PlanError::Validation(v)) => violations(v, &|f| f.to_owned()),
+            RemediationError::Advisory(AdvisoryError::NoDraft) => ApiError::failed_precondition(
+                "the advisory has no draft to publish: draft it first",
+                None::<String>,
+            ),
+            RemediationError::Advisory(e @ AdvisoryError::EmbargoInEffect { .. }) => {
+                ApiError::failed_precondition(e.to_string(), Some("EMBARGOED"))
+            }
+            RemediationError::Advisory(e @ AdvisoryError::UnresolvedProducts { .. }) => {
+                ApiError::failed_precondition(e.to_string(), Some("PRODUCT_STATUS_MISSING"))
+            }
+            RemediationError::Advisory(AdvisoryError::Validation(v)) => violations(v, &|f| f.to_owned()),
+            RemediationError::Store(e) => e.into(),
+            RemediationError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
+            RemediationError::Corrupt(e) => ApiError::internal(e),
+            RemediationError::Api(e) => e,
+        }
+    }
+}
+
+impl From<RemediationError> for tonic::Status {
+    fn from(err: RemediationError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, RemediationError>;
+
+/// Settings of the remediation handlers (`[remediation]` in the config).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemediationSettings {
+    /// Page size of `ListOverdue` and `ListAdvisories` when the request gives none.
+    pub default_page_size: u32,
+    /// Largest page.
+    pub max_page_size: u32,
+    /// How often the scheduler looks for actions past their due date, in ms.
+    pub overdue_check_interval_ms: u64,
+    /// Time to remediate per severity, and per product.
+    pub policy: RemediationPolicy,
+}
+
+impl Default for RemediationSettings {
+    fn default() -> Self {
+        Self {
+            default_page_size: 100,
+            max_page_size: 1000,
+            overdue_check_interval_ms: 60_000,
+            policy: RemediationPolicy::default(),
+        }
+    }
+}
+
+/// The remediation application core, shared by the gRPC handlers.
+#[derive(Clone)]
+pub struct Remediation {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    pool: AnyPool,
+    settings: RemediationSettings,
+    documents: documents::Settings,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn parse_case_id(value: &str) -> Result<CaseId> {
+    value.trim().parse().map_err(|_| {
+        ApiError::invalid_argument("case_id", format!("{value:?} is not a case id (a UUID)")).into()
+    })
+}
+
+fn check_request_id(value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        )
+        .into());
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            "request id must consist of A-Z a-z 0-9 . _ : -",
+        )
+        .into());
+    }
+    Ok(if value.is_empty() { uuid::Uuid::now_v7().to_string() } else { value.to_owned() })
+}
+
+fn metadata(principal: &Principal, request_id: &str) -> Metadata {
+    Metadata {
+        causation_id: Some(request_id.to_owned()),
+        correlation_id: Some(request_id.to_owned()),
+        actor: Some(principal.subject.clone()),
+    }
+}
+
+/// The event id of a command's event: the aggregate, the caller, the
+/// request and the event type.
+fn command_event_id(
+    aggregate: uuid::Uuid,
+    principal: &Principal,
+    request_id: &str,
+    event_type: &str,
+) -> EventId {
+    EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
+}
+
+fn has_event(events: &[RecordedEvent], id: EventId) -> bool {
+    let id: uuid::Uuid = id.into();
+    events.iter().any(|e| e.id == Some(id))
+}
+
+fn version_of(events: &[RecordedEvent]) -> ExpectedVersion {
+    events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
+}
+
+fn check_expected(
+    kind: &str,
+    id: impl std::fmt::Display,
+    events: &[RecordedEvent],
+    expected: Option<u64>,
+) -> Result<()> {
+    if let Some(expected) = expected {
+        let current = events.last().map_or(0, |e| e.sequence);
+        if current != expected {
+            return Err(ApiError::Aborted {
+                message: format!("{kind} {id} is at version {current}, not the expected {expected}"),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The recorded form of an event just appended, to fold into a view.
+fn recorded(new: &NewEvent, sequence: u64) -> RecordedEvent {
+    RecordedEvent {
+        sequence,
+        subject: new.subject.clone(),
+        id: Some(new.id),
+        event_type: new.event_type.clone(),
+        schema_version: new.schema_version,
+        payload: new.payload.clone(),
+        metadata: new.metadata.clone(),
+        headers: Default::default(),
+        stored_at: now(),
+    }
+}
+
+/// A page token: base-16 of the keyset position.
+fn encode_token(parts: &[String]) -> String {
+    hex::encode(parts.join("\u{1f}"))
+}
+
+fn decode_token(token: &str, parts: usize) -> Result<Vec<String>> {
+    let invalid =
+        || RemediationError::from(ApiError::invalid_argument("page_token", "page token is not valid"));
+    let bytes = hex::decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let out: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
+    if out.len() == parts { Ok(out) } else { Err(invalid()) }
+}
+
+impl Remediation {
+    pub fn new(
+        store: EventStore,
+        pool: AnyPool,
+        settings: RemediationSettings,
+        documents: documents::Settings,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { store, pool, settings, documents }) }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    fn page_size(&self, requested: i32) -> Result<u32> {
+        let s = &self.inner.settings;
+        match requested {
+            0 => Ok(s.default_page_size),
+            n if n < 0 => {
+                Err(ApiError::invalid_argument("page_size", "page size must not be negative").into())
+            }
+            n => Ok(u32::try_from(n).unwrap_or(u32::MAX).min(s.max_page_size)),
+        }
+    }
+
+    async fn case_events(&self, case_id: CaseId) -> Result<Vec<RecordedEvent>> {
+        Ok(self.inner.store.load(&psirt_eventstore::subject("case", case_id)).await?)
+    }
+
+    /// Loads, decides and appends one plan command, retrying a conflict
+    /// once; returns the plan view after it.
+    async fn execute_plan(
+        &self,
+        principal: &Principal,
+        case_id: CaseId,
+        request_id: &str,
+        expected_version: Option<u64>,
+        event_type: &str,
+        command: PlanCommand,
+    ) -> Result<api::Plan> {
+        let plan_id = PlanId::for_case(case_id);
+        let event_id = |t: &str| command_event_id(plan_id.into(), principal, request_id, t);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut loaded =
+                reactions::load_plan(&self.inner.store, &self.inner.settings.policy, plan_id).await?;
+            if !loaded.plan.exists() {
+                if self.case_events(case_id).await?.is_empty() {
+                    return Err(ApiError::not_found("case", case_id.to_string()).into());
+                }
+                return Err(PlanError::NotFound.into());
+            }
+            if has_event(&loaded.events, event_id(event_type)) {
+                return self.plan_view(&loaded.events);
+            }
+            check_expected("plan", plan_id, &loaded.events, expected_version)?;
+            let decided = loaded.plan.handle(command.clone(), now())?;
+            let mut version = version_of(&loaded.events);
+            let mut conflict = None;
+            for event in &decided {
+                let id = event_id(psirt_domain::DomainEvent::event_type(event));
+                let new =
+                    mapping::plan_event_to_new(event, plan_id, id.into(), metadata(principal, request_id));
+                match self.inner.store.append(new.clone(), version).await {
+                    Ok(appended) => {
+                        version = ExpectedVersion::Exactly(appended.sequence);
+                        loaded.events.push(recorded(&new, appended.sequence));
+                    }
+                    Err(e @ StoreError::Conflict { .. }) => {
+                        conflict = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match conflict {
+                None => return self.plan_view(&loaded.events),
+                Some(_) if attempt < 2 && expected_version.is_none() => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Some(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn plan_view(&self, events: &[RecordedEvent]) -> Result<api::Plan> {
+        let mut plan = view::plan(events)?;
+        view::refresh_overdue(&mut plan, now_ms());
+        Ok(plan)
+    }
+
+    /// The plan of a case, from its stream (reads its own writes).
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn get_plan(&self, req: api::GetPlanRequest) -> Result<api::Plan> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let events = self.inner.store.load(&mapping::plan_subject(PlanId::for_case(case_id))).await?;
+        if events.is_empty() {
+            if self.case_events(case_id).await?.is_empty() {
+                return Err(ApiError::not_found("case", case_id.to_string()).into());
+            }
+            return Err(ApiError::not_found("remediation plan", case_id.to_string()).into());
+        }
+        self.plan_view(&events)
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn plan_action(
+        &self,
+        principal: &Principal,
+        req: api::PlanActionRequest,
+    ) -> Result<(api::Plan, String)> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let plan_id = PlanId::for_case(case_id);
+        let action_id = if req.action_id.trim().is_empty() {
+            ActionId::for_request(plan_id, &request_id)
+        } else {
+            req.action_id.trim().parse().map_err(|_| {
+                ApiError::invalid_argument(
+                    "action_id",
+                    format!("{:?} is not an action id (a UUID)", req.action_id),
+                )
+            })?
+        };
+        let Some(action) = mapping::action_from_proto(req.action) else {
+            return Err(ApiError::invalid_argument("action", "action is required").into());
+        };
+        let Some(target) = req.target.as_ref() else {
+            return Err(
+                ApiError::invalid_argument("target", "target product and versions are required").into()
+            );
+        };
+        let due_override = match (req.due_at_override.as_ref(), req.due_date_override_reason.trim()) {
+            (None, "") => None,
+            (None, _) => {
+                return Err(ApiError::invalid_argument(
+                    "due_at_override",
+                    "a due date override reason needs a due_at_override",
+                )
+                .into());
+            }
+            (Some(at), reason) => Some((
+                mapping::from_ts(Some(at))
+                    .ok_or_else(|| ApiError::invalid_argument("due_at_override", "not a valid timestamp"))?,
+                reason.to_owned(),
+            )),
+        };
+        let command = PlanCommand::PlanAction {
+            action_id,
+            target: mapping::product_from_proto(target),
+            action,
+            owner_team: req.owner_team.clone(),
+            target_release: req.target_release.clone(),
+            due_override,
+            description: req.description.clone(),
+        };
+        let plan = self
+            .execute_plan(
+                principal,
+                case_id,
+                &request_id,
+                req.expected_version,
+                "RemediationActionPlanned",
+                command,
+            )
+            .await?;
+        Ok((plan, action_id.to_string()))
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn record_release(
+        &self,
+        principal: &Principal,
+        req: api::RecordReleaseRequest,
+    ) -> Result<api::Plan> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let action_id = if req.action_id.trim().is_empty() {
+            None
+        } else {
+            Some(req.action_id.trim().parse().map_err(|_| {
+                ApiError::invalid_argument(
+                    "action_id",
+                    format!("{:?} is not an action id (a UUID)", req.action_id),
+                )
+            })?)
+        };
+        let released_at = mapping::from_ts(req.released_at.as_ref())
+            .ok_or_else(|| ApiError::invalid_argument("released_at", "the release date is required"))?;
+        let command = PlanCommand::RecordRelease {
+            action_id,
+            product: req.product.clone(),
+            fixed_version: req.fixed_version.clone(),
+            released_at,
+            release_notes_url: req.release_notes_url.clone(),
+        };
+        self.execute_plan(principal, case_id, &request_id, req.expected_version, "ReleaseRecorded", command)
+            .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn set_product_status(
+        &self,
+        principal: &Principal,
+        req: api::SetProductStatusRequest,
+    ) -> Result<api::Plan> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let Some(status) = mapping::status_from_proto(req.status) else {
+            return Err(ApiError::invalid_argument("status", "status is required").into());
+        };
+        let command = PlanCommand::SetProductStatus {
+            product: req.product.clone(),
+            version: req.version.clone(),
+            status,
+            justification: mapping::justification_from_proto(req.justification),
+            statement: req.statement.clone(),
+        };
+        self.execute_plan(principal, case_id, &request_id, req.expected_version, "ProductStatusSet", command)
+            .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn verify(
+        &self,
+        principal: &Principal,
+        req: api::VerifyRemediationRequest,
+    ) -> Result<api::Plan> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let action_id: ActionId = req.action_id.trim().parse().map_err(|_| {
+            ApiError::invalid_argument(
+                "action_id",
+                format!("{:?} is not an action id (a UUID)", req.action_id),
+            )
+        })?;
+        let command = PlanCommand::Verify { action_id, note: req.verification_note.clone() };
+        self.execute_plan(
+            principal,
+            case_id,
+            &request_id,
+            req.expected_version,
+            "RemediationVerified",
+            command,
+        )
+        .await
+    }
+
+    /// Open actions past due, across cases, oldest due date first.
+    #[instrument(skip_all)]
+    pub async fn list_overdue(&self, req: api::ListOverdueRequest) -> Result<api::ListOverdueResponse> {
+        let limit = self.page_size(req.page_size)?;
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            let parts = decode_token(&req.page_token, 3)?;
+            let due = parts[0]
+                .parse()
+                .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
+            Some((due, parts[1].clone(), parts[2].clone()))
+        };
+        let rows = readmodel::overdue(
+            &self.inner.pool,
+            now_ms(),
+            req.owner_team.trim(),
+            req.product.trim(),
+            after,
+            limit + 1,
+        )
+        .await?;
+        let more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let mut actions = Vec::with_capacity(rows.len());
+        for (case_id, action_id, _) in rows {
+            let Some(mut plan) = readmodel::plan(&self.inner.pool, case_id).await? else { continue };
+            view::refresh_overdue(&mut plan, now_ms());
+            if let Some(action) = plan.actions.iter().find(|a| &a.action_id == action_id) {
+                actions.push(api::OverdueAction {
+                    case_id: plan.case_id.clone(),
+                    case_key: plan.case_key.clone(),
+                    action: Some(action.clone()),
+                    severity: plan.severity,
+                });
+            }
+        }
+        let next_page_token = match (more, rows.last()) {
+            (true, Some((c, a, due))) => encode_token(&[due.to_string(), c.clone(), a.clone()]),
+            _ => String::new(),
+        };
+        Ok(api::ListOverdueResponse { actions, next_page_token })
+    }
+
+    /// One scheduler pass: every open action past its due date gets one
+    /// `SlaBreached` (clock REMEDIATION) on the plan's stream. The event id
+    /// derives from the action and the deadline, so two replicas, a crash
+    /// or the next pass never record the same deadline twice.
+    pub async fn record_breaches(&self) -> Result<usize> {
+        let at = now();
+        let cases = readmodel::cases_with_due_actions(&self.inner.pool, now_ms(), 1000).await?;
+        let mut recorded = 0;
+        for case in cases {
+            let Ok(case_id) = case.parse::<CaseId>() else { continue };
+            let plan_id = PlanId::for_case(case_id);
+            let loaded =
+                reactions::load_plan(&self.inner.store, &self.inner.settings.policy, plan_id).await?;
+            let Some(details) = loaded.plan.details() else { continue };
+            let mut version = version_of(&loaded.events);
+            for overdue in loaded.plan.overdue_actions(at) {
+                let id = EventId::derive(
+                    plan_id.into(),
+                    &format!("breach\u{1f}{}\u{1f}{}", overdue.action_id, overdue.due_at.unix_timestamp()),
+                );
+                if has_event(&loaded.events, id) {
+                    continue;
+                }
+                let event = psirt_domain::PlanEvent::SlaBreached {
+                    case_id,
+                    action_id: overdue.action_id,
+                    product: overdue.product.clone(),
+                    deadline: overdue.due_at,
+                    breached_at: at,
+                    severity: details.severity,
+                    sla_policy: details.sla_policy.clone(),
+                };
+                let meta = Metadata {
+                    causation_id: None,
+                    correlation_id: None,
+                    actor: Some(reactions::ACTOR.to_owned()),
+                };
+                match self
+                    .inner
+                    .store
+                    .append(mapping::plan_event_to_new(&event, plan_id, id.into(), meta), version)
+                    .await
+                {
+                    Ok(appended) => {
+                        version = ExpectedVersion::Exactly(appended.sequence);
+                        recorded += 1;
+                    }
+                    // Another replica or a command got there first: the next pass sees it.
+                    Err(StoreError::Conflict { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(recorded)
+    }
+
+    // -----------------------------------------------------------------------
+    // Advisories
+    // -----------------------------------------------------------------------
+
+    async fn load_advisory(&self, id: AdvisoryId) -> Result<(Advisory, Vec<RecordedEvent>)> {
+        let events = self.inner.store.load(&mapping::advisory_subject(id)).await?;
+        let mut advisory = Advisory::default();
+        for e in &events {
+            if let Some(event) = mapping::advisory_event_from_recorded(e)? {
+                advisory.apply(&event);
+            }
+        }
+        Ok((advisory, events))
+    }
+
+    fn advisory_view(&self, events: &[RecordedEvent], case_key: &str) -> Result<api::Advisory> {
+        let mut advisory = view::advisory(events)?;
+        advisory.case_key = case_key.to_owned();
+        Ok(advisory)
+    }
+
+    /// The documents of a would-be publication, rendered and validated
+    /// before anything is appended: a document that fails its schema is
+    /// an INTERNAL error and nothing is published.
+    fn render_publication(
+        &self,
+        facts: &view::CaseFacts,
+        plan: &api::Plan,
+        advisory: &api::Advisory,
+        formats: &[AdvisoryFormat],
+    ) -> Result<Vec<u8>> {
+        let mut csaf = Vec::new();
+        for format in formats {
+            let formats: &[Format] = match format {
+                AdvisoryFormat::Csaf => &[Format::Csaf, Format::CsafVex],
+                AdvisoryFormat::CveJson => &[Format::CveJson],
+                AdvisoryFormat::Osv => &[Format::Osv],
+                AdvisoryFormat::OpenVex => &[Format::OpenVex],
+            };
+            for f in formats {
+                let rendered = documents::render(&self.inner.documents, *f, facts, plan, advisory)
+                    .map_err(|e| ApiError::internal(format!("the {f:?} document failed validation: {e}")))?;
+                if *f == Format::Csaf {
+                    csaf = rendered.bytes;
+                }
+            }
+        }
+        Ok(csaf)
+    }
+
+    /// Loads, decides and appends one advisory command.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_advisory(
+        &self,
+        principal: &Principal,
+        case_id: CaseId,
+        request_id: &str,
+        expected_version: Option<u64>,
+        event_types: &[&str],
+        decide: impl AsyncFnOnce(&Advisory) -> Result<(AdvisoryCommand, Option<PublishContext>)>,
+    ) -> Result<api::Advisory> {
+        let advisory_id = AdvisoryId::for_case(case_id);
+        let event_id = |t: &str| command_event_id(advisory_id.into(), principal, request_id, t);
+        let case_events = self.case_events(case_id).await?;
+        if case_events.is_empty() {
+            return Err(ApiError::not_found("case", case_id.to_string()).into());
+        }
+        let facts = view::case_facts(&case_events)?;
+        let (advisory, mut events) = self.load_advisory(advisory_id).await?;
+        if event_types.iter().any(|t| has_event(&events, event_id(t))) {
+            return self.advisory_view(&events, &facts.case_key);
+        }
+        check_expected("advisory", advisory_id, &events, expected_version)?;
+        let (command, publish) = decide(&advisory).await?;
+        let decided = advisory.handle(command, now())?;
+        let mut version = version_of(&events);
+        for event in &decided {
+            let id = event_id(psirt_domain::DomainEvent::event_type(event));
+            let new = mapping::advisory_event_to_new(event, id.into(), metadata(principal, request_id));
+            // Render and validate every document of a publication first.
+            let csaf = match &publish {
+                Some(ctx) => {
+                    let mut preview = events.clone();
+                    preview.push(recorded(&new, u64::MAX));
+                    let preview = self.advisory_view(&preview, &facts.case_key)?;
+                    let formats: Vec<AdvisoryFormat> = match event {
+                        psirt_domain::AdvisoryEvent::AdvisoryPublished { formats, .. }
+                        | psirt_domain::AdvisoryEvent::AdvisoryRevised { formats, .. } => formats.clone(),
+                        psirt_domain::AdvisoryEvent::AdvisoryDrafted { .. } => Vec::new(),
+                    };
+                    Some((self.render_publication(&facts, &ctx.plan, &preview, &formats)?, preview))
+                }
+                None => None,
+            };
+            let appended = self.inner.store.append(new.clone(), version).await?;
+            version = ExpectedVersion::Exactly(appended.sequence);
+            events.push(recorded(&new, appended.sequence));
+            if let Some((bytes, preview)) = csaf
+                && !bytes.is_empty()
+            {
+                // The projection writes the directory too (and `sync` at
+                // start): a failure here is repaired, not lost.
+                if let Err(e) = documents::write_to_directory(&self.inner.documents, &preview, &bytes) {
+                    warn!(error = %e, "writing the CSAF provider directory failed; the next start repairs it");
+                }
+            }
+        }
+        self.advisory_view(&events, &facts.case_key)
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn draft_advisory(
+        &self,
+        principal: &Principal,
+        req: api::DraftAdvisoryRequest,
+    ) -> Result<api::Advisory> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let Some(content) = req.content.as_ref() else {
+            return Err(ApiError::invalid_argument("content", "the advisory text is required").into());
+        };
+        let content = mapping::content_from_proto(content);
+        let requested = req.tracking_id.trim().to_owned();
+        let key = self.case_key(case_id).await?;
+        self.execute_advisory(
+            principal,
+            case_id,
+            &request_id,
+            req.expected_version,
+            &["AdvisoryDrafted"],
+            async |a| {
+                let tracking_id = if !requested.is_empty() {
+                    requested.clone()
+                } else if let Some(d) = a.details() {
+                    d.tracking_id.clone()
+                } else {
+                    format!("SA-{key}")
+                };
+                Ok((AdvisoryCommand::Draft { case_id, tracking_id, content: content.clone() }, None))
+            },
+        )
+        .await
+    }
+
+    async fn case_key(&self, case_id: CaseId) -> Result<String> {
+        let events = self.case_events(case_id).await?;
+        Ok(view::case_facts(&events)?.case_key)
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn publish_advisory(
+        &self,
+        principal: &Principal,
+        req: api::PublishAdvisoryRequest,
+    ) -> Result<api::Advisory> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let request_id = check_request_id(&req.request_id)?;
+        let mut formats = Vec::new();
+        for (i, f) in req.formats.iter().enumerate() {
+            match mapping::format_from_proto(*f) {
+                Some(f) if !formats.contains(&f) => formats.push(f),
+                Some(_) => {}
+                None => {
+                    return Err(ApiError::invalid_argument(
+                        format!("formats[{i}]"),
+                        "unknown advisory format",
+                    )
+                    .into());
+                }
+            }
+        }
+        let cve_possible = !self.inner.documents.cna_org_id.is_empty();
+        let case_events = self.case_events(case_id).await?;
+        let facts = view::case_facts(&case_events)?;
+        let has_cve = !facts.cve_ids.is_empty();
+        if formats.is_empty() {
+            // Every format the case can fill: OSV publishes under the CVE id,
+            // a CVE record also needs our CNA.
+            formats = vec![AdvisoryFormat::Csaf];
+            if has_cve && cve_possible {
+                formats.push(AdvisoryFormat::CveJson);
+            }
+            if has_cve {
+                formats.push(AdvisoryFormat::Osv);
+            }
+            formats.push(AdvisoryFormat::OpenVex);
+        } else if formats.contains(&AdvisoryFormat::CveJson) && (!cve_possible || !has_cve) {
+            return Err(ApiError::failed_precondition(
+                "a CVE record needs a CVE id on the case and advisory.cna_org_id / cna_short_name in the config",
+                None::<String>,
+            )
+            .into());
+        } else if formats.contains(&AdvisoryFormat::Osv) && !has_cve {
+            return Err(ApiError::failed_precondition(
+                "an OSV entry is published under the case's CVE id: assign a CVE first",
+                None::<String>,
+            )
+            .into());
+        }
+        let plan_events = self.inner.store.load(&mapping::plan_subject(PlanId::for_case(case_id))).await?;
+        let mut plan =
+            reactions::load_plan(&self.inner.store, &self.inner.settings.policy, PlanId::for_case(case_id))
+                .await?
+                .plan;
+        if !plan.exists() {
+            return Err(PlanError::NotFound.into());
+        }
+        let unresolved = plan.unresolved_products();
+        plan.set_policy(self.inner.settings.policy.clone());
+        let plan_view = view::plan(&plan_events)?;
+        let embargo_until = facts.embargo_until.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+        let override_reason = req.embargo_override_reason.trim().to_owned();
+        let change_summary = req.change_summary.trim().to_owned();
+        let actor_is_admin = principal.has_role(Role::Admin);
+        let ctx = PublishContext { plan: plan_view };
+        self.execute_advisory(
+            principal,
+            case_id,
+            &request_id,
+            req.expected_version,
+            &["AdvisoryPublished", "AdvisoryRevised"],
+            async |_| {
+                Ok((
+                    AdvisoryCommand::Publish {
+                        formats: formats.clone(),
+                        embargo_until,
+                        override_reason: (!override_reason.is_empty()).then(|| override_reason.clone()),
+                        actor_is_admin,
+                        unresolved_products: unresolved.clone(),
+                        change_summary: (!change_summary.is_empty()).then(|| change_summary.clone()),
+                    },
+                    Some(ctx),
+                ))
+            },
+        )
+        .await
+    }
+
+    /// A document in one format: the frozen bytes of the latest
+    /// publication, or for a draft a preview rendered now.
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn export_advisory(
+        &self,
+        req: api::ExportAdvisoryRequest,
+    ) -> Result<api::ExportAdvisoryResponse> {
+        let case_id = parse_case_id(&req.case_id)?;
+        let Some(format) = Format::from_proto(req.format) else {
+            return Err(ApiError::invalid_argument("format", "format is required").into());
+        };
+        let (_, events) = self.load_advisory(AdvisoryId::for_case(case_id)).await?;
+        if events.is_empty() {
+            return Err(ApiError::not_found("advisory", case_id.to_string()).into());
+        }
+        let case_events = self.case_events(case_id).await?;
+        let facts = view::case_facts(&case_events)?;
+        let advisory = self.advisory_view(&events, &facts.case_key)?;
+        let file_name = format!("{}{}", documents::file_stem(&advisory.tracking_id), format.suffix());
+        if !advisory.published_version.is_empty() {
+            // The projection freezes a publication's documents; wait briefly
+            // for it to catch up with a publication just made.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(bytes) = readmodel::published_document(
+                    &self.inner.pool,
+                    &advisory.case_id,
+                    format,
+                    &advisory.published_version,
+                )
+                .await?
+                {
+                    return Ok(api::ExportAdvisoryResponse {
+                        document: bytes,
+                        media_type: "application/json".to_owned(),
+                        file_name,
+                    });
+                }
+                let projected = readmodel::advisory(&self.inner.pool, &advisory.case_id).await?;
+                if projected.is_some_and(|p| p.version >= advisory.version) {
+                    // Projected, but this format could not be rendered: say why.
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ApiError::Unavailable(
+                        "the publication is not projected yet; retry in a moment".to_owned(),
+                    )
+                    .into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let plan_events = self.inner.store.load(&mapping::plan_subject(PlanId::for_case(case_id))).await?;
+        let plan = view::plan(&plan_events)?;
+        let rendered = documents::render(&self.inner.documents, format, &facts, &plan, &advisory).map_err(
+            |e| match e {
+                psirt_advisory::DocumentError::MissingCveId | psirt_advisory::DocumentError::MissingCna => {
+                    ApiError::failed_precondition(
+                        format!(
+                            "{e}: assign a CVE to the case and configure advisory.cna_org_id / cna_short_name"
+                        ),
+                        None::<String>,
+                    )
+                }
+                psirt_advisory::DocumentError::InvalidRecord { .. } => {
+                    ApiError::failed_precondition(e.to_string(), None::<String>)
+                }
+                other => ApiError::internal(other.to_string()),
+            },
+        )?;
+        Ok(api::ExportAdvisoryResponse {
+            document: rendered.bytes,
+            media_type: rendered.media_type.to_owned(),
+            file_name: rendered.file_name,
+        })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_advisories(
+        &self,
+        req: api::ListAdvisoriesRequest,
+    ) -> Result<api::ListAdvisoriesResponse> {
+        let limit = self.page_size(req.page_size)?;
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            let parts = decode_token(&req.page_token, 2)?;
+            let updated = parts[0]
+                .parse()
+                .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
+            Some((updated, parts[1].clone()))
+        };
+        let mut advisories = readmodel::advisories(&self.inner.pool, req.state, after, limit + 1).await?;
+        let more = advisories.len() > limit as usize;
+        advisories.truncate(limit as usize);
+        for a in &mut advisories {
+            if let Some(facts) = readmodel::facts(&self.inner.pool, &a.case_id).await? {
+                a.case_key = facts.case_key;
+            }
+        }
+        let next_page_token = match (more, advisories.last()) {
+            (true, Some(a)) => {
+                encode_token(&[view::millis(a.updated_at.as_ref()).to_string(), a.case_id.clone()])
+            }
+            _ => String::new(),
+        };
+        Ok(api::ListAdvisoriesResponse { advisories, next_page_token })
+    }
+}
+
+/// What a publication needs beyond the advisory: the plan it reports on.
+struct PublishContext {
+    plan: api::Plan,
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}

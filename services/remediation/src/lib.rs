@@ -1,0 +1,302 @@
+//! The remediation service: a remediation plan per accepted case (actions
+//! per product and version, due dates from the SLA policy, releases, VEX
+//! status) and the case's security advisory (draft, publish, export as CSAF
+//! 2.0, CVE JSON 5, OSV and OpenVEX; a CSAF trusted provider directory).
+//!
+//! `Application::build` connects to NATS and the database, migrates, binds
+//! the gRPC and admin listeners (port 0 allowed) and `run_until_stopped`
+//! serves until the shutdown signal, with the read-model projection, the
+//! reactions to triage and the overdue scheduler running alongside.
+
+pub mod api;
+pub mod csaf_dir;
+pub mod documents;
+pub mod handlers;
+pub mod mapping;
+pub mod reactions;
+pub mod readmodel;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use psirt_eventstore::EventStore;
+use psirt_kit::config::{
+    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
+    Problems,
+};
+use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_proto::remediation::advisory_service_server::AdvisoryServiceServer;
+use psirt_proto::remediation::remediation_service_server::RemediationServiceServer;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use tracing::{info, warn};
+
+pub use handlers::{Remediation, RemediationSettings};
+
+/// The service name in telemetry and logs.
+pub const SERVICE: &str = "psirt-remediation";
+
+/// The whole configuration of `psirt-remediation`. Every key is documented
+/// in `config/remediation.example.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub grpc: GrpcConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub otel: OtelConfig,
+    pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub projection: ProjectionSettings,
+    pub remediation: RemediationSettings,
+    pub advisory: documents::Settings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50053)), ..GrpcConfig::default() },
+            admin: AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9103)) },
+            log: LogConfig::default(),
+            otel: OtelConfig::default(),
+            auth: AuthConfig::default(),
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            projection: ProjectionSettings::default(),
+            remediation: RemediationSettings::default(),
+            advisory: documents::Settings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = psirt_kit::config::load(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem in every section, at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::new();
+        p.merge(self.grpc.validate());
+        p.merge(self.admin.validate());
+        p.merge(self.log.validate());
+        p.merge(self.otel.validate());
+        p.merge(self.auth.validate());
+        p.merge(self.database.validate());
+        p.merge(self.nats.validate());
+        for problem in self.projection.problems() {
+            p.push("projection", problem);
+        }
+        let r = &self.remediation;
+        p.check(
+            (1..=10_000).contains(&r.max_page_size),
+            "remediation.max_page_size",
+            "must be between 1 and 10000",
+        );
+        p.check(
+            r.default_page_size >= 1 && r.default_page_size <= r.max_page_size,
+            "remediation.default_page_size",
+            "must be between 1 and remediation.max_page_size",
+        );
+        p.check(
+            (100..=3_600_000).contains(&r.overdue_check_interval_ms),
+            "remediation.overdue_check_interval_ms",
+            "must be between 100 and 3600000",
+        );
+        for v in r.policy.validate() {
+            p.push(&format!("remediation.policy.{}", v.field), v.description);
+        }
+        for (field, problem) in self.advisory.problems() {
+            p.push(&format!("advisory.{field}"), problem);
+        }
+        p.finish()
+    }
+}
+
+/// A built, bound application.
+pub struct Application {
+    grpc: GrpcServer,
+    admin: AdminServer,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    remediation: Remediation,
+    store: EventStore,
+    pool: AnyPool,
+    auth: AuthLayer,
+    projection: ProjectionSettings,
+    settings: RemediationSettings,
+    documents: documents::Settings,
+    readiness: Readiness,
+}
+
+async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
+    let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
+    let pool = psirt_kit::backbone::open_database(&config.database).await?;
+    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the remediation database")?;
+    psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
+    Ok((store, pool))
+}
+
+impl Application {
+    /// Connects, migrates and binds; nothing is served yet.
+    pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
+        let (store, pool) = open(config).await?;
+        let auth = AuthLayer::from_config(&config.auth, api::policy())
+            .await
+            .context("failed to set up authentication")?;
+        let readiness = Readiness::new();
+        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics)
+            .await?
+            .merge(csaf_dir::routes(pool.clone(), config.advisory.clone()));
+        let grpc_addr = grpc.local_addr();
+        let admin_addr = admin.local_addr();
+        let remediation = Remediation::new(
+            store.clone(),
+            pool.clone(),
+            config.remediation.clone(),
+            config.advisory.clone(),
+        );
+        Ok(Self {
+            grpc,
+            admin,
+            grpc_addr,
+            admin_addr,
+            remediation,
+            store,
+            pool,
+            auth,
+            projection: config.projection.clone(),
+            settings: config.remediation.clone(),
+            documents: config.advisory.clone(),
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn remediation(&self) -> &Remediation {
+        &self.remediation
+    }
+
+    /// Serves gRPC and admin HTTP and runs the projection, the reactions and
+    /// the overdue scheduler until `shutdown`; then drains calls, stops them
+    /// (the last batches committed and acknowledged) and returns.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self {
+            grpc,
+            admin,
+            remediation,
+            store,
+            pool,
+            auth,
+            projection,
+            settings,
+            documents,
+            readiness,
+            ..
+        } = self;
+        let serving = readiness.register("grpc");
+        let projecting = readiness.register("projection");
+        let nats_watch = psirt_kit::backbone::watch_nats(
+            store.jetstream().client(),
+            readiness.register("nats"),
+            shutdown.clone(),
+        );
+
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let views = ProjectionRunner::new(
+            readmodel::ViewsProjection { documents },
+            pool.clone(),
+            store.clone(),
+            projection.clone(),
+        );
+        let views_task = tokio::spawn(views.run(stop_rx.clone()));
+        let reactions = ProjectionRunner::new(
+            reactions::Reactions { store: store.clone(), policy: settings.policy.clone() },
+            pool.clone(),
+            store,
+            projection,
+        );
+        let reactions_task = tokio::spawn(reactions.run(stop_rx));
+        projecting.set_ready(true);
+
+        let scheduler = {
+            let remediation = remediation.clone();
+            let shutdown = shutdown.clone();
+            let every = std::time::Duration::from_millis(settings.overdue_check_interval_ms);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    if let Err(e) = remediation.record_breaches().await {
+                        warn!(error = %e, "overdue scheduler pass failed");
+                    }
+                }
+            })
+        };
+
+        let routes = tonic::service::Routes::new(RemediationServiceServer::new(api::RemediationApi::new(
+            remediation.clone(),
+        )))
+        .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)));
+        let grpc_task = tokio::spawn(grpc.serve(
+            routes,
+            auth,
+            &[psirt_proto::FILE_DESCRIPTOR_SET],
+            &[api::REMEDIATION_SERVICE, api::ADVISORY_SERVICE],
+            shutdown.clone(),
+        ));
+        let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
+        serving.set_ready(true);
+        info!("psirt-remediation ready");
+
+        shutdown.wait().await;
+        serving.set_ready(false);
+        let grpc_result = grpc_task.await.context("grpc task panicked")?;
+        let _ = nats_watch.await;
+        let _ = stop.send(true);
+        for (name, task) in [("remediation-views", views_task), ("remediation-reactions", reactions_task)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(projection = name, error = %e, "projection stopped with an error"),
+                Err(e) => warn!(projection = name, error = %e, "projection task panicked"),
+            }
+        }
+        let admin_result = admin_task.await.context("admin task panicked")?;
+        let _ = scheduler.await;
+        info!("psirt-remediation stopped");
+        pool.close().await;
+        grpc_result?;
+        admin_result?;
+        Ok(())
+    }
+}
+
+/// Replays the read model from sequence 1; `on_progress(done, total)`. The
+/// reactions are not replayed: what they appended is on the stream.
+pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
+    let (store, pool) = open(config).await?;
+    let runner = ProjectionRunner::new(
+        readmodel::ViewsProjection { documents: config.advisory.clone() },
+        pool,
+        store,
+        config.projection.clone(),
+    );
+    Ok(runner.rebuild(on_progress).await?)
+}

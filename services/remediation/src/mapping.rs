@@ -1,0 +1,635 @@
+//! Between the domain's plan and advisory events and their protobuf
+//! payloads on the stream, in both directions.
+
+use prost::Name;
+use prost_types::Timestamp;
+use psirt_domain::remediation::{
+    DueDateChange, PlanEvent, ProductStatus, RemediationAction, VexJustification,
+};
+use psirt_domain::{ActionId, AffectedProduct, CaseId, CvssSeverity, PlanId, VersionSpec};
+use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_proto::{common, events};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The subject of a plan's events.
+pub fn plan_subject(id: PlanId) -> String {
+    psirt_eventstore::subject("remediation", id)
+}
+
+/// The subject of an advisory's events.
+pub fn advisory_subject(id: psirt_domain::AdvisoryId) -> String {
+    psirt_eventstore::subject("advisory", id)
+}
+
+pub fn ts(t: OffsetDateTime) -> Option<Timestamp> {
+    Some(Timestamp { seconds: t.unix_timestamp(), nanos: i32::try_from(t.nanosecond()).unwrap_or(0) })
+}
+
+pub fn from_ts(t: Option<&Timestamp>) -> Option<OffsetDateTime> {
+    let t = t?;
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+pub fn rating_to_proto(s: Option<CvssSeverity>) -> common::SeverityRating {
+    match s {
+        None => common::SeverityRating::Unspecified,
+        Some(CvssSeverity::None) => common::SeverityRating::None,
+        Some(CvssSeverity::Low) => common::SeverityRating::Low,
+        Some(CvssSeverity::Medium) => common::SeverityRating::Medium,
+        Some(CvssSeverity::High) => common::SeverityRating::High,
+        Some(CvssSeverity::Critical) => common::SeverityRating::Critical,
+    }
+}
+
+pub fn rating_from_proto(value: i32) -> Option<CvssSeverity> {
+    match common::SeverityRating::try_from(value).unwrap_or_default() {
+        common::SeverityRating::Unspecified => None,
+        common::SeverityRating::None => Some(CvssSeverity::None),
+        common::SeverityRating::Low => Some(CvssSeverity::Low),
+        common::SeverityRating::Medium => Some(CvssSeverity::Medium),
+        common::SeverityRating::High => Some(CvssSeverity::High),
+        common::SeverityRating::Critical => Some(CvssSeverity::Critical),
+    }
+}
+
+pub fn product_to_proto(p: &AffectedProduct) -> common::ProductVersionRange {
+    crate::view::ProductVersions {
+        product: p.product.clone(),
+        range: match &p.versions {
+            VersionSpec::Range(r) => r.clone(),
+            VersionSpec::Explicit(_) => String::new(),
+        },
+        versions: match &p.versions {
+            VersionSpec::Range(_) => Vec::new(),
+            VersionSpec::Explicit(list) => list.clone(),
+        },
+    }
+    .to_proto()
+}
+
+/// A product entry of a request or event; missing versions become an empty
+/// range, which validation then names.
+pub fn product_from_proto(p: &common::ProductVersionRange) -> AffectedProduct {
+    let v = crate::view::ProductVersions::from_proto(p);
+    AffectedProduct {
+        product: v.product,
+        versions: if v.range.is_empty() && !v.versions.is_empty() {
+            VersionSpec::Explicit(v.versions)
+        } else {
+            VersionSpec::Range(v.range)
+        },
+    }
+}
+
+pub fn action_to_proto(a: RemediationAction) -> events::RemediationAction {
+    match a {
+        RemediationAction::Fix => events::RemediationAction::Fix,
+        RemediationAction::Workaround => events::RemediationAction::Workaround,
+        RemediationAction::Mitigation => events::RemediationAction::Mitigation,
+        RemediationAction::Suspend => events::RemediationAction::Suspend,
+        RemediationAction::None => events::RemediationAction::None,
+    }
+}
+
+pub fn action_from_proto(value: i32) -> Option<RemediationAction> {
+    Some(match events::RemediationAction::try_from(value).ok()? {
+        events::RemediationAction::Unspecified => return None,
+        events::RemediationAction::Fix => RemediationAction::Fix,
+        events::RemediationAction::Workaround => RemediationAction::Workaround,
+        events::RemediationAction::Mitigation => RemediationAction::Mitigation,
+        events::RemediationAction::Suspend => RemediationAction::Suspend,
+        events::RemediationAction::None => RemediationAction::None,
+    })
+}
+
+pub fn status_to_proto(s: ProductStatus) -> events::ProductStatus {
+    match s {
+        ProductStatus::KnownAffected => events::ProductStatus::KnownAffected,
+        ProductStatus::KnownNotAffected => events::ProductStatus::KnownNotAffected,
+        ProductStatus::Fixed => events::ProductStatus::Fixed,
+        ProductStatus::UnderInvestigation => events::ProductStatus::UnderInvestigation,
+    }
+}
+
+pub fn status_from_proto(value: i32) -> Option<ProductStatus> {
+    Some(match events::ProductStatus::try_from(value).ok()? {
+        events::ProductStatus::Unspecified => return None,
+        events::ProductStatus::KnownAffected => ProductStatus::KnownAffected,
+        events::ProductStatus::KnownNotAffected => ProductStatus::KnownNotAffected,
+        events::ProductStatus::Fixed => ProductStatus::Fixed,
+        events::ProductStatus::UnderInvestigation => ProductStatus::UnderInvestigation,
+    })
+}
+
+pub fn justification_to_proto(j: Option<VexJustification>) -> events::VexJustification {
+    match j {
+        None => events::VexJustification::Unspecified,
+        Some(VexJustification::ComponentNotPresent) => events::VexJustification::ComponentNotPresent,
+        Some(VexJustification::VulnerableCodeNotPresent) => {
+            events::VexJustification::VulnerableCodeNotPresent
+        }
+        Some(VexJustification::VulnerableCodeNotInExecutePath) => {
+            events::VexJustification::VulnerableCodeNotInExecutePath
+        }
+        Some(VexJustification::VulnerableCodeCannotBeControlledByAdversary) => {
+            events::VexJustification::VulnerableCodeCannotBeControlledByAdversary
+        }
+        Some(VexJustification::InlineMitigationsAlreadyExist) => {
+            events::VexJustification::InlineMitigationsAlreadyExist
+        }
+    }
+}
+
+pub fn justification_from_proto(value: i32) -> Option<VexJustification> {
+    Some(match events::VexJustification::try_from(value).ok()? {
+        events::VexJustification::Unspecified => return None,
+        events::VexJustification::ComponentNotPresent => VexJustification::ComponentNotPresent,
+        events::VexJustification::VulnerableCodeNotPresent => VexJustification::VulnerableCodeNotPresent,
+        events::VexJustification::VulnerableCodeNotInExecutePath => {
+            VexJustification::VulnerableCodeNotInExecutePath
+        }
+        events::VexJustification::VulnerableCodeCannotBeControlledByAdversary => {
+            VexJustification::VulnerableCodeCannotBeControlledByAdversary
+        }
+        events::VexJustification::InlineMitigationsAlreadyExist => {
+            VexJustification::InlineMitigationsAlreadyExist
+        }
+    })
+}
+
+fn opt(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// The payload of a plan event, ready to append on the plan's subject.
+pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata: Metadata) -> NewEvent {
+    let subject = plan_subject(plan_id);
+    let pid = plan_id.to_string();
+    match event {
+        PlanEvent::RemediationPlanOpened {
+            case_id,
+            case_key,
+            severity,
+            sla_policy,
+            affected_products,
+            opened_at,
+            ..
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::RemediationPlanOpened {
+                plan_id: pid,
+                case_id: case_id.to_string(),
+                case_key: case_key.to_string(),
+                severity: rating_to_proto(*severity).into(),
+                sla_policy: sla_policy.clone(),
+                affected_products: affected_products.iter().map(product_to_proto).collect(),
+                opened_at: ts(*opened_at),
+            },
+            metadata,
+        ),
+        PlanEvent::RemediationActionPlanned {
+            case_id,
+            action_id,
+            target,
+            action,
+            owner_team,
+            target_release,
+            due_at,
+            due_date_override_reason,
+            description,
+            planned_at,
+            ..
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::RemediationActionPlanned {
+                plan_id: pid,
+                case_id: case_id.to_string(),
+                action_id: action_id.to_string(),
+                target: Some(product_to_proto(target)),
+                action: action_to_proto(*action).into(),
+                owner_team: owner_team.clone(),
+                target_release: target_release.clone().unwrap_or_default(),
+                due_at: ts(*due_at),
+                due_date_override_reason: due_date_override_reason.clone().unwrap_or_default(),
+                description: description.clone(),
+                planned_at: ts(*planned_at),
+            },
+            metadata,
+        ),
+        PlanEvent::ReleaseRecorded {
+            case_id,
+            action_id,
+            product,
+            fixed_version,
+            released_at,
+            release_notes_url,
+            recorded_at,
+            ..
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::ReleaseRecorded {
+                plan_id: pid,
+                case_id: case_id.to_string(),
+                action_id: action_id.map(|a| a.to_string()).unwrap_or_default(),
+                product: product.clone(),
+                fixed_version: fixed_version.clone(),
+                released_at: ts(*released_at),
+                release_notes_url: release_notes_url.clone().unwrap_or_default(),
+                recorded_at: ts(*recorded_at),
+            },
+            metadata,
+        ),
+        PlanEvent::ProductStatusSet {
+            case_id,
+            product,
+            version,
+            status,
+            justification,
+            statement,
+            set_at,
+            ..
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::ProductStatusSet {
+                plan_id: pid,
+                case_id: case_id.to_string(),
+                product: product.clone(),
+                version: version.clone(),
+                status: status_to_proto(*status).into(),
+                justification: justification_to_proto(*justification).into(),
+                statement: statement.clone(),
+                set_at: ts(*set_at),
+            },
+            metadata,
+        ),
+        PlanEvent::RemediationVerified { case_id, action_id, verification_note, verified_at, .. } => {
+            NewEvent::from_message(
+                id,
+                subject,
+                &events::RemediationVerified {
+                    plan_id: pid,
+                    case_id: case_id.to_string(),
+                    action_id: action_id.to_string(),
+                    verification_note: verification_note.clone(),
+                    verified_at: ts(*verified_at),
+                },
+                metadata,
+            )
+        }
+        PlanEvent::RemediationDueDatesRecomputed {
+            case_id,
+            severity,
+            sla_policy,
+            changes,
+            reason,
+            recomputed_at,
+            ..
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::RemediationDueDatesRecomputed {
+                plan_id: pid,
+                case_id: case_id.to_string(),
+                severity: rating_to_proto(*severity).into(),
+                sla_policy: sla_policy.clone(),
+                changes: changes
+                    .iter()
+                    .map(|c| events::DueDateChange {
+                        action_id: c.action_id.to_string(),
+                        previous_due_at: ts(c.previous_due_at),
+                        due_at: ts(c.due_at),
+                    })
+                    .collect(),
+                reason: reason.clone(),
+                recomputed_at: ts(*recomputed_at),
+            },
+            metadata,
+        ),
+        PlanEvent::SlaBreached {
+            case_id,
+            action_id,
+            product,
+            deadline,
+            breached_at,
+            severity,
+            sla_policy,
+        } => NewEvent::from_message(
+            id,
+            subject,
+            &events::SlaBreached {
+                case_id: case_id.to_string(),
+                clock: events::SlaClock::Remediation.into(),
+                deadline: ts(*deadline),
+                breached_at: ts(*breached_at),
+                action_id: action_id.to_string(),
+                product: product.clone(),
+                severity: rating_to_proto(*severity).into(),
+                sla_policy: sla_policy.clone(),
+            },
+            metadata,
+        ),
+    }
+}
+
+fn bad(event: &RecordedEvent, message: String) -> DecodeError {
+    DecodeError::Payload { event_type: event.event_type.clone(), sequence: event.sequence, message }
+}
+
+fn id<T: std::str::FromStr>(event: &RecordedEvent, field: &str, value: &str) -> Result<T, DecodeError> {
+    value.parse().map_err(|_| bad(event, format!("{field} {value:?} is not an id")))
+}
+
+fn time_of(event: &RecordedEvent, t: Option<&Timestamp>) -> OffsetDateTime {
+    from_ts(t).unwrap_or(event.stored_at)
+}
+
+/// A plan event from the stream, as the domain knows it. Events of other
+/// types on the plan's subject are `None`.
+pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEvent>, DecodeError> {
+    let t = event.event_type.as_str();
+    let out = if t == events::RemediationPlanOpened::full_name() {
+        let e: events::RemediationPlanOpened = event.decode()?;
+        PlanEvent::RemediationPlanOpened {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            case_key: e.case_key.parse().map_err(|_| bad(event, format!("bad case key {:?}", e.case_key)))?,
+            severity: rating_from_proto(e.severity),
+            sla_policy: e.sla_policy,
+            affected_products: e.affected_products.iter().map(product_from_proto).collect(),
+            opened_at: time_of(event, e.opened_at.as_ref()),
+        }
+    } else if t == events::RemediationActionPlanned::full_name() {
+        let e: events::RemediationActionPlanned = event.decode()?;
+        PlanEvent::RemediationActionPlanned {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            action_id: id(event, "action_id", &e.action_id)?,
+            target: e
+                .target
+                .as_ref()
+                .map(product_from_proto)
+                .ok_or_else(|| bad(event, "no target".into()))?,
+            action: action_from_proto(e.action).ok_or_else(|| bad(event, "no action".into()))?,
+            owner_team: e.owner_team,
+            target_release: opt(&e.target_release),
+            due_at: time_of(event, e.due_at.as_ref()),
+            due_date_override_reason: opt(&e.due_date_override_reason),
+            description: e.description,
+            planned_at: time_of(event, e.planned_at.as_ref()),
+        }
+    } else if t == events::ReleaseRecorded::full_name() {
+        let e: events::ReleaseRecorded = event.decode()?;
+        PlanEvent::ReleaseRecorded {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            action_id: if e.action_id.is_empty() {
+                None
+            } else {
+                Some(id(event, "action_id", &e.action_id)?)
+            },
+            product: e.product,
+            fixed_version: e.fixed_version,
+            released_at: time_of(event, e.released_at.as_ref()),
+            release_notes_url: opt(&e.release_notes_url),
+            recorded_at: time_of(event, e.recorded_at.as_ref()),
+        }
+    } else if t == events::ProductStatusSet::full_name() {
+        let e: events::ProductStatusSet = event.decode()?;
+        PlanEvent::ProductStatusSet {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            product: e.product,
+            version: e.version,
+            status: status_from_proto(e.status).ok_or_else(|| bad(event, "no status".into()))?,
+            justification: justification_from_proto(e.justification),
+            statement: e.statement,
+            set_at: time_of(event, e.set_at.as_ref()),
+        }
+    } else if t == events::RemediationVerified::full_name() {
+        let e: events::RemediationVerified = event.decode()?;
+        PlanEvent::RemediationVerified {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            action_id: id(event, "action_id", &e.action_id)?,
+            verification_note: e.verification_note,
+            verified_at: time_of(event, e.verified_at.as_ref()),
+        }
+    } else if t == events::RemediationDueDatesRecomputed::full_name() {
+        let e: events::RemediationDueDatesRecomputed = event.decode()?;
+        let mut changes = Vec::with_capacity(e.changes.len());
+        for c in &e.changes {
+            changes.push(DueDateChange {
+                action_id: id::<ActionId>(event, "action_id", &c.action_id)?,
+                previous_due_at: time_of(event, c.previous_due_at.as_ref()),
+                due_at: time_of(event, c.due_at.as_ref()),
+            });
+        }
+        PlanEvent::RemediationDueDatesRecomputed {
+            plan_id: id(event, "plan_id", &e.plan_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            severity: rating_from_proto(e.severity),
+            sla_policy: e.sla_policy,
+            changes,
+            reason: e.reason,
+            recomputed_at: time_of(event, e.recomputed_at.as_ref()),
+        }
+    } else if t == events::SlaBreached::full_name() {
+        let e: events::SlaBreached = event.decode()?;
+        if e.action_id.is_empty() {
+            return Ok(None);
+        }
+        PlanEvent::SlaBreached {
+            case_id: id::<CaseId>(event, "case_id", &e.case_id)?,
+            action_id: id(event, "action_id", &e.action_id)?,
+            product: e.product,
+            deadline: time_of(event, e.deadline.as_ref()),
+            breached_at: time_of(event, e.breached_at.as_ref()),
+            severity: rating_from_proto(e.severity),
+            sla_policy: e.sla_policy,
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(out))
+}
+
+pub fn content_to_proto(c: &psirt_domain::AdvisoryContent) -> events::AdvisoryContent {
+    events::AdvisoryContent {
+        title: c.title.clone(),
+        summary: c.summary.clone(),
+        details: c.details.clone(),
+        workarounds: c.workarounds.clone(),
+        acknowledgments: c
+            .acknowledgments
+            .iter()
+            .map(|a| events::Acknowledgment {
+                name: a.name.clone(),
+                organization: a.organization.clone().unwrap_or_default(),
+                url: a.url.clone().unwrap_or_default(),
+                consent: a.consent,
+            })
+            .collect(),
+        references: c.references.clone(),
+    }
+}
+
+pub fn content_from_proto(c: &events::AdvisoryContent) -> psirt_domain::AdvisoryContent {
+    psirt_domain::AdvisoryContent {
+        title: c.title.clone(),
+        summary: c.summary.clone(),
+        details: c.details.clone(),
+        workarounds: c.workarounds.clone(),
+        acknowledgments: c
+            .acknowledgments
+            .iter()
+            .map(|a| psirt_domain::Acknowledgment {
+                name: a.name.clone(),
+                organization: opt(&a.organization),
+                url: opt(&a.url),
+                consent: a.consent,
+            })
+            .collect(),
+        references: c.references.clone(),
+    }
+}
+
+pub fn format_to_proto(f: psirt_domain::AdvisoryFormat) -> events::AdvisoryFormat {
+    match f {
+        psirt_domain::AdvisoryFormat::Csaf => events::AdvisoryFormat::Csaf,
+        psirt_domain::AdvisoryFormat::CveJson => events::AdvisoryFormat::CveJson,
+        psirt_domain::AdvisoryFormat::Osv => events::AdvisoryFormat::Osv,
+        psirt_domain::AdvisoryFormat::OpenVex => events::AdvisoryFormat::Openvex,
+    }
+}
+
+pub fn format_from_proto(value: i32) -> Option<psirt_domain::AdvisoryFormat> {
+    Some(match events::AdvisoryFormat::try_from(value).ok()? {
+        events::AdvisoryFormat::Unspecified => return None,
+        events::AdvisoryFormat::Csaf => psirt_domain::AdvisoryFormat::Csaf,
+        events::AdvisoryFormat::CveJson => psirt_domain::AdvisoryFormat::CveJson,
+        events::AdvisoryFormat::Osv => psirt_domain::AdvisoryFormat::Osv,
+        events::AdvisoryFormat::Openvex => psirt_domain::AdvisoryFormat::OpenVex,
+    })
+}
+
+/// The payload of an advisory event, ready to append on the advisory's subject.
+pub fn advisory_event_to_new(event: &psirt_domain::AdvisoryEvent, id: Uuid, metadata: Metadata) -> NewEvent {
+    use psirt_domain::AdvisoryEvent as E;
+    match event {
+        E::AdvisoryDrafted { advisory_id, case_id, tracking_id, content, drafted_at } => {
+            NewEvent::from_message(
+                id,
+                advisory_subject(*advisory_id),
+                &events::AdvisoryDrafted {
+                    advisory_id: advisory_id.to_string(),
+                    case_id: case_id.to_string(),
+                    tracking_id: tracking_id.clone(),
+                    content: Some(content_to_proto(content)),
+                    drafted_at: ts(*drafted_at),
+                },
+                metadata,
+            )
+        }
+        E::AdvisoryPublished {
+            advisory_id,
+            case_id,
+            tracking_id,
+            version,
+            content,
+            formats,
+            published_at,
+            embargo_override_reason,
+        } => NewEvent::from_message(
+            id,
+            advisory_subject(*advisory_id),
+            &events::AdvisoryPublished {
+                advisory_id: advisory_id.to_string(),
+                case_id: case_id.to_string(),
+                tracking_id: tracking_id.clone(),
+                version: version.to_string(),
+                content: Some(content_to_proto(content)),
+                formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
+                published_at: ts(*published_at),
+                embargo_override_reason: embargo_override_reason.clone().unwrap_or_default(),
+            },
+            metadata,
+        ),
+        E::AdvisoryRevised {
+            advisory_id,
+            case_id,
+            tracking_id,
+            version,
+            content,
+            change_summary,
+            formats,
+            revised_at,
+        } => NewEvent::from_message(
+            id,
+            advisory_subject(*advisory_id),
+            &events::AdvisoryRevised {
+                advisory_id: advisory_id.to_string(),
+                case_id: case_id.to_string(),
+                tracking_id: tracking_id.clone(),
+                version: version.to_string(),
+                content: Some(content_to_proto(content)),
+                change_summary: change_summary.clone(),
+                formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
+                revised_at: ts(*revised_at),
+            },
+            metadata,
+        ),
+    }
+}
+
+/// An advisory event from the stream, as the domain knows it.
+pub fn advisory_event_from_recorded(
+    event: &RecordedEvent,
+) -> Result<Option<psirt_domain::AdvisoryEvent>, DecodeError> {
+    use psirt_domain::AdvisoryEvent as E;
+    let t = event.event_type.as_str();
+    let version = |v: &str| v.parse().map_err(|_| bad(event, format!("version {v:?}")));
+    let out = if t == events::AdvisoryDrafted::full_name() {
+        let e: events::AdvisoryDrafted = event.decode()?;
+        E::AdvisoryDrafted {
+            advisory_id: id(event, "advisory_id", &e.advisory_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            tracking_id: e.tracking_id,
+            content: content_from_proto(&e.content.unwrap_or_default()),
+            drafted_at: time_of(event, e.drafted_at.as_ref()),
+        }
+    } else if t == events::AdvisoryPublished::full_name() {
+        let e: events::AdvisoryPublished = event.decode()?;
+        E::AdvisoryPublished {
+            advisory_id: id(event, "advisory_id", &e.advisory_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            tracking_id: e.tracking_id,
+            version: version(&e.version)?,
+            content: content_from_proto(&e.content.unwrap_or_default()),
+            formats: e.formats.iter().filter_map(|f| format_from_proto(*f)).collect(),
+            published_at: time_of(event, e.published_at.as_ref()),
+            embargo_override_reason: opt(&e.embargo_override_reason),
+        }
+    } else if t == events::AdvisoryRevised::full_name() {
+        let e: events::AdvisoryRevised = event.decode()?;
+        E::AdvisoryRevised {
+            advisory_id: id(event, "advisory_id", &e.advisory_id)?,
+            case_id: id(event, "case_id", &e.case_id)?,
+            tracking_id: e.tracking_id,
+            version: version(&e.version)?,
+            content: content_from_proto(&e.content.unwrap_or_default()),
+            change_summary: e.change_summary,
+            formats: e.formats.iter().filter_map(|f| format_from_proto(*f)).collect(),
+            revised_at: time_of(event, e.revised_at.as_ref()),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(out))
+}

@@ -1,0 +1,152 @@
+//! The harness of the end-to-end tests: the real service binaries as child
+//! processes on a test nats-server, each with its own SQLite file.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use psirt_testkit::{NatsServer, eventually, free_port};
+use tonic::transport::Channel;
+
+pub fn bin(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("debug")
+        .join(name)
+}
+
+pub fn build() -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "psirt-intake", "-p", "psirt-triage", "-p", "psirt-remediation"])
+        .status()?;
+    anyhow::ensure!(status.success(), "build failed");
+    Ok(())
+}
+
+pub struct Service {
+    pub child: Child,
+    pub grpc: u16,
+    pub admin: u16,
+    pub db: String,
+    pub name: &'static str,
+    pub env: Vec<(String, String)>,
+}
+
+impl Service {
+    pub async fn start(name: &'static str, nats: &NatsServer, db: String) -> anyhow::Result<Self> {
+        Self::start_with(name, nats, db, &[]).await
+    }
+
+    /// Like [`Service::start`], with extra environment (config) variables.
+    pub async fn start_with(
+        name: &'static str,
+        nats: &NatsServer,
+        db: String,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let mut service = Self {
+            child: spawn_placeholder()?,
+            grpc: free_port()?,
+            admin: free_port()?,
+            db,
+            name,
+            env: Vec::new(),
+        };
+        service.child.kill()?;
+        service.child.wait()?;
+        service.env = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        service.spawn(nats)?;
+        service.ready().await?;
+        Ok(service)
+    }
+
+    pub fn command(&self, nats: &NatsServer) -> Command {
+        let mut command = Command::new(bin(&format!("psirt-{}", self.name)));
+        command
+            .env("PSIRT_AUTH__MODE", "none")
+            .env("PSIRT_LOG__LEVEL", "error")
+            .env("PSIRT_NATS__URL", nats.url())
+            .env("PSIRT_DATABASE__URL", &self.db)
+            .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{}", self.grpc))
+            .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{}", self.admin))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    pub fn spawn(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
+        self.child = self.command(nats).spawn()?;
+        Ok(())
+    }
+
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        let admin = self.admin;
+        eventually(Duration::from_secs(30), "service ready", || async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.ok()?;
+            stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+            let mut buf = Vec::new();
+            stream.read_to_end(&mut buf).await.ok()?;
+            buf.starts_with(b"HTTP/1.1 200").then_some(())
+        })
+        .await
+    }
+
+    /// SIGTERM, as an operator stops a service before a rebuild.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        self.child.wait()?;
+        Ok(())
+    }
+
+    pub fn kill_9(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?; // SIGKILL
+        self.child.wait()?;
+        Ok(())
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))?.connect().await?)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_placeholder() -> anyhow::Result<Child> {
+    Ok(Command::new("true").spawn()?)
+}
+
+pub fn sqlite(dir: &tempfile_dir::Dir, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.0.join(format!("{name}.db")).display())
+}
+
+pub mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+
+    impl Dir {
+        pub fn new(label: &str) -> anyhow::Result<Self> {
+            let dir =
+                std::env::temp_dir().join(format!("psirt-e2e-{label}-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir)?;
+            Ok(Self(dir))
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
