@@ -5,7 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use psirt_proto::admin::admin_service_client::AdminServiceClient;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::remediation::advisory_service_client::AdvisoryServiceClient;
+use psirt_proto::remediation::remediation_service_client::RemediationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -24,6 +27,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// commands) unless told otherwise.
 pub const DEFAULT_TRIAGE_SERVER: &str = "http://127.0.0.1:50052";
 
+/// Where `psirtctl` reaches the remediation service (`remediation` and
+/// `advisory` commands) unless told otherwise.
+pub const DEFAULT_REMEDIATION_SERVER: &str = "http://127.0.0.1:50053";
+
 /// Largest response accepted. Tonic's default of 4 MiB is too small for a
 /// full page of reports with long descriptions; the server's own limit is
 /// what really bounds a response.
@@ -37,6 +44,15 @@ pub type TriageClient = TriageServiceClient<InterceptedService<Channel, AuthInte
 
 /// A client of `psirt.triage.v1.CaseService` (case view) that sends the token.
 pub type CaseClient = CaseServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.admin.v1.AdminService` (any service's) that sends the token.
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.remediation.v1.RemediationService` (plans) that sends the token.
+pub type RemediationClient = RemediationServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.remediation.v1.AdvisoryService` that sends the token.
+pub type AdvisoryClient = AdvisoryServiceClient<InterceptedService<Channel, AuthInterceptor>>;
 
 /// Normalises `--server`: `host:port` gets `http://`; the result must be a
 /// valid http URI.
@@ -177,6 +193,24 @@ impl Connection {
     /// A client of the triage service's case view.
     pub fn cases(&self) -> CaseClient {
         CaseServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the service's administration (`admin` commands).
+    pub fn admin(&self) -> AdminClient {
+        AdminServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the remediation service's plans (`remediation` commands).
+    pub fn remediation(&self) -> RemediationClient {
+        RemediationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the remediation service's advisories (`advisory` commands).
+    pub fn advisories(&self) -> AdvisoryClient {
+        AdvisoryServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 }

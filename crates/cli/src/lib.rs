@@ -1,16 +1,20 @@
 //! `psirtctl`, the command-line client of the PSIRT platform's gRPC services.
 //!
-//! One top-level subcommand per service area (`report`, `case`, `triage`;
-//! `remediation`, ... later), each owned by its own module with its clap
+//! One top-level subcommand per service area (`report`, `case`, `triage`,
+//! `remediation`, `advisory`, `admin`), each owned by its own module with its clap
 //! arguments and handlers; this file only wires them to the shared options.
 //!
 //! Each service has its own endpoint: `--server` for intake (`report`),
-//! `--triage-server` for triage (`case`, `triage`).
+//! `--triage-server` for triage (`case`, `triage`, `admin ... triage`),
+//! `--remediation-server` for remediation (`remediation`, `advisory`).
 
+pub mod admin;
+pub mod advisory;
 pub mod case;
 pub mod client;
 pub mod error;
 pub mod output;
+pub mod remediation;
 pub mod report;
 pub mod triage;
 
@@ -59,6 +63,17 @@ pub struct GlobalArgs {
     )]
     pub triage_server: String,
 
+    /// gRPC endpoint of the remediation service, used by the `remediation`
+    /// and `advisory` commands: `http://host:port` or `host:port` (plaintext).
+    #[arg(
+        long,
+        global = true,
+        env = "PSIRT_REMEDIATION_SERVER",
+        default_value = client::DEFAULT_REMEDIATION_SERVER,
+        value_parser = client::parse_server,
+    )]
+    pub remediation_server: String,
+
     /// Bearer token sent with every call. Prefer the environment variable:
     /// a command line is visible to every local user.
     // The value is never echoed: not in `--help` (hide_env_values) and not in
@@ -99,6 +114,30 @@ pub enum Command {
     /// or with --output json the whole case as {"case": ...}, like `case show`.
     #[command(subcommand)]
     Triage(triage::TriageCommand),
+    /// Operations on a running service: rebuild a read model (admin role).
+    ///
+    /// Connects to the named service's endpoint (--triage-server for triage).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Remediation plans of accepted cases: plan, action, release, status,
+    /// verify, overdue (remediation service).
+    ///
+    /// Connects to --remediation-server; a case key (e.g. PSIRT-2026-0001)
+    /// is looked up at --triage-server first, a case id (UUID) is used as it
+    /// is. Commands that change the plan take --expected-version (the plan's
+    /// version) and --request-id (idempotency key; default a new UUID, shown
+    /// in the output), and print the plan as the command left it (with
+    /// --output json: the response, {"plan": ...}).
+    #[command(subcommand)]
+    Remediation(remediation::RemediationCommand),
+    /// Security advisories of cases: draft, publish, export, list
+    /// (remediation service).
+    ///
+    /// Connects to --remediation-server; a case key (e.g. PSIRT-2026-0001)
+    /// is looked up at --triage-server first. `draft` and `publish` take
+    /// --expected-version (the advisory's version) and --request-id.
+    #[command(subcommand)]
+    Advisory(advisory::AdvisoryCommand),
 }
 
 /// Runs one parsed command line, writing results to stdout.
@@ -108,6 +147,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(command) => report::run(&cli.global, command, &mut stdout).await,
         Command::Case(command) => case::run(&cli.global, command, &mut stdout).await,
         Command::Triage(command) => triage::run(&cli.global, command, &mut stdout).await,
+        Command::Admin(command) => admin::run(&cli.global, command, &mut stdout).await,
+        Command::Remediation(command) => remediation::run(&cli.global, command, &mut stdout).await,
+        Command::Advisory(command) => advisory::run(&cli.global, command, &mut stdout).await,
     };
     let result = result.and_then(|()| stdout.flush().map_err(CliError::Output));
     match result {

@@ -62,7 +62,7 @@ pub enum TriageCommand {
     Reopen(ReopenArgs),
 }
 
-const PRODUCTS_HELP: &str = "\
+pub(crate) const PRODUCTS_HELP: &str = "\
 Product syntax (one --product per product; the name ends at the first '@' or '='):
   NAME@RANGE        a version range in package-url \"vers\" notation
                     e.g. --product 'acme-gateway@vers:semver/>=2.0.0|<2.4.1'
