@@ -270,14 +270,11 @@ impl Pending {
                 (a, b) => a.or(b),
             });
         }
-        let stored: Option<(i64,)> = sqlx::query_as(
-            "SELECT MIN(occurred_at_ms) FROM triage_case_events WHERE case_id = $1 AND event_type = $2
-             HAVING COUNT(*) > 0",
-        )
-        .bind(case_id)
-        .bind(&kind)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let stored: Option<(i64,)> =
+            sqlx::query_as("SELECT acknowledged_at_ms FROM triage_early_acks WHERE case_id = $1")
+                .bind(case_id)
+                .fetch_optional(&mut *conn)
+                .await?;
         Ok(match (pending, stored.map(|(ms,)| ms)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -406,15 +403,16 @@ impl Pending {
                 self.cases.insert(id, Some(view));
             }
         }
+        // Acknowledgements that arrived before their case was opened: a
+        // small table keyed by case (a scan of the timeline index per batch
+        // was most of a rebuild's database time).
         let mut acknowledged = HashMap::new();
-        let kind = events::ReportAcknowledged::full_name();
         for chunk in opened.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT case_id, MIN(occurred_at_ms) AS at FROM triage_case_events
-                 WHERE event_type = $1 AND case_id IN ({}) GROUP BY case_id",
-                in_list(2, chunk.len())
+                "SELECT case_id, acknowledged_at_ms AS at FROM triage_early_acks WHERE case_id IN ({})",
+                in_list(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql).persistent(false).bind(kind.as_str());
+            let mut query = sqlx::query(&sql).persistent(false);
             for id in chunk {
                 query = query.bind(id.as_str());
             }
@@ -517,6 +515,19 @@ impl CasesProjection {
             if let Some(mut case) = pending.case(conn, &case_id).await? {
                 view::apply_acknowledged(&mut case, e.acknowledged_at, event.sequence);
                 pending.put(case, false);
+            } else {
+                // Before the case is opened: kept for the opening to stop the clock.
+                let at = millis(view::occurred_at(event));
+                sqlx::query(
+                    "INSERT INTO triage_early_acks (case_id, acknowledged_at_ms) VALUES ($1, $2) \
+                     ON CONFLICT (case_id) DO UPDATE SET acknowledged_at_ms = CASE \
+                     WHEN excluded.acknowledged_at_ms < triage_early_acks.acknowledged_at_ms \
+                     THEN excluded.acknowledged_at_ms ELSE triage_early_acks.acknowledged_at_ms END",
+                )
+                .bind(&case_id)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
             }
         }
         pending.index(&case_id, event);
@@ -603,6 +614,7 @@ impl Projection for CasesProjection {
         // triage_case_keys belongs to the reactions, which are never replayed.
         sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_case_plans").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_early_acks").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_case_products").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_cases").execute(&mut *conn).await?;
         Ok(())

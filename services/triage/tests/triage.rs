@@ -1157,3 +1157,69 @@ async fn get_case_reads_its_own_writes_by_id_and_by_key() -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// The case as the read model lists it.
+async fn listed(h: &Harness, case_id: psirt_domain::CaseId) -> Option<triage::Case> {
+    let page = h
+        .cases()
+        .await
+        .ok()?
+        .list_cases(triage::ListCasesRequest { page_size: 10, ..Default::default() })
+        .await
+        .ok()?
+        .into_inner();
+    page.cases.into_iter().find(|c| c.case_id == case_id.to_string())
+}
+
+#[tokio::test]
+async fn an_acknowledgement_before_the_case_opened_stops_the_clock_also_after_a_rebuild() -> anyhow::Result<()>
+{
+    for backend in BACKENDS {
+        let nats = psirt_testkit::NatsServer::start().await?;
+        let db = psirt_testkit::TestDatabase::new(backend).await?;
+        // Intake's events land before triage runs: received, then acknowledged.
+        let detached = Harness::detached(nats, db).await?;
+        let (report, case_id) = detached.report("Path traversal in the file API").await?;
+        let acknowledged_at = time::OffsetDateTime::now_utc();
+        let ack = events::ReportAcknowledged {
+            report_id: report.to_string(),
+            case_id: case_id.to_string(),
+            request_id: "ack-1".to_owned(),
+            message: String::new(),
+            acknowledged_at: Some(psirt_triage::mapping::timestamp(acknowledged_at)),
+        };
+        let new = psirt_eventstore::NewEvent::from_message(
+            psirt_domain::EventId::derive(report.into(), "acknowledged").into(),
+            format!("psirt.evt.report.{report}"),
+            &ack,
+            psirt_eventstore::Metadata::default(),
+        );
+        detached.store.append(new, psirt_eventstore::ExpectedVersion::Any).await?;
+        let Harness { nats, db, .. } = detached;
+        let mut h = Box::pin(Harness::start_on(nats, db, AuthMode::None)).await?;
+        let met = |case: &triage::Case| {
+            case.sla_clocks
+                .iter()
+                .find(|c| c.clock == events::SlaClock::Acknowledge as i32)
+                .and_then(|c| c.met_at)
+                .map(|t| t.seconds)
+        };
+        let case = eventually(DEADLINE, "the opened case with its acknowledgement", || async {
+            listed(&h, case_id).await.filter(|c| met(c).is_some())
+        })
+        .await?;
+        assert_eq!(met(&case), Some(acknowledged_at.unix_timestamp()), "{backend:?}");
+        assert_eq!(
+            case.sla_clocks.iter().find(|c| c.clock == events::SlaClock::Acknowledge as i32).map(|c| c.state),
+            Some(triage::SlaState::Met as i32)
+        );
+        // A rebuild (the early acknowledgement table is reset and refilled) agrees.
+        h.stop().await?;
+        psirt_triage::rebuild(&h.config(), |_, _| {}).await?;
+        let h = Box::pin(h.restart()).await?;
+        let rebuilt =
+            eventually(DEADLINE, "the rebuilt case", || async { listed(&h, case_id).await }).await?;
+        assert_eq!(met(&rebuilt), Some(acknowledged_at.unix_timestamp()), "{backend:?} after the rebuild");
+    }
+    Ok(())
+}
