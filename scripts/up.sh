@@ -73,8 +73,16 @@ start_service triage "$triage_grpc" "$triage_admin"
 remediation_grpc="${PSIRT_UP_REMEDIATION_GRPC_PORT:-50053}"
 remediation_admin="${PSIRT_UP_REMEDIATION_ADMIN_PORT:-9103}"
 PSIRT_ADVISORY__CSAF_DIRECTORY="${PSIRT_ADVISORY__CSAF_DIRECTORY:-$state/csaf}" \
-PSIRT_ADVISORY__PUBLIC_BASE_URL="${PSIRT_ADVISORY__PUBLIC_BASE_URL:-http://127.0.0.1:$remediation_admin}" \
     start_service remediation "$remediation_grpc" "$remediation_admin"
+notification_grpc="${PSIRT_UP_NOTIFICATION_GRPC_PORT:-50054}"
+notification_admin="${PSIRT_UP_NOTIFICATION_ADMIN_PORT:-9104}"
+# A signing key for webhook subscriptions (secret_ref "dev_webhook"), made once per state dir.
+webhook_key="$state/dev-webhook.key"
+if [ ! -s "$webhook_key" ]; then
+    (umask 077 && python3 -c "import secrets; print(secrets.token_hex(32))" >"$webhook_key")
+fi
+PSIRT_SECRETS__DEV_WEBHOOK__FILE="$webhook_key" \
+    start_service notification "$notification_grpc" "$notification_admin"
 
 cat <<MSG
 
@@ -87,6 +95,8 @@ PSIRT platform is up (embedded defaults, state in $state)
   triage  gRPC     127.0.0.1:$triage_grpc   admin http://127.0.0.1:$triage_admin/metrics /healthz /readyz
   remediation gRPC 127.0.0.1:$remediation_grpc   admin http://127.0.0.1:$remediation_admin/metrics /healthz /readyz
                    CSAF provider directory http://127.0.0.1:$remediation_admin/.well-known/csaf/provider-metadata.json
+  notification gRPC 127.0.0.1:$notification_grpc  admin http://127.0.0.1:$notification_admin/metrics /healthz /readyz
+                   webhook signing key (secret_ref "dev_webhook"): $webhook_key
 
   Try, from another shell:
     target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal

@@ -24,8 +24,9 @@ pub struct Settings {
     pub contact_details: String,
     /// Folder of the CSAF trusted provider directory.
     pub csaf_directory: PathBuf,
-    /// Public base URL the directory is served under (its
-    /// `/.well-known/csaf/` lives below it).
+    /// Public https base URL the directory is served under (its
+    /// `/.well-known/csaf/` lives below it). CSAF requires https for the
+    /// provider metadata's canonical URL and distributions.
     pub public_base_url: String,
     /// The CNA's organisation UUID in CVE Services (for CVE records);
     /// empty: CVE JSON exports are refused.
@@ -41,7 +42,7 @@ impl Default for Settings {
             publisher_namespace: "https://psirt.example.com".to_owned(),
             contact_details: "psirt@example.com".to_owned(),
             csaf_directory: PathBuf::from(".psirt/csaf"),
-            public_base_url: "http://127.0.0.1:9103".to_owned(),
+            public_base_url: "https://psirt.example.com".to_owned(),
             cna_org_id: String::new(),
             cna_short_name: String::new(),
         }
@@ -55,12 +56,18 @@ impl Settings {
         if self.publisher_name.trim().is_empty() {
             out.push(("publisher_name", "must not be empty".to_owned()));
         }
-        for (field, url) in
-            [("publisher_namespace", &self.publisher_namespace), ("public_base_url", &self.public_base_url)]
+        if !(self.publisher_namespace.starts_with("https://")
+            || self.publisher_namespace.starts_with("http://"))
         {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                out.push((field, "must be an http(s) URL".to_owned()));
-            }
+            out.push(("publisher_namespace", "must be an http(s) URL".to_owned()));
+        }
+        if !self.public_base_url.starts_with("https://")
+            || self.public_base_url.trim_end_matches('/').len() <= 8
+        {
+            out.push((
+                "public_base_url",
+                "must be an https URL (CSAF requires https for the provider directory)".to_owned(),
+            ));
         }
         if self.contact_details.trim().is_empty() {
             out.push(("contact_details", "must not be empty".to_owned()));

@@ -577,6 +577,9 @@ impl Remediation {
                     Ok(appended) => {
                         version = ExpectedVersion::Exactly(appended.sequence);
                         recorded += 1;
+                        if !appended.duplicate {
+                            psirt_kit::telemetry::record_sla_breach("remediation");
+                        }
                     }
                     // Another replica or a command got there first: the next pass sees it.
                     Err(StoreError::Conflict { .. }) => break,
@@ -690,7 +693,7 @@ impl Remediation {
                 // The projection writes the directory too (and `sync` at
                 // start): a failure here is repaired, not lost.
                 if let Err(e) = documents::write_to_directory(&self.inner.documents, &preview, &bytes) {
-                    warn!(error = %e, "writing the CSAF provider directory failed; the next start repairs it");
+                    warn!(error = %e, "writing the CSAF provider directory failed; the projection writes it again");
                 }
             }
         }

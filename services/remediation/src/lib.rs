@@ -234,6 +234,7 @@ impl Application {
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         projecting.set_ready(true);
 
+        psirt_kit::telemetry::declare_sla_clocks(&["remediation"]);
         let scheduler = {
             let remediation = remediation.clone();
             let shutdown = shutdown.clone();

@@ -632,6 +632,13 @@ async fn an_advisory_is_refused_during_the_embargo_and_without_product_status_th
             exported[0].as_slice(),
             "the directory serves the exported bytes"
         );
+        let metadata: serde_json::Value =
+            reqwest::get(format!("http://{}/.well-known/csaf/provider-metadata.json", h.admin))
+                .await?
+                .json()
+                .await?;
+        assert_eq!(metadata["role"], "csaf_trusted_provider", "{metadata}");
+        assert_eq!(metadata["publisher"]["name"], "ACME PSIRT");
         let index =
             reqwest::get(format!("http://{}/.well-known/csaf/index.txt", h.admin)).await?.text().await?;
         assert!(index.lines().any(|l| l == path), "{index}");
