@@ -51,6 +51,8 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
     let triage_admin = free_port()?;
     let remediation_grpc = free_port()?;
     let remediation_admin = free_port()?;
+    let notification_grpc = free_port()?;
+    let notification_admin = free_port()?;
     let mut up = Command::new("bash")
         .arg(root().join("scripts/up.sh"))
         .env("STATE_DIR", &state)
@@ -61,6 +63,8 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
         .env("PSIRT_UP_TRIAGE_ADMIN_PORT", triage_admin.to_string())
         .env("PSIRT_UP_REMEDIATION_GRPC_PORT", remediation_grpc.to_string())
         .env("PSIRT_UP_REMEDIATION_ADMIN_PORT", remediation_admin.to_string())
+        .env("PSIRT_UP_NOTIFICATION_GRPC_PORT", notification_grpc.to_string())
+        .env("PSIRT_UP_NOTIFICATION_ADMIN_PORT", notification_admin.to_string())
         .env("PSIRT_BIN_DIR", bin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -106,6 +110,13 @@ print("\n".join(db.get_services()))
     for service in ["psirt.remediation.v1.RemediationService", "psirt.remediation.v1.AdvisoryService"] {
         assert!(services.lines().any(|s| s == service), "{service} in {services}");
     }
+    let listed =
+        Command::new("python3").args(["-c", script, &format!("127.0.0.1:{notification_grpc}")]).output()?;
+    let services = String::from_utf8(listed.stdout)?;
+    assert!(
+        services.lines().any(|s| s == "psirt.notification.v1.NotificationService"),
+        "NotificationService in {services}"
+    );
 
     let submitted = psirtctl(
         grpc,
@@ -149,7 +160,17 @@ print("\n".join(db.get_services()))
     })
     .await?;
     let _ = exited;
-    for port in [grpc, admin, nats, triage_grpc, triage_admin, remediation_grpc, remediation_admin] {
+    for port in [
+        grpc,
+        admin,
+        nats,
+        triage_grpc,
+        triage_admin,
+        remediation_grpc,
+        remediation_admin,
+        notification_grpc,
+        notification_admin,
+    ] {
         eventually(Duration::from_secs(15), "port released", || async move {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
         })

@@ -33,6 +33,10 @@ pub mod namespaces {
     pub const ADVISORY_FOR_CASE: Uuid = Uuid::from_u128(0x0ab9050e_2033_594a_b2e5_b55529a6c3c6);
     /// `ActionId::for_request`: `urn:psirt:id-namespace:action-request`.
     pub const ACTION_REQUEST: Uuid = Uuid::from_u128(0x13edcc7c_685b_5d63_bff6_b1bc0a80498d);
+    /// `SubscriptionId::for_request`: `urn:psirt:id-namespace:subscription-request`.
+    pub const SUBSCRIPTION_REQUEST: Uuid = Uuid::from_u128(0xde1dfad3_334e_55bd_98f8_4b62ed68293e);
+    /// `DeliveryId::for_event`: `urn:psirt:id-namespace:delivery`.
+    pub const DELIVERY: Uuid = Uuid::from_u128(0x65e3a0af_0747_57a4_b3df_b7677cfa17ef);
 }
 
 /// A string that is not an id of the expected kind.
@@ -149,6 +153,39 @@ uuid_id!(
     "action"
 );
 
+uuid_id!(
+    /// The id of a notification subscription (routing rule and destination).
+    SubscriptionId,
+    "subscription"
+);
+uuid_id!(
+    /// The id of one delivery: one event to one subscription.
+    DeliveryId,
+    "delivery"
+);
+
+impl SubscriptionId {
+    /// The subscription a client's request id stands for, scoped by the
+    /// principal (length-prefixed, as [`ReportId::for_request`]), so that a
+    /// retried `CreateSubscription` creates the same subscription once.
+    pub fn for_request(principal: &str, request_id: &str) -> Self {
+        let name = format!("{}:{principal}{request_id}", principal.len());
+        Self(Uuid::new_v5(&namespaces::SUBSCRIPTION_REQUEST, name.as_bytes()))
+    }
+}
+
+impl DeliveryId {
+    /// The delivery of one event to one subscription: the event's 16 bytes,
+    /// then the subscription's. Routing the same event again (a redelivered
+    /// message, a replay) names the same delivery, so it is scheduled once.
+    pub fn for_event(event: EventId, subscription: SubscriptionId) -> Self {
+        let mut name = [0u8; 32];
+        name[..16].copy_from_slice(event.0.as_bytes());
+        name[16..].copy_from_slice(subscription.0.as_bytes());
+        Self(Uuid::new_v5(&namespaces::DELIVERY, &name))
+    }
+}
+
 impl ReportId {
     /// The report a client's idempotency key stands for.
     ///
@@ -238,6 +275,8 @@ mod tests {
             (namespaces::PLAN_FOR_CASE, "plan-for-case"),
             (namespaces::ADVISORY_FOR_CASE, "advisory-for-case"),
             (namespaces::ACTION_REQUEST, "action-request"),
+            (namespaces::SUBSCRIPTION_REQUEST, "subscription-request"),
+            (namespaces::DELIVERY, "delivery"),
         ] {
             let expected =
                 Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:psirt:id-namespace:{name}").as_bytes());
@@ -331,6 +370,20 @@ mod tests {
         assert_eq!(action, ActionId::for_request(plan, "req-1"));
         assert_ne!(action, ActionId::for_request(plan, "req-2"));
         assert_ne!(action, ActionId::for_request(other, "req-1"));
+    }
+
+    #[test]
+    fn delivery_ids_follow_event_and_subscription() {
+        let event = EventId::derive(ReportId::for_request("p", "r").into_uuid(), "received");
+        let other_event = EventId::derive(ReportId::for_request("p", "r").into_uuid(), "acknowledged");
+        let sub = SubscriptionId::for_request("admin", "req-1");
+        let other_sub = SubscriptionId::for_request("admin", "req-2");
+        let delivery = DeliveryId::for_event(event, sub);
+        assert_eq!(delivery, DeliveryId::for_event(event, sub));
+        assert_eq!(delivery.as_uuid().get_version_num(), 5);
+        assert_ne!(delivery, DeliveryId::for_event(other_event, sub));
+        assert_ne!(delivery, DeliveryId::for_event(event, other_sub));
+        assert_ne!(sub, SubscriptionId::for_request("other", "req-1"));
     }
 
     #[test]

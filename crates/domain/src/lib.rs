@@ -9,6 +9,7 @@ pub mod case_key;
 pub mod cvss_vector;
 pub mod dedup;
 pub mod ids;
+pub mod notification;
 pub mod remediation;
 pub mod report;
 pub mod sla;
@@ -32,7 +33,13 @@ pub use case_key::{CaseKey, CaseKeyError};
 pub use cvss_vector::{CvssError, CvssNomenclature, CvssSeverity, CvssVector, CvssVersion, UnknownSeverity};
 pub use dedup::{DUPLICATE_WINDOW, dedup_keys, normalise_title};
 pub use ids::{
-    ActionId, AdvisoryId, CaseId, EventId, InvalidId, InvalidIdReason, MessageId, PlanId, ReportId,
+    ActionId, AdvisoryId, CaseId, DeliveryId, EventId, InvalidId, InvalidIdReason, MessageId, PlanId,
+    ReportId, SubscriptionId,
+};
+pub use notification::{
+    AttemptKind, AttemptResult, CaseFacts, Delivery, DeliveryCommand, DeliveryError, DeliveryEvent,
+    DeliveryStatus, EventFacts, RetryPolicy, Subscription, SubscriptionCommand, SubscriptionError,
+    SubscriptionEvent, SubscriptionSettings,
 };
 pub use remediation::{
     DueDateChange, OverdueAction, Plan, PlanCommand, PlanDetails, PlanError, PlanEvent, PlanSummary,

@@ -10,6 +10,8 @@
 //!   Every message implements [`prost::Name`], so
 //!   `ReportReceived::full_name()` is the event type of the NATS envelope.
 //! - [`intake`] (`psirt.intake.v1`): `IntakeService` messages, client and server.
+//! - [`notification`] (`psirt.notification.v1`): `NotificationService`
+//!   (subscriptions, deliveries, external ticket links).
 //! - [`remediation`] (`psirt.remediation.v1`): `RemediationService` (plans,
 //!   releases, VEX status) and `AdvisoryService` (draft, publish, export).
 //! - [`triage`] (`psirt.triage.v1`): `TriageService` (case decisions) and
@@ -56,6 +58,15 @@ pub mod psirt {
         }
     }
 
+    /// Package `psirt.notification`.
+    pub mod notification {
+        /// Package `psirt.notification.v1`: the notification API.
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all, rust_2018_idioms)]
+            include!(concat!(env!("OUT_DIR"), "/psirt.notification.v1.rs"));
+        }
+    }
+
     /// Package `psirt.remediation`.
     pub mod remediation {
         /// Package `psirt.remediation.v1`: the remediation plan and advisory APIs.
@@ -79,6 +90,7 @@ pub use psirt::admin::v1 as admin;
 pub use psirt::common::v1 as common;
 pub use psirt::events::v1 as events;
 pub use psirt::intake::v1 as intake;
+pub use psirt::notification::v1 as notification;
 pub use psirt::remediation::v1 as remediation;
 pub use psirt::triage::v1 as triage;
 

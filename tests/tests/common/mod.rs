@@ -20,7 +20,17 @@ pub fn bin(name: &str) -> PathBuf {
 
 pub fn build() -> anyhow::Result<()> {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "psirt-intake", "-p", "psirt-triage", "-p", "psirt-remediation"])
+        .args([
+            "build",
+            "-p",
+            "psirt-intake",
+            "-p",
+            "psirt-triage",
+            "-p",
+            "psirt-remediation",
+            "-p",
+            "psirt-notification",
+        ])
         .status()?;
     anyhow::ensure!(status.success(), "build failed");
     Ok(())

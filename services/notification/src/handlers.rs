@@ -1,0 +1,571 @@
+//! Notification's command handling and reads: load the subscription or
+//! delivery from its stream, let the domain decide, append with an
+//! expectation, retry a conflict once. Event ids derive from the caller's
+//! request id and the event type, so a retried request appends nothing.
+
+use std::sync::Arc;
+
+use prost_reflect::DescriptorPool;
+use psirt_domain::notification::{MAX_EVENT_TYPES, SubscriptionSettings, validate_settings};
+use psirt_domain::{
+    DeliveryCommand, DeliveryError, DeliveryId, EventId, Subscription, SubscriptionCommand,
+    SubscriptionError, SubscriptionId,
+};
+use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal};
+use psirt_proto::{events, notification as api};
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+use crate::config::NotificationSettings;
+use crate::secrets::Secrets;
+use crate::worker::{WorkError, load_delivery};
+use crate::{mapping, readmodel, view};
+
+/// Longest client request id.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Most ticket links returned for one case.
+const MAX_TICKETS_PER_CASE: u32 = 1000;
+/// Longest page token accepted.
+const MAX_PAGE_TOKEN_CHARS: usize = 512;
+
+/// Everything a handler can fail with; one exhaustive mapping to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read model: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event does not decode: {0}")]
+    Corrupt(#[from] psirt_eventstore::DecodeError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<WorkError> for NotificationError {
+    fn from(e: WorkError) -> Self {
+        match e {
+            WorkError::Store(e) => Self::Store(e),
+            WorkError::Database(e) => Self::Database(e),
+            WorkError::Corrupt(e) => Self::Corrupt(e),
+        }
+    }
+}
+
+fn settings_violations(v: Vec<psirt_domain::FieldViolation>) -> ApiError {
+    ApiError::InvalidArgument(
+        v.into_iter().map(|v| FieldViolation::new(format!("settings.{}", v.field), v.description)).collect(),
+    )
+}
+
+impl From<NotificationError> for ApiError {
+    fn from(err: NotificationError) -> Self {
+        match err {
+            NotificationError::Subscription(SubscriptionError::Validation(v)) => {
+                let reason = v.iter().any(|v| v.field == "reason");
+                if reason {
+                    ApiError::InvalidArgument(
+                        v.into_iter().map(|v| FieldViolation::new(v.field, v.description)).collect(),
+                    )
+                } else {
+                    settings_violations(v)
+                }
+            }
+            NotificationError::Subscription(SubscriptionError::NotFound) => {
+                ApiError::not_found("subscription", String::new())
+            }
+            NotificationError::Subscription(e @ SubscriptionError::Deleted) => {
+                ApiError::failed_precondition(e.to_string(), Some("DELETED"))
+            }
+            NotificationError::Subscription(SubscriptionError::AlreadyExists) => ApiError::AlreadyExists {
+                resource: "subscription",
+                id: "created by this request id with other settings".to_owned(),
+            },
+            NotificationError::Delivery(DeliveryError::NotFound) => {
+                ApiError::not_found("delivery", String::new())
+            }
+            NotificationError::Delivery(e @ DeliveryError::AlreadyDelivered) => {
+                ApiError::failed_precondition(e.to_string(), Some("DELIVERED"))
+            }
+            NotificationError::Delivery(e @ DeliveryError::NotPending(_)) => {
+                ApiError::failed_precondition(e.to_string(), None::<String>)
+            }
+            NotificationError::Store(e) => e.into(),
+            NotificationError::Database(e) => ApiError::Unavailable(format!("read model: {e}")),
+            NotificationError::Corrupt(e) => ApiError::internal(e),
+            NotificationError::Api(e) => e,
+        }
+    }
+}
+
+impl From<NotificationError> for tonic::Status {
+    fn from(err: NotificationError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, NotificationError>;
+
+/// The notification application core, shared by the gRPC handlers.
+#[derive(Clone)]
+pub struct Notification {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: EventStore,
+    pool: AnyPool,
+    settings: NotificationSettings,
+    secrets: Secrets,
+    descriptors: &'static DescriptorPool,
+}
+
+fn invalid(field: &str, description: impl Into<String>) -> NotificationError {
+    ApiError::invalid_argument(field, description).into()
+}
+
+fn check_request_id(value: &str) -> Result<String> {
+    let value = value.trim();
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(invalid(
+            "request_id",
+            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        ));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        return Err(invalid("request_id", "request id must consist of A-Z a-z 0-9 . _ : -"));
+    }
+    Ok(value.to_owned())
+}
+
+fn metadata(principal: &Principal, request_id: &str) -> Metadata {
+    Metadata {
+        causation_id: Some(request_id.to_owned()),
+        correlation_id: Some(request_id.to_owned()),
+        actor: Some(principal.subject.clone()),
+    }
+}
+
+fn command_event_id(
+    aggregate: uuid::Uuid,
+    principal: &Principal,
+    request_id: &str,
+    event_type: &str,
+) -> EventId {
+    EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
+}
+
+fn version_of(events: &[RecordedEvent]) -> ExpectedVersion {
+    events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
+}
+
+fn has_event(events: &[RecordedEvent], id: EventId) -> bool {
+    let id: uuid::Uuid = id.into();
+    events.iter().any(|e| e.id == Some(id))
+}
+
+fn check_expected(kind: &str, events: &[RecordedEvent], expected: Option<u64>) -> Result<()> {
+    if let Some(expected) = expected {
+        let actual = events.last().map_or(0, |e| e.sequence);
+        if actual != expected {
+            return Err(ApiError::Aborted {
+                message: format!("the {kind} is at version {actual}, not the expected {expected}"),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn encode_token(parts: &[String]) -> String {
+    hex::encode(parts.join("\u{1f}"))
+}
+
+fn decode_token(token: &str) -> Result<(i64, String)> {
+    let bad = || invalid("page_token", "page token is not valid");
+    if token.len() > MAX_PAGE_TOKEN_CHARS {
+        return Err(bad());
+    }
+    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
+    let (seq, id) = text.split_once('\u{1f}').ok_or_else(bad)?;
+    Ok((seq.parse().map_err(|_| bad())?, id.to_owned()))
+}
+
+fn parse_id<T: std::str::FromStr>(field: &str, value: &str, kind: &str) -> Result<T> {
+    value.trim().parse().map_err(|_| invalid(field, format!("{value:?} is not a {kind} id (a UUID)")))
+}
+
+async fn load_subscription(
+    store: &EventStore,
+    id: SubscriptionId,
+) -> Result<(Subscription, Vec<RecordedEvent>)> {
+    let events = store.load(&mapping::subscription_subject(id)).await?;
+    let mut subscription = Subscription::default();
+    for e in &events {
+        if let Some(event) = mapping::subscription_event_from_recorded(e)? {
+            subscription.apply(&event);
+        }
+    }
+    Ok((subscription, events))
+}
+
+fn subscription_view(events: &[RecordedEvent]) -> Result<Option<api::Subscription>> {
+    let mut view = None;
+    for e in events {
+        view = view::fold_subscription(view, e)?;
+    }
+    Ok(view)
+}
+
+fn delivery_view(events: &[RecordedEvent]) -> Result<Option<api::Delivery>> {
+    let mut view = None;
+    for e in events {
+        view = view::fold_delivery(view, e)?;
+    }
+    Ok(view)
+}
+
+impl Notification {
+    pub fn new(
+        store: EventStore,
+        pool: AnyPool,
+        settings: NotificationSettings,
+        secrets: Secrets,
+        descriptors: &'static DescriptorPool,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { store, pool, settings, secrets, descriptors }) }
+    }
+
+    fn page_size(&self, requested: i32) -> Result<u32> {
+        let max = self.inner.settings.max_page_size;
+        match requested {
+            0 => Ok(self.inner.settings.default_page_size),
+            n if n < 0 => Err(invalid("page_size", "page size must not be negative")),
+            n => Ok(u32::try_from(n).unwrap_or(max).min(max)),
+        }
+    }
+
+    /// The settings of a request, checked in full: the domain's rules plus
+    /// what only the service knows (event types, configured secrets).
+    fn checked_settings(
+        &self,
+        settings: Option<&events::SubscriptionSettings>,
+    ) -> Result<SubscriptionSettings> {
+        let Some(settings) = settings else { return Err(invalid("settings", "settings are required")) };
+        let mut violations = Vec::new();
+        let domain = match mapping::settings_from_proto(settings) {
+            Ok(domain) => Some(domain),
+            Err(v) => {
+                violations.extend(v);
+                None
+            }
+        };
+        if let Some(domain) = &domain {
+            violations.extend(validate_settings(domain));
+        }
+        for (i, t) in settings.event_types.iter().enumerate().take(MAX_EVENT_TYPES) {
+            let known = t.starts_with("psirt.events.v1.")
+                && self.inner.descriptors.get_message_by_name(t.trim()).is_some();
+            if !known && !violations.iter().any(|v| v.field == format!("event_types[{i}]")) {
+                violations.push(psirt_domain::FieldViolation::new(
+                    format!("event_types[{i}]"),
+                    format!("{t:?} is not an event type"),
+                ));
+            }
+        }
+        let secret = settings.secret_ref.trim();
+        if !secret.is_empty()
+            && !violations.iter().any(|v| v.field == "secret_ref")
+            && !self.inner.secrets.contains(secret)
+        {
+            violations.push(psirt_domain::FieldViolation::new(
+                "secret_ref",
+                format!("no secret named {secret:?} is configured in the service"),
+            ));
+        }
+        match domain {
+            Some(domain) if violations.is_empty() => Ok(domain),
+            _ => Err(settings_violations(violations).into()),
+        }
+    }
+
+    /// Decides `command` on a subscription and appends the result.
+    async fn decide_subscription(
+        &self,
+        principal: &Principal,
+        request_id: &str,
+        id: SubscriptionId,
+        expected: Option<u64>,
+        command: SubscriptionCommand,
+    ) -> Result<Vec<RecordedEvent>> {
+        let own_type = match &command {
+            SubscriptionCommand::Create { .. } => "SubscriptionCreated",
+            SubscriptionCommand::Update { .. } => "SubscriptionUpdated",
+            SubscriptionCommand::Delete { .. } => "SubscriptionDeleted",
+        };
+        for round in 0..2 {
+            let (subscription, mut events) = load_subscription(&self.inner.store, id).await?;
+            // A retried update or delete answers as the first did, whatever the
+            // version now; a create compares the settings in the domain.
+            if own_type != "SubscriptionCreated"
+                && has_event(&events, command_event_id(id.into(), principal, request_id, own_type))
+            {
+                return Ok(events);
+            }
+            if round == 0 {
+                check_expected("subscription", &events, expected)?;
+            }
+            let decided = subscription.handle(command.clone(), OffsetDateTime::now_utc())?;
+            let mut version = version_of(&events);
+            let mut conflicted = false;
+            let mut appended_any = false;
+            for event in &decided {
+                let event_id = command_event_id(
+                    id.into(),
+                    principal,
+                    request_id,
+                    psirt_domain::DomainEvent::event_type(event),
+                );
+                if has_event(&events, event_id) {
+                    continue;
+                }
+                let new = mapping::subscription_event_to_new(
+                    event,
+                    event_id.into(),
+                    metadata(principal, request_id),
+                );
+                match self.inner.store.append(new, version).await {
+                    Ok(appended) => {
+                        version = ExpectedVersion::Exactly(appended.sequence);
+                        appended_any = true;
+                    }
+                    Err(StoreError::Conflict { .. }) => {
+                        conflicted = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if !conflicted {
+                if appended_any {
+                    events = self.inner.store.load(&mapping::subscription_subject(id)).await?;
+                }
+                return Ok(events);
+            }
+        }
+        Err(ApiError::Aborted { message: format!("subscription {id} kept changing; retry") }.into())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn create_subscription(
+        &self,
+        principal: &Principal,
+        req: api::CreateSubscriptionRequest,
+    ) -> Result<api::Subscription> {
+        let request_id = check_request_id(&req.request_id)?;
+        let settings = self.checked_settings(req.settings.as_ref())?;
+        let (id, request_id) = if request_id.is_empty() {
+            let fresh = uuid::Uuid::now_v7().to_string();
+            (SubscriptionId::for_request(&principal.subject, &fresh), fresh)
+        } else {
+            (SubscriptionId::for_request(&principal.subject, &request_id), request_id)
+        };
+        let events = self
+            .decide_subscription(
+                principal,
+                &request_id,
+                id,
+                None,
+                SubscriptionCommand::Create { subscription_id: id, settings },
+            )
+            .await?;
+        subscription_view(&events)?
+            .ok_or_else(|| ApiError::internal("created subscription has no view").into())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn update_subscription(
+        &self,
+        principal: &Principal,
+        req: api::UpdateSubscriptionRequest,
+    ) -> Result<api::Subscription> {
+        let id: SubscriptionId = parse_id("subscription_id", &req.subscription_id, "subscription")?;
+        let request_id = check_request_id(&req.request_id)?;
+        let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
+        let settings = self.checked_settings(req.settings.as_ref())?;
+        let events = self
+            .decide_subscription(
+                principal,
+                &request_id,
+                id,
+                req.expected_version,
+                SubscriptionCommand::Update { settings },
+            )
+            .await
+            .map_err(|e| not_found_id(e, "subscription", id))?;
+        subscription_view(&events)?.ok_or_else(|| ApiError::not_found("subscription", id.to_string()).into())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn delete_subscription(
+        &self,
+        principal: &Principal,
+        req: api::DeleteSubscriptionRequest,
+    ) -> Result<u64> {
+        let id: SubscriptionId = parse_id("subscription_id", &req.subscription_id, "subscription")?;
+        let request_id = check_request_id(&req.request_id)?;
+        let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
+        let events = self
+            .decide_subscription(
+                principal,
+                &request_id,
+                id,
+                req.expected_version,
+                SubscriptionCommand::Delete { reason: req.reason },
+            )
+            .await
+            .map_err(|e| not_found_id(e, "subscription", id))?;
+        Ok(events.last().map_or(0, |e| e.sequence))
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_subscriptions(
+        &self,
+        req: api::ListSubscriptionsRequest,
+    ) -> Result<api::ListSubscriptionsResponse> {
+        let limit = self.page_size(req.page_size)?;
+        if events::DeliveryChannel::try_from(req.channel).is_err() {
+            return Err(invalid("channel", "unknown channel"));
+        }
+        let after = if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token)?) };
+        let channel = (req.channel != 0).then_some(req.channel);
+        let mut rows = readmodel::subscriptions(&self.inner.pool, channel, after, limit + 1).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some((seq, s))) => encode_token(&[seq.to_string(), s.subscription_id.clone()]),
+            _ => String::new(),
+        };
+        Ok(api::ListSubscriptionsResponse {
+            subscriptions: rows.into_iter().map(|(_, s)| s).collect(),
+            next_page_token,
+        })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_deliveries(
+        &self,
+        req: api::ListDeliveriesRequest,
+    ) -> Result<api::ListDeliveriesResponse> {
+        let limit = self.page_size(req.page_size)?;
+        let mut violations = psirt_kit::error::Violations::new();
+        let case_id = req.case_id.trim();
+        violations.check(
+            case_id.is_empty() || case_id.parse::<psirt_domain::CaseId>().is_ok(),
+            "case_id",
+            "not a case id (a UUID)",
+        );
+        let subscription_id = req.subscription_id.trim();
+        violations.check(
+            subscription_id.is_empty() || subscription_id.parse::<SubscriptionId>().is_ok(),
+            "subscription_id",
+            "not a subscription id (a UUID)",
+        );
+        violations.check(
+            api::DeliveryStatus::try_from(req.status).is_ok(),
+            "status",
+            "unknown delivery status",
+        );
+        violations.finish()?;
+        let filter = readmodel::DeliveryFilter {
+            case_id: (!case_id.is_empty()).then(|| case_id.to_lowercase()),
+            subscription_id: (!subscription_id.is_empty()).then(|| subscription_id.to_lowercase()),
+            status: (req.status != 0).then_some(req.status),
+        };
+        let after = if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token)?) };
+        let mut deliveries = readmodel::deliveries(&self.inner.pool, &filter, after, limit + 1).await?;
+        let more = deliveries.len() > limit as usize;
+        deliveries.truncate(limit as usize);
+        let next_page_token = match (more, deliveries.last()) {
+            (true, Some(d)) => encode_token(&[d.event_sequence.to_string(), d.delivery_id.clone()]),
+            _ => String::new(),
+        };
+        Ok(api::ListDeliveriesResponse { deliveries, next_page_token })
+    }
+
+    #[instrument(skip_all)]
+    pub async fn redeliver(
+        &self,
+        principal: &Principal,
+        req: api::RedeliverDeliveryRequest,
+    ) -> Result<api::Delivery> {
+        let id: DeliveryId = parse_id("delivery_id", &req.delivery_id, "delivery")?;
+        let request_id = check_request_id(&req.request_id)?;
+        let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
+        for round in 0..2 {
+            let loaded = load_delivery(&self.inner.store, id).await?;
+            // A retried request answers as the first did, whatever the version now.
+            let event_id = command_event_id(id.into(), principal, &request_id, "DeliveryScheduled");
+            if loaded.has_event(event_id) {
+                return delivery_view(&loaded.events)?
+                    .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
+            }
+            if round == 0 {
+                check_expected("delivery", &loaded.events, req.expected_version)?;
+            }
+            let decided = match loaded.delivery.handle(DeliveryCommand::Redeliver, OffsetDateTime::now_utc())
+            {
+                Ok(decided) => decided,
+                Err(DeliveryError::NotFound) => {
+                    return Err(ApiError::not_found("delivery", id.to_string()).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some(event) = decided.first() else {
+                return delivery_view(&loaded.events)?
+                    .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
+            };
+            let new =
+                mapping::delivery_event_to_new(event, event_id.into(), metadata(principal, &request_id));
+            match self.inner.store.append(new, loaded.version()).await {
+                Ok(_) => {
+                    let events = self.inner.store.load(&mapping::delivery_subject(id)).await?;
+                    return delivery_view(&events)?
+                        .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Aborted { message: format!("delivery {id} kept changing; retry") }.into())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn list_external_tickets(
+        &self,
+        req: api::ListExternalTicketsRequest,
+    ) -> Result<api::ListExternalTicketsResponse> {
+        let case_id: psirt_domain::CaseId = parse_id("case_id", &req.case_id, "case")?;
+        let tickets =
+            readmodel::tickets(&self.inner.pool, &case_id.to_string(), MAX_TICKETS_PER_CASE).await?;
+        Ok(api::ListExternalTicketsResponse { tickets })
+    }
+}
+
+fn not_found_id(
+    e: NotificationError,
+    resource: &'static str,
+    id: impl std::fmt::Display,
+) -> NotificationError {
+    match e {
+        NotificationError::Subscription(SubscriptionError::NotFound) => {
+            ApiError::not_found(resource, id.to_string()).into()
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,297 @@
+//! The notification service: subscriptions (routing rules and
+//! destinations), routing of every event on the stream to the matching
+//! subscriptions, and the delivery of each match over its channel (for now:
+//! signed CloudEvents webhooks), retried with backoff and parked as dead
+//! when the destination keeps failing.
+//!
+//! `Application::build` connects to NATS and the database, migrates, binds
+//! the gRPC and admin listeners (port 0 allowed) and `run_until_stopped`
+//! serves until the shutdown signal, with the routing reaction, the
+//! read-model projection and the delivery worker running alongside.
+
+pub mod api;
+pub mod config;
+pub mod handlers;
+pub mod mapping;
+pub mod readmodel;
+pub mod routing;
+pub mod secrets;
+pub mod view;
+pub mod webhook;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use prost_reflect::DescriptorPool;
+use psirt_eventstore::EventStore;
+use psirt_kit::config::{
+    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
+    Problems,
+};
+use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_proto::notification::notification_service_server::NotificationServiceServer;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyPool;
+use tracing::{info, warn};
+
+pub use config::{DeliverySettings, NotificationSettings, WebhookSettings};
+pub use handlers::Notification;
+pub use secrets::{SecretSource, Secrets};
+
+/// The service name in telemetry and logs.
+pub const SERVICE: &str = "psirt-notification";
+
+/// The whole configuration of `psirt-notification`. Every key is documented
+/// in `config/notification.example.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub grpc: GrpcConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub otel: OtelConfig,
+    pub auth: AuthConfig,
+    pub database: DatabaseConfig,
+    pub nats: NatsConfig,
+    pub projection: ProjectionSettings,
+    pub notification: NotificationSettings,
+    pub delivery: DeliverySettings,
+    pub webhook: WebhookSettings,
+    /// Named secrets that subscriptions refer to by `secret_ref`.
+    pub secrets: BTreeMap<String, SecretSource>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50054)), ..GrpcConfig::default() },
+            admin: AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9104)) },
+            log: LogConfig::default(),
+            otel: OtelConfig::default(),
+            auth: AuthConfig::default(),
+            database: DatabaseConfig::default(),
+            nats: NatsConfig::default(),
+            projection: ProjectionSettings::default(),
+            notification: NotificationSettings::default(),
+            delivery: DeliverySettings::default(),
+            webhook: WebhookSettings::default(),
+            secrets: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = psirt_kit::config::load(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem in every section, at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::new();
+        p.merge(self.grpc.validate());
+        p.merge(self.admin.validate());
+        p.merge(self.log.validate());
+        p.merge(self.otel.validate());
+        p.merge(self.auth.validate());
+        p.merge(self.database.validate());
+        p.merge(self.nats.validate());
+        for problem in self.projection.problems() {
+            p.push("projection", problem);
+        }
+        let n = &self.notification;
+        p.check(
+            (1..=10_000).contains(&n.max_page_size),
+            "notification.max_page_size",
+            "must be between 1 and 10000",
+        );
+        p.check(
+            n.default_page_size >= 1 && n.default_page_size <= n.max_page_size,
+            "notification.default_page_size",
+            "must be between 1 and notification.max_page_size",
+        );
+        for (key, problem) in self.delivery.problems() {
+            p.push(&format!("delivery.{key}"), problem);
+        }
+        for (key, problem) in self.webhook.problems() {
+            p.push(&format!("webhook.{key}"), problem);
+        }
+        for (key, problem) in secrets::problems(&self.secrets) {
+            p.push(&key, problem);
+        }
+        p.finish()
+    }
+}
+
+/// The project's descriptors, decoded once per process: event types are
+/// checked against them and events turned into JSON with them.
+pub fn descriptors() -> anyhow::Result<&'static DescriptorPool> {
+    static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(psirt_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("bad embedded descriptor set: {e}"))
+}
+
+/// A built, bound application.
+pub struct Application {
+    grpc: GrpcServer,
+    admin: AdminServer,
+    grpc_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    notification: Notification,
+    worker: worker::Worker,
+    store: EventStore,
+    pool: AnyPool,
+    auth: AuthLayer,
+    projection: ProjectionSettings,
+    readiness: Readiness,
+}
+
+async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
+    let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
+    let pool = psirt_kit::backbone::open_database(&config.database).await?;
+    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the notification database")?;
+    psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
+    Ok((store, pool))
+}
+
+impl Application {
+    /// Resolves the secrets, connects, migrates and binds; nothing is served yet.
+    pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
+        let secrets = Secrets::resolve(&config.secrets).context("failed to resolve [secrets]")?;
+        let descriptors = descriptors()?;
+        let (store, pool) = open(config).await?;
+        let auth = AuthLayer::from_config(&config.auth, api::policy())
+            .await
+            .context("failed to set up authentication")?;
+        let readiness = Readiness::new();
+        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
+        let grpc_addr = grpc.local_addr();
+        let admin_addr = admin.local_addr();
+        let notification = Notification::new(
+            store.clone(),
+            pool.clone(),
+            config.notification.clone(),
+            secrets.clone(),
+            descriptors,
+        );
+        let worker = worker::Worker::new(
+            store.clone(),
+            pool.clone(),
+            config.delivery.clone(),
+            config.webhook.clone(),
+            secrets,
+            descriptors,
+        )?;
+        Ok(Self {
+            grpc,
+            admin,
+            grpc_addr,
+            admin_addr,
+            notification,
+            worker,
+            store,
+            pool,
+            auth,
+            projection: config.projection.clone(),
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn notification(&self) -> &Notification {
+        &self.notification
+    }
+
+    /// Serves gRPC and admin HTTP and runs routing, the read model and the
+    /// delivery worker until `shutdown`; then drains calls, lets the
+    /// sends in flight be recorded, stops the projections and returns.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { grpc, admin, notification, worker, store, pool, auth, projection, readiness, .. } = self;
+        let descriptors = descriptors()?;
+        let serving = readiness.register("grpc");
+        let projecting = readiness.register("projection");
+        let nats_watch = psirt_kit::backbone::watch_nats(
+            store.jetstream().client(),
+            readiness.register("nats"),
+            shutdown.clone(),
+        );
+
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let views = ProjectionRunner::new(
+            readmodel::ViewsProjection,
+            pool.clone(),
+            store.clone(),
+            projection.clone(),
+        );
+        let views_task = tokio::spawn(views.run(stop_rx.clone()));
+        let routing = ProjectionRunner::new(
+            routing::Routing { store: store.clone(), descriptors },
+            pool.clone(),
+            store,
+            projection,
+        );
+        let routing_task = tokio::spawn(routing.run(stop_rx));
+        projecting.set_ready(true);
+        let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+
+        let routes = tonic::service::Routes::new(NotificationServiceServer::new(api::NotificationApi::new(
+            notification,
+        )));
+        let grpc_task = tokio::spawn(grpc.serve(
+            routes,
+            auth,
+            &[psirt_proto::FILE_DESCRIPTOR_SET],
+            &[api::NOTIFICATION_SERVICE],
+            shutdown.clone(),
+        ));
+        let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
+        serving.set_ready(true);
+        info!("psirt-notification ready");
+
+        shutdown.wait().await;
+        serving.set_ready(false);
+        let grpc_result = grpc_task.await.context("grpc task panicked")?;
+        let _ = nats_watch.await;
+        if let Err(e) = worker_task.await {
+            warn!(error = %e, "delivery worker panicked");
+        }
+        let _ = stop.send(true);
+        for (name, task) in [("notification-views", views_task), ("notification-routing", routing_task)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(projection = name, error = %e, "projection stopped with an error"),
+                Err(e) => warn!(projection = name, error = %e, "projection task panicked"),
+            }
+        }
+        let admin_result = admin_task.await.context("admin task panicked")?;
+        info!("psirt-notification stopped");
+        pool.close().await;
+        grpc_result?;
+        admin_result?;
+        Ok(())
+    }
+}
+
+/// Replays the read model from sequence 1; `on_progress(done, total)`.
+/// Routing is not replayed: the deliveries it scheduled are on the stream.
+pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
+    let (store, pool) = open(config).await?;
+    let runner = ProjectionRunner::new(readmodel::ViewsProjection, pool, store, config.projection.clone());
+    Ok(runner.rebuild(on_progress).await?)
+}

@@ -1,0 +1,404 @@
+//! Between the domain's notification types and the protobuf events: one
+//! place that knows both spellings.
+
+use prost::Name;
+use psirt_domain::notification::{
+    AttemptKind, Attempted, Channel, DeliveryEvent, Scheduled, SubscriptionEvent, SubscriptionSettings,
+};
+use psirt_domain::{
+    CaseId, CvssSeverity, DeliveryId, EscalationLevel, EventId, FieldViolation, SubscriptionId,
+};
+use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_proto::{common, events};
+use time::OffsetDateTime;
+
+pub fn subscription_subject(id: SubscriptionId) -> String {
+    psirt_eventstore::subject("subscription", id)
+}
+
+pub fn delivery_subject(id: DeliveryId) -> String {
+    psirt_eventstore::subject("delivery", id)
+}
+
+pub fn ts(t: OffsetDateTime) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    })
+}
+
+pub fn from_ts(t: Option<&prost_types::Timestamp>) -> OffsetDateTime {
+    t.and_then(|t| {
+        OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos.clamp(0, 999_999_999)),
+        )
+        .ok()
+    })
+    .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Epoch milliseconds of a timestamp (0 when unset).
+pub fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
+    t.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000)))
+}
+
+pub fn rating_from_proto(value: i32) -> Option<CvssSeverity> {
+    match common::SeverityRating::try_from(value).unwrap_or(common::SeverityRating::Unspecified) {
+        common::SeverityRating::Unspecified => None,
+        common::SeverityRating::None => Some(CvssSeverity::None),
+        common::SeverityRating::Low => Some(CvssSeverity::Low),
+        common::SeverityRating::Medium => Some(CvssSeverity::Medium),
+        common::SeverityRating::High => Some(CvssSeverity::High),
+        common::SeverityRating::Critical => Some(CvssSeverity::Critical),
+    }
+}
+
+fn rating_to_proto(value: Option<CvssSeverity>) -> common::SeverityRating {
+    match value {
+        None => common::SeverityRating::Unspecified,
+        Some(CvssSeverity::None) => common::SeverityRating::None,
+        Some(CvssSeverity::Low) => common::SeverityRating::Low,
+        Some(CvssSeverity::Medium) => common::SeverityRating::Medium,
+        Some(CvssSeverity::High) => common::SeverityRating::High,
+        Some(CvssSeverity::Critical) => common::SeverityRating::Critical,
+    }
+}
+
+pub fn escalation_from_proto(value: i32) -> Option<EscalationLevel> {
+    match events::EscalationLevel::try_from(value).unwrap_or(events::EscalationLevel::Unspecified) {
+        events::EscalationLevel::Unspecified => None,
+        events::EscalationLevel::Team => Some(EscalationLevel::Team),
+        events::EscalationLevel::Management => Some(EscalationLevel::Management),
+        events::EscalationLevel::Executive => Some(EscalationLevel::Executive),
+    }
+}
+
+fn escalation_to_proto(value: Option<EscalationLevel>) -> events::EscalationLevel {
+    match value {
+        None => events::EscalationLevel::Unspecified,
+        Some(EscalationLevel::Team) => events::EscalationLevel::Team,
+        Some(EscalationLevel::Management) => events::EscalationLevel::Management,
+        Some(EscalationLevel::Executive) => events::EscalationLevel::Executive,
+    }
+}
+
+pub fn channel_from_proto(value: i32) -> Option<Channel> {
+    match events::DeliveryChannel::try_from(value).ok()? {
+        events::DeliveryChannel::Unspecified => None,
+        events::DeliveryChannel::Webhook => Some(Channel::Webhook),
+        events::DeliveryChannel::Email => Some(Channel::Email),
+        events::DeliveryChannel::Jira => Some(Channel::Jira),
+        events::DeliveryChannel::Servicenow => Some(Channel::ServiceNow),
+    }
+}
+
+pub fn channel_to_proto(value: Channel) -> events::DeliveryChannel {
+    match value {
+        Channel::Webhook => events::DeliveryChannel::Webhook,
+        Channel::Email => events::DeliveryChannel::Email,
+        Channel::Jira => events::DeliveryChannel::Jira,
+        Channel::ServiceNow => events::DeliveryChannel::Servicenow,
+    }
+}
+
+/// The domain's settings of an API or event message; a missing channel or
+/// an unknown enum value is a violation (field names as in the message).
+pub fn settings_from_proto(
+    s: &events::SubscriptionSettings,
+) -> Result<SubscriptionSettings, Vec<FieldViolation>> {
+    let mut violations = Vec::new();
+    let channel = channel_from_proto(s.channel);
+    if channel.is_none() {
+        violations.push(FieldViolation::new("channel", "channel must be set"));
+    }
+    if common::SeverityRating::try_from(s.min_severity).is_err() {
+        violations.push(FieldViolation::new("min_severity", "unknown severity rating"));
+    }
+    if events::EscalationLevel::try_from(s.min_escalation_level).is_err() {
+        violations.push(FieldViolation::new("min_escalation_level", "unknown escalation level"));
+    }
+    let Some(channel) = channel else { return Err(violations) };
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(SubscriptionSettings {
+        name: s.name.clone(),
+        channel,
+        endpoint: s.endpoint.clone(),
+        event_types: s.event_types.clone(),
+        min_severity: rating_from_proto(s.min_severity),
+        products: s.products.clone(),
+        // Not in the event contract yet: filtering by case status needs a
+        // `case_statuses` field in psirt.events.v1.SubscriptionSettings.
+        case_statuses: Vec::new(),
+        min_escalation_level: escalation_from_proto(s.min_escalation_level),
+        trusted: s.trusted,
+        secret_ref: s.secret_ref.clone(),
+        enabled: s.enabled,
+    })
+}
+
+pub fn settings_to_proto(s: &SubscriptionSettings) -> events::SubscriptionSettings {
+    events::SubscriptionSettings {
+        name: s.name.clone(),
+        channel: channel_to_proto(s.channel).into(),
+        endpoint: s.endpoint.clone(),
+        event_types: s.event_types.clone(),
+        min_severity: rating_to_proto(s.min_severity).into(),
+        products: s.products.clone(),
+        min_escalation_level: escalation_to_proto(s.min_escalation_level).into(),
+        trusted: s.trusted,
+        secret_ref: s.secret_ref.clone(),
+        enabled: s.enabled,
+    }
+}
+
+fn corrupt(event: &RecordedEvent, message: impl Into<String>) -> DecodeError {
+    DecodeError::Payload {
+        event_type: event.event_type.clone(),
+        sequence: event.sequence,
+        message: message.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(event: &RecordedEvent, field: &str, value: &str) -> Result<T, DecodeError> {
+    value.parse().map_err(|_| corrupt(event, format!("{field} {value:?} is not an id")))
+}
+
+fn optional_case(event: &RecordedEvent, value: &str) -> Result<Option<CaseId>, DecodeError> {
+    if value.is_empty() { Ok(None) } else { parse(event, "case_id", value).map(Some) }
+}
+
+fn stored_settings(
+    event: &RecordedEvent,
+    s: Option<&events::SubscriptionSettings>,
+) -> Result<SubscriptionSettings, DecodeError> {
+    let s = s.ok_or_else(|| corrupt(event, "settings missing"))?;
+    settings_from_proto(s).map_err(|v| corrupt(event, format!("settings: {v:?}")))
+}
+
+/// A subscription event of the stream; `None` for other types.
+pub fn subscription_event_from_recorded(e: &RecordedEvent) -> Result<Option<SubscriptionEvent>, DecodeError> {
+    let t = e.event_type.as_str();
+    Ok(Some(if t == events::SubscriptionCreated::full_name() {
+        let m: events::SubscriptionCreated = e.decode()?;
+        SubscriptionEvent::SubscriptionCreated {
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            settings: stored_settings(e, m.settings.as_ref())?,
+            created_at: from_ts(m.created_at.as_ref()),
+        }
+    } else if t == events::SubscriptionUpdated::full_name() {
+        let m: events::SubscriptionUpdated = e.decode()?;
+        SubscriptionEvent::SubscriptionUpdated {
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            settings: stored_settings(e, m.settings.as_ref())?,
+            updated_at: from_ts(m.updated_at.as_ref()),
+        }
+    } else if t == events::SubscriptionDeleted::full_name() {
+        let m: events::SubscriptionDeleted = e.decode()?;
+        SubscriptionEvent::SubscriptionDeleted {
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            reason: m.reason,
+            deleted_at: from_ts(m.deleted_at.as_ref()),
+        }
+    } else {
+        return Ok(None);
+    }))
+}
+
+pub fn subscription_event_to_new(event: &SubscriptionEvent, id: uuid::Uuid, metadata: Metadata) -> NewEvent {
+    match event {
+        SubscriptionEvent::SubscriptionCreated { subscription_id, settings, created_at } => {
+            NewEvent::from_message(
+                id,
+                subscription_subject(*subscription_id),
+                &events::SubscriptionCreated {
+                    subscription_id: subscription_id.to_string(),
+                    settings: Some(settings_to_proto(settings)),
+                    created_at: ts(*created_at),
+                },
+                metadata,
+            )
+        }
+        SubscriptionEvent::SubscriptionUpdated { subscription_id, settings, updated_at } => {
+            NewEvent::from_message(
+                id,
+                subscription_subject(*subscription_id),
+                &events::SubscriptionUpdated {
+                    subscription_id: subscription_id.to_string(),
+                    settings: Some(settings_to_proto(settings)),
+                    updated_at: ts(*updated_at),
+                },
+                metadata,
+            )
+        }
+        SubscriptionEvent::SubscriptionDeleted { subscription_id, reason, deleted_at } => {
+            NewEvent::from_message(
+                id,
+                subscription_subject(*subscription_id),
+                &events::SubscriptionDeleted {
+                    subscription_id: subscription_id.to_string(),
+                    reason: reason.clone(),
+                    deleted_at: ts(*deleted_at),
+                },
+                metadata,
+            )
+        }
+    }
+}
+
+fn outcome_to_proto(kind: AttemptKind) -> events::DeliveryOutcome {
+    match kind {
+        AttemptKind::Succeeded => events::DeliveryOutcome::Succeeded,
+        AttemptKind::RetryableFailure => events::DeliveryOutcome::RetryableFailure,
+        AttemptKind::PermanentFailure => events::DeliveryOutcome::PermanentFailure,
+    }
+}
+
+fn outcome_from_proto(value: i32) -> AttemptKind {
+    match events::DeliveryOutcome::try_from(value).unwrap_or(events::DeliveryOutcome::Unspecified) {
+        events::DeliveryOutcome::Succeeded => AttemptKind::Succeeded,
+        events::DeliveryOutcome::PermanentFailure => AttemptKind::PermanentFailure,
+        events::DeliveryOutcome::RetryableFailure | events::DeliveryOutcome::Unspecified => {
+            AttemptKind::RetryableFailure
+        }
+    }
+}
+
+pub fn scheduled_to_proto(s: &Scheduled) -> events::DeliveryScheduled {
+    events::DeliveryScheduled {
+        delivery_id: s.delivery_id.to_string(),
+        subscription_id: s.subscription_id.to_string(),
+        case_id: s.case_id.map(|c| c.to_string()).unwrap_or_default(),
+        event_id: s.event_id.to_string(),
+        event_type: s.event_type.clone(),
+        event_sequence: s.event_sequence,
+        channel: channel_to_proto(s.channel).into(),
+        redacted: s.redacted,
+        scheduled_at: ts(s.scheduled_at),
+    }
+}
+
+/// A delivery event of the stream; `None` for other types.
+pub fn delivery_event_from_recorded(e: &RecordedEvent) -> Result<Option<DeliveryEvent>, DecodeError> {
+    let t = e.event_type.as_str();
+    Ok(Some(if t == events::DeliveryScheduled::full_name() {
+        let m: events::DeliveryScheduled = e.decode()?;
+        DeliveryEvent::DeliveryScheduled(Scheduled {
+            delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            case_id: optional_case(e, &m.case_id)?,
+            event_id: parse::<EventId>(e, "event_id", &m.event_id)?,
+            event_type: m.event_type,
+            event_sequence: m.event_sequence,
+            channel: channel_from_proto(m.channel).ok_or_else(|| corrupt(e, "channel missing"))?,
+            redacted: m.redacted,
+            scheduled_at: from_ts(m.scheduled_at.as_ref()),
+        })
+    } else if t == events::DeliveryAttempted::full_name() {
+        let m: events::DeliveryAttempted = e.decode()?;
+        DeliveryEvent::DeliveryAttempted(Attempted {
+            delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            case_id: optional_case(e, &m.case_id)?,
+            attempt: m.attempt,
+            kind: outcome_from_proto(m.outcome),
+            http_status: u16::try_from(m.http_status).ok().filter(|s| *s != 0),
+            error: m.error,
+            duration_ms: m.duration_ms,
+            attempted_at: from_ts(m.attempted_at.as_ref()),
+            next_attempt_at: m.next_attempt_at.as_ref().map(|t| from_ts(Some(t))),
+        })
+    } else if t == events::DeliverySucceeded::full_name() {
+        let m: events::DeliverySucceeded = e.decode()?;
+        DeliveryEvent::DeliverySucceeded {
+            delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            case_id: optional_case(e, &m.case_id)?,
+            attempts: m.attempts,
+            external_reference: m.external_reference,
+            delivered_at: from_ts(m.delivered_at.as_ref()),
+        }
+    } else if t == events::DeliveryDeadLettered::full_name() {
+        let m: events::DeliveryDeadLettered = e.decode()?;
+        DeliveryEvent::DeliveryDeadLettered {
+            delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
+            subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
+            case_id: optional_case(e, &m.case_id)?,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            dead_lettered_at: from_ts(m.dead_lettered_at.as_ref()),
+        }
+    } else {
+        return Ok(None);
+    }))
+}
+
+fn case_text(case_id: Option<CaseId>) -> String {
+    case_id.map(|c| c.to_string()).unwrap_or_default()
+}
+
+pub fn delivery_event_to_new(event: &DeliveryEvent, id: uuid::Uuid, metadata: Metadata) -> NewEvent {
+    match event {
+        DeliveryEvent::DeliveryScheduled(s) => {
+            NewEvent::from_message(id, delivery_subject(s.delivery_id), &scheduled_to_proto(s), metadata)
+        }
+        DeliveryEvent::DeliveryAttempted(a) => NewEvent::from_message(
+            id,
+            delivery_subject(a.delivery_id),
+            &events::DeliveryAttempted {
+                delivery_id: a.delivery_id.to_string(),
+                subscription_id: a.subscription_id.to_string(),
+                case_id: case_text(a.case_id),
+                attempt: a.attempt,
+                outcome: outcome_to_proto(a.kind).into(),
+                http_status: a.http_status.map_or(0, u32::from),
+                error: a.error.clone(),
+                duration_ms: a.duration_ms,
+                attempted_at: ts(a.attempted_at),
+                next_attempt_at: a.next_attempt_at.and_then(ts),
+            },
+            metadata,
+        ),
+        DeliveryEvent::DeliverySucceeded {
+            delivery_id,
+            subscription_id,
+            case_id,
+            attempts,
+            external_reference,
+            delivered_at,
+        } => NewEvent::from_message(
+            id,
+            delivery_subject(*delivery_id),
+            &events::DeliverySucceeded {
+                delivery_id: delivery_id.to_string(),
+                subscription_id: subscription_id.to_string(),
+                case_id: case_text(*case_id),
+                attempts: *attempts,
+                external_reference: external_reference.clone(),
+                delivered_at: ts(*delivered_at),
+            },
+            metadata,
+        ),
+        DeliveryEvent::DeliveryDeadLettered {
+            delivery_id,
+            subscription_id,
+            case_id,
+            attempts,
+            last_error,
+            dead_lettered_at,
+        } => NewEvent::from_message(
+            id,
+            delivery_subject(*delivery_id),
+            &events::DeliveryDeadLettered {
+                delivery_id: delivery_id.to_string(),
+                subscription_id: subscription_id.to_string(),
+                case_id: case_text(*case_id),
+                attempts: *attempts,
+                last_error: last_error.clone(),
+                dead_lettered_at: ts(*dead_lettered_at),
+            },
+            metadata,
+        ),
+    }
+}

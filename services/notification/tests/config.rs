@@ -1,0 +1,123 @@
+//! The documented example configuration is complete and matches the defaults.
+
+use std::path::Path;
+
+use psirt_notification::Config;
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/notification.example.toml")
+}
+
+fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                leaf_keys(&path, v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn the_example_file_loads_to_exactly_the_defaults() {
+    let loaded: Config = psirt_kit::config::load(Some(&example())).expect("example loads");
+    let defaults = Config::default();
+    assert_eq!(
+        serde_json::to_value(&loaded).expect("json"),
+        serde_json::to_value(&defaults).expect("json"),
+        "config/notification.example.toml states the defaults"
+    );
+}
+
+#[test]
+fn every_key_is_documented_in_the_example_file() {
+    let text = std::fs::read_to_string(example()).expect("example exists");
+    let mut keys = Vec::new();
+    leaf_keys("", &serde_json::to_value(Config::default()).expect("json"), &mut keys);
+    // secrets and optional keys do not serialize; they must be in the file too
+    keys.extend(
+        [
+            "auth.hs256_secret",
+            "auth.jwks_url",
+            "auth.jwks_file",
+            "nats.token",
+            "nats.credentials_file",
+            "otel.endpoint",
+        ]
+        .map(str::to_owned),
+    );
+    for key in keys {
+        let (section, leaf) = key.rsplit_once('.').expect("sectioned key");
+        let header = format!("[{section}]");
+        let start = text.find(&header).unwrap_or_else(|| panic!("section {header} missing"));
+        let rest = &text[start + header.len()..];
+        let end = rest.find("\n[").unwrap_or(rest.len());
+        let block = &rest[..end];
+        let documented = block.lines().any(|line| {
+            let line = line.trim_start_matches('#').trim();
+            line.starts_with(&format!("{leaf} =")) || line.starts_with(&format!("{leaf}="))
+        });
+        assert!(documented, "{key} is not in config/notification.example.toml");
+    }
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+fn environment_overrides_the_file() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("PSIRT_DELIVERY__MAX_ATTEMPTS", "5");
+        jail.set_env("PSIRT_WEBHOOK__TIMEOUT", "3s");
+        jail.set_env("PSIRT_SECRETS__LEGAL__ENV", "LEGAL_HOOK_KEY");
+        let loaded: Config = psirt_kit::config::load(Some(&example())).expect("loads");
+        assert_eq!(loaded.delivery.max_attempts, 5);
+        assert_eq!(loaded.webhook.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(loaded.secrets["legal"].env.as_deref(), Some("LEGAL_HOOK_KEY"));
+        assert_eq!(loaded.delivery.initial_backoff, Config::default().delivery.initial_backoff);
+        Ok(())
+    });
+}
+
+#[test]
+fn jwt_mode_without_a_key_is_refused_with_a_clear_message() {
+    let config = Config::default();
+    let err = config.validate().expect_err("jwt without key");
+    assert!(err.to_string().contains("auth"), "{err}");
+}
+
+#[test]
+fn bad_delivery_webhook_and_secret_settings_are_each_named() {
+    let mut config = Config::default();
+    config.auth.mode = psirt_kit::config::AuthMode::None;
+    config.validate().expect("the defaults are valid");
+    config.delivery.max_attempts = 0;
+    config.delivery.max_backoff = std::time::Duration::from_millis(1);
+    config.webhook.max_concurrency_per_endpoint = 0;
+    config.secrets.insert("bad name".to_owned(), psirt_notification::SecretSource::default());
+    let err = config.validate().expect_err("invalid").to_string();
+    for key in [
+        "delivery.max_attempts",
+        "delivery.max_backoff",
+        "webhook.max_concurrency_per_endpoint",
+        "secrets.bad name",
+    ] {
+        assert!(err.contains(key), "{key} missing in {err}");
+    }
+}
+
+#[test]
+fn secrets_resolve_from_files_and_refuse_short_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("good");
+    let short = dir.path().join("short");
+    std::fs::write(&good, "0123456789abcdef0123456789abcdef\n").expect("write");
+    std::fs::write(&short, "tiny").expect("write");
+    let mut sources = std::collections::BTreeMap::new();
+    sources.insert("good".to_owned(), psirt_notification::SecretSource { env: None, file: Some(good) });
+    let secrets = psirt_notification::Secrets::resolve(&sources).expect("resolves");
+    assert_eq!(secrets.bytes("good"), Some(&b"0123456789abcdef0123456789abcdef"[..]));
+    assert!(!format!("{secrets:?}").contains("0123"), "debug output never shows a secret");
+    sources.insert("short".to_owned(), psirt_notification::SecretSource { env: None, file: Some(short) });
+    assert!(psirt_notification::Secrets::resolve(&sources).is_err());
+}

@@ -1,0 +1,974 @@
+//! The notification service in-process: real nats-server, real PostgreSQL
+//! and SQLite, real gRPC, and a real HTTP receiver (axum on a free port).
+//! Case events are appended to the stream as triage would write them.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use psirt_domain::{CaseId, DeliveryId, EventId, ReportId, SubscriptionId};
+use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, NewEvent};
+use psirt_kit::Shutdown;
+use psirt_kit::config::AuthMode;
+use psirt_notification::{Application, Config, SecretSource};
+use psirt_proto::notification::notification_service_client::NotificationServiceClient;
+use psirt_proto::{common, events, notification as api};
+use psirt_testkit::{BACKENDS, Backend, NatsServer, TestDatabase, eventually};
+use secrecy::SecretString;
+use serde_json::Value;
+use sha2::Sha256;
+use time::OffsetDateTime;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const SECRET: &str = "test-hook";
+const SECRET_VALUE: &str = "0123456789abcdef0123456789abcdef";
+const ACCEPTED: &str = "psirt.events.v1.CaseAccepted";
+
+// ---------------------------------------------------------------------------
+// A real HTTP receiver
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Received {
+    at: std::time::Instant,
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+    json: Value,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    status: u16,
+    retry_after: Option<&'static str>,
+    /// How long the receiver takes before answering.
+    delay: Duration,
+}
+
+impl From<u16> for Reply {
+    fn from(status: u16) -> Self {
+        Self { status, retry_after: None, delay: Duration::ZERO }
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    requests: Vec<Received>,
+    /// Answers to give first, in order; then `default_status`.
+    script: VecDeque<Reply>,
+    default_status: u16,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    state: Arc<Mutex<ReceiverState>>,
+    addr: SocketAddr,
+}
+
+async fn hook(
+    State(state): State<Arc<Mutex<ReceiverState>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, HeaderMap) {
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let reply = {
+        let mut state = state.lock().expect("receiver state");
+        state.requests.push(Received {
+            at: std::time::Instant::now(),
+            id: json["id"].as_str().unwrap_or_default().to_owned(),
+            timestamp: header("x-psirt-timestamp"),
+            signature: header("x-psirt-signature"),
+            body: body.to_vec(),
+            json,
+        });
+        let default = Reply::from(state.default_status);
+        state.script.pop_front().unwrap_or(default)
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(value) = reply.retry_after {
+        headers.insert("retry-after", axum::http::HeaderValue::from_static(value));
+    }
+    (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), headers)
+}
+
+impl Receiver {
+    async fn start(script: &[u16], default_status: u16) -> anyhow::Result<Self> {
+        Self::scripted(script.iter().map(|s| Reply::from(*s)).collect(), default_status).await
+    }
+
+    async fn scripted(script: Vec<Reply>, default_status: u16) -> anyhow::Result<Self> {
+        let state = Arc::new(Mutex::new(ReceiverState {
+            requests: Vec::new(),
+            script: script.into(),
+            default_status,
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app =
+            axum::Router::new().route("/hook", axum::routing::post(hook)).with_state(Arc::clone(&state));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { state, addr })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.state.lock().expect("receiver state").requests.clone()
+    }
+
+    fn count(&self) -> usize {
+        self.state.lock().expect("receiver state").requests.len()
+    }
+
+    fn answer(&self, status: u16) {
+        self.state.lock().expect("receiver state").default_status = status;
+    }
+}
+
+fn verify_signature(r: &Received) {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET_VALUE.as_bytes()).expect("key");
+    mac.update(r.timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(&r.body);
+    let expected = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(r.signature, expected, "signature over timestamp and body");
+    let ts: i64 = r.timestamp.parse().expect("unix seconds");
+    assert!((OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 300, "fresh timestamp");
+}
+
+// ---------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------
+
+struct Harness {
+    _nats: NatsServer,
+    _db: TestDatabase,
+    _secrets: tempfile::TempDir,
+    grpc: SocketAddr,
+    pool: sqlx::AnyPool,
+    shutdown: Shutdown,
+    store: EventStore,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    config: Config,
+    telemetry: psirt_kit::TelemetryGuard,
+}
+
+impl Harness {
+    async fn start(backend: Backend) -> anyhow::Result<Self> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        Box::pin(Self::start_inner(backend, adjust)).await
+    }
+
+    async fn start_inner(backend: Backend, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let secrets = tempfile::tempdir()?;
+        let secret_file = secrets.path().join("hook-key");
+        std::fs::write(&secret_file, format!("{SECRET_VALUE}\n"))?;
+        let mut config = Config::default();
+        config.grpc.listen = "127.0.0.1:0".parse()?;
+        config.admin.listen = "127.0.0.1:0".parse()?;
+        config.nats.url = nats.url();
+        config.database.url = SecretString::from(db.url().to_owned());
+        config.auth.mode = AuthMode::None;
+        config.log.level = "warn".to_owned();
+        config.delivery.poll_interval = Duration::from_millis(20);
+        config.delivery.max_attempts = 5;
+        config.delivery.initial_backoff = Duration::from_millis(10);
+        config.delivery.max_backoff = Duration::from_millis(50);
+        config.webhook.timeout = Duration::from_secs(5);
+        config.secrets.insert(SECRET.to_owned(), SecretSource { env: None, file: Some(secret_file) });
+        adjust(&mut config);
+        config.validate()?;
+        let telemetry = psirt_kit::telemetry::init("psirt-notification-test", &config.log, &config.otel)?;
+        let app = Application::build(&config, telemetry.metrics()).await?;
+        let grpc = app.grpc_addr();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let store =
+            EventStore::open(nats.connect().await?, &psirt_kit::backbone::stream_settings(&config.nats))
+                .await?;
+        let pool = psirt_kit::backbone::open_database(&config.database).await?;
+        Ok(Self {
+            _nats: nats,
+            _db: db,
+            _secrets: secrets,
+            grpc,
+            pool,
+            shutdown,
+            store,
+            task: Some(task),
+            config,
+            telemetry,
+        })
+    }
+
+    /// Stops the service, runs `sql` on its database, and starts it again
+    /// on the same NATS and database.
+    async fn restart_after(&mut self, sql: &[&str]) -> anyhow::Result<()> {
+        self.stop().await?;
+        for statement in sql {
+            sqlx::query(statement).execute(&self.pool).await?;
+        }
+        let app = Box::pin(Application::build(&self.config, self.telemetry.metrics())).await?;
+        self.grpc = app.grpc_addr();
+        self.shutdown = Shutdown::new();
+        self.task = Some(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+
+    async fn client(&self) -> anyhow::Result<NotificationServiceClient<Channel>> {
+        Ok(NotificationServiceClient::new(
+            Channel::from_shared(format!("http://{}", self.grpc))?.connect().await?,
+        ))
+    }
+
+    /// Appends one case event as triage would; returns its stream sequence.
+    async fn case_event<M: prost::Message + prost::Name>(
+        &self,
+        case: CaseId,
+        tag: &str,
+        m: &M,
+    ) -> anyhow::Result<u64> {
+        let new = NewEvent::from_message(
+            EventId::derive(case.into(), tag).into(),
+            format!("psirt.evt.case.{case}"),
+            m,
+            Metadata { actor: Some("psirt-triage".to_owned()), ..Metadata::default() },
+        );
+        Ok(self.store.append(new, ExpectedVersion::Any).await?.sequence)
+    }
+
+    /// A case opened and accepted with `rating`; with an embargo set in
+    /// between when `embargo`. Returns the case and the acceptance's sequence.
+    async fn accepted_case(
+        &self,
+        rating: common::SeverityRating,
+        embargo: bool,
+    ) -> anyhow::Result<(CaseId, u64)> {
+        let case = CaseId::for_report(ReportId::new());
+        let id = case.to_string();
+        let key = format!("PSIRT-2026-{:04}", u32::from(uuid::Uuid::now_v7().as_bytes()[15]) + 1);
+        self.case_event(
+            case,
+            "opened",
+            &events::CaseOpened {
+                case_id: id.clone(),
+                case_key: key.clone(),
+                title: "Stored XSS in the gateway admin console".to_owned(),
+                opened_at: ts(OffsetDateTime::now_utc()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if embargo {
+            self.case_event(
+                case,
+                "embargo",
+                &events::EmbargoSet {
+                    case_id: id.clone(),
+                    disclosure_at: ts(OffsetDateTime::now_utc() + time::Duration::days(30)),
+                    time_zone: "UTC".to_owned(),
+                    set_at: ts(OffsetDateTime::now_utc()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+        let seq = self
+            .case_event(
+                case,
+                "accepted",
+                &events::CaseAccepted {
+                    case_id: id,
+                    case_key: key,
+                    severity: rating.into(),
+                    affected_products: vec![common::ProductVersionRange {
+                        product: "acme-gateway".to_owned(),
+                        versions: Some(common::product_version_range::Versions::Range(
+                            "vers:semver/<2.4.1".to_owned(),
+                        )),
+                    }],
+                    note: "confirmed".to_owned(),
+                    accepted_at: ts(OffsetDateTime::now_utc()),
+                },
+            )
+            .await?;
+        Ok((case, seq))
+    }
+
+    async fn subscribe(
+        &self,
+        request_id: &str,
+        settings: events::SubscriptionSettings,
+    ) -> anyhow::Result<api::Subscription> {
+        let response = self
+            .client()
+            .await?
+            .create_subscription(api::CreateSubscriptionRequest {
+                request_id: request_id.to_owned(),
+                settings: Some(settings),
+            })
+            .await?;
+        response.into_inner().subscription.ok_or_else(|| anyhow::anyhow!("no subscription"))
+    }
+
+    async fn deliveries(&self, filter: api::ListDeliveriesRequest) -> anyhow::Result<Vec<api::Delivery>> {
+        Ok(self.client().await?.list_deliveries(filter).await?.into_inner().deliveries)
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> anyhow::Result<Option<api::Delivery>> {
+        let all =
+            self.deliveries(api::ListDeliveriesRequest { page_size: 1000, ..Default::default() }).await?;
+        Ok(all.into_iter().find(|d| d.delivery_id == id.to_string()))
+    }
+
+    /// Waits until routing has looked at every event on the stream so far.
+    async fn routed_everything(&self) -> anyhow::Result<()> {
+        let last = self.store.stream_last_sequence().await?;
+        eventually(DEADLINE, "routing checkpoint at the stream's end", || async {
+            let done = psirt_projection::checkpoint(&self.pool, psirt_notification::routing::PROJECTION_NAME)
+                .await
+                .ok()?;
+            (done >= last).then_some(())
+        })
+        .await
+    }
+
+    async fn wait_for_status(
+        &self,
+        id: DeliveryId,
+        status: api::DeliveryStatus,
+    ) -> anyhow::Result<api::Delivery> {
+        eventually(DEADLINE, &format!("delivery {id} {status:?}"), || async {
+            self.delivery(id).await.ok().flatten().filter(|d| d.status == status as i32)
+        })
+        .await
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+fn ts(t: OffsetDateTime) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: 0 })
+}
+
+fn webhook(name: &str, url: &str) -> events::SubscriptionSettings {
+    events::SubscriptionSettings {
+        name: name.to_owned(),
+        channel: events::DeliveryChannel::Webhook.into(),
+        endpoint: url.to_owned(),
+        event_types: vec![ACCEPTED.to_owned()],
+        secret_ref: SECRET.to_owned(),
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+fn delivery_of(case: CaseId, tag: &str, subscription: &api::Subscription) -> DeliveryId {
+    let sub: SubscriptionId = subscription.subscription_id.parse().expect("subscription id");
+    DeliveryId::for_event(EventId::derive(case.into(), tag), sub)
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_matching_event_reaches_the_webhook_once_as_a_signed_cloudevent() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Harness::start(backend).await?;
+        let receiver = Receiver::start(&[], 200).await?;
+        let sub = h.subscribe("sub-1", webhook("Legal", &receiver.url())).await?;
+        let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+        let delivery = delivery_of(case, "accepted", &sub);
+
+        let delivered = h.wait_for_status(delivery, api::DeliveryStatus::Delivered).await?;
+        assert_eq!((delivered.attempts, delivered.series, delivered.last_http_status), (1, 1, 200));
+        assert_eq!(delivered.case_id, case.to_string());
+        assert_eq!(delivered.event_type, ACCEPTED);
+        h.routed_everything().await?;
+
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 1, "{backend:?}: one CloudEvent for the one matching event");
+        let r = &requests[0];
+        verify_signature(r);
+        assert_eq!(r.json["specversion"], "1.0");
+        assert_eq!(r.id, delivery.to_string(), "the CloudEvent id is the delivery id");
+        assert_eq!(r.json["type"], ACCEPTED);
+        assert_eq!(r.json["subject"], case.to_string());
+        assert_eq!(r.json["source"], "urn:psirt:notification");
+        assert_eq!(r.json["datacontenttype"], "application/json");
+        assert!(r.json["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(r.json["data"]["caseId"], case.to_string());
+        assert_eq!(r.json["data"]["severity"], "SEVERITY_RATING_HIGH");
+        assert_eq!(r.json["data"]["affectedProducts"][0]["product"], "acme-gateway");
+
+        // The case's other event did not match: one delivery in all.
+        let all = h
+            .deliveries(api::ListDeliveriesRequest { case_id: case.to_string(), ..Default::default() })
+            .await?;
+        assert_eq!(all.len(), 1);
+        h.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_non_matching_event_sends_nothing() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let receiver = Receiver::start(&[], 200).await?;
+    let critical_only = events::SubscriptionSettings {
+        min_severity: common::SeverityRating::Critical.into(),
+        ..webhook("Execs", &receiver.url())
+    };
+    h.subscribe("sub-critical", critical_only).await?;
+    let (low, accepted_seq) = h.accepted_case(common::SeverityRating::Low, false).await?;
+
+    h.routed_everything().await?;
+    assert_eq!(h.store.stream_last_sequence().await?, accepted_seq, "routing appended nothing");
+    assert!(h.deliveries(api::ListDeliveriesRequest::default()).await?.is_empty());
+    assert_eq!(receiver.count(), 0);
+
+    // A matching event after it is delivered, and it is the only one.
+    let (critical, _) = h.accepted_case(common::SeverityRating::Critical, false).await?;
+    eventually(DEADLINE, "the critical case's delivery", || async { (receiver.count() >= 1).then_some(()) })
+        .await?;
+    h.routed_everything().await?;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].json["subject"], critical.to_string());
+    assert_ne!(requests[0].json["subject"], low.to_string());
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_embargoed_case_reaches_an_untrusted_webhook_without_details() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let receiver = Receiver::start(&[], 200).await?;
+    let untrusted = h.subscribe("sub-untrusted", webhook("Support", &receiver.url())).await?;
+    let trusted = h
+        .subscribe(
+            "sub-trusted",
+            events::SubscriptionSettings { trusted: true, ..webhook("PSIRT core", &receiver.url()) },
+        )
+        .await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::Critical, true).await?;
+
+    let redacted =
+        h.wait_for_status(delivery_of(case, "accepted", &untrusted), api::DeliveryStatus::Delivered).await?;
+    assert!(redacted.redacted);
+    let full =
+        h.wait_for_status(delivery_of(case, "accepted", &trusted), api::DeliveryStatus::Delivered).await?;
+    assert!(!full.redacted);
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let notice = requests.iter().find(|r| r.id == redacted.delivery_id).expect("redacted delivery received");
+    verify_signature(notice);
+    let data = notice.json["data"].as_object().expect("data object");
+    let keys: BTreeSet<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(keys, BTreeSet::from(["caseId", "caseKey", "redacted", "status"]), "only id, key and status");
+    assert_eq!(data["caseId"], case.to_string());
+    assert!(data["caseKey"].as_str().is_some_and(|k| k.starts_with("PSIRT-2026-")));
+    assert_eq!(data["status"], "CASE_STATUS_ACCEPTED");
+    assert!(!String::from_utf8_lossy(&notice.body).contains("acme-gateway"), "no product leaks");
+
+    let detailed = requests.iter().find(|r| r.id == full.delivery_id).expect("trusted delivery received");
+    assert_eq!(detailed.json["data"]["affectedProducts"][0]["product"], "acme-gateway");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_failing_three_times_gets_four_attempts_and_the_delivery_ends_delivered()
+-> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Harness::start(backend).await?;
+        let receiver = Receiver::start(&[500, 500, 500], 200).await?;
+        let sub = h.subscribe("sub-flaky", webhook("Flaky", &receiver.url())).await?;
+        let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+        let id = delivery_of(case, "accepted", &sub);
+
+        let delivered = h.wait_for_status(id, api::DeliveryStatus::Delivered).await?;
+        assert_eq!((delivered.attempts, delivered.total_attempts), (4, 4));
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 4, "{backend:?}: three failures and the success");
+        assert!(requests.iter().all(|r| r.id == id.to_string()), "the same CloudEvent id on every attempt");
+        for r in &requests {
+            verify_signature(r);
+        }
+        h.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_always_failing_receiver_ends_dead_and_redelivery_sends_it_again() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Harness::start_with(backend, |c| c.delivery.max_attempts = 3).await?;
+        let receiver = Receiver::start(&[], 503).await?;
+        let sub = h.subscribe("sub-down", webhook("Down", &receiver.url())).await?;
+        let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+        let id = delivery_of(case, "accepted", &sub);
+
+        let dead = h.wait_for_status(id, api::DeliveryStatus::Dead).await?;
+        assert_eq!(dead.attempts, 3);
+        assert_eq!(dead.last_http_status, 503);
+        assert_eq!(receiver.count(), 3, "{backend:?}: the configured attempts, no more");
+        let dead_list = h
+            .deliveries(api::ListDeliveriesRequest {
+                status: api::DeliveryStatus::Dead.into(),
+                ..Default::default()
+            })
+            .await?;
+        assert_eq!(dead_list.len(), 1, "visible as dead");
+
+        receiver.answer(200);
+        let mut client = h.client().await?;
+        let request = api::RedeliverDeliveryRequest {
+            delivery_id: id.to_string(),
+            request_id: "redeliver-1".to_owned(),
+            expected_version: Some(dead.version),
+        };
+        let pending =
+            client.redeliver_delivery(request.clone()).await?.into_inner().delivery.expect("delivery");
+        assert_eq!(
+            (pending.status, pending.series, pending.attempts),
+            (api::DeliveryStatus::Pending as i32, 2, 0)
+        );
+        let delivered = h.wait_for_status(id, api::DeliveryStatus::Delivered).await?;
+        assert_eq!((delivered.series, delivered.attempts, delivered.total_attempts), (2, 1, 4));
+        let requests = receiver.requests();
+        assert_eq!(requests.len(), 4);
+        assert!(requests.iter().all(|r| r.id == id.to_string()));
+
+        // The same request again appends nothing; a new one is refused now.
+        let again = client.redeliver_delivery(request).await?.into_inner().delivery.expect("delivery");
+        assert_eq!(again.series, 2);
+        let refused = client
+            .redeliver_delivery(api::RedeliverDeliveryRequest {
+                delivery_id: id.to_string(),
+                request_id: "redeliver-2".to_owned(),
+                expected_version: None,
+            })
+            .await
+            .expect_err("delivered");
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        h.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_after_and_timeouts_are_honoured() -> anyhow::Result<()> {
+    let mut h =
+        Harness::start_with(Backend::Sqlite, |c| c.webhook.timeout = Duration::from_millis(200)).await?;
+    let receiver = Receiver::scripted(
+        vec![
+            Reply { status: 429, retry_after: Some("1"), delay: Duration::ZERO },
+            // Answers after the timeout: a retryable failure.
+            Reply { status: 200, retry_after: None, delay: Duration::from_secs(2) },
+        ],
+        200,
+    )
+    .await?;
+    let sub = h.subscribe("sub-busy", webhook("Busy", &receiver.url())).await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    let delivered =
+        h.wait_for_status(delivery_of(case, "accepted", &sub), api::DeliveryStatus::Delivered).await?;
+    assert_eq!(delivered.attempts, 3, "429, timeout, success");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3);
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(waited >= Duration::from_secs(1), "Retry-After: 1 honoured, waited {waited:?}");
+    assert!(requests.iter().all(|r| r.id == delivered.delivery_id));
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_error_parks_the_delivery_at_once() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let receiver = Receiver::start(&[], 404).await?;
+    let sub = h.subscribe("sub-gone", webhook("Gone", &receiver.url())).await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    let dead = h.wait_for_status(delivery_of(case, "accepted", &sub), api::DeliveryStatus::Dead).await?;
+    assert_eq!((dead.attempts, dead.last_http_status), (1, 404));
+    assert_eq!(receiver.count(), 1);
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routing_the_same_events_again_schedules_and_sends_nothing_twice() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Harness::start(backend).await?;
+        let receiver = Receiver::start(&[], 200).await?;
+        let sub = h.subscribe("sub-replay", webhook("Replay", &receiver.url())).await?;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+            ids.push(delivery_of(case, "accepted", &sub));
+        }
+        for id in &ids {
+            h.wait_for_status(*id, api::DeliveryStatus::Delivered).await?;
+        }
+        h.routed_everything().await?;
+        let last = h.store.stream_last_sequence().await?;
+
+        // Routing starts over from the first event, as after losing its
+        // database: every event is routed again.
+        h.restart_after(&[
+            "DELETE FROM notification_routes",
+            "DELETE FROM notification_cases",
+            "UPDATE projection_checkpoints SET last_sequence = 0 WHERE name = 'notification-routing'",
+        ])
+        .await?;
+        h.routed_everything().await?;
+        assert_eq!(
+            h.store.stream_last_sequence().await?,
+            last,
+            "{backend:?}: nothing appended by the replay"
+        );
+        let all = h.deliveries(api::ListDeliveriesRequest::default()).await?;
+        assert_eq!(all.len(), 3);
+        assert!(
+            all.iter().all(|d| d.status == api::DeliveryStatus::Delivered as i32 && d.total_attempts == 1)
+        );
+        assert_eq!(receiver.count(), 3, "each sent once");
+        h.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_subscription_drops_its_pending_deliveries() -> anyhow::Result<()> {
+    let mut h = Harness::start_with(Backend::Sqlite, |c| c.delivery.max_attempts = 100).await?;
+    let receiver = Receiver::start(&[], 503).await?;
+    let sub = h.subscribe("sub-retiring", webhook("Retiring", &receiver.url())).await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    eventually(DEADLINE, "a first attempt", || async { (receiver.count() >= 1).then_some(()) }).await?;
+    h.client()
+        .await?
+        .delete_subscription(api::DeleteSubscriptionRequest {
+            subscription_id: sub.subscription_id.clone(),
+            request_id: "retire".to_owned(),
+            reason: "endpoint retired".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    let dead = h.wait_for_status(delivery_of(case, "accepted", &sub), api::DeliveryStatus::Dead).await?;
+    assert_eq!(dead.last_error, "subscription deleted");
+    let attempts = receiver.count();
+    assert_eq!(u32::try_from(attempts)?, dead.total_attempts, "no attempt after the drop");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_of_one_case_arrive_in_stream_order() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    // The first attempts fail, so later events wait behind the first one.
+    let receiver = Receiver::start(&[500, 500], 200).await?;
+    let all_events =
+        events::SubscriptionSettings { event_types: vec![], ..webhook("Everything", &receiver.url()) };
+    let sub = h.subscribe("sub-all", all_events).await?;
+    let case = CaseId::for_report(ReportId::new());
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        let tag = format!("assigned-{i}");
+        h.case_event(
+            case,
+            &tag,
+            &events::CaseAssigned {
+                case_id: case.to_string(),
+                assignee: format!("analyst-{i}"),
+                assigned_at: ts(OffsetDateTime::now_utc()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        expected.push(delivery_of(case, &tag, &sub).to_string());
+    }
+    eventually(DEADLINE, "ten deliveries", || async {
+        let done = h
+            .deliveries(api::ListDeliveriesRequest {
+                case_id: case.to_string(),
+                status: api::DeliveryStatus::Delivered.into(),
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+        (done.len() == 10).then_some(())
+    })
+    .await?;
+    let mut seen: Vec<String> = Vec::new();
+    for r in receiver.requests() {
+        if seen.last() != Some(&r.id) {
+            seen.push(r.id.clone());
+        }
+    }
+    assert_eq!(seen, expected, "in stream order, each delivered before the next is tried");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_refused_with_field_violations_and_nothing_appended() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let before = h.store.stream_last_sequence().await?;
+    let mut client = h.client().await?;
+    let bad = events::SubscriptionSettings {
+        name: String::new(),
+        channel: events::DeliveryChannel::Webhook.into(),
+        endpoint: "http://hooks.example.com/psirt".to_owned(),
+        event_types: vec!["psirt.events.v1.NoSuchEvent".to_owned(), "CaseAccepted".to_owned()],
+        products: vec!["x".repeat(201)],
+        secret_ref: "unknown-secret".to_owned(),
+        enabled: true,
+        ..Default::default()
+    };
+    let status = client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "bad-1".to_owned(),
+            settings: Some(bad),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: BTreeSet<String> = status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "settings.name",
+        "settings.endpoint",
+        "settings.event_types[0]",
+        "settings.event_types[1]",
+        "settings.products[0]",
+        "settings.secret_ref",
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(fields, expected);
+
+    let missing = client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "bad 2".to_owned(),
+            settings: None,
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(missing.code(), Code::InvalidArgument);
+
+    let email = events::SubscriptionSettings {
+        channel: events::DeliveryChannel::Email.into(),
+        endpoint: "legal@example.com".to_owned(),
+        ..webhook("Legal", "https://hooks.example.com")
+    };
+    let not_yet = client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "bad-3".to_owned(),
+            settings: Some(email),
+        })
+        .await
+        .expect_err("no e-mail channel yet");
+    assert_eq!(not_yet.code(), Code::InvalidArgument);
+
+    for (field, status) in [
+        (
+            "subscription_id",
+            client
+                .update_subscription(api::UpdateSubscriptionRequest {
+                    subscription_id: "nope".to_owned(),
+                    settings: Some(webhook("x", "https://hooks.example.com")),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("bad id"),
+        ),
+        (
+            "case_id",
+            client
+                .list_deliveries(api::ListDeliveriesRequest {
+                    case_id: "nope".to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("bad id"),
+        ),
+        (
+            "page_token",
+            client
+                .list_subscriptions(api::ListSubscriptionsRequest {
+                    page_token: "zz".to_owned(),
+                    ..Default::default()
+                })
+                .await
+                .expect_err("bad token"),
+        ),
+        (
+            "delivery_id",
+            client.redeliver_delivery(api::RedeliverDeliveryRequest::default()).await.expect_err("no id"),
+        ),
+    ] {
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        let violations = status.get_details_bad_request().expect("field violations").field_violations;
+        assert_eq!(violations[0].field, field);
+    }
+    assert_eq!(h.store.stream_last_sequence().await?, before, "nothing appended");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_are_created_once_listed_updated_and_deleted() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Harness::start(backend).await?;
+        let mut client = h.client().await?;
+        let first = h.subscribe("create-1", webhook("One", "https://hooks.example.com/1")).await?;
+        let again = h.subscribe("create-1", webhook("One", "https://hooks.example.com/1")).await?;
+        assert_eq!(first, again, "a retried create returns the same subscription");
+        let clash = client
+            .create_subscription(api::CreateSubscriptionRequest {
+                request_id: "create-1".to_owned(),
+                settings: Some(webhook("Other", "https://hooks.example.com/1")),
+            })
+            .await
+            .expect_err("same request id, other settings");
+        assert_eq!(clash.code(), Code::AlreadyExists);
+        for i in 2..=3 {
+            h.subscribe(&format!("create-{i}"), webhook(&format!("Sub {i}"), "https://hooks.example.com/x"))
+                .await?;
+        }
+        let page = eventually(DEADLINE, "three subscriptions listed", || {
+            let mut client = client.clone();
+            async move {
+                let page = client
+                    .list_subscriptions(api::ListSubscriptionsRequest { page_size: 2, ..Default::default() })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (!page.next_page_token.is_empty()).then_some(page)
+            }
+        })
+        .await?;
+        assert_eq!(page.subscriptions.len(), 2);
+        assert_eq!(page.subscriptions[0].subscription_id, first.subscription_id);
+        let rest = client
+            .list_subscriptions(api::ListSubscriptionsRequest {
+                page_size: 2,
+                page_token: page.next_page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!((rest.subscriptions.len(), rest.next_page_token.as_str()), (1, ""));
+
+        let stale = client
+            .update_subscription(api::UpdateSubscriptionRequest {
+                subscription_id: first.subscription_id.clone(),
+                request_id: "update-0".to_owned(),
+                expected_version: Some(first.version + 100),
+                settings: Some(webhook("One", "https://hooks.example.com/1")),
+            })
+            .await
+            .expect_err("stale version");
+        assert_eq!(stale.code(), Code::Aborted);
+        let updated = client
+            .update_subscription(api::UpdateSubscriptionRequest {
+                subscription_id: first.subscription_id.clone(),
+                request_id: "update-1".to_owned(),
+                expected_version: Some(first.version),
+                settings: Some(events::SubscriptionSettings {
+                    trusted: true,
+                    ..webhook("One", "https://hooks.example.com/1")
+                }),
+            })
+            .await?
+            .into_inner()
+            .subscription
+            .expect("subscription");
+        assert!(updated.settings.as_ref().is_some_and(|s| s.trusted));
+        assert!(updated.version > first.version);
+
+        client
+            .delete_subscription(api::DeleteSubscriptionRequest {
+                subscription_id: first.subscription_id.clone(),
+                request_id: "delete-1".to_owned(),
+                reason: "team moved".to_owned(),
+                ..Default::default()
+            })
+            .await?;
+        let after_delete = client
+            .update_subscription(api::UpdateSubscriptionRequest {
+                subscription_id: first.subscription_id.clone(),
+                request_id: "update-2".to_owned(),
+                settings: Some(webhook("One", "https://hooks.example.com/1")),
+                ..Default::default()
+            })
+            .await
+            .expect_err("deleted");
+        assert_eq!(after_delete.code(), Code::FailedPrecondition);
+        let missing = client
+            .delete_subscription(api::DeleteSubscriptionRequest {
+                subscription_id: SubscriptionId::for_request("nobody", "x").to_string(),
+                request_id: "delete-2".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("unknown");
+        assert_eq!(missing.code(), Code::NotFound);
+        eventually(DEADLINE, "the deleted subscription gone from the list", || {
+            let mut client = client.clone();
+            async move {
+                let all = client
+                    .list_subscriptions(api::ListSubscriptionsRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner();
+                (all.subscriptions.len() == 2).then_some(())
+            }
+        })
+        .await?;
+        let tickets = client
+            .list_external_tickets(api::ListExternalTicketsRequest {
+                case_id: CaseId::for_report(ReportId::new()).to_string(),
+            })
+            .await?
+            .into_inner();
+        assert!(tickets.tickets.is_empty());
+        h.stop().await?;
+    }
+    Ok(())
+}
