@@ -117,6 +117,16 @@ pub fn settings_from_proto(
     if events::EscalationLevel::try_from(s.min_escalation_level).is_err() {
         violations.push(FieldViolation::new("min_escalation_level", "unknown escalation level"));
     }
+    let mut case_statuses = Vec::with_capacity(s.case_statuses.len());
+    for (i, value) in s.case_statuses.iter().enumerate() {
+        match case_status_from_proto(*value) {
+            Some(status) => case_statuses.push(status),
+            None => violations.push(FieldViolation::new(
+                format!("case_statuses[{i}]"),
+                "unknown or unspecified case status",
+            )),
+        }
+    }
     let Some(channel) = channel else { return Err(violations) };
     if !violations.is_empty() {
         return Err(violations);
@@ -128,9 +138,7 @@ pub fn settings_from_proto(
         event_types: s.event_types.clone(),
         min_severity: rating_from_proto(s.min_severity),
         products: s.products.clone(),
-        // Not in the event contract yet: filtering by case status needs a
-        // `case_statuses` field in psirt.events.v1.SubscriptionSettings.
-        case_statuses: Vec::new(),
+        case_statuses,
         min_escalation_level: escalation_from_proto(s.min_escalation_level),
         trusted: s.trusted,
         secret_ref: s.secret_ref.clone(),
@@ -150,6 +158,38 @@ pub fn settings_to_proto(s: &SubscriptionSettings) -> events::SubscriptionSettin
         trusted: s.trusted,
         secret_ref: s.secret_ref.clone(),
         enabled: s.enabled,
+        case_statuses: s.case_statuses.iter().map(|c| case_status_to_proto(*c).into()).collect(),
+    }
+}
+
+fn case_status_from_proto(value: i32) -> Option<psirt_domain::CaseStatus> {
+    use psirt_domain::CaseStatus as S;
+    Some(match common::CaseStatus::try_from(value).ok()? {
+        common::CaseStatus::Unspecified => return None,
+        common::CaseStatus::Received => S::Received,
+        common::CaseStatus::Triage => S::Triage,
+        common::CaseStatus::Accepted => S::Accepted,
+        common::CaseStatus::Rejected => S::Rejected,
+        common::CaseStatus::Duplicate => S::Duplicate,
+        common::CaseStatus::Remediating => S::Remediating,
+        common::CaseStatus::Fixed => S::Fixed,
+        common::CaseStatus::Disclosed => S::Disclosed,
+        common::CaseStatus::Closed => S::Closed,
+    })
+}
+
+fn case_status_to_proto(value: psirt_domain::CaseStatus) -> common::CaseStatus {
+    use psirt_domain::CaseStatus as S;
+    match value {
+        S::Received => common::CaseStatus::Received,
+        S::Triage => common::CaseStatus::Triage,
+        S::Accepted => common::CaseStatus::Accepted,
+        S::Rejected => common::CaseStatus::Rejected,
+        S::Duplicate => common::CaseStatus::Duplicate,
+        S::Remediating => common::CaseStatus::Remediating,
+        S::Fixed => common::CaseStatus::Fixed,
+        S::Disclosed => common::CaseStatus::Disclosed,
+        S::Closed => common::CaseStatus::Closed,
     }
 }
 

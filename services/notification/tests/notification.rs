@@ -475,6 +475,49 @@ async fn a_non_matching_event_sends_nothing() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_case_status_filter_delivers_only_events_of_cases_in_those_statuses() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let receiver = Receiver::start(&[], 200).await?;
+    let accepted_only = events::SubscriptionSettings {
+        case_statuses: vec![common::CaseStatus::Accepted.into()],
+        ..webhook("Remediation leads", &receiver.url())
+    };
+    let subscription = h.subscribe("sub-accepted", accepted_only).await?;
+    assert_eq!(
+        subscription.settings.as_ref().map(|s| s.case_statuses.clone()),
+        Some(vec![common::CaseStatus::Accepted as i32]),
+        "the filter is stored"
+    );
+    // CaseOpened (RECEIVED) does not match; CaseAccepted (ACCEPTED) does.
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    h.wait_for_status(delivery_of(case, "accepted", &subscription), api::DeliveryStatus::Delivered).await?;
+    h.routed_everything().await?;
+    let requests = receiver.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the acceptance: {:?}",
+        requests.iter().map(|r| &r.json["type"]).collect::<Vec<_>>()
+    );
+    assert_eq!(requests[0].json["type"], "psirt.events.v1.CaseAccepted");
+    // An unspecified status is refused.
+    let bad = h
+        .client()
+        .await?
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "sub-bad-status".to_owned(),
+            settings: Some(events::SubscriptionSettings {
+                case_statuses: vec![common::CaseStatus::Unspecified.into()],
+                ..webhook("Bad", &receiver.url())
+            }),
+        })
+        .await
+        .expect_err("unspecified status");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_embargoed_case_reaches_an_untrusted_webhook_without_details() -> anyhow::Result<()> {
     let mut h = Harness::start(Backend::Sqlite).await?;
     let receiver = Receiver::start(&[], 200).await?;
