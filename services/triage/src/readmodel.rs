@@ -189,6 +189,19 @@ struct Pending {
     /// Earliest stored acknowledgement per case, preloaded for the cases the
     /// batch opens; a case absent here has none stored.
     acknowledged: Option<HashMap<String, i64>>,
+    /// With [`CasesProjection::apply_batch_observed`]: each case as it was
+    /// stored before the batch (`None`: not there), recorded when first read.
+    before: Option<HashMap<String, Option<triage::Case>>>,
+    /// With [`CasesProjection::apply_batch_observed`]: the changed cases as
+    /// the flush stored them.
+    after: Vec<triage::Case>,
+}
+
+/// A case the batch changed: as stored before the batch and after it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub before: Option<triage::Case>,
+    pub after: triage::Case,
 }
 
 /// Ids per `IN (...)` list: far below both databases' parameter limits.
@@ -209,6 +222,7 @@ impl Pending {
     ) -> Result<Option<triage::Case>, sqlx::Error> {
         if !self.cases.contains_key(id) {
             let loaded = load(conn, id).await?;
+            self.remember(id, &loaded);
             self.cases.insert(id.to_owned(), loaded);
         }
         Ok(self.cases.get(id).cloned().flatten())
@@ -223,9 +237,17 @@ impl Pending {
     ) -> Result<Option<triage::Case>, sqlx::Error> {
         if !self.cases.contains_key(id) {
             let loaded = load(conn, id).await?;
+            self.remember(id, &loaded);
             self.cases.insert(id.to_owned(), loaded);
         }
         Ok(self.cases.get_mut(id).and_then(Option::take))
+    }
+
+    /// Notes a case as stored before the batch, when observing.
+    fn remember(&mut self, id: &str, stored: &Option<triage::Case>) {
+        if let Some(before) = &mut self.before {
+            before.entry(id.to_owned()).or_insert_with(|| stored.clone());
+        }
     }
 
     /// Puts back a view taken with [`Pending::take`], unchanged.
@@ -281,7 +303,11 @@ impl Pending {
         })
     }
 
-    async fn flush(mut self, conn: &mut AnyConnection, policy: &SlaPolicy) -> Result<(), sqlx::Error> {
+    async fn flush(
+        mut self,
+        conn: &mut AnyConnection,
+        policy: &SlaPolicy,
+    ) -> Result<Vec<Observed>, sqlx::Error> {
         let mut rows = Vec::new();
         for id in std::mem::take(&mut self.dirty) {
             if let Some(Some(mut case)) = self.cases.remove(&id) {
@@ -290,6 +316,9 @@ impl Pending {
                     store(conn, &mut case, policy, true).await?;
                 } else {
                     rows.push(CaseRow::of(&mut case, policy));
+                }
+                if self.before.is_some() {
+                    self.after.push(case);
                 }
             }
         }
@@ -352,7 +381,11 @@ impl Pending {
             }
             query.execute(&mut *conn).await?;
         }
-        Ok(())
+        let mut before = self.before.take().unwrap_or_default();
+        Ok(std::mem::take(&mut self.after)
+            .into_iter()
+            .map(|after| Observed { before: before.remove(&after.case_id).flatten(), after })
+            .collect())
     }
 }
 
@@ -394,13 +427,17 @@ impl Pending {
                 query = query.bind(id.as_str());
             }
             let rows = query.fetch_all(&mut *conn).await?;
-            for id in chunk {
-                self.cases.entry(id.clone()).or_insert(None);
-            }
             for row in rows {
                 let id: String = row.try_get("case_id")?;
                 let view = decode_view(&row.try_get::<Vec<u8>, _>("view")?)?;
+                self.remember(&id, &Some(view.clone()));
                 self.cases.insert(id, Some(view));
+            }
+            for id in chunk {
+                if !self.cases.contains_key(id) {
+                    self.remember(id, &None);
+                    self.cases.insert(id.clone(), None);
+                }
             }
         }
         // Acknowledgements that arrived before their case was opened: a
@@ -578,6 +615,39 @@ impl CasesProjection {
     }
 }
 
+impl CasesProjection {
+    /// Like [`Projection::apply_batch`], and also returns every case the
+    /// batch changed, as stored before and after it: what live watches are
+    /// sent, without reading the views again.
+    pub async fn apply_batch_observed(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(Vec<(usize, DecodeError)>, Vec<Observed>), sqlx::Error> {
+        self.apply_batch_inner(conn, events, true).await
+    }
+
+    async fn apply_batch_inner(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[RecordedEvent],
+        observe: bool,
+    ) -> Result<(Vec<(usize, DecodeError)>, Vec<Observed>), sqlx::Error> {
+        let mut pending = Pending { before: observe.then(HashMap::new), ..Pending::default() };
+        pending.preload(conn, events).await?;
+        let mut undecodable = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            match self.apply_one(conn, &mut pending, event).await {
+                Ok(()) => {}
+                Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
+                Err(ApplyError::Database(err)) => return Err(err),
+            }
+        }
+        let observed = pending.flush(conn, &self.policy).await?;
+        Ok((undecodable, observed))
+    }
+}
+
 impl Projection for CasesProjection {
     fn name(&self) -> &str {
         PROJECTION_NAME
@@ -596,18 +666,7 @@ impl Projection for CasesProjection {
         conn: &mut AnyConnection,
         events: &[RecordedEvent],
     ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
-        let mut pending = Pending::default();
-        pending.preload(conn, events).await?;
-        let mut undecodable = Vec::new();
-        for (index, event) in events.iter().enumerate() {
-            match self.apply_one(conn, &mut pending, event).await {
-                Ok(()) => {}
-                Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
-                Err(ApplyError::Database(err)) => return Err(err),
-            }
-        }
-        pending.flush(conn, &self.policy).await?;
-        Ok(undecodable)
+        self.apply_batch_inner(conn, events, false).await.map(|(undecodable, _)| undecodable)
     }
 
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {

@@ -41,7 +41,7 @@ use psirt_kit::{ApiError, FieldViolation};
 use psirt_projection::{ApplyError, Projection, ProjectionError, ProjectionRunner, ProjectionSettings};
 use psirt_proto::{common, events, triage};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tonic::Status;
 use tracing::{info, warn};
@@ -58,8 +58,6 @@ pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// Messages queued per watch towards its client before the watch waits
 /// (and, waiting, lags the broadcast).
 const CLIENT_QUEUE: usize = 64;
-/// Case ids per `IN (...)` list.
-const IDS_PER_STATEMENT: usize = 500;
 /// Most views the standby follower reads per query.
 const FOLLOW_BATCH: u32 = 500;
 
@@ -563,30 +561,6 @@ pub struct WatchedCases {
     pub hub: WatchHub,
 }
 
-fn decode_view(bytes: &[u8]) -> Result<triage::Case, sqlx::Error> {
-    triage::Case::decode(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-async fn load_views(
-    conn: &mut AnyConnection,
-    ids: &[String],
-) -> Result<HashMap<String, triage::Case>, sqlx::Error> {
-    let mut views = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT case_id, view FROM triage_cases WHERE case_id IN ({})", list.join(", "));
-        let mut query = sqlx::query(&sql).persistent(false);
-        for id in chunk {
-            query = query.bind(id.as_str());
-        }
-        for row in query.fetch_all(&mut *conn).await? {
-            let id: String = row.try_get("case_id")?;
-            views.insert(id, decode_view(&row.try_get::<Vec<u8>, _>("view")?)?);
-        }
-    }
-    Ok(views)
-}
-
 /// Every case an event may change, generously: a case that turns out
 /// unchanged costs a row read, a case missed would be a change never sent.
 /// Besides the case's own subject (and the other case of a duplicate mark or
@@ -668,13 +642,16 @@ impl Projection for WatchedCases {
         if ids.is_empty() {
             return self.inner.apply_batch(conn, events).await;
         }
-        let mut before = load_views(conn, &ids).await?;
-        let undecodable = self.inner.apply_batch(conn, events).await?;
-        let after = load_views(conn, &ids).await?;
+        // The projection reports the cases it changed, before and after:
+        // no second read of the views.
+        let (undecodable, observed) = self.inner.apply_batch_observed(conn, events).await?;
+        let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let by_sequence: HashMap<u64, &RecordedEvent> = events.iter().map(|e| (e.sequence, e)).collect();
         let mut changes = Vec::new();
-        for (id, after) in after {
-            let previous = before.remove(&id);
+        for readmodel::Observed { before: previous, after } in observed {
+            if !wanted.contains(after.case_id.as_str()) {
+                continue;
+            }
             if previous.as_ref().is_some_and(|b| b.last_sequence >= after.last_sequence) {
                 continue;
             }
