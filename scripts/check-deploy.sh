@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks of deploy/: renders every kustomize overlay, validates every rendered object
 # against the Kubernetes OpenAPI schemas offline (strict), runs the hardening policy
-# (and its self-test), lints the YAML and the Dockerfile. Needs kubectl (for
-# `kubectl kustomize`) and installs its Python tools from PyPI when missing.
+# (and its self-test), lints the YAML and the Dockerfile, checks the Grafana dashboard
+# against the documented metrics. Needs kubectl (for `kubectl kustomize`) and installs
+# its Python tools from PyPI when missing.
 # Optional components no overlay uses (components/csaf-ingress) are rendered on top of the
 # prod overlay and checked the same way.
 # Prints `N passed, M failed[, K skipped]` last and exits non-zero on any failure.
@@ -140,6 +141,10 @@ fi
 # NATS Helm values and the CloudNativePG cluster: custom resources and chart values, so
 # no schema validation; their durability settings are asserted instead.
 run "nats and postgres settings" python3 scripts/check_manifests.py infra
+
+# The Grafana dashboard parses and queries only metrics documented in docs/operations.md
+# (its self-test is part of the policy self-test above).
+run "grafana dashboard" python3 scripts/check_manifests.py dashboard
 
 # --- (d) yamllint ------------------------------------------------------------------------
 run "yamllint deploy/" yamllint -s -c deploy/.yamllint deploy/

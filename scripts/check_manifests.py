@@ -29,9 +29,15 @@ Subcommands:
                         durability settings (3 servers, JetStream on PVCs; 3 instances,
                         backups with credentials from a Secret; a database and role per
                         service of SERVICES).
+  dashboard [PATH]      deploy/grafana/psirt-dashboard.json parses as JSON, is a Grafana 10+
+                        dashboard (schemaVersion >= 38) with a Prometheus datasource variable,
+                        and every metric its PromQL (panel targets, template queries) names
+                        is in the Metrics table of docs/operations.md (histogram series
+                        `_bucket`/`_count`/`_sum` of a documented histogram included).
   --self-test FILE      proves the policy can fail: the good FILE passes, then a broken copy
                         written to a temp dir (one defect per rule) must fail with each defect
-                        named.
+                        named; broken copies of the dashboard (an undocumented metric, invalid
+                        JSON, no datasource variable) must fail too.
 
 Exit status: 0 when everything holds, 1 with one line per violation otherwise.
 """
@@ -638,6 +644,110 @@ def check_infra() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------
+# Grafana dashboard
+
+DASHBOARD = REPO / "deploy/grafana/psirt-dashboard.json"
+OPERATIONS_DOC = REPO / "docs/operations.md"
+
+# PromQL words that are not metric names: functions, aggregations, keywords.
+PROMQL_WORDS = {
+    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "and", "or", "unless", "bool", "offset", "rate", "irate", "increase", "delta", "idelta",
+    "deriv", "histogram_quantile", "label_values", "label_replace", "label_join", "abs", "ceil",
+    "floor", "round", "clamp", "clamp_min", "clamp_max", "vector", "scalar", "time", "absent",
+    "absent_over_time", "avg_over_time", "max_over_time", "min_over_time", "sum_over_time",
+    "count_over_time", "last_over_time", "changes", "resets", "sort", "sort_desc", "inf", "nan",
+    "query_result", "metrics", "label_names",
+}
+
+
+def documented_metrics(doc: Path = OPERATIONS_DOC) -> dict[str, str]:
+    """name -> type, from the `| `name` | type | ...` rows of the `## Metrics` section."""
+    text = doc.read_text()
+    match = re.search(r"^## Metrics\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    if not match:
+        return {}
+    metrics = {}
+    for line in match.group(1).splitlines():
+        row = re.match(r"^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*(\w+)\s*\|", line)
+        if row:
+            metrics[row.group(1)] = row.group(2)
+    return metrics
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression (with Grafana variables) refers to."""
+    # Grafana's label_values(metric{...}, label) / label_values(label): only the metric.
+    lv = re.fullmatch(r"\s*label_values\((.*)\)\s*", expr, re.S)
+    if lv:
+        args = lv.group(1)
+        return promql_metric_names(args.rsplit(",", 1)[0]) if "," in args else set()
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    e = re.sub(r"\{[^{}]*\}", " ", e)  # label matchers
+    e = re.sub(r"\[[^\]]*\]", " ", e)  # ranges and subqueries
+    e = re.sub(r"\$\{[^}]*\}|\$\w+", " ", e)  # Grafana variables
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\()?", e):
+        word, call = m.group(1), m.group(2)
+        if call or word in PROMQL_WORDS or re.fullmatch(r"e\d*", word):
+            continue
+        names.add(word)
+    return names
+
+
+def dashboard_exprs(dashboard: dict) -> list[tuple[str, str]]:
+    """(where, expr) of every panel target and query variable."""
+    found = []
+
+    def panels(items):
+        for p in items or []:
+            yield p
+            yield from panels(p.get("panels"))
+
+    for p in panels(dashboard.get("panels")):
+        for t in p.get("targets") or []:
+            if t.get("expr"):
+                found.append((f"panel {p.get('title')!r} target {t.get('refId')}", t["expr"]))
+    for v in dig(dashboard, "templating", "list") or []:
+        if v.get("type") == "query":
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            if q:
+                found.append((f"variable {v.get('name')!r}", q))
+    return found
+
+
+def check_dashboard(path: Path = DASHBOARD, doc: Path = OPERATIONS_DOC) -> list[str]:
+    try:
+        dashboard = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return [f"{path}: not valid JSON: {e}"]
+    violations = []
+    if not isinstance(dashboard, dict) or "panels" not in dashboard:
+        return [f"{path}: not a Grafana dashboard (no panels)"]
+    if not isinstance(dashboard.get("schemaVersion"), int) or dashboard["schemaVersion"] < 38:
+        violations.append(f"{path}: schemaVersion {dashboard.get('schemaVersion')!r} is older than Grafana 10 (38)")
+    variables = dig(dashboard, "templating", "list") or []
+    if not any(v.get("type") == "datasource" and v.get("query") == "prometheus" for v in variables):
+        violations.append(f"{path}: no Prometheus datasource variable")
+    documented = documented_metrics(doc)
+    if not documented:
+        return violations + [f"{doc}: no metrics table under ## Metrics"]
+    exprs = dashboard_exprs(dashboard)
+    if not exprs:
+        violations.append(f"{path}: no PromQL queries")
+    for where, expr in exprs:
+        for name in sorted(promql_metric_names(expr)):
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            if name in documented or documented.get(base) == "histogram":
+                continue
+            violations.append(f"{path}: {where} uses {name}, which is not in the Metrics table of {doc.name}")
+    return violations
+
+
+# ------------------------------------------------------------------------------------------
 # self-test
 
 # One defect per rule: (description, mutation of a service Deployment, expected text). Each
@@ -860,6 +970,31 @@ def self_test(good: Path) -> int:
             print(f"  self-test: Dockerfile {expected}: {status}")
             if status == "MISSED":
                 failures.append(f"Dockerfile defect {expected!r} not reported")
+        # 4. The dashboard check must fail on a query naming an undocumented metric, on a
+        # file that is not JSON, and on a dashboard without its datasource variable.
+        good_dashboard = json.loads(DASHBOARD.read_text())
+        ok_found = check_dashboard(DASHBOARD)
+        if ok_found:
+            failures.append(f"the dashboard fails its check: {ok_found}")
+        undocumented = copy.deepcopy(good_dashboard)
+        target = next(t for p in undocumented["panels"] for t in p.get("targets") or [])
+        target["expr"] = 'sum(rate(psirt_not_documented_total{job=~"$job"}[5m])) / sum(rpc_server_duration_seconds_count)'
+        no_datasource = copy.deepcopy(good_dashboard)
+        no_datasource["templating"]["list"] = [
+            v for v in no_datasource["templating"]["list"] if v.get("type") != "datasource"
+        ]
+        for what, content, expected in (
+            ("dashboard with an undocumented metric", json.dumps(undocumented), "uses psirt_not_documented_total"),
+            ("dashboard that is not JSON", json.dumps(good_dashboard)[:-2], "not valid JSON"),
+            ("dashboard without a datasource variable", json.dumps(no_datasource), "no Prometheus datasource variable"),
+        ):
+            bad = Path(tmp) / "dashboard.json"
+            bad.write_text(content)
+            found = check_dashboard(bad)
+            status = "detected" if any(expected in x for x in found) else "MISSED"
+            print(f"  self-test: {what}: {status}")
+            if status == "MISSED":
+                failures.append(f"{what} not reported (expected {expected!r}; got {found})")
     for f in failures:
         print(f"FAIL {f}")
     print("self-test passed" if not failures else "self-test FAILED")
@@ -898,6 +1033,9 @@ def main(argv: list[str]) -> int:
         return report(check_dockerfile(path), "dockerfile")
     if cmd == "config" and len(args) == 2:
         return report(check_config(load_docs(Path(args[0])), Path(args[1])), "config")
+    if cmd == "dashboard" and len(args) <= 1:
+        path = Path(args[0]) if args else DASHBOARD
+        return report(check_dashboard(path), "dashboard")
     if cmd == "infra" and not args:
         return report(check_infra(), "infra")
     print(__doc__, file=sys.stderr)

@@ -34,8 +34,9 @@ pub fn inject_trace_context(headers: &mut HeaderMap) {
     });
 }
 
-/// Reads the trace context an event was appended under. Consumers link their
-/// span to it (an async reaction is not a child of the request that caused it).
+/// Reads the trace context an event was appended under. Consumers handle each
+/// event in a span whose parent is this context (`psirt_projection::event_span`),
+/// so one trace follows a report from the request through every reaction.
 pub fn extract_trace_context(headers: &HeaderMap) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
 }

@@ -31,6 +31,33 @@ pub const SERVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Content type of the Prometheus text exposition format served on `/metrics`.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Name of the counter of SLA deadlines a scheduler recorded as breached (label `clock`:
+/// `acknowledge`, `triage`, `remediation`; Prometheus `psirt_sla_breaches_total`).
+pub const SLA_BREACHES_METRIC: &str = "psirt.sla.breaches";
+
+fn sla_breaches() -> &'static opentelemetry::metrics::Counter<u64> {
+    static COUNTER: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| {
+        global::meter(METER)
+            .u64_counter(SLA_BREACHES_METRIC)
+            .with_description("SLA deadlines recorded as breached (SlaBreached appended), by clock")
+            .build()
+    })
+}
+
+/// Counts one SLA breach the scheduler recorded on `clock`.
+pub fn record_sla_breach(clock: &str) {
+    sla_breaches().add(1, &[KeyValue::new("clock", clock.to_owned())]);
+}
+
+/// Exposes the SLA breach counter of each of `clocks` at zero, so dashboards and alerts see
+/// the series before the first breach. Call it after [`init`].
+pub fn declare_sla_clocks(clocks: &[&str]) {
+    for clock in clocks {
+        sla_breaches().add(0, &[KeyValue::new("clock", (*clock).to_owned())]);
+    }
+}
+
 /// Cheap cloneable handle that renders the process's metrics in Prometheus text format.
 #[derive(Clone, Debug, Default)]
 pub struct MetricsHandle {

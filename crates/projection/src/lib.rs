@@ -22,7 +22,8 @@ use futures::{FutureExt, StreamExt};
 use psirt_eventstore::{DecodeError, EventStore, RecordedEvent};
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 pub use settings::{ProjectionSettings, UndecodablePolicy};
 
@@ -54,7 +55,8 @@ pub trait Projection: Send + Sync + 'static {
         async move {
             let mut undecodable = Vec::new();
             for (index, event) in events.iter().enumerate() {
-                match self.apply(conn, event).await {
+                let span = event_span(self.name(), event);
+                match self.apply(conn, event).instrument(span).await {
                     Ok(()) => {}
                     Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
                     Err(ApplyError::Database(err)) => return Err(err),
@@ -63,6 +65,32 @@ pub trait Projection: Send + Sync + 'static {
             Ok(undecodable)
         }
     }
+}
+
+/// The span of one event's handling by `projection`: a consumer span whose
+/// parent is the trace context the event was appended under (its
+/// `traceparent` header), so the trace that appended the event continues in
+/// every service that consumes it, and whatever the handler appends under
+/// this span carries the same trace on. An event without trace context
+/// starts a trace of its own. The default [`Projection::apply_batch`] runs
+/// each `apply` in it; a projection that overrides `apply_batch` and appends
+/// events (a reaction) must run each event's work in it.
+pub fn event_span(projection: &str, event: &RecordedEvent) -> tracing::Span {
+    let short = event.event_type.rsplit('.').next().unwrap_or(event.event_type.as_str());
+    let span = tracing::info_span!(
+        "projection.apply",
+        otel.name = %format_args!("{projection} {short}"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %event.subject,
+        psirt.projection = projection,
+        psirt.event_type = %event.event_type,
+        psirt.stream_sequence = event.sequence,
+    );
+    // Fails only when no OpenTelemetry layer is installed (no OTLP endpoint).
+    let _ = span.set_parent(psirt_eventstore::extract_trace_context(&event.headers));
+    span
 }
 
 /// Why an event could not be applied.
@@ -389,6 +417,7 @@ impl<P: Projection> ProjectionRunner<P> {
     /// database down) are logged and retried; the runner never stalls
     /// silently.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        metrics::declare(self.projection.name());
         ensure_schema(&self.pool).await?;
         loop {
             if *shutdown.borrow() {
@@ -449,7 +478,7 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         let start = checkpoint(&self.pool, self.projection.name()).await?;
         self.progress.checkpoint.store(start, Ordering::Relaxed);
-        let consumer = self.consumer(start).await?;
+        let mut consumer = self.consumer(start).await?;
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(self.settings.batch_size)
@@ -469,10 +498,8 @@ impl<P: Projection> ProjectionRunner<P> {
                         return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
                     }
                     // idle: refresh the lag so it never shows a stale backlog
-                    if let Ok(last) = self.store.stream_last_sequence().await {
-                        let done = self.progress.checkpoint.load(Ordering::Relaxed);
-                        metrics::lag(self.projection.name(), last.saturating_sub(done));
-                    }
+                    let done = self.progress.checkpoint.load(Ordering::Relaxed);
+                    self.sample_backlog(&mut consumer, done).await;
                     continue;
                 }
                 Ok(None) => return Err(ProjectionError::Stream("message stream ended".to_owned())),
@@ -525,15 +552,27 @@ impl<P: Projection> ProjectionRunner<P> {
             // second rather than after every batch, off the hot path.
             if last_lag_sample.elapsed() >= Duration::from_secs(1) {
                 last_lag_sample = tokio::time::Instant::now();
-                if let Ok(last) = self.store.stream_last_sequence().await {
-                    metrics::lag(self.projection.name(), last.saturating_sub(outcome.checkpoint));
-                }
+                self.sample_backlog(&mut consumer, outcome.checkpoint).await;
             }
             if let Some(target) = until
                 && outcome.checkpoint >= target
             {
                 return Ok(());
             }
+        }
+    }
+
+    /// Records the lag (stream last sequence minus `checkpoint`) and the
+    /// consumer's pending messages (not yet delivered plus delivered and
+    /// unacknowledged). Two requests to the server: callers sample it.
+    async fn sample_backlog(&self, consumer: &mut consumer::Consumer<pull::Config>, checkpoint: u64) {
+        let name = self.projection.name();
+        if let Ok(last) = self.store.stream_last_sequence().await {
+            metrics::lag(name, last.saturating_sub(checkpoint));
+        }
+        if let Ok(info) = consumer.info().await {
+            let pending = info.num_pending.saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(0));
+            metrics::consumer_pending(name, &self.consumer_name(), pending);
         }
     }
 
@@ -600,6 +639,7 @@ mod metrics {
         applied: Counter<u64>,
         undecodable: Counter<u64>,
         lag: Gauge<u64>,
+        pending: Gauge<u64>,
     }
 
     fn instruments() -> &'static Instruments {
@@ -619,6 +659,12 @@ mod metrics {
                     .u64_gauge("psirt.projection.lag")
                     .with_description("stream last sequence minus the projection checkpoint")
                     .build(),
+                pending: meter
+                    .u64_gauge("psirt.projection.consumer_pending")
+                    .with_description(
+                        "messages of the projection's consumer not yet delivered or not yet acknowledged",
+                    )
+                    .build(),
             }
         })
     }
@@ -629,11 +675,26 @@ mod metrics {
         }
     }
 
+    /// Exposes the projection's counters at zero before its first event, so
+    /// rates and alerts see the series from the start.
+    pub(crate) fn declare(name: &str) {
+        let labels = [KeyValue::new("projection", name.to_owned())];
+        instruments().applied.add(0, &labels);
+        instruments().undecodable.add(0, &labels);
+    }
+
     pub(crate) fn undecodable(name: &str) {
         instruments().undecodable.add(1, &[KeyValue::new("projection", name.to_owned())]);
     }
 
     pub(crate) fn lag(name: &str, lag: u64) {
         instruments().lag.record(lag, &[KeyValue::new("projection", name.to_owned())]);
+    }
+
+    pub(crate) fn consumer_pending(name: &str, consumer: &str, pending: u64) {
+        instruments().pending.record(
+            pending,
+            &[KeyValue::new("projection", name.to_owned()), KeyValue::new("consumer", consumer.to_owned())],
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! A `nats-server` child with JetStream in a temporary directory on a free port,
 //! and a fresh database per test (a temporary SQLite file, or a PostgreSQL
 //! database created and dropped around the test). Readiness is always polled
-//! with a deadline, never waited for with a fixed sleep.
+//! with a deadline, never waited for with a fixed sleep. [`OtlpCollector`] is a
+//! real OTLP/gRPC trace receiver for asserting on exported traces.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -12,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+mod otlp;
+
+pub use otlp::{OtlpCollector, ReceivedSpan, SpanKind};
 
 /// Polls `check` until it returns `Some`, or fails after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> anyhow::Result<T>

@@ -922,6 +922,7 @@ impl Triage {
                 continue;
             }
             recorded += 1;
+            psirt_kit::telemetry::record_sla_breach(clock.as_str());
             let level = match clock {
                 psirt_domain::SlaClock::Acknowledge => psirt_domain::EscalationLevel::Team,
                 psirt_domain::SlaClock::Triage => psirt_domain::EscalationLevel::Management,

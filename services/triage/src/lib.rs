@@ -218,6 +218,7 @@ impl Application {
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         projecting.set_ready(true);
 
+        psirt_kit::telemetry::declare_sla_clocks(&psirt_domain::SlaClock::ALL.map(|c| c.as_str()));
         let scheduler = {
             let triage = triage.clone();
             let shutdown = shutdown.clone();

@@ -12,7 +12,7 @@ use psirt_projection::{ApplyError, Projection};
 use psirt_proto::events;
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 use crate::mapping::{self, Extra};
 use crate::plan_state;
@@ -343,12 +343,26 @@ impl Projection for Reactions {
             counters.insert(*year, current.max(*value));
         }
         for (index, event) in fresh {
-            match self.prepare_open(conn, event, &mut counters).await {
-                Ok(Some((case_id, key, report_id, new))) => {
-                    let append =
-                        self.store.start_append(new, ExpectedVersion::NoStream).await.map_err(sql)?;
-                    pending.push(PendingOpen { case_id, key, report_id, append });
+            // The case opens in the report's trace: the append carries the
+            // context of this event's span on.
+            let span = psirt_projection::event_span(PROJECTION_NAME, event);
+            let prepared = async {
+                match self.prepare_open(conn, event, &mut counters).await? {
+                    Some((case_id, key, report_id, new)) => {
+                        let append = self
+                            .store
+                            .start_append(new, ExpectedVersion::NoStream)
+                            .await
+                            .map_err(|e| ApplyError::Database(sql(e)))?;
+                        Ok(Some(PendingOpen { case_id, key, report_id, append }))
+                    }
+                    None => Ok(None),
                 }
+            }
+            .instrument(span)
+            .await;
+            match prepared {
+                Ok(Some(open)) => pending.push(open),
                 Ok(None) => {}
                 Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
                 Err(ApplyError::Database(err)) => return Err(err),
@@ -381,11 +395,11 @@ impl Projection for Reactions {
         }
         for (index, event) in batch.iter().enumerate() {
             let result = if event.event_type == events::DuplicateSuspected::full_name() {
-                self.link(event).await
+                self.link(event).instrument(psirt_projection::event_span(PROJECTION_NAME, event)).await
             } else if event.subject.starts_with(plan_state::PLAN_PREFIX)
                 || event.subject.starts_with(plan_state::ADVISORY_PREFIX)
             {
-                self.progress(event).await
+                self.progress(event).instrument(psirt_projection::event_span(PROJECTION_NAME, event)).await
             } else {
                 Ok(())
             };
