@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use psirt_proto::admin::admin_service_client::AdminServiceClient;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::remediation::advisory_service_client::AdvisoryServiceClient;
 use psirt_proto::remediation::remediation_service_client::RemediationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
@@ -31,6 +32,10 @@ pub const DEFAULT_TRIAGE_SERVER: &str = "http://127.0.0.1:50052";
 /// `advisory` commands) unless told otherwise.
 pub const DEFAULT_REMEDIATION_SERVER: &str = "http://127.0.0.1:50053";
 
+/// Where `psirtctl` reaches the notification service (`notify` commands)
+/// unless told otherwise.
+pub const DEFAULT_NOTIFICATION_SERVER: &str = "http://127.0.0.1:50054";
+
 /// Largest response accepted. Tonic's default of 4 MiB is too small for a
 /// full page of reports with long descriptions; the server's own limit is
 /// what really bounds a response.
@@ -53,6 +58,9 @@ pub type RemediationClient = RemediationServiceClient<InterceptedService<Channel
 
 /// A client of `psirt.remediation.v1.AdvisoryService` that sends the token.
 pub type AdvisoryClient = AdvisoryServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A client of `psirt.notification.v1.NotificationService` that sends the token.
+pub type NotificationClient = NotificationServiceClient<InterceptedService<Channel, AuthInterceptor>>;
 
 /// Normalises `--server`: `host:port` gets `http://`; the result must be a
 /// valid http URI.
@@ -211,6 +219,12 @@ impl Connection {
     /// A client of the remediation service's advisories (`advisory` commands).
     pub fn advisories(&self) -> AdvisoryClient {
         AdvisoryServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// A client of the notification service (`notify` commands).
+    pub fn notifications(&self) -> NotificationClient {
+        NotificationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 }

@@ -1,18 +1,21 @@
 //! `psirtctl`, the command-line client of the PSIRT platform's gRPC services.
 //!
 //! One top-level subcommand per service area (`report`, `case`, `triage`,
-//! `remediation`, `advisory`, `admin`), each owned by its own module with its clap
-//! arguments and handlers; this file only wires them to the shared options.
+//! `remediation`, `advisory`, `notify`, `admin`), each owned by its own module
+//! with its clap arguments and handlers; this file only wires them to the
+//! shared options.
 //!
 //! Each service has its own endpoint: `--server` for intake (`report`),
 //! `--triage-server` for triage (`case`, `triage`, `admin ... triage`),
-//! `--remediation-server` for remediation (`remediation`, `advisory`).
+//! `--remediation-server` for remediation (`remediation`, `advisory`),
+//! `--notification-server` for notification (`notify`).
 
 pub mod admin;
 pub mod advisory;
 pub mod case;
 pub mod client;
 pub mod error;
+pub mod notify;
 pub mod output;
 pub mod remediation;
 pub mod report;
@@ -73,6 +76,17 @@ pub struct GlobalArgs {
         value_parser = client::parse_server,
     )]
     pub remediation_server: String,
+
+    /// gRPC endpoint of the notification service, used by the `notify`
+    /// commands: `http://host:port` or `host:port` (plaintext).
+    #[arg(
+        long,
+        global = true,
+        env = "PSIRT_NOTIFICATION_SERVER",
+        default_value = client::DEFAULT_NOTIFICATION_SERVER,
+        value_parser = client::parse_server,
+    )]
+    pub notification_server: String,
 
     /// Bearer token sent with every call. Prefer the environment variable:
     /// a command line is visible to every local user.
@@ -138,6 +152,17 @@ pub enum Command {
     /// --expected-version (the advisory's version) and --request-id.
     #[command(subcommand)]
     Advisory(advisory::AdvisoryCommand),
+    /// Notification subscriptions (webhooks) and their deliveries:
+    /// subscribe, update, unsubscribe, list, deliveries, redeliver, tickets
+    /// (notification service).
+    ///
+    /// Connects to --notification-server; a case key (e.g. PSIRT-2026-0001)
+    /// is looked up at --triage-server first. Commands that change something
+    /// take --request-id (idempotency key; default a new UUID, shown in the
+    /// output) and, except `subscribe`, --expected-version. Only the webhook
+    /// channel is available yet.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
 }
 
 /// Runs one parsed command line, writing results to stdout.
@@ -150,6 +175,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Admin(command) => admin::run(&cli.global, command, &mut stdout).await,
         Command::Remediation(command) => remediation::run(&cli.global, command, &mut stdout).await,
         Command::Advisory(command) => advisory::run(&cli.global, command, &mut stdout).await,
+        Command::Notify(command) => notify::run(&cli.global, command, &mut stdout).await,
     };
     let result = result.and_then(|()| stdout.flush().map_err(CliError::Output));
     match result {

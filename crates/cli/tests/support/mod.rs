@@ -224,6 +224,7 @@ impl Psirtctl {
             .args(&self.args)
             .env_remove("PSIRT_SERVER")
             .env_remove("PSIRT_TRIAGE_SERVER")
+            .env_remove("PSIRT_NOTIFICATION_SERVER")
             .env_remove("PSIRT_TOKEN")
             .env_remove("PSIRT_OUTPUT")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
