@@ -71,7 +71,7 @@ fi
 
 # Binaries for the config check.
 bin_dir="${PSIRT_BIN_DIR:-target/debug}"
-services=(psirt-intake psirt-triage psirt-remediation)
+services=(psirt-intake psirt-triage psirt-remediation psirt-notification)
 if ((build)); then
     log "building ${services[*]}"
     packages=()

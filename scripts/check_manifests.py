@@ -9,11 +9,14 @@ Subcommands:
                         limits, readiness and liveness probes; no secret inlined in an env
                         value or a ConfigMap. Every service of SERVICES is deployed, with
                         gRPC probes on its port (readiness: its API service), a NetworkPolicy
-                        when the namespace denies by default, a ServiceMonitor when there
-                        are any; directories a service writes (advisory.csaf_directory) are
-                        on a writable volume shared by all replicas (ReadWriteMany, or an
+                        when the namespace denies by default (allowing egress on the ports
+                        it delivers to, e.g. psirt-notification's webhooks on 443), a
+                        ServiceMonitor when there are any; an egress ipBlock never reaches
+                        the cloud metadata address and never allows every port;
+                        directories a service writes (advisory.csaf_directory) are on a
+                        writable volume shared by all replicas (ReadWriteMany, or an
                         emptyDir with one replica); an Ingress routes nothing of an admin
-                        port but /.well-known/csaf/.
+                        port but /.well-known/csaf/ (nothing of psirt-notification's).
   builtin FILE OUT      copies the objects of built-in Kubernetes API groups from FILE to OUT
                         (for schema validation) and names the custom resources left out.
   dockerfile [PATH]     structural checks of deploy/docker/Dockerfile that a linter cannot
@@ -111,7 +114,23 @@ SERVICES: dict[str, dict] = {
         # projection lease, served by every replica.
         "writable": ("advisory.csaf_directory",),
     },
+    "psirt-notification": {
+        "grpc": 50054,
+        # /metrics, /healthz, /readyz; later also the inbound Jira/ServiceNow webhooks.
+        # Internal: no Ingress may route any of it, not even /.well-known/csaf (check_ingress).
+        "admin": 9104,
+        "admin_public": False,
+        "readiness": "psirt.notification.v1.NotificationService",
+        "database": "notification",
+        "writable": (),
+        # Delivers webhooks: its NetworkPolicy must allow egress on these ports, and
+        # only to public addresses (no metadata service; see check_egress).
+        "egress_ports": (443,),
+    },
 }
+# Addresses an egress ipBlock open to the world must except (SSRF defence): the cloud
+# metadata services (IPv4 link-local, AWS's IPv6 one).
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
 # The only part of an admin port (/metrics, /healthz, /readyz, ...) an Ingress may publish.
 PUBLIC_ADMIN_PREFIX = "/.well-known/csaf"
 
@@ -313,11 +332,41 @@ def check_ingress(doc: dict, source: str) -> list[str]:
                 continue
             path = p.get("path") or "/"
             under = path.rstrip("/") == PUBLIC_ADMIN_PREFIX or path.startswith(PUBLIC_ADMIN_PREFIX + "/")
-            if not under or p.get("pathType") not in ("Prefix", "Exact"):
+            if SERVICES.get(svc, {}).get("admin_public", True) is False:
+                v.append(f"{source}: {ref(doc)}: routes {path!r} to the admin port of {svc}, which stays internal")
+            elif not under or p.get("pathType") not in ("Prefix", "Exact"):
                 v.append(
                     f"{source}: {ref(doc)}: routes {path!r} ({p.get('pathType')}) to the admin port of {svc}; "
                     f"only {PUBLIC_ADMIN_PREFIX}/ (Prefix or Exact) may be public, /metrics stays internal"
                 )
+    return v
+
+
+def check_egress(doc: dict, source: str) -> list[str]:
+    """An egress ipBlock is an allow-list: it pins its ports, and when it spans a cloud
+    metadata address it excepts it (SSRF defence for user-chosen webhook endpoints)."""
+    import ipaddress
+
+    v: list[str] = []
+    for n, rule in enumerate(dig(doc, "spec", "egress") or []):
+        for peer in rule.get("to") or []:
+            block = peer.get("ipBlock")
+            if not block:
+                continue
+            try:
+                net = ipaddress.ip_network(block.get("cidr", ""), strict=False)
+                excepts = [ipaddress.ip_network(e, strict=False) for e in block.get("except") or []]
+            except ValueError as e:
+                v.append(f"{source}: {ref(doc)} egress rule {n}: invalid ipBlock: {e}")
+                continue
+            for address in map(ipaddress.ip_address, METADATA_ADDRESSES):
+                if address.version == net.version and address in net and not any(address in e for e in excepts):
+                    v.append(
+                        f"{source}: {ref(doc)} egress rule {n}: ipBlock {net} reaches the metadata address "
+                        f"{address}; add it (169.254.0.0/16, fd00:ec2::/32 or fc00::/7) to `except`"
+                    )
+            if net.prefixlen == 0 and not rule.get("ports"):
+                v.append(f"{source}: {ref(doc)} egress rule {n}: ipBlock {net} allows every port; pin the ports")
     return v
 
 
@@ -331,10 +380,23 @@ def check_coverage(docs: list[dict], source: str) -> list[str]:
     for service in SERVICES:
         if service not in deployments:
             v.append(f"{source}: no Deployment {service} (every overlay deploys every service)")
-        if default_deny and not any(
-            dig(p, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name") == service for p in policies
-        ):
+        own = [p for p in policies if dig(p, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name") == service]
+        if default_deny and not own:
             v.append(f"{source}: no NetworkPolicy for {service} under the default deny (it could reach nothing)")
+        if default_deny and own:
+            allowed = {
+                port.get("port")
+                for p in own
+                for rule in dig(p, "spec", "egress") or []
+                if any("ipBlock" in peer for peer in rule.get("to") or [])
+                for port in rule.get("ports") or []
+            }
+            for port in SERVICES[service].get("egress_ports", ()):
+                if port not in allowed:
+                    v.append(
+                        f"{source}: NetworkPolicy for {service} allows no egress to external addresses on {port} "
+                        "(its deliveries would fail)"
+                    )
         if monitors and not any(
             dig(m, "spec", "selector", "matchLabels", "app.kubernetes.io/name") == service for m in monitors
         ):
@@ -408,6 +470,8 @@ def check_policy(docs: list[dict], source: str) -> list[str]:
             violations.append(f"{source}: {ref(doc)}: a Secret with inline data; secrets are referenced, never inlined")
         if doc.get("kind") == "Ingress":
             violations.extend(check_ingress(doc, source))
+        if doc.get("kind") == "NetworkPolicy":
+            violations.extend(check_egress(doc, source))
         violations.extend(check_service(doc, docs, source))
         pod = pod_spec(doc)
         if pod is None:
@@ -912,12 +976,45 @@ def self_test(good: Path) -> int:
                 "data": {"svc.toml": '[database]\nurl = "postgres://psirt:hunter2@db/psirt"\n'},
             }
         )
-        # Ingresses that would publish more of the admin port than the CSAF directory.
-        for n, (path, port) in enumerate(
-            [("/metrics", {"name": "admin"}), ("/", {"number": 9103}), ("/.well-known/csafx", {"name": "admin"})]
+        # Ingresses that would publish more of an admin port than the CSAF directory
+        # (psirt-notification's admin port, future webhook receiver, stays internal).
+        for n, (path, svc, port) in enumerate(
+            [
+                ("/metrics", "psirt-remediation", {"name": "admin"}),
+                ("/", "psirt-remediation", {"number": 9103}),
+                ("/.well-known/csafx", "psirt-remediation", {"name": "admin"}),
+                ("/webhooks/jira", "psirt-notification", {"number": 9104}),
+                ("/.well-known/csaf", "psirt-notification", {"name": "admin"}),
+            ]
         ):
-            broken_docs.append(_ingress(f"broken-ingress-{n}", namespace, path, "psirt-remediation", port))
-            cases.append((f"Ingress publishing {path} of the admin port", f"/broken-ingress-{n}:", "to the admin port"))
+            broken_docs.append(_ingress(f"broken-ingress-{n}", namespace, path, svc, port))
+            cases.append(
+                (f"Ingress publishing {path} of the admin port of {svc}", f"/broken-ingress-{n}:", "to the admin port")
+            )
+        # Egress allow-lists (SSRF defence): copies of every NetworkPolicy with an ipBlock,
+        # one reaching the metadata address, one allowing every port.
+        for policy_doc in (d for d in docs if d.get("kind") == "NetworkPolicy"):
+            for n, rule in enumerate(dig(policy_doc, "spec", "egress") or []):
+                if not any("ipBlock" in peer for peer in rule.get("to") or []):
+                    continue
+                name = dig(policy_doc, "metadata", "name")
+                open_meta = copy.deepcopy(policy_doc)
+                open_meta["metadata"]["name"] = f"broken-{name}-metadata"
+                for peer in open_meta["spec"]["egress"][n]["to"]:
+                    if "ipBlock" in peer:
+                        peer["ipBlock"]["except"] = [
+                            e for e in peer["ipBlock"].get("except") or [] if e not in ("169.254.0.0/16", "fc00::/7")
+                        ]
+                broken_docs.append(open_meta)
+                what = f"{name}: egress to the metadata address"
+                cases.append((what, f"/broken-{name}-metadata ", "reaches the metadata address"))
+                all_ports = copy.deepcopy(policy_doc)
+                all_ports["metadata"]["name"] = f"broken-{name}-ports"
+                all_ports["spec"]["egress"][n].pop("ports", None)
+                broken_docs.append(all_ports)
+                cases.append(
+                    (f"{name}: egress to the world on every port", f"/broken-{name}-ports ", "allows every port")
+                )
         broken = Path(tmp) / "broken.yaml"
         with broken.open("w") as f:
             yaml.safe_dump_all(broken_docs, f, sort_keys=False)
@@ -931,23 +1028,44 @@ def self_test(good: Path) -> int:
         else:
             print("  self-test: password in a ConfigMap: detected")
 
-        # 2. A rendering that lost a service (here psirt-remediation) with its policy and monitor.
-        gone = "psirt-remediation"
-        partial = [
-            d
-            for d in docs
-            if not (d.get("kind") in ("Deployment", "NetworkPolicy", "ServiceMonitor") and dig(d, "metadata", "name") == gone)
-        ]
-        partial_path = Path(tmp) / "partial.yaml"
-        with partial_path.open("w") as f:
-            yaml.safe_dump_all(partial, f, sort_keys=False)
-        run = policy(partial_path)
-        for what, expected in (
-            (f"{gone} not deployed", f"no Deployment {gone}"),
-            (f"{gone} without a NetworkPolicy", f"no NetworkPolicy for {gone}"),
-            (f"{gone} without a ServiceMonitor", f"no ServiceMonitor for {gone}"),
-        ):
-            expect(run.stdout, what, "", expected)
+        # 2. Renderings that lost a service (each in turn) with its policy and monitor.
+        for gone in SERVICES:
+            partial = [
+                d
+                for d in docs
+                if not (
+                    d.get("kind") in ("Deployment", "NetworkPolicy", "ServiceMonitor")
+                    and dig(d, "metadata", "name") == gone
+                )
+            ]
+            partial_path = Path(tmp) / "partial.yaml"
+            with partial_path.open("w") as f:
+                yaml.safe_dump_all(partial, f, sort_keys=False)
+            run = policy(partial_path)
+            for what, expected in (
+                (f"{gone} not deployed", f"no Deployment {gone}"),
+                (f"{gone} without a NetworkPolicy", f"no NetworkPolicy for {gone}"),
+                (f"{gone} without a ServiceMonitor", f"no ServiceMonitor for {gone}"),
+            ):
+                expect(run.stdout, what, "", expected)
+
+        # 2b. A service that delivers outside (egress_ports) whose NetworkPolicy lost that egress.
+        for svc, info in SERVICES.items():
+            for port in info.get("egress_ports", ()):
+                cut = copy.deepcopy(docs)
+                for d in cut:
+                    if d.get("kind") == "NetworkPolicy" and dig(d, "metadata", "name") == svc:
+                        d["spec"]["egress"] = [
+                            r
+                            for r in d["spec"].get("egress") or []
+                            if port not in [p.get("port") for p in r.get("ports") or []]
+                        ]
+                cut_path = Path(tmp) / "cut.yaml"
+                with cut_path.open("w") as f:
+                    yaml.safe_dump_all(cut, f, sort_keys=False)
+                run = policy(cut_path)
+                expected = f"{svc} allows no egress to external addresses on {port}"
+                expect(run.stdout, f"{svc} without egress on {port}", "", expected)
 
         # 3. The Dockerfile check must fail on a Dockerfile that lost members and binaries and
         # runs as root.
@@ -957,6 +1075,7 @@ def self_test(good: Path) -> int:
             df.replace("COPY services/triage/Cargo.toml services/triage/\n", "")
             .replace("COPY services/remediation/Cargo.toml services/remediation/\n", "")
             .replace("target/release/psirt-remediation", "")
+            .replace("target/release/psirt-notification", "")
             .replace("USER 65532:65532", "USER root")
         )
         found = check_dockerfile(bad_df)
@@ -964,6 +1083,7 @@ def self_test(good: Path) -> int:
             "services/triage/Cargo.toml",
             "services/remediation/Cargo.toml",
             "binary psirt-remediation is not copied",
+            "binary psirt-notification is not copied",
             "not a numeric non-root user",
         ):
             status = "detected" if any(expected in x for x in found) else "MISSED"
