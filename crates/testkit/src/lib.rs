@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod config_example;
 mod otlp;
 
 pub use otlp::{OtlpCollector, ReceivedSpan, SpanKind};

@@ -3,64 +3,25 @@
 use std::path::Path;
 
 use psirt_intake::Config;
+use psirt_testkit::config_example;
 
 fn example() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/intake.example.toml")
 }
 
-fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                leaf_keys(&path, v, out);
-            }
-        }
-        _ => out.push(prefix.to_owned()),
-    }
-}
-
 #[test]
 fn the_example_file_loads_to_exactly_the_defaults() {
-    let loaded: Config = psirt_kit::config::load(Some(&example())).expect("example loads");
-    let defaults = Config::default();
-    assert_eq!(
-        serde_json::to_value(&loaded).expect("json"),
-        serde_json::to_value(&defaults).expect("json"),
-        "config/intake.example.toml states the defaults"
-    );
+    config_example::assert_states_the_defaults::<Config, _>(&example(), |path| {
+        psirt_kit::config::load(Some(path))
+    });
 }
 
 #[test]
 fn every_key_is_documented_in_the_example_file() {
-    let text = std::fs::read_to_string(example()).expect("example exists");
-    let mut keys = Vec::new();
-    leaf_keys("", &serde_json::to_value(Config::default()).expect("json"), &mut keys);
-    // secrets and optional keys do not serialize; they must be in the file too
-    keys.extend(
-        [
-            "auth.hs256_secret",
-            "auth.jwks_url",
-            "auth.jwks_file",
-            "nats.token",
-            "nats.credentials_file",
-            "otel.endpoint",
-        ]
-        .map(str::to_owned),
+    config_example::assert_documents_every_key::<Config>(
+        &example(),
+        config_example::COMMON_UNSERIALIZED_KEYS,
     );
-    for key in keys {
-        let (section, leaf) = key.rsplit_once('.').expect("sectioned key");
-        let header = format!("[{section}]");
-        let start = text.find(&header).unwrap_or_else(|| panic!("section {header} missing"));
-        let rest = &text[start + header.len()..];
-        let end = rest.find("\n[").unwrap_or(rest.len());
-        let block = &rest[..end];
-        let documented = block.lines().any(|line| {
-            let line = line.trim_start_matches('#').trim();
-            line.starts_with(&format!("{leaf} =")) || line.starts_with(&format!("{leaf}="))
-        });
-        assert!(documented, "{key} is not in config/intake.example.toml");
-    }
 }
 
 #[test]
