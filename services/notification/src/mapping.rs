@@ -5,10 +5,9 @@ use prost::Name;
 use psirt_domain::notification::{
     AttemptKind, Attempted, Channel, DeliveryEvent, Scheduled, SubscriptionEvent, SubscriptionSettings,
 };
-use psirt_domain::{
-    CaseId, CvssSeverity, DeliveryId, EscalationLevel, EventId, FieldViolation, SubscriptionId,
-};
+use psirt_domain::{CaseId, DeliveryId, EscalationLevel, EventId, FieldViolation, SubscriptionId};
 use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+pub use psirt_kit::convert::{rating_from_proto, rating_to_proto};
 use psirt_proto::{common, events};
 use time::OffsetDateTime;
 
@@ -40,28 +39,6 @@ pub fn from_ts(t: Option<&prost_types::Timestamp>) -> OffsetDateTime {
 /// Epoch milliseconds of a timestamp (0 when unset).
 pub fn millis(t: Option<&prost_types::Timestamp>) -> i64 {
     t.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos / 1_000_000)))
-}
-
-pub fn rating_from_proto(value: i32) -> Option<CvssSeverity> {
-    match common::SeverityRating::try_from(value).unwrap_or(common::SeverityRating::Unspecified) {
-        common::SeverityRating::Unspecified => None,
-        common::SeverityRating::None => Some(CvssSeverity::None),
-        common::SeverityRating::Low => Some(CvssSeverity::Low),
-        common::SeverityRating::Medium => Some(CvssSeverity::Medium),
-        common::SeverityRating::High => Some(CvssSeverity::High),
-        common::SeverityRating::Critical => Some(CvssSeverity::Critical),
-    }
-}
-
-fn rating_to_proto(value: Option<CvssSeverity>) -> common::SeverityRating {
-    match value {
-        None => common::SeverityRating::Unspecified,
-        Some(CvssSeverity::None) => common::SeverityRating::None,
-        Some(CvssSeverity::Low) => common::SeverityRating::Low,
-        Some(CvssSeverity::Medium) => common::SeverityRating::Medium,
-        Some(CvssSeverity::High) => common::SeverityRating::High,
-        Some(CvssSeverity::Critical) => common::SeverityRating::Critical,
-    }
 }
 
 pub fn escalation_from_proto(value: i32) -> Option<EscalationLevel> {

@@ -649,15 +649,11 @@ impl Remediation {
         request_id: &str,
         expected_version: Option<u64>,
         event_types: &[&str],
+        facts: &view::CaseFacts,
         decide: impl AsyncFnOnce(&Advisory) -> Result<(AdvisoryCommand, Option<PublishContext>)>,
     ) -> Result<api::Advisory> {
         let advisory_id = AdvisoryId::for_case(case_id);
         let event_id = |t: &str| command_event_id(advisory_id.into(), principal, request_id, t);
-        let case_events = self.case_events(case_id).await?;
-        if case_events.is_empty() {
-            return Err(ApiError::not_found("case", case_id.to_string()).into());
-        }
-        let facts = view::case_facts(&case_events)?;
         let (advisory, mut events) = self.load_advisory(advisory_id).await?;
         if event_types.iter().any(|t| has_event(&events, event_id(t))) {
             return self.advisory_view(&events, &facts.case_key);
@@ -680,7 +676,7 @@ impl Remediation {
                         | psirt_domain::AdvisoryEvent::AdvisoryRevised { formats, .. } => formats.clone(),
                         psirt_domain::AdvisoryEvent::AdvisoryDrafted { .. } => Vec::new(),
                     };
-                    Some((self.render_publication(&facts, &ctx.plan, &preview, &formats)?, preview))
+                    Some((self.render_publication(facts, &ctx.plan, &preview, &formats)?, preview))
                 }
                 None => None,
             };
@@ -713,13 +709,15 @@ impl Remediation {
         };
         let content = mapping::content_from_proto(content);
         let requested = req.tracking_id.trim().to_owned();
-        let key = self.case_key(case_id).await?;
+        let facts = self.case_facts(case_id).await?;
+        let key = facts.case_key.clone();
         self.execute_advisory(
             principal,
             case_id,
             &request_id,
             req.expected_version,
             &["AdvisoryDrafted"],
+            &facts,
             async |a| {
                 let tracking_id = if !requested.is_empty() {
                     requested.clone()
@@ -734,9 +732,14 @@ impl Remediation {
         .await
     }
 
-    async fn case_key(&self, case_id: CaseId) -> Result<String> {
+    /// What the case's events say, read once per command; an unknown case
+    /// is NOT_FOUND.
+    async fn case_facts(&self, case_id: CaseId) -> Result<view::CaseFacts> {
         let events = self.case_events(case_id).await?;
-        Ok(view::case_facts(&events)?.case_key)
+        if events.is_empty() {
+            return Err(ApiError::not_found("case", case_id.to_string()).into());
+        }
+        Ok(view::case_facts(&events)?)
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]
@@ -762,8 +765,7 @@ impl Remediation {
             }
         }
         let cve_possible = !self.inner.documents.cna_org_id.is_empty();
-        let case_events = self.case_events(case_id).await?;
-        let facts = view::case_facts(&case_events)?;
+        let facts = self.case_facts(case_id).await?;
         let has_cve = !facts.cve_ids.is_empty();
         if formats.is_empty() {
             // Every format the case can fill: OSV publishes under the CVE id,
@@ -789,17 +791,16 @@ impl Remediation {
             )
             .into());
         }
-        let plan_events = self.inner.store.load(&mapping::plan_subject(PlanId::for_case(case_id))).await?;
-        let mut plan =
+        // One read of the plan's stream: the aggregate for the decision, the
+        // view for the documents.
+        let loaded =
             reactions::load_plan(&self.inner.store, &self.inner.settings.policy, PlanId::for_case(case_id))
-                .await?
-                .plan;
-        if !plan.exists() {
+                .await?;
+        if !loaded.plan.exists() {
             return Err(PlanError::NotFound.into());
         }
-        let unresolved = plan.unresolved_products();
-        plan.set_policy(self.inner.settings.policy.clone());
-        let plan_view = view::plan(&plan_events)?;
+        let unresolved = loaded.plan.unresolved_products();
+        let plan_view = view::plan(&loaded.events)?;
         let embargo_until = facts.embargo_until.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
         let override_reason = req.embargo_override_reason.trim().to_owned();
         let change_summary = req.change_summary.trim().to_owned();
@@ -811,6 +812,7 @@ impl Remediation {
             &request_id,
             req.expected_version,
             &["AdvisoryPublished", "AdvisoryRevised"],
+            &facts,
             async |_| {
                 Ok((
                     AdvisoryCommand::Publish {

@@ -6,9 +6,10 @@ use prost_types::Timestamp;
 use psirt_domain::remediation::{
     DueDateChange, PlanEvent, ProductStatus, RemediationAction, VexJustification,
 };
-use psirt_domain::{ActionId, AffectedProduct, CaseId, CvssSeverity, PlanId, VersionSpec};
+use psirt_domain::{ActionId, CaseId, PlanId};
 use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
-use psirt_proto::{common, events};
+pub use psirt_kit::convert::{product_from_proto, product_to_proto, rating_from_proto, rating_to_proto};
+use psirt_proto::events;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -30,57 +31,6 @@ pub fn from_ts(t: Option<&Timestamp>) -> Option<OffsetDateTime> {
     let t = t?;
     let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-}
-
-pub fn rating_to_proto(s: Option<CvssSeverity>) -> common::SeverityRating {
-    match s {
-        None => common::SeverityRating::Unspecified,
-        Some(CvssSeverity::None) => common::SeverityRating::None,
-        Some(CvssSeverity::Low) => common::SeverityRating::Low,
-        Some(CvssSeverity::Medium) => common::SeverityRating::Medium,
-        Some(CvssSeverity::High) => common::SeverityRating::High,
-        Some(CvssSeverity::Critical) => common::SeverityRating::Critical,
-    }
-}
-
-pub fn rating_from_proto(value: i32) -> Option<CvssSeverity> {
-    match common::SeverityRating::try_from(value).unwrap_or_default() {
-        common::SeverityRating::Unspecified => None,
-        common::SeverityRating::None => Some(CvssSeverity::None),
-        common::SeverityRating::Low => Some(CvssSeverity::Low),
-        common::SeverityRating::Medium => Some(CvssSeverity::Medium),
-        common::SeverityRating::High => Some(CvssSeverity::High),
-        common::SeverityRating::Critical => Some(CvssSeverity::Critical),
-    }
-}
-
-pub fn product_to_proto(p: &AffectedProduct) -> common::ProductVersionRange {
-    crate::view::ProductVersions {
-        product: p.product.clone(),
-        range: match &p.versions {
-            VersionSpec::Range(r) => r.clone(),
-            VersionSpec::Explicit(_) => String::new(),
-        },
-        versions: match &p.versions {
-            VersionSpec::Range(_) => Vec::new(),
-            VersionSpec::Explicit(list) => list.clone(),
-        },
-    }
-    .to_proto()
-}
-
-/// A product entry of a request or event; missing versions become an empty
-/// range, which validation then names.
-pub fn product_from_proto(p: &common::ProductVersionRange) -> AffectedProduct {
-    let v = crate::view::ProductVersions::from_proto(p);
-    AffectedProduct {
-        product: v.product,
-        versions: if v.range.is_empty() && !v.versions.is_empty() {
-            VersionSpec::Explicit(v.versions)
-        } else {
-            VersionSpec::Range(v.range)
-        },
-    }
 }
 
 pub fn action_to_proto(a: RemediationAction) -> events::RemediationAction {

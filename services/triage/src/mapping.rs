@@ -5,11 +5,11 @@
 
 use prost_types::Timestamp;
 use psirt_domain::{
-    AffectedProduct, CaseDetails, CaseEvent, CaseId, CaseKey, CaseStatus, CvssScore, CvssSeverity,
-    CvssVersion, EscalationLevel, EventId, RejectionReason, Resolution, SlaClock, SsvcDecision, SsvcInputs,
-    VersionSpec,
+    CaseDetails, CaseEvent, CaseId, CaseKey, CaseStatus, CvssScore, CvssSeverity, CvssVersion,
+    EscalationLevel, EventId, RejectionReason, Resolution, SlaClock, SsvcDecision, SsvcInputs,
 };
 use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+pub use psirt_kit::convert::{product_from_proto, product_to_proto, rating_from_proto, rating_to_proto};
 use psirt_proto::{common, events};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -76,28 +76,6 @@ pub fn status_to_proto(s: CaseStatus) -> common::CaseStatus {
 /// The proto status name for messages, e.g. `TRIAGE`.
 pub fn status_name(s: CaseStatus) -> String {
     s.as_str().to_uppercase()
-}
-
-pub fn rating_to_proto(s: Option<CvssSeverity>) -> common::SeverityRating {
-    match s {
-        None => common::SeverityRating::Unspecified,
-        Some(CvssSeverity::None) => common::SeverityRating::None,
-        Some(CvssSeverity::Low) => common::SeverityRating::Low,
-        Some(CvssSeverity::Medium) => common::SeverityRating::Medium,
-        Some(CvssSeverity::High) => common::SeverityRating::High,
-        Some(CvssSeverity::Critical) => common::SeverityRating::Critical,
-    }
-}
-
-pub fn rating_from_proto(value: i32) -> Option<CvssSeverity> {
-    match common::SeverityRating::try_from(value).ok()? {
-        common::SeverityRating::Unspecified => None,
-        common::SeverityRating::None => Some(CvssSeverity::None),
-        common::SeverityRating::Low => Some(CvssSeverity::Low),
-        common::SeverityRating::Medium => Some(CvssSeverity::Medium),
-        common::SeverityRating::High => Some(CvssSeverity::High),
-        common::SeverityRating::Critical => Some(CvssSeverity::Critical),
-    }
 }
 
 pub fn rejection_to_proto(r: RejectionReason) -> events::RejectionReason {
@@ -230,35 +208,6 @@ pub fn ssvc_to_proto(inputs: &SsvcInputs, decision: SsvcDecision) -> common::Ssv
         }
         .into(),
         decision: ssvc_decision_to_proto(decision).into(),
-    }
-}
-
-pub fn product_to_proto(p: &AffectedProduct) -> common::ProductVersionRange {
-    common::ProductVersionRange {
-        product: p.product.clone(),
-        versions: Some(match &p.versions {
-            VersionSpec::Range(r) => common::product_version_range::Versions::Range(r.clone()),
-            VersionSpec::Explicit(list) => {
-                common::product_version_range::Versions::Explicit(common::VersionList {
-                    versions: list.clone(),
-                })
-            }
-        }),
-    }
-}
-
-/// A product entry of a request; missing versions become an empty range,
-/// which validation then names.
-pub fn product_from_proto(p: &common::ProductVersionRange) -> AffectedProduct {
-    AffectedProduct {
-        product: p.product.clone(),
-        versions: match &p.versions {
-            None => VersionSpec::Range(String::new()),
-            Some(common::product_version_range::Versions::Range(r)) => VersionSpec::Range(r.clone()),
-            Some(common::product_version_range::Versions::Explicit(list)) => {
-                VersionSpec::Explicit(list.versions.clone())
-            }
-        },
     }
 }
 
@@ -697,7 +646,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use psirt_domain::{CveId, ReportId};
+    use psirt_domain::{AffectedProduct, CveId, ReportId, VersionSpec};
 
     fn recorded(new: NewEvent, sequence: u64) -> RecordedEvent {
         RecordedEvent {
