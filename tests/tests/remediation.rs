@@ -234,19 +234,23 @@ async fn a_report_is_remediated_and_disclosed_in_a_valid_csaf_advisory() -> anyh
         .expect("plan");
     assert!(after.complete, "released gateway, settled agent: {after:?}");
 
-    // triage follows: the case is FIXED, with the remediation summary
-    let fixed = eventually(DEADLINE, "case fixed", || {
+    // triage follows: the case is FIXED. Its status comes from the case's own
+    // events (GetCase folds them at once); the remediation summary from the
+    // case view's projection of the plan events, which may follow a moment later.
+    let fixed = eventually(DEADLINE, "case fixed with the plan's summary", || {
         let mut cases = cases.clone();
         let id = case_id.clone();
         async move {
             let case = cases.get_case(by_id(&id)).await.ok()?.into_inner().case?;
-            (case.status == pc::CaseStatus::Fixed as i32 && case.remediation.is_some()).then_some(case)
+            let summarised =
+                case.remediation.as_ref().is_some_and(|r| r.actions_total == 2 && r.actions_open == 0);
+            (case.status == pc::CaseStatus::Fixed as i32 && summarised).then_some(case)
         }
     })
     .await?;
     let summary = fixed.remediation.expect("summary");
     assert_eq!(summary.actions_total, 2);
-    assert_eq!(summary.actions_open, 0);
+    assert_eq!(summary.actions_open, 0, "released gateway, settled agent");
 
     // draft; publishing during the embargo is refused; after it, published
     advisories
