@@ -69,6 +69,8 @@ ensure-nats:
 ensure-validators:
     @test -f scripts/advisory/csaf-validator/node_modules/@secvisogram/csaf-validator-lib/package.json || npm ci --silent --prefix scripts/advisory/csaf-validator
     @python3 -c "import cvelib, jsonschema" 2>/dev/null || python3 -m pip install --quiet cvelib==1.8.0 jsonschema==4.26.0 || python3 -m pip install --quiet --break-system-packages cvelib==1.8.0 jsonschema==4.26.0
+    @test -x scripts/jira-mock/node_modules/.bin/prism || npm ci --silent --prefix scripts/jira-mock
+    @python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd==1.4.6 || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
 
 # Install buf (from the npm registry) when missing.
 ensure-buf:

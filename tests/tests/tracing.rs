@@ -7,7 +7,9 @@
 //! reaction to `ReportReceived` is a child of the span that appended it in
 //! intake, the `CaseOpened` it appends carries that reaction's span on, and
 //! remediation's reaction to `CaseAccepted` is a child of the triage span
-//! that accepted the case and the span its `PlanOpened` names.
+//! that accepted the case and the span its `PlanOpened` names; and
+//! notification's routing of `CaseAccepted` is a child of that same triage
+//! span, and the webhook delivery it scheduled is sent in a span below it.
 
 mod common;
 
@@ -15,10 +17,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::remediation::remediation_service_client::RemediationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
-use psirt_proto::{common as pc, intake, remediation as api, triage};
+use psirt_proto::{common as pc, events, intake, notification, remediation as api, triage};
 use psirt_testkit::{NatsServer, OtlpCollector, ReceivedSpan, eventually};
 use tonic::metadata::MetadataValue;
 
@@ -72,7 +75,54 @@ struct Platform {
     intake: Service,
     triage: Service,
     remediation: Service,
+    notification: Service,
+    /// CaseAccepted CloudEvents the webhook receiver got.
+    received: tokio::sync::watch::Receiver<usize>,
     _dir: tempfile_dir::Dir,
+}
+
+/// A webhook receiver answering 200 and counting the POSTs.
+async fn receiver() -> anyhow::Result<(String, tokio::sync::watch::Receiver<usize>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let (count, rx) = tokio::sync::watch::channel(0usize);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else { continue };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    buf.drain(..end + 4 + length);
+                    count.send_modify(|c| *c += 1);
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, rx))
 }
 
 impl Platform {
@@ -83,7 +133,33 @@ impl Platform {
         let intake = Service::start_with("intake", &nats, sqlite(&dir, "intake"), env).await?;
         let triage = Service::start_with("triage", &nats, sqlite(&dir, "triage"), env).await?;
         let remediation = Service::start_with("remediation", &nats, sqlite(&dir, "remediation"), env).await?;
-        Ok(Self { nats, intake, triage, remediation, _dir: dir })
+        let key = dir.0.join("hook.key");
+        std::fs::write(&key, "tracing-webhook-signing-key-0123")?;
+        let mut notification_env = env.to_vec();
+        notification_env.push(("PSIRT_SECRETS__HOOK__FILE", key.display().to_string()));
+        notification_env.push(("PSIRT_DELIVERY__POLL_INTERVAL", "20ms".to_owned()));
+        let notification =
+            Service::start_with("notification", &nats, sqlite(&dir, "notification"), &notification_env)
+                .await?;
+        let (url, received) = receiver().await?;
+        NotificationServiceClient::new(notification.channel().await?)
+            .create_subscription(notification::CreateSubscriptionRequest {
+                request_id: "tracing-hook".to_owned(),
+                settings: Some(events::SubscriptionSettings {
+                    name: "Accepted cases".to_owned(),
+                    channel: events::DeliveryChannel::Webhook.into(),
+                    endpoint: url,
+                    event_types: vec!["psirt.events.v1.CaseAccepted".to_owned()],
+                    trusted: true,
+                    secret_ref: "hook".to_owned(),
+                    enabled: true,
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        // Routing matches an event against the subscriptions as they stood at
+        // its position in the stream: this one precedes every case event.
+        Ok(Self { nats, intake, triage, remediation, notification, received, _dir: dir })
     }
 
     /// Submits a report and accepts its case, every call in `trace`; returns
@@ -254,9 +330,13 @@ async fn one_trace_spans_intake_triage_and_remediation_across_the_event_bus() ->
             let closed = spans
                 .iter()
                 .all(|s| s.parent_span_id.as_deref().is_none_or(|p| p == trace.span_id || ids.contains(p)));
+            let delivered = spans.iter().any(|s| s.name == "notification-delivery webhook CaseAccepted");
             closed
+                && delivered
                 && wanted.iter().all(|w| ids.contains(w.as_str()))
-                && ["psirt-intake", "psirt-triage", "psirt-remediation"].iter().all(|n| services.contains(n))
+                && ["psirt-intake", "psirt-triage", "psirt-remediation", "psirt-notification"]
+                    .iter()
+                    .all(|n| services.contains(n))
         };
         std::future::ready(complete.then_some(spans))
     })
@@ -303,6 +383,32 @@ async fn one_trace_spans_intake_triage_and_remediation_across_the_event_bus() ->
         Some(accepted_by.as_str()),
         "parented to the producer"
     );
+
+    // notification: routing CaseAccepted is a child of the span that
+    // accepted the case; the webhook delivery it scheduled was sent in a
+    // span below it, and the receiver got the CloudEvent.
+    let routing = spans
+        .iter()
+        .find(|s| s.service_name == "psirt-notification" && s.name == "notification-routing CaseAccepted")
+        .unwrap_or_else(|| panic!("no routing span for CaseAccepted: {:#?}", summary(&spans)));
+    assert_eq!(
+        routing.parent_span_id.as_deref(),
+        Some(accepted_by.as_str()),
+        "routing parented to the producer"
+    );
+    let delivery = spans
+        .iter()
+        .find(|s| s.name == "notification-delivery webhook CaseAccepted")
+        .expect("the delivery span");
+    assert_eq!(delivery.service_name, "psirt-notification");
+    assert_eq!(delivery.kind, 3, "a client span");
+    assert!(
+        descends_from(&spans, &delivery.span_id, &routing.span_id),
+        "the delivery continues routing's span: {:#?}",
+        summary(&spans)
+    );
+    let mut received = platform.received.clone();
+    tokio::time::timeout(DEADLINE, received.wait_for(|n| *n >= 1)).await??;
 
     // Every span of a service in this trace hangs off the client's span:
     // nothing restarted the trace half-way.
@@ -376,9 +482,15 @@ async fn every_documented_metric_is_exposed_after_traced_traffic() -> anyhow::Re
     let collector = OtlpCollector::start().await?;
     let platform = Platform::start("metrics", &otel_env(&collector)).await?;
     platform.submit_and_accept(&ClientTrace::new()).await?;
-    for (service, name) in
-        [(&platform.intake, "intake"), (&platform.triage, "triage"), (&platform.remediation, "remediation")]
-    {
+    // The delivery series appear with the first delivery.
+    let mut received = platform.received.clone();
+    tokio::time::timeout(DEADLINE, received.wait_for(|n| *n >= 1)).await??;
+    for (service, name) in [
+        (&platform.intake, "intake"),
+        (&platform.triage, "triage"),
+        (&platform.remediation, "remediation"),
+        (&platform.notification, "notification"),
+    ] {
         let admin = service.admin;
         let documented = &documented;
         // Gauges are sampled by the projections (about once a second).

@@ -152,15 +152,16 @@ pub enum Command {
     /// --expected-version (the advisory's version) and --request-id.
     #[command(subcommand)]
     Advisory(advisory::AdvisoryCommand),
-    /// Notification subscriptions (webhooks) and their deliveries:
-    /// subscribe, update, unsubscribe, list, deliveries, redeliver, tickets
-    /// (notification service).
+    /// Notification subscriptions (webhook, e-mail, Jira, ServiceNow) and
+    /// their deliveries: subscribe, update, unsubscribe, list, deliveries,
+    /// redeliver, tickets (notification service).
     ///
     /// Connects to --notification-server; a case key (e.g. PSIRT-2026-0001)
     /// is looked up at --triage-server first. Commands that change something
     /// take --request-id (idempotency key; default a new UUID, shown in the
-    /// output) and, except `subscribe`, --expected-version. Only the webhook
-    /// channel is available yet.
+    /// output) and, except `subscribe`, --expected-version. A subscription's
+    /// destination is one of --webhook URL (with --secret-ref), --email
+    /// ADDRESSES, --jira PROJECT or --servicenow TABLE.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
 }

@@ -2,17 +2,26 @@
 //! service (`--notification-server`), one command per `NotificationService`
 //! RPC: subscribe, update, unsubscribe, list, deliveries, redeliver, tickets.
 //!
-//! Only the webhook channel exists in the service today, so only webhook
-//! subscriptions can be made (no e-mail, Jira or ServiceNow options yet).
-//! A case is named by its id or its key (looked up at `--triage-server`
-//! first, like the `remediation` commands).
+//! A subscription delivers on one of four channels, chosen by exactly one
+//! destination option of `subscribe` (and, to move it, of `update`):
+//! `--webhook URL` (HTTP POST signed with the secret named by
+//! `--secret-ref`, which a webhook requires), `--email ADDRESSES` (one or
+//! more recipients separated by commas), `--jira PROJECT` (a Jira project
+//! key) or `--servicenow TABLE` (a ServiceNow table). Jira and ServiceNow
+//! subscriptions keep one ticket per case with the credentials of the
+//! service's `[jira]` / `[servicenow]` configuration, so they take no
+//! `--secret-ref`. A case is named by its id or its key (looked up at
+//! `--triage-server` first, like the `remediation` commands).
 //!
 //! Commands that change something take `--request-id` (idempotency key;
 //! default a new UUID, shown in the output) and, except `subscribe`,
 //! `--expected-version`. Requests are built by pure functions from the
 //! parsed arguments ([`NotifyCommand::build`], [`UpdateFields::build`]);
-//! values the server would reject for their form (URLs, event types, secret
-//! names, ids, counts) are refused while parsing, before connecting.
+//! values the server would reject for their form (URLs, e-mail addresses,
+//! Jira project keys, ServiceNow tables, event types, secret names, ids,
+//! counts) and combinations it would reject (a webhook without
+//! `--secret-ref`, a tracker with one) are refused while parsing, before
+//! connecting.
 
 use std::io::Write;
 use std::time::Duration;
@@ -45,29 +54,68 @@ pub const EVENTS_PACKAGE: &str = "psirt.events.v1";
 pub const MAX_FILTER_ENTRIES: usize = 100;
 /// Longest subscription name, product and secret name.
 const MAX_NAME_CHARS: usize = 200;
-/// Longest webhook URL.
-const MAX_URL_CHARS: usize = 2048;
+/// Longest endpoint: a webhook URL, the recipients of an e-mail subscription.
+const MAX_ENDPOINT_CHARS: usize = 2048;
+/// Most recipients of one e-mail subscription.
+pub const MAX_EMAIL_RECIPIENTS: usize = 50;
+/// Longest e-mail address, and longest part before its `@`.
+const MAX_EMAIL_CHARS: usize = 254;
+const MAX_EMAIL_LOCAL_CHARS: usize = 64;
+/// Longest ServiceNow table name.
+const MAX_TABLE_CHARS: usize = 80;
 /// Longest reason for a deletion.
 const MAX_REASON_CHARS: usize = 1000;
 
-const EVENT_TYPE_HELP: &str = "\
+/// The event type part of the help of `subscribe` and `update`.
+macro_rules! event_type_help {
+    () => {
+        "\
 Event types are messages of psirt.events.v1, given as the full name
 (psirt.events.v1.CaseAccepted) or the short one (CaseAccepted), e.g.
 CaseAccepted, CaseEscalated, SeverityAssessed, SlaBreached, AdvisoryPublished.
 All filters must match for an event to be delivered; an empty filter matches
-everything. The signing secret is named, never given: the service reads it
-from its [secrets] configuration.";
+everything."
+    };
+}
+
+/// The destination part of the help of `subscribe` and `update`.
+macro_rules! destination_help {
+    () => {
+        "--webhook URL needs --secret-ref, the name of the signing secret (never
+the secret itself: the service reads it from its [secrets] configuration).
+--email takes one or more addresses separated by commas (at most 50).
+--jira PROJECT (a project key such as SEC) and --servicenow TABLE (such as
+incident or sn_vul_vulnerable_item) keep one ticket per case with the
+credentials of the service's [jira] and [servicenow] configuration, so they
+take no --secret-ref."
+    };
+}
+
+const SUBSCRIBE_HELP: &str = concat!(
+    event_type_help!(),
+    "\n\nThe destination is exactly one of --webhook, --email, --jira, --servicenow.\n",
+    destination_help!()
+);
+
+const UPDATE_HELP: &str = concat!(
+    event_type_help!(),
+    "\n\nAt most one of --webhook, --email, --jira, --servicenow moves the subscription to\n\
+     that destination (and channel). A change of channel drops the secret name unless\n\
+     --secret-ref gives one.\n",
+    destination_help!()
+);
 
 /// `psirtctl notify <command>`.
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
-    /// Subscribe a webhook to events (admin role). Events appended after
-    /// the subscription are delivered to it, signed with the named secret.
-    #[command(after_help = EVENT_TYPE_HELP)]
+    /// Subscribe a destination to events (admin role): a webhook, e-mail
+    /// recipients, a Jira project or a ServiceNow table. Events appended
+    /// after the subscription are delivered to it.
+    #[command(after_help = SUBSCRIBE_HELP)]
     Subscribe(Checked<SubscribeFields>),
     /// Change a subscription: the options given replace those settings, the
     /// others stay as they are.
-    #[command(after_help = EVENT_TYPE_HELP)]
+    #[command(after_help = UPDATE_HELP)]
     Update(Checked<UpdateFields>),
     /// Delete a subscription; its pending deliveries are dropped.
     Unsubscribe(UnsubscribeArgs),
@@ -120,14 +168,14 @@ pub struct SubscribeFields {
     /// Display name, e.g. 'SIEM on critical cases' (1..200 characters).
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: String,
-    /// The webhook: an https URL (http only to a loopback host), without
-    /// credentials or fragment.
-    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
-    pub webhook: String,
+    /// Where to deliver: exactly one of --webhook, --email, --jira, --servicenow.
+    #[command(flatten)]
+    pub destination: Destination,
     /// Name of the secret, configured in the service, that signs the
-    /// deliveries (A-Z a-z 0-9 - _ .; not the secret itself).
+    /// deliveries (A-Z a-z 0-9 - _ .; not the secret itself). Required with
+    /// --webhook; not used by --email; refused with --jira and --servicenow.
     #[arg(long, value_name = "NAME", value_parser = parse_secret_ref)]
-    pub secret_ref: String,
+    pub secret_ref: Option<String>,
     /// Deliver only this event type; repeat for several (at most 100).
     /// Default: all event types.
     #[arg(long = "event-type", value_name = "TYPE", value_parser = parse_event_type)]
@@ -164,8 +212,122 @@ pub struct SubscribeFields {
 
 impl Check for SubscribeFields {
     fn check(&self) -> Result<(), clap::Error> {
+        let Some((channel, _)) = self.destination.get() else {
+            return Err(clap::Error::raw(
+                ErrorKind::MissingRequiredArgument,
+                "give the destination: one of --webhook, --email, --jira, --servicenow",
+            ));
+        };
+        if channel == DeliveryChannel::Webhook && self.secret_ref.is_none() {
+            return Err(clap::Error::raw(
+                ErrorKind::MissingRequiredArgument,
+                "--webhook needs --secret-ref: the name of the secret, configured in the service, \
+                 that signs the deliveries",
+            ));
+        }
+        check_secret_ref_for(channel, self.secret_ref.as_deref())?;
         check_counts(&self.event_types, &self.products)
     }
+}
+
+/// `--secret-ref` is refused with a tracker: the service authenticates with
+/// the credentials of its `[jira]` / `[servicenow]` configuration.
+fn check_secret_ref_for(channel: DeliveryChannel, secret_ref: Option<&str>) -> Result<(), clap::Error> {
+    let option = match channel {
+        DeliveryChannel::Jira => "--jira",
+        DeliveryChannel::Servicenow => "--servicenow",
+        _ => return Ok(()),
+    };
+    if secret_ref.is_some() {
+        let section = if channel == DeliveryChannel::Jira { "[jira]" } else { "[servicenow]" };
+        return Err(clap::Error::raw(
+            ErrorKind::ArgumentConflict,
+            format!(
+                "--secret-ref cannot be used with {option}: the service uses the credentials of its \
+                 {section} configuration"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The destination of `notify subscribe`: exactly one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[group(id = "destination", required = true, multiple = false)]
+pub struct Destination {
+    /// Deliver to a webhook: an https URL (http only to a loopback host),
+    /// without credentials or fragment. Needs --secret-ref.
+    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
+    pub webhook: Option<String>,
+    /// Deliver by e-mail to these addresses, separated by commas (at most 50),
+    /// e.g. psirt@example.com,legal@example.com.
+    #[arg(long, value_name = "ADDRESSES", value_parser = parse_email_recipients)]
+    pub email: Option<String>,
+    /// Keep one issue per case in this Jira project: its key, e.g. SEC (an
+    /// upper-case letter, then A-Z 0-9 _; 2..10 characters).
+    #[arg(long, value_name = "PROJECT", value_parser = parse_jira_project)]
+    pub jira: Option<String>,
+    /// Keep one record per case in this ServiceNow table, e.g. incident or
+    /// sn_vul_vulnerable_item (a-z 0-9 _, starting with a letter; 1..80
+    /// characters).
+    #[arg(long, value_name = "TABLE", value_parser = parse_servicenow_table)]
+    pub servicenow: Option<String>,
+}
+
+impl Destination {
+    /// The channel and endpoint given, if any.
+    pub fn get(&self) -> Option<(DeliveryChannel, &str)> {
+        channel_endpoint([
+            self.webhook.as_deref(),
+            self.email.as_deref(),
+            self.jira.as_deref(),
+            self.servicenow.as_deref(),
+        ])
+    }
+}
+
+/// A new destination of `notify update`: at most one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[group(id = "destination", multiple = false)]
+pub struct NewDestination {
+    /// Deliver to this webhook instead (https; http only to a loopback
+    /// host). From another channel, needs --secret-ref.
+    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
+    pub webhook: Option<String>,
+    /// Deliver by e-mail to these addresses instead, separated by commas (at
+    /// most 50).
+    #[arg(long, value_name = "ADDRESSES", value_parser = parse_email_recipients)]
+    pub email: Option<String>,
+    /// Keep the tickets in this Jira project instead (a project key, e.g. SEC).
+    #[arg(long, value_name = "PROJECT", value_parser = parse_jira_project)]
+    pub jira: Option<String>,
+    /// Keep the tickets in this ServiceNow table instead (e.g. incident).
+    #[arg(long, value_name = "TABLE", value_parser = parse_servicenow_table)]
+    pub servicenow: Option<String>,
+}
+
+impl NewDestination {
+    /// The channel and endpoint given, if any.
+    pub fn get(&self) -> Option<(DeliveryChannel, &str)> {
+        channel_endpoint([
+            self.webhook.as_deref(),
+            self.email.as_deref(),
+            self.jira.as_deref(),
+            self.servicenow.as_deref(),
+        ])
+    }
+}
+
+/// The first destination given (clap lets through at most one), of
+/// `[webhook, email, jira, servicenow]`.
+fn channel_endpoint(endpoints: [Option<&str>; 4]) -> Option<(DeliveryChannel, &str)> {
+    let channels = [
+        DeliveryChannel::Webhook,
+        DeliveryChannel::Email,
+        DeliveryChannel::Jira,
+        DeliveryChannel::Servicenow,
+    ];
+    channels.into_iter().zip(endpoints).find_map(|(channel, endpoint)| endpoint.map(|e| (channel, e)))
 }
 
 /// `notify update`.
@@ -177,10 +339,11 @@ pub struct UpdateFields {
     /// New display name (1..200 characters).
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
-    /// New webhook URL (https; http only to a loopback host).
-    #[arg(long, value_name = "URL", value_parser = parse_webhook_url)]
-    pub webhook: Option<String>,
-    /// New signing secret name.
+    /// A new destination: at most one of --webhook, --email, --jira, --servicenow.
+    #[command(flatten)]
+    pub destination: NewDestination,
+    /// New signing secret name (webhook; not used by e-mail; refused with
+    /// --jira and --servicenow).
     #[arg(long, value_name = "NAME", value_parser = parse_secret_ref)]
     pub secret_ref: Option<String>,
     /// Replace the event type filter; repeat for several (at most 100).
@@ -241,7 +404,7 @@ impl UpdateFields {
     /// Whether any setting is to change.
     fn changes_anything(&self) -> bool {
         self.name.is_some()
-            || self.webhook.is_some()
+            || self.destination.get().is_some()
             || self.secret_ref.is_some()
             || !self.event_types.is_empty()
             || self.all_event_types
@@ -266,9 +429,14 @@ impl UpdateFields {
         if let Some(name) = &self.name {
             settings.name.clone_from(name);
         }
-        if let Some(webhook) = &self.webhook {
-            settings.endpoint.clone_from(webhook);
-            settings.channel = DeliveryChannel::Webhook as i32;
+        if let Some((channel, endpoint)) = self.destination.get() {
+            // A secret is named for one destination's channel: a change of
+            // channel drops it unless --secret-ref gives one.
+            if settings.channel != channel as i32 {
+                settings.secret_ref.clear();
+            }
+            settings.channel = channel as i32;
+            endpoint.clone_into(&mut settings.endpoint);
         }
         if let Some(secret_ref) = &self.secret_ref {
             settings.secret_ref.clone_from(secret_ref);
@@ -307,6 +475,29 @@ impl UpdateFields {
         settings
     }
 
+    /// Why the changes cannot apply to `current` (the settings as they
+    /// stand), as the service would refuse them: a webhook left without a
+    /// signing secret, or a secret name given to a Jira or ServiceNow
+    /// subscription.
+    pub fn check_against(&self, current: &SubscriptionSettings) -> Result<(), String> {
+        let settings = self.apply(current);
+        let channel = DeliveryChannel::try_from(settings.channel).unwrap_or(DeliveryChannel::Unspecified);
+        match channel {
+            DeliveryChannel::Webhook if settings.secret_ref.trim().is_empty() => {
+                Err("a webhook needs a signing secret: give --secret-ref with the name of the secret, \
+                 configured in the service, that signs the deliveries"
+                    .to_owned())
+            }
+            DeliveryChannel::Jira | DeliveryChannel::Servicenow if self.secret_ref.is_some() => Err(format!(
+                "--secret-ref cannot be used with a {} subscription: the service uses the credentials of \
+                 its [{}] configuration",
+                channel_label(settings.channel),
+                channel_label(settings.channel),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The `UpdateSubscription` request for the subscription as it stands
     /// (`current`, looked up first) with idempotency key `request_id`.
     pub fn build(&self, current: &Subscription, request_id: String) -> UpdateSubscriptionRequest {
@@ -324,11 +515,14 @@ impl Check for UpdateFields {
         if !self.changes_anything() {
             return Err(clap::Error::raw(
                 ErrorKind::MissingRequiredArgument,
-                "nothing to change: give at least one of --name, --webhook, --secret-ref, \
-                 --event-type, --all-event-types, --min-severity, --any-severity, --product, \
+                "nothing to change: give at least one of --name, --webhook, --email, --jira, \
+                 --servicenow, --secret-ref, --event-type, --all-event-types, --min-severity, --any-severity, --product, \
                  --all-products, --min-escalation, --any-escalation, --case-status, \
                  --all-case-statuses, --trusted, --untrusted, --enabled, --disabled",
             ));
+        }
+        if let Some((channel, _)) = self.destination.get() {
+            check_secret_ref_for(channel, self.secret_ref.as_deref())?;
         }
         check_counts(&self.event_types, &self.products)
     }
@@ -387,7 +581,7 @@ pub struct UnsubscribeArgs {
 /// `notify list`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// Only subscriptions of this channel (only webhooks exist yet).
+    /// Only subscriptions of this channel.
     #[arg(long, value_enum)]
     pub channel: Option<ChannelArg>,
     /// Subscriptions per page (server default 100, at most 1000).
@@ -467,11 +661,18 @@ pub enum EscalationArg {
     Executive,
 }
 
-/// `--channel` values: the channels the service delivers on today.
+/// `--channel` values of `notify list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ChannelArg {
     /// HTTP POST of a CloudEvent, signed with HMAC-SHA256.
     Webhook,
+    /// E-mail to one or more addresses.
+    Email,
+    /// One Jira issue per case.
+    Jira,
+    /// One ServiceNow record per case.
+    #[value(name = "servicenow")]
+    ServiceNow,
 }
 
 /// `--status` values of `notify deliveries`.
@@ -511,6 +712,9 @@ impl From<ChannelArg> for DeliveryChannel {
     fn from(value: ChannelArg) -> Self {
         match value {
             ChannelArg::Webhook => DeliveryChannel::Webhook,
+            ChannelArg::Email => DeliveryChannel::Email,
+            ChannelArg::Jira => DeliveryChannel::Jira,
+            ChannelArg::ServiceNow => DeliveryChannel::Servicenow,
         }
     }
 }
@@ -609,8 +813,8 @@ pub fn parse_webhook_url(value: &str) -> Result<String, String> {
     if url.is_empty() {
         return Err("the URL is empty".to_owned());
     }
-    if url.chars().count() > MAX_URL_CHARS {
-        return Err(format!("the URL is longer than {MAX_URL_CHARS} characters"));
+    if url.chars().count() > MAX_ENDPOINT_CHARS {
+        return Err(format!("the URL is longer than {MAX_ENDPOINT_CHARS} characters"));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii()) {
         return Err("the URL must be ASCII without spaces (percent-encode the rest)".to_owned());
@@ -670,6 +874,127 @@ fn is_loopback(host: &str) -> bool {
         || host.ends_with(".localhost")
         || host == "::1"
         || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The recipients of an e-mail subscription: one address or several
+/// separated by commas, at most [`MAX_EMAIL_RECIPIENTS`]; given back
+/// trimmed, separated by commas alone.
+pub fn parse_email_recipients(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("no e-mail address: give one, or several separated by commas".to_owned());
+    }
+    let addresses: Vec<&str> = value.split(',').map(str::trim).collect();
+    if addresses.len() > MAX_EMAIL_RECIPIENTS {
+        return Err(format!(
+            "{} addresses: an e-mail subscription has at most {MAX_EMAIL_RECIPIENTS} recipients",
+            addresses.len()
+        ));
+    }
+    for address in &addresses {
+        if address.is_empty() {
+            return Err(
+                "an empty address between commas (separate the addresses by single commas)".to_owned()
+            );
+        }
+        check_email_address(address)
+            .map_err(|problem| format!("{address:?} is not an e-mail address: {problem}"))?;
+    }
+    let joined = addresses.join(",");
+    if joined.chars().count() > MAX_ENDPOINT_CHARS {
+        return Err(format!("the addresses are longer than {MAX_ENDPOINT_CHARS} characters together"));
+    }
+    Ok(joined)
+}
+
+/// One e-mail address as the service accepts it: `name@domain.tld`, no
+/// spaces, no quoted names, at most 254 characters (64 before the `@`).
+fn check_email_address(email: &str) -> Result<(), &'static str> {
+    if email.len() > MAX_EMAIL_CHARS {
+        return Err("it is longer than 254 characters");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains spaces");
+    }
+    let (local, domain) = match email.split_once('@') {
+        Some((local, domain)) if !domain.contains('@') => (local, domain),
+        _ => return Err("it must contain exactly one @"),
+    };
+    if local.is_empty() {
+        return Err("it has no name before the @");
+    }
+    if local.len() > MAX_EMAIL_LOCAL_CHARS {
+        return Err("it has more than 64 characters before the @");
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err("the name before the @ starts or ends with a dot, or has two dots in a row");
+    }
+    if local.chars().any(|c| "()<>[]:;,\\\"".contains(c)) {
+        return Err("the name before the @ contains one of ()<>[]:;,\\\"");
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 {
+        return Err("the domain has no dot");
+    }
+    let label_ok = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    if !labels.iter().all(label_ok) {
+        return Err("the domain must be letters, digits and hyphens between dots");
+    }
+    Ok(())
+}
+
+/// A Jira project key: an upper-case letter, then upper-case letters,
+/// digits or underscores, 2..10 characters (Jira's default rule), e.g. SEC.
+pub fn parse_jira_project(value: &str) -> Result<String, String> {
+    let key = value.trim();
+    let valid = |key: &str| {
+        let mut chars = key.chars();
+        (2..=10).contains(&key.len())
+            && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    if valid(key) {
+        return Ok(key.to_owned());
+    }
+    let hint = if valid(&key.to_ascii_uppercase()) {
+        format!(" (keys are upper-case: {})", key.to_ascii_uppercase())
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "{key:?} is not a Jira project key: an upper-case letter, then A-Z 0-9 _, 2 to 10 characters, \
+         e.g. SEC{hint}"
+    ))
+}
+
+/// A ServiceNow table name: a lower-case letter, then lower-case letters,
+/// digits or underscores, at most 80 characters, e.g. incident,
+/// sn_vul_vulnerable_item or u_psirt_case.
+pub fn parse_servicenow_table(value: &str) -> Result<String, String> {
+    let table = value.trim();
+    let valid = |table: &str| {
+        (1..=MAX_TABLE_CHARS).contains(&table.len())
+            && table.starts_with(|c: char| c.is_ascii_lowercase())
+            && table.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if valid(table) {
+        return Ok(table.to_owned());
+    }
+    let hint = if valid(&table.to_ascii_lowercase()) {
+        format!(" (table names are lower-case: {})", table.to_ascii_lowercase())
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "{table:?} is not a ServiceNow table name: a lower-case letter, then a-z 0-9 _, at most \
+         {MAX_TABLE_CHARS} characters, e.g. incident or sn_vul_vulnerable_item{hint}"
+    ))
 }
 
 fn parse_uuid(value: &str, what: &str) -> Result<String, String> {
@@ -740,8 +1065,8 @@ impl NotifyCommand {
                 request_id,
                 settings: Some(SubscriptionSettings {
                     name: a.name.clone(),
-                    channel: DeliveryChannel::Webhook as i32,
-                    endpoint: a.webhook.clone(),
+                    channel: a.destination.get().map_or(DeliveryChannel::Unspecified, |(c, _)| c) as i32,
+                    endpoint: a.destination.get().map(|(_, e)| e.to_owned()).unwrap_or_default(),
                     event_types: dedup(&a.event_types),
                     min_severity: a.min_severity.map_or(SeverityRating::Unspecified, SeverityRating::from)
                         as i32,
@@ -751,7 +1076,7 @@ impl NotifyCommand {
                         .map_or(EscalationLevel::Unspecified, EscalationLevel::from)
                         as i32,
                     trusted: a.trusted,
-                    secret_ref: a.secret_ref.clone(),
+                    secret_ref: text(&a.secret_ref),
                     enabled: !a.disabled,
                     case_statuses: case_statuses(&a.case_statuses),
                 }),
@@ -824,10 +1149,13 @@ async fn update(
     let mut attempt = 1;
     loop {
         let result = match find_subscription(client, &args.subscription).await {
-            Ok(current) => client
-                .update_subscription(args.build(&current, request_id.to_owned()))
-                .await
-                .map(tonic::Response::into_inner),
+            Ok(current) => {
+                args.check_against(&current.settings.clone().unwrap_or_default()).map_err(CliError::Usage)?;
+                client
+                    .update_subscription(args.build(&current, request_id.to_owned()))
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
             Err(CliError::Rpc(status)) => Err(status),
             Err(other) => return Err(other),
         };
@@ -1341,6 +1669,7 @@ mod tests {
             &["--event-type", "psirt.triage.v1.Case"],
             &["--event-type", "psirt.events.v1."],
             &["--request-id", "has space"],
+            // A second destination.
             &["--email", "legal@example.com"],
             &["--jira", "SEC"],
             &["--servicenow", "incident"],
@@ -1631,12 +1960,22 @@ mod tests {
             })
         );
         assert_eq!(request(&["list"]), NotifyRequest::List(ListSubscriptionsRequest::default()));
+        for (value, channel) in [
+            ("webhook", DeliveryChannel::Webhook),
+            ("email", DeliveryChannel::Email),
+            ("jira", DeliveryChannel::Jira),
+            ("servicenow", DeliveryChannel::Servicenow),
+        ] {
+            let NotifyRequest::List(r) = request(&["list", "--channel", value]) else { panic!() };
+            assert_eq!(r.channel, channel as i32, "{value}");
+            assert_eq!(channel_label(r.channel), value, "listed as it is given");
+        }
         let list = command(&["list"]);
         assert!(!list.is_change() && list.request_id().is_none() && list.case().is_none());
         for bad in [
-            &["--channel", "email"][..],
-            &["--channel", "jira"],
-            &["--channel", "servicenow"],
+            &["--channel", "sms"][..],
+            &["--channel", "service-now"],
+            &["--channel", "unspecified"],
             &["--page-size", "0"],
             &["--page-size", "1001"],
             &["--page-size", "-5"],
@@ -1726,6 +2065,314 @@ mod tests {
         assert!(!tickets.is_change());
         assert!(parse(&["tickets"]).is_err());
         assert!(parse(&["tickets", ""]).is_err());
+    }
+
+    /// `notify subscribe --name SIEM` with `extra`.
+    fn subscribe_to(extra: &[&'static str]) -> Vec<&'static str> {
+        ["subscribe", "--name", "SIEM"].iter().chain(extra).copied().collect()
+    }
+
+    #[test]
+    fn subscribe_builds_each_channel() {
+        let expect = |channel: DeliveryChannel, endpoint: &str, secret_ref: &str| SubscriptionSettings {
+            name: "SIEM".to_owned(),
+            channel: channel as i32,
+            endpoint: endpoint.to_owned(),
+            secret_ref: secret_ref.to_owned(),
+            enabled: true,
+            ..SubscriptionSettings::default()
+        };
+        assert_eq!(
+            settings(&subscribe_to(&["--webhook", HOOK, "--secret-ref", "siem-hook"])),
+            expect(DeliveryChannel::Webhook, HOOK, "siem-hook")
+        );
+        assert_eq!(
+            settings(&subscribe_to(&["--email", "psirt@example.com"])),
+            expect(DeliveryChannel::Email, "psirt@example.com", "")
+        );
+        // Several recipients, trimmed; a secret name is allowed (and unused).
+        assert_eq!(
+            settings(&subscribe_to(&[
+                "--email",
+                " psirt@example.com , legal@example.co.uk,ciso+psirt@example.com ",
+                "--secret-ref",
+                "unused",
+            ])),
+            expect(
+                DeliveryChannel::Email,
+                "psirt@example.com,legal@example.co.uk,ciso+psirt@example.com",
+                "unused"
+            )
+        );
+        assert_eq!(settings(&subscribe_to(&["--jira", "SEC"])), expect(DeliveryChannel::Jira, "SEC", ""));
+        assert_eq!(
+            settings(&subscribe_to(&["--servicenow", "sn_vul_vulnerable_item"])),
+            expect(DeliveryChannel::Servicenow, "sn_vul_vulnerable_item", "")
+        );
+        // The filters do not depend on the channel.
+        let s = settings(&subscribe_to(&[
+            "--jira",
+            "PSIRT_2",
+            "--event-type",
+            "CaseAccepted",
+            "--min-severity",
+            "critical",
+            "--trusted",
+        ]));
+        assert_eq!((s.channel, s.endpoint.as_str()), (DeliveryChannel::Jira as i32, "PSIRT_2"));
+        assert_eq!(s.event_types, vec!["psirt.events.v1.CaseAccepted".to_owned()]);
+        assert_eq!(s.min_severity, SeverityRating::Critical as i32);
+        assert!(s.trusted && s.secret_ref.is_empty());
+    }
+
+    #[test]
+    fn subscribe_takes_exactly_one_destination() {
+        for two in [
+            &["--webhook", HOOK, "--email", "psirt@example.com"][..],
+            &["--email", "psirt@example.com", "--jira", "SEC"],
+            &["--jira", "SEC", "--servicenow", "incident"],
+            &["--webhook", HOOK, "--servicenow", "incident"],
+        ] {
+            let mut args = subscribe_to(two);
+            args.extend(["--secret-ref", "siem-hook"]);
+            let refused = parse(&args).map(|_| ()).expect_err("two destinations");
+            assert_eq!(refused.kind(), ErrorKind::ArgumentConflict, "{two:?}");
+            assert_eq!(refused.exit_code(), 2, "a usage error");
+            assert!(refused.to_string().contains("cannot be used with"), "{refused}");
+            // The same destination twice is no better.
+            let first = two[..2].to_vec();
+            let mut twice = subscribe_to(&[]);
+            twice.extend(first.iter().chain(&first));
+            assert!(parse(&twice).is_err(), "{first:?} twice");
+        }
+        let refused = parse(&subscribe_to(&["--secret-ref", "siem-hook"])).map(|_| ()).expect_err("none");
+        assert_eq!(refused.kind(), ErrorKind::MissingRequiredArgument);
+        let message = refused.to_string();
+        for option in ["--webhook", "--email", "--jira", "--servicenow"] {
+            assert!(message.contains(option), "{message}");
+        }
+    }
+
+    #[test]
+    fn secret_ref_goes_with_webhooks_only() {
+        let refused = parse(&subscribe_to(&["--webhook", HOOK])).map(|_| ()).expect_err("no secret");
+        assert_eq!(refused.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(refused.to_string().contains("--webhook needs --secret-ref"), "{refused}");
+        for (option, value, section) in
+            [("--jira", "SEC", "[jira]"), ("--servicenow", "incident", "[servicenow]")]
+        {
+            let mut args = subscribe_to(&["--secret-ref", "tracker-token"]);
+            args.extend([option, value]);
+            let refused = parse(&args).map(|_| ()).expect_err("secret with a tracker");
+            assert_eq!(refused.kind(), ErrorKind::ArgumentConflict, "{option}");
+            assert_eq!(refused.exit_code(), 2);
+            let message = refused.to_string();
+            assert!(message.contains(&format!("--secret-ref cannot be used with {option}")), "{message}");
+            assert!(message.contains(section), "{message}");
+            // The same on update.
+            let refused = error(&["update", SUB, option, value, "--secret-ref", "tracker-token"]);
+            assert!(refused.contains(&format!("--secret-ref cannot be used with {option}")), "{refused}");
+        }
+        assert!(parse(&subscribe_to(&["--email", "psirt@example.com"])).is_ok(), "optional for e-mail");
+    }
+
+    #[test]
+    fn bad_destinations_are_explained() {
+        for (args, why) in [
+            (&["--jira", "sec"][..], "not a Jira project key"),
+            (&["--jira", "sec"], "upper-case: SEC"),
+            (&["--jira", "S"], "2 to 10 characters"),
+            (&["--jira", "SECURITY123"], "not a Jira project key"),
+            (&["--jira", "1SEC"], "not a Jira project key"),
+            (&["--jira", "SEC-1"], "not a Jira project key"),
+            (&["--jira", ""], "not a Jira project key"),
+            (&["--servicenow", "Incident"], "not a ServiceNow table name"),
+            (&["--servicenow", "Incident"], "lower-case: incident"),
+            (&["--servicenow", "_incident"], "a lower-case letter"),
+            (&["--servicenow", "sn-vul"], "not a ServiceNow table name"),
+            (&["--servicenow", ""], "not a ServiceNow table name"),
+            (&["--email", ""], "no e-mail address"),
+            (&["--email", "psirt.example.com"], "\"psirt.example.com\" is not an e-mail address"),
+            (&["--email", "psirt@example.com,legal"], "\"legal\" is not an e-mail address"),
+            (&["--email", "psirt@example.com,,legal@example.com"], "empty address"),
+            (&["--email", "psirt@example.com,"], "empty address"),
+            (&["--email", "psirt@localhost"], "no dot"),
+            (&["--email", "a b@example.com"], "spaces"),
+            (&["--email", "a@b@example.com"], "exactly one @"),
+            (&["--email", ".a@example.com"], "dot"),
+            (&["--email", "a@-example.com"], "letters, digits and hyphens"),
+            (&["--webhook", "http://siem.example.com"], "loopback"),
+        ] {
+            let message = error(&subscribe_to(args));
+            assert!(message.contains(why), "{args:?}: {message}");
+            let mut update = vec!["update", SUB];
+            update.extend_from_slice(args);
+            assert!(error(&update).contains(why), "update {args:?}");
+        }
+        let fifty: Vec<String> = (0..50).map(|i| format!("r{i}@example.com")).collect();
+        assert_eq!(parse_email_recipients(&fifty.join(",")).map(|r| r.split(',').count()), Ok(50));
+        let message = parse_email_recipients(&format!("{},x@example.com", fifty.join(","))).expect_err("51");
+        assert!(message.contains("at most 50 recipients"), "{message}");
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(parse_email_recipients(&long).expect_err("long").contains("64"));
+        assert_eq!(parse_jira_project(" SEC_2 ").as_deref(), Ok("SEC_2"));
+        assert_eq!(parse_jira_project("ABCDEFGHIJ").as_deref(), Ok("ABCDEFGHIJ"));
+        assert_eq!(parse_servicenow_table("u_psirt_case").as_deref(), Ok("u_psirt_case"));
+        assert_eq!(parse_servicenow_table(&"t".repeat(80)).map(|t| t.len()), Ok(80));
+        assert!(parse_servicenow_table(&"t".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn destination_checks_agree_with_the_service() {
+        use psirt_domain::notification as domain;
+        for key in
+            ["SEC", "S", "SE", "SEC_2", "ABCDEFGHIJ", "ABCDEFGHIJK", "sec", "1SEC", "SEC-1", "", "_SEC"]
+        {
+            assert_eq!(parse_jira_project(key).is_ok(), domain::check_jira_project(key).is_ok(), "{key:?}");
+        }
+        let long_table = "t".repeat(81);
+        for table in [
+            "incident",
+            "sn_vul_vulnerable_item",
+            "u_psirt_case",
+            "i",
+            "t80",
+            "Incident",
+            "_x",
+            "9x",
+            "a-b",
+            "",
+        ]
+        .into_iter()
+        .chain([&long_table[..80], long_table.as_str()])
+        {
+            assert_eq!(
+                parse_servicenow_table(table).is_ok(),
+                domain::check_servicenow_table(table).is_ok(),
+                "{table:?}"
+            );
+        }
+        let fifty_one: Vec<String> = (0..51).map(|i| format!("r{i}@example.com")).collect();
+        let local_64 = format!("{}@example.com", "a".repeat(64));
+        let local_65 = format!("{}@example.com", "a".repeat(65));
+        let long_domain = format!("a@{}.example.com", vec!["b".repeat(63); 4].join("."));
+        for recipients in [
+            "psirt@example.com",
+            "psirt@example.com,legal@example.co.uk",
+            " a@example.com , b@example.com ",
+            "ciso+psirt@sub.example.com",
+            "psirt@exämple.com",
+            "",
+            "psirt",
+            "a@b",
+            "a@b@example.com",
+            ".a@example.com",
+            "a.@example.com",
+            "a..b@example.com",
+            "a(b)@example.com",
+            "a@-example.com",
+            "a@example-.com",
+            "a@exa_mple.com",
+            "a@example..com",
+            "a@example.com,",
+            "a@example.com,,b@example.com",
+            local_64.as_str(),
+            local_65.as_str(),
+            long_domain.as_str(),
+            &fifty_one[..50].join(","),
+            &fifty_one.join(","),
+        ] {
+            assert_eq!(
+                parse_email_recipients(recipients).is_ok(),
+                domain::check_email_recipients(recipients.trim()).is_ok(),
+                "{recipients:?}"
+            );
+            if let Ok(endpoint) = parse_email_recipients(recipients) {
+                assert_eq!(domain::check_email_recipients(&endpoint), Ok(()), "{endpoint:?}");
+            }
+        }
+        for url in [HOOK, "http://127.0.0.1:8080/h", "http://siem.example.com", "https://u@x.example.com", ""]
+        {
+            assert_eq!(parse_webhook_url(url).is_ok(), domain::check_webhook_url(url).is_ok(), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn update_moves_a_subscription_to_another_channel() {
+        let before = current().settings.expect("settings");
+        let fields = |args: &[&str]| {
+            let mut all = vec!["update", SUB];
+            all.extend_from_slice(args);
+            match command(&all) {
+                NotifyCommand::Update(Checked(fields)) => fields,
+                other => panic!("not update: {other:?}"),
+            }
+        };
+        // Webhook to Jira: the signing secret goes.
+        let to_jira = fields(&["--jira", "SEC"]);
+        assert_eq!(to_jira.check_against(&before), Ok(()));
+        let jira = to_jira.apply(&before);
+        assert_eq!(
+            jira,
+            SubscriptionSettings {
+                channel: DeliveryChannel::Jira as i32,
+                endpoint: "SEC".to_owned(),
+                secret_ref: String::new(),
+                ..before.clone()
+            }
+        );
+        // Jira to ServiceNow, and to e-mail (with or without a secret name).
+        let s = fields(&["--servicenow", "incident"]).apply(&jira);
+        assert_eq!((s.channel, s.endpoint.as_str()), (DeliveryChannel::Servicenow as i32, "incident"));
+        let s = fields(&["--email", "a@example.com,b@example.com"]).apply(&before);
+        assert_eq!(
+            (s.channel, s.endpoint.as_str()),
+            (DeliveryChannel::Email as i32, "a@example.com,b@example.com")
+        );
+        assert!(s.secret_ref.is_empty(), "a new channel drops the secret name");
+        let s = fields(&["--email", "a@example.com", "--secret-ref", "mail"]).apply(&before);
+        assert_eq!(s.secret_ref, "mail");
+        // Another webhook keeps the secret.
+        let s = fields(&["--webhook", "https://new.example.com/h"]).apply(&before);
+        assert_eq!((s.endpoint.as_str(), s.secret_ref.as_str()), ("https://new.example.com/h", "legal-hook"));
+
+        // Back to a webhook: only with a secret.
+        let back = fields(&["--webhook", HOOK]);
+        let message = back.check_against(&jira).expect_err("no secret");
+        assert!(message.contains("--secret-ref"), "{message}");
+        let back = fields(&["--webhook", HOOK, "--secret-ref", "siem-hook"]);
+        assert_eq!(back.check_against(&jira), Ok(()));
+        let s = back.apply(&jira);
+        assert_eq!(
+            (s.channel, s.endpoint.as_str(), s.secret_ref.as_str()),
+            (DeliveryChannel::Webhook as i32, HOOK, "siem-hook")
+        );
+        // A secret name for a Jira subscription is refused; other changes are fine.
+        let message = fields(&["--secret-ref", "x"]).check_against(&jira).expect_err("tracker");
+        assert!(message.contains("[jira]"), "{message}");
+        assert_eq!(fields(&["--disabled"]).check_against(&jira), Ok(()));
+        assert_eq!(fields(&["--secret-ref", "x"]).check_against(&before), Ok(()));
+
+        // At most one destination.
+        let refused = parse(&["update", SUB, "--jira", "SEC", "--email", "a@example.com"]).map(|_| ());
+        assert_eq!(refused.expect_err("two").kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn help_names_every_channel() {
+        use clap::CommandFactory as _;
+        let mut cli = crate::Cli::command();
+        let notify = cli.find_subcommand_mut("notify").expect("notify");
+        let help = notify.find_subcommand_mut("subscribe").expect("subscribe").render_long_help().to_string();
+        assert!(
+            help.contains("<--webhook <URL>|--email <ADDRESSES>|--jira <PROJECT>|--servicenow <TABLE>>"),
+            "{help}"
+        );
+        assert!(help.contains("[jira]") && help.contains("[servicenow]"), "{help}");
+        let help = notify.find_subcommand_mut("update").expect("update").render_long_help().to_string();
+        assert!(help.contains("--servicenow <TABLE>") && help.contains("At most one of"), "{help}");
+        let help = notify.find_subcommand_mut("list").expect("list").render_long_help().to_string();
+        assert!(help.contains("servicenow"), "{help}");
     }
 
     fn render(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {

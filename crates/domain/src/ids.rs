@@ -37,6 +37,8 @@ pub mod namespaces {
     pub const SUBSCRIPTION_REQUEST: Uuid = Uuid::from_u128(0xde1dfad3_334e_55bd_98f8_4b62ed68293e);
     /// `DeliveryId::for_event`: `urn:psirt:id-namespace:delivery`.
     pub const DELIVERY: Uuid = Uuid::from_u128(0x65e3a0af_0747_57a4_b3df_b7677cfa17ef);
+    /// `LinkId::for_ticket`: `urn:psirt:id-namespace:ticket-link`.
+    pub const TICKET_LINK: Uuid = Uuid::from_u128(0x27562bad_c7f2_5823_906c_d28603a7e08f);
 }
 
 /// A string that is not an id of the expected kind.
@@ -164,6 +166,24 @@ uuid_id!(
     "delivery"
 );
 
+uuid_id!(
+    /// The id of the link between a case and a ticket in an external tracker.
+    LinkId,
+    "ticket link"
+);
+
+impl LinkId {
+    /// The ticket of a case kept by one tracker subscription: the case's 16
+    /// bytes, then the subscription's. A retried or replayed delivery names
+    /// the same link, so a case gets one ticket per subscription.
+    pub fn for_ticket(case: CaseId, subscription: SubscriptionId) -> Self {
+        let mut name = [0u8; 32];
+        name[..16].copy_from_slice(case.0.as_bytes());
+        name[16..].copy_from_slice(subscription.0.as_bytes());
+        Self(Uuid::new_v5(&namespaces::TICKET_LINK, &name))
+    }
+}
+
 impl SubscriptionId {
     /// The subscription a client's request id stands for, scoped by the
     /// principal (length-prefixed, as [`ReportId::for_request`]), so that a
@@ -277,6 +297,7 @@ mod tests {
             (namespaces::ACTION_REQUEST, "action-request"),
             (namespaces::SUBSCRIPTION_REQUEST, "subscription-request"),
             (namespaces::DELIVERY, "delivery"),
+            (namespaces::TICKET_LINK, "ticket-link"),
         ] {
             let expected =
                 Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:psirt:id-namespace:{name}").as_bytes());

@@ -14,6 +14,7 @@ pub mod remediation;
 pub mod report;
 pub mod sla;
 pub mod ssvc;
+pub mod template;
 pub mod validation;
 
 #[cfg(any(test, feature = "testing"))]
@@ -33,7 +34,7 @@ pub use case_key::{CaseKey, CaseKeyError};
 pub use cvss_vector::{CvssError, CvssNomenclature, CvssSeverity, CvssVector, CvssVersion, UnknownSeverity};
 pub use dedup::{DUPLICATE_WINDOW, dedup_keys, normalise_title};
 pub use ids::{
-    ActionId, AdvisoryId, CaseId, DeliveryId, EventId, InvalidId, InvalidIdReason, MessageId, PlanId,
+    ActionId, AdvisoryId, CaseId, DeliveryId, EventId, InvalidId, InvalidIdReason, LinkId, MessageId, PlanId,
     ReportId, SubscriptionId,
 };
 pub use notification::{

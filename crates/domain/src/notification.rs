@@ -58,9 +58,9 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// Whether deliveries can be made on this channel yet.
-    pub const fn is_available(self) -> bool {
-        matches!(self, Self::Webhook)
+    /// Whether the channel keeps a ticket per case in an external tracker.
+    pub const fn is_tracker(self) -> bool {
+        matches!(self, Self::Jira | Self::ServiceNow)
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -113,12 +113,13 @@ pub fn validate_settings(settings: &SubscriptionSettings) -> Vec<FieldViolation>
     } else if name.chars().any(char::is_control) {
         v.push(FieldViolation::new("name", "name must not contain control characters"));
     }
-    if !settings.channel.is_available() {
-        v.push(FieldViolation::new(
-            "channel",
-            format!("channel {} is not available yet; use WEBHOOK", settings.channel.as_str()),
-        ));
-    } else if let Err(problem) = check_webhook_url(&settings.endpoint) {
+    let endpoint = match settings.channel {
+        Channel::Webhook => check_webhook_url(&settings.endpoint),
+        Channel::Email => check_email_recipients(&settings.endpoint),
+        Channel::Jira => check_jira_project(&settings.endpoint),
+        Channel::ServiceNow => check_servicenow_table(&settings.endpoint),
+    };
+    if let Err(problem) = endpoint {
         v.push(FieldViolation::new("endpoint", problem));
     }
     if settings.event_types.len() > MAX_EVENT_TYPES {
@@ -148,9 +149,17 @@ pub fn validate_settings(settings: &SubscriptionSettings) -> Vec<FieldViolation>
     }
     let secret = settings.secret_ref.trim();
     if secret.is_empty() {
-        if settings.channel == Channel::Webhook {
-            v.push(FieldViolation::new("secret_ref", "a webhook needs the name of its signing secret"));
+        match settings.channel {
+            Channel::Webhook => {
+                v.push(FieldViolation::new("secret_ref", "a webhook needs the name of its signing secret"));
+            }
+            Channel::Email | Channel::Jira | Channel::ServiceNow => {}
         }
+    } else if settings.channel.is_tracker() {
+        v.push(FieldViolation::new(
+            "secret_ref",
+            "leave empty: tracker credentials are configured in the service's [jira] or [servicenow] section",
+        ));
     } else if secret.chars().count() > MAX_SECRET_REF_CHARS {
         v.push(FieldViolation::new(
             "secret_ref",
@@ -175,6 +184,59 @@ fn check_event_type(t: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphanumeric());
     if ok { Ok(()) } else { Err(format!("{t:?} is not an event type name")) }
+}
+
+/// Most recipients of one e-mail subscription.
+pub const MAX_EMAIL_RECIPIENTS: usize = 50;
+
+/// E-mail recipients: one address or several separated by commas.
+pub fn check_email_recipients(endpoint: &str) -> Result<(), String> {
+    if endpoint.trim().is_empty() {
+        return Err("endpoint must name at least one e-mail address".into());
+    }
+    if endpoint.chars().count() > MAX_ENDPOINT_CHARS {
+        return Err(format!("endpoint must be at most {MAX_ENDPOINT_CHARS} characters"));
+    }
+    let addresses: Vec<&str> = endpoint.split(',').map(str::trim).collect();
+    if addresses.len() > MAX_EMAIL_RECIPIENTS {
+        return Err(format!("at most {MAX_EMAIL_RECIPIENTS} recipients"));
+    }
+    for a in addresses {
+        crate::validation::check_email(a).map_err(|problem| format!("{a:?}: {problem}"))?;
+    }
+    Ok(())
+}
+
+/// The recipients of an e-mail subscription's endpoint.
+pub fn email_recipients(endpoint: &str) -> impl Iterator<Item = &str> {
+    endpoint.split(',').map(str::trim).filter(|a| !a.is_empty())
+}
+
+/// A Jira project key: an upper-case letter, then upper-case letters,
+/// digits or underscores, 2..=10 characters (Jira's default rule).
+pub fn check_jira_project(endpoint: &str) -> Result<(), String> {
+    let mut chars = endpoint.chars();
+    let ok = (2..=10).contains(&endpoint.len())
+        && chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("endpoint must be a Jira project key such as SEC (A-Z, 0-9, _; 2..10)".into())
+    }
+}
+
+/// A ServiceNow table name: lower-case letters, digits and underscores,
+/// 1..=80 characters (`incident`, `sn_vul_vulnerable_item`, `u_psirt_case`).
+pub fn check_servicenow_table(endpoint: &str) -> Result<(), String> {
+    let ok = (1..=80).contains(&endpoint.len())
+        && endpoint.starts_with(|c: char| c.is_ascii_lowercase())
+        && endpoint.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err("endpoint must be a ServiceNow table name such as incident (a-z, 0-9, _)".into())
+    }
 }
 
 /// A webhook URL: `https://host[:port][/path][?query]`, or `http://` to a
@@ -250,8 +312,13 @@ fn is_loopback(host: &str) -> bool {
 
 /// What routing knows of a case at the position of an event in the stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CaseFacts {
     pub case_key: Option<String>,
+    /// The title of the report that opened the case.
+    pub title: Option<String>,
+    /// CVE ids assigned to the case, in assignment order.
+    pub cve_ids: Vec<String>,
     pub severity: Option<CvssSeverity>,
     /// Affected product identifiers.
     pub products: Vec<String>,

@@ -93,6 +93,24 @@ pub fn event_span(projection: &str, event: &RecordedEvent) -> tracing::Span {
     span
 }
 
+/// A span for work an event causes outside a projection (a notification
+/// delivery sending the event to a peer), parented to the span that
+/// appended the event, like [`event_span`]. `kind` is an OpenTelemetry
+/// span kind (`client`, `producer`, `internal`).
+pub fn caused_span(name: &str, kind: &'static str, event: &RecordedEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "caused",
+        otel.name = %name,
+        otel.kind = kind,
+        messaging.system = "nats",
+        messaging.destination.name = %event.subject,
+        psirt.event_type = %event.event_type,
+        psirt.stream_sequence = event.sequence,
+    );
+    let _ = span.set_parent(psirt_eventstore::extract_trace_context(&event.headers));
+    span
+}
+
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

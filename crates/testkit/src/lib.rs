@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 
 pub mod config_example;
 mod otlp;
+pub mod smtp;
 
 pub use otlp::{OtlpCollector, ReceivedSpan, SpanKind};
 

@@ -1,8 +1,9 @@
 //! The notification service: subscriptions (routing rules and
 //! destinations), routing of every event on the stream to the matching
-//! subscriptions, and the delivery of each match over its channel (for now:
-//! signed CloudEvents webhooks), retried with backoff and parked as dead
-//! when the destination keeps failing.
+//! subscriptions, and the delivery of each match over its channel (signed
+//! CloudEvents webhooks, e-mail over SMTP, Jira and ServiceNow tickets kept
+//! in step both ways), retried with backoff and parked as dead when the
+//! destination keeps failing.
 //!
 //! `Application::build` connects to NATS and the database, migrates, binds
 //! the gRPC and admin listeners (port 0 allowed) and `run_until_stopped`
@@ -11,11 +12,14 @@
 
 pub mod api;
 pub mod config;
+pub mod content;
+pub mod email;
 pub mod handlers;
 pub mod mapping;
 pub mod readmodel;
 pub mod routing;
 pub mod secrets;
+pub mod tracker;
 pub mod view;
 pub mod webhook;
 pub mod worker;
@@ -23,7 +27,7 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use prost_reflect::DescriptorPool;
@@ -62,7 +66,11 @@ pub struct Config {
     pub notification: NotificationSettings,
     pub delivery: DeliverySettings,
     pub webhook: WebhookSettings,
-    /// Named secrets that subscriptions refer to by `secret_ref`.
+    pub email: email::EmailSettings,
+    pub jira: tracker::jira::JiraSettings,
+    pub servicenow: tracker::servicenow::ServiceNowSettings,
+    pub upstream: tracker::inbound::UpstreamSettings,
+    /// Named secrets that subscriptions and adapters refer to by name.
     pub secrets: BTreeMap<String, SecretSource>,
 }
 
@@ -80,6 +88,10 @@ impl Default for Config {
             notification: NotificationSettings::default(),
             delivery: DeliverySettings::default(),
             webhook: WebhookSettings::default(),
+            email: email::EmailSettings::default(),
+            jira: tracker::jira::JiraSettings::default(),
+            servicenow: tracker::servicenow::ServiceNowSettings::default(),
+            upstream: tracker::inbound::UpstreamSettings::default(),
             secrets: BTreeMap::new(),
         }
     }
@@ -123,11 +135,53 @@ impl Config {
         for (key, problem) in self.webhook.problems() {
             p.push(&format!("webhook.{key}"), problem);
         }
+        let known = |name: &str| self.secrets.contains_key(name);
+        for (key, problem) in self.email.problems(&self.secrets) {
+            p.push(&format!("email.{key}"), problem);
+        }
+        for (key, problem) in self.jira.problems(&known) {
+            p.push(&format!("jira.{key}"), problem);
+        }
+        for (key, problem) in self.servicenow.problems(&known) {
+            p.push(&format!("servicenow.{key}"), problem);
+        }
+        for (key, problem) in self.upstream.problems(&known) {
+            p.push(&format!("upstream.{key}"), problem);
+        }
         for (key, problem) in secrets::problems(&self.secrets) {
             p.push(&key, problem);
         }
         p.finish()
     }
+}
+
+/// The configured tracker adapters.
+fn trackers(config: &Config, secrets: &Secrets, store: &EventStore) -> anyhow::Result<tracker::Trackers> {
+    use tracker::{Auth, jira::Jira, servicenow::ServiceNow};
+    let user_agent = &config.webhook.user_agent;
+    let credentials = |name: &str, section: &str| {
+        secrets
+            .bytes(name)
+            .with_context(|| format!("[{section}] credentials_secret {name:?} is not in [secrets]"))
+    };
+    let jira = if config.jira.enabled() {
+        let auth = Auth::new(config.jira.auth, credentials(&config.jira.credentials_secret, "jira")?)
+            .context("[jira] credentials")?;
+        Some(Arc::new(Jira::new(&config.jira, auth, user_agent)?))
+    } else {
+        None
+    };
+    let servicenow = if config.servicenow.enabled() {
+        let auth = Auth::new(
+            config.servicenow.auth,
+            credentials(&config.servicenow.credentials_secret, "servicenow")?,
+        )
+        .context("[servicenow] credentials")?;
+        Some(Arc::new(ServiceNow::new(&config.servicenow, auth, user_agent)?))
+    } else {
+        None
+    };
+    Ok(tracker::Trackers { store: store.clone(), jira, servicenow })
 }
 
 /// The project's descriptors, decoded once per process: event types are
@@ -147,6 +201,7 @@ pub struct Application {
     admin_addr: SocketAddr,
     notification: Notification,
     worker: worker::Worker,
+    inbound: Arc<tracker::inbound::Inbound>,
     store: EventStore,
     pool: AnyPool,
     auth: AuthLayer,
@@ -183,12 +238,24 @@ impl Application {
             secrets.clone(),
             descriptors,
         );
+        let trackers = trackers(config, &secrets, &store)?;
+        let mailer = email::Mailer::new(&config.email, &secrets).context("failed to set up [email]")?;
+        let inbound = Arc::new(tracker::inbound::Inbound::new(
+            trackers.clone(),
+            pool.clone(),
+            &config.upstream,
+            &secrets,
+            &config.jira.webhook_secret,
+            &config.servicenow.webhook_secret,
+        )?);
+        let admin = admin.merge(Arc::clone(&inbound).routes());
         let worker = worker::Worker::new(
             store.clone(),
             pool.clone(),
             config.delivery.clone(),
             config.webhook.clone(),
             secrets,
+            (mailer, trackers),
             descriptors,
         )?;
         Ok(Self {
@@ -198,6 +265,7 @@ impl Application {
             admin_addr,
             notification,
             worker,
+            inbound,
             store,
             pool,
             auth,
@@ -222,7 +290,9 @@ impl Application {
     /// delivery worker until `shutdown`; then drains calls, lets the
     /// sends in flight be recorded, stops the projections and returns.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { grpc, admin, notification, worker, store, pool, auth, projection, readiness, .. } = self;
+        let Self {
+            grpc, admin, notification, worker, inbound, store, pool, auth, projection, readiness, ..
+        } = self;
         let descriptors = descriptors()?;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
@@ -249,6 +319,7 @@ impl Application {
         let routing_task = tokio::spawn(routing.run(stop_rx));
         projecting.set_ready(true);
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+        let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
 
         let routes = tonic::service::Routes::new(NotificationServiceServer::new(api::NotificationApi::new(
             notification,
@@ -270,6 +341,9 @@ impl Application {
         let _ = nats_watch.await;
         if let Err(e) = worker_task.await {
             warn!(error = %e, "delivery worker panicked");
+        }
+        if let Err(e) = reconcile_task.await {
+            warn!(error = %e, "ticket reconciliation panicked");
         }
         let _ = stop.send(true);
         for (name, task) in [("notification-views", views_task), ("notification-routing", routing_task)] {

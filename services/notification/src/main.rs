@@ -11,7 +11,7 @@ use psirt_notification::{Application, Config, SERVICE};
 #[command(
     name = "psirt-notification",
     version,
-    about = "PSIRT notification service: subscriptions, routing and signed webhook deliveries"
+    about = "PSIRT notification service: subscriptions, routing and deliveries (webhooks, e-mail, Jira, ServiceNow)"
 )]
 struct Cli {
     /// TOML config file; `PSIRT_*` environment variables override it.

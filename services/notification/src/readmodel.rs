@@ -117,14 +117,24 @@ impl Projection for ViewsProjection {
             let id = subject_id(e);
             let current = ticket_row(conn, id).await?;
             let Some(next) = view::fold_ticket(current, e)? else { return Ok(()) };
+            let sys_id = if t == events::ExternalTicketLinked::full_name() {
+                e.decode::<events::ExternalTicketLinked>().map_err(|e| corrupt("ticket link", e))?.sys_id
+            } else {
+                String::new()
+            };
             sqlx::query(
-                "INSERT INTO notification_tickets (link_id, case_id, linked_seq, view) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO notification_tickets \
+                 (link_id, case_id, linked_seq, view, ticket_system, ticket_key, sys_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (link_id) DO UPDATE SET view = excluded.view",
             )
             .bind(&next.link_id)
             .bind(&next.case_id)
             .bind(seq(e.sequence))
             .bind(next.encode_to_vec())
+            .bind(next.system)
+            .bind(&next.key)
+            .bind(sys_id)
             .execute(&mut *conn)
             .await?;
         }
@@ -249,6 +259,62 @@ pub async fn tickets(
     .fetch_all(pool)
     .await?;
     rows.into_iter().map(|r| decode(&r.try_get::<Vec<u8>, _>("view")?, "ticket")).collect()
+}
+
+/// A linked ticket as inbound webhooks and reconciliation look it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef {
+    pub link_id: String,
+    pub key: String,
+    pub sys_id: String,
+    pub url: String,
+}
+
+/// The link of a ticket, by the Jira issue key or the ServiceNow sys_id.
+pub async fn ticket_by_external_id(
+    pool: &AnyPool,
+    system: i32,
+    external_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let column = if system == events::TicketSystem::Servicenow as i32 { "sys_id" } else { "ticket_key" };
+    let row = sqlx::query(&format!(
+        "SELECT link_id FROM notification_tickets WHERE ticket_system = $1 AND {column} = $2 \
+         ORDER BY linked_seq LIMIT 1"
+    ))
+    .bind(system)
+    .bind(external_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| r.try_get::<String, _>("link_id")).transpose()
+}
+
+/// A page of the linked tickets of a tracker, after `after` (a link id), by link id.
+pub async fn tickets_of_system(
+    pool: &AnyPool,
+    system: i32,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<TicketRef>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT link_id, ticket_key, sys_id, view FROM notification_tickets \
+         WHERE ticket_system = $1 AND link_id > $2 ORDER BY link_id LIMIT $3",
+    )
+    .bind(system)
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let view: api::ExternalTicket = decode(&r.try_get::<Vec<u8>, _>("view")?, "ticket")?;
+            Ok(TicketRef {
+                link_id: r.try_get("link_id")?,
+                key: r.try_get("ticket_key")?,
+                sys_id: r.try_get("sys_id")?,
+                url: view.url,
+            })
+        })
+        .collect()
 }
 
 /// Takes or renews the lease `name` for `owner` until `now + lease`; false

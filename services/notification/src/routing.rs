@@ -92,7 +92,13 @@ fn fold_facts(facts: &mut CaseFacts, e: &RecordedEvent) -> Result<bool, ApplyErr
     if t == events::CaseOpened::full_name() {
         let m: events::CaseOpened = e.decode()?;
         facts.case_key = Some(m.case_key);
+        facts.title = Some(m.title);
         facts.status = status(CaseStatus::Received);
+    } else if t == events::CveAssigned::full_name() {
+        let m: events::CveAssigned = e.decode()?;
+        if !facts.cve_ids.contains(&m.cve_id) {
+            facts.cve_ids.push(m.cve_id);
+        }
     } else if t == events::SeverityAssessed::full_name() {
         let m: events::SeverityAssessed = e.decode()?;
         facts.severity = mapping::rating_from_proto(m.severity).or(facts.severity);

@@ -19,23 +19,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use psirt_domain::notification::Channel;
 use psirt_domain::notification::{AttemptKind, AttemptResult, Delivery, RetryPolicy, Scheduled};
 use psirt_domain::{
-    DeliveryCommand, DeliveryError, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings,
+    CaseFacts, DeliveryCommand, DeliveryError, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings,
 };
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
 use psirt_kit::Shutdown;
+use psirt_proto::events as api_events;
 use psirt_proto::notification as api;
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::config::{DeliverySettings, WebhookSettings};
+use crate::email::Mailer;
 use crate::secrets::Secrets;
-use crate::{mapping, readmodel, webhook};
+use crate::tracker::{TrackerDelivery, Trackers};
+use crate::{content, mapping, readmodel, webhook};
 
 /// The lease name of the worker.
 pub const LEASE: &str = "delivery-worker";
@@ -98,7 +102,7 @@ struct Unrecorded {
     attempted_at: OffsetDateTime,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -133,6 +137,8 @@ struct Inner {
     webhook: WebhookSettings,
     sender: webhook::Sender,
     secrets: Secrets,
+    mailer: Mailer,
+    trackers: Trackers,
     descriptors: &'static DescriptorPool,
     owner: String,
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -146,6 +152,7 @@ impl Worker {
         settings: DeliverySettings,
         webhook: WebhookSettings,
         secrets: Secrets,
+        channels: (Mailer, Trackers),
         descriptors: &'static DescriptorPool,
     ) -> anyhow::Result<Self> {
         let sender = webhook::Sender::new(&webhook.user_agent)?;
@@ -157,6 +164,8 @@ impl Worker {
                 webhook,
                 sender,
                 secrets,
+                mailer: channels.0,
+                trackers: channels.1,
                 descriptors,
                 owner: uuid::Uuid::now_v7().to_string(),
                 endpoints: Mutex::new(HashMap::new()),
@@ -296,11 +305,30 @@ impl Worker {
                     _ => return self.abandon(id, loaded, "subscription settings unreadable").await,
                 },
             };
-        let attempted_at = OffsetDateTime::now_utc();
-        let result = self.attempt(&scheduled, &settings).await?;
-        debug!(delivery_id = %id, outcome = ?result.kind, status = ?result.http_status, "delivery attempted");
-        metrics::attempted(settings.channel.as_str(), result.kind, result.duration_ms);
-        self.record(id, loaded, result, attempted_at).await
+        // The attempt continues the trace of the event it delivers: the span
+        // that scheduled it (routing's, itself a child of the producer).
+        let span = loaded
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.event_type == <api_events::DeliveryScheduled as prost::Name>::full_name())
+            .map_or_else(tracing::Span::none, |e| {
+                let name = format!(
+                    "notification-delivery {} {}",
+                    settings.channel.as_str(),
+                    content::short_type(&scheduled.event_type)
+                );
+                psirt_projection::caused_span(&name, "client", e)
+            });
+        async move {
+            let attempted_at = OffsetDateTime::now_utc();
+            let result = self.attempt(&scheduled, &settings).await?;
+            debug!(delivery_id = %id, outcome = ?result.kind, status = ?result.http_status, "delivery attempted");
+            metrics::attempted(settings.channel.as_str(), result.kind, result.duration_ms);
+            self.record(id, loaded, result, attempted_at).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn attempt(
@@ -316,15 +344,6 @@ impl Worker {
             external_reference: String::new(),
             duration_ms: 0,
         };
-        if !settings.channel.is_available() {
-            return Ok(permanent(format!("channel {} is not available", settings.channel.as_str())));
-        }
-        let Some(secret) = self.inner.secrets.bytes(&settings.secret_ref) else {
-            return Ok(permanent(format!("secret {:?} is not configured", settings.secret_ref)));
-        };
-        let Some(body) = self.body(scheduled, settings).await? else {
-            return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
-        };
         let semaphore =
             {
                 let mut endpoints = self.inner.endpoints.lock().unwrap_or_else(|e| e.into_inner());
@@ -332,6 +351,42 @@ impl Worker {
                     Arc::new(Semaphore::new(self.inner.webhook.max_concurrency_per_endpoint))
                 }))
             };
+        if settings.channel != Channel::Webhook {
+            let Some(event) = self.inner.store.get(scheduled.event_sequence).await? else {
+                return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
+            };
+            if event.id != Some(scheduled.event_id.into_uuid()) {
+                return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
+            }
+            let case_id = scheduled.case_id.map(|c| c.to_string()).unwrap_or_default();
+            let facts =
+                if case_id.is_empty() { CaseFacts::default() } else { self.case_facts(&case_id).await? };
+            let values = content::values(&content::Subject {
+                case_id: &case_id,
+                facts: &facts,
+                event_type: &scheduled.event_type,
+                event_id: &scheduled.event_id.to_string(),
+                event_time: event.stored_at,
+                delivery_id: &scheduled.delivery_id.to_string(),
+                redacted: scheduled.redacted || (!settings.trusted && facts.embargoed),
+            });
+            let _permit = semaphore.acquire_owned().await;
+            return match settings.channel {
+                Channel::Email => {
+                    Ok(self.inner.mailer.send(&settings.endpoint, &values, &scheduled.event_type).await)
+                }
+                _ => {
+                    let delivery = TrackerDelivery { settings, scheduled, facts: &facts, values: &values };
+                    self.inner.trackers.deliver(&delivery).await
+                }
+            };
+        }
+        let Some(secret) = self.inner.secrets.bytes(&settings.secret_ref) else {
+            return Ok(permanent(format!("secret {:?} is not configured", settings.secret_ref)));
+        };
+        let Some(body) = self.body(scheduled, settings).await? else {
+            return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
+        };
         let _permit = semaphore.acquire_owned().await;
         Ok(self.inner.sender.send(&settings.endpoint, body, secret, self.inner.webhook.timeout).await)
     }
@@ -393,7 +448,8 @@ impl Worker {
     }
 
     async fn abandon(&self, id: DeliveryId, loaded: LoadedDelivery, reason: &str) -> Result<(), WorkError> {
-        self.decide_and_append(id, loaded, |_| DeliveryCommand::Abandon { reason: reason.to_owned() }).await
+        self.decide_and_append(id, None, loaded, |_| DeliveryCommand::Abandon { reason: reason.to_owned() })
+            .await
     }
 
     /// Records an attempt's outcome. If NATS cannot take it, the outcome is
@@ -407,13 +463,14 @@ impl Worker {
     ) -> Result<(), WorkError> {
         let policy = self.policy();
         let (series, attempt) = (loaded.delivery.series(), loaded.delivery.attempts() + 1);
+        let channel = loaded.delivery.scheduled().map(|s| s.channel.as_str());
         let command = |_: &Delivery| DeliveryCommand::RecordAttempt {
             result: result.clone(),
             attempted_at,
             policy,
             jitter: rand::random::<f64>(),
         };
-        match self.decide_and_append(id, loaded, command).await {
+        match self.decide_and_append(id, channel, loaded, command).await {
             Err(WorkError::Store(e)) => {
                 self.inner
                     .unrecorded
@@ -429,6 +486,7 @@ impl Worker {
     async fn decide_and_append(
         &self,
         id: DeliveryId,
+        channel: Option<&'static str>,
         mut loaded: LoadedDelivery,
         command: impl Fn(&Delivery) -> DeliveryCommand,
     ) -> Result<(), WorkError> {
@@ -462,7 +520,12 @@ impl Worker {
                     },
                 );
                 match self.inner.store.append(new, version).await {
-                    Ok(appended) => version = ExpectedVersion::Exactly(appended.sequence),
+                    Ok(appended) => {
+                        version = ExpectedVersion::Exactly(appended.sequence);
+                        if let Some(channel) = channel {
+                            metrics::finished(channel, psirt_domain::DomainEvent::event_type(event));
+                        }
+                    }
                     Err(StoreError::Conflict { .. }) => {
                         conflicted = true;
                         break;
@@ -505,6 +568,27 @@ mod metrics {
                 .with_description("duration of delivery attempts")
                 .build()
         })
+    }
+
+    fn deliveries() -> &'static Counter<u64> {
+        static COUNTER: OnceLock<Counter<u64>> = OnceLock::new();
+        COUNTER.get_or_init(|| {
+            opentelemetry::global::meter("psirt")
+                .u64_counter("psirt.notification.deliveries")
+                .with_description("deliveries finished, by channel and outcome (delivered, dead)")
+                .build()
+        })
+    }
+
+    /// Counts a delivery that reached an end: `event_type` is the event
+    /// just appended; only `DeliverySucceeded` and `DeliveryDeadLettered` count.
+    pub(crate) fn finished(channel: &'static str, event_type: &str) {
+        let outcome = match event_type {
+            "DeliverySucceeded" => "delivered",
+            "DeliveryDeadLettered" => "dead",
+            _ => return,
+        };
+        deliveries().add(1, &[KeyValue::new("channel", channel), KeyValue::new("outcome", outcome)]);
     }
 
     pub(crate) fn attempted(channel: &'static str, kind: AttemptKind, duration_ms: u32) {

@@ -835,19 +835,29 @@ async fn bad_input_is_refused_with_field_violations_and_nothing_appended() -> an
         .expect_err("invalid");
     assert_eq!(missing.code(), Code::InvalidArgument);
 
-    let email = events::SubscriptionSettings {
-        channel: events::DeliveryChannel::Email.into(),
-        endpoint: "legal@example.com".to_owned(),
-        ..webhook("Legal", "https://hooks.example.com")
+    // A tracker subscription names a project and carries no secret: the
+    // credentials are the service's [jira] configuration.
+    let jira = events::SubscriptionSettings {
+        channel: events::DeliveryChannel::Jira.into(),
+        endpoint: "https://jira.example.com/projects/SEC".to_owned(),
+        ..webhook("Jira", "https://hooks.example.com")
     };
-    let not_yet = client
+    let refused = client
         .create_subscription(api::CreateSubscriptionRequest {
             request_id: "bad-3".to_owned(),
-            settings: Some(email),
+            settings: Some(jira),
         })
         .await
-        .expect_err("no e-mail channel yet");
-    assert_eq!(not_yet.code(), Code::InvalidArgument);
+        .expect_err("a URL is no project key, and the secret is not the subscription's");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: BTreeSet<String> = refused
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["settings.endpoint", "settings.secret_ref"].map(str::to_owned).into());
 
     for (field, status) in [
         (

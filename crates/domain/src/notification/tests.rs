@@ -130,14 +130,46 @@ fn webhook_urls_must_be_https_except_to_loopback() {
 }
 
 #[test]
-fn channels_without_an_adapter_are_refused() {
-    let email =
-        SubscriptionSettings { channel: Channel::Email, endpoint: "legal@example.com".into(), ..settings() };
-    let err = given::<Subscription>([])
-        .when(SubscriptionCommand::Create { subscription_id: sub_id(), settings: email })
-        .result()
-        .expect_err("not yet");
-    assert_eq!(fields(err), ["channel"]);
+fn every_channel_checks_its_own_endpoint() {
+    let with = |channel, endpoint: &str, secret: &str| SubscriptionSettings {
+        channel,
+        endpoint: endpoint.into(),
+        secret_ref: secret.into(),
+        ..settings()
+    };
+    for ok in [
+        with(Channel::Email, "legal@example.com", ""),
+        with(Channel::Email, "legal@example.com, pr@example.com", ""),
+        with(Channel::Jira, "SEC", ""),
+        with(Channel::Jira, "PSIRT_2", ""),
+        with(Channel::ServiceNow, "incident", ""),
+        with(Channel::ServiceNow, "sn_vul_vulnerable_item", ""),
+    ] {
+        let problems = validate_settings(&ok);
+        assert!(problems.is_empty(), "{ok:?}: {problems:?}");
+    }
+    for (bad, field) in [
+        (with(Channel::Email, "not-an-address", ""), "endpoint"),
+        (with(Channel::Email, "", ""), "endpoint"),
+        (with(Channel::Email, &vec!["a@example.com"; MAX_EMAIL_RECIPIENTS + 1].join(","), ""), "endpoint"),
+        (with(Channel::Jira, "sec", ""), "endpoint"),
+        (with(Channel::Jira, "S", ""), "endpoint"),
+        (with(Channel::Jira, "https://jira.example.com", ""), "endpoint"),
+        (with(Channel::ServiceNow, "Incident", ""), "endpoint"),
+        (with(Channel::ServiceNow, "incident; drop", ""), "endpoint"),
+        (with(Channel::Jira, "SEC", "jira-creds"), "secret_ref"),
+        (with(Channel::ServiceNow, "incident", "sn-creds"), "secret_ref"),
+    ] {
+        let err = given::<Subscription>([])
+            .when(SubscriptionCommand::Create { subscription_id: sub_id(), settings: bad.clone() })
+            .result()
+            .expect_err("refused");
+        assert_eq!(fields(err), [field], "{bad:?}");
+    }
+    assert_eq!(
+        email_recipients(" a@example.com ,b@example.com").collect::<Vec<_>>(),
+        ["a@example.com", "b@example.com"]
+    );
 }
 
 #[test]
@@ -209,6 +241,7 @@ fn case(severity: Option<CvssSeverity>) -> CaseFacts {
         products: vec!["acme-gateway".into()],
         status: Some(CaseStatus::Accepted),
         embargoed: false,
+        ..CaseFacts::default()
     }
 }
 

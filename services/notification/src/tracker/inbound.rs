@@ -1,0 +1,535 @@
+//! Inbound synchronisation: the trackers' webhooks (served on the admin
+//! port, `POST /hooks/jira` and `POST /hooks/servicenow`) and the periodic
+//! reconciliation that reads linked tickets back to repair missed webhooks.
+//!
+//! A status change of a linked ticket drives the command of the matching
+//! inbound rule on the case, through the triage service's API, with the
+//! request id `ticket-<link id>-<link version>`: a webhook and a
+//! reconciliation pass that see the same change drive it once. Then the
+//! change is recorded as an inbound `ExternalTicketUpdated` (after the same
+//! link version, so it is recorded once). A refusal by triage (the case is
+//! not in a state that allows the command) is recorded with the change; an
+//! unavailable triage leaves the change unrecorded, so the tracker's retry
+//! or the next reconciliation pass drives it again.
+//!
+//! Authentication: Jira signs with `X-Hub-Signature: sha256=<hex
+//! HMAC-SHA256 of the body>` when the webhook has a secret, or the URL
+//! carries `?token=<secret>` (Jira Data Center); ServiceNow sends
+//! `Authorization: Bearer <secret>`. The secrets are named by
+//! `[jira] webhook_secret` and `[servicenow] webhook_secret`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use psirt_kit::Shutdown;
+use psirt_proto::{events, triage};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use sqlx::AnyPool;
+use tonic::Code;
+use tracing::{info, warn};
+
+use super::{InboundCommand, InboundRule, Link, TicketState, Trackers, load_link};
+use crate::readmodel;
+use crate::worker::WorkError;
+
+/// Largest inbound webhook body.
+pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
+/// Links read back per request to a tracker.
+const RECONCILE_PAGE: u32 = 50;
+
+/// `[upstream]`: the services inbound changes drive commands on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// gRPC URL of the triage service.
+    pub triage_url: String,
+    /// Name of the secret in `[secrets]` holding the bearer token (a JWT
+    /// with the `analyst` role) sent to triage; empty: none (triage runs
+    /// with `auth.mode = "none"`).
+    pub token_secret: String,
+    /// Timeout of one command.
+    #[serde(with = "psirt_kit::config::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            triage_url: "http://127.0.0.1:50052".to_owned(),
+            token_secret: String::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl UpstreamSettings {
+    pub fn problems(&self, secret_names: &dyn Fn(&str) -> bool) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !(self.triage_url.starts_with("http://") || self.triage_url.starts_with("https://"))
+            || self.triage_url.parse::<tonic::transport::Uri>().is_err()
+        {
+            out.push(("triage_url".to_owned(), "must be an http(s) URL".to_owned()));
+        }
+        if !self.token_secret.is_empty() && !secret_names(&self.token_secret) {
+            out.push(("token_secret".to_owned(), "must name a secret of [secrets]".to_owned()));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.timeout) {
+            out.push(("timeout".to_owned(), "must be between 100ms and 5m".to_owned()));
+        }
+        out
+    }
+}
+
+/// Why an inbound change could not be applied now (the caller retries).
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Work(#[from] WorkError),
+    #[error("triage is unavailable: {0}")]
+    Triage(String),
+}
+
+/// What applying a change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// No link for the ticket (yet).
+    UnknownTicket,
+    /// The link already had this status.
+    Unchanged,
+    /// Recorded; the note says what the rule did.
+    Recorded(String),
+}
+
+pub struct Inbound {
+    trackers: Trackers,
+    pool: AnyPool,
+    triage: triage::triage_service_client::TriageServiceClient<tonic::transport::Channel>,
+    token: Option<SecretString>,
+    timeout: Duration,
+    jira_secret: Option<SecretString>,
+    servicenow_secret: Option<SecretString>,
+    owner: String,
+}
+
+fn secret_text(secrets: &crate::Secrets, name: &str) -> Option<SecretString> {
+    if name.is_empty() {
+        return None;
+    }
+    secrets.bytes(name).map(|b| SecretString::from(String::from_utf8_lossy(b).into_owned()))
+}
+
+/// Constant-time comparison of two byte strings (the length may leak).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Inbound {
+    pub fn new(
+        trackers: Trackers,
+        pool: AnyPool,
+        upstream: &UpstreamSettings,
+        secrets: &crate::Secrets,
+        jira_webhook_secret: &str,
+        servicenow_webhook_secret: &str,
+    ) -> anyhow::Result<Self> {
+        let channel = tonic::transport::Endpoint::from_shared(upstream.triage_url.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        Ok(Self {
+            trackers,
+            pool,
+            triage: triage::triage_service_client::TriageServiceClient::new(channel),
+            token: secret_text(secrets, &upstream.token_secret),
+            timeout: upstream.timeout,
+            jira_secret: secret_text(secrets, jira_webhook_secret),
+            servicenow_secret: secret_text(secrets, servicenow_webhook_secret),
+            owner: uuid::Uuid::now_v7().to_string(),
+        })
+    }
+
+    /// `POST /hooks/jira` and `POST /hooks/servicenow`.
+    pub fn routes(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/hooks/jira", post(jira_hook))
+            .route("/hooks/servicenow", post(servicenow_hook))
+            .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+            .with_state(self)
+    }
+
+    fn rules(&self, system: events::TicketSystem) -> &[InboundRule] {
+        match system {
+            events::TicketSystem::Servicenow => {
+                self.trackers.servicenow.as_ref().map_or(&[], |s| &s.settings().inbound)
+            }
+            _ => self.trackers.jira.as_ref().map_or(&[], |j| &j.settings().inbound),
+        }
+    }
+
+    /// Applies a status a linked ticket has now (from a webhook or a
+    /// reconciliation pass).
+    pub async fn apply(
+        &self,
+        system: events::TicketSystem,
+        external_id: &str,
+        state: &TicketState,
+    ) -> Result<Applied, InboundError> {
+        let Some(link_id) = readmodel::ticket_by_external_id(&self.pool, system as i32, external_id)
+            .await
+            .map_err(WorkError::from)?
+        else {
+            return Ok(Applied::UnknownTicket);
+        };
+        for _ in 0..3 {
+            let Some(link) = load_link(&self.trackers.store, &link_id).await? else {
+                return Ok(Applied::UnknownTicket);
+            };
+            if link.status.eq_ignore_ascii_case(&state.name) {
+                return Ok(Applied::Unchanged);
+            }
+            let rule = self.rules(system).iter().find(|r| r.status.eq_ignore_ascii_case(&state.name));
+            let note = match rule {
+                Some(rule) if rule.command != InboundCommand::None => self.drive(rule, &link, state).await?,
+                _ => String::new(),
+            };
+            let discriminator = format!("in:{}:{}", link.version, state.name);
+            if self
+                .trackers
+                .record(&link, state, events::TicketUpdateDirection::Inbound, &discriminator, note.clone())
+                .await?
+            {
+                info!(key = %link.key, status = %state.name, note = %note, "ticket change recorded");
+                return Ok(Applied::Recorded(note));
+            }
+        }
+        Ok(Applied::Unchanged)
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.timeout);
+        if let Some(token) = &self.token
+            && let Ok(value) = format!("Bearer {}", token.expose_secret()).parse()
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
+    /// Drives the rule's command; the note says what came of it.
+    async fn drive(
+        &self,
+        rule: &InboundRule,
+        link: &Link,
+        state: &TicketState,
+    ) -> Result<String, InboundError> {
+        let mut client = self.triage.clone();
+        let request_id = format!("ticket-{}-{}", link.link_id, link.version);
+        let origin = format!("{} moved to {:?}", link.key, state.name);
+        let result = match rule.command {
+            InboundCommand::None => return Ok(String::new()),
+            InboundCommand::CloseCase => client
+                .close_case(self.request(triage::CloseCaseRequest {
+                    case_id: link.case_id.clone(),
+                    request_id,
+                    expected_version: None,
+                    resolution: resolution(&rule.resolution).into(),
+                    root_cause: format!("Closed from the tracker: {origin}."),
+                    lessons_learned: String::new(),
+                }))
+                .await
+                .map(|_| ()),
+            InboundCommand::ReopenCase => client
+                .reopen_case(self.request(triage::ReopenCaseRequest {
+                    case_id: link.case_id.clone(),
+                    request_id,
+                    expected_version: None,
+                    reason: format!("Reopened from the tracker: {origin}."),
+                }))
+                .await
+                .map(|_| ()),
+            InboundCommand::EscalateCase => client
+                .escalate_case(self.request(triage::EscalateCaseRequest {
+                    case_id: link.case_id.clone(),
+                    request_id,
+                    expected_version: None,
+                    level: level(&rule.level).into(),
+                    reason: format!("Escalated from the tracker: {origin}."),
+                    incident: false,
+                }))
+                .await
+                .map(|_| ()),
+        };
+        let command = serde_json::to_value(rule.command)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match result {
+            Ok(()) => Ok(format!("{command} driven on the case")),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::Unavailable
+                        | Code::DeadlineExceeded
+                        | Code::Unknown
+                        | Code::Internal
+                        | Code::ResourceExhausted
+                        | Code::Aborted
+                        | Code::Unauthenticated
+                        | Code::PermissionDenied
+                ) =>
+            {
+                Err(InboundError::Triage(format!("{:?}: {}", status.code(), status.message())))
+            }
+            Err(status) => {
+                warn!(key = %link.key, command, code = ?status.code(), message = status.message(), "triage refused the command of a ticket change");
+                Ok(format!("{command} refused by triage: {}", status.message()))
+            }
+        }
+    }
+
+    /// Reads linked tickets back every `interval` of each tracker until
+    /// `shutdown`. One replica reconciles at a time (a lease per tracker).
+    pub async fn reconcile_forever(self: Arc<Self>, shutdown: Shutdown) {
+        let jira =
+            self.trackers.jira.as_ref().map(|j| j.settings().reconcile_interval).filter(|d| !d.is_zero());
+        let sn = self
+            .trackers
+            .servicenow
+            .as_ref()
+            .map(|s| s.settings().reconcile_interval)
+            .filter(|d| !d.is_zero());
+        let mut tasks = Vec::new();
+        for (system, interval) in [(events::TicketSystem::Jira, jira), (events::TicketSystem::Servicenow, sn)]
+        {
+            let Some(interval) = interval else { continue };
+            let me = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let lease = format!("ticket-reconciler-{}", system.as_str_name().to_ascii_lowercase());
+                loop {
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(interval) => {}
+                    }
+                    let now = crate::worker::now_ms();
+                    let lease_ms = i64::try_from(interval.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+                    match readmodel::acquire_lease(&me.pool, &lease, &me.owner, now, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            warn!(error = %e, "reconciliation cannot take its lease");
+                            continue;
+                        }
+                    }
+                    match me.reconcile(system).await {
+                        Ok(n) if n > 0 => info!(
+                            system = system.as_str_name(),
+                            changes = n,
+                            "reconciliation repaired ticket changes"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            warn!(system = system.as_str_name(), error = %e, "reconciliation pass failed")
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// One pass over the linked tickets of `system`; the number of changes recorded.
+    pub async fn reconcile(&self, system: events::TicketSystem) -> Result<usize, anyhow::Error> {
+        let mut after = String::new();
+        let mut changes = 0;
+        loop {
+            let page =
+                readmodel::tickets_of_system(&self.pool, system as i32, &after, RECONCILE_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.link_id.clone();
+            let states: Vec<(String, TicketState)> = match system {
+                events::TicketSystem::Servicenow => {
+                    let Some(sn) = &self.trackers.servicenow else { return Ok(changes) };
+                    let mut by_table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                    for t in &page {
+                        let link = Link { url: t.url.clone(), ..Link::default() };
+                        if let Some(table) = super::servicenow::ServiceNow::table_of(&link) {
+                            by_table.entry(table.to_owned()).or_default().push(t.sys_id.clone());
+                        }
+                    }
+                    let mut all = Vec::new();
+                    for (table, ids) in by_table {
+                        all.extend(sn.states(&table, &ids).await.map_err(|f| anyhow::anyhow!(f.error))?);
+                    }
+                    all
+                }
+                _ => {
+                    let Some(jira) = &self.trackers.jira else { return Ok(changes) };
+                    let keys: Vec<String> = page.iter().map(|t| t.key.clone()).collect();
+                    jira.states(&keys).await.map_err(|f| anyhow::anyhow!(f.error))?
+                }
+            };
+            for (external_id, state) in states {
+                if let Applied::Recorded(_) = self.apply(system, &external_id, &state).await? {
+                    changes += 1;
+                }
+            }
+            if page.len() < RECONCILE_PAGE as usize {
+                break;
+            }
+        }
+        Ok(changes)
+    }
+}
+
+fn resolution(name: &str) -> events::CaseResolution {
+    match name {
+        "fixed" => events::CaseResolution::Fixed,
+        "mitigated" => events::CaseResolution::Mitigated,
+        "suspended" => events::CaseResolution::Suspended,
+        "wont_fix" => events::CaseResolution::WontFix,
+        "rejected" => events::CaseResolution::Rejected,
+        "duplicate" => events::CaseResolution::Duplicate,
+        "end_of_life" => events::CaseResolution::EndOfLife,
+        _ => events::CaseResolution::Unspecified,
+    }
+}
+
+fn level(name: &str) -> events::EscalationLevel {
+    match name {
+        "team" => events::EscalationLevel::Team,
+        "management" => events::EscalationLevel::Management,
+        "executive" => events::EscalationLevel::Executive,
+        _ => events::EscalationLevel::Unspecified,
+    }
+}
+
+/// Whether a Jira webhook carries the secret: a valid `X-Hub-Signature`
+/// over the body, or `?token=`.
+pub fn jira_authentic(
+    secret: &[u8],
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> bool {
+    if let Some(signature) = headers.get("x-hub-signature").and_then(|v| v.to_str().ok())
+        && let Some(hex_sig) = signature.strip_prefix("sha256=")
+        && let Ok(bytes) = hex::decode(hex_sig.trim())
+        && let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret)
+    {
+        mac.update(body);
+        return mac.verify_slice(&bytes).is_ok();
+    }
+    query.get("token").is_some_and(|t| same(t.as_bytes(), secret))
+}
+
+fn bearer_authentic(secret: &[u8], headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim().as_bytes(), secret))
+}
+
+fn answer(result: Result<Applied, InboundError>) -> (StatusCode, String) {
+    match result {
+        Ok(Applied::Recorded(note)) => {
+            (StatusCode::OK, if note.is_empty() { "recorded".to_owned() } else { note })
+        }
+        Ok(Applied::Unchanged) => (StatusCode::OK, "unchanged".to_owned()),
+        Ok(Applied::UnknownTicket) => (StatusCode::ACCEPTED, "no linked case for this ticket".to_owned()),
+        Err(e) => {
+            warn!(error = %e, "inbound ticket change not applied; the tracker should retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "not applied, retry later".to_owned())
+        }
+    }
+}
+
+async fn jira_hook(
+    State(inbound): State<Arc<Inbound>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(secret) = &inbound.jira_secret else {
+        return (StatusCode::NOT_FOUND, "Jira webhooks are not configured".to_owned());
+    };
+    if !jira_authentic(secret.expose_secret().as_bytes(), &headers, &query, &body) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing signature".to_owned());
+    }
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not JSON".to_owned());
+    };
+    let Some((key, state)) = super::jira::parse_webhook(&json) else {
+        return (StatusCode::OK, "not an issue change; ignored".to_owned());
+    };
+    answer(inbound.apply(events::TicketSystem::Jira, &key, &state).await)
+}
+
+async fn servicenow_hook(
+    State(inbound): State<Arc<Inbound>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(secret) = &inbound.servicenow_secret else {
+        return (StatusCode::NOT_FOUND, "ServiceNow webhooks are not configured".to_owned());
+    };
+    if !bearer_authentic(secret.expose_secret().as_bytes(), &headers) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing token".to_owned());
+    }
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not JSON".to_owned());
+    };
+    let Some(settings) = inbound.trackers.servicenow.as_ref().map(|s| s.settings()) else {
+        return (StatusCode::NOT_FOUND, "ServiceNow is not configured".to_owned());
+    };
+    let Some((sys_id, state)) = super::servicenow::parse_webhook(settings, &json) else {
+        return (StatusCode::BAD_REQUEST, "expected sys_id and state".to_owned());
+    };
+    answer(inbound.apply(events::TicketSystem::Servicenow, &sys_id, &state).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jira_webhooks_authenticate_by_signature_or_token() {
+        let secret = b"a-webhook-secret-of-some-length";
+        let body = br#"{"webhookEvent":"jira:issue_updated"}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("key");
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-hub-signature", good.parse().expect("header"));
+        assert!(jira_authentic(secret, &headers, &HashMap::new(), body));
+        assert!(!jira_authentic(secret, &headers, &HashMap::new(), b"{}"), "another body");
+        headers.insert("x-hub-signature", "sha256=00".parse().expect("header"));
+        assert!(!jira_authentic(secret, &headers, &HashMap::new(), body));
+        let query = HashMap::from([("token".to_owned(), String::from_utf8_lossy(secret).into_owned())]);
+        assert!(jira_authentic(secret, &HeaderMap::new(), &query, body));
+        let wrong = HashMap::from([("token".to_owned(), "nope".to_owned())]);
+        assert!(!jira_authentic(secret, &HeaderMap::new(), &wrong, body));
+        assert!(!jira_authentic(secret, &HeaderMap::new(), &HashMap::new(), body));
+    }
+
+    #[test]
+    fn servicenow_webhooks_authenticate_by_bearer_token() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer s3cr3t-token-value".parse().expect("header"));
+        assert!(bearer_authentic(b"s3cr3t-token-value", &headers));
+        assert!(!bearer_authentic(b"other-token-value!", &headers));
+    }
+}
