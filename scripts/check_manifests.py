@@ -15,8 +15,12 @@ Subcommands:
                         the cloud metadata address and never allows every port;
                         directories a service writes (advisory.csaf_directory) are on a
                         writable volume shared by all replicas (ReadWriteMany, or an
-                        emptyDir with one replica); an Ingress routes nothing of an admin
-                        port but /.well-known/csaf/ (nothing of psirt-notification's).
+                        emptyDir with one replica); an Ingress routes of an admin port only
+                        the paths its service publishes (psirt-remediation:
+                        /.well-known/csaf/; psirt-notification: exactly /hooks/jira and
+                        /hooks/servicenow; nothing of the others), without path-rewriting
+                        or snippet annotations; a service that calls another (notification
+                        -> triage gRPC) is allowed to by both NetworkPolicies.
   builtin FILE OUT      copies the objects of built-in Kubernetes API groups from FILE to OUT
                         (for schema validation) and names the custom resources left out.
   dockerfile [PATH]     structural checks of deploy/docker/Dockerfile that a linter cannot
@@ -94,6 +98,7 @@ SERVICES: dict[str, dict] = {
     "psirt-intake": {
         "grpc": 50051,
         "admin": 9101,
+        "public_admin": (),
         "readiness": "psirt.intake.v1.IntakeService",
         "database": "intake",
         "writable": (),
@@ -101,6 +106,7 @@ SERVICES: dict[str, dict] = {
     "psirt-triage": {
         "grpc": 50052,
         "admin": 9102,
+        "public_admin": (),
         "readiness": "psirt.triage.v1.TriageService",
         "database": "triage",
         "writable": (),
@@ -108,6 +114,8 @@ SERVICES: dict[str, dict] = {
     "psirt-remediation": {
         "grpc": 50053,
         "admin": 9103,
+        # The CSAF provider directory (components/csaf-ingress): that subtree only.
+        "public_admin": (("/.well-known/csaf", "subtree"),),
         "readiness": "psirt.remediation.v1.RemediationService",
         "database": "remediation",
         # The CSAF trusted provider directory: written by the replica holding the
@@ -116,23 +124,30 @@ SERVICES: dict[str, dict] = {
     },
     "psirt-notification": {
         "grpc": 50054,
-        # /metrics, /healthz, /readyz; later also the inbound Jira/ServiceNow webhooks.
-        # Internal: no Ingress may route any of it, not even /.well-known/csaf (check_ingress).
+        # /metrics, /healthz, /readyz and the inbound tracker webhooks: an Ingress may
+        # route exactly POST /hooks/jira and /hooks/servicenow (components/tracker-webhooks),
+        # nothing else of it (check_ingress).
         "admin": 9104,
-        "admin_public": False,
+        "public_admin": (("/hooks/jira", "exact"), ("/hooks/servicenow", "exact")),
         "readiness": "psirt.notification.v1.NotificationService",
         "database": "notification",
         "writable": (),
-        # Delivers webhooks: its NetworkPolicy must allow egress on these ports, and
-        # only to public addresses (no metadata service; see check_egress).
-        "egress_ports": (443,),
+        # Delivers webhooks and tracker calls (443) and e-mail to the SMTP relay (587
+        # STARTTLS, 465 TLS): its NetworkPolicy must allow egress on these ports, and only
+        # to public addresses (no metadata service; see check_egress).
+        "egress_ports": (443, 587, 465),
+        # Inbound ticket changes drive commands through psirt-triage's gRPC API: both
+        # NetworkPolicies must allow that call (check_calls).
+        "calls": {"psirt-triage": 50052},
     },
 }
 # Addresses an egress ipBlock open to the world must except (SSRF defence): the cloud
 # metadata services (IPv4 link-local, AWS's IPv6 one).
 METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
-# The only part of an admin port (/metrics, /healthz, /readyz, ...) an Ingress may publish.
-PUBLIC_ADMIN_PREFIX = "/.well-known/csaf"
+# Ingress annotations that change what a path reaches (a rewrite of /hooks/jira to
+# /metrics, a regex path, raw nginx configuration): refused on an Ingress routing an admin
+# port, whose safety rests on its literal paths.
+PATH_CHANGING_ANNOTATION = re.compile(r"(rewrite-target|use-regex|app-root|-snippet)$")
 
 
 def load_docs(path: Path) -> list[dict]:
@@ -310,8 +325,27 @@ def check_service(doc: dict, docs: list[dict], source: str) -> list[str]:
     return v
 
 
+def public_admin_allowed(service: str | None, path: str, path_type: str | None) -> bool:
+    """Is routing `path` (`path_type`) of `service`'s admin port to the public allowed?"""
+    for allowed, match in SERVICES.get(service, {}).get("public_admin", ()):
+        if match == "subtree" and path_type in ("Prefix", "Exact"):
+            if path.rstrip("/") == allowed or path.startswith(allowed + "/"):
+                return True
+        if match == "exact" and path_type == "Exact" and path == allowed:
+            return True
+    return False
+
+
+def describe_public_admin(service: str | None) -> str:
+    parts = [
+        f"{path}/ (Prefix or Exact)" if match == "subtree" else f"{path} (Exact)"
+        for path, match in SERVICES.get(service, {}).get("public_admin", ())
+    ]
+    return " and ".join(parts)
+
+
 def check_ingress(doc: dict, source: str) -> list[str]:
-    """An Ingress may publish the CSAF directory of an admin port, nothing else of it."""
+    """An Ingress may publish of an admin port only what its service serves publicly."""
     v: list[str] = []
     spec = doc.get("spec") or {}
 
@@ -323,21 +357,33 @@ def check_ingress(doc: dict, source: str) -> list[str]:
             return name
         return None
 
+    routes_admin = False
     if admin_backend(spec.get("defaultBackend")):
+        routes_admin = True
         v.append(f"{source}: {ref(doc)}: defaultBackend is an admin port (/metrics would be public)")
     for rule in spec.get("rules") or []:
         for p in dig(rule, "http", "paths") or []:
             svc = admin_backend(p.get("backend"))
             if svc is None:
                 continue
+            routes_admin = True
             path = p.get("path") or "/"
-            under = path.rstrip("/") == PUBLIC_ADMIN_PREFIX or path.startswith(PUBLIC_ADMIN_PREFIX + "/")
-            if SERVICES.get(svc, {}).get("admin_public", True) is False:
+            if public_admin_allowed(svc, path, p.get("pathType")):
+                continue
+            allowed = describe_public_admin(svc)
+            if not allowed:
                 v.append(f"{source}: {ref(doc)}: routes {path!r} to the admin port of {svc}, which stays internal")
-            elif not under or p.get("pathType") not in ("Prefix", "Exact"):
+            else:
                 v.append(
                     f"{source}: {ref(doc)}: routes {path!r} ({p.get('pathType')}) to the admin port of {svc}; "
-                    f"only {PUBLIC_ADMIN_PREFIX}/ (Prefix or Exact) may be public, /metrics stays internal"
+                    f"only {allowed} may be public, /metrics stays internal"
+                )
+    if routes_admin:
+        for key in (dig(doc, "metadata", "annotations") or {}):
+            if PATH_CHANGING_ANNOTATION.search(key):
+                v.append(
+                    f"{source}: {ref(doc)}: annotation {key} on an Ingress routing an admin port "
+                    "(it could route another path of the admin port, e.g. /metrics)"
                 )
     return v
 
@@ -367,6 +413,68 @@ def check_egress(doc: dict, source: str) -> list[str]:
                     )
             if net.prefixlen == 0 and not rule.get("ports"):
                 v.append(f"{source}: {ref(doc)} egress rule {n}: ipBlock {net} allows every port; pin the ports")
+    return v
+
+
+def _selects(selector: dict | None, labels: dict) -> bool:
+    """Does a label selector (matchLabels only; matchExpressions count as no match)
+    select pods with `labels`? An empty selector selects every pod."""
+    selector = selector or {}
+    if selector.get("matchExpressions"):
+        return False
+    return all(labels.get(k) == val for k, val in (selector.get("matchLabels") or {}).items())
+
+
+def _peer_selects(peer: dict, labels: dict) -> bool:
+    """Does a NetworkPolicy peer select pods of its own namespace with `labels`?"""
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer and peer["namespaceSelector"] not in ({}, None):
+        return False
+    return _selects(peer.get("podSelector"), labels)
+
+
+def _ports_allow(rule: dict, port: int, name: str) -> bool:
+    ports = rule.get("ports") or []
+    return not ports or any(p.get("port") in (port, name) for p in ports)
+
+
+def _policy_types(policy: dict) -> list[str]:
+    spec = policy.get("spec") or {}
+    return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if spec.get("egress") else []))
+
+
+def check_calls(docs: list[dict], policies: list[dict], source: str) -> list[str]:
+    """A service calling another (SERVICES[...]["calls"]) is allowed to by both
+    NetworkPolicies: egress of the caller to the callee's pods on the port, ingress of
+    the callee from the caller's pods on it."""
+    v: list[str] = []
+    pod_labels = {
+        dig(d, "metadata", "name"): dig(d, "spec", "template", "metadata", "labels") or {}
+        for d in docs
+        if d.get("kind") == "Deployment"
+    }
+    for caller, info in SERVICES.items():
+        for callee, port in info.get("calls", {}).items():
+            if caller not in pod_labels or callee not in pod_labels:
+                continue
+            caller_labels, callee_labels = pod_labels[caller], pod_labels[callee]
+            out = [p for p in policies if _selects(dig(p, "spec", "podSelector"), caller_labels)]
+            into = [p for p in policies if _selects(dig(p, "spec", "podSelector"), callee_labels)]
+            if any("Egress" in _policy_types(p) for p in out) and not any(
+                _ports_allow(rule, port, "grpc")
+                and (not rule.get("to") or any(_peer_selects(peer, callee_labels) for peer in rule["to"]))
+                for p in out
+                for rule in dig(p, "spec", "egress") or []
+            ):
+                v.append(f"{source}: NetworkPolicy for {caller} allows no egress to {callee} on {port}")
+            if any("Ingress" in _policy_types(p) for p in into) and not any(
+                _ports_allow(rule, port, "grpc")
+                and (not rule.get("from") or any(_peer_selects(peer, caller_labels) for peer in rule["from"]))
+                for p in into
+                for rule in dig(p, "spec", "ingress") or []
+            ):
+                v.append(f"{source}: NetworkPolicy for {callee} allows no ingress from {caller} on {port}")
     return v
 
 
@@ -401,6 +509,8 @@ def check_coverage(docs: list[dict], source: str) -> list[str]:
             dig(m, "spec", "selector", "matchLabels", "app.kubernetes.io/name") == service for m in monitors
         ):
             v.append(f"{source}: no ServiceMonitor for {service}")
+    if default_deny:
+        v.extend(check_calls(docs, policies, source))
     return v
 
 
@@ -894,8 +1004,12 @@ WRITABLE_MUTATIONS = [
 ]
 
 
-def _ingress(name: str, namespace, path: str, service: str, port: dict) -> dict:
+def _ingress(
+    name: str, namespace, path: str, service: str, port: dict, path_type: str = "Prefix", annotations=None
+) -> dict:
     meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    if annotations:
+        meta["annotations"] = annotations
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -908,7 +1022,7 @@ def _ingress(name: str, namespace, path: str, service: str, port: dict) -> dict:
                         "paths": [
                             {
                                 "path": path,
-                                "pathType": "Prefix",
+                                "pathType": path_type,
                                 "backend": {"service": {"name": service, "port": port}},
                             }
                         ]
@@ -976,21 +1090,57 @@ def self_test(good: Path) -> int:
                 "data": {"svc.toml": '[database]\nurl = "postgres://psirt:hunter2@db/psirt"\n'},
             }
         )
-        # Ingresses that would publish more of an admin port than the CSAF directory
-        # (psirt-notification's admin port, future webhook receiver, stays internal).
-        for n, (path, svc, port) in enumerate(
+        # Ingresses that would publish more of an admin port than its service's public
+        # paths (psirt-remediation: the CSAF directory; psirt-notification: exactly the
+        # two tracker webhooks; the others: nothing).
+        for n, (path, svc, port, path_type) in enumerate(
             [
-                ("/metrics", "psirt-remediation", {"name": "admin"}),
-                ("/", "psirt-remediation", {"number": 9103}),
-                ("/.well-known/csafx", "psirt-remediation", {"name": "admin"}),
-                ("/webhooks/jira", "psirt-notification", {"number": 9104}),
-                ("/.well-known/csaf", "psirt-notification", {"name": "admin"}),
+                ("/metrics", "psirt-remediation", {"name": "admin"}, "Prefix"),
+                ("/", "psirt-remediation", {"number": 9103}, "Prefix"),
+                ("/.well-known/csafx", "psirt-remediation", {"name": "admin"}, "Prefix"),
+                ("/.well-known/csaf", "psirt-remediation", {"name": "admin"}, "ImplementationSpecific"),
+                ("/webhooks/jira", "psirt-notification", {"number": 9104}, "Prefix"),
+                ("/.well-known/csaf", "psirt-notification", {"name": "admin"}, "Prefix"),
+                ("/metrics", "psirt-notification", {"name": "admin"}, "Exact"),
+                ("/", "psirt-notification", {"number": 9104}, "Prefix"),
+                ("/hooks", "psirt-notification", {"name": "admin"}, "Prefix"),
+                ("/hooks/jira", "psirt-notification", {"name": "admin"}, "Prefix"),
+                ("/hooks/servicenowx", "psirt-notification", {"name": "admin"}, "Exact"),
+                ("/hooks/jira", "psirt-remediation", {"name": "admin"}, "Exact"),
+                ("/.well-known/csaf", "psirt-intake", {"name": "admin"}, "Prefix"),
+                ("/.well-known/csaf", "psirt-triage", {"number": 9102}, "Prefix"),
             ]
         ):
-            broken_docs.append(_ingress(f"broken-ingress-{n}", namespace, path, svc, port))
+            broken_docs.append(_ingress(f"broken-ingress-{n}", namespace, path, svc, port, path_type))
             cases.append(
-                (f"Ingress publishing {path} of the admin port of {svc}", f"/broken-ingress-{n}:", "to the admin port")
+                (
+                    f"Ingress publishing {path} ({path_type}) of the admin port of {svc}",
+                    f"/broken-ingress-{n}:",
+                    "to the admin port",
+                )
             )
+        # An allowed path whose annotations make it reach another path (/metrics).
+        for n, (path, svc, path_type, annotations) in enumerate(
+            [
+                (
+                    "/hooks/jira",
+                    "psirt-notification",
+                    "Exact",
+                    {"nginx.ingress.kubernetes.io/rewrite-target": "/metrics"},
+                ),
+                (
+                    "/hooks/servicenow",
+                    "psirt-notification",
+                    "Exact",
+                    {"nginx.ingress.kubernetes.io/configuration-snippet": "rewrite ^ /metrics break;"},
+                ),
+                ("/.well-known/csaf", "psirt-remediation", "Prefix", {"nginx.ingress.kubernetes.io/use-regex": "true"}),
+            ]
+        ):
+            name = f"broken-ingress-annotated-{n}"
+            broken_docs.append(_ingress(name, namespace, path, svc, {"name": "admin"}, path_type, annotations))
+            key = next(iter(annotations))
+            cases.append((f"Ingress routing {path} of {svc} with {key}", f"/{name}:", f"annotation {key}"))
         # Egress allow-lists (SSRF defence): copies of every NetworkPolicy with an ipBlock,
         # one reaching the metadata address, one allowing every port.
         for policy_doc in (d for d in docs if d.get("kind") == "NetworkPolicy"):
@@ -999,21 +1149,27 @@ def self_test(good: Path) -> int:
                     continue
                 name = dig(policy_doc, "metadata", "name")
                 open_meta = copy.deepcopy(policy_doc)
-                open_meta["metadata"]["name"] = f"broken-{name}-metadata"
+                # The rule's index in the name: a policy may hold several ipBlock rules
+                # (psirt-notification: HTTPS and SMTP), each must be caught on its own.
+                open_meta["metadata"]["name"] = f"broken-{name}-{n}-metadata"
                 for peer in open_meta["spec"]["egress"][n]["to"]:
                     if "ipBlock" in peer:
                         peer["ipBlock"]["except"] = [
                             e for e in peer["ipBlock"].get("except") or [] if e not in ("169.254.0.0/16", "fc00::/7")
                         ]
                 broken_docs.append(open_meta)
-                what = f"{name}: egress to the metadata address"
-                cases.append((what, f"/broken-{name}-metadata ", "reaches the metadata address"))
+                what = f"{name}: egress rule {n} to the metadata address"
+                cases.append((what, f"/broken-{name}-{n}-metadata ", "reaches the metadata address"))
                 all_ports = copy.deepcopy(policy_doc)
-                all_ports["metadata"]["name"] = f"broken-{name}-ports"
+                all_ports["metadata"]["name"] = f"broken-{name}-{n}-ports"
                 all_ports["spec"]["egress"][n].pop("ports", None)
                 broken_docs.append(all_ports)
                 cases.append(
-                    (f"{name}: egress to the world on every port", f"/broken-{name}-ports ", "allows every port")
+                    (
+                        f"{name}: egress rule {n} to the world on every port",
+                        f"/broken-{name}-{n}-ports ",
+                        "allows every port",
+                    )
                 )
         broken = Path(tmp) / "broken.yaml"
         with broken.open("w") as f:
@@ -1066,6 +1222,52 @@ def self_test(good: Path) -> int:
                 run = policy(cut_path)
                 expected = f"{svc} allows no egress to external addresses on {port}"
                 expect(run.stdout, f"{svc} without egress on {port}", "", expected)
+
+        # 2c. The paths a service may publish do pass (the rule must not reject them): an
+        # Ingress per service with exactly its public admin paths, added to the good objects.
+        allowed_docs = copy.deepcopy(docs)
+        for svc, info in SERVICES.items():
+            for n, (path, match) in enumerate(info.get("public_admin", ())):
+                path_type = "Prefix" if match == "subtree" else "Exact"
+                allowed_docs.append(
+                    _ingress(f"allowed-{svc}-{n}", namespace, path, svc, {"name": "admin"}, path_type)
+                )
+        allowed_path = Path(tmp) / "allowed.yaml"
+        with allowed_path.open("w") as f:
+            yaml.safe_dump_all(allowed_docs, f, sort_keys=False)
+        run = policy(allowed_path)
+        status = "passes" if run.returncode == 0 else "REJECTED"
+        print(f"  self-test: Ingresses of the public admin paths only: {status}")
+        if run.returncode != 0:
+            failures.append(f"Ingresses of the allowed public admin paths fail the policy:\n{run.stdout}")
+
+        # 2d. A service calling another (SERVICES[...]["calls"]) whose NetworkPolicies lost
+        # the caller's egress or the callee's ingress for that call.
+        has_policies = any(d.get("kind") == "NetworkPolicy" for d in docs)
+        for caller, info in SERVICES.items():
+            for callee, port in info.get("calls", {}).items() if has_policies else ():
+                callee_labels = dig(by_service[callee], "spec", "template", "metadata", "labels") or {}
+                caller_labels = dig(by_service[caller], "spec", "template", "metadata", "labels") or {}
+                for side, owner, peers, labels, expected in (
+                    ("egress", caller, "to", callee_labels, f"{caller} allows no egress to {callee} on {port}"),
+                    ("ingress", callee, "from", caller_labels, f"{callee} allows no ingress from {caller} on {port}"),
+                ):
+                    cut = copy.deepcopy(docs)
+                    for d in cut:
+                        if d.get("kind") == "NetworkPolicy" and dig(d, "metadata", "name") == owner:
+                            d["spec"][side] = [
+                                r
+                                for r in d["spec"].get(side) or []
+                                if not (
+                                    _ports_allow(r, port, "grpc")
+                                    and (not r.get(peers) or any(_peer_selects(pe, labels) for pe in r[peers]))
+                                )
+                            ]
+                    cut_path = Path(tmp) / "cut-calls.yaml"
+                    with cut_path.open("w") as f:
+                        yaml.safe_dump_all(cut, f, sort_keys=False)
+                    run = policy(cut_path)
+                    expect(run.stdout, f"{caller} -> {callee} without {side} on {port}", "", expected)
 
         # 3. The Dockerfile check must fail on a Dockerfile that lost members and binaries and
         # runs as root.
