@@ -358,8 +358,29 @@ impl Jira {
         Ok(Some(t.get("to").map(status_of).unwrap_or_else(|| TicketState::named(name))))
     }
 
-    /// The status of each issue of `keys` (at most 50).
+    /// The status of each issue of `keys` (at most 50). JQL refuses a
+    /// whole `key in (...)` query when one issue was deleted or moved
+    /// (400): the keys are then read one by one and the missing ones skipped.
     pub async fn states(&self, keys: &[String]) -> Result<Vec<(String, TicketState)>, Failure> {
+        match self.states_of(keys).await {
+            Err(f) if f.http_status == Some(400) && keys.len() > 1 => {
+                let mut found = Vec::new();
+                for key in keys {
+                    match self.states_of(std::slice::from_ref(key)).await {
+                        Ok(states) => found.extend(states),
+                        Err(f) if f.http_status == Some(400) => {
+                            tracing::warn!(key = %key, "linked Jira issue not found; it was deleted or moved");
+                        }
+                        Err(f) => return Err(f),
+                    }
+                }
+                Ok(found)
+            }
+            other => other,
+        }
+    }
+
+    async fn states_of(&self, keys: &[String]) -> Result<Vec<(String, TicketState)>, Failure> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -533,6 +554,40 @@ mod tests {
         assert_eq!(fields["labels"], json!(["psirt", "PSIRT-2026-0042"]));
         let comment = seen[2].2["body"].as_str().expect("a plain-text comment");
         assert!(comment.contains("psirt-delivery:d1"), "{comment}");
+    }
+
+    /// A deleted issue makes JQL refuse `key in (...)`: the others are
+    /// still read back.
+    #[tokio::test]
+    async fn reconciliation_skips_issues_jira_no_longer_knows() {
+        async fn search(
+            axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+        ) -> (axum::http::StatusCode, axum::Json<Value>) {
+            let jql = q.get("jql").cloned().unwrap_or_default();
+            if jql.contains("SEC-9") {
+                let error =
+                    json!({"errorMessages": ["An issue with key 'SEC-9' does not exist for field 'key'."]});
+                return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error));
+            }
+            let issues: Vec<Value> = ["SEC-1", "SEC-2"]
+                .iter()
+                .filter(|k| jql.contains(*k))
+                .map(|k| json!({"id": "1", "key": k, "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}}}))
+                .collect();
+            (axum::http::StatusCode::OK, axum::Json(json!({"issues": issues})))
+        }
+        let app = axum::Router::new().route("/rest/api/3/search", axum::routing::get(search));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let settings = JiraSettings { base_url: format!("http://{addr}"), ..JiraSettings::default() };
+        let jira = Jira::new(&settings, Auth::new(AuthMode::Basic, b"bot:token").expect("auth"), "t")
+            .expect("client");
+        let keys = ["SEC-1", "SEC-9", "SEC-2"].map(str::to_owned);
+        let states = jira.states(&keys).await.expect("read back");
+        let found: Vec<&str> = states.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(found, ["SEC-1", "SEC-2"]);
+        assert!(states.iter().all(|(_, s)| s.category == crate::tracker::Category::Done));
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! E-mail through the real binaries: a case accepted in triage reaches an
+//! e-mail subscription of `psirt-notification` as a message at a real SMTP
+//! server (Python's aiosmtpd), with the templated subject and body; an
+//! untrusted subscription gets an embargoed case without its details.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Service, build, sqlite, tempfile_dir};
+use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+use psirt_proto::notification::notification_service_client::NotificationServiceClient;
+use psirt_proto::triage::case_service_client::CaseServiceClient;
+use psirt_proto::triage::triage_service_client::TriageServiceClient;
+use psirt_proto::{common as pc, events, intake, notification as api, triage};
+use psirt_testkit::smtp::SmtpServer;
+use psirt_testkit::{NatsServer, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn subscription(name: &str, to: &str, trusted: bool) -> events::SubscriptionSettings {
+    events::SubscriptionSettings {
+        name: name.to_owned(),
+        channel: events::DeliveryChannel::Email.into(),
+        endpoint: to.to_owned(),
+        event_types: vec!["psirt.events.v1.CaseAccepted".to_owned()],
+        trusted,
+        enabled: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_case_arrives_by_mail_with_the_templated_subject() -> anyhow::Result<()> {
+    build()?;
+    let smtp = SmtpServer::start().await?;
+    let nats = NatsServer::start().await?;
+    let dir = tempfile_dir::Dir::new("email-delivery")?;
+    let intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
+    let triage = Service::start("triage", &nats, sqlite(&dir, "triage")).await?;
+    let env = [
+        ("PSIRT_EMAIL__HOST", smtp.host().to_owned()),
+        ("PSIRT_EMAIL__PORT", smtp.port().to_string()),
+        ("PSIRT_EMAIL__SECURITY", "none".to_owned()),
+        ("PSIRT_EMAIL__FROM", "PSIRT <psirt@example.com>".to_owned()),
+        ("PSIRT_EMAIL__SUBJECT", "[{{case.key}}] {{event.summary}}: {{case.title}}".to_owned()),
+        ("PSIRT_DELIVERY__POLL_INTERVAL", "20ms".to_owned()),
+    ];
+    let notification = Service::start_with("notification", &nats, sqlite(&dir, "notification"), &env).await?;
+    let mut subscriptions = NotificationServiceClient::new(notification.channel().await?);
+    for (request_id, settings) in [
+        ("mail-legal", subscription("Legal", "legal@example.com, counsel@example.com", true)),
+        ("mail-support", subscription("Support", "support@example.com", false)),
+    ] {
+        subscriptions
+            .create_subscription(api::CreateSubscriptionRequest {
+                request_id: request_id.to_owned(),
+                settings: Some(settings),
+            })
+            .await?;
+    }
+
+    let submitted = IntakeServiceClient::new(intake.channel().await?)
+        .submit_report(intake::SubmitReportRequest {
+            request_id: "mail-1".to_owned(),
+            title: "Authentication bypass in the admin console".to_owned(),
+            description: "A crafted cookie skips the login.".to_owned(),
+            reporter: Some(pc::Reporter {
+                name: "Kim".to_owned(),
+                email: "kim@example.org".to_owned(),
+                organization: String::new(),
+            }),
+            channel: pc::ReportChannel::Web.into(),
+            affected_products: vec!["acme-console".to_owned()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let case_id = submitted.case_id;
+    let cases = CaseServiceClient::new(triage.channel().await?);
+    let case = eventually(DEADLINE, "case opened", || {
+        let mut cases = cases.clone();
+        let id = case_id.clone();
+        async move {
+            let lookup = Some(triage::get_case_request::Lookup::CaseId(id));
+            cases.get_case(triage::GetCaseRequest { lookup }).await.ok()?.into_inner().case
+        }
+    })
+    .await?;
+    let mut decisions = TriageServiceClient::new(triage.channel().await?);
+    decisions
+        .set_embargo(triage::SetEmbargoRequest {
+            case_id: case_id.clone(),
+            request_id: "embargo".to_owned(),
+            local_disclosure_time: "2099-03-01T16:00:00".to_owned(),
+            time_zone: "Europe/Berlin".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    decisions
+        .assess_severity(triage::AssessSeverityRequest {
+            case_id: case_id.clone(),
+            request_id: "assess".to_owned(),
+            cvss_v3_vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    decisions
+        .accept_case(triage::AcceptCaseRequest {
+            case_id: case_id.clone(),
+            request_id: "accept".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+
+    let mails = smtp.wait_for_messages(2, DEADLINE).await?;
+    assert_eq!(mails.len(), 2, "one message per subscription");
+    let to_legal = mails
+        .iter()
+        .find(|m| m.rcpt_to.iter().any(|r| r == "legal@example.com"))
+        .expect("the trusted subscription's message");
+    assert_eq!(
+        to_legal.header("Subject"),
+        Some(
+            format!("[{}] Case accepted: Authentication bypass in the admin console", case.case_key).as_str()
+        )
+    );
+    let mut recipients = to_legal.rcpt_to.clone();
+    recipients.sort();
+    assert_eq!(recipients, ["counsel@example.com", "legal@example.com"]);
+    assert!(
+        to_legal.body.contains("Authentication bypass in the admin console")
+            && to_legal.body.contains("Critical"),
+        "trusted: details in the body:\n{}",
+        to_legal.body
+    );
+    let message_id = to_legal.header("Message-ID").expect("a Message-ID");
+    assert!(message_id.ends_with("@psirt.notification>"), "{message_id}");
+
+    let to_support = mails
+        .iter()
+        .find(|m| m.rcpt_to.iter().any(|r| r == "support@example.com"))
+        .expect("the untrusted subscription's message");
+    let subject = to_support.header("Subject").expect("a subject");
+    assert_eq!(subject, format!("[{}] Case accepted: (under embargo)", case.case_key));
+    assert!(
+        !to_support.raw.contains("Authentication bypass") && !to_support.raw.contains("Critical"),
+        "an untrusted subscription gets an embargoed case without details:\n{}",
+        to_support.raw
+    );
+
+    // Both deliveries end recorded as delivered (the read model follows the
+    // appended outcome).
+    eventually(DEADLINE, "both deliveries delivered", || {
+        let mut subscriptions = subscriptions.clone();
+        let case_id = case_id.clone();
+        async move {
+            let request = api::ListDeliveriesRequest { case_id, ..Default::default() };
+            let deliveries = subscriptions.list_deliveries(request).await.ok()?.into_inner().deliveries;
+            (deliveries.len() == 2
+                && deliveries.iter().all(|d| d.status == api::DeliveryStatus::Delivered as i32))
+            .then_some(())
+        }
+    })
+    .await?;
+    assert_eq!(smtp.messages()?.len(), 2, "each message once");
+    Ok(())
+}
