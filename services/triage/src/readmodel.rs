@@ -64,8 +64,10 @@ const CASE_UPSERT_TAIL: &str = "ON CONFLICT (case_id) DO UPDATE SET case_key = e
              triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
              triage_met_ms = excluded.triage_met_ms";
 const CASE_COLUMNS: usize = 19;
-/// Case rows per statement: 19 parameters each.
-const CASE_ROWS_PER_STATEMENT: usize = 64;
+/// Case rows per statement: 19 parameters each. Full statements have one
+/// shape, so they are prepared once per connection and only bound after;
+/// the remainder of a batch goes unprepared (its shape varies).
+const CASE_ROWS_PER_STATEMENT: usize = 16;
 
 /// One `triage_cases` row, computed from the view.
 struct CaseRow {
@@ -211,8 +213,9 @@ fn in_list(start: usize, n: usize) -> String {
     (0..n).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
 }
 
-/// Timeline rows per statement: 5 parameters each, well under SQLite's 32766.
-const INDEX_ROWS_PER_STATEMENT: usize = 500;
+/// Timeline rows per statement: 5 parameters each; full statements are
+/// prepared once per connection, as the case rows.
+const INDEX_ROWS_PER_STATEMENT: usize = 64;
 
 impl Pending {
     async fn case(
@@ -327,7 +330,7 @@ impl Pending {
                 .map(|i| format!("({})", in_list(i * CASE_COLUMNS + 1, CASE_COLUMNS)))
                 .collect();
             let sql = format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values.join(", "));
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == CASE_ROWS_PER_STATEMENT);
             for row in chunk {
                 query = query
                     .bind(row.case_id.as_str())
@@ -370,7 +373,7 @@ impl Pending {
                  ON CONFLICT (case_id, sequence) DO NOTHING",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == INDEX_ROWS_PER_STATEMENT);
             for (case_id, sequence, subject, event_type, occurred) in chunk {
                 query = query
                     .bind(case_id.as_str())
