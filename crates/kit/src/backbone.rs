@@ -118,6 +118,59 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
         .with_context(|| format!("failed to open database {}", db.redacted_url()))
 }
 
+/// Keeps the readiness checks `nats` and `database` in step with the
+/// backbone: a service whose bus or database is away is not ready (its
+/// commands and reads would fail), and turns ready again by itself once
+/// both are back. One task; stops with `shutdown`.
+pub fn watch_backbone(
+    client: async_nats::Client,
+    pool: sqlx::AnyPool,
+    readiness: &crate::Readiness,
+    shutdown: crate::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let nats = watch_nats(client, readiness.register("nats"), shutdown.clone());
+    let database = watch_database(pool, readiness.register("database"), shutdown);
+    tokio::spawn(async move {
+        let _ = nats.await;
+        let _ = database.await;
+    })
+}
+
+/// How often the database is probed, and how long a probe may take.
+const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Keeps a readiness check in step with the database: `SELECT 1` every
+/// second, not ready while it fails or takes longer than two seconds.
+pub fn watch_database(
+    pool: sqlx::AnyPool,
+    check: crate::ReadinessCheck,
+    shutdown: crate::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let probe = sqlx::query("SELECT 1").execute(&pool);
+            let up = matches!(tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
+            if last != Some(up) {
+                if up {
+                    if last.is_some() {
+                        tracing::info!("database reachable again");
+                    }
+                } else {
+                    tracing::warn!("database unreachable, not ready until it is back");
+                }
+                check.set_ready(up);
+                last = Some(up);
+            }
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(DATABASE_PROBE_EVERY) => {}
+            }
+        }
+    })
+}
+
 /// Keeps a readiness check in step with the NATS connection: a service
 /// whose bus is away is not ready (commands would fail), and turns ready
 /// again by itself once the client has reconnected.

@@ -169,9 +169,10 @@ impl Application {
         let Self { grpc, admin, intake, store, pool, auth, projection, readiness, .. } = self;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
-        let nats_watch = psirt_kit::backbone::watch_nats(
+        let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
-            readiness.register("nats"),
+            pool.clone(),
+            &readiness,
             shutdown.clone(),
         );
 

@@ -296,9 +296,10 @@ impl Application {
         let descriptors = descriptors()?;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
-        let nats_watch = psirt_kit::backbone::watch_nats(
+        let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
-            readiness.register("nats"),
+            pool.clone(),
+            &readiness,
             shutdown.clone(),
         );
 

@@ -194,9 +194,10 @@ impl Application {
         let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, hub, .. } = self;
         let serving = readiness.register("grpc");
         let projecting = readiness.register("projection");
-        let nats_watch = psirt_kit::backbone::watch_nats(
+        let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
-            readiness.register("nats"),
+            pool.clone(),
+            &readiness,
             shutdown.clone(),
         );
 
