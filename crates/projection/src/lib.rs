@@ -133,6 +133,16 @@ pub enum ProjectionError {
     LeaseLost(String),
     #[error("stopped after commit by a test hook")]
     StoppedByHook,
+    /// The read model has applied events the stream does not have: the
+    /// stream was restored from a backup older than the database, or lost
+    /// its tail. Events appended from now on would get sequences at or
+    /// below the checkpoint and be skipped, so the projection stops until
+    /// the read model is rebuilt (or the stream catches up).
+    #[error(
+        "projection {projection} has applied up to sequence {checkpoint} but the stream ends at {stream_last}: \
+         the stream is older than the read model (restored from an older backup?); rebuild the read model"
+    )]
+    CheckpointAhead { projection: String, checkpoint: u64, stream_last: u64 },
 }
 
 /// What a batch did.
@@ -437,6 +447,7 @@ impl<P: Projection> ProjectionRunner<P> {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         metrics::declare(self.projection.name());
         ensure_schema(&self.pool).await?;
+        let mut last_ahead_log = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -450,6 +461,15 @@ impl<P: Projection> ProjectionRunner<P> {
                 Err(ProjectionError::StoppedByHook) => return Err(ProjectionError::StoppedByHook),
                 Err(ProjectionError::LeaseLost(name)) => {
                     debug!(projection = %name, "projection on standby, another runner holds the lease");
+                }
+                Err(e @ ProjectionError::CheckpointAhead { .. }) => {
+                    // Loud, but not once per retry pause.
+                    if last_ahead_log
+                        .is_none_or(|at: tokio::time::Instant| at.elapsed() >= Duration::from_secs(60))
+                    {
+                        tracing::error!(projection = self.projection.name(), error = %e, "projection stopped");
+                        last_ahead_log = Some(tokio::time::Instant::now());
+                    }
                 }
                 Err(e) => {
                     warn!(projection = self.projection.name(), error = %e, "projection failed, retrying")
@@ -496,6 +516,15 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         let start = checkpoint(&self.pool, self.projection.name()).await?;
         self.progress.checkpoint.store(start, Ordering::Relaxed);
+        let stream_last =
+            self.store.stream_last_sequence().await.map_err(|e| ProjectionError::Stream(e.to_string()))?;
+        if start > stream_last {
+            return Err(ProjectionError::CheckpointAhead {
+                projection: self.projection.name().to_owned(),
+                checkpoint: start,
+                stream_last,
+            });
+        }
         let mut consumer = self.consumer(start).await?;
         let mut messages = consumer
             .stream()

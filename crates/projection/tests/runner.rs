@@ -275,3 +275,34 @@ async fn a_second_runner_stays_on_standby_until_the_lease_is_released() -> anyho
     assert_eq!(tally(&pool).await?.iter().map(|r| r.1).sum::<i64>(), 25);
     Ok(())
 }
+
+/// A stream restored from a backup older than the read model: its new
+/// events get sequences the checkpoint has passed. The runner refuses to
+/// go on (they would be skipped silently) and names the problem.
+#[tokio::test]
+async fn a_stream_older_than_the_read_model_stops_the_projection() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let pool = pool(&db).await?;
+    let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let last = seed(&store, 10).await?;
+    let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    runner.catch_up(last).await?;
+    assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, 10);
+
+    // The stream comes back from an older backup: 3 events.
+    store.jetstream().delete_stream(store.stream_name()).await?;
+    let restored = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    seed(&restored, 3).await?;
+    let runner = ProjectionRunner::new(Tally, pool.clone(), restored.clone(), settings());
+    let result = runner.catch_up(20).await;
+    match result {
+        Err(ProjectionError::CheckpointAhead { checkpoint, stream_last, .. }) => {
+            assert_eq!((checkpoint, stream_last), (10, 3));
+        }
+        other => panic!("expected CheckpointAhead, got {other:?}"),
+    }
+    let total: i64 = tally(&pool).await?.iter().map(|r| r.1).sum();
+    assert_eq!(total, 10, "nothing of the restored stream applied over the newer read model");
+    Ok(())
+}
