@@ -136,6 +136,15 @@ async fn create(State(jira): State<Shared>, Json(body): Json<Value>) -> (StatusC
     (StatusCode::CREATED, Json(answer))
 }
 
+async fn issue(State(jira): State<Shared>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
+    log(&jira, "GET", format!("/rest/api/3/issue/{key}"), Value::Null);
+    let state = jira.lock().expect("lock");
+    match state.issues.iter().find(|i| i.key == key) {
+        Some(i) => (StatusCode::OK, Json(issue_json("http://jira.test", i))),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "errorMessages": ["Issue does not exist"] }))),
+    }
+}
+
 async fn comments(State(jira): State<Shared>, Path(key): Path<String>) -> (StatusCode, Json<Value>) {
     log(&jira, "GET", format!("/rest/api/3/issue/{key}/comment"), Value::Null);
     let state = jira.lock().expect("lock");
@@ -205,6 +214,7 @@ async fn start_mock(jira: Shared) -> anyhow::Result<SocketAddr> {
     let app = axum::Router::new()
         .route("/rest/api/3/search", get(search))
         .route("/rest/api/3/issue", post(create))
+        .route("/rest/api/3/issue/{key}", get(issue))
         .route("/rest/api/3/issue/{key}/comment", get(comments).post(add_comment))
         .route("/rest/api/3/issue/{key}/transitions", get(transitions).post(transition))
         .with_state(jira);
@@ -289,6 +299,8 @@ struct Platform {
 const CONFIG: &str = r#"
 [jira]
 deployment = "cloud"
+# The 2022 API description predates /rest/api/3/search/jql.
+search = "legacy"
 auth = "basic"
 credentials_secret = "jira"
 issue_type = "Bug"

@@ -141,17 +141,33 @@ const DATABASE_PROBE_EVERY: Duration = Duration::from_secs(1);
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Keeps a readiness check in step with the database: `SELECT 1` every
-/// second, not ready while it fails or takes longer than two seconds.
+/// second on a connection of its own (a pool busy with work must not look
+/// like a database that is away), not ready while it fails or takes longer
+/// than two seconds; the connection is opened again after a failure.
 pub fn watch_database(
     pool: sqlx::AnyPool,
     check: crate::ReadinessCheck,
     shutdown: crate::Shutdown,
 ) -> tokio::task::JoinHandle<()> {
+    use sqlx::{ConnectOptions, Connection};
     tokio::spawn(async move {
+        let options = pool.connect_options();
+        let mut conn: Option<sqlx::AnyConnection> = None;
         let mut last = None;
         loop {
-            let probe = sqlx::query("SELECT 1").execute(&pool);
-            let up = matches!(tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
+            let probe = async {
+                if conn.is_none() {
+                    conn = Some(options.connect().await?);
+                }
+                match conn.as_mut() {
+                    Some(c) => c.ping().await,
+                    None => Ok(()),
+                }
+            };
+            let up = matches!(tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probe).await, Ok(Ok(())));
+            if !up {
+                conn = None;
+            }
             if last != Some(up) {
                 if up {
                     if last.is_some() {

@@ -2,15 +2,20 @@
 //! port, `POST /hooks/jira` and `POST /hooks/servicenow`) and the periodic
 //! reconciliation that reads linked tickets back to repair missed webhooks.
 //!
-//! A status change of a linked ticket drives the command of the matching
+//! A webhook is only a trigger: the ticket's status is read from the
+//! tracker (`GET issue` / the record), so a late, repeated or replayed
+//! webhook cannot drive a stale command. A status that differs from the
+//! link's last recorded one (the baseline at link time, our own recorded
+//! transitions, earlier inbound changes) drives the command of the matching
 //! inbound rule on the case, through the triage service's API, with the
-//! request id `ticket-<link id>-<link version>`: a webhook and a
-//! reconciliation pass that see the same change drive it once. Then the
-//! change is recorded as an inbound `ExternalTicketUpdated` (after the same
-//! link version, so it is recorded once). A refusal by triage (the case is
-//! not in a state that allows the command) is recorded with the change; an
-//! unavailable triage leaves the change unrecorded, so the tracker's retry
-//! or the next reconciliation pass drives it again.
+//! request id `ticket-<link id>-<n>` for the link's n-th inbound change: a
+//! webhook and a reconciliation pass that see the same change drive it
+//! once. Then the change is recorded as an inbound `ExternalTicketUpdated`
+//! (after the link version it was compared with). A refusal by triage (the
+//! case is not in a state that allows the command) is recorded with the
+//! change; an unavailable triage or tracker leaves the change unrecorded,
+//! so the tracker's retry or the next reconciliation pass drives it again.
+//! A reconciliation pass goes on past a ticket it cannot handle.
 //!
 //! Authentication: Jira signs with `X-Hub-Signature: sha256=<hex
 //! HMAC-SHA256 of the body>` when the webhook has a secret, or the URL
@@ -97,6 +102,8 @@ pub enum InboundError {
     Work(#[from] WorkError),
     #[error("triage is unavailable: {0}")]
     Triage(String),
+    #[error("the tracker did not answer: {0}")]
+    Tracker(String),
 }
 
 /// What applying a change did.
@@ -177,11 +184,13 @@ impl Inbound {
 
     /// Applies a status a linked ticket has now (from a webhook or a
     /// reconciliation pass).
-    pub async fn apply(
+    /// A tracker says a ticket changed: the webhook is only a trigger. The
+    /// ticket's status is read from the tracker itself, so a late, repeated
+    /// or replayed webhook cannot drive a stale command.
+    pub async fn changed(
         &self,
         system: events::TicketSystem,
         external_id: &str,
-        state: &TicketState,
     ) -> Result<Applied, InboundError> {
         let Some(link_id) = readmodel::ticket_by_external_id(&self.pool, system as i32, external_id)
             .await
@@ -189,19 +198,49 @@ impl Inbound {
         else {
             return Ok(Applied::UnknownTicket);
         };
-        for _ in 0..3 {
-            let Some(link) = load_link(&self.trackers.store, &link_id).await? else {
+        let Some(link) = load_link(&self.trackers.store, &link_id).await? else {
+            return Ok(Applied::UnknownTicket);
+        };
+        let current = match system {
+            events::TicketSystem::Servicenow => match &self.trackers.servicenow {
+                Some(sn) => sn.state(&link).await,
+                None => return Ok(Applied::UnknownTicket),
+            },
+            _ => match &self.trackers.jira {
+                Some(jira) => jira.state(&link.key).await,
+                None => return Ok(Applied::UnknownTicket),
+            },
+        };
+        let state = current.map_err(|f| InboundError::Tracker(f.error))?;
+        self.apply(system, &link_id, &state).await
+    }
+
+    /// Applies a status a linked ticket has now (read from the tracker).
+    pub async fn apply(
+        &self,
+        system: events::TicketSystem,
+        link_id: &str,
+        state: &TicketState,
+    ) -> Result<Applied, InboundError> {
+        for _ in 0..5 {
+            let Some(link) = load_link(&self.trackers.store, link_id).await? else {
                 return Ok(Applied::UnknownTicket);
             };
             if link.status.eq_ignore_ascii_case(&state.name) {
                 return Ok(Applied::Unchanged);
             }
+            // The n-th inbound change of a link drives its command under one
+            // request id however often it is retried, and whatever else is
+            // appended to the link meanwhile.
+            let n = link.inbound_changes + 1;
             let rule = self.rules(system).iter().find(|r| r.status.eq_ignore_ascii_case(&state.name));
             let note = match rule {
-                Some(rule) if rule.command != InboundCommand::None => self.drive(rule, &link, state).await?,
+                Some(rule) if rule.command != InboundCommand::None => {
+                    self.drive(rule, &link, state, n).await?
+                }
                 _ => String::new(),
             };
-            let discriminator = format!("in:{}:{}", link.version, state.name);
+            let discriminator = format!("in:{n}:{}", state.name);
             if self
                 .trackers
                 .record(&link, state, events::TicketUpdateDirection::Inbound, &discriminator, note.clone())
@@ -231,9 +270,10 @@ impl Inbound {
         rule: &InboundRule,
         link: &Link,
         state: &TicketState,
+        n: u64,
     ) -> Result<String, InboundError> {
         let mut client = self.triage.clone();
-        let request_id = format!("ticket-{}-{}", link.link_id, link.version);
+        let request_id = format!("ticket-{}-{n}", link.link_id);
         let origin = format!("{} moved to {:?}", link.key, state.name);
         let result = match rule.command {
             InboundCommand::None => return Ok(String::new()),
@@ -354,12 +394,22 @@ impl Inbound {
     pub async fn reconcile(&self, system: events::TicketSystem) -> Result<usize, anyhow::Error> {
         let mut after = String::new();
         let mut changes = 0;
+        let mut failures = 0;
         loop {
             let page =
                 readmodel::tickets_of_system(&self.pool, system as i32, &after, RECONCILE_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.link_id.clone();
-            let states: Vec<(String, TicketState)> = match system {
+            // external id (issue key or sys_id) -> link id, for this page
+            let links: HashMap<&str, &str> = page
+                .iter()
+                .map(|t| {
+                    let id = if system == events::TicketSystem::Servicenow { &t.sys_id } else { &t.key };
+                    (id.as_str(), t.link_id.as_str())
+                })
+                .collect();
+            let mut states: Vec<(String, TicketState)> = Vec::new();
+            match system {
                 events::TicketSystem::Servicenow => {
                     let Some(sn) = &self.trackers.servicenow else { return Ok(changes) };
                     let mut by_table: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -369,26 +419,47 @@ impl Inbound {
                             by_table.entry(table.to_owned()).or_default().push(t.sys_id.clone());
                         }
                     }
-                    let mut all = Vec::new();
                     for (table, ids) in by_table {
-                        all.extend(sn.states(&table, &ids).await.map_err(|f| anyhow::anyhow!(f.error))?);
+                        match sn.states(&table, &ids).await {
+                            Ok(found) => states.extend(found),
+                            Err(f) => {
+                                failures += 1;
+                                warn!(table, error = %f.error, "reconciliation could not read ServiceNow records");
+                            }
+                        }
                     }
-                    all
                 }
                 _ => {
                     let Some(jira) = &self.trackers.jira else { return Ok(changes) };
                     let keys: Vec<String> = page.iter().map(|t| t.key.clone()).collect();
-                    jira.states(&keys).await.map_err(|f| anyhow::anyhow!(f.error))?
+                    match jira.states(&keys).await {
+                        Ok(found) => states = found,
+                        Err(f) => {
+                            failures += 1;
+                            warn!(error = %f.error, "reconciliation could not read Jira issues");
+                        }
+                    }
                 }
-            };
+            }
+            // One ticket's trouble (triage refusing to answer, say) does not
+            // keep the others from being reconciled.
             for (external_id, state) in states {
-                if let Applied::Recorded(_) = self.apply(system, &external_id, &state).await? {
-                    changes += 1;
+                let Some(link_id) = links.get(external_id.as_str()) else { continue };
+                match self.apply(system, link_id, &state).await {
+                    Ok(Applied::Recorded(_)) => changes += 1,
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures += 1;
+                        warn!(external_id, error = %e, "reconciliation could not apply a ticket change");
+                    }
                 }
             }
             if page.len() < RECONCILE_PAGE as usize {
                 break;
             }
+        }
+        if failures > 0 {
+            anyhow::bail!("{changes} changes recorded, {failures} failures (see the warnings above)");
         }
         Ok(changes)
     }
@@ -472,10 +543,10 @@ async fn jira_hook(
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON".to_owned());
     };
-    let Some((key, state)) = super::jira::parse_webhook(&json) else {
+    let Some((key, _)) = super::jira::parse_webhook(&json) else {
         return (StatusCode::OK, "not an issue change; ignored".to_owned());
     };
-    answer(inbound.apply(events::TicketSystem::Jira, &key, &state).await)
+    answer(inbound.changed(events::TicketSystem::Jira, &key).await)
 }
 
 async fn servicenow_hook(
@@ -495,10 +566,10 @@ async fn servicenow_hook(
     let Some(settings) = inbound.trackers.servicenow.as_ref().map(|s| s.settings()) else {
         return (StatusCode::NOT_FOUND, "ServiceNow is not configured".to_owned());
     };
-    let Some((sys_id, state)) = super::servicenow::parse_webhook(settings, &json) else {
+    let Some((sys_id, _)) = super::servicenow::parse_webhook(settings, &json) else {
         return (StatusCode::BAD_REQUEST, "expected sys_id and state".to_owned());
     };
-    answer(inbound.apply(events::TicketSystem::Servicenow, &sys_id, &state).await)
+    answer(inbound.changed(events::TicketSystem::Servicenow, &sys_id).await)
 }
 
 #[cfg(test)]

@@ -17,6 +17,17 @@ use serde_json::{Value, json};
 
 use super::{Auth, AuthMode, Failure, Http, Ticket, TicketState, category_from_name, check_base_url};
 
+/// Which JQL search endpoint Jira Cloud is asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchApi {
+    /// `GET /rest/api/3/search/jql` (Jira Cloud since 2025).
+    #[default]
+    Jql,
+    /// `GET /rest/api/3/search` (older Cloud sites and the 2022 API description).
+    Legacy,
+}
+
 /// Which Jira speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +47,9 @@ pub struct JiraSettings {
     /// (subscriptions of channel JIRA then fail their deliveries).
     pub base_url: String,
     pub deployment: Deployment,
+    /// Jira Cloud's JQL search endpoint: `jql` or `legacy` (Data Center
+    /// always uses `/rest/api/2/search`).
+    pub search: SearchApi,
     /// `basic` (secret `user:api-token`) or `bearer` (secret: the token).
     pub auth: AuthMode,
     /// Name of the secret in `[secrets]` holding the credentials.
@@ -82,6 +96,7 @@ impl Default for JiraSettings {
         Self {
             base_url: String::new(),
             deployment: Deployment::Cloud,
+            search: SearchApi::Jql,
             auth: AuthMode::Basic,
             credentials_secret: String::new(),
             issue_type: "Bug".to_owned(),
@@ -208,10 +223,6 @@ pub struct Jira {
 /// The longest summary Jira takes.
 const MAX_SUMMARY_CHARS: usize = 255;
 
-fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
-
 /// A JQL string literal.
 fn jql_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -248,6 +259,15 @@ impl Jira {
         &self.settings
     }
 
+    /// JQL search: Jira Cloud's `search/jql` (the older `search` was
+    /// withdrawn on Cloud; `search = "legacy"` keeps it), Data Center's `search`.
+    fn search_url(&self) -> String {
+        match (self.deployment, self.settings.search) {
+            (Deployment::Cloud, SearchApi::Jql) => format!("{}/search/jql", self.api),
+            _ => format!("{}/search", self.api),
+        }
+    }
+
     fn text(&self, text: &str) -> Value {
         match self.deployment {
             Deployment::DataCenter => Value::String(text.to_owned()),
@@ -273,10 +293,10 @@ impl Jira {
             jql_string(project),
             jql_string(case_key)
         );
-        let url = format!("{}/search", self.api);
         let query = [("jql", jql.as_str()), ("fields", "status,labels"), ("maxResults", "2")];
-        let body = self.http.get_json(&url, &query).await?;
-        Ok(body.get("issues").and_then(Value::as_array).and_then(|i| i.first()).and_then(|i| self.ticket(i)))
+        let body = self.http.get_json(&self.search_url(), &query).await?;
+        let issues = issues(&body)?;
+        Ok(issues.first().and_then(|i| self.ticket(i)))
     }
 
     /// Creates the issue of a case.
@@ -296,16 +316,20 @@ impl Jira {
         fields.insert("issuetype".into(), json!({ "name": self.settings.issue_type }));
         fields.insert(
             "summary".into(),
-            json!(truncate(&self.templates.summary.render(values), MAX_SUMMARY_CHARS)),
+            json!(super::truncate(&self.templates.summary.render(values), MAX_SUMMARY_CHARS)),
         );
-        fields.insert("description".into(), self.text(&self.templates.description.render(values)));
+        let description = super::truncate(&self.templates.description.render(values), super::MAX_FIELD_CHARS);
+        fields.insert("description".into(), self.text(&description));
         fields.insert("labels".into(), json!(labels));
         let severity_name = severity.map(|s| s.to_string().to_ascii_lowercase());
         if let Some(priority) = severity_name.and_then(|s| self.settings.priorities.get(&s)) {
             fields.insert("priority".into(), json!({ "name": priority }));
         }
         for (field, template) in &self.templates.fields {
-            fields.insert(field.clone(), json!(template.render(values)));
+            fields.insert(
+                field.clone(),
+                json!(super::truncate(&template.render(values), super::MAX_FIELD_CHARS)),
+            );
         }
         let created = self
             .http
@@ -328,34 +352,57 @@ impl Jira {
     pub async fn comment(&self, key: &str, values: &Values, marker: &str) -> Result<(), Failure> {
         let url = format!("{}/issue/{key}/comment", self.api);
         let existing = self.http.get_json(&url, &[("orderBy", "-created"), ("maxResults", "100")]).await?;
-        let seen = existing
+        let comments = existing
             .get("comments")
             .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| c.get("body").is_some_and(|b| contains_text(b, marker))));
+            .ok_or_else(|| Failure::bad_answer("comments answer without comments"))?;
+        let seen = comments.iter().any(|c| c.get("body").is_some_and(|b| contains_text(b, marker)));
         if seen {
             return Ok(());
         }
-        let text = format!("{}\n\n[{marker}]", self.templates.comment.render(values));
+        let comment = super::truncate(&self.templates.comment.render(values), super::MAX_FIELD_CHARS);
+        let text = format!("{comment}\n\n[{marker}]");
         self.http.send_json(reqwest::Method::POST, &url, &json!({ "body": self.text(&text) })).await?;
         Ok(())
     }
 
-    /// Makes the transition named `name` unless the issue is already in
-    /// its target status; `Ok(None)` when the workflow offers no such
-    /// transition now. Returns the status reached.
-    pub async fn transition(&self, key: &str, name: &str) -> Result<Option<TicketState>, Failure> {
+    /// The transition named `name` the workflow offers the issue now
+    /// (its id and the status it leads to); `None` when there is none.
+    pub async fn find_transition(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<(String, TicketState)>, Failure> {
         let url = format!("{}/issue/{key}/transitions", self.api);
         let offered = self.http.get_json(&url, &[]).await?;
-        let transitions = offered.get("transitions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let Some(t) = transitions
+        let transitions = offered
+            .get("transitions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Failure::bad_answer("transitions answer without transitions"))?;
+        Ok(transitions
             .iter()
             .find(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        else {
-            return Ok(None);
-        };
-        let id = t.get("id").and_then(Value::as_str).unwrap_or_default();
+            .map(|t| {
+                let id = t.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                (id, t.get("to").map(status_of).unwrap_or_else(|| TicketState::named(name)))
+            }))
+    }
+
+    /// Makes the transition `id`.
+    pub async fn transition(&self, key: &str, id: &str) -> Result<(), Failure> {
+        let url = format!("{}/issue/{key}/transitions", self.api);
         self.http.send_json(reqwest::Method::POST, &url, &json!({ "transition": { "id": id } })).await?;
-        Ok(Some(t.get("to").map(status_of).unwrap_or_else(|| TicketState::named(name))))
+        Ok(())
+    }
+
+    /// The status of one issue now, read from the issue itself (not from
+    /// search, whose index may lag).
+    pub async fn state(&self, key: &str) -> Result<TicketState, Failure> {
+        let body = self.http.get_json(&format!("{}/issue/{key}", self.api), &[("fields", "status")]).await?;
+        body.get("fields")
+            .and_then(|f| f.get("status"))
+            .map(status_of)
+            .ok_or_else(|| Failure::bad_answer("issue answer without fields.status"))
     }
 
     /// The status of each issue of `keys` (at most 50). JQL refuses a
@@ -388,15 +435,20 @@ impl Jira {
         let jql = format!("key in ({list})");
         let max = keys.len().to_string();
         let query = [("jql", jql.as_str()), ("fields", "status"), ("maxResults", max.as_str())];
-        let body = self.http.get_json(&format!("{}/search", self.api), &query).await?;
-        Ok(body
-            .get("issues")
-            .and_then(Value::as_array)
-            .map(|issues| {
-                issues.iter().filter_map(|i| self.ticket(i)).filter_map(|t| Some((t.key, t.state?))).collect()
-            })
-            .unwrap_or_default())
+        let body = self.http.get_json(&self.search_url(), &query).await?;
+        Ok(issues(&body)?
+            .iter()
+            .filter_map(|i| self.ticket(i))
+            .filter_map(|t| Some((t.key, t.state?)))
+            .collect())
     }
+}
+
+/// The `issues` of a search answer; an answer without them is not "none found".
+fn issues(body: &Value) -> Result<&Vec<Value>, Failure> {
+    body.get("issues")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::bad_answer("search answer without issues"))
 }
 
 /// A Jira `status` object: name and category key (`new`,
@@ -576,7 +628,7 @@ mod tests {
                 .collect();
             (axum::http::StatusCode::OK, axum::Json(json!({"issues": issues})))
         }
-        let app = axum::Router::new().route("/rest/api/3/search", axum::routing::get(search));
+        let app = axum::Router::new().route("/rest/api/3/search/jql", axum::routing::get(search));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -3,20 +3,25 @@
 //!
 //! Outbound, per delivery of a tracker subscription: a case without a
 //! ticket gets one on a `create_on` event (the tracker is searched for the
-//! case key first, so a crash between creating and linking never makes a
-//! second ticket), then `ExternalTicketLinked` is appended under the link
-//! id derived from the case and the subscription. Later events of a linked
+//! case key first, so a crash between creating and linking links the
+//! ticket made before the crash instead of creating a second; this relies
+//! on the tracker's search index, which Jira Cloud updates within seconds,
+//! well inside the retry's backoff), then `ExternalTicketLinked` is
+//! appended under the link id derived from the case and the subscription,
+//! followed by the ticket's status then as the baseline. Later events of a linked
 //! case become comments (each carrying its delivery id, and not added again
 //! when a comment with it exists) and, when the case reaches a status of
-//! the transition map, a workflow change recorded as an outbound
-//! `ExternalTicketUpdated`.
+//! the transition map, a workflow change, recorded as an outbound
+//! `ExternalTicketUpdated` before it is made (so the tracker's webhook
+//! for it finds nothing changed and drives no inbound rule).
 //!
-//! Inbound: the trackers' webhooks (see [`inbound`]) and a periodic
-//! reconciliation read the status of linked tickets; a change is recorded
-//! as an inbound `ExternalTicketUpdated` and drives the configured command
-//! on the case through the triage service's API, with a request id derived
-//! from the link and its version, so a webhook and a reconciliation pass
-//! that see the same change drive it once.
+//! Inbound: the trackers' webhooks (see [`inbound`]; a webhook only
+//! triggers a read of the ticket's status from the tracker) and a periodic
+//! reconciliation read the status of linked tickets; a change drives the
+//! configured command on the case through the triage service's API, with
+//! request id `ticket-<link>-<n>` for the link's n-th inbound change, then
+//! is recorded as an inbound `ExternalTicketUpdated`, so a webhook and a
+//! reconciliation pass that see the same change drive it once.
 
 pub mod inbound;
 pub mod jira;
@@ -69,6 +74,20 @@ impl Auth {
             anyhow::bail!("basic credentials must be user:token");
         }
         Ok(Self { mode, secret: SecretString::from(text.to_owned()) })
+    }
+
+    /// `text` without the credentials (a peer may echo them in an error).
+    fn redact(&self, text: &str) -> String {
+        let secret = self.secret.expose_secret();
+        let mut out = text.to_owned();
+        let mut parts = vec![secret];
+        if let Some((_, token)) = secret.split_once(':') {
+            parts.push(token);
+        }
+        for part in parts.into_iter().filter(|p| p.len() >= 4) {
+            out = out.replace(part, "[redacted]");
+        }
+        out
     }
 
     fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -132,6 +151,15 @@ pub struct Http {
 
 /// The most of an error answer kept in a delivery's error.
 const MAX_ERROR_BODY: usize = 500;
+/// The largest answer read from a tracker.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// Longest text sent in one field (Jira refuses more than 32,767 characters).
+pub const MAX_FIELD_CHARS: usize = 32_000;
+
+/// `text` cut to `max` characters.
+pub fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
 
 impl Http {
     pub fn new(auth: Auth, user_agent: &str, timeout: Duration) -> anyhow::Result<Self> {
@@ -186,14 +214,31 @@ impl Http {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, OffsetDateTime::now_utc()));
-        let bytes = response.bytes().await.unwrap_or_default();
+        // A body cut short or over the limit is a failed attempt, never an
+        // empty answer (an empty search would create a second ticket).
+        let mut response = response;
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                        return Err(Failure::bad_answer(&format!(
+                            "answer larger than {MAX_ANSWER_BYTES} bytes"
+                        )));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Failure::bad_answer(&format!("answer cut short: {e}"))),
+            }
+        }
         let kind = psirt_domain::notification::classify_http_status(status);
         if kind != AttemptKind::Succeeded {
             let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_ERROR_BODY).collect();
             return Err(Failure {
                 kind,
                 http_status: Some(status),
-                error: format!("HTTP {status}: {text}"),
+                error: self.auth.redact(&format!("HTTP {status}: {text}")),
                 retry_after,
             });
         }
@@ -265,7 +310,8 @@ pub struct Ticket {
 
 /// A base URL: https, or http to a loopback host.
 pub fn check_base_url(url: &str) -> Result<(), String> {
-    psirt_domain::notification::check_webhook_url(url).map_err(|p| p.replace("endpoint", "base_url"))
+    psirt_domain::notification::check_webhook_url(url)
+        .map_err(|p| p.replace("endpoint", "base_url").replace("use secret_ref", "use credentials_secret"))
 }
 
 fn check_event_types(types: &[String], push: &mut dyn FnMut(String)) {
@@ -363,6 +409,8 @@ pub struct Link {
     pub url: String,
     /// The last status recorded, either way.
     pub status: String,
+    /// Inbound changes recorded so far: names the next one's command.
+    pub inbound_changes: u64,
     pub version: u64,
 }
 
@@ -388,6 +436,7 @@ fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore:
                 sys_id: m.sys_id,
                 url: m.url,
                 status: String::new(),
+                inbound_changes: 0,
                 version: e.sequence,
             });
         } else if e.event_type == events::ExternalTicketUpdated::full_name()
@@ -396,6 +445,9 @@ fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore:
             let m: events::ExternalTicketUpdated = e.decode()?;
             if !m.external_status.is_empty() {
                 l.status = m.external_status;
+            }
+            if m.direction == events::TicketUpdateDirection::Inbound as i32 {
+                l.inbound_changes += 1;
             }
             l.version = e.sequence;
         }
@@ -477,7 +529,7 @@ impl Trackers {
                 Ok(found) => found,
                 Err(f) => return Ok(Err(f)),
             };
-            let ticket = match found {
+            let mut ticket = match found {
                 Some(t) => {
                     info!(case_key, key = %t.key, "found the case's Jira issue; linking it");
                     t
@@ -487,19 +539,30 @@ impl Trackers {
                     Err(f) => return Ok(Err(f)),
                 },
             };
+            if ticket.state.is_none() {
+                // The baseline status: a later change is measured against it.
+                ticket.state = jira.state(&ticket.key).await.ok();
+            }
             self.link(link_id, case_id, events::TicketSystem::Jira, &ticket).await?;
             return Ok(Ok(ticket.key));
         };
+        let values = d.values.clone().with("ticket.key", link.key.clone());
         let marker = format!("psirt-delivery:{}", d.scheduled.delivery_id);
-        if let Err(f) = jira.comment(&link.key, d.values, &marker).await {
+        if let Err(f) = jira.comment(&link.key, &values, &marker).await {
             return Ok(Err(f));
         }
-        if let Some(name) =
-            status_after(&d.scheduled.event_type).and_then(|s| settings.transitions.get(&s.to_string()))
-        {
-            match jira.transition(&link.key, name).await {
-                Ok(Some(state)) => {
-                    self.record_outbound(&link, &state, &d.scheduled.delivery_id.to_string()).await?
+        let wanted =
+            status_after(&d.scheduled.event_type).and_then(|s| settings.transitions.get(&s.to_string()));
+        if let Some(name) = wanted {
+            match jira.find_transition(&link.key, name).await {
+                Ok(Some((id, target))) => {
+                    // Recorded before it is made: the tracker's webhook for
+                    // our own transition then finds the status unchanged
+                    // and drives no inbound rule.
+                    self.record_outbound(link_id, &target, &d.scheduled.delivery_id.to_string()).await?;
+                    if let Err(f) = jira.transition(&link.key, &id).await {
+                        return Ok(Err(f));
+                    }
                 }
                 Ok(None) => {
                     warn!(key = %link.key, transition = %name, "the Jira workflow offers no such transition now")
@@ -540,14 +603,16 @@ impl Trackers {
             self.link(link_id, case_id, events::TicketSystem::Servicenow, &ticket).await?;
             return Ok(Ok(ticket.key));
         };
+        let values = d.values.clone().with("ticket.key", link.key.clone());
         let marker = format!("psirt-delivery:{}", d.scheduled.delivery_id);
         let state = status_after(&d.scheduled.event_type).and_then(|s| settings.states.get(&s.to_string()));
-        match sn.update(&link, d.values, &marker, state.map(String::as_str)).await {
-            Ok(Some(state)) => {
-                self.record_outbound(&link, &state, &d.scheduled.delivery_id.to_string()).await?
-            }
-            Ok(None) => {}
-            Err(f) => return Ok(Err(f)),
+        if let Some(state) = state {
+            // Recorded before it is set, as for Jira transitions.
+            let target = servicenow::state_of(settings, state, "");
+            self.record_outbound(link_id, &target, &d.scheduled.delivery_id.to_string()).await?;
+        }
+        if let Err(f) = sn.update(&link, &values, &marker, state.map(String::as_str)).await {
+            return Ok(Err(f));
         }
         Ok(Ok(link.key))
     }
@@ -581,26 +646,44 @@ impl Trackers {
             metadata(&case_id.to_string()),
         );
         match self.store.append(new, ExpectedVersion::NoStream).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Ok(appended) => {
+                // The status the ticket has now is the baseline, not a change.
+                if let Some(state) = &ticket.state {
+                    let link = Link {
+                        link_id: link_id.to_owned(),
+                        case_id: case_id.to_string(),
+                        system: system as i32,
+                        key: ticket.key.clone(),
+                        version: appended.sequence,
+                        ..Link::default()
+                    };
+                    let direction = events::TicketUpdateDirection::Outbound;
+                    self.record(&link, state, direction, "baseline", String::new()).await?;
+                }
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// Records a change we make, once (its id derives from the delivery),
+    /// after whatever the link holds by then.
     async fn record_outbound(
         &self,
-        link: &Link,
+        link_id: &str,
         state: &TicketState,
         delivery_id: &str,
     ) -> Result<(), WorkError> {
-        self.record(
-            link,
-            state,
-            events::TicketUpdateDirection::Outbound,
-            &format!("out:{delivery_id}"),
-            String::new(),
-        )
-        .await
-        .map(|_| ())
+        let discriminator = format!("out:{delivery_id}");
+        for _ in 0..5 {
+            let Some(link) = load_link(&self.store, link_id).await? else { return Ok(()) };
+            let direction = events::TicketUpdateDirection::Outbound;
+            if self.record(&link, state, direction, &discriminator, String::new()).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Appends an `ExternalTicketUpdated` after the link's version; false

@@ -223,6 +223,13 @@ pub fn state_of(settings: &ServiceNowSettings, value: &str, display: &str) -> Ti
     TicketState { name: value.to_owned(), category }
 }
 
+/// The `result` records of a Table API answer; an answer without them is not "none found".
+fn records(body: &Value) -> Result<&Vec<Value>, Failure> {
+    body.get("result")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::bad_answer("answer without result records"))
+}
+
 /// An encoded-query value: `^` separates terms, so it cannot be in one.
 fn query_value(s: &str) -> String {
     s.replace('^', "")
@@ -277,11 +284,7 @@ impl ServiceNow {
         let params =
             [("sysparm_query", query.as_str()), ("sysparm_fields", fields.as_str()), ("sysparm_limit", "1")];
         let body = self.http.get_json(&self.table_url(table), &params).await?;
-        Ok(body
-            .get("result")
-            .and_then(Value::as_array)
-            .and_then(|r| r.first())
-            .and_then(|r| self.ticket(table, r)))
+        Ok(records(&body)?.first().and_then(|r| self.ticket(table, r)))
     }
 
     /// Creates the record of a case.
@@ -293,7 +296,10 @@ impl ServiceNow {
     ) -> Result<Ticket, Failure> {
         let mut record = serde_json::Map::new();
         for (field, template) in &self.fields {
-            record.insert(field.clone(), json!(template.render(values)));
+            record.insert(
+                field.clone(),
+                json!(super::truncate(&template.render(values), super::MAX_FIELD_CHARS)),
+            );
         }
         record.insert(
             self.settings.correlation_field.clone(),
@@ -310,6 +316,18 @@ impl ServiceNow {
         body.get("result")
             .and_then(|r| self.ticket(table, r))
             .ok_or_else(|| Failure::bad_answer("created record without sys_id"))
+    }
+
+    /// The state of one record now, read from the record itself.
+    pub async fn state(&self, link: &Link) -> Result<TicketState, Failure> {
+        let table = Self::table_of(link).ok_or_else(|| Failure::permanent("link URL names no table"))?;
+        let url = format!("{}/{}", self.table_url(table), link.sys_id);
+        let fields = self.fields_param();
+        let body = self.http.get_json(&url, &[("sysparm_fields", fields.as_str())]).await?;
+        body.get("result")
+            .and_then(|r| self.ticket(table, r))
+            .and_then(|t| t.state)
+            .ok_or_else(|| Failure::bad_answer("record answer without state"))
     }
 
     /// The table of a linked record, from its URL (`{base}/{table}.do?sys_id=`).
@@ -335,12 +353,15 @@ impl ServiceNow {
         let params =
             [("sysparm_query", query.as_str()), ("sysparm_fields", "sys_id"), ("sysparm_limit", "1")];
         let existing = self.http.get_json(&journal, &params).await?;
-        let noted = existing.get("result").and_then(Value::as_array).is_some_and(|r| !r.is_empty());
+        let noted = !records(&existing)?.is_empty();
         let mut patch = serde_json::Map::new();
         if !noted {
             patch.insert(
                 self.settings.notes_field.clone(),
-                json!(format!("{}\n[{marker}]", self.note.render(values))),
+                json!(format!(
+                    "{}\n[{marker}]",
+                    super::truncate(&self.note.render(values), super::MAX_FIELD_CHARS)
+                )),
             );
         }
         if let Some(state) = state {
@@ -373,17 +394,11 @@ impl ServiceNow {
             ("sysparm_limit", limit.as_str()),
         ];
         let body = self.http.get_json(&self.table_url(table), &params).await?;
-        Ok(body
-            .get("result")
-            .and_then(Value::as_array)
-            .map(|records| {
-                records
-                    .iter()
-                    .filter_map(|r| self.ticket(table, r))
-                    .filter_map(|t| Some((t.id, t.state?)))
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(records(&body)?
+            .iter()
+            .filter_map(|r| self.ticket(table, r))
+            .filter_map(|t| Some((t.id, t.state?)))
+            .collect())
     }
 }
 
@@ -392,7 +407,7 @@ impl ServiceNow {
 pub fn parse_webhook(settings: &ServiceNowSettings, body: &Value) -> Option<(String, TicketState)> {
     let record = body.get("result").unwrap_or(body);
     let sys_id = record.get("sys_id")?.as_str()?.to_owned();
-    let state = match record.get("state")? {
+    let state = match record.get(&settings.state_field).or_else(|| record.get("state"))? {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         _ => return None,
