@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use prost_reflect::DescriptorPool;
 use psirt_domain::notification::{MAX_EVENT_TYPES, SubscriptionSettings, validate_settings};
+
+/// Most tracker subscriptions of one channel looked through for a clash.
+const MAX_TRACKER_SUBSCRIPTIONS: u32 = 10_000;
 use psirt_domain::{
     DeliveryCommand, DeliveryError, DeliveryId, EventId, Subscription, SubscriptionCommand,
     SubscriptionError, SubscriptionId,
@@ -294,6 +297,41 @@ impl Notification {
         }
     }
 
+    /// A tracker keeps one ticket per case and subscription: two
+    /// subscriptions of one tracker on the same project or table would make
+    /// two tickets per case and comment every event twice. Refused; the
+    /// existing subscription is to be updated instead.
+    async fn check_tracker_endpoint_free(
+        &self,
+        settings: &SubscriptionSettings,
+        own: SubscriptionId,
+    ) -> Result<()> {
+        if !settings.channel.is_tracker() {
+            return Ok(());
+        }
+        let channel = mapping::channel_to_proto(settings.channel) as i32;
+        let existing =
+            readmodel::subscriptions(&self.inner.pool, Some(channel), None, MAX_TRACKER_SUBSCRIPTIONS)
+                .await?;
+        let own = own.to_string();
+        let taken = existing.iter().map(|(_, s)| s).find(|s| {
+            s.subscription_id != own && s.settings.as_ref().is_some_and(|x| x.endpoint == settings.endpoint)
+        });
+        match taken {
+            Some(other) => Err(settings_violations(vec![psirt_domain::FieldViolation::new(
+                "endpoint",
+                format!(
+                    "subscription {} already keeps {} tickets in {:?}; update it instead",
+                    other.subscription_id,
+                    settings.channel.as_str(),
+                    settings.endpoint
+                ),
+            )])
+            .into()),
+            None => Ok(()),
+        }
+    }
+
     /// Decides `command` on a subscription and appends the result.
     async fn decide_subscription(
         &self,
@@ -375,6 +413,7 @@ impl Notification {
         } else {
             (SubscriptionId::for_request(&principal.subject, &request_id), request_id)
         };
+        self.check_tracker_endpoint_free(&settings, id).await?;
         let events = self
             .decide_subscription(
                 principal,
@@ -398,6 +437,7 @@ impl Notification {
         let request_id = check_request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
         let settings = self.checked_settings(req.settings.as_ref())?;
+        self.check_tracker_endpoint_free(&settings, id).await?;
         let events = self
             .decide_subscription(
                 principal,

@@ -1025,3 +1025,72 @@ async fn subscriptions_are_created_once_listed_updated_and_deleted() -> anyhow::
     }
     Ok(())
 }
+
+/// One ticket per case and tracker subscription: a second subscription of
+/// the same tracker on the same project would make a second ticket per
+/// case, so it is refused (the first one is updated instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tracker_project_takes_one_subscription() -> anyhow::Result<()> {
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let mut client = h.client().await?;
+    let jira = |name: &str, project: &str| events::SubscriptionSettings {
+        name: name.to_owned(),
+        channel: events::DeliveryChannel::Jira.into(),
+        endpoint: project.to_owned(),
+        enabled: true,
+        ..Default::default()
+    };
+    let first = client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "jira-sec".to_owned(),
+            settings: Some(jira("SEC", "SEC")),
+        })
+        .await?
+        .into_inner()
+        .subscription
+        .expect("created");
+    eventually(Duration::from_secs(20), "subscription listed", || {
+        let mut client = client.clone();
+        async move {
+            let listed = client.list_subscriptions(api::ListSubscriptionsRequest::default()).await.ok()?;
+            (!listed.into_inner().subscriptions.is_empty()).then_some(())
+        }
+    })
+    .await?;
+    let before = h.store.stream_last_sequence().await?;
+    let refused = client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "jira-sec-again".to_owned(),
+            settings: Some(jira("SEC again", "SEC")),
+        })
+        .await
+        .expect_err("a second subscription on SEC");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<String> = refused
+        .get_details_bad_request()
+        .expect("violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["settings.endpoint"]);
+    assert!(refused.message().contains(&first.subscription_id), "{}", refused.message());
+    assert_eq!(h.store.stream_last_sequence().await?, before, "nothing appended");
+
+    // Another project is free; the first subscription may still be updated.
+    client
+        .create_subscription(api::CreateSubscriptionRequest {
+            request_id: "jira-ops".to_owned(),
+            settings: Some(jira("OPS", "OPS")),
+        })
+        .await?;
+    client
+        .update_subscription(api::UpdateSubscriptionRequest {
+            subscription_id: first.subscription_id.clone(),
+            request_id: "rename".to_owned(),
+            expected_version: None,
+            settings: Some(jira("SEC project", "SEC")),
+        })
+        .await?;
+    h.stop().await
+}
