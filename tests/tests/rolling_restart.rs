@@ -3,7 +3,9 @@
 //! receiver, and a steady load submits reports to intake. While the load
 //! runs, each service in turn (intake, triage, remediation, notification) is
 //! stopped with SIGTERM, started again and waited for. The load sees no error
-//! but `UNAVAILABLE`, retried with the same request id; afterwards every
+//! but `UNAVAILABLE` (or the client transport's CANCELLED for a call queued
+//! on a connection the draining server closed, which never reached the
+//! service), retried with the same request id; afterwards every
 //! report exists once, has its case under the promised id, opened once, and
 //! each of its events (`ReportReceived`, `CaseOpened`) reached the receiver
 //! exactly once, by CloudEvent id, and is recorded as delivered.
@@ -132,6 +134,14 @@ fn report(run: &str, i: usize) -> intake::SubmitReportRequest {
     }
 }
 
+/// CANCELLED raised by the client's transport (the connection closed under
+/// a queued call), not by the service.
+fn transport_cancelled(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Cancelled
+        && std::error::Error::source(status)
+            .is_some_and(|s| s.downcast_ref::<tonic::transport::Error>().is_some())
+}
+
 /// Submits reports at a steady rate until `stop`; each one is retried with
 /// its own request id on `UNAVAILABLE` until intake acknowledges it.
 async fn load(
@@ -163,6 +173,15 @@ async fn load(
                 Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
                     // Intake is away (refused connection) or draining: the
                     // same request again, paced.
+                    outcome.retried_unavailable += 1;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Ok(Err(status)) if transport_cancelled(&status) => {
+                    // A call queued on the connection at the moment the
+                    // draining server closed it never reached the service;
+                    // tonic's client reports it as CANCELLED with a
+                    // transport error where the gRPC spec says UNAVAILABLE.
+                    // Retried like UNAVAILABLE.
                     outcome.retried_unavailable += 1;
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
