@@ -8,11 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Service, build, sqlite, tempfile_dir};
-use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
-use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
-use psirt_proto::{common as pc, events, intake, notification as api, triage};
+use psirt_proto::{events, notification as api, triage};
 use psirt_testkit::smtp::SmtpServer;
 use psirt_testkit::{NatsServer, eventually};
 
@@ -60,33 +58,9 @@ async fn an_accepted_case_arrives_by_mail_with_the_templated_subject() -> anyhow
             .await?;
     }
 
-    let submitted = IntakeServiceClient::new(intake.channel().await?)
-        .submit_report(intake::SubmitReportRequest {
-            request_id: "mail-1".to_owned(),
-            title: "Authentication bypass in the admin console".to_owned(),
-            description: "A crafted cookie skips the login.".to_owned(),
-            reporter: Some(pc::Reporter {
-                name: "Kim".to_owned(),
-                email: "kim@example.org".to_owned(),
-                organization: String::new(),
-            }),
-            channel: pc::ReportChannel::Web.into(),
-            affected_products: vec!["acme-console".to_owned()],
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let case_id = submitted.case_id;
-    let cases = CaseServiceClient::new(triage.channel().await?);
-    let case = eventually(DEADLINE, "case opened", || {
-        let mut cases = cases.clone();
-        let id = case_id.clone();
-        async move {
-            let lookup = Some(triage::get_case_request::Lookup::CaseId(id));
-            cases.get_case(triage::GetCaseRequest { lookup }).await.ok()?.into_inner().case
-        }
-    })
-    .await?;
+    let case =
+        common::open_case(&intake, &triage, "mail-1", "Authentication bypass in the admin console").await?;
+    let case_id = case.case_id.clone();
     let mut decisions = TriageServiceClient::new(triage.channel().await?);
     decisions
         .set_embargo(triage::SetEmbargoRequest {
@@ -97,21 +71,7 @@ async fn an_accepted_case_arrives_by_mail_with_the_templated_subject() -> anyhow
             ..Default::default()
         })
         .await?;
-    decisions
-        .assess_severity(triage::AssessSeverityRequest {
-            case_id: case_id.clone(),
-            request_id: "assess".to_owned(),
-            cvss_v3_vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".to_owned(),
-            ..Default::default()
-        })
-        .await?;
-    decisions
-        .accept_case(triage::AcceptCaseRequest {
-            case_id: case_id.clone(),
-            request_id: "accept".to_owned(),
-            ..Default::default()
-        })
-        .await?;
+    common::assess_and_accept(&triage, &case_id, "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H").await?;
 
     let mails = smtp.wait_for_messages(2, DEADLINE).await?;
     assert_eq!(mails.len(), 2, "one message per subscription");

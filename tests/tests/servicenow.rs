@@ -31,11 +31,10 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::{Service, build, sqlite, tempfile_dir};
-use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
-use psirt_proto::{common as pc, events, intake, notification as api, triage};
+use psirt_proto::{common as pc, events, notification as api, triage};
 use psirt_testkit::{NatsServer, eventually};
 use serde_json::{Map, Value, json};
 
@@ -397,50 +396,16 @@ impl Platform {
 
     /// Submits, assesses (high) and accepts a case; returns (case id, case key).
     async fn accepted_case(&self, title: &str) -> anyhow::Result<(String, String)> {
-        let submitted = IntakeServiceClient::new(self.intake.channel().await?)
-            .submit_report(intake::SubmitReportRequest {
-                request_id: format!("sn-{}", title.replace(' ', "-")),
-                title: title.to_owned(),
-                description: "Found during a code review.".to_owned(),
-                reporter: Some(pc::Reporter {
-                    name: "Sam".to_owned(),
-                    email: "sam@example.org".to_owned(),
-                    organization: String::new(),
-                }),
-                channel: pc::ReportChannel::Web.into(),
-                affected_products: vec!["acme-router".to_owned()],
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        let case_id = submitted.case_id;
-        let cases = CaseServiceClient::new(self.triage.channel().await?);
-        let case = eventually(DEADLINE, "case opened", || {
-            let mut cases = cases.clone();
-            let id = case_id.clone();
-            async move {
-                let lookup = Some(triage::get_case_request::Lookup::CaseId(id));
-                cases.get_case(triage::GetCaseRequest { lookup }).await.ok()?.into_inner().case
-            }
-        })
+        let case =
+            common::open_case(&self.intake, &self.triage, &format!("sn-{}", title.replace(' ', "-")), title)
+                .await?;
+        common::assess_and_accept(
+            &self.triage,
+            &case.case_id,
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:L/A:N",
+        )
         .await?;
-        let mut decisions = TriageServiceClient::new(self.triage.channel().await?);
-        decisions
-            .assess_severity(triage::AssessSeverityRequest {
-                case_id: case_id.clone(),
-                request_id: "assess".to_owned(),
-                cvss_v3_vector: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:L/A:N".to_owned(),
-                ..Default::default()
-            })
-            .await?;
-        decisions
-            .accept_case(triage::AcceptCaseRequest {
-                case_id: case_id.clone(),
-                request_id: "accept".to_owned(),
-                ..Default::default()
-            })
-            .await?;
-        Ok((case_id, case.case_key))
+        Ok((case.case_id, case.case_key))
     }
 
     async fn tickets(&self, case_id: &str) -> Vec<api::ExternalTicket> {

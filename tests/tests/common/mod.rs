@@ -160,3 +160,68 @@ pub mod tempfile_dir {
         }
     }
 }
+
+/// How long the helpers below wait for the platform.
+const FLOW_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Submits a report to intake (web channel, one reporter) and waits until
+/// triage has opened its case under the promised id; returns the case.
+pub async fn open_case(
+    intake: &Service,
+    triage: &Service,
+    request_id: &str,
+    title: &str,
+) -> anyhow::Result<psirt_proto::triage::Case> {
+    use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+    use psirt_proto::triage::case_service_client::CaseServiceClient;
+    use psirt_proto::{common as pc, intake as api, triage as t};
+    let submitted = IntakeServiceClient::new(intake.channel().await?)
+        .submit_report(api::SubmitReportRequest {
+            request_id: request_id.to_owned(),
+            title: title.to_owned(),
+            description: "Found during a code review.".to_owned(),
+            reporter: Some(pc::Reporter {
+                name: "Sam".to_owned(),
+                email: "sam@example.org".to_owned(),
+                organization: String::new(),
+            }),
+            channel: pc::ReportChannel::Web.into(),
+            affected_products: vec!["acme-router".to_owned()],
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let cases = CaseServiceClient::new(triage.channel().await?);
+    eventually(FLOW_DEADLINE, "case opened", || {
+        let mut cases = cases.clone();
+        let id = submitted.case_id.clone();
+        async move {
+            let lookup = Some(t::get_case_request::Lookup::CaseId(id));
+            cases.get_case(t::GetCaseRequest { lookup }).await.ok()?.into_inner().case
+        }
+    })
+    .await
+}
+
+/// Assesses a case with a CVSS 3.1 vector and accepts it.
+pub async fn assess_and_accept(triage: &Service, case_id: &str, cvss_v3_vector: &str) -> anyhow::Result<()> {
+    use psirt_proto::triage as t;
+    use psirt_proto::triage::triage_service_client::TriageServiceClient;
+    let mut decisions = TriageServiceClient::new(triage.channel().await?);
+    decisions
+        .assess_severity(t::AssessSeverityRequest {
+            case_id: case_id.to_owned(),
+            request_id: "assess".to_owned(),
+            cvss_v3_vector: cvss_v3_vector.to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    decisions
+        .accept_case(t::AcceptCaseRequest {
+            case_id: case_id.to_owned(),
+            request_id: "accept".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
