@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Service, sqlite, tempfile_dir};
@@ -14,7 +13,6 @@ use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamSe
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::{events, notification as api};
 use psirt_testkit::{NatsServer, eventually};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const CASES: usize = 50;
 const EVENTS_PER_CASE: usize = 10;
@@ -30,59 +28,6 @@ fn delivery_id(event: uuid::Uuid, subscription: uuid::Uuid) -> String {
     name.extend_from_slice(event.as_bytes());
     name.extend_from_slice(subscription.as_bytes());
     uuid::Uuid::new_v5(&DELIVERY, &name).to_string()
-}
-
-/// CloudEvent ids as the receiver saw them, with the number of times.
-type Seen = Arc<Mutex<BTreeMap<String, usize>>>;
-
-/// A minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies) that
-/// records the CloudEvent id of every POST and answers 200.
-async fn receiver() -> anyhow::Result<(String, Seen)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let seen: Seen = Arc::default();
-    let recorder = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = Arc::clone(&recorder);
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut read = BufReader::new(read);
-                loop {
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    let mut first = true;
-                    loop {
-                        line.clear();
-                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && !first {
-                            break;
-                        }
-                        first = false;
-                        if let Some((name, value)) = line.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if read.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    if let Some(id) = json["id"].as_str() {
-                        *seen.lock().expect("seen").entry(id.to_owned()).or_default() += 1;
-                    }
-                    if write.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok((url, seen))
 }
 
 fn build() -> anyhow::Result<()> {
@@ -108,7 +53,7 @@ async fn kill_9_of_notification_during_a_burst_loses_no_delivery() -> anyhow::Re
         ("PSIRT_WEBHOOK__MAX_CONCURRENCY_PER_ENDPOINT", "8".to_owned()),
     ];
     let mut service = Service::start_with("notification", &nats, sqlite(&dir, "notification"), &env).await?;
-    let (url, seen) = receiver().await?;
+    let (url, seen) = common::webhook_receiver().await?;
     let mut client = NotificationServiceClient::new(service.channel().await?);
     let subscription = client
         .create_subscription(api::CreateSubscriptionRequest {
@@ -171,7 +116,8 @@ async fn kill_9_of_notification_during_a_burst_loses_no_delivery() -> anyhow::Re
         (seen.lock().expect("seen").len() >= DELIVERIES).then_some(())
     })
     .await?;
-    let received: BTreeMap<String, usize> = seen.lock().expect("seen").clone();
+    let received: BTreeMap<String, usize> =
+        seen.lock().expect("seen").iter().map(|(id, s)| (id.clone(), s.count)).collect();
     let ids: BTreeSet<String> = received.keys().cloned().collect();
     assert_eq!(ids, expected, "every delivery by id, none missing, none foreign");
     let resent = received.values().filter(|n| **n > 1).count();

@@ -13,8 +13,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -23,7 +23,6 @@ use psirt_proto::notification::notification_service_client::NotificationServiceC
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, events, intake, notification as api, triage};
 use psirt_testkit::{NatsServer, eventually};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tonic::transport::Channel;
 
 use crate::common::{Service, build, sqlite, tempfile_dir};
@@ -43,68 +42,6 @@ const REPORT_RECEIVED: &str = "psirt.events.v1.ReportReceived";
 const CASE_OPENED: &str = "psirt.events.v1.CaseOpened";
 /// The event types the subscription asks for: one event of each per report.
 const EVENT_TYPES: [&str; 2] = [REPORT_RECEIVED, CASE_OPENED];
-
-/// What the receiver saw of one CloudEvent id: how many POSTs, and its type.
-#[derive(Debug, Clone, Default)]
-struct Seen {
-    count: usize,
-    event_type: String,
-}
-
-type Received = Arc<Mutex<BTreeMap<String, Seen>>>;
-
-/// A minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies) that
-/// records the CloudEvent id and type of every POST and answers 200.
-async fn receiver() -> anyhow::Result<(String, Received)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let received: Received = Arc::default();
-    let recorder = Arc::clone(&received);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let received = Arc::clone(&recorder);
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut read = BufReader::new(read);
-                loop {
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    let mut first = true;
-                    loop {
-                        line.clear();
-                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && !first {
-                            break;
-                        }
-                        first = false;
-                        if let Some((name, value)) = line.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if read.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    if let Some(id) = json["id"].as_str() {
-                        let mut received = received.lock().expect("received");
-                        let seen = received.entry(id.to_owned()).or_default();
-                        seen.count += 1;
-                        json["type"].as_str().unwrap_or_default().clone_into(&mut seen.event_type);
-                    }
-                    if write.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok((url, received))
-}
 
 /// A report intake acknowledged, with what it promised.
 #[derive(Debug, Clone)]
@@ -294,7 +231,7 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() -> anyhow::Resul
     let intake_client = IntakeServiceClient::new(services[0].channel().await?);
     let cases = CaseServiceClient::new(services[1].channel().await?);
 
-    let (url, received) = receiver().await?;
+    let (url, received) = common::webhook_receiver().await?;
     let subscription = NotificationServiceClient::new(services[3].channel().await?)
         .create_subscription(api::CreateSubscriptionRequest {
             request_id: "rolling-restart-hook".to_owned(),
@@ -485,7 +422,7 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() -> anyhow::Resul
             seen.len()
         );
     }
-    let twice: Vec<(&String, &Seen)> = seen.iter().filter(|(_, s)| s.count != 1).collect();
+    let twice: Vec<(&String, &common::Seen)> = seen.iter().filter(|(_, s)| s.count != 1).collect();
     assert!(
         twice.is_empty(),
         "{} CloudEvent ids reached the receiver more than once (of {}): {twice:#?}",

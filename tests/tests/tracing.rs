@@ -77,55 +77,20 @@ struct Platform {
     remediation: Service,
     notification: Service,
     /// CaseAccepted CloudEvents the webhook receiver got.
-    received: tokio::sync::watch::Receiver<usize>,
+    received: common::Received,
     _dir: tempfile_dir::Dir,
 }
 
-/// A webhook receiver answering 200 and counting the POSTs.
-async fn receiver() -> anyhow::Result<(String, tokio::sync::watch::Receiver<usize>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hook", listener.local_addr()?);
-    let (count, rx) = tokio::sync::watch::channel(0usize);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let count = count.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = stream.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else { continue };
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if buf.len() < end + 4 + length {
-                        continue;
-                    }
-                    buf.drain(..end + 4 + length);
-                    count.send_modify(|c| *c += 1);
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                    if stream.write_all(reply).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    Ok((url, rx))
-}
-
 impl Platform {
+    /// Waits until the webhook receiver got the CaseAccepted CloudEvent.
+    async fn delivered(&self) -> anyhow::Result<()> {
+        let received = &self.received;
+        eventually(DEADLINE, "the CaseAccepted CloudEvent at the receiver", || {
+            std::future::ready((!received.lock().expect("received").is_empty()).then_some(()))
+        })
+        .await
+    }
+
     async fn start(label: &str, env: &[(&str, String)]) -> anyhow::Result<Self> {
         build()?;
         let nats = NatsServer::start().await?;
@@ -141,7 +106,7 @@ impl Platform {
         let notification =
             Service::start_with("notification", &nats, sqlite(&dir, "notification"), &notification_env)
                 .await?;
-        let (url, received) = receiver().await?;
+        let (url, received) = common::webhook_receiver().await?;
         NotificationServiceClient::new(notification.channel().await?)
             .create_subscription(notification::CreateSubscriptionRequest {
                 request_id: "tracing-hook".to_owned(),
@@ -407,8 +372,7 @@ async fn one_trace_spans_intake_triage_and_remediation_across_the_event_bus() ->
         "the delivery continues routing's span: {:#?}",
         summary(&spans)
     );
-    let mut received = platform.received.clone();
-    tokio::time::timeout(DEADLINE, received.wait_for(|n| *n >= 1)).await??;
+    platform.delivered().await?;
 
     // Every span of a service in this trace hangs off the client's span:
     // nothing restarted the trace half-way.
@@ -483,8 +447,7 @@ async fn every_documented_metric_is_exposed_after_traced_traffic() -> anyhow::Re
     let platform = Platform::start("metrics", &otel_env(&collector)).await?;
     platform.submit_and_accept(&ClientTrace::new()).await?;
     // The delivery series appear with the first delivery.
-    let mut received = platform.received.clone();
-    tokio::time::timeout(DEADLINE, received.wait_for(|n| *n >= 1)).await??;
+    platform.delivered().await?;
     for (service, name) in [
         (&platform.intake, "intake"),
         (&platform.triage, "triage"),

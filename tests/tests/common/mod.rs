@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psirt_testkit::{NatsServer, eventually, free_port};
@@ -224,4 +226,67 @@ pub async fn assess_and_accept(triage: &Service, case_id: &str, cvss_v3_vector: 
         })
         .await?;
     Ok(())
+}
+
+/// What the receiver saw of one CloudEvent id: how many POSTs, and its type.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub count: usize,
+    pub event_type: String,
+}
+
+pub type Received = Arc<Mutex<BTreeMap<String, Seen>>>;
+
+/// A minimal HTTP/1.1 server (keep-alive, `Content-Length` bodies) that
+/// records the CloudEvent id and type of every POST and answers 200.
+pub async fn webhook_receiver() -> anyhow::Result<(String, Received)> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let received: Received = Arc::default();
+    let recorder = Arc::clone(&received);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let received = Arc::clone(&recorder);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    let mut first = true;
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" && !first {
+                            break;
+                        }
+                        first = false;
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if read.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    if let Some(id) = json["id"].as_str() {
+                        let mut received = received.lock().expect("received");
+                        let seen = received.entry(id.to_owned()).or_default();
+                        seen.count += 1;
+                        json["type"].as_str().unwrap_or_default().clone_into(&mut seen.event_type);
+                    }
+                    if write.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((url, received))
 }

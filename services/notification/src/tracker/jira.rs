@@ -15,7 +15,7 @@ use psirt_domain::template::{Template, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Auth, AuthMode, Failure, Http, Ticket, TicketState, category_from_name, check_base_url};
+use super::{Auth, AuthMode, CommonSettings, Failure, Http, Ticket, TicketState, category_from_name};
 
 /// Which JQL search endpoint Jira Cloud is asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,19 +137,19 @@ impl JiraSettings {
         if !self.enabled() {
             return out;
         }
-        if let Err(p) = check_base_url(&self.base_url) {
-            push("base_url", p);
+        CommonSettings {
+            base_url: &self.base_url,
+            credentials_secret: &self.credentials_secret,
+            webhook_secret: &self.webhook_secret,
+            create_on: &self.create_on,
+            inbound: &self.inbound,
+            reconcile_interval: self.reconcile_interval,
+            timeout: self.timeout,
         }
-        if !secret_names(&self.credentials_secret) {
-            push("credentials_secret", "must name a secret of [secrets]".to_owned());
-        }
-        if !self.webhook_secret.is_empty() && !secret_names(&self.webhook_secret) {
-            push("webhook_secret", "must name a secret of [secrets]".to_owned());
-        }
+        .problems(secret_names, &mut push);
         if self.issue_type.trim().is_empty() || self.issue_type.len() > 255 {
             push("issue_type", "must be 1..255 characters".to_owned());
         }
-        super::check_event_types(&self.create_on, &mut |p| push("create_on", p));
         for (i, l) in self.labels.iter().enumerate() {
             if l.is_empty() || l.len() > 255 || l.chars().any(char::is_whitespace) {
                 push(&format!("labels[{i}]"), "a label is 1..255 characters without spaces".to_owned());
@@ -187,17 +187,6 @@ impl JiraSettings {
             if name.trim().is_empty() {
                 push(&format!("transitions.{status}"), "must name a Jira transition".to_owned());
             }
-        }
-        for (i, rule) in self.inbound.iter().enumerate() {
-            rule.problems(&mut |p| push(&format!("inbound[{i}]"), p));
-        }
-        if self.reconcile_interval != Duration::ZERO
-            && !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.reconcile_interval)
-        {
-            push("reconcile_interval", "must be 0s (off) or between 1s and 24h".to_owned());
-        }
-        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.timeout) {
-            push("timeout", "must be between 100ms and 5m".to_owned());
         }
         out
     }

@@ -314,6 +314,44 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
         .map_err(|p| p.replace("endpoint", "base_url").replace("use secret_ref", "use credentials_secret"))
 }
 
+/// The settings both trackers have, checked once for both.
+pub(crate) struct CommonSettings<'a> {
+    pub base_url: &'a str,
+    pub credentials_secret: &'a str,
+    pub webhook_secret: &'a str,
+    pub create_on: &'a [String],
+    pub inbound: &'a [InboundRule],
+    pub reconcile_interval: Duration,
+    pub timeout: Duration,
+}
+
+impl CommonSettings<'_> {
+    /// Every problem, as (key relative to the tracker's section, problem).
+    pub(crate) fn problems(&self, secret_names: &dyn Fn(&str) -> bool, push: &mut dyn FnMut(&str, String)) {
+        if let Err(p) = check_base_url(self.base_url) {
+            push("base_url", p);
+        }
+        if !secret_names(self.credentials_secret) {
+            push("credentials_secret", "must name a secret of [secrets]".to_owned());
+        }
+        if !self.webhook_secret.is_empty() && !secret_names(self.webhook_secret) {
+            push("webhook_secret", "must name a secret of [secrets]".to_owned());
+        }
+        check_event_types(self.create_on, &mut |p| push("create_on", p));
+        for (i, rule) in self.inbound.iter().enumerate() {
+            rule.problems(&mut |p| push(&format!("inbound[{i}]"), p));
+        }
+        if self.reconcile_interval != Duration::ZERO
+            && !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.reconcile_interval)
+        {
+            push("reconcile_interval", "must be 0s (off) or between 1s and 24h".to_owned());
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.timeout) {
+            push("timeout", "must be between 100ms and 5m".to_owned());
+        }
+    }
+}
+
 fn check_event_types(types: &[String], push: &mut dyn FnMut(String)) {
     for t in types {
         let ok = t

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Auth, AuthMode, Category, Failure, Http, Link, Ticket, TicketState, category_from_name, check_base_url,
+    Auth, AuthMode, Category, CommonSettings, Failure, Http, Link, Ticket, TicketState, category_from_name,
 };
 
 /// `[servicenow]`: the instance and what records say.
@@ -131,16 +131,16 @@ impl ServiceNowSettings {
         if !self.enabled() {
             return out;
         }
-        if let Err(p) = check_base_url(&self.base_url) {
-            push("base_url", p);
+        CommonSettings {
+            base_url: &self.base_url,
+            credentials_secret: &self.credentials_secret,
+            webhook_secret: &self.webhook_secret,
+            create_on: &self.create_on,
+            inbound: &self.inbound,
+            reconcile_interval: self.reconcile_interval,
+            timeout: self.timeout,
         }
-        if !secret_names(&self.credentials_secret) {
-            push("credentials_secret", "must name a secret of [secrets]".to_owned());
-        }
-        if !self.webhook_secret.is_empty() && !secret_names(&self.webhook_secret) {
-            push("webhook_secret", "must name a secret of [secrets]".to_owned());
-        }
-        super::check_event_types(&self.create_on, &mut |p| push("create_on", p));
+        .problems(secret_names, &mut push);
         for (key, name) in [
             ("correlation_field", &self.correlation_field),
             ("severity_field", &self.severity_field),
@@ -179,17 +179,6 @@ impl ServiceNowSettings {
             if category_named(category).is_none() {
                 push(&format!("state_categories.{value}"), "must be open, in_progress or done".to_owned());
             }
-        }
-        for (i, rule) in self.inbound.iter().enumerate() {
-            rule.problems(&mut |p| push(&format!("inbound[{i}]"), p));
-        }
-        if self.reconcile_interval != Duration::ZERO
-            && !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.reconcile_interval)
-        {
-            push("reconcile_interval", "must be 0s (off) or between 1s and 24h".to_owned());
-        }
-        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.timeout) {
-            push("timeout", "must be between 100ms and 5m".to_owned());
         }
         out
     }
