@@ -56,6 +56,10 @@ struct RebuildArgs {
     /// (1: each case's events in a row).
     #[arg(long, default_value_t = rebuild::DEFAULT_INTERLEAVE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     interleave: usize,
+    /// Events per transaction, for the rebuild and the raw pass alike
+    /// (default: the projection's `rebuild_batch_size`).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    batch_size: Option<usize>,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -411,8 +415,12 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
 
 async fn rebuild_command(args: RebuildArgs) -> anyhow::Result<()> {
     let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
-    let options =
-        rebuild::RebuildOptions { nats: nats.url(), events: args.events, interleave: args.interleave };
+    let options = rebuild::RebuildOptions {
+        nats: nats.url(),
+        events: args.events,
+        interleave: args.interleave,
+        batch_size: args.batch_size,
+    };
     let result = Box::pin(rebuild::run(&options)).await?;
     drop(nats);
     let params = Parameters {

@@ -84,6 +84,9 @@ pub struct RebuildOptions {
     pub events: u64,
     /// Cases whose events are interleaved (1: each case's events in a row).
     pub interleave: usize,
+    /// Events per transaction for both passes; `None`: the projection's
+    /// `rebuild_batch_size`.
+    pub batch_size: Option<usize>,
 }
 
 /// Seeds a stream on `opts.nats`, then rebuilds and runs the raw pass, each
@@ -92,7 +95,7 @@ pub async fn run(opts: &RebuildOptions) -> anyhow::Result<RebuildResult> {
     ensure!(opts.events > 0, "--events must be at least 1");
     ensure!(opts.interleave > 0, "--interleave must be at least 1");
     let config_defaults = psirt_triage::Config::default();
-    let batch_size = config_defaults.projection.batch_size;
+    let batch_size = opts.batch_size.unwrap_or(config_defaults.projection.rebuild_batch_size);
     let stream_name = config_defaults.nats.stream.name.clone();
 
     let client = connect(&opts.nats).await?;
@@ -111,6 +114,7 @@ pub async fn run(opts: &RebuildOptions) -> anyhow::Result<RebuildResult> {
     let mut config = psirt_triage::Config::default();
     config.nats.url = opts.nats.clone();
     config.database.url = secrecy::SecretString::from(rebuild_db.url().to_owned());
+    config.projection.rebuild_batch_size = batch_size;
     eprintln!("psirt-bench: {REBUILD_WORKLOAD} of {events} events, batch {batch_size}");
     let started = Instant::now();
     let rebuilt = Box::pin(psirt_triage::rebuild(&config, |_, _| {})).await.context("rebuild failed")?;

@@ -137,6 +137,13 @@ pub struct RecordedEvent {
     pub stored_at: OffsetDateTime,
 }
 
+/// Whether `event_type` (an event's type header) names the message `M`,
+/// compared without building `M`'s full name: projections ask this for
+/// every event they fold.
+pub fn is_type<M: prost::Name>(event_type: &str) -> bool {
+    event_type.strip_prefix(M::PACKAGE).and_then(|rest| rest.strip_prefix('.')) == Some(M::NAME)
+}
+
 impl RecordedEvent {
     /// Builds the envelope from a stream message's parts.
     pub fn from_parts(
@@ -166,9 +173,8 @@ impl RecordedEvent {
 
     /// Decodes the payload as `M`, checking the type header first.
     pub fn decode<M: prost::Message + prost::Name + Default>(&self) -> Result<M, DecodeError> {
-        let expected = M::full_name();
-        if self.event_type != expected {
-            return Err(DecodeError::WrongType { expected, actual: self.event_type.clone() });
+        if !is_type::<M>(&self.event_type) {
+            return Err(DecodeError::WrongType { expected: M::full_name(), actual: self.event_type.clone() });
         }
         M::decode(self.payload.as_ref()).map_err(|e| DecodeError::Payload {
             event_type: self.event_type.clone(),
@@ -460,5 +466,31 @@ mod metrics {
 
     pub(crate) fn appended(event_type: &str) {
         counter().add(1, &[KeyValue::new("event_type", event_type.to_owned())]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_type;
+
+    mod events {
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct CaseOpened {}
+
+        impl prost::Name for CaseOpened {
+            const NAME: &'static str = "CaseOpened";
+            const PACKAGE: &'static str = "psirt.events.v1";
+        }
+    }
+
+    #[test]
+    fn is_type_matches_the_full_name_only() {
+        assert!(is_type::<events::CaseOpened>("psirt.events.v1.CaseOpened"));
+        assert!(!is_type::<events::CaseOpened>("psirt.events.v1.CaseOpenedX"));
+        assert!(!is_type::<events::CaseOpened>("psirt.events.v1.Case"));
+        assert!(!is_type::<events::CaseOpened>("psirt.events.v2.CaseOpened"));
+        assert!(!is_type::<events::CaseOpened>("psirt.events.v1CaseOpened"));
+        assert!(!is_type::<events::CaseOpened>("CaseOpened"));
+        assert!(!is_type::<events::CaseOpened>(""));
     }
 }

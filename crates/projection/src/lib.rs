@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{self, pull};
+use async_nats::jetstream::{
+    self,
+    consumer::{self, pull},
+};
 use futures::{FutureExt, StreamExt};
 use psirt_eventstore::{DecodeError, EventStore, RecordedEvent};
 use sqlx::{AnyConnection, AnyPool};
@@ -42,6 +45,49 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Empties the read model's tables, for a rebuild.
     fn reset(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Whether the projection folds batches ahead of their transaction
+    /// ([`Projection::prepare`], [`Projection::write_prepared`]). A rebuild
+    /// then folds batch N+1 while batch N is written and committed, so the
+    /// fold and the database work side by side instead of taking turns.
+    const PREPARES: bool = false;
+
+    /// Folds a batch of new events (all above the checkpoint, in stream
+    /// order) in memory, reading what it needs through `reader`, and returns
+    /// what [`Projection::write_prepared`] will write. The batch before it
+    /// may not be committed yet (its writes are invisible to `reader`): the
+    /// projection carries over, in memory, what that batch changed and reads
+    /// it from there, until [`Projection::prepared_committed`] says the
+    /// database has it. Only called when [`Projection::PREPARES`].
+    fn prepare(
+        &self,
+        reader: &AnyPool,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Result<Prepared, sqlx::Error>> + Send {
+        let _ = (reader, events);
+        async { Err(sqlx::Error::Protocol(format!("projection {} does not prepare batches", self.name()))) }
+    }
+
+    /// Writes a prepared batch inside its transaction; returns the
+    /// undecodable events by index, as [`Projection::apply_batch`].
+    fn write_prepared(
+        &self,
+        conn: &mut AnyConnection,
+        prepared: Prepared,
+    ) -> impl Future<Output = Result<Vec<(usize, DecodeError)>, sqlx::Error>> + Send {
+        let _ = (conn, prepared);
+        async { Err(sqlx::Error::Protocol(format!("projection {} does not prepare batches", self.name()))) }
+    }
+
+    /// The batches prepared up to `checkpoint` are committed: what was
+    /// carried over for them can go.
+    fn prepared_committed(&self, checkpoint: u64) {
+        let _ = checkpoint;
+    }
+
+    /// Prepared batches will not be written (a failure; the runner starts
+    /// again from the checkpoint): whatever was carried over must go.
+    fn prepared_discarded(&self) {}
 
     /// Applies a batch of new events (all above the checkpoint, in stream
     /// order) inside the batch's transaction, and returns the undecodable
@@ -109,6 +155,20 @@ pub fn caused_span(name: &str, kind: &'static str, event: &RecordedEvent) -> tra
     );
     let _ = span.set_parent(psirt_eventstore::extract_trace_context(&event.headers));
     span
+}
+
+/// A batch folded by [`Projection::prepare`], opaque to the runner.
+pub struct Prepared(Box<dyn std::any::Any + Send>);
+
+impl Prepared {
+    pub fn new<T: Send + 'static>(value: T) -> Self {
+        Self(Box::new(value))
+    }
+
+    /// The projection's own value back; `None` when it is of another type.
+    pub fn into_inner<T: 'static>(self) -> Option<T> {
+        self.0.downcast::<T>().ok().map(|b| *b)
+    }
 }
 
 /// Why an event could not be applied.
@@ -277,34 +337,7 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Applies a batch of events in one transaction with the checkpoint.
     /// Events at or below the checkpoint are skipped.
     pub async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<BatchOutcome, ProjectionError> {
-        let name = self.projection.name();
-        let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        // Write first: on SQLite a transaction that reads first and writes
-        // later fails at once ("database is locked") when another writer
-        // committed in between, instead of waiting for the lock; on
-        // PostgreSQL this row lock serialises two runners' batches.
-        sqlx::query("UPDATE projection_checkpoints SET updated_at_ms = updated_at_ms WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let row: Option<(i64, Option<String>, i64)> = sqlx::query_as(
-            "SELECT last_sequence, lease_owner, lease_until_ms FROM projection_checkpoints WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (mut checkpoint, lease_ok) = match &row {
-            None => (0u64, true),
-            Some((seq, owner, until)) => (
-                u64::try_from(*seq).unwrap_or(0),
-                owner.as_deref().is_none_or(|o| o == self.owner) || *until < now,
-            ),
-        };
-        if !lease_ok {
-            return Err(ProjectionError::LeaseLost(name.to_owned()));
-        }
-        let mut outcome = BatchOutcome::default();
+        let (mut tx, checkpoint, now) = self.begin_batch(&self.pool).await?;
         // Batches arrive in stream order, so the new events are a suffix;
         // anything else (a test, a future caller) is sorted into a copy.
         let start = events.iter().position(|e| e.sequence > checkpoint).unwrap_or(events.len());
@@ -320,8 +353,57 @@ impl<P: Projection> ProjectionRunner<P> {
             owned = copy;
             &owned
         };
-        outcome.skipped_seen = (events.len() - fresh.len()) as u64;
         let undecodable = self.projection.apply_batch(&mut tx, fresh).await?;
+        let skipped_seen = (events.len() - fresh.len()) as u64;
+        self.finish_batch(tx, fresh, undecodable, checkpoint, now, skipped_seen).await
+    }
+
+    /// Opens a batch's transaction: locks the checkpoint row and checks the
+    /// lease. Returns the transaction, the checkpoint and the time.
+    async fn begin_batch<'c>(
+        &self,
+        conn: impl sqlx::Acquire<'c, Database = sqlx::Any>,
+    ) -> Result<(sqlx::Transaction<'c, sqlx::Any>, u64, i64), ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = conn.begin().await?;
+        let now = now_ms();
+        // Write first: on SQLite a transaction that reads first and writes
+        // later fails at once ("database is locked") when another writer
+        // committed in between, instead of waiting for the lock; on
+        // PostgreSQL this row lock serialises two runners' batches.
+        let row: Option<(i64, Option<String>, i64)> = sqlx::query_as(
+            "UPDATE projection_checkpoints SET updated_at_ms = updated_at_ms WHERE name = $1
+             RETURNING last_sequence, lease_owner, lease_until_ms",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (checkpoint, lease_ok) = match &row {
+            None => (0u64, true),
+            Some((seq, owner, until)) => (
+                u64::try_from(*seq).unwrap_or(0),
+                owner.as_deref().is_none_or(|o| o == self.owner) || *until < now,
+            ),
+        };
+        if !lease_ok {
+            return Err(ProjectionError::LeaseLost(name.to_owned()));
+        }
+        Ok((tx, checkpoint, now))
+    }
+
+    /// Ends a batch's transaction: logs (and parks) its undecodable events,
+    /// moves the checkpoint to its last event, commits.
+    async fn finish_batch(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        fresh: &[RecordedEvent],
+        undecodable: Vec<(usize, DecodeError)>,
+        mut checkpoint: u64,
+        now: i64,
+        skipped_seen: u64,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let name = self.projection.name();
+        let mut outcome = BatchOutcome { skipped_seen, ..BatchOutcome::default() };
         outcome.applied = (fresh.len() - undecodable.len()) as u64;
         for (index, err) in undecodable {
             let Some(event) = fresh.get(index) else { continue };
@@ -383,6 +465,27 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(outcome)
     }
 
+    /// Writes a batch [`Projection::prepare`] folded, in one transaction
+    /// with the checkpoint, which must still be `expected` (the last event
+    /// before the batch): the batch was folded on that premise.
+    async fn write_prepared(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        fresh: &[RecordedEvent],
+        prepared: Prepared,
+        expected: u64,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let (mut tx, checkpoint, now) = self.begin_batch(&mut *conn).await?;
+        if checkpoint != expected {
+            return Err(ProjectionError::Stream(format!(
+                "projection {} moved from checkpoint {expected} to {checkpoint} under a prepared batch",
+                self.projection.name()
+            )));
+        }
+        let undecodable = self.projection.write_prepared(&mut tx, prepared).await?;
+        self.finish_batch(tx, fresh, undecodable, checkpoint, now, 0).await
+    }
+
     /// Takes (or renews) the lease without applying anything; `false` while
     /// another runner holds it.
     async fn acquire_lease(&self) -> Result<bool, ProjectionError> {
@@ -406,7 +509,11 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     /// (Re)creates the durable consumer so it delivers from checkpoint + 1.
-    async fn consumer(&self, checkpoint: u64) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
+    async fn consumer(
+        &self,
+        checkpoint: u64,
+        batch_size: usize,
+    ) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
         let js = self.store.jetstream();
         let stream = js
             .get_stream(self.store.stream_name())
@@ -433,7 +540,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 deliver_policy,
                 ack_policy: consumer::AckPolicy::All,
                 ack_wait: self.settings.ack_wait,
-                max_ack_pending: i64::try_from(self.settings.batch_size * 2).unwrap_or(i64::MAX),
+                max_ack_pending: i64::try_from(batch_size * 2).unwrap_or(i64::MAX),
                 filter_subject: format!("{}.>", psirt_eventstore::SUBJECT_PREFIX),
                 ..Default::default()
             })
@@ -525,88 +632,204 @@ impl<P: Projection> ProjectionRunner<P> {
                 stream_last,
             });
         }
-        let mut consumer = self.consumer(start).await?;
-        let mut messages = consumer
+        // Catching up to a target (a rebuild) takes larger batches.
+        let batch_size =
+            if until.is_some() { self.settings.rebuild_batch_size } else { self.settings.batch_size };
+        let consumer = self.consumer(start, batch_size).await?;
+        let messages = consumer
             .stream()
-            .max_messages_per_batch(self.settings.batch_size)
+            .max_messages_per_batch(batch_size)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await
             .map_err(|e| ProjectionError::Stream(format!("failed to pull: {e}")))?;
         info!(projection = self.projection.name(), checkpoint = start, "projection consuming");
-        let renew_every = self.settings.lease / 3;
-        let mut last_lag_sample = tokio::time::Instant::now() - Duration::from_secs(1);
+        let mut pulled = Pulled { consumer, messages, batch_size, last_lag_sample: None };
+        if let Some(target) = until
+            && P::PREPARES
+        {
+            let result = self.run_prepared(&mut pulled, start, target).await;
+            if result.is_err() {
+                self.projection.prepared_discarded();
+            }
+            return result;
+        }
         loop {
-            // Wait for the first event of a batch, renewing the lease while idle.
-            let first = match tokio::time::timeout(renew_every, messages.next()).await {
-                Err(_) => {
-                    if !self.acquire_lease().await? {
-                        return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
-                    }
-                    // idle: refresh the lag so it never shows a stale backlog
-                    let done = self.progress.checkpoint.load(Ordering::Relaxed);
-                    self.sample_backlog(&mut consumer, done).await;
-                    continue;
-                }
-                Ok(None) => return Err(ProjectionError::Stream("message stream ended".to_owned())),
-                Ok(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
-                Ok(Some(Ok(msg))) => msg,
-            };
-            // Gather what arrives within a short window: every transaction
-            // has a fixed cost (begin, checkpoint, commit, a thread hop per
-            // statement), so under load fewer, larger batches win; when idle,
-            // an event waits at most `max_batch_wait`.
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + self.settings.max_batch_wait;
-            while batch.len() < self.settings.batch_size {
-                let next = match messages.next().now_or_never() {
-                    Some(next) => next,
-                    None => match tokio::time::timeout_at(deadline, messages.next()).await {
-                        Ok(next) => next,
-                        Err(_) => break,
-                    },
-                };
-                match next {
-                    Some(Ok(msg)) => batch.push(msg),
-                    Some(Err(e)) => return Err(ProjectionError::Stream(e.to_string())),
-                    None => break,
-                }
-            }
-            let mut events = Vec::with_capacity(batch.len());
-            for msg in &batch {
-                let info =
-                    msg.info().map_err(|e| ProjectionError::Stream(format!("bad message metadata: {e}")))?;
-                events.push(RecordedEvent::from_parts(
-                    info.stream_sequence,
-                    msg.subject.to_string(),
-                    msg.headers.clone().unwrap_or_default(),
-                    msg.payload.clone(),
-                    info.published,
-                ));
-            }
+            let Some(batch) = self.next_batch(&mut pulled).await? else { continue };
+            let events = events_of(&batch)?;
             let outcome = self.apply_batch(&events).await?;
             if let Some(hook) = &self.after_commit
                 && hook(outcome.checkpoint)
             {
                 return Err(ProjectionError::StoppedByHook);
             }
-            // AckPolicy::All: acknowledging the last message covers the batch.
-            if let Some(last) = batch.last() {
-                last.ack().await.map_err(|e| ProjectionError::Stream(format!("failed to ack: {e}")))?;
-            }
-            // The lag metric costs a request to the server: sample it once a
-            // second rather than after every batch, off the hot path.
-            if last_lag_sample.elapsed() >= Duration::from_secs(1) {
-                last_lag_sample = tokio::time::Instant::now();
-                self.sample_backlog(&mut consumer, outcome.checkpoint).await;
-            }
+            self.acknowledge(&mut pulled, &batch, outcome.checkpoint).await?;
             if let Some(target) = until
                 && outcome.checkpoint >= target
             {
                 return Ok(());
             }
         }
+    }
+
+    /// Catches up to `target` with prepared batches: while batch N is
+    /// written and committed here, batch N+1 is gathered and then folded on
+    /// a task of its own.
+    async fn run_prepared(
+        &self,
+        pulled: &mut Pulled,
+        start: u64,
+        target: u64,
+    ) -> Result<(), ProjectionError> {
+        type Folding = tokio::task::JoinHandle<(Vec<RecordedEvent>, Result<Prepared, sqlx::Error>)>;
+        /// A batch on its way: folding, then ready for its transaction.
+        struct Next<F> {
+            fresh: F,
+            /// The checkpoint it is folded on.
+            before: u64,
+            batch: Vec<jetstream::Message>,
+        }
+        let mut ready: Option<Next<(Vec<RecordedEvent>, Prepared)>> = None;
+        let mut prepared_up_to = start;
+        // One connection writes every batch (no hand-over through the pool
+        // per batch); the folds read through the pool.
+        let mut writer = self.pool.acquire().await?;
+        loop {
+            let write = async {
+                match ready.take() {
+                    Some(Next { fresh: (fresh, prepared), before, batch }) => {
+                        let written = self.write_prepared(&mut writer, &fresh, prepared, before).await;
+                        Some(written.map(|outcome| (outcome, batch)))
+                    }
+                    None => None,
+                }
+            };
+            let next = async {
+                if prepared_up_to >= target {
+                    return Ok(None);
+                }
+                let Some(batch) = self.next_batch(pulled).await? else { return Ok(None) };
+                let mut fresh: Vec<RecordedEvent> =
+                    events_of(&batch)?.into_iter().filter(|e| e.sequence > prepared_up_to).collect();
+                fresh.sort_by_key(|e| e.sequence);
+                fresh.dedup_by_key(|e| e.sequence);
+                let Some(last) = fresh.last().map(|e| e.sequence) else { return Ok(None) };
+                let projection = Arc::clone(&self.projection);
+                let pool = self.pool.clone();
+                let folding: Folding = tokio::spawn(async move {
+                    let result = projection.prepare(&pool, &fresh).await;
+                    (fresh, result)
+                });
+                Ok::<_, ProjectionError>(Some((Next { fresh: folding, before: prepared_up_to, batch }, last)))
+            };
+            let (written, next) = tokio::join!(write, next);
+            // Settled before anything returns: the caller drops what was
+            // carried over, and a fold finishing later would carry its batch
+            // over again.
+            let settle = |next: Result<Option<(Next<Folding>, u64)>, ProjectionError>| async move {
+                if let Ok(Some((Next { fresh: task, .. }, _))) = next {
+                    task.abort();
+                    let _ = task.await;
+                }
+            };
+            if let Some(written) = written {
+                let (outcome, batch) = match written {
+                    Ok(written) => written,
+                    Err(e) => {
+                        settle(next).await;
+                        return Err(e);
+                    }
+                };
+                self.projection.prepared_committed(outcome.checkpoint);
+                if let Some(hook) = &self.after_commit
+                    && hook(outcome.checkpoint)
+                {
+                    settle(next).await;
+                    return Err(ProjectionError::StoppedByHook);
+                }
+                if let Err(e) = self.acknowledge(pulled, &batch, outcome.checkpoint).await {
+                    settle(next).await;
+                    return Err(e);
+                }
+            }
+            match next? {
+                Some((Next { fresh: task, before, batch }, last)) => {
+                    let (fresh, prepared) = task
+                        .await
+                        .map_err(|e| ProjectionError::Stream(format!("folding a batch failed: {e}")))?;
+                    prepared_up_to = last;
+                    ready = Some(Next { fresh: (fresh, prepared?), before, batch });
+                }
+                None if prepared_up_to >= target => return Ok(()),
+                None => {}
+            }
+        }
+    }
+
+    /// The next batch: waits for its first event (renewing the lease while
+    /// idle: `None` after each renewal), then gathers what arrives within
+    /// `max_batch_wait`, up to the batch size.
+    async fn next_batch(
+        &self,
+        pulled: &mut Pulled,
+    ) -> Result<Option<Vec<jetstream::Message>>, ProjectionError> {
+        let renew_every = self.settings.lease / 3;
+        let first = match tokio::time::timeout(renew_every, pulled.messages.next()).await {
+            Err(_) => {
+                if !self.acquire_lease().await? {
+                    return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
+                }
+                // idle: refresh the lag so it never shows a stale backlog
+                let done = self.progress.checkpoint.load(Ordering::Relaxed);
+                self.sample_backlog(&mut pulled.consumer, done).await;
+                return Ok(None);
+            }
+            Ok(None) => return Err(ProjectionError::Stream("message stream ended".to_owned())),
+            Ok(Some(Err(e))) => return Err(ProjectionError::Stream(e.to_string())),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        // Gather what arrives within a short window: every transaction
+        // has a fixed cost (begin, checkpoint, commit, a thread hop per
+        // statement), so under load fewer, larger batches win; when idle,
+        // an event waits at most `max_batch_wait`.
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.settings.max_batch_wait;
+        while batch.len() < pulled.batch_size {
+            let next = match pulled.messages.next().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout_at(deadline, pulled.messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(msg)) => batch.push(msg),
+                Some(Err(e)) => return Err(ProjectionError::Stream(e.to_string())),
+                None => break,
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    /// Acknowledges a committed batch and samples the lag now and then.
+    async fn acknowledge(
+        &self,
+        pulled: &mut Pulled,
+        batch: &[jetstream::Message],
+        checkpoint: u64,
+    ) -> Result<(), ProjectionError> {
+        // AckPolicy::All: acknowledging the last message covers the batch.
+        if let Some(last) = batch.last() {
+            last.ack().await.map_err(|e| ProjectionError::Stream(format!("failed to ack: {e}")))?;
+        }
+        // The lag metric costs a request to the server: sample it once a
+        // second rather than after every batch, off the hot path.
+        if pulled.last_lag_sample.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            pulled.last_lag_sample = Some(tokio::time::Instant::now());
+            self.sample_backlog(&mut pulled.consumer, checkpoint).await;
+        }
+        Ok(())
     }
 
     /// Records the lag (stream last sequence minus `checkpoint`) and the
@@ -669,6 +892,32 @@ impl<P: Projection> ProjectionRunner<P> {
         on_progress(target, target);
         Ok(target)
     }
+}
+
+/// A runner's consumer session.
+struct Pulled {
+    consumer: consumer::Consumer<pull::Config>,
+    messages: pull::Stream,
+    batch_size: usize,
+    last_lag_sample: Option<tokio::time::Instant>,
+}
+
+/// The events of a batch of messages.
+fn events_of(batch: &[jetstream::Message]) -> Result<Vec<RecordedEvent>, ProjectionError> {
+    batch
+        .iter()
+        .map(|msg| {
+            let info =
+                msg.info().map_err(|e| ProjectionError::Stream(format!("bad message metadata: {e}")))?;
+            Ok(RecordedEvent::from_parts(
+                info.stream_sequence,
+                msg.subject.to_string(),
+                msg.headers.clone().unwrap_or_default(),
+                msg.payload.clone(),
+                info.published,
+            ))
+        })
+        .collect()
 }
 
 fn uuid_like_owner() -> String {

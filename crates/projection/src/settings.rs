@@ -22,9 +22,20 @@ pub enum UndecodablePolicy {
 pub struct ProjectionSettings {
     /// Most events applied in one transaction.
     pub batch_size: usize,
+    /// Most events applied in one transaction while catching up to a
+    /// target (a rebuild): larger batches write a case touched by several
+    /// events once instead of once per batch, and commit less often.
+    pub rebuild_batch_size: usize,
     /// Longest an event waits for more to fill its batch, in ms.
     #[serde(rename = "max_batch_wait_ms", with = "millis")]
     pub max_batch_wait: Duration,
+    /// The same for runners whose work sits on a request's path (reactions
+    /// that append the next events, as triage opening a case for a new
+    /// report): by default they take what has arrived and go, so an event
+    /// never waits for company; under load the backlog that builds up
+    /// while a batch runs makes the next one larger by itself.
+    #[serde(rename = "reactions_max_batch_wait_ms", with = "millis")]
+    pub reactions_max_batch_wait: Duration,
     /// What happens to undecodable events.
     pub on_undecodable: UndecodablePolicy,
     /// How long JetStream waits for an ack before redelivering, in ms.
@@ -43,7 +54,9 @@ impl Default for ProjectionSettings {
     fn default() -> Self {
         Self {
             batch_size: 256,
+            rebuild_batch_size: 2048,
             max_batch_wait: Duration::from_millis(10),
+            reactions_max_batch_wait: Duration::ZERO,
             on_undecodable: UndecodablePolicy::Park,
             ack_wait: Duration::from_secs(30),
             lease: Duration::from_secs(15),
@@ -53,14 +66,29 @@ impl Default for ProjectionSettings {
 }
 
 impl ProjectionSettings {
+    /// These settings for a runner of reactions: batches gathered for at
+    /// most `reactions_max_batch_wait_ms`.
+    pub fn for_reactions(&self) -> Self {
+        Self { max_batch_wait: self.reactions_max_batch_wait, ..self.clone() }
+    }
+
     /// Every problem with the settings.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !(1..=10_000).contains(&self.batch_size) {
             out.push(format!("projection.batch_size must be 1..=10000, got {}", self.batch_size));
         }
+        if !(1..=10_000).contains(&self.rebuild_batch_size) {
+            out.push(format!(
+                "projection.rebuild_batch_size must be 1..=10000, got {}",
+                self.rebuild_batch_size
+            ));
+        }
         if self.max_batch_wait > Duration::from_secs(1) {
             out.push("projection.max_batch_wait_ms must be at most 1000".to_owned());
+        }
+        if self.reactions_max_batch_wait > Duration::from_secs(1) {
+            out.push("projection.reactions_max_batch_wait_ms must be at most 1000".to_owned());
         }
         if self.lease < Duration::from_secs(1) {
             out.push("projection.lease must be at least 1000 ms".to_owned());

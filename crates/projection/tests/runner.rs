@@ -1,7 +1,8 @@
 //! Projection runner against a real nats-server and both SQL backends.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +10,8 @@ use psirt_eventstore::{
     DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamSettings,
 };
 use psirt_projection::{
-    ApplyError, Projection, ProjectionError, ProjectionRunner, ProjectionSettings, UndecodablePolicy,
+    ApplyError, Prepared, Projection, ProjectionError, ProjectionRunner, ProjectionSettings,
+    UndecodablePolicy,
 };
 use psirt_testkit::{BACKENDS, Backend, NatsServer, TestDatabase, eventually};
 use sqlx::{AnyConnection, AnyPool};
@@ -49,6 +51,115 @@ impl Projection for Tally {
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM tally").execute(&mut *conn).await?;
         Ok(())
+    }
+}
+
+/// The tally with batches folded ahead of their transaction, as a
+/// pipelined rebuild runs them: a fold reads the counts it continues from
+/// (the carry-over of the batch before, else the database) and the write
+/// stores absolute values, so a fold that read a count the batch before it
+/// had not committed yet loses events, and one that read a carry-over of a
+/// batch that was never committed counts them twice.
+#[derive(Default)]
+struct PreparedTally {
+    /// subject → (last sequence of the batch that wrote it, n, bodies)
+    carry: Mutex<HashMap<String, (u64, i64, String)>>,
+    writes: AtomicUsize,
+    /// The write (counted from 1) that fails; 0: none.
+    fail_write: AtomicUsize,
+    discarded: AtomicUsize,
+}
+
+type TallyRows = Vec<(String, i64, String)>;
+
+impl PreparedTally {
+    fn carried(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, i64, String)>> {
+        self.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Projection for PreparedTally {
+    fn name(&self) -> &str {
+        "tally"
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        Tally.apply(conn, event).await
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        self.prepared_discarded();
+        Tally.reset(conn).await
+    }
+
+    const PREPARES: bool = true;
+
+    async fn prepare(&self, reader: &AnyPool, events: &[RecordedEvent]) -> Result<Prepared, sqlx::Error> {
+        let mut rows: TallyRows = Vec::new();
+        for event in events {
+            let at = match rows.iter().position(|r| r.0 == event.subject) {
+                Some(at) => at,
+                None => {
+                    let carried = self.carried().remove(&event.subject).map(|(_, n, b)| (n, b));
+                    let current = match carried {
+                        Some(current) => Some(current),
+                        None => {
+                            sqlx::query_as("SELECT n, bodies FROM tally WHERE subject = $1")
+                                .bind(&event.subject)
+                                .fetch_optional(reader)
+                                .await?
+                        }
+                    };
+                    let (n, bodies) = current.unwrap_or((0, String::new()));
+                    rows.push((event.subject.clone(), n, bodies));
+                    rows.len() - 1
+                }
+            };
+            let body = String::from_utf8_lossy(&event.payload);
+            let row = &mut rows[at];
+            row.1 += 1;
+            row.2 = if row.2.is_empty() { body.to_string() } else { format!("{},{body}", row.2) };
+        }
+        let last = events.last().map_or(0, |e| e.sequence);
+        let mut carry = self.carried();
+        for (subject, n, bodies) in &rows {
+            carry.insert(subject.clone(), (last, *n, bodies.clone()));
+        }
+        Ok(Prepared::new(rows))
+    }
+
+    async fn write_prepared(
+        &self,
+        conn: &mut AnyConnection,
+        prepared: Prepared,
+    ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
+        let rows: TallyRows = prepared.into_inner().expect("tally rows");
+        let write = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        for (subject, n, bodies) in rows {
+            sqlx::query(
+                "INSERT INTO tally (subject, n, bodies) VALUES ($1, $2, $3)
+                 ON CONFLICT (subject) DO UPDATE SET n = excluded.n, bodies = excluded.bodies",
+            )
+            .bind(subject)
+            .bind(n)
+            .bind(bodies)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // After the rows: the transaction must take them back.
+        if write == self.fail_write.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::Protocol("injected failure of a prepared write".to_owned()));
+        }
+        Ok(Vec::new())
+    }
+
+    fn prepared_committed(&self, checkpoint: u64) {
+        self.carried().retain(|_, (written_by, ..)| *written_by > checkpoint);
+    }
+
+    fn prepared_discarded(&self) {
+        self.discarded.fetch_add(1, Ordering::SeqCst);
+        self.carried().clear();
     }
 }
 
@@ -304,5 +415,75 @@ async fn a_stream_older_than_the_read_model_stops_the_projection() -> anyhow::Re
     }
     let total: i64 = tally(&pool).await?.iter().map(|r| r.1).sum();
     assert_eq!(total, 10, "nothing of the restored stream applied over the newer read model");
+    Ok(())
+}
+
+/// The tally of `store`'s stream applied one batch after the other.
+async fn incremental(pool: &AnyPool, store: &EventStore, last: u64) -> anyhow::Result<TallyRows> {
+    let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let (stop, rx) = watch::channel(false);
+    let handle = tokio::spawn(runner.run(rx));
+    wait_checkpoint(pool, last).await?;
+    stop.send(true)?;
+    handle.await??;
+    tally(pool).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_rebuild_equals_the_incremental_result() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        // five subjects in turn: every batch of three continues counts the
+        // batch before it wrote
+        let last = seed(&store, 90).await?;
+        let expected = incremental(&pool, &store, last).await?;
+        assert_eq!(expected.iter().map(|r| r.1).sum::<i64>(), 90);
+
+        let settings = ProjectionSettings { rebuild_batch_size: 3, ..settings() };
+        let runner = ProjectionRunner::new(PreparedTally::default(), pool.clone(), store.clone(), settings);
+        assert_eq!(runner.rebuild(|_, _| {}).await?, last);
+        assert_eq!(tally(&pool).await?, expected, "{backend:?}");
+        assert!(
+            runner.projection().writes.load(Ordering::SeqCst) >= 30,
+            "{backend:?}: batches of at most three"
+        );
+        assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, last);
+        assert!(
+            runner.projection().carried().is_empty(),
+            "{backend:?}: nothing carried over once all is committed"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pipelined_write_rolls_back_and_drops_the_carry_over() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let last = seed(&store, 60).await?;
+        let expected = incremental(&pool, &store, last).await?;
+
+        let settings = ProjectionSettings { rebuild_batch_size: 4, ..settings() };
+        let projection = PreparedTally::default();
+        projection.fail_write.store(5, Ordering::SeqCst);
+        let runner = ProjectionRunner::new(projection, pool.clone(), store.clone(), settings);
+        let failed = runner.rebuild(|_, _| {}).await;
+        assert!(failed.is_err(), "{backend:?}: the injected failure ends the rebuild: {failed:?}");
+        // four batches of four committed; the fifth rolled back
+        assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, 16, "{backend:?}");
+        assert_eq!(tally(&pool).await?.iter().map(|r| r.1).sum::<i64>(), 16, "{backend:?}");
+        assert!(runner.projection().discarded.load(Ordering::SeqCst) >= 2, "{backend:?}: reset and failure");
+        assert!(runner.projection().carried().is_empty(), "{backend:?}");
+
+        // Catching up from the checkpoint ends where the incremental run did.
+        runner.catch_up(last).await?;
+        assert_eq!(tally(&pool).await?, expected, "{backend:?}: nothing lost, nothing twice");
+    }
     Ok(())
 }

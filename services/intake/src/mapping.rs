@@ -200,9 +200,8 @@ fn time_of(event: &RecordedEvent, t: Option<&Timestamp>) -> OffsetDateTime {
 /// commands. Unknown types are an error: a report subject holds report
 /// events only.
 pub fn to_domain(event: &RecordedEvent) -> Result<ReportEvent, DecodeError> {
-    use prost::Name;
     let t = event.event_type.as_str();
-    if t == events::ReportReceived::full_name() {
+    if psirt_eventstore::is_type::<events::ReportReceived>(t) {
         let e: events::ReportReceived = event.decode()?;
         Ok(ReportEvent::ReportReceived {
             report_id: parse_id(event, "report_id", &e.report_id)?,
@@ -218,14 +217,14 @@ pub fn to_domain(event: &RecordedEvent) -> Result<ReportEvent, DecodeError> {
             received_at: time_of(event, e.received_at.as_ref()),
             external_reference: opt(&e.external_reference),
         })
-    } else if t == events::ReportAcknowledged::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReportAcknowledged>(t) {
         let e: events::ReportAcknowledged = event.decode()?;
         Ok(ReportEvent::ReportAcknowledged {
             report_id: parse_id(event, "report_id", &e.report_id)?,
             message: e.message,
             acknowledged_at: time_of(event, e.acknowledged_at.as_ref()),
         })
-    } else if t == events::ReporterMessageAdded::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReporterMessageAdded>(t) {
         let e: events::ReporterMessageAdded = event.decode()?;
         Ok(ReportEvent::ReporterMessageAdded {
             report_id: parse_id(event, "report_id", &e.report_id)?,
@@ -235,7 +234,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<ReportEvent, DecodeError> {
             body: e.body,
             added_at: time_of(event, e.sent_at.as_ref()),
         })
-    } else if t == events::DuplicateSuspected::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateSuspected>(t) {
         let e: events::DuplicateSuspected = event.decode()?;
         Ok(ReportEvent::DuplicateSuspected {
             report_id: parse_id(event, "report_id", &e.report_id)?,

@@ -2,7 +2,7 @@
 //! duplicate-hint keys. Fed by the `intake-reports` projection; read by
 //! `ListReports` and the duplicate check of `SubmitReport`.
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_domain::{ReportEvent, ReportId};
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_projection::{ApplyError, Projection};
@@ -28,10 +28,10 @@ impl Projection for ReportsProjection {
         if event.subject.starts_with("psirt.evt.report.") {
             let domain = mapping::to_domain(event)?;
             apply_report_event(conn, &domain, event.sequence).await?;
-        } else if event.event_type == events::CaseClosed::full_name() {
+        } else if psirt_eventstore::is_type::<events::CaseClosed>(&event.event_type) {
             let e: events::CaseClosed = event.decode()?;
             set_open(conn, &e.case_id, false).await?;
-        } else if event.event_type == events::CaseReopened::full_name() {
+        } else if psirt_eventstore::is_type::<events::CaseReopened>(&event.event_type) {
             let e: events::CaseReopened = event.decode()?;
             set_open(conn, &e.case_id, true).await?;
         }
@@ -67,8 +67,8 @@ impl Projection for ReportsProjection {
                         apply_report_event(conn, &other, event.sequence).await.map_err(database_only)?;
                     }
                 }
-            } else if event.event_type == events::CaseClosed::full_name()
-                || event.event_type == events::CaseReopened::full_name()
+            } else if psirt_eventstore::is_type::<events::CaseClosed>(&event.event_type)
+                || psirt_eventstore::is_type::<events::CaseReopened>(&event.event_type)
             {
                 pending.flush(conn).await?;
                 match self.apply(conn, event).await {

@@ -315,7 +315,7 @@ impl Application {
             routing::Routing { store: store.clone(), descriptors },
             pool.clone(),
             store,
-            projection,
+            projection.for_reactions(),
         );
         let routing_task = tokio::spawn(routing.run(stop_rx));
         projecting.set_ready(true);

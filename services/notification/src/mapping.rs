@@ -1,7 +1,6 @@
 //! Between the domain's notification types and the protobuf events: one
 //! place that knows both spellings.
 
-use prost::Name;
 use psirt_domain::notification::{
     AttemptKind, Attempted, Channel, DeliveryEvent, Scheduled, SubscriptionEvent, SubscriptionSettings,
 };
@@ -197,21 +196,21 @@ fn stored_settings(
 /// A subscription event of the stream; `None` for other types.
 pub fn subscription_event_from_recorded(e: &RecordedEvent) -> Result<Option<SubscriptionEvent>, DecodeError> {
     let t = e.event_type.as_str();
-    Ok(Some(if t == events::SubscriptionCreated::full_name() {
+    Ok(Some(if psirt_eventstore::is_type::<events::SubscriptionCreated>(t) {
         let m: events::SubscriptionCreated = e.decode()?;
         SubscriptionEvent::SubscriptionCreated {
             subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
             settings: stored_settings(e, m.settings.as_ref())?,
             created_at: from_ts(m.created_at.as_ref()),
         }
-    } else if t == events::SubscriptionUpdated::full_name() {
+    } else if psirt_eventstore::is_type::<events::SubscriptionUpdated>(t) {
         let m: events::SubscriptionUpdated = e.decode()?;
         SubscriptionEvent::SubscriptionUpdated {
             subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
             settings: stored_settings(e, m.settings.as_ref())?,
             updated_at: from_ts(m.updated_at.as_ref()),
         }
-    } else if t == events::SubscriptionDeleted::full_name() {
+    } else if psirt_eventstore::is_type::<events::SubscriptionDeleted>(t) {
         let m: events::SubscriptionDeleted = e.decode()?;
         SubscriptionEvent::SubscriptionDeleted {
             subscription_id: parse(e, "subscription_id", &m.subscription_id)?,
@@ -299,7 +298,7 @@ pub fn scheduled_to_proto(s: &Scheduled) -> events::DeliveryScheduled {
 /// A delivery event of the stream; `None` for other types.
 pub fn delivery_event_from_recorded(e: &RecordedEvent) -> Result<Option<DeliveryEvent>, DecodeError> {
     let t = e.event_type.as_str();
-    Ok(Some(if t == events::DeliveryScheduled::full_name() {
+    Ok(Some(if psirt_eventstore::is_type::<events::DeliveryScheduled>(t) {
         let m: events::DeliveryScheduled = e.decode()?;
         DeliveryEvent::DeliveryScheduled(Scheduled {
             delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
@@ -312,7 +311,7 @@ pub fn delivery_event_from_recorded(e: &RecordedEvent) -> Result<Option<Delivery
             redacted: m.redacted,
             scheduled_at: from_ts(m.scheduled_at.as_ref()),
         })
-    } else if t == events::DeliveryAttempted::full_name() {
+    } else if psirt_eventstore::is_type::<events::DeliveryAttempted>(t) {
         let m: events::DeliveryAttempted = e.decode()?;
         DeliveryEvent::DeliveryAttempted(Attempted {
             delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
@@ -326,7 +325,7 @@ pub fn delivery_event_from_recorded(e: &RecordedEvent) -> Result<Option<Delivery
             attempted_at: from_ts(m.attempted_at.as_ref()),
             next_attempt_at: m.next_attempt_at.as_ref().map(|t| from_ts(Some(t))),
         })
-    } else if t == events::DeliverySucceeded::full_name() {
+    } else if psirt_eventstore::is_type::<events::DeliverySucceeded>(t) {
         let m: events::DeliverySucceeded = e.decode()?;
         DeliveryEvent::DeliverySucceeded {
             delivery_id: parse(e, "delivery_id", &m.delivery_id)?,
@@ -336,7 +335,7 @@ pub fn delivery_event_from_recorded(e: &RecordedEvent) -> Result<Option<Delivery
             external_reference: m.external_reference,
             delivered_at: from_ts(m.delivered_at.as_ref()),
         }
-    } else if t == events::DeliveryDeadLettered::full_name() {
+    } else if psirt_eventstore::is_type::<events::DeliveryDeadLettered>(t) {
         let m: events::DeliveryDeadLettered = e.decode()?;
         DeliveryEvent::DeliveryDeadLettered {
             delivery_id: parse(e, "delivery_id", &m.delivery_id)?,

@@ -2,7 +2,7 @@
 //! kept by one projection (`notification-views`), and the queries of the
 //! API and of the delivery worker.
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_eventstore::RecordedEvent;
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::{events, notification as api};
@@ -111,13 +111,13 @@ impl Projection for ViewsProjection {
             .bind(next.encode_to_vec())
             .execute(&mut *conn)
             .await?;
-        } else if t == events::ExternalTicketLinked::full_name()
-            || t == events::ExternalTicketUpdated::full_name()
+        } else if psirt_eventstore::is_type::<events::ExternalTicketLinked>(t)
+            || psirt_eventstore::is_type::<events::ExternalTicketUpdated>(t)
         {
             let id = subject_id(e);
             let current = ticket_row(conn, id).await?;
             let Some(next) = view::fold_ticket(current, e)? else { return Ok(()) };
-            let sys_id = if t == events::ExternalTicketLinked::full_name() {
+            let sys_id = if psirt_eventstore::is_type::<events::ExternalTicketLinked>(t) {
                 e.decode::<events::ExternalTicketLinked>().map_err(|e| corrupt("ticket link", e))?.sys_id
             } else {
                 String::new()

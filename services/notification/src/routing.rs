@@ -9,7 +9,6 @@
 //! transaction of its checkpoint: the subscriptions (`notification_routes`)
 //! and the facts of each case (`notification_cases`).
 
-use prost::Name;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use psirt_domain::notification::{self, CaseFacts, EventFacts, Scheduled, SubscriptionSettings};
 use psirt_domain::{
@@ -89,23 +88,23 @@ async fn save_facts(conn: &mut AnyConnection, case_id: CaseId, facts: &CaseFacts
 fn fold_facts(facts: &mut CaseFacts, e: &RecordedEvent) -> Result<bool, ApplyError> {
     let t = e.event_type.as_str();
     let status = |s| Some(s);
-    if t == events::CaseOpened::full_name() {
+    if psirt_eventstore::is_type::<events::CaseOpened>(t) {
         let m: events::CaseOpened = e.decode()?;
         facts.case_key = Some(m.case_key);
         facts.title = Some(m.title);
         facts.status = status(CaseStatus::Received);
-    } else if t == events::CveAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
         let m: events::CveAssigned = e.decode()?;
         if !facts.cve_ids.contains(&m.cve_id) {
             facts.cve_ids.push(m.cve_id);
         }
-    } else if t == events::SeverityAssessed::full_name() {
+    } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
         let m: events::SeverityAssessed = e.decode()?;
         facts.severity = mapping::rating_from_proto(m.severity).or(facts.severity);
-    } else if t == events::AffectedProductsSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
         let m: events::AffectedProductsSet = e.decode()?;
         facts.products = m.products.into_iter().map(|p| p.product).collect();
-    } else if t == events::CaseAccepted::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
         let m: events::CaseAccepted = e.decode()?;
         if !m.case_key.is_empty() {
             facts.case_key = Some(m.case_key);
@@ -115,9 +114,9 @@ fn fold_facts(facts: &mut CaseFacts, e: &RecordedEvent) -> Result<bool, ApplyErr
             facts.products = m.affected_products.into_iter().map(|p| p.product).collect();
         }
         facts.status = status(CaseStatus::Accepted);
-    } else if t == events::EmbargoSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
         facts.embargoed = true;
-    } else if t == events::CaseDisclosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         facts.embargoed = false;
         facts.status = status(CaseStatus::Disclosed);
     } else {
@@ -219,7 +218,7 @@ impl Projection for Routing {
         if routes.is_empty() {
             return Ok(());
         }
-        let escalation_level = if e.event_type == events::CaseEscalated::full_name() {
+        let escalation_level = if psirt_eventstore::is_type::<events::CaseEscalated>(&e.event_type) {
             let m: events::CaseEscalated = e.decode()?;
             mapping::escalation_from_proto(m.level)
         } else {

@@ -2,7 +2,6 @@
 //! from events: the same code serves the read model and the reads that
 //! answer from the stream right after a command.
 
-use prost::Name;
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{events, notification as api};
 
@@ -12,7 +11,7 @@ pub fn fold_subscription(
     e: &RecordedEvent,
 ) -> Result<Option<api::Subscription>, DecodeError> {
     let t = e.event_type.as_str();
-    if t == events::SubscriptionCreated::full_name() {
+    if psirt_eventstore::is_type::<events::SubscriptionCreated>(t) {
         let m: events::SubscriptionCreated = e.decode()?;
         return Ok(Some(api::Subscription {
             subscription_id: m.subscription_id,
@@ -23,11 +22,11 @@ pub fn fold_subscription(
         }));
     }
     let Some(mut view) = view else { return Ok(None) };
-    if t == events::SubscriptionUpdated::full_name() {
+    if psirt_eventstore::is_type::<events::SubscriptionUpdated>(t) {
         let m: events::SubscriptionUpdated = e.decode()?;
         view.settings = m.settings;
         view.updated_at = m.updated_at;
-    } else if t == events::SubscriptionDeleted::full_name() {
+    } else if psirt_eventstore::is_type::<events::SubscriptionDeleted>(t) {
         let m: events::SubscriptionDeleted = e.decode()?;
         view.updated_at = m.deleted_at;
     } else {
@@ -39,7 +38,7 @@ pub fn fold_subscription(
 
 /// Whether the event deletes its subscription.
 pub fn is_subscription_deleted(e: &RecordedEvent) -> bool {
-    e.event_type == events::SubscriptionDeleted::full_name()
+    psirt_eventstore::is_type::<events::SubscriptionDeleted>(&e.event_type)
 }
 
 /// Folds one event into a delivery view.
@@ -48,7 +47,7 @@ pub fn fold_delivery(
     e: &RecordedEvent,
 ) -> Result<Option<api::Delivery>, DecodeError> {
     let t = e.event_type.as_str();
-    if t == events::DeliveryScheduled::full_name() {
+    if psirt_eventstore::is_type::<events::DeliveryScheduled>(t) {
         let m: events::DeliveryScheduled = e.decode()?;
         let previous = view.unwrap_or_default();
         return Ok(Some(api::Delivery {
@@ -74,7 +73,7 @@ pub fn fold_delivery(
         }));
     }
     let Some(mut view) = view else { return Ok(None) };
-    if t == events::DeliveryAttempted::full_name() {
+    if psirt_eventstore::is_type::<events::DeliveryAttempted>(t) {
         let m: events::DeliveryAttempted = e.decode()?;
         view.attempts = m.attempt;
         view.total_attempts += 1;
@@ -82,12 +81,12 @@ pub fn fold_delivery(
         view.last_error = m.error;
         view.last_attempt_at = m.attempted_at;
         view.next_attempt_at = m.next_attempt_at;
-    } else if t == events::DeliverySucceeded::full_name() {
+    } else if psirt_eventstore::is_type::<events::DeliverySucceeded>(t) {
         let m: events::DeliverySucceeded = e.decode()?;
         view.status = api::DeliveryStatus::Delivered.into();
         view.next_attempt_at = None;
         view.finished_at = m.delivered_at;
-    } else if t == events::DeliveryDeadLettered::full_name() {
+    } else if psirt_eventstore::is_type::<events::DeliveryDeadLettered>(t) {
         let m: events::DeliveryDeadLettered = e.decode()?;
         view.status = api::DeliveryStatus::Dead.into();
         view.next_attempt_at = None;
@@ -106,7 +105,7 @@ pub fn fold_ticket(
     e: &RecordedEvent,
 ) -> Result<Option<api::ExternalTicket>, DecodeError> {
     let t = e.event_type.as_str();
-    if t == events::ExternalTicketLinked::full_name() {
+    if psirt_eventstore::is_type::<events::ExternalTicketLinked>(t) {
         let m: events::ExternalTicketLinked = e.decode()?;
         return Ok(Some(api::ExternalTicket {
             link_id: m.link_id,
@@ -122,7 +121,7 @@ pub fn fold_ticket(
         }));
     }
     let Some(mut view) = view else { return Ok(None) };
-    if t == events::ExternalTicketUpdated::full_name() {
+    if psirt_eventstore::is_type::<events::ExternalTicketUpdated>(t) {
         let m: events::ExternalTicketUpdated = e.decode()?;
         view.external_status = m.external_status;
         view.status_category = m.status_category;

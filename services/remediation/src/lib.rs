@@ -230,7 +230,7 @@ impl Application {
             reactions::Reactions { store: store.clone(), policy: settings.policy.clone() },
             pool.clone(),
             store,
-            projection,
+            projection.for_reactions(),
         );
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         projecting.set_ready(true);

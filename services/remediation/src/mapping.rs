@@ -1,7 +1,6 @@
 //! Between the domain's plan and advisory events and their protobuf
 //! payloads on the stream, in both directions.
 
-use prost::Name;
 use prost_types::Timestamp;
 use psirt_domain::remediation::{
     DueDateChange, PlanEvent, ProductStatus, RemediationAction, VexJustification,
@@ -304,7 +303,7 @@ fn time_of(event: &RecordedEvent, t: Option<&Timestamp>) -> OffsetDateTime {
 /// types on the plan's subject are `None`.
 pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEvent>, DecodeError> {
     let t = event.event_type.as_str();
-    let out = if t == events::RemediationPlanOpened::full_name() {
+    let out = if psirt_eventstore::is_type::<events::RemediationPlanOpened>(t) {
         let e: events::RemediationPlanOpened = event.decode()?;
         PlanEvent::RemediationPlanOpened {
             plan_id: id(event, "plan_id", &e.plan_id)?,
@@ -315,7 +314,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             affected_products: e.affected_products.iter().map(product_from_proto).collect(),
             opened_at: time_of(event, e.opened_at.as_ref()),
         }
-    } else if t == events::RemediationActionPlanned::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
         let e: events::RemediationActionPlanned = event.decode()?;
         PlanEvent::RemediationActionPlanned {
             plan_id: id(event, "plan_id", &e.plan_id)?,
@@ -334,7 +333,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             description: e.description,
             planned_at: time_of(event, e.planned_at.as_ref()),
         }
-    } else if t == events::ReleaseRecorded::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReleaseRecorded>(t) {
         let e: events::ReleaseRecorded = event.decode()?;
         PlanEvent::ReleaseRecorded {
             plan_id: id(event, "plan_id", &e.plan_id)?,
@@ -350,7 +349,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             release_notes_url: opt(&e.release_notes_url),
             recorded_at: time_of(event, e.recorded_at.as_ref()),
         }
-    } else if t == events::ProductStatusSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::ProductStatusSet>(t) {
         let e: events::ProductStatusSet = event.decode()?;
         PlanEvent::ProductStatusSet {
             plan_id: id(event, "plan_id", &e.plan_id)?,
@@ -362,7 +361,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             statement: e.statement,
             set_at: time_of(event, e.set_at.as_ref()),
         }
-    } else if t == events::RemediationVerified::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationVerified>(t) {
         let e: events::RemediationVerified = event.decode()?;
         PlanEvent::RemediationVerified {
             plan_id: id(event, "plan_id", &e.plan_id)?,
@@ -371,7 +370,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             verification_note: e.verification_note,
             verified_at: time_of(event, e.verified_at.as_ref()),
         }
-    } else if t == events::RemediationDueDatesRecomputed::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationDueDatesRecomputed>(t) {
         let e: events::RemediationDueDatesRecomputed = event.decode()?;
         let mut changes = Vec::with_capacity(e.changes.len());
         for c in &e.changes {
@@ -390,7 +389,7 @@ pub fn plan_event_from_recorded(event: &RecordedEvent) -> Result<Option<PlanEven
             reason: e.reason,
             recomputed_at: time_of(event, e.recomputed_at.as_ref()),
         }
-    } else if t == events::SlaBreached::full_name() {
+    } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
         let e: events::SlaBreached = event.decode()?;
         if e.action_id.is_empty() {
             return Ok(None);
@@ -545,7 +544,7 @@ pub fn advisory_event_from_recorded(
     use psirt_domain::AdvisoryEvent as E;
     let t = event.event_type.as_str();
     let version = |v: &str| v.parse().map_err(|_| bad(event, format!("version {v:?}")));
-    let out = if t == events::AdvisoryDrafted::full_name() {
+    let out = if psirt_eventstore::is_type::<events::AdvisoryDrafted>(t) {
         let e: events::AdvisoryDrafted = event.decode()?;
         E::AdvisoryDrafted {
             advisory_id: id(event, "advisory_id", &e.advisory_id)?,
@@ -554,7 +553,7 @@ pub fn advisory_event_from_recorded(
             content: content_from_proto(&e.content.unwrap_or_default()),
             drafted_at: time_of(event, e.drafted_at.as_ref()),
         }
-    } else if t == events::AdvisoryPublished::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryPublished>(t) {
         let e: events::AdvisoryPublished = event.decode()?;
         E::AdvisoryPublished {
             advisory_id: id(event, "advisory_id", &e.advisory_id)?,
@@ -566,7 +565,7 @@ pub fn advisory_event_from_recorded(
             published_at: time_of(event, e.published_at.as_ref()),
             embargo_override_reason: opt(&e.embargo_override_reason),
         }
-    } else if t == events::AdvisoryRevised::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryRevised>(t) {
         let e: events::AdvisoryRevised = event.decode()?;
         E::AdvisoryRevised {
             advisory_id: id(event, "advisory_id", &e.advisory_id)?,

@@ -4,7 +4,6 @@
 //! follow stream order and take the lease; every appended event's id derives
 //! from the id of the event that caused it, so a redelivery appends nothing.
 
-use prost::Name;
 use psirt_domain::remediation::{Plan, PlanCommand, RemediationPolicy};
 use psirt_domain::{CaseId, EventId, PlanId};
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
@@ -160,7 +159,7 @@ impl Projection for Reactions {
 
     async fn apply(&self, _conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
         let t = event.event_type.as_str();
-        if t == events::CaseAccepted::full_name() {
+        if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
             let e: events::CaseAccepted = event.decode()?;
             let case_id: CaseId =
                 e.case_id.parse().map_err(|_| bad(event, format!("case_id {:?}", e.case_id)))?;
@@ -173,7 +172,7 @@ impl Projection for Reactions {
                 products: e.affected_products.iter().map(mapping::product_from_proto).collect(),
             };
             self.react(event, case_id, command).await
-        } else if t == events::SeverityAssessed::full_name() {
+        } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
             let e: events::SeverityAssessed = event.decode()?;
             let case_id: CaseId =
                 e.case_id.parse().map_err(|_| bad(event, format!("case_id {:?}", e.case_id)))?;

@@ -2,7 +2,7 @@
 //! the frozen documents of every publication, kept by one projection
 //! (`remediation-views`) from the case, plan and advisory events.
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_eventstore::RecordedEvent;
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::{events, remediation as api};
@@ -218,7 +218,9 @@ impl Projection for ViewsProjection {
             if !advisory.case_id.is_empty() {
                 save_advisory(conn, &advisory).await?;
                 let t = event.event_type.as_str();
-                if t == events::AdvisoryPublished::full_name() || t == events::AdvisoryRevised::full_name() {
+                if psirt_eventstore::is_type::<events::AdvisoryPublished>(t)
+                    || psirt_eventstore::is_type::<events::AdvisoryRevised>(t)
+                {
                     self.freeze_documents(conn, &advisory, event.sequence).await?;
                 }
             }

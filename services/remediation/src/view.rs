@@ -4,7 +4,6 @@
 //! and the command handlers (for read-your-writes answers) share them, so
 //! a rebuilt read model equals the live one.
 
-use prost::Name;
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{common, events, remediation as api};
 use serde::{Deserialize, Serialize};
@@ -90,22 +89,22 @@ fn secs(ts: Option<&prost_types::Timestamp>) -> Option<i64> {
 /// nothing are skipped. Returns whether the facts changed.
 pub fn apply_case_event(facts: &mut CaseFacts, event: &RecordedEvent) -> Result<bool, DecodeError> {
     let t = event.event_type.as_str();
-    if t == events::CaseOpened::full_name() {
+    if psirt_eventstore::is_type::<events::CaseOpened>(t) {
         let e: events::CaseOpened = event.decode()?;
         facts.case_id = e.case_id;
         facts.case_key = e.case_key;
         facts.title = e.title;
-    } else if t == events::SeverityAssessed::full_name() {
+    } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
         let e: events::SeverityAssessed = event.decode()?;
         facts.severity = e.severity;
         facts.cvss_v31 =
             e.cvss_v31.map(|s| Score { vector: s.vector, score: s.base_score, rating: s.rating });
         facts.cvss_v40 = e.cvss_v40.map(|s| Score { vector: s.vector, score: s.score, rating: s.rating });
         facts.cwe_ids = e.cwe_ids;
-    } else if t == events::AffectedProductsSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
         let e: events::AffectedProductsSet = event.decode()?;
         facts.products = e.products.iter().map(ProductVersions::from_proto).collect();
-    } else if t == events::CaseAccepted::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
         let e: events::CaseAccepted = event.decode()?;
         facts.accepted = true;
         if facts.case_key.is_empty() {
@@ -117,15 +116,15 @@ pub fn apply_case_event(facts: &mut CaseFacts, event: &RecordedEvent) -> Result<
         if facts.products.is_empty() {
             facts.products = e.affected_products.iter().map(ProductVersions::from_proto).collect();
         }
-    } else if t == events::CveAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
         let e: events::CveAssigned = event.decode()?;
         if !facts.cve_ids.contains(&e.cve_id) {
             facts.cve_ids.push(e.cve_id);
         }
-    } else if t == events::EmbargoSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
         let e: events::EmbargoSet = event.decode()?;
         facts.embargo_until = secs(e.disclosure_at.as_ref());
-    } else if t == events::CaseDisclosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         facts.embargo_until = None;
     } else {
         return Ok(false);
@@ -156,7 +155,7 @@ pub fn millis(ts: Option<&prost_types::Timestamp>) -> i64 {
 /// `SlaBreached` and unknown types change nothing but the version.
 pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(), DecodeError> {
     let t = event.event_type.as_str();
-    if t == events::RemediationPlanOpened::full_name() {
+    if psirt_eventstore::is_type::<events::RemediationPlanOpened>(t) {
         let e: events::RemediationPlanOpened = event.decode()?;
         plan.plan_id = e.plan_id;
         plan.case_id = e.case_id;
@@ -166,7 +165,7 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
         plan.affected_products = e.affected_products;
         plan.opened_at = e.opened_at;
         plan.updated_at = e.opened_at;
-    } else if t == events::RemediationActionPlanned::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
         let e: events::RemediationActionPlanned = event.decode()?;
         let planned = api::PlannedAction {
             action_id: e.action_id.clone(),
@@ -189,7 +188,7 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
             None => plan.actions.push(planned),
         }
         plan.updated_at = e.planned_at;
-    } else if t == events::ReleaseRecorded::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReleaseRecorded>(t) {
         let e: events::ReleaseRecorded = event.decode()?;
         for a in &mut plan.actions {
             let same_action = !e.action_id.is_empty() && a.action_id == e.action_id;
@@ -210,7 +209,7 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
             release_notes_url: e.release_notes_url,
         });
         plan.updated_at = e.recorded_at;
-    } else if t == events::ProductStatusSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::ProductStatusSet>(t) {
         let e: events::ProductStatusSet = event.decode()?;
         let status = api::ProductVersionStatus {
             product: e.product,
@@ -230,13 +229,13 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
         }
         plan.statuses.sort_by(|a, b| (&a.product, &a.version).cmp(&(&b.product, &b.version)));
         plan.updated_at = e.set_at;
-    } else if t == events::RemediationVerified::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationVerified>(t) {
         let e: events::RemediationVerified = event.decode()?;
         if let Some(a) = plan.actions.iter_mut().find(|a| a.action_id == e.action_id) {
             a.state = api::ActionState::Verified as i32;
         }
         plan.updated_at = e.verified_at;
-    } else if t == events::RemediationDueDatesRecomputed::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationDueDatesRecomputed>(t) {
         let e: events::RemediationDueDatesRecomputed = event.decode()?;
         plan.severity = e.severity;
         plan.sla_policy = e.sla_policy;
@@ -305,7 +304,7 @@ pub fn refresh_overdue(plan: &mut api::Plan, now_ms: i64) {
 /// Folds one advisory event (`psirt.evt.advisory.<advisory_id>`) into the view.
 pub fn apply_advisory_event(advisory: &mut api::Advisory, event: &RecordedEvent) -> Result<(), DecodeError> {
     let t = event.event_type.as_str();
-    if t == events::AdvisoryDrafted::full_name() {
+    if psirt_eventstore::is_type::<events::AdvisoryDrafted>(t) {
         let e: events::AdvisoryDrafted = event.decode()?;
         advisory.advisory_id = e.advisory_id;
         advisory.case_id = e.case_id;
@@ -315,7 +314,7 @@ pub fn apply_advisory_event(advisory: &mut api::Advisory, event: &RecordedEvent)
             advisory.state = api::AdvisoryState::Draft as i32;
         }
         advisory.updated_at = e.drafted_at;
-    } else if t == events::AdvisoryPublished::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryPublished>(t) {
         let e: events::AdvisoryPublished = event.decode()?;
         advisory.advisory_id = e.advisory_id;
         advisory.case_id = e.case_id;
@@ -331,7 +330,7 @@ pub fn apply_advisory_event(advisory: &mut api::Advisory, event: &RecordedEvent)
             summary: "Initial public release".to_owned(),
         });
         advisory.updated_at = e.published_at;
-    } else if t == events::AdvisoryRevised::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryRevised>(t) {
         let e: events::AdvisoryRevised = event.decode()?;
         advisory.state = api::AdvisoryState::Published as i32;
         advisory.published_version = e.version.clone();

@@ -214,7 +214,7 @@ impl Application {
             reactions::Reactions { store: store.clone() },
             pool.clone(),
             store,
-            projection,
+            projection.for_reactions(),
         );
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         projecting.set_ready(true);
@@ -282,7 +282,7 @@ impl Application {
 pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
     let (store, pool) = open(config).await?;
     let runner = ProjectionRunner::new(
-        readmodel::CasesProjection { policy: config.triage.sla },
+        readmodel::CasesProjection::new(config.triage.sla),
         pool,
         store,
         config.projection.clone(),

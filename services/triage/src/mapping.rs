@@ -478,10 +478,9 @@ fn score(event: &RecordedEvent, vector: &str, score: f64, rating: i32) -> Result
 /// Decodes a stored case event into the domain's form, for deciding
 /// commands. Unknown types are an error: a case subject holds case events only.
 pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
-    use prost::Name;
     let t = event.event_type.as_str();
     let id = |e: &RecordedEvent, v: &str| parse::<CaseId>(e, "case_id", v);
-    Ok(if t == events::CaseOpened::full_name() {
+    Ok(if psirt_eventstore::is_type::<events::CaseOpened>(t) {
         let e: events::CaseOpened = event.decode()?;
         CaseEvent::CaseOpened {
             case_id: id(event, &e.case_id)?,
@@ -494,20 +493,20 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             title: e.title,
             opened_at: time_of(event, e.opened_at.as_ref()),
         }
-    } else if t == events::TriageStarted::full_name() {
+    } else if psirt_eventstore::is_type::<events::TriageStarted>(t) {
         let e: events::TriageStarted = event.decode()?;
         CaseEvent::TriageStarted {
             case_id: id(event, &e.case_id)?,
             started_at: time_of(event, e.started_at.as_ref()),
         }
-    } else if t == events::CaseAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAssigned>(t) {
         let e: events::CaseAssigned = event.decode()?;
         CaseEvent::CaseAssigned {
             case_id: id(event, &e.case_id)?,
             assignee: e.assignee,
             assigned_at: time_of(event, e.assigned_at.as_ref()),
         }
-    } else if t == events::SeverityAssessed::full_name() {
+    } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
         let e: events::SeverityAssessed = event.decode()?;
         let cvss_v3 = match &e.cvss_v31 {
             None => None,
@@ -529,20 +528,20 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             rating: rating_from_proto(e.severity),
             assessed_at: time_of(event, e.assessed_at.as_ref()),
         }
-    } else if t == events::AffectedProductsSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
         let e: events::AffectedProductsSet = event.decode()?;
         CaseEvent::AffectedProductsSet {
             case_id: id(event, &e.case_id)?,
             products: e.products.iter().map(product_from_proto).collect(),
             set_at: time_of(event, e.set_at.as_ref()),
         }
-    } else if t == events::CaseAccepted::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
         let e: events::CaseAccepted = event.decode()?;
         CaseEvent::CaseAccepted {
             case_id: id(event, &e.case_id)?,
             accepted_at: time_of(event, e.accepted_at.as_ref()),
         }
-    } else if t == events::CaseRejected::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseRejected>(t) {
         let e: events::CaseRejected = event.decode()?;
         CaseEvent::CaseRejected {
             case_id: id(event, &e.case_id)?,
@@ -550,14 +549,14 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             text: e.reason_text,
             rejected_at: time_of(event, e.rejected_at.as_ref()),
         }
-    } else if t == events::CaseMarkedDuplicate::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseMarkedDuplicate>(t) {
         let e: events::CaseMarkedDuplicate = event.decode()?;
         CaseEvent::CaseMarkedDuplicate {
             case_id: id(event, &e.case_id)?,
             of: parse(event, "duplicate_of_case_id", &e.duplicate_of_case_id)?,
             marked_at: time_of(event, e.marked_at.as_ref()),
         }
-    } else if t == events::DuplicateLinked::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateLinked>(t) {
         let e: events::DuplicateLinked = event.decode()?;
         CaseEvent::DuplicateLinked {
             case_id: id(event, &e.case_id)?,
@@ -565,14 +564,14 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             reason: e.reason,
             linked_at: time_of(event, e.linked_at.as_ref()),
         }
-    } else if t == events::CveAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
         let e: events::CveAssigned = event.decode()?;
         CaseEvent::CveAssigned {
             case_id: id(event, &e.case_id)?,
             cve_id: parse(event, "cve_id", &e.cve_id)?,
             assigned_at: time_of(event, e.assigned_at.as_ref()),
         }
-    } else if t == events::EmbargoSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
         let e: events::EmbargoSet = event.decode()?;
         CaseEvent::EmbargoSet {
             case_id: id(event, &e.case_id)?,
@@ -584,7 +583,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             time_zone: e.time_zone,
             set_at: time_of(event, e.set_at.as_ref()),
         }
-    } else if t == events::CaseEscalated::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseEscalated>(t) {
         let e: events::CaseEscalated = event.decode()?;
         CaseEvent::CaseEscalated {
             case_id: id(event, &e.case_id)?,
@@ -593,7 +592,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             automatic: e.automatic,
             escalated_at: time_of(event, e.escalated_at.as_ref()),
         }
-    } else if t == events::SlaBreached::full_name() {
+    } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
         let e: events::SlaBreached = event.decode()?;
         CaseEvent::SlaBreached {
             case_id: id(event, &e.case_id)?,
@@ -601,25 +600,25 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             deadline: time_of(event, e.deadline.as_ref()),
             recorded_at: time_of(event, e.breached_at.as_ref()),
         }
-    } else if t == events::RemediationStarted::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationStarted>(t) {
         let e: events::RemediationStarted = event.decode()?;
         CaseEvent::RemediationStarted {
             case_id: id(event, &e.case_id)?,
             started_at: time_of(event, e.started_at.as_ref()),
         }
-    } else if t == events::CaseFixed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseFixed>(t) {
         let e: events::CaseFixed = event.decode()?;
         CaseEvent::CaseFixed {
             case_id: id(event, &e.case_id)?,
             fixed_at: time_of(event, e.fixed_at.as_ref()),
         }
-    } else if t == events::CaseDisclosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         let e: events::CaseDisclosed = event.decode()?;
         CaseEvent::CaseDisclosed {
             case_id: id(event, &e.case_id)?,
             disclosed_at: time_of(event, e.disclosed_at.as_ref()),
         }
-    } else if t == events::CaseClosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseClosed>(t) {
         let e: events::CaseClosed = event.decode()?;
         CaseEvent::CaseClosed {
             case_id: id(event, &e.case_id)?,
@@ -628,7 +627,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             lessons_learned: e.lessons_learned,
             closed_at: time_of(event, e.closed_at.as_ref()),
         }
-    } else if t == events::CaseReopened::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseReopened>(t) {
         let e: events::CaseReopened = event.decode()?;
         CaseEvent::CaseReopened {
             case_id: id(event, &e.case_id)?,

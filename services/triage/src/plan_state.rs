@@ -3,7 +3,6 @@
 //! summary and advisory state, and for the reactions that move the case to
 //! REMEDIATING, FIXED and DISCLOSED.
 
-use prost::Name;
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{events, triage};
 use serde::{Deserialize, Serialize};
@@ -50,7 +49,7 @@ pub fn is_plan_event(event: &RecordedEvent) -> bool {
 /// The case a plan event belongs to (every plan event carries it; for
 /// `SlaBreached` it is field 1).
 pub fn plan_case_id(event: &RecordedEvent) -> Option<String> {
-    if event.event_type == events::SlaBreached::full_name() {
+    if psirt_eventstore::is_type::<events::SlaBreached>(&event.event_type) {
         return event.decode::<events::SlaBreached>().ok().map(|e| e.case_id);
     }
     crate::view::foreign_case_id(event)
@@ -79,11 +78,11 @@ impl PlanState {
     /// Folds one plan event in.
     pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), DecodeError> {
         let t = event.event_type.as_str();
-        if t == events::RemediationPlanOpened::full_name() {
+        if psirt_eventstore::is_type::<events::RemediationPlanOpened>(t) {
             let e: events::RemediationPlanOpened = event.decode()?;
             self.plan_id = e.plan_id;
             self.case_id = e.case_id;
-        } else if t == events::RemediationActionPlanned::full_name() {
+        } else if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
             let e: events::RemediationActionPlanned = event.decode()?;
             let product = e.target.map(|t| t.product).unwrap_or_default();
             let fix = e.action == events::RemediationAction::Fix as i32;
@@ -98,7 +97,7 @@ impl PlanState {
                     self.actions.push(Action { id: e.action_id, product, fix, due_ms, ..Action::default() })
                 }
             }
-        } else if t == events::ReleaseRecorded::full_name() {
+        } else if psirt_eventstore::is_type::<events::ReleaseRecorded>(t) {
             let e: events::ReleaseRecorded = event.decode()?;
             for a in &mut self.actions {
                 if (!e.action_id.is_empty() && a.id == e.action_id)
@@ -108,7 +107,7 @@ impl PlanState {
                 }
             }
             self.releases.push(format!("{}@{}", e.product, e.fixed_version));
-        } else if t == events::ProductStatusSet::full_name() {
+        } else if psirt_eventstore::is_type::<events::ProductStatusSet>(t) {
             let e: events::ProductStatusSet = event.decode()?;
             match self.statuses.iter_mut().find(|s| s.0.eq_ignore_ascii_case(&e.product) && s.1 == e.version)
             {
@@ -116,19 +115,19 @@ impl PlanState {
                 None => self.statuses.push((e.product, e.version, e.status)),
             }
             self.statuses.sort();
-        } else if t == events::RemediationVerified::full_name() {
+        } else if psirt_eventstore::is_type::<events::RemediationVerified>(t) {
             let e: events::RemediationVerified = event.decode()?;
             if let Some(a) = self.actions.iter_mut().find(|a| a.id == e.action_id) {
                 a.verified = true;
             }
-        } else if t == events::RemediationDueDatesRecomputed::full_name() {
+        } else if psirt_eventstore::is_type::<events::RemediationDueDatesRecomputed>(t) {
             let e: events::RemediationDueDatesRecomputed = event.decode()?;
             for c in e.changes {
                 if let Some(a) = self.actions.iter_mut().find(|a| a.id == c.action_id) {
                     a.due_ms = millis(c.due_at.as_ref());
                 }
             }
-        } else if t == events::SlaBreached::full_name() {
+        } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
             let e: events::SlaBreached = event.decode()?;
             if let Some(a) = self.actions.iter_mut().find(|a| a.id == e.action_id) {
                 a.breached_due_ms = Some(millis(e.deadline.as_ref()));
@@ -173,7 +172,7 @@ pub fn apply_advisory_event(
     event: &RecordedEvent,
 ) -> Result<bool, DecodeError> {
     let t = event.event_type.as_str();
-    if t == events::AdvisoryDrafted::full_name() {
+    if psirt_eventstore::is_type::<events::AdvisoryDrafted>(t) {
         let e: events::AdvisoryDrafted = event.decode()?;
         state.advisory_id = e.advisory_id;
         state.tracking_id = e.tracking_id;
@@ -181,7 +180,7 @@ pub fn apply_advisory_event(
             state.status = triage::AdvisoryStatus::Draft as i32;
         }
         state.updated_at = e.drafted_at;
-    } else if t == events::AdvisoryPublished::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryPublished>(t) {
         let e: events::AdvisoryPublished = event.decode()?;
         state.advisory_id = e.advisory_id;
         state.tracking_id = e.tracking_id;
@@ -191,7 +190,7 @@ pub fn apply_advisory_event(
             state.published_at = e.published_at;
         }
         state.updated_at = e.published_at;
-    } else if t == events::AdvisoryRevised::full_name() {
+    } else if psirt_eventstore::is_type::<events::AdvisoryRevised>(t) {
         let e: events::AdvisoryRevised = event.decode()?;
         state.status = triage::AdvisoryStatus::Published as i32;
         state.version = e.version;

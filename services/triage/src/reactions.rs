@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use prost::Name;
 use psirt_domain::{Case, CaseCommand, CaseId, CaseKey, EventId, ReportId};
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
 use psirt_projection::{ApplyError, Projection};
@@ -122,12 +121,12 @@ impl Reactions {
             sequence: event.sequence,
             message,
         };
-        let (case_id, command, extra) = if t == events::RemediationActionPlanned::full_name() {
+        let (case_id, command, extra) = if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
             let e: events::RemediationActionPlanned = event.decode()?;
             (e.case_id, CaseCommand::StartRemediation, Extra { plan_id: e.plan_id, ..Extra::default() })
-        } else if t == events::ReleaseRecorded::full_name()
-            || t == events::RemediationVerified::full_name()
-            || t == events::ProductStatusSet::full_name()
+        } else if psirt_eventstore::is_type::<events::ReleaseRecorded>(t)
+            || psirt_eventstore::is_type::<events::RemediationVerified>(t)
+            || psirt_eventstore::is_type::<events::ProductStatusSet>(t)
         {
             // Whether the plan is complete, from the plan's stream up to this event.
             let stream = self.store.load(&event.subject).await.map_err(retry)?;
@@ -144,7 +143,7 @@ impl Reactions {
                 ..Extra::default()
             };
             (plan.case_id.clone(), CaseCommand::MarkFixed, extra)
-        } else if t == events::AdvisoryPublished::full_name() {
+        } else if psirt_eventstore::is_type::<events::AdvisoryPublished>(t) {
             let e: events::AdvisoryPublished = event.decode()?;
             let extra = Extra { advisory_id: e.advisory_id, tracking_id: e.tracking_id, ..Extra::default() };
             (e.case_id, CaseCommand::Disclose, extra)
@@ -301,7 +300,7 @@ impl Projection for Reactions {
         let opens: Vec<(usize, &RecordedEvent)> = batch
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.event_type == events::ReportReceived::full_name())
+            .filter(|(_, e)| psirt_eventstore::is_type::<events::ReportReceived>(&e.event_type))
             .collect();
         let exists = futures::future::join_all(opens.iter().map(|(_, event)| async move {
             let report: Option<ReportId> =
@@ -394,7 +393,7 @@ impl Projection for Reactions {
             store_number(conn, year, value).await?;
         }
         for (index, event) in batch.iter().enumerate() {
-            let result = if event.event_type == events::DuplicateSuspected::full_name() {
+            let result = if psirt_eventstore::is_type::<events::DuplicateSuspected>(&event.event_type) {
                 self.link(event).instrument(psirt_projection::event_span(PROJECTION_NAME, event)).await
             } else if event.subject.starts_with(plan_state::PLAN_PREFIX)
                 || event.subject.starts_with(plan_state::ADVISORY_PREFIX)

@@ -3,11 +3,12 @@
 //! `triage-cases` projection from the events of every service.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_domain::{CaseKey, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
-use psirt_projection::{ApplyError, Projection};
+use psirt_projection::{ApplyError, Prepared, Projection};
 use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -23,6 +24,31 @@ pub const PROJECTION_NAME: &str = "triage-cases";
 /// `triage_case_events`.
 pub struct CasesProjection {
     pub policy: SlaPolicy,
+    /// What prepared batches changed that the database may not have yet.
+    carry: Arc<Mutex<Carry>>,
+}
+
+impl CasesProjection {
+    pub fn new(policy: SlaPolicy) -> Self {
+        Self { policy, carry: Arc::default() }
+    }
+}
+
+/// What the prepared batches not yet known to be committed changed, each
+/// entry with the last sequence of the batch that wrote it. A batch folded
+/// while the one before it is still being written reads those rows from
+/// here: the database shows them only after that commit.
+#[derive(Default)]
+struct Carry {
+    cases: HashMap<String, (u64, triage::Case)>,
+    plans: HashMap<String, (u64, plan_state::PlanState)>,
+    early_acks: HashMap<String, (u64, i64)>,
+}
+
+impl Carry {
+    fn lock(carry: &Mutex<Carry>) -> std::sync::MutexGuard<'_, Carry> {
+        carry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -64,10 +90,8 @@ const CASE_UPSERT_TAIL: &str = "ON CONFLICT (case_id) DO UPDATE SET case_key = e
              triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
              triage_met_ms = excluded.triage_met_ms";
 const CASE_COLUMNS: usize = 19;
-/// Case rows per statement: 19 parameters each. Full statements have one
-/// shape, so they are prepared once per connection and only bound after;
-/// the remainder of a batch goes unprepared (its shape varies).
-const CASE_ROWS_PER_STATEMENT: usize = 16;
+/// Case rows per statement: 19 parameters each; see [`shaped_chunks`].
+const CASE_ROWS_PER_STATEMENT: usize = 128;
 
 /// One `triage_cases` row, computed from the view.
 struct CaseRow {
@@ -113,70 +137,6 @@ impl CaseRow {
     }
 }
 
-async fn store(
-    conn: &mut AnyConnection,
-    view: &mut triage::Case,
-    policy: &SlaPolicy,
-    products_changed: bool,
-) -> Result<(), sqlx::Error> {
-    view::schedule(view, policy);
-    let (ack_due, ack_soon, ack_met) = view::clock_millis(view, events::SlaClock::Acknowledge);
-    let (triage_due, triage_soon, triage_met) = view::clock_millis(view, events::SlaClock::Triage);
-    let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(mapping::timestamp_millis).unwrap_or(0);
-    sqlx::query(
-        "INSERT INTO triage_cases (case_id, case_key, key_order, status, rating, assignee, embargo_until_ms,
-             sla_next_due_ms, opened_at_ms, updated_at_ms, version, last_sequence, view,
-             ack_due_ms, ack_soon_ms, ack_met_ms, triage_due_ms, triage_soon_ms, triage_met_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-         ON CONFLICT (case_id) DO UPDATE SET case_key = excluded.case_key, key_order = excluded.key_order,
-             status = excluded.status, rating = excluded.rating, assignee = excluded.assignee,
-             embargo_until_ms = excluded.embargo_until_ms, sla_next_due_ms = excluded.sla_next_due_ms,
-             opened_at_ms = excluded.opened_at_ms, updated_at_ms = excluded.updated_at_ms,
-             version = excluded.version, last_sequence = excluded.last_sequence, view = excluded.view,
-             ack_due_ms = excluded.ack_due_ms, ack_soon_ms = excluded.ack_soon_ms, ack_met_ms = excluded.ack_met_ms,
-             triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
-             triage_met_ms = excluded.triage_met_ms",
-    )
-    .bind(&view.case_id)
-    .bind(&view.case_key)
-    .bind(key_order(&view.case_key))
-    .bind(view.status)
-    .bind(view.severity.as_ref().map_or(0, |s| s.rating))
-    .bind(&view.assignee)
-    .bind(view::embargo_until_ms(view))
-    .bind(view::next_due_ms(view))
-    .bind(ms(&view.opened_at))
-    .bind(ms(&view.updated_at))
-    .bind(to_i64(view.version))
-    .bind(to_i64(view.last_sequence))
-    .bind(view.encode_to_vec())
-    .bind(ack_due)
-    .bind(ack_soon)
-    .bind(ack_met)
-    .bind(triage_due)
-    .bind(triage_soon)
-    .bind(triage_met)
-    .execute(&mut *conn)
-    .await?;
-    if products_changed {
-        sqlx::query("DELETE FROM triage_case_products WHERE case_id = $1")
-            .bind(&view.case_id)
-            .execute(&mut *conn)
-            .await?;
-        for product in &view.affected_products {
-            sqlx::query(
-                "INSERT INTO triage_case_products (case_id, product) VALUES ($1, $2)
-                 ON CONFLICT (case_id, product) DO NOTHING",
-            )
-            .bind(&view.case_id)
-            .bind(&product.product)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
 /// Rows one batch changes, written once at its end: a case with ten events
 /// in a batch is read and stored once, timeline rows go many per statement.
 #[derive(Default)]
@@ -185,9 +145,13 @@ struct Pending {
     cases: HashMap<String, Option<triage::Case>>,
     /// Changed cases, in the order they first changed.
     dirty: Vec<String>,
+    /// The same, to look up.
+    dirty_set: HashSet<String>,
+    /// Earliest acknowledgement per case among the batch's events.
+    batch_acks: HashMap<String, i64>,
     products_changed: HashSet<String>,
-    /// (case id, sequence, subject, event type, occurred at ms)
-    index: Vec<(String, i64, String, String, i64)>,
+    /// (case id, sequence, event type, occurred at ms)
+    index: Vec<(String, i64, String, i64)>,
     /// Earliest stored acknowledgement per case, preloaded for the cases the
     /// batch opens; a case absent here has none stored.
     acknowledged: Option<HashMap<String, i64>>,
@@ -197,6 +161,34 @@ struct Pending {
     /// With [`CasesProjection::apply_batch_observed`]: the changed cases as
     /// the flush stored them.
     after: Vec<triage::Case>,
+    /// Remediation plan states read or changed in this batch.
+    plans: HashMap<String, plan_state::PlanState>,
+    /// Changed plan states, in the order they first changed.
+    dirty_plans: Vec<String>,
+    /// Acknowledgements of reports whose case is not open yet (earliest
+    /// per case), kept for the opening to stop the clock.
+    early_acks: HashMap<String, i64>,
+    /// When preparing a batch ahead of its transaction: rows read from
+    /// the carry-over before the database.
+    carried: Option<Arc<Mutex<Carry>>>,
+}
+
+/// The rows a batch writes, computed from its fold.
+struct Writes {
+    rows: Vec<CaseRow>,
+    /// Cases whose affected products changed: (case id, products).
+    products: Vec<(String, Vec<String>)>,
+    /// (case id, sequence, event type, occurred at ms)
+    index: Vec<(String, i64, String, i64)>,
+    /// (case id, plan state as JSON)
+    plans: Vec<(String, String)>,
+    early_acks: Vec<(String, i64)>,
+}
+
+/// A batch [`CasesProjection`] folded ahead of its transaction.
+struct PreparedCases {
+    undecodable: Vec<(usize, DecodeError)>,
+    writes: Writes,
 }
 
 /// A case the batch changed: as stored before the batch and after it.
@@ -213,9 +205,8 @@ fn in_list(start: usize, n: usize) -> String {
     (0..n).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
 }
 
-/// Timeline rows per statement: 5 parameters each; full statements are
-/// prepared once per connection, as the case rows.
-const INDEX_ROWS_PER_STATEMENT: usize = 64;
+/// Timeline rows per statement: 4 parameters each; see [`shaped_chunks`].
+const INDEX_ROWS_PER_STATEMENT: usize = 1024;
 
 impl Pending {
     async fn case(
@@ -223,12 +214,24 @@ impl Pending {
         conn: &mut AnyConnection,
         id: &str,
     ) -> Result<Option<triage::Case>, sqlx::Error> {
-        if !self.cases.contains_key(id) {
-            let loaded = load(conn, id).await?;
-            self.remember(id, &loaded);
-            self.cases.insert(id.to_owned(), loaded);
-        }
+        self.ensure_case(conn, id).await?;
         Ok(self.cases.get(id).cloned().flatten())
+    }
+
+    /// Reads a case into the batch's map unless it is there: from the
+    /// carry-over when preparing, else from the database.
+    async fn ensure_case(&mut self, conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+        if self.cases.contains_key(id) {
+            return Ok(());
+        }
+        let carried = self.carried.as_ref().and_then(|c| Carry::lock(c).cases.remove(id)).map(|(_, v)| v);
+        let loaded = match carried {
+            Some(case) => Some(case),
+            None => load(conn, id).await?,
+        };
+        self.remember(id, &loaded);
+        self.cases.insert(id.to_owned(), loaded);
+        Ok(())
     }
 
     /// Like [`Pending::case`], but moves the view out; the caller must
@@ -238,12 +241,51 @@ impl Pending {
         conn: &mut AnyConnection,
         id: &str,
     ) -> Result<Option<triage::Case>, sqlx::Error> {
-        if !self.cases.contains_key(id) {
-            let loaded = load(conn, id).await?;
-            self.remember(id, &loaded);
-            self.cases.insert(id.to_owned(), loaded);
-        }
+        self.ensure_case(conn, id).await?;
         Ok(self.cases.get_mut(id).and_then(Option::take))
+    }
+
+    /// The plan state of a case as of this point of the batch.
+    async fn plan(
+        &mut self,
+        conn: &mut AnyConnection,
+        case_id: &str,
+    ) -> Result<plan_state::PlanState, sqlx::Error> {
+        if let Some(state) = self.plans.get(case_id) {
+            return Ok(state.clone());
+        }
+        let carried =
+            self.carried.as_ref().and_then(|c| Carry::lock(c).plans.remove(case_id)).map(|(_, v)| v);
+        let state = match carried {
+            Some(state) => state,
+            None => {
+                let row = sqlx::query("SELECT state FROM triage_case_plans WHERE case_id = $1")
+                    .bind(case_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match row {
+                    Some(row) => serde_json::from_str(&row.try_get::<String, _>("state")?).map_err(|e| {
+                        sqlx::Error::Decode(format!("stored plan state does not decode: {e}").into())
+                    })?,
+                    None => plan_state::PlanState::default(),
+                }
+            }
+        };
+        self.plans.insert(case_id.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    fn put_plan(&mut self, case_id: &str, state: plan_state::PlanState) {
+        if !self.dirty_plans.iter().any(|id| id == case_id) {
+            self.dirty_plans.push(case_id.to_owned());
+        }
+        self.plans.insert(case_id.to_owned(), state);
+    }
+
+    /// A report acknowledged before its case opened.
+    fn early_ack(&mut self, case_id: &str, at: i64) {
+        let entry = self.early_acks.entry(case_id.to_owned()).or_insert(at);
+        *entry = (*entry).min(at);
     }
 
     /// Notes a case as stored before the batch, when observing.
@@ -263,20 +305,19 @@ impl Pending {
         if products_changed {
             self.products_changed.insert(id.clone());
         }
-        if !self.dirty.contains(&id) {
+        if self.dirty_set.insert(id.clone()) {
             self.dirty.push(id.clone());
         }
         self.cases.insert(id, Some(case));
     }
 
     fn index(&mut self, case_id: &str, event: &RecordedEvent) {
-        self.index.push((
-            case_id.to_owned(),
-            to_i64(event.sequence),
-            event.subject.clone(),
-            event.event_type.clone(),
-            millis(view::occurred_at(event)),
-        ));
+        let at = millis(view::occurred_at(event));
+        if psirt_eventstore::is_type::<events::ReportAcknowledged>(&event.event_type) {
+            let earliest = self.batch_acks.entry(case_id.to_owned()).or_insert(at);
+            *earliest = (*earliest).min(at);
+        }
+        self.index.push((case_id.to_owned(), to_i64(event.sequence), event.event_type.clone(), at));
     }
 
     /// When the case's report was acknowledged, if that came before the case opened.
@@ -285,9 +326,7 @@ impl Pending {
         conn: &mut AnyConnection,
         case_id: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
-        let kind = events::ReportAcknowledged::full_name();
-        let pending =
-            self.index.iter().filter(|row| row.0 == case_id && row.3 == kind).map(|row| row.4).min();
+        let pending = self.batch_acks.get(case_id).copied();
         if let Some(preloaded) = &self.acknowledged {
             let stored = preloaded.get(case_id).copied();
             return Ok(match (pending, stored) {
@@ -306,31 +345,104 @@ impl Pending {
         })
     }
 
-    async fn flush(
+    async fn flush(self, conn: &mut AnyConnection, policy: &SlaPolicy) -> Result<Vec<Observed>, sqlx::Error> {
+        let (writes, observed) = self.into_writes(policy, None)?;
+        writes.write(conn).await?;
+        Ok(observed)
+    }
+
+    /// The rows the batch writes. With `carry_as` (the batch's last
+    /// sequence, when preparing), the changed rows are also carried over
+    /// for the next batch's fold.
+    fn into_writes(
         mut self,
-        conn: &mut AnyConnection,
         policy: &SlaPolicy,
-    ) -> Result<Vec<Observed>, sqlx::Error> {
-        let mut rows = Vec::new();
+        carry_as: Option<u64>,
+    ) -> Result<(Writes, Vec<Observed>), sqlx::Error> {
+        let carried = self.carried.take();
+        let mut carry = match (&carried, carry_as) {
+            (Some(c), Some(_)) => Some(Carry::lock(c)),
+            _ => None,
+        };
+        let generation = carry_as.unwrap_or(0);
+        let mut writes = Writes {
+            rows: Vec::new(),
+            products: Vec::new(),
+            index: std::mem::take(&mut self.index),
+            plans: Vec::new(),
+            early_acks: Vec::new(),
+        };
         for id in std::mem::take(&mut self.dirty) {
             if let Some(Some(mut case)) = self.cases.remove(&id) {
+                writes.rows.push(CaseRow::of(&mut case, policy));
                 if self.products_changed.contains(&id) {
-                    // rare: keep the product rows with their own statements
-                    store(conn, &mut case, policy, true).await?;
-                } else {
-                    rows.push(CaseRow::of(&mut case, policy));
+                    writes.products.push((
+                        id.clone(),
+                        case.affected_products.iter().map(|p| p.product.clone()).collect(),
+                    ));
                 }
                 if self.before.is_some() {
                     self.after.push(case);
+                } else if let Some(carry) = &mut carry {
+                    carry.cases.insert(id, (generation, case));
                 }
             }
         }
-        for chunk in rows.chunks(CASE_ROWS_PER_STATEMENT) {
+        for id in std::mem::take(&mut self.dirty_plans) {
+            if let Some(state) = self.plans.remove(&id) {
+                let text = serde_json::to_string(&state)
+                    .map_err(|e| sqlx::Error::Decode(format!("plan state does not encode: {e}").into()))?;
+                writes.plans.push((id.clone(), text));
+                if let Some(carry) = &mut carry {
+                    carry.plans.insert(id, (generation, state));
+                }
+            }
+        }
+        for (id, at) in std::mem::take(&mut self.early_acks) {
+            if let Some(carry) = &mut carry {
+                let earliest = carry.early_acks.get(&id).map_or(at, |(_, other)| at.min(*other));
+                carry.early_acks.insert(id.clone(), (generation, earliest));
+            }
+            writes.early_acks.push((id, at));
+        }
+        drop(carry);
+        let mut before = self.before.take().unwrap_or_default();
+        let observed = std::mem::take(&mut self.after)
+            .into_iter()
+            .map(|after| Observed { before: before.remove(&after.case_id).flatten(), after })
+            .collect();
+        Ok((writes, observed))
+    }
+}
+
+/// `rows` in chunks of a few fixed sizes: as many of `max` rows as fit, the
+/// rest in descending powers of two (`max` must be one). A multi-row
+/// statement's text depends on its row count only, so every chunk's
+/// statement is one of a handful, each prepared once per connection and
+/// only bound after; a batch costs at most `log2(max)` statements more than
+/// the full chunks.
+fn shaped_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = if rest.len() >= max { max } else { 1 << rest.len().ilog2() };
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+impl Writes {
+    async fn write(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        for chunk in shaped_chunks(&self.rows, CASE_ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({})", in_list(i * CASE_COLUMNS + 1, CASE_COLUMNS)))
                 .collect();
             let sql = format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values.join(", "));
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == CASE_ROWS_PER_STATEMENT);
+            let mut query = sqlx::query(&sql);
             for row in chunk {
                 query = query
                     .bind(row.case_id.as_str())
@@ -355,40 +467,62 @@ impl Pending {
             }
             query.execute(&mut *conn).await?;
         }
-        for chunk in self.index.chunks(INDEX_ROWS_PER_STATEMENT) {
+        // rare: the product rows of a case are replaced with their own statements
+        for (case_id, products) in &self.products {
+            sqlx::query("DELETE FROM triage_case_products WHERE case_id = $1")
+                .bind(case_id)
+                .execute(&mut *conn)
+                .await?;
+            for product in products {
+                sqlx::query(
+                    "INSERT INTO triage_case_products (case_id, product) VALUES ($1, $2)
+                     ON CONFLICT (case_id, product) DO NOTHING",
+                )
+                .bind(case_id)
+                .bind(product)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        for chunk in shaped_chunks(&self.index, INDEX_ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        i * 5 + 1,
-                        i * 5 + 2,
-                        i * 5 + 3,
-                        i * 5 + 4,
-                        i * 5 + 5
-                    )
-                })
+                .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
                 .collect();
             let sql = format!(
-                "INSERT INTO triage_case_events (case_id, sequence, subject, event_type, occurred_at_ms) VALUES {}
+                "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}
                  ON CONFLICT (case_id, sequence) DO NOTHING",
                 values.join(", ")
             );
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == INDEX_ROWS_PER_STATEMENT);
-            for (case_id, sequence, subject, event_type, occurred) in chunk {
-                query = query
-                    .bind(case_id.as_str())
-                    .bind(*sequence)
-                    .bind(subject.as_str())
-                    .bind(event_type.as_str())
-                    .bind(*occurred);
+            let mut query = sqlx::query(&sql);
+            for (case_id, sequence, event_type, occurred) in chunk {
+                query =
+                    query.bind(case_id.as_str()).bind(*sequence).bind(event_type.as_str()).bind(*occurred);
             }
             query.execute(&mut *conn).await?;
         }
-        let mut before = self.before.take().unwrap_or_default();
-        Ok(std::mem::take(&mut self.after)
-            .into_iter()
-            .map(|after| Observed { before: before.remove(&after.case_id).flatten(), after })
-            .collect())
+        for (case_id, state) in &self.plans {
+            sqlx::query(
+                "INSERT INTO triage_case_plans (case_id, state) VALUES ($1, $2) \
+                 ON CONFLICT (case_id) DO UPDATE SET state = excluded.state",
+            )
+            .bind(case_id)
+            .bind(state)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (case_id, at) in &self.early_acks {
+            sqlx::query(
+                "INSERT INTO triage_early_acks (case_id, acknowledged_at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (case_id) DO UPDATE SET acknowledged_at_ms = CASE \
+                 WHEN excluded.acknowledged_at_ms < triage_early_acks.acknowledged_at_ms \
+                 THEN excluded.acknowledged_at_ms ELSE triage_early_acks.acknowledged_at_ms END",
+            )
+            .bind(case_id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 }
 
@@ -407,7 +541,7 @@ impl Pending {
         for event in events {
             let id = if event.subject.starts_with(mapping::SUBJECT_PREFIX) {
                 let id = event.subject.trim_start_matches(mapping::SUBJECT_PREFIX).to_owned();
-                if event.event_type == events::CaseOpened::full_name() {
+                if psirt_eventstore::is_type::<events::CaseOpened>(&event.event_type) {
                     opened.push(id.clone());
                 }
                 Some(id)
@@ -419,6 +553,25 @@ impl Pending {
             {
                 ids.push(id);
             }
+        }
+        // What the batch before changed comes from the carry-over.
+        let mut carried_acks = HashMap::new();
+        if let Some(carried) = &self.carried {
+            let mut carry = Carry::lock(carried);
+            ids.retain(|id| match carry.cases.remove(id) {
+                Some((_, case)) => {
+                    self.cases.insert(id.clone(), Some(case));
+                    false
+                }
+                None => true,
+            });
+            opened.retain(|id| match carry.early_acks.remove(id) {
+                Some((_, at)) => {
+                    carried_acks.insert(id.clone(), at);
+                    false
+                }
+                None => true,
+            });
         }
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
@@ -446,7 +599,7 @@ impl Pending {
         // Acknowledgements that arrived before their case was opened: a
         // small table keyed by case (a scan of the timeline index per batch
         // was most of a rebuild's database time).
-        let mut acknowledged = HashMap::new();
+        let mut acknowledged = carried_acks;
         for chunk in opened.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT case_id, acknowledged_at_ms AS at FROM triage_early_acks WHERE case_id IN ({})",
@@ -475,7 +628,7 @@ impl CasesProjection {
         event: &RecordedEvent,
     ) -> Result<(), ApplyError> {
         let case_id = event.subject.trim_start_matches(mapping::SUBJECT_PREFIX).to_owned();
-        let opened = event.event_type == events::CaseOpened::full_name();
+        let opened = psirt_eventstore::is_type::<events::CaseOpened>(&event.event_type);
         // Taken out of the batch's map (no copy of the view per event) and
         // always put back, also when the event does not decode.
         let mut case = match pending.take(conn, &case_id).await? {
@@ -498,17 +651,17 @@ impl CasesProjection {
             // The report was acknowledged before triage opened the case.
             view::apply_acknowledged(&mut case, Some(mapping::timestamp(at)), 0);
         }
-        let products_changed = event.event_type == events::AffectedProductsSet::full_name();
+        let products_changed = psirt_eventstore::is_type::<events::AffectedProductsSet>(&event.event_type);
         pending.index(&case_id, event);
 
-        if event.event_type == events::CaseMarkedDuplicate::full_name() {
+        if psirt_eventstore::is_type::<events::CaseMarkedDuplicate>(&event.event_type) {
             let e: events::CaseMarkedDuplicate = event.decode()?;
             if let Some(mut canonical) = pending.case(conn, &e.duplicate_of_case_id).await? {
                 view::apply_duplicate_marked(&mut canonical, &case, e.marked_at, event.sequence);
                 pending.put(canonical, false);
             }
             pending.index(&e.duplicate_of_case_id, event);
-        } else if event.event_type == events::DuplicateLinked::full_name() {
+        } else if psirt_eventstore::is_type::<events::DuplicateLinked>(&event.event_type) {
             let e: events::DuplicateLinked = event.decode()?;
             if let Some(mut other) = pending.case(conn, &e.other_case_id).await? {
                 view::apply_linked_back(&mut other, &case_id, e.linked_at, event.sequence);
@@ -550,24 +703,14 @@ impl CasesProjection {
             pending.index(&case_id, event);
             return Ok(());
         }
-        if event.event_type == events::ReportAcknowledged::full_name() {
+        if psirt_eventstore::is_type::<events::ReportAcknowledged>(&event.event_type) {
             let e: events::ReportAcknowledged = event.decode()?;
             if let Some(mut case) = pending.case(conn, &case_id).await? {
                 view::apply_acknowledged(&mut case, e.acknowledged_at, event.sequence);
                 pending.put(case, false);
             } else {
                 // Before the case is opened: kept for the opening to stop the clock.
-                let at = millis(view::occurred_at(event));
-                sqlx::query(
-                    "INSERT INTO triage_early_acks (case_id, acknowledged_at_ms) VALUES ($1, $2) \
-                     ON CONFLICT (case_id) DO UPDATE SET acknowledged_at_ms = CASE \
-                     WHEN excluded.acknowledged_at_ms < triage_early_acks.acknowledged_at_ms \
-                     THEN excluded.acknowledged_at_ms ELSE triage_early_acks.acknowledged_at_ms END",
-                )
-                .bind(&case_id)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
+                pending.early_ack(&case_id, millis(view::occurred_at(event)));
             }
         }
         pending.index(&case_id, event);
@@ -587,28 +730,12 @@ impl CasesProjection {
         let Some(case_id) = plan_state::plan_case_id(event) else {
             return Ok(());
         };
-        let row = sqlx::query("SELECT state FROM triage_case_plans WHERE case_id = $1")
-            .bind(&case_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let mut state: plan_state::PlanState = match row {
-            Some(row) => serde_json::from_str(&row.try_get::<String, _>("state")?)
-                .map_err(|e| sqlx::Error::Decode(format!("stored plan state does not decode: {e}").into()))?,
-            None => plan_state::PlanState::default(),
-        };
+        let mut state = pending.plan(conn, &case_id).await?;
         state.apply(event)?;
-        let text = serde_json::to_string(&state)
-            .map_err(|e| sqlx::Error::Decode(format!("plan state does not encode: {e}").into()))?;
-        sqlx::query(
-            "INSERT INTO triage_case_plans (case_id, state) VALUES ($1, $2) \
-             ON CONFLICT (case_id) DO UPDATE SET state = excluded.state",
-        )
-        .bind(&case_id)
-        .bind(text)
-        .execute(&mut *conn)
-        .await?;
+        let summary = state.summary();
+        pending.put_plan(&case_id, state);
         if let Some(mut case) = pending.case(conn, &case_id).await? {
-            case.remediation = Some(state.summary());
+            case.remediation = Some(summary);
             let at = case.updated_at;
             view::touch(&mut case, at, event.sequence);
             pending.put(case, false);
@@ -637,17 +764,29 @@ impl CasesProjection {
         observe: bool,
     ) -> Result<(Vec<(usize, DecodeError)>, Vec<Observed>), sqlx::Error> {
         let mut pending = Pending { before: observe.then(HashMap::new), ..Pending::default() };
+        let undecodable = self.fold(conn, &mut pending, events).await?;
+        let observed = pending.flush(conn, &self.policy).await?;
+        Ok((undecodable, observed))
+    }
+
+    /// Preloads what the batch reads and folds its events into `pending`;
+    /// returns the undecodable ones by index.
+    async fn fold(
+        &self,
+        conn: &mut AnyConnection,
+        pending: &mut Pending,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
         pending.preload(conn, events).await?;
         let mut undecodable = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            match self.apply_one(conn, &mut pending, event).await {
+            match self.apply_one(conn, pending, event).await {
                 Ok(()) => {}
                 Err(ApplyError::Undecodable(err)) => undecodable.push((index, err)),
                 Err(ApplyError::Database(err)) => return Err(err),
             }
         }
-        let observed = pending.flush(conn, &self.policy).await?;
-        Ok((undecodable, observed))
+        Ok(undecodable)
     }
 }
 
@@ -672,7 +811,45 @@ impl Projection for CasesProjection {
         self.apply_batch_inner(conn, events, false).await.map(|(undecodable, _)| undecodable)
     }
 
+    const PREPARES: bool = true;
+
+    /// Folds the batch on a connection of its own, reading the rows the
+    /// batch before changed from the carry-over.
+    async fn prepare(&self, reader: &AnyPool, events: &[RecordedEvent]) -> Result<Prepared, sqlx::Error> {
+        let mut conn = reader.acquire().await?;
+        let mut pending = Pending { carried: Some(Arc::clone(&self.carry)), ..Pending::default() };
+        let undecodable = self.fold(&mut conn, &mut pending, events).await?;
+        drop(conn);
+        let last = events.last().map_or(0, |e| e.sequence);
+        let (writes, _) = pending.into_writes(&self.policy, Some(last))?;
+        Ok(Prepared::new(PreparedCases { undecodable, writes }))
+    }
+
+    async fn write_prepared(
+        &self,
+        conn: &mut AnyConnection,
+        prepared: Prepared,
+    ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
+        let prepared = prepared
+            .into_inner::<PreparedCases>()
+            .ok_or_else(|| sqlx::Error::Protocol("not a batch of the case view".to_owned()))?;
+        prepared.writes.write(conn).await?;
+        Ok(prepared.undecodable)
+    }
+
+    fn prepared_committed(&self, checkpoint: u64) {
+        let mut carry = Carry::lock(&self.carry);
+        carry.cases.retain(|_, (written_by, _)| *written_by > checkpoint);
+        carry.plans.retain(|_, (written_by, _)| *written_by > checkpoint);
+        carry.early_acks.retain(|_, (written_by, _)| *written_by > checkpoint);
+    }
+
+    fn prepared_discarded(&self) {
+        *Carry::lock(&self.carry) = Carry::default();
+    }
+
     async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        self.prepared_discarded();
         // triage_case_keys belongs to the reactions, which are never replayed.
         sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
         sqlx::query("DELETE FROM triage_case_plans").execute(&mut *conn).await?;

@@ -47,7 +47,7 @@ fn meet(view: &mut triage::Case, which: events::SlaClock, at: Option<prost_types
 pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Result<(), DecodeError> {
     let t = event.event_type.as_str();
     let at;
-    if t == events::CaseOpened::full_name() {
+    if psirt_eventstore::is_type::<events::CaseOpened>(t) {
         let e: events::CaseOpened = event.decode()?;
         at = e.opened_at;
         view.case_id = e.case_id;
@@ -72,16 +72,16 @@ pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Resul
             clocks.push(c);
         }
         view.sla_clocks = clocks;
-    } else if t == events::TriageStarted::full_name() {
+    } else if psirt_eventstore::is_type::<events::TriageStarted>(t) {
         let e: events::TriageStarted = event.decode()?;
         at = e.started_at;
         view.status = common::CaseStatus::Triage.into();
-    } else if t == events::CaseAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAssigned>(t) {
         let e: events::CaseAssigned = event.decode()?;
         at = e.assigned_at;
         view.assignee = e.assignee;
         view.team = e.team;
-    } else if t == events::SeverityAssessed::full_name() {
+    } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
         let e: events::SeverityAssessed = event.decode()?;
         at = e.assessed_at;
         view.severity = Some(triage::Severity {
@@ -97,41 +97,41 @@ pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Resul
             assessed_at: e.assessed_at,
             assessed_by: event.metadata.actor.clone().unwrap_or_default(),
         });
-    } else if t == events::AffectedProductsSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
         let e: events::AffectedProductsSet = event.decode()?;
         at = e.set_at;
         view.affected_products = e.products;
-    } else if t == events::CaseAccepted::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
         let e: events::CaseAccepted = event.decode()?;
         at = e.accepted_at;
         view.status = common::CaseStatus::Accepted.into();
         meet(view, events::SlaClock::Triage, at);
-    } else if t == events::CaseRejected::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseRejected>(t) {
         let e: events::CaseRejected = event.decode()?;
         at = e.rejected_at;
         view.status = common::CaseStatus::Rejected.into();
         view.rejection_reason = e.reason;
         view.rejection_text = e.reason_text;
         meet(view, events::SlaClock::Triage, at);
-    } else if t == events::CaseMarkedDuplicate::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseMarkedDuplicate>(t) {
         let e: events::CaseMarkedDuplicate = event.decode()?;
         at = e.marked_at;
         view.status = common::CaseStatus::Duplicate.into();
         view.duplicate_of_case_id = e.duplicate_of_case_id;
         meet(view, events::SlaClock::Triage, at);
-    } else if t == events::DuplicateLinked::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateLinked>(t) {
         let e: events::DuplicateLinked = event.decode()?;
         at = e.linked_at;
         if !view.suspected_duplicate_case_ids.contains(&e.other_case_id) {
             view.suspected_duplicate_case_ids.push(e.other_case_id);
         }
-    } else if t == events::CveAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
         let e: events::CveAssigned = event.decode()?;
         at = e.assigned_at;
         if !view.cve_ids.contains(&e.cve_id) {
             view.cve_ids.push(e.cve_id);
         }
-    } else if t == events::EmbargoSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
         let e: events::EmbargoSet = event.decode()?;
         at = e.set_at;
         view.embargo = Some(triage::Embargo {
@@ -144,12 +144,12 @@ pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Resul
             note: e.note,
             set_at: e.set_at,
         });
-    } else if t == events::CaseEscalated::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseEscalated>(t) {
         let e: events::CaseEscalated = event.decode()?;
         at = e.escalated_at;
         view.escalation_level = view.escalation_level.max(e.level);
         view.incident |= e.incident;
-    } else if t == events::SlaBreached::full_name() {
+    } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
         let e: events::SlaBreached = event.decode()?;
         at = e.breached_at;
         if let Some(which) = events::SlaClock::try_from(e.clock).ok()
@@ -158,19 +158,19 @@ pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Resul
         {
             c.breached_at = e.breached_at;
         }
-    } else if t == events::RemediationStarted::full_name() {
+    } else if psirt_eventstore::is_type::<events::RemediationStarted>(t) {
         let e: events::RemediationStarted = event.decode()?;
         at = e.started_at;
         view.status = common::CaseStatus::Remediating.into();
-    } else if t == events::CaseFixed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseFixed>(t) {
         let e: events::CaseFixed = event.decode()?;
         at = e.fixed_at;
         view.status = common::CaseStatus::Fixed.into();
-    } else if t == events::CaseDisclosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         let e: events::CaseDisclosed = event.decode()?;
         at = e.disclosed_at;
         view.status = common::CaseStatus::Disclosed.into();
-    } else if t == events::CaseClosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseClosed>(t) {
         let e: events::CaseClosed = event.decode()?;
         at = e.closed_at;
         view.status = common::CaseStatus::Closed.into();
@@ -178,7 +178,7 @@ pub fn apply_case_event(view: &mut triage::Case, event: &RecordedEvent) -> Resul
         view.root_cause = e.root_cause;
         view.lessons_learned = e.lessons_learned;
         view.closed_at = e.closed_at;
-    } else if t == events::CaseReopened::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseReopened>(t) {
         let e: events::CaseReopened = event.decode()?;
         at = e.reopened_at;
         view.status = common::CaseStatus::Triage.into();
@@ -373,13 +373,13 @@ pub fn occurred_at(event: &RecordedEvent) -> OffsetDateTime {
         event.decode::<M>().ok().and_then(|m| f(&m)).as_ref().and_then(from_timestamp)
     }
     let t = event.event_type.as_str();
-    let found = if t == events::ReportReceived::full_name() {
+    let found = if psirt_eventstore::is_type::<events::ReportReceived>(t) {
         pick::<events::ReportReceived>(event, |e| e.received_at)
-    } else if t == events::ReportAcknowledged::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReportAcknowledged>(t) {
         pick::<events::ReportAcknowledged>(event, |e| e.acknowledged_at)
-    } else if t == events::ReporterMessageAdded::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReporterMessageAdded>(t) {
         pick::<events::ReporterMessageAdded>(event, |e| e.sent_at)
-    } else if t == events::DuplicateSuspected::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateSuspected>(t) {
         pick::<events::DuplicateSuspected>(event, |e| e.suspected_at)
     } else if event.subject.starts_with(mapping::SUBJECT_PREFIX) {
         let mut view = triage::Case::default();
@@ -395,26 +395,26 @@ pub fn summary(event: &RecordedEvent) -> String {
     let t = event.event_type.as_str();
     let actor = event.metadata.actor.clone().unwrap_or_default();
     let by = if actor.is_empty() { String::new() } else { format!(" by {actor}") };
-    let line = if t == events::ReportReceived::full_name() {
+    let line = if psirt_eventstore::is_type::<events::ReportReceived>(t) {
         event.decode::<events::ReportReceived>().map(|e| format!("Report received: {}", e.title)).ok()
-    } else if t == events::ReportAcknowledged::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReportAcknowledged>(t) {
         Some(format!("Report acknowledged{by}"))
-    } else if t == events::ReporterMessageAdded::full_name() {
+    } else if psirt_eventstore::is_type::<events::ReporterMessageAdded>(t) {
         Some(format!("Message exchanged with the reporter{by}"))
-    } else if t == events::DuplicateSuspected::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateSuspected>(t) {
         event
             .decode::<events::DuplicateSuspected>()
             .map(|e| format!("Suspected duplicate of report {}", e.other_report_id))
             .ok()
-    } else if t == events::CaseOpened::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseOpened>(t) {
         event.decode::<events::CaseOpened>().map(|e| format!("Case {} opened: {}", e.case_key, e.title)).ok()
-    } else if t == events::TriageStarted::full_name() {
+    } else if psirt_eventstore::is_type::<events::TriageStarted>(t) {
         Some(format!("Triage started{by}"))
-    } else if t == events::CaseAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAssigned>(t) {
         event.decode::<events::CaseAssigned>().map(|e| format!("Assigned to {}{by}", e.assignee)).ok()
-    } else if t == events::SeverityAssessed::full_name() {
+    } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
         event.decode::<events::SeverityAssessed>().map(severity_line).ok()
-    } else if t == events::AffectedProductsSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
         event
             .decode::<events::AffectedProductsSet>()
             .map(|e| {
@@ -422,9 +422,9 @@ pub fn summary(event: &RecordedEvent) -> String {
                 format!("Affected products set: {}", names.join(", "))
             })
             .ok()
-    } else if t == events::CaseAccepted::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseAccepted>(t) {
         Some(format!("Accepted{by}"))
-    } else if t == events::CaseRejected::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseRejected>(t) {
         event
             .decode::<events::CaseRejected>()
             .map(|e| {
@@ -434,24 +434,24 @@ pub fn summary(event: &RecordedEvent) -> String {
                 format!("Rejected ({reason}){by}")
             })
             .ok()
-    } else if t == events::CaseMarkedDuplicate::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseMarkedDuplicate>(t) {
         event
             .decode::<events::CaseMarkedDuplicate>()
             .map(|e| format!("Marked duplicate of case {}{by}", e.duplicate_of_case_id))
             .ok()
-    } else if t == events::DuplicateLinked::full_name() {
+    } else if psirt_eventstore::is_type::<events::DuplicateLinked>(t) {
         event
             .decode::<events::DuplicateLinked>()
             .map(|e| format!("Linked to case {} as a suspected duplicate", e.other_case_id))
             .ok()
-    } else if t == events::CveAssigned::full_name() {
+    } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
         event.decode::<events::CveAssigned>().map(|e| format!("{} assigned{by}", e.cve_id)).ok()
-    } else if t == events::EmbargoSet::full_name() {
+    } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
         event
             .decode::<events::EmbargoSet>()
             .map(|e| format!("Embargo until {} {}{by}", e.local_disclosure_time, e.time_zone))
             .ok()
-    } else if t == events::CaseEscalated::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseEscalated>(t) {
         event
             .decode::<events::CaseEscalated>()
             .map(|e| {
@@ -461,7 +461,7 @@ pub fn summary(event: &RecordedEvent) -> String {
                 format!("Escalated to {level}{by}: {}", e.reason)
             })
             .ok()
-    } else if t == events::SlaBreached::full_name() {
+    } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
         event
             .decode::<events::SlaBreached>()
             .map(|e| {
@@ -471,7 +471,7 @@ pub fn summary(event: &RecordedEvent) -> String {
                 format!("SLA {clock} deadline missed")
             })
             .ok()
-    } else if t == events::CaseClosed::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseClosed>(t) {
         event
             .decode::<events::CaseClosed>()
             .map(|e| {
@@ -481,7 +481,7 @@ pub fn summary(event: &RecordedEvent) -> String {
                 format!("Closed as {resolution}{by}")
             })
             .ok()
-    } else if t == events::CaseReopened::full_name() {
+    } else if psirt_eventstore::is_type::<events::CaseReopened>(t) {
         event.decode::<events::CaseReopened>().map(|e| format!("Reopened{by}: {}", e.reason)).ok()
     } else {
         None

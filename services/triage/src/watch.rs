@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_domain::SlaPolicy;
 use psirt_eventstore::{DecodeError, EventStore, RecordedEvent};
 use psirt_kit::{ApiError, FieldViolation};
@@ -576,11 +576,11 @@ fn touched(event: &RecordedEvent, out: &mut Vec<String>, seen: &mut HashSet<Stri
     };
     if let Some(id) = event.subject.strip_prefix(mapping::SUBJECT_PREFIX) {
         add(id.to_owned());
-        if event.event_type == events::CaseMarkedDuplicate::full_name() {
+        if psirt_eventstore::is_type::<events::CaseMarkedDuplicate>(&event.event_type) {
             if let Ok(e) = event.decode::<events::CaseMarkedDuplicate>() {
                 add(e.duplicate_of_case_id);
             }
-        } else if event.event_type == events::DuplicateLinked::full_name()
+        } else if psirt_eventstore::is_type::<events::DuplicateLinked>(&event.event_type)
             && let Ok(e) = event.decode::<events::DuplicateLinked>()
         {
             add(e.other_case_id);
@@ -747,7 +747,7 @@ impl CaseView {
     fn runner(&self) -> ProjectionRunner<WatchedCases> {
         let hub = self.hub.clone();
         ProjectionRunner::new(
-            WatchedCases { inner: CasesProjection { policy: self.policy }, hub: self.hub.clone() },
+            WatchedCases { inner: CasesProjection::new(self.policy), hub: self.hub.clone() },
             self.pool.clone(),
             self.store.clone(),
             self.projection.clone(),

@@ -30,7 +30,6 @@ pub mod servicenow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Name;
 use psirt_domain::notification::{AttemptKind, AttemptResult, Channel, Scheduled, SubscriptionSettings};
 use psirt_domain::template::Values;
 use psirt_domain::{CaseFacts, CaseId, CaseStatus, EventId, LinkId};
@@ -464,7 +463,7 @@ pub async fn load_link(store: &EventStore, link_id: &str) -> Result<Option<Link>
 fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore::DecodeError> {
     let mut link: Option<Link> = None;
     for e in events {
-        if e.event_type == events::ExternalTicketLinked::full_name() {
+        if psirt_eventstore::is_type::<events::ExternalTicketLinked>(&e.event_type) {
             let m: events::ExternalTicketLinked = e.decode()?;
             link = Some(Link {
                 link_id: m.link_id,
@@ -477,7 +476,7 @@ fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore:
                 inbound_changes: 0,
                 version: e.sequence,
             });
-        } else if e.event_type == events::ExternalTicketUpdated::full_name()
+        } else if psirt_eventstore::is_type::<events::ExternalTicketUpdated>(&e.event_type)
             && let Some(l) = link.as_mut()
         {
             let m: events::ExternalTicketUpdated = e.decode()?;
