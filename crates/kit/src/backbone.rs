@@ -92,8 +92,11 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
                 .with_context(|| format!("failed to create {}", parent.display()))?;
         }
     }
-    // SQLite has one writer; a few readers are plenty.
-    let max = if url.starts_with("sqlite:") { db.max_connections.min(2) } else { db.max_connections };
+    // SQLite has one writer at a time (the projection runners take turns)
+    // and, in WAL mode, readers beside it: with two connections, reads
+    // (`GetCase` polled by clients) queued behind the projections' batches
+    // and the batches behind the reads; four keep both moving.
+    let max = if url.starts_with("sqlite:") { db.max_connections.min(4) } else { db.max_connections };
     let sqlite = url.starts_with("sqlite:");
     AnyPoolOptions::new()
         .max_connections(max)

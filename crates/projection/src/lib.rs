@@ -298,12 +298,32 @@ pub struct ProjectionRunner<P> {
     owner: String,
     progress: Arc<Progress>,
     after_commit: Option<AfterCommitHook>,
+    /// On SQLite: the turn of this database's projection transactions.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// SQLite has one writer at a time, and a transaction that finds the
+/// database locked polls with growing sleeps (1, 2, 5, 10 ms, ...): the
+/// reactions opening a case waited behind the case view's batch for tens of
+/// milliseconds. The runners of one process take turns on an async lock per
+/// database file instead and start the moment the one before commits.
+fn sqlite_writer(pool: &AnyPool) -> Option<Arc<tokio::sync::Mutex<()>>> {
+    static WRITERS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let url = pool.connect_options().database_url.to_string();
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let mut writers = WRITERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Some(Arc::clone(writers.entry(url).or_default()))
 }
 
 impl<P: Projection> ProjectionRunner<P> {
     pub fn new(projection: P, pool: AnyPool, store: EventStore, settings: ProjectionSettings) -> Self {
         Self {
             projection: Arc::new(projection),
+            writer: sqlite_writer(&pool),
             pool,
             store,
             settings,
@@ -337,6 +357,7 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Applies a batch of events in one transaction with the checkpoint.
     /// Events at or below the checkpoint are skipped.
     pub async fn apply_batch(&self, events: &[RecordedEvent]) -> Result<BatchOutcome, ProjectionError> {
+        let _turn = self.write_turn().await;
         let (mut tx, checkpoint, now) = self.begin_batch(&self.pool).await?;
         // Batches arrive in stream order, so the new events are a suffix;
         // anything else (a test, a future caller) is sorted into a copy.
@@ -360,6 +381,14 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Opens a batch's transaction: locks the checkpoint row and checks the
     /// lease. Returns the transaction, the checkpoint and the time.
+    /// Waits for this database's turn to write (SQLite only).
+    async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.writer {
+            Some(writer) => Some(Arc::clone(writer).lock_owned().await),
+            None => None,
+        }
+    }
+
     async fn begin_batch<'c>(
         &self,
         conn: impl sqlx::Acquire<'c, Database = sqlx::Any>,
@@ -475,6 +504,7 @@ impl<P: Projection> ProjectionRunner<P> {
         prepared: Prepared,
         expected: u64,
     ) -> Result<BatchOutcome, ProjectionError> {
+        let _turn = self.write_turn().await;
         let (mut tx, checkpoint, now) = self.begin_batch(&mut *conn).await?;
         if checkpoint != expected {
             return Err(ProjectionError::Stream(format!(
