@@ -81,8 +81,19 @@ struct CaseLatencyArgs {
     /// Unmeasured time before the measured window.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
+    /// The services' read models: an SQLite file each (the embedded
+    /// default), or a fresh database on the test kit's PostgreSQL server
+    /// (`PSIRT_TEST_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres).
+    #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
+    database: BenchDatabase,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchDatabase {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Args)]
@@ -376,12 +387,24 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     let intake_bin = sibling_binary(args.intake_bin, "psirt-intake")?;
     let triage_bin = sibling_binary(args.triage_bin, "psirt-triage")?;
     let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
-    let mut intake_child = IntakeProcess::start_service(&intake_bin, "intake", &nats.url()).await?;
-    let mut triage_child = IntakeProcess::start_service(&triage_bin, "triage", &nats.url()).await?;
+    // A database per service (each migrates its own), dropped at the end.
+    let (intake_db, triage_db) = match args.database {
+        BenchDatabase::Sqlite => (None, None),
+        BenchDatabase::Postgres => (
+            Some(psirt_testkit::TestDatabase::postgres().await?),
+            Some(psirt_testkit::TestDatabase::postgres().await?),
+        ),
+    };
+    let url = |db: &Option<psirt_testkit::TestDatabase>| db.as_ref().map(|db| db.url().to_owned());
+    let mut intake_child =
+        IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), url(&intake_db).as_deref()).await?;
+    let mut triage_child =
+        IntakeProcess::start_service(&triage_bin, "triage", &nats.url(), url(&triage_db).as_deref()).await?;
     eprintln!(
-        "psirt-bench: {} at {} reports/s, {}s warmup + {}s",
+        "psirt-bench: {} at {} reports/s on {:?}, {}s warmup + {}s",
         cases::WORKLOAD,
         args.rate,
+        args.database,
         args.warmup.as_secs_f64(),
         args.duration.as_secs_f64()
     );
@@ -406,7 +429,7 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
         ack_window: None,
         duration_secs: args.duration.as_secs_f64(),
         warmup_secs: args.warmup.as_secs_f64(),
-        target: Some(format!("{} reports/s", args.rate)),
+        target: Some(format!("{} reports/s ({:?})", args.rate, args.database)),
     };
     let mut doc = Document::new(params, vec![summary]);
     doc.nats_server_version = nats_server_version();

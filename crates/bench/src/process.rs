@@ -61,12 +61,19 @@ pub struct IntakeProcess {
 impl IntakeProcess {
     /// Starts `bin` against NATS at `nats_url` and waits until it is ready.
     pub async fn start(bin: &Path, nats_url: &str) -> anyhow::Result<Self> {
-        Self::start_service(bin, "intake", nats_url).await
+        Self::start_service(bin, "intake", nats_url, None).await
     }
 
     /// Starts any service binary of the platform (`name` names its scratch
-    /// folder and database) and waits until it is ready.
-    pub async fn start_service(bin: &Path, name: &str, nats_url: &str) -> anyhow::Result<Self> {
+    /// folder and database) and waits until it is ready. Its read model is
+    /// an SQLite file in the scratch folder, or the database at
+    /// `database_url`.
+    pub async fn start_service(
+        bin: &Path,
+        name: &str,
+        nats_url: &str,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         if !bin.is_file() {
             bail!(
                 "intake binary {} not found: build it with `cargo build -p psirt-intake --release` \
@@ -76,7 +83,7 @@ impl IntakeProcess {
         }
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            let mut process = Self::spawn(bin, name, nats_url)?;
+            let mut process = Self::spawn(bin, name, nats_url, database_url)?;
             match process.wait_ready().await {
                 Ok(()) => return Ok(process),
                 Err(err) => {
@@ -94,7 +101,7 @@ impl IntakeProcess {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("failed to start the intake")))
     }
 
-    fn spawn(bin: &Path, name: &str, nats_url: &str) -> anyhow::Result<Self> {
+    fn spawn(bin: &Path, name: &str, nats_url: &str, database_url: Option<&str>) -> anyhow::Result<Self> {
         let dir = ScratchDir::new(name)?;
         let grpc = SocketAddr::from(([127, 0, 0, 1], psirt_testkit::free_port()?));
         let admin = SocketAddr::from(([127, 0, 0, 1], psirt_testkit::free_port()?));
@@ -118,7 +125,10 @@ impl IntakeProcess {
             .env("PSIRT_NATS__URL", nats_url)
             .env(
                 "PSIRT_DATABASE__URL",
-                format!("sqlite://{}?mode=rwc", dir.path().join(format!("{name}.db")).display()),
+                database_url.map_or_else(
+                    || format!("sqlite://{}?mode=rwc", dir.path().join(format!("{name}.db")).display()),
+                    str::to_owned,
+                ),
             )
             .env("PSIRT_GRPC__LISTEN", grpc.to_string())
             .env("PSIRT_ADMIN__LISTEN", admin.to_string())
