@@ -46,6 +46,17 @@ pub trait Projection: Send + Sync + 'static {
     /// Empties the read model's tables, for a rebuild.
     fn reset(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
+    /// A consumer session starts: this runner holds the lease, has applied
+    /// everything up to `checkpoint`, and the stream ends at `stream_last`.
+    /// No runner has seen an event after `stream_last` (any runner before
+    /// this one stopped holding the lease before the session started), and
+    /// until the next call only this runner's own committed batches change
+    /// the projection's tables: a projection may keep what it read in
+    /// memory until then. Any failure ends the session.
+    fn session_started(&self, checkpoint: u64, stream_last: u64) {
+        let _ = (checkpoint, stream_last);
+    }
+
     /// Whether the projection folds batches ahead of their transaction
     /// ([`Projection::prepare`], [`Projection::write_prepared`]). A rebuild
     /// then folds batch N+1 while batch N is written and committed, so the
@@ -662,6 +673,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 stream_last,
             });
         }
+        self.projection.session_started(start, stream_last);
         // Catching up to a target (a rebuild) takes larger batches.
         let batch_size =
             if until.is_some() { self.settings.rebuild_batch_size } else { self.settings.batch_size };

@@ -211,7 +211,7 @@ impl Application {
         let follower =
             tokio::spawn(hub.clone().follow_read_model(pool.clone(), store.clone(), stop_rx.clone()));
         let reactions = ProjectionRunner::new(
-            reactions::Reactions { store: store.clone() },
+            reactions::Reactions::new(store.clone()),
             pool.clone(),
             store,
             projection.for_reactions(),

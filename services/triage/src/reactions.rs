@@ -4,6 +4,8 @@
 //! the lease, and commit case-key numbers with their checkpoint.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use psirt_domain::{Case, CaseCommand, CaseId, CaseKey, EventId, ReportId};
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
@@ -23,6 +25,23 @@ pub const ACTOR: &str = "psirt-triage";
 
 pub struct Reactions {
     pub store: EventStore,
+    /// Events after this sequence are new to every runner (see
+    /// [`Projection::session_started`]): no case was opened for them yet,
+    /// so they need no existence check. `u64::MAX` before a session.
+    fresh_after: AtomicU64,
+    /// The key counters as this session's batches left them (per year):
+    /// read once per session rather than once per batch.
+    counters: Mutex<HashMap<i32, u32>>,
+}
+
+impl Reactions {
+    pub fn new(store: EventStore) -> Self {
+        Self { store, fresh_after: AtomicU64::new(u64::MAX), counters: Mutex::default() }
+    }
+
+    fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<i32, u32>> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// NATS trouble must roll the batch back and retry it, like a database
@@ -293,7 +312,10 @@ impl Projection for Reactions {
         batch: &[RecordedEvent],
     ) -> Result<Vec<(usize, psirt_eventstore::DecodeError)>, sqlx::Error> {
         let mut undecodable = Vec::new();
-        let mut counters: HashMap<i32, u32> = HashMap::new();
+        // What this session's batches left: a failure ends the session, and
+        // the next one starts from the database again.
+        let mut counters: HashMap<i32, u32> = self.counters().clone();
+        let fresh_after = self.fresh_after.load(Ordering::Acquire);
         let mut pending = Vec::new();
         // Which of the batch's cases exist already (a redelivery, a replay):
         // asked all at once, so those never take a new number.
@@ -303,6 +325,9 @@ impl Projection for Reactions {
             .filter(|(_, e)| psirt_eventstore::is_type::<events::ReportReceived>(&e.event_type))
             .collect();
         let exists = futures::future::join_all(opens.iter().map(|(_, event)| async move {
+            if event.sequence > fresh_after {
+                return Ok(false);
+            }
             let report: Option<ReportId> =
                 event.decode::<events::ReportReceived>().ok().and_then(|e| e.report_id.parse().ok());
             match report {
@@ -389,9 +414,10 @@ impl Projection for Reactions {
                 Err(err) => return Err(sql(err)),
             }
         }
-        for (year, value) in settled {
-            store_number(conn, year, value).await?;
+        for (year, value) in &settled {
+            store_number(conn, *year, *value).await?;
         }
+        self.counters().extend(settled);
         for (index, event) in batch.iter().enumerate() {
             let result = if psirt_eventstore::is_type::<events::DuplicateSuspected>(&event.event_type) {
                 self.link(event).instrument(psirt_projection::event_span(PROJECTION_NAME, event)).await
@@ -410,6 +436,11 @@ impl Projection for Reactions {
         }
         undecodable.sort_by_key(|(index, _)| *index);
         Ok(undecodable)
+    }
+
+    fn session_started(&self, _checkpoint: u64, stream_last: u64) {
+        self.counters().clear();
+        self.fresh_after.store(stream_last, Ordering::Release);
     }
 
     /// One event is a batch of one: a single path opens cases.
