@@ -18,8 +18,9 @@ const MAX_KEYS: usize = 2_000_000;
 #[derive(Debug, Default)]
 pub struct DedupFilter {
     hashes: RwLock<HashSet<u64>>,
-    /// Received time (ms) up to which the read model has been scanned.
-    scanned_to_ms: AtomicI64,
+    /// The highest stream sequence among the keys read from the read model
+    /// (0: nothing read yet; the next refresh loads the whole window).
+    read_to_sequence: AtomicI64,
 }
 
 fn hash(key: &str) -> u64 {
@@ -52,39 +53,48 @@ impl DedupFilter {
         self.len() == 0
     }
 
-    /// Adds the keys the read model gained since the last scan (other
-    /// replicas' reports, or reports from before a restart). Reports can
-    /// reach the read model late, so the scan overlaps by `overlap_ms`.
-    pub async fn refresh(
-        &self,
-        pool: &AnyPool,
-        window_start_ms: i64,
-        overlap_ms: i64,
-    ) -> Result<usize, sqlx::Error> {
+    /// Adds the keys the read model gained since the last call (other
+    /// replicas' reports, or reports from before a restart): the whole
+    /// window from `window_start_ms` the first time (and after the filter
+    /// was emptied), then only rows of a later stream sequence. The
+    /// projection commits in stream order, so a row committed after a look
+    /// always has a sequence above everything that look read: nothing is
+    /// missed, and nothing is read twice.
+    pub async fn refresh(&self, pool: &AnyPool, window_start_ms: i64) -> Result<usize, sqlx::Error> {
         if self.len() > MAX_KEYS {
             if let Ok(mut set) = self.hashes.write() {
                 set.clear();
             }
-            self.scanned_to_ms.store(0, Ordering::SeqCst);
+            self.read_to_sequence.store(0, Ordering::SeqCst);
         }
-        let since = self.scanned_to_ms.load(Ordering::SeqCst).saturating_sub(overlap_ms).max(window_start_ms);
-        let rows =
-            sqlx::query("SELECT dedup_key, received_at_ms FROM intake_dedup_keys WHERE received_at_ms >= $1")
-                .bind(since)
+        let after = self.read_to_sequence.load(Ordering::SeqCst);
+        let rows = if after == 0 {
+            sqlx::query("SELECT dedup_key, sequence FROM intake_dedup_keys WHERE received_at_ms >= $1")
+                .bind(window_start_ms)
                 .fetch_all(pool)
-                .await?;
-        let mut newest = since;
+                .await?
+        } else {
+            sqlx::query("SELECT dedup_key, sequence FROM intake_dedup_keys WHERE sequence > $1")
+                .bind(after)
+                .fetch_all(pool)
+                .await?
+        };
+        let mut newest = after;
         let mut hashes = Vec::with_capacity(rows.len());
         for row in &rows {
             let key: String = row.try_get("dedup_key")?;
-            let at: i64 = row.try_get("received_at_ms")?;
-            newest = newest.max(at);
+            let sequence: i64 = row.try_get("sequence")?;
+            newest = newest.max(sequence);
             hashes.push(hash(&key));
         }
-        if let Ok(mut set) = self.hashes.write() {
+        if !hashes.is_empty()
+            && let Ok(mut set) = self.hashes.write()
+        {
             set.extend(hashes);
         }
-        self.scanned_to_ms.fetch_max(newest, Ordering::SeqCst);
+        // At least 1 once looked: rows from before sequences were recorded
+        // (0) came with the window.
+        self.read_to_sequence.fetch_max(newest.max(1), Ordering::SeqCst);
         Ok(rows.len())
     }
 }

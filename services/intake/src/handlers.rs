@@ -199,8 +199,7 @@ impl Intake {
     pub async fn refresh_dedup_filter(&self) -> Result<usize> {
         let window = time::Duration::days(i64::from(self.inner.settings.duplicate_window_days));
         let start = millis(now() - window);
-        // Reports reach the read model up to a projection lag late.
-        Ok(self.inner.dedup.refresh(&self.inner.pool, start, 60_000).await?)
+        Ok(self.inner.dedup.refresh(&self.inner.pool, start).await?)
     }
 
     async fn load(&self, id: ReportId) -> Result<Loaded> {

@@ -98,7 +98,8 @@ type ReportRow = (String, String, i32, i32, String, i64, i64, Vec<u8>);
 #[derive(Default)]
 struct NewReports {
     reports: Vec<ReportRow>,
-    keys: Vec<(String, String, i64)>,
+    /// (key, report id, received at ms, stream sequence)
+    keys: Vec<(String, String, i64, i64)>,
 }
 
 /// Rows per statement: far below both databases' bound-parameter limits,
@@ -125,7 +126,7 @@ impl NewReports {
         let received = millis(*received_at);
         let id = report_id.to_string();
         for key in psirt_domain::dedup_keys(title, affected_products) {
-            self.keys.push((key, id.clone(), received));
+            self.keys.push((key, id.clone(), received, i64::try_from(sequence).unwrap_or(i64::MAX)));
         }
         self.reports.push((
             id,
@@ -180,16 +181,16 @@ impl NewReports {
         }
         for chunk in self.keys.chunks(ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3))
+                .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
                 .collect();
             let sql = format!(
-                "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms) VALUES {}
+                "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES {}
                  ON CONFLICT (dedup_key, report_id) DO NOTHING",
                 values.join(", ")
             );
             let mut query = sqlx::query(&sql).persistent(false);
-            for (key, id, received) in chunk {
-                query = query.bind(key.as_str()).bind(id.as_str()).bind(*received);
+            for (key, id, received, sequence) in chunk {
+                query = query.bind(key.as_str()).bind(id.as_str()).bind(*received).bind(*sequence);
             }
             query.execute(&mut *conn).await?;
         }
@@ -275,12 +276,14 @@ async fn apply_report_event(
             .await?;
             for key in psirt_domain::dedup_keys(title, affected_products) {
                 sqlx::query(
-                    "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms) VALUES ($1, $2, $3)
+                    "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence)
+                     VALUES ($1, $2, $3, $4)
                      ON CONFLICT (dedup_key, report_id) DO NOTHING",
                 )
                 .bind(key)
                 .bind(report_id.to_string())
                 .bind(received)
+                .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
                 .execute(&mut *conn)
                 .await?;
             }

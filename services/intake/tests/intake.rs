@@ -457,3 +457,48 @@ async fn rebuilding_the_read_model_gives_the_incremental_result() -> anyhow::Res
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_duplicate_filter_reads_each_new_key_once_by_stream_sequence() -> anyhow::Result<()> {
+    use psirt_intake::dedup::DedupFilter;
+    for backend in BACKENDS {
+        let db = psirt_testkit::TestDatabase::new(backend).await?;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(2).connect(db.url()).await?;
+        psirt_intake::readmodel::MIGRATOR.run(&pool).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let day = 86_400_000;
+        let insert = |key: String, received: i64, sequence: i64| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(key)
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(received)
+                .bind(sequence)
+                .execute(&pool)
+                .await
+            }
+        };
+        let key = |title: &str| psirt_domain::dedup_keys(title, &["Portal".to_owned()]).remove(0);
+        // before sequences were recorded (0), inside and outside the window
+        insert(key("old inside"), now - day, 0).await?;
+        insert(key("old outside"), now - 40 * day, 0).await?;
+        insert(key("first"), now, 5).await?;
+
+        let filter = DedupFilter::default();
+        assert_eq!(filter.refresh(&pool, now - 30 * day).await?, 2, "{backend:?}: the window");
+        assert!(filter.may_contain(&[key("old inside")]) && filter.may_contain(&[key("first")]));
+        assert!(!filter.may_contain(&[key("old outside")]), "{backend:?}: outside the window");
+
+        // Another replica's reports reach the read model: only they are read.
+        insert(key("second"), now, 7).await?;
+        insert(key("third"), now, 9).await?;
+        assert_eq!(filter.refresh(&pool, now - 30 * day).await?, 2, "{backend:?}: the new keys");
+        assert!(filter.may_contain(&[key("second")]) && filter.may_contain(&[key("third")]));
+        assert_eq!(filter.refresh(&pool, now - 30 * day).await?, 0, "{backend:?}: nothing read twice");
+    }
+    Ok(())
+}
