@@ -319,15 +319,23 @@ pub struct ProjectionRunner<P> {
 /// milliseconds. The runners of one process take turns on an async lock per
 /// database file instead and start the moment the one before commits.
 fn sqlite_writer(pool: &AnyPool) -> Option<Arc<tokio::sync::Mutex<()>>> {
-    static WRITERS: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    > = std::sync::LazyLock::new(Default::default);
+    type Writers = std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>;
+    static WRITERS: std::sync::LazyLock<std::sync::Mutex<Writers>> =
+        std::sync::LazyLock::new(Default::default);
     let url = pool.connect_options().database_url.to_string();
     if !url.starts_with("sqlite:") {
         return None;
     }
     let mut writers = WRITERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    Some(Arc::clone(writers.entry(url).or_default()))
+    // The runners hold the locks; a database no runner uses any more
+    // (a test's temporary file) leaves no entry behind.
+    writers.retain(|_, writer| writer.strong_count() > 0);
+    if let Some(writer) = writers.get(&url).and_then(std::sync::Weak::upgrade) {
+        return Some(writer);
+    }
+    let writer = Arc::new(tokio::sync::Mutex::new(()));
+    writers.insert(url, Arc::downgrade(&writer));
+    Some(writer)
 }
 
 impl<P: Projection> ProjectionRunner<P> {
@@ -1034,5 +1042,34 @@ mod metrics {
             pending,
             &[KeyValue::new("projection", name.to_owned()), KeyValue::new("consumer", consumer.to_owned())],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite_pool(path: &std::path::Path) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("sqlite pool")
+    }
+
+    #[tokio::test]
+    async fn runners_of_one_sqlite_file_share_one_writer_turn() {
+        let dir = std::env::temp_dir().join(format!("psirt-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (a, b) = (sqlite_pool(&dir.join("a.db")).await, sqlite_pool(&dir.join("b.db")).await);
+        let first = sqlite_writer(&a).expect("sqlite has a writer turn");
+        let second = sqlite_writer(&a.clone()).expect("sqlite has a writer turn");
+        assert!(Arc::ptr_eq(&first, &second), "one lock per database file");
+        let other = sqlite_writer(&b).expect("sqlite has a writer turn");
+        assert!(!Arc::ptr_eq(&first, &other), "another file, another lock");
+        // While one holds the turn, the other waits for it.
+        let turn = Arc::clone(&first).lock_owned().await;
+        assert!(second.try_lock().is_err());
+        drop(turn);
+        assert!(second.try_lock().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
