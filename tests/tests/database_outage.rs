@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Service, build};
+use psirt_proto::intake;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
-use psirt_proto::{common as pc, intake};
 use psirt_testkit::{NatsServer, TestDatabase, eventually, free_port};
 use tokio::task::JoinSet;
 
@@ -117,16 +117,8 @@ async fn readiness_follows_the_database_and_recovers_by_itself() -> anyhow::Resu
     let mut client = IntakeServiceClient::new(services[0].channel().await?);
     let submitted = client
         .submit_report(intake::SubmitReportRequest {
-            request_id: "after-outage".to_owned(),
-            title: "Denial of service in the DHCP client".to_owned(),
             description: "A malformed option loops forever.".to_owned(),
-            reporter: Some(pc::Reporter {
-                name: "Alex".to_owned(),
-                email: "alex@example.org".to_owned(),
-                organization: String::new(),
-            }),
-            channel: pc::ReportChannel::Web.into(),
-            ..Default::default()
+            ..common::report("after-outage", "Denial of service in the DHCP client", "acme-dhcp")
         })
         .await?
         .into_inner();

@@ -80,17 +80,8 @@ async fn a_report_is_remediated_and_disclosed_in_a_valid_csaf_advisory() -> anyh
     // submit -> triage: score, products, CVE, embargo, accept
     let submitted = intake_client
         .submit_report(intake::SubmitReportRequest {
-            request_id: "remediation-flow-1".to_owned(),
-            title: "Stored XSS in the gateway admin console".to_owned(),
             description: "Device names are rendered without escaping.".to_owned(),
-            reporter: Some(pc::Reporter {
-                name: "Dana".to_owned(),
-                email: "dana@example.org".to_owned(),
-                organization: String::new(),
-            }),
-            channel: pc::ReportChannel::Web.into(),
-            affected_products: vec!["acme-gateway".to_owned()],
-            ..Default::default()
+            ..common::report("remediation-flow-1", "Stored XSS in the gateway admin console", "acme-gateway")
         })
         .await?
         .into_inner();

@@ -136,17 +136,8 @@ impl Platform {
         let plans = RemediationServiceClient::new(self.remediation.channel().await?);
         let submitted = intake_client
             .submit_report(trace.request(intake::SubmitReportRequest {
-                request_id: "traced-1".to_owned(),
-                title: "Path traversal in the firmware upload".to_owned(),
                 description: "A crafted file name escapes the upload directory.".to_owned(),
-                reporter: Some(pc::Reporter {
-                    name: "Robin".to_owned(),
-                    email: "robin@example.org".to_owned(),
-                    organization: String::new(),
-                }),
-                channel: pc::ReportChannel::Web.into(),
-                affected_products: vec!["acme-router".to_owned()],
-                ..Default::default()
+                ..common::report("traced-1", "Path traversal in the firmware upload", "acme-router")
             }))
             .await?
             .into_inner();

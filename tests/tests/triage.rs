@@ -16,19 +16,7 @@ use psirt_proto::{common as pc, intake, triage};
 use psirt_testkit::{NatsServer, eventually};
 
 fn report(request_id: &str, title: &str) -> intake::SubmitReportRequest {
-    intake::SubmitReportRequest {
-        request_id: request_id.to_owned(),
-        title: title.to_owned(),
-        description: "Found while fuzzing the parser.".to_owned(),
-        reporter: Some(pc::Reporter {
-            name: "Dana".to_owned(),
-            email: "dana@example.org".to_owned(),
-            organization: String::new(),
-        }),
-        channel: pc::ReportChannel::Web.into(),
-        affected_products: vec!["Gateway 5".to_owned()],
-        ..Default::default()
-    }
+    common::report(request_id, title, "Gateway 5")
 }
 
 fn by_id(case_id: &str) -> triage::GetCaseRequest {

@@ -166,6 +166,26 @@ pub mod tempfile_dir {
 /// How long the helpers below wait for the platform.
 const FLOW_DEADLINE: Duration = Duration::from_secs(60);
 
+/// A report as a researcher files it through the web form: `request_id`,
+/// `title`, one affected `product`; tests change other fields with
+/// `SubmitReportRequest { .., ..report(..) }`.
+pub fn report(request_id: &str, title: &str, product: &str) -> psirt_proto::intake::SubmitReportRequest {
+    use psirt_proto::common as pc;
+    psirt_proto::intake::SubmitReportRequest {
+        request_id: request_id.to_owned(),
+        title: title.to_owned(),
+        description: "Found during a code review.".to_owned(),
+        reporter: Some(pc::Reporter {
+            name: "Sam".to_owned(),
+            email: "sam@example.org".to_owned(),
+            organization: String::new(),
+        }),
+        channel: pc::ReportChannel::Web.into(),
+        affected_products: vec![product.to_owned()],
+        ..Default::default()
+    }
+}
+
 /// Submits a report to intake (web channel, one reporter) and waits until
 /// triage has opened its case under the promised id; returns the case.
 pub async fn open_case(
@@ -175,22 +195,10 @@ pub async fn open_case(
     title: &str,
 ) -> anyhow::Result<psirt_proto::triage::Case> {
     use psirt_proto::intake::intake_service_client::IntakeServiceClient;
+    use psirt_proto::triage as t;
     use psirt_proto::triage::case_service_client::CaseServiceClient;
-    use psirt_proto::{common as pc, intake as api, triage as t};
     let submitted = IntakeServiceClient::new(intake.channel().await?)
-        .submit_report(api::SubmitReportRequest {
-            request_id: request_id.to_owned(),
-            title: title.to_owned(),
-            description: "Found during a code review.".to_owned(),
-            reporter: Some(pc::Reporter {
-                name: "Sam".to_owned(),
-                email: "sam@example.org".to_owned(),
-                organization: String::new(),
-            }),
-            channel: pc::ReportChannel::Web.into(),
-            affected_products: vec!["acme-router".to_owned()],
-            ..Default::default()
-        })
+        .submit_report(report(request_id, title, "acme-router"))
         .await?
         .into_inner();
     let cases = CaseServiceClient::new(triage.channel().await?);
