@@ -11,6 +11,7 @@
 //! row keeps a second replica of the service on standby.
 
 mod settings;
+pub mod sql;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 use prost::Message;
 use psirt_domain::{ReportEvent, ReportId};
 use psirt_eventstore::{DecodeError, RecordedEvent};
+use psirt_projection::sql::{shaped_chunks, values_rows};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::{events, intake};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -104,7 +105,9 @@ struct NewReports {
 
 /// Rows per statement: far below both databases' bound-parameter limits,
 /// and small enough that binding by parameter name (quadratic in the
-/// number of parameters in the SQLite driver) stays cheap.
+/// number of parameters in the SQLite driver) stays cheap. Shorter chunks
+/// come in powers of two, so each statement is prepared once per
+/// connection ([`shaped_chunks`]).
 const ROWS_PER_STATEMENT: usize = 64;
 
 impl NewReports {
@@ -141,31 +144,15 @@ impl NewReports {
     }
 
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        for chunk in self.reports.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 8;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, NULL, 1, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8
-                    )
-                })
-                .collect();
+        for chunk in shaped_chunks(&self.reports, ROWS_PER_STATEMENT) {
+            // `acknowledged_at_ms` and `is_open` take their defaults (NULL, 1).
             let sql = format!(
                 "INSERT INTO intake_reports
-                    (report_id, case_id, status, channel, title, received_at_ms, acknowledged_at_ms, is_open, version, view)
+                    (report_id, case_id, status, channel, title, received_at_ms, version, view)
                  VALUES {} ON CONFLICT (report_id) DO NOTHING",
-                values.join(", ")
+                values_rows(chunk.len(), 8)
             );
-            // Statement sizes vary with the batch: do not cache them.
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql);
             for (id, case_id, status, channel, title, received, version, view) in chunk {
                 query = query
                     .bind(id.as_str())
@@ -179,16 +166,13 @@ impl NewReports {
             }
             query.execute(&mut *conn).await?;
         }
-        for chunk in self.keys.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
-                .collect();
+        for chunk in shaped_chunks(&self.keys, ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES {}
                  ON CONFLICT (dedup_key, report_id) DO NOTHING",
-                values.join(", ")
+                values_rows(chunk.len(), 4)
             );
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql);
             for (key, id, received, sequence) in chunk {
                 query = query.bind(key.as_str()).bind(id.as_str()).bind(*received).bind(*sequence);
             }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use prost::Message;
 use psirt_domain::{CaseKey, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
+use psirt_projection::sql::{params, shaped_chunks, values_rows};
 use psirt_projection::{ApplyError, Prepared, Projection};
 use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -198,12 +199,9 @@ pub struct Observed {
     pub after: triage::Case,
 }
 
-/// Ids per `IN (...)` list: far below both databases' parameter limits.
-const IDS_PER_STATEMENT: usize = 500;
-
-fn in_list(start: usize, n: usize) -> String {
-    (0..n).map(|i| format!("${}", start + i)).collect::<Vec<_>>().join(", ")
-}
+/// Ids per `IN (...)` list: far below both databases' parameter limits;
+/// shorter lists in powers of two (see [`shaped_chunks`]).
+const IDS_PER_STATEMENT: usize = 512;
 
 /// Timeline rows per statement: 4 parameters each; see [`shaped_chunks`].
 const INDEX_ROWS_PER_STATEMENT: usize = 1024;
@@ -415,33 +413,13 @@ impl Pending {
     }
 }
 
-/// `rows` in chunks of a few fixed sizes: as many of `max` rows as fit, the
-/// rest in descending powers of two (`max` must be one). A multi-row
-/// statement's text depends on its row count only, so every chunk's
-/// statement is one of a handful, each prepared once per connection and
-/// only bound after; a batch costs at most `log2(max)` statements more than
-/// the full chunks.
-fn shaped_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
-    debug_assert!(max.is_power_of_two());
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let take = if rest.len() >= max { max } else { 1 << rest.len().ilog2() };
-        let (chunk, tail) = rest.split_at(take);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
 impl Writes {
     async fn write(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         for chunk in shaped_chunks(&self.rows, CASE_ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", in_list(i * CASE_COLUMNS + 1, CASE_COLUMNS)))
-                .collect();
-            let sql = format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values.join(", "));
+            let sql = format!(
+                "{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}",
+                values_rows(chunk.len(), CASE_COLUMNS)
+            );
             let mut query = sqlx::query(&sql);
             for row in chunk {
                 query = query
@@ -485,13 +463,10 @@ impl Writes {
             }
         }
         for chunk in shaped_chunks(&self.index, INDEX_ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${}, ${})", i * 4 + 1, i * 4 + 2, i * 4 + 3, i * 4 + 4))
-                .collect();
             let sql = format!(
                 "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}
                  ON CONFLICT (case_id, sequence) DO NOTHING",
-                values.join(", ")
+                values_rows(chunk.len(), 4)
             );
             let mut query = sqlx::query(&sql);
             for (case_id, sequence, event_type, occurred) in chunk {
@@ -573,12 +548,12 @@ impl Pending {
                 None => true,
             });
         }
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        for chunk in shaped_chunks(&ids, IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT case_id, view FROM triage_cases WHERE case_id IN ({})",
-                in_list(1, chunk.len())
+                params(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id.as_str());
             }
@@ -600,12 +575,12 @@ impl Pending {
         // small table keyed by case (a scan of the timeline index per batch
         // was most of a rebuild's database time).
         let mut acknowledged = carried_acks;
-        for chunk in opened.chunks(IDS_PER_STATEMENT) {
+        for chunk in shaped_chunks(&opened, IDS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT case_id, acknowledged_at_ms AS at FROM triage_early_acks WHERE case_id IN ({})",
-                in_list(1, chunk.len())
+                params(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id.as_str());
             }
