@@ -230,6 +230,7 @@ pub struct EventStore {
     js: jetstream::Context,
     stream: jetstream::stream::Stream,
     stream_name: String,
+    keeps_every_event: bool,
 }
 
 impl EventStore {
@@ -242,7 +243,14 @@ impl EventStore {
             .get_stream(&settings.name)
             .await
             .map_err(|e| StoreError::Unavailable(format!("failed to get stream {}: {e}", settings.name)))?;
-        Ok(Self { js, stream, stream_name: settings.name.clone() })
+        let config = &stream.cached_info().config;
+        // The server reports "no limit" as -1 (0 in a request).
+        let keeps_every_event = config.max_age.is_zero()
+            && config.max_messages <= 0
+            && config.max_bytes <= 0
+            && config.max_messages_per_subject <= 0
+            && config.retention == jetstream::stream::RetentionPolicy::Limits;
+        Ok(Self { js, stream, stream_name: settings.name.clone(), keeps_every_event })
     }
 
     /// The JetStream context, for consumers.
@@ -306,8 +314,14 @@ impl EventStore {
 
     /// Loads every event of one aggregate, in stream order.
     pub async fn load(&self, subject: &str) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.load_after(subject, 0).await
+    }
+
+    /// Loads the events of one aggregate with a stream sequence above
+    /// `after`, in stream order: what a read model at `after` has not seen.
+    pub async fn load_after(&self, subject: &str, after: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut events = Vec::new();
-        let mut next = 1u64;
+        let mut next = after.saturating_add(1);
         loop {
             match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
                 Ok(msg) => {
@@ -324,6 +338,14 @@ impl EventStore {
                 Err(e) => return Err(StoreError::Unavailable(format!("failed to load {subject}: {e}"))),
             }
         }
+    }
+
+    /// Whether the stream keeps every event it accepted (no age, count or
+    /// size limit), as configured when the store was opened. Then an
+    /// aggregate without events in the stream never existed; with a limit,
+    /// its events may have been removed while read models still hold it.
+    pub fn keeps_every_event(&self) -> bool {
+        self.keeps_every_event
     }
 
     /// The stream sequence of the aggregate's last event, if any.

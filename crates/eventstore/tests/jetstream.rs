@@ -54,6 +54,27 @@ async fn append_then_load_returns_events_in_order_with_envelope() -> anyhow::Res
     assert!(e.id.is_some());
     assert_eq!(store.last_sequence(&subj).await?, Some(third.sequence));
     assert!(store.load(&subject("report", Uuid::now_v7())).await?.is_empty());
+
+    // what a read model at `first` has not seen yet
+    let after: Vec<u64> = store.load_after(&subj, first.sequence).await?.iter().map(|e| e.sequence).collect();
+    assert_eq!(after, vec![second.sequence, third.sequence]);
+    assert!(store.load_after(&subj, third.sequence).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_with_limits_does_not_claim_to_keep_every_event() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let unlimited = store(&nats).await?;
+    assert!(unlimited.keeps_every_event(), "the default stream keeps events forever");
+    let limited = StreamSettings {
+        name: "PSIRT_AGING".to_owned(),
+        subjects: vec!["aging.>".to_owned()],
+        max_age_secs: 3600,
+        ..StreamSettings::default()
+    };
+    let aging = EventStore::open(nats.connect().await?, &limited).await?;
+    assert!(!aging.keeps_every_event(), "events older than an hour are removed: absence proves nothing");
     Ok(())
 }
 

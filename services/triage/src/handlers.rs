@@ -13,7 +13,7 @@ use psirt_kit::{ApiError, FieldViolation, Principal};
 use psirt_proto::{common, triage};
 use sqlx::AnyPool;
 use time::{OffsetDateTime, PrimitiveDateTime};
-use tracing::instrument;
+use tracing::{debug, instrument};
 
 use crate::mapping::{self, Extra};
 use crate::readmodel::{self, SortField};
@@ -955,49 +955,91 @@ impl Triage {
 
     /// `GetCase`: from the read model; a case the projection has not
     /// reached yet is folded from its stream, so a case id is readable the
-    /// moment its case exists.
+    /// moment its case exists, and a command's effect the moment it returned.
     pub async fn get(&self, req: triage::GetCaseRequest) -> Result<triage::Case> {
         use triage::get_case_request::Lookup;
         let mut case = match req.lookup {
             Some(Lookup::CaseId(id)) => {
                 let id = parse_case_id("case_id", &id)?;
-                match readmodel::get(&self.inner.pool, &id.to_string()).await? {
-                    Some(case) => Some(case),
-                    None => {
-                        let loaded = self.load(id).await?;
-                        if loaded.state.exists() {
-                            Some(self.view_of(id, &loaded.events).await?)
-                        } else {
-                            None
-                        }
-                    }
-                }
-                .ok_or_else(|| ApiError::not_found("case", id.to_string()))?
+                self.case_by_id(id).await?.ok_or_else(|| ApiError::not_found("case", id.to_string()))?
             }
             Some(Lookup::CaseKey(key)) => {
                 let parsed: CaseKey = key.trim().parse().map_err(|e: psirt_domain::CaseKeyError| {
                     ApiError::invalid_argument("case_key", e.to_string())
                 })?;
-                readmodel::get_by_key(&self.inner.pool, &parsed.to_string())
+                let mut case = readmodel::get_by_key(&self.inner.pool, &parsed.to_string())
                     .await?
-                    .ok_or_else(|| ApiError::not_found("case", parsed.to_string()))?
+                    .ok_or_else(|| ApiError::not_found("case", parsed.to_string()))?;
+                // Read your writes: fold in what the case's own stream has
+                // beyond the read model (a command just appended). Best
+                // effort: without NATS the read model answers alone.
+                if let Ok(id) = case.case_id.parse::<CaseId>()
+                    && let Ok(Some(last)) = self.inner.store.last_sequence(&mapping::subject(id)).await
+                    && last > case.version
+                {
+                    self.fold_missing(id, &mut case).await?;
+                }
+                case
             }
             None => {
                 return Err(ApiError::invalid_argument("case_id", "case_id or case_key must be given").into());
             }
         };
-        // Read your writes: when the case's own stream is ahead of the read
-        // model (a command just appended), fold the missing events in. One
-        // direct get of the last event per read.
-        if let Ok(id) = case.case_id.parse::<CaseId>()
-            && let Ok(Some(last)) = self.inner.store.last_sequence(&mapping::subject(id)).await
-            && last > case.version
-        {
-            let loaded = self.load(id).await?;
-            case = self.view_of(id, &loaded.events).await?;
-        }
         view::refresh(&mut case, now());
         Ok(case)
+    }
+
+    /// A case by id. The stream is asked first (one direct get of the
+    /// case's last event): it says whether the case exists at all, so a
+    /// lookup of a case not opened yet (a client following the id intake
+    /// promised) costs no query, and whether the read model's row is
+    /// behind. Without NATS the read model answers alone.
+    async fn case_by_id(&self, id: CaseId) -> Result<Option<triage::Case>> {
+        let subject = mapping::subject(id);
+        let last = match self.inner.store.last_sequence(&subject).await {
+            Ok(last) => last,
+            Err(e) => {
+                debug!(case_id = %id, error = %e, "event store unavailable, case read from the read model only");
+                return Ok(readmodel::get(&self.inner.pool, &id.to_string()).await?);
+            }
+        };
+        if last.is_none() && self.inner.store.keeps_every_event() {
+            return Ok(None);
+        }
+        let row = readmodel::get(&self.inner.pool, &id.to_string()).await?;
+        let Some(last) = last else {
+            // The stream no longer holds the case's events (age or size
+            // limits): the read model is all there is.
+            return Ok(row);
+        };
+        match row {
+            Some(case) if case.version >= last => Ok(Some(case)),
+            Some(mut case) => {
+                self.fold_missing(id, &mut case).await?;
+                Ok(Some(case))
+            }
+            None => {
+                let loaded = self.load(id).await?;
+                if !loaded.state.exists() {
+                    return Ok(None);
+                }
+                let mut case = triage::Case::default();
+                for e in &loaded.events {
+                    view::apply_case_event(&mut case, e)?;
+                }
+                view::schedule(&mut case, &self.inner.settings.sla);
+                Ok(Some(case))
+            }
+        }
+    }
+
+    /// Folds the case events after the view's version into it.
+    async fn fold_missing(&self, id: CaseId, case: &mut triage::Case) -> Result<()> {
+        for e in &self.inner.store.load_after(&mapping::subject(id), case.version).await? {
+            view::apply_case_event(case, e)?;
+        }
+        view::schedule(case, &self.inner.settings.sla);
+        Ok(())
     }
 
     /// `ListCases`, from the read model.
