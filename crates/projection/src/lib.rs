@@ -47,6 +47,18 @@ pub trait Projection: Send + Sync + 'static {
     /// Empties the read model's tables, for a rebuild.
     fn reset(&self, conn: &mut AnyConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
+    /// Indexes that the projection's prepared writes ([`Projection::
+    /// write_prepared`], what a rebuild runs) never need (no `ON CONFLICT`
+    /// target there, no lookup while folding): an offline rebuild
+    /// ([`ProjectionRunner::rebuild_offline`]) drops them and builds each
+    /// once at the end, instead of updating them row by row. A runner
+    /// creates any that are missing when it starts, before its first batch,
+    /// so an interrupted rebuild leaves nothing behind. Each `create`
+    /// statement must be `CREATE [UNIQUE] INDEX IF NOT EXISTS <name> ...`.
+    fn deferrable_indexes(&self) -> &'static [DeferrableIndex] {
+        &[]
+    }
+
     /// A consumer session starts: this runner holds the lease, has applied
     /// everything up to `checkpoint`, and the stream ends at `stream_last`.
     /// No runner has seen an event after `stream_last` (any runner before
@@ -123,6 +135,14 @@ pub trait Projection: Send + Sync + 'static {
             Ok(undecodable)
         }
     }
+}
+
+/// A secondary index of a read model, see [`Projection::deferrable_indexes`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeferrableIndex {
+    pub name: &'static str,
+    /// `CREATE [UNIQUE] INDEX IF NOT EXISTS <name> ON ...`
+    pub create: &'static str,
 }
 
 /// The span of one event's handling by `projection`: a consumer span whose
@@ -604,6 +624,7 @@ impl<P: Projection> ProjectionRunner<P> {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         metrics::declare(self.projection.name());
         ensure_schema(&self.pool).await?;
+        self.create_deferrable_indexes().await?;
         let mut last_ahead_log = None;
         loop {
             if *shutdown.borrow() {
@@ -733,7 +754,11 @@ impl<P: Projection> ProjectionRunner<P> {
         start: u64,
         target: u64,
     ) -> Result<(), ProjectionError> {
-        type Folding = tokio::task::JoinHandle<(Vec<RecordedEvent>, Result<Prepared, sqlx::Error>)>;
+        /// A folded batch: its new events, the last one's sequence, and
+        /// what the projection prepared from them.
+        type Folded = (Vec<RecordedEvent>, u64, Prepared);
+        type Folding =
+            tokio::task::JoinHandle<(Vec<jetstream::Message>, Result<Option<Folded>, ProjectionError>)>;
         /// A batch on its way: folding, then ready for its transaction.
         struct Next<F> {
             fresh: F,
@@ -761,25 +786,32 @@ impl<P: Projection> ProjectionRunner<P> {
                     return Ok(None);
                 }
                 let Some(batch) = self.next_batch(pulled).await? else { return Ok(None) };
-                let mut fresh: Vec<RecordedEvent> =
-                    events_of(&batch)?.into_iter().filter(|e| e.sequence > prepared_up_to).collect();
-                fresh.sort_by_key(|e| e.sequence);
-                fresh.dedup_by_key(|e| e.sequence);
-                let Some(last) = fresh.last().map(|e| e.sequence) else { return Ok(None) };
                 let projection = Arc::clone(&self.projection);
                 let pool = self.pool.clone();
+                let after = prepared_up_to;
+                // Decoding the messages is CPU work too: on the folding task,
+                // not here, where the write of the batch before is driven.
                 let folding: Folding = tokio::spawn(async move {
-                    let result = projection.prepare(&pool, &fresh).await;
-                    (fresh, result)
+                    let folded = async {
+                        let mut fresh: Vec<RecordedEvent> =
+                            events_of(&batch)?.into_iter().filter(|e| e.sequence > after).collect();
+                        fresh.sort_by_key(|e| e.sequence);
+                        fresh.dedup_by_key(|e| e.sequence);
+                        let Some(last) = fresh.last().map(|e| e.sequence) else { return Ok(None) };
+                        let prepared = projection.prepare(&pool, &fresh).await?;
+                        Ok(Some((fresh, last, prepared)))
+                    }
+                    .await;
+                    (batch, folded)
                 });
-                Ok::<_, ProjectionError>(Some((Next { fresh: folding, before: prepared_up_to, batch }, last)))
+                Ok::<_, ProjectionError>(Some(Next { fresh: folding, before: after, batch: Vec::new() }))
             };
             let (written, next) = tokio::join!(write, next);
             // Settled before anything returns: the caller drops what was
             // carried over, and a fold finishing later would carry its batch
             // over again.
-            let settle = |next: Result<Option<(Next<Folding>, u64)>, ProjectionError>| async move {
-                if let Ok(Some((Next { fresh: task, .. }, _))) = next {
+            let settle = |next: Result<Option<Next<Folding>>, ProjectionError>| async move {
+                if let Ok(Some(Next { fresh: task, .. })) = next {
                     task.abort();
                     let _ = task.await;
                 }
@@ -805,12 +837,15 @@ impl<P: Projection> ProjectionRunner<P> {
                 }
             }
             match next? {
-                Some((Next { fresh: task, before, batch }, last)) => {
-                    let (fresh, prepared) = task
+                Some(Next { fresh: task, before, .. }) => {
+                    let (batch, folded) = task
                         .await
                         .map_err(|e| ProjectionError::Stream(format!("folding a batch failed: {e}")))?;
-                    prepared_up_to = last;
-                    ready = Some(Next { fresh: (fresh, prepared?), before, batch });
+                    // Nothing new in a batch of redeliveries: left unacknowledged.
+                    if let Some((fresh, last, prepared)) = folded? {
+                        prepared_up_to = last;
+                        ready = Some(Next { fresh: (fresh, prepared), before, batch });
+                    }
                 }
                 None if prepared_up_to >= target => return Ok(()),
                 None => {}
@@ -942,6 +977,34 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         on_progress(target, target);
         Ok(target)
+    }
+
+    /// [`ProjectionRunner::rebuild`] for a read model nobody queries in the
+    /// meantime (`psirt-<service> rebuild` with the service stopped): the
+    /// projection's [`deferrable indexes`](Projection::deferrable_indexes)
+    /// are dropped first and built once at the end, a bulk load instead of
+    /// an update per row. Queries during the rebuild stay correct, only
+    /// slower. Interrupted, it leaves the indexes missing until the next
+    /// rebuild or the next start of a runner, which creates them.
+    pub async fn rebuild_offline(
+        &self,
+        on_progress: impl Fn(u64, u64) + Send + Sync,
+    ) -> Result<u64, ProjectionError> {
+        for index in self.projection.deferrable_indexes() {
+            sqlx::query(&format!("DROP INDEX IF EXISTS {}", index.name)).execute(&self.pool).await?;
+        }
+        let target = self.rebuild(on_progress).await?;
+        self.create_deferrable_indexes().await?;
+        Ok(target)
+    }
+
+    /// Creates the projection's deferrable indexes that are missing.
+    async fn create_deferrable_indexes(&self) -> Result<(), sqlx::Error> {
+        for index in self.projection.deferrable_indexes() {
+            debug!(projection = self.projection.name(), index = index.name, "creating index if missing");
+            sqlx::query(index.create).execute(&self.pool).await?;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,34 @@ pub fn values_rows(rows: usize, columns: usize) -> String {
     (0..rows).map(|r| format!("({})", params(r * columns + 1, columns))).collect::<Vec<_>>().join(", ")
 }
 
+/// The text of one statement in every shape [`shaped_chunks`] cuts (row
+/// counts that are powers of two up to `max`), built once: formatting a
+/// statement of a thousand parameters per chunk and batch is measurable on
+/// a rebuild's critical path.
+#[derive(Debug)]
+pub struct ShapedStatements {
+    /// Index: log2 of the row count.
+    by_log2: Vec<String>,
+}
+
+impl ShapedStatements {
+    /// `sql(rows)` gives the statement for `rows` rows.
+    pub fn new(max: usize, sql: impl Fn(usize) -> String) -> Self {
+        debug_assert!(max.is_power_of_two());
+        Self { by_log2: (0..=max.ilog2()).map(|bits| sql(1 << bits)).collect() }
+    }
+
+    /// The statement for a chunk of `rows` rows, as [`shaped_chunks`] with
+    /// this `max` cuts them.
+    ///
+    /// # Panics
+    /// When `rows` is not such a chunk's length (a power of two up to `max`).
+    pub fn get(&self, rows: usize) -> &str {
+        assert!(rows.is_power_of_two(), "{rows} rows is not a shaped chunk");
+        &self.by_log2[rows.ilog2() as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +76,18 @@ mod tests {
         assert_eq!(again, rows, "every row once, in order");
         assert_eq!(shaped_chunks::<u32>(&[], 64).count(), 0);
         assert_eq!(shaped_chunks(&[1, 2, 3], 64).map(<[i32]>::len).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[test]
+    fn shaped_statements_match_every_chunk_length() {
+        let statements =
+            ShapedStatements::new(8, |rows| format!("INSERT INTO t VALUES {}", values_rows(rows, 2)));
+        let rows: Vec<u32> = (0..15).collect();
+        for chunk in shaped_chunks(&rows, 8) {
+            let sql = statements.get(chunk.len());
+            assert_eq!(sql.matches('(').count(), chunk.len(), "{sql}");
+        }
+        assert_eq!(statements.get(1), "INSERT INTO t VALUES ($1, $2)");
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! duplicate-hint keys. Fed by the `intake-reports` projection; read by
 //! `ListReports` and the duplicate check of `SubmitReport`.
 
+use std::sync::LazyLock;
+
 use prost::Message;
 use psirt_domain::{ReportEvent, ReportId};
 use psirt_eventstore::{DecodeError, RecordedEvent};
-use psirt_projection::sql::{shaped_chunks, values_rows};
+use psirt_projection::sql::{ShapedStatements, shaped_chunks, values_rows};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::{events, intake};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -110,6 +112,27 @@ struct NewReports {
 /// connection ([`shaped_chunks`]).
 const ROWS_PER_STATEMENT: usize = 64;
 
+// `acknowledged_at_ms` and `is_open` take their defaults (NULL, 1).
+static REPORT_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(ROWS_PER_STATEMENT, |rows| {
+        format!(
+            "INSERT INTO intake_reports
+                (report_id, case_id, status, channel, title, received_at_ms, version, view)
+             VALUES {} ON CONFLICT (report_id) DO NOTHING",
+            values_rows(rows, 8)
+        )
+    })
+});
+static KEY_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(ROWS_PER_STATEMENT, |rows| {
+        format!(
+            "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES {}
+             ON CONFLICT (dedup_key, report_id) DO NOTHING",
+            values_rows(rows, 4)
+        )
+    })
+});
+
 impl NewReports {
     fn push(&mut self, event: &ReportEvent, sequence: u64) {
         let ReportEvent::ReportReceived {
@@ -145,14 +168,7 @@ impl NewReports {
 
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         for chunk in shaped_chunks(&self.reports, ROWS_PER_STATEMENT) {
-            // `acknowledged_at_ms` and `is_open` take their defaults (NULL, 1).
-            let sql = format!(
-                "INSERT INTO intake_reports
-                    (report_id, case_id, status, channel, title, received_at_ms, version, view)
-                 VALUES {} ON CONFLICT (report_id) DO NOTHING",
-                values_rows(chunk.len(), 8)
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(REPORT_INSERTS.get(chunk.len()));
             for (id, case_id, status, channel, title, received, version, view) in chunk {
                 query = query
                     .bind(id.as_str())
@@ -167,12 +183,7 @@ impl NewReports {
             query.execute(&mut *conn).await?;
         }
         for chunk in shaped_chunks(&self.keys, ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES {}
-                 ON CONFLICT (dedup_key, report_id) DO NOTHING",
-                values_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(KEY_INSERTS.get(chunk.len()));
             for (key, id, received, sequence) in chunk {
                 query = query.bind(key.as_str()).bind(id.as_str()).bind(*received).bind(*sequence);
             }

@@ -287,5 +287,5 @@ pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sy
         store,
         config.projection.clone(),
     );
-    Ok(runner.rebuild(on_progress).await?)
+    Ok(runner.rebuild_offline(on_progress).await?)
 }

@@ -3,13 +3,13 @@
 //! `triage-cases` projection from the events of every service.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use prost::Message;
 use psirt_domain::{CaseKey, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
-use psirt_projection::sql::{params, shaped_chunks, values_rows};
-use psirt_projection::{ApplyError, Prepared, Projection};
+use psirt_projection::sql::{ShapedStatements, params, shaped_chunks, values_rows};
+use psirt_projection::{ApplyError, DeferrableIndex, Prepared, Projection};
 use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -91,6 +91,12 @@ const CASE_UPSERT_TAIL: &str = "ON CONFLICT (case_id) DO UPDATE SET case_key = e
              triage_due_ms = excluded.triage_due_ms, triage_soon_ms = excluded.triage_soon_ms,
              triage_met_ms = excluded.triage_met_ms";
 const CASE_COLUMNS: usize = 19;
+
+static CASE_UPSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(CASE_ROWS_PER_STATEMENT, |rows| {
+        format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values_rows(rows, CASE_COLUMNS))
+    })
+});
 /// Case rows per statement: 19 parameters each; see [`shaped_chunks`].
 const CASE_ROWS_PER_STATEMENT: usize = 128;
 
@@ -176,6 +182,9 @@ struct Pending {
 
 /// The rows a batch writes, computed from its fold.
 struct Writes {
+    /// Written by a prepared batch (a rebuild): timeline rows are appended
+    /// without a conflict target.
+    prepared: bool,
     rows: Vec<CaseRow>,
     /// Cases whose affected products changed: (case id, products).
     products: Vec<(String, Vec<String>)>,
@@ -205,6 +214,41 @@ const IDS_PER_STATEMENT: usize = 512;
 
 /// Timeline rows per statement: 4 parameters each; see [`shaped_chunks`].
 const INDEX_ROWS_PER_STATEMENT: usize = 1024;
+
+static INDEX_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(INDEX_ROWS_PER_STATEMENT, |rows| {
+        format!(
+            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}
+             ON CONFLICT (case_id, sequence) DO NOTHING",
+            values_rows(rows, 4)
+        )
+    })
+});
+/// The same rows without a conflict target, for prepared batches: a rebuild
+/// may have dropped the key index (see [`DEFERRABLE_INDEXES`]), and each
+/// event is indexed once per case, so there is no conflict to resolve (a
+/// duplicate would fail the batch, or the key index's creation at the end).
+static INDEX_APPENDS: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(INDEX_ROWS_PER_STATEMENT, |rows| {
+        format!(
+            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}",
+            values_rows(rows, 4)
+        )
+    })
+});
+static VIEWS_BY_ID: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(IDS_PER_STATEMENT, |n| {
+        format!("SELECT case_id, view FROM triage_cases WHERE case_id IN ({})", params(1, n))
+    })
+});
+static EARLY_ACKS_BY_ID: LazyLock<ShapedStatements> = LazyLock::new(|| {
+    ShapedStatements::new(IDS_PER_STATEMENT, |n| {
+        format!(
+            "SELECT case_id, acknowledged_at_ms AS at FROM triage_early_acks WHERE case_id IN ({})",
+            params(1, n)
+        )
+    })
+});
 
 impl Pending {
     async fn case(
@@ -364,6 +408,7 @@ impl Pending {
         };
         let generation = carry_as.unwrap_or(0);
         let mut writes = Writes {
+            prepared: carry_as.is_some(),
             rows: Vec::new(),
             products: Vec::new(),
             index: std::mem::take(&mut self.index),
@@ -416,11 +461,7 @@ impl Pending {
 impl Writes {
     async fn write(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         for chunk in shaped_chunks(&self.rows, CASE_ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}",
-                values_rows(chunk.len(), CASE_COLUMNS)
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(CASE_UPSERTS.get(chunk.len()));
             for row in chunk {
                 query = query
                     .bind(row.case_id.as_str())
@@ -462,13 +503,9 @@ impl Writes {
                 .await?;
             }
         }
+        let index_statements = if self.prepared { &*INDEX_APPENDS } else { &*INDEX_INSERTS };
         for chunk in shaped_chunks(&self.index, INDEX_ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}
-                 ON CONFLICT (case_id, sequence) DO NOTHING",
-                values_rows(chunk.len(), 4)
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(index_statements.get(chunk.len()));
             for (case_id, sequence, event_type, occurred) in chunk {
                 query =
                     query.bind(case_id.as_str()).bind(*sequence).bind(event_type.as_str()).bind(*occurred);
@@ -549,11 +586,7 @@ impl Pending {
             });
         }
         for chunk in shaped_chunks(&ids, IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT case_id, view FROM triage_cases WHERE case_id IN ({})",
-                params(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(VIEWS_BY_ID.get(chunk.len()));
             for id in chunk {
                 query = query.bind(id.as_str());
             }
@@ -576,11 +609,7 @@ impl Pending {
         // was most of a rebuild's database time).
         let mut acknowledged = carried_acks;
         for chunk in shaped_chunks(&opened, IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT case_id, acknowledged_at_ms AS at FROM triage_early_acks WHERE case_id IN ({})",
-                params(1, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(EARLY_ACKS_BY_ID.get(chunk.len()));
             for id in chunk {
                 query = query.bind(id.as_str());
             }
@@ -635,7 +664,11 @@ impl CasesProjection {
                 view::apply_duplicate_marked(&mut canonical, &case, e.marked_at, event.sequence);
                 pending.put(canonical, false);
             }
-            pending.index(&e.duplicate_of_case_id, event);
+            // once per case: a case marked a duplicate of itself (refused
+            // by the domain) must not index the event twice
+            if e.duplicate_of_case_id != case_id {
+                pending.index(&e.duplicate_of_case_id, event);
+            }
         } else if psirt_eventstore::is_type::<events::DuplicateLinked>(&event.event_type) {
             let e: events::DuplicateLinked = event.decode()?;
             if let Some(mut other) = pending.case(conn, &e.other_case_id).await? {
@@ -765,9 +798,40 @@ impl CasesProjection {
     }
 }
 
+/// The case view's indexes for `ListCases` (as in migration 0001) and the
+/// timeline's key (migration 0005): an offline rebuild builds them at the
+/// end. Prepared writes go by the case view's primary key and append
+/// timeline rows without a conflict target.
+const DEFERRABLE_INDEXES: &[DeferrableIndex] = &[
+    DeferrableIndex {
+        name: "triage_case_events_key",
+        create: "CREATE UNIQUE INDEX IF NOT EXISTS triage_case_events_key ON triage_case_events (case_id, sequence)",
+    },
+    DeferrableIndex {
+        name: "triage_cases_opened",
+        create: "CREATE INDEX IF NOT EXISTS triage_cases_opened ON triage_cases (opened_at_ms, case_id)",
+    },
+    DeferrableIndex {
+        name: "triage_cases_status",
+        create: "CREATE INDEX IF NOT EXISTS triage_cases_status ON triage_cases (status)",
+    },
+    DeferrableIndex {
+        name: "triage_cases_assignee",
+        create: "CREATE INDEX IF NOT EXISTS triage_cases_assignee ON triage_cases (assignee)",
+    },
+    DeferrableIndex {
+        name: "triage_case_products_product",
+        create: "CREATE INDEX IF NOT EXISTS triage_case_products_product ON triage_case_products (product)",
+    },
+];
+
 impl Projection for CasesProjection {
     fn name(&self) -> &str {
         PROJECTION_NAME
+    }
+
+    fn deferrable_indexes(&self) -> &'static [DeferrableIndex] {
+        DEFERRABLE_INDEXES
     }
 
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {

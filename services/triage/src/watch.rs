@@ -620,6 +620,10 @@ impl Projection for WatchedCases {
         self.inner.name()
     }
 
+    fn deferrable_indexes(&self) -> &'static [psirt_projection::DeferrableIndex] {
+        self.inner.deferrable_indexes()
+    }
+
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
         self.inner.apply(conn, event).await
     }

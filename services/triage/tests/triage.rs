@@ -1231,3 +1231,90 @@ async fn an_acknowledgement_before_the_case_opened_stops_the_clock_also_after_a_
     }
     Ok(())
 }
+
+/// The indexes an offline rebuild builds at its end instead of row by row.
+const DEFERRED_INDEXES: [&str; 5] = [
+    "triage_case_events_key",
+    "triage_cases_opened",
+    "triage_cases_status",
+    "triage_cases_assignee",
+    "triage_case_products_product",
+];
+
+/// Which of [`DEFERRED_INDEXES`] the database has.
+async fn deferred_indexes_present(pool: &sqlx::AnyPool, backend: Backend) -> anyhow::Result<Vec<String>> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'index' AND name = $1",
+        Backend::Postgres => "SELECT indexname::text FROM pg_indexes WHERE indexname = $1",
+    };
+    let mut present = Vec::new();
+    for name in DEFERRED_INDEXES {
+        let found: Option<(String,)> = sqlx::query_as(sql).bind(name).fetch_optional(pool).await?;
+        present.extend(found.map(|(n,)| n));
+    }
+    Ok(present)
+}
+
+#[tokio::test]
+async fn an_offline_rebuild_builds_its_deferred_indexes_and_a_start_restores_lost_ones() -> anyhow::Result<()>
+{
+    for backend in BACKENDS {
+        let mut h = Harness::start(backend).await?;
+        let (_, case_id) = h.report("Heap overflow in the parser").await?;
+        let opened = h.opened(case_id).await?;
+        h.case_at(case_id, opened.version).await?;
+        h.stop().await?;
+        let config = h.config();
+        let pool = psirt_kit::backbone::open_database(&config.database).await?;
+        assert_eq!(
+            deferred_indexes_present(&pool, backend).await?,
+            DEFERRED_INDEXES,
+            "{backend:?}: migrated"
+        );
+
+        let total = psirt_triage::rebuild(&config, |_, _| {}).await?;
+        assert!(total >= opened.version);
+        assert_eq!(
+            deferred_indexes_present(&pool, backend).await?,
+            DEFERRED_INDEXES,
+            "{backend:?}: built again at the end of the rebuild"
+        );
+
+        // A rebuild killed before its end leaves them dropped; the next
+        // start of the service creates them before its first batch.
+        for name in DEFERRED_INDEXES {
+            sqlx::query(&format!("DROP INDEX {name}")).execute(&pool).await?;
+        }
+        assert!(deferred_indexes_present(&pool, backend).await?.is_empty());
+        let h = h.restart().await?;
+        let restored = eventually(DEADLINE, "indexes restored", || {
+            let pool = &pool;
+            async move {
+                let present = deferred_indexes_present(pool, backend).await.ok()?;
+                (present.len() == DEFERRED_INDEXES.len()).then_some(present)
+            }
+        })
+        .await?;
+        assert_eq!(restored, DEFERRED_INDEXES, "{backend:?}");
+        // the timeline key is unique again: the live path's conflict target
+        let again = sqlx::query(
+            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms)
+             SELECT case_id, sequence, event_type, occurred_at_ms FROM triage_case_events",
+        )
+        .execute(&pool)
+        .await;
+        assert!(again.is_err(), "{backend:?}: a second row for a (case, sequence) is refused");
+        let mut cases = h.cases().await?;
+        let timeline = cases
+            .get_case_timeline(triage::GetCaseTimelineRequest {
+                case_id: case_id.to_string(),
+                page_size: 100,
+                page_token: String::new(),
+            })
+            .await?
+            .into_inner();
+        assert!(!timeline.entries.is_empty(), "{backend:?}: the timeline reads after the rebuild");
+        pool.close().await;
+    }
+    Ok(())
+}
