@@ -52,6 +52,14 @@ impl ShapedStatements {
         Self { by_log2: (0..=max.ilog2()).map(|bits| sql(1 << bits)).collect() }
     }
 
+    /// A multi-row insert: `{head} VALUES (…), (…) {tail}` with `columns`
+    /// parameters per row (`tail` may be empty or an `ON CONFLICT` clause).
+    pub fn insert(max: usize, head: &str, columns: usize, tail: &str) -> Self {
+        Self::new(max, |rows| {
+            format!("{head} VALUES {} {tail}", values_rows(rows, columns)).trim_end().to_owned()
+        })
+    }
+
     /// The statement for a chunk of `rows` rows, as [`shaped_chunks`] with
     /// this `max` cuts them.
     ///
@@ -88,6 +96,12 @@ mod tests {
             assert_eq!(sql.matches('(').count(), chunk.len(), "{sql}");
         }
         assert_eq!(statements.get(1), "INSERT INTO t VALUES ($1, $2)");
+        let upserts = ShapedStatements::insert(4, "INSERT INTO t (a)", 1, "ON CONFLICT (a) DO NOTHING");
+        assert_eq!(upserts.get(2), "INSERT INTO t (a) VALUES ($1), ($2) ON CONFLICT (a) DO NOTHING");
+        assert_eq!(
+            ShapedStatements::insert(4, "INSERT INTO t (a)", 1, "").get(1),
+            "INSERT INTO t (a) VALUES ($1)"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use prost::Message;
 use psirt_domain::{ReportEvent, ReportId};
 use psirt_eventstore::{DecodeError, RecordedEvent};
-use psirt_projection::sql::{ShapedStatements, shaped_chunks, values_rows};
+use psirt_projection::sql::{ShapedStatements, shaped_chunks};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::{events, intake};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -114,23 +114,20 @@ const ROWS_PER_STATEMENT: usize = 64;
 
 // `acknowledged_at_ms` and `is_open` take their defaults (NULL, 1).
 static REPORT_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
-    ShapedStatements::new(ROWS_PER_STATEMENT, |rows| {
-        format!(
-            "INSERT INTO intake_reports
-                (report_id, case_id, status, channel, title, received_at_ms, version, view)
-             VALUES {} ON CONFLICT (report_id) DO NOTHING",
-            values_rows(rows, 8)
-        )
-    })
+    ShapedStatements::insert(
+        ROWS_PER_STATEMENT,
+        "INSERT INTO intake_reports (report_id, case_id, status, channel, title, received_at_ms, version, view)",
+        8,
+        "ON CONFLICT (report_id) DO NOTHING",
+    )
 });
 static KEY_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
-    ShapedStatements::new(ROWS_PER_STATEMENT, |rows| {
-        format!(
-            "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence) VALUES {}
-             ON CONFLICT (dedup_key, report_id) DO NOTHING",
-            values_rows(rows, 4)
-        )
-    })
+    ShapedStatements::insert(
+        ROWS_PER_STATEMENT,
+        "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence)",
+        4,
+        "ON CONFLICT (dedup_key, report_id) DO NOTHING",
+    )
 });
 
 impl NewReports {

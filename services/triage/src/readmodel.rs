@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use prost::Message;
 use psirt_domain::{CaseKey, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
-use psirt_projection::sql::{ShapedStatements, params, shaped_chunks, values_rows};
+use psirt_projection::sql::{ShapedStatements, params, shaped_chunks};
 use psirt_projection::{ApplyError, DeferrableIndex, Prepared, Projection};
 use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -93,9 +93,7 @@ const CASE_UPSERT_TAIL: &str = "ON CONFLICT (case_id) DO UPDATE SET case_key = e
 const CASE_COLUMNS: usize = 19;
 
 static CASE_UPSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
-    ShapedStatements::new(CASE_ROWS_PER_STATEMENT, |rows| {
-        format!("{CASE_UPSERT_HEAD} VALUES {} {CASE_UPSERT_TAIL}", values_rows(rows, CASE_COLUMNS))
-    })
+    ShapedStatements::insert(CASE_ROWS_PER_STATEMENT, CASE_UPSERT_HEAD, CASE_COLUMNS, CASE_UPSERT_TAIL)
 });
 /// Case rows per statement: 19 parameters each; see [`shaped_chunks`].
 const CASE_ROWS_PER_STATEMENT: usize = 128;
@@ -215,27 +213,22 @@ const IDS_PER_STATEMENT: usize = 512;
 /// Timeline rows per statement: 4 parameters each; see [`shaped_chunks`].
 const INDEX_ROWS_PER_STATEMENT: usize = 1024;
 
+const INDEX_INSERT_HEAD: &str =
+    "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms)";
 static INDEX_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
-    ShapedStatements::new(INDEX_ROWS_PER_STATEMENT, |rows| {
-        format!(
-            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}
-             ON CONFLICT (case_id, sequence) DO NOTHING",
-            values_rows(rows, 4)
-        )
-    })
+    ShapedStatements::insert(
+        INDEX_ROWS_PER_STATEMENT,
+        INDEX_INSERT_HEAD,
+        4,
+        "ON CONFLICT (case_id, sequence) DO NOTHING",
+    )
 });
 /// The same rows without a conflict target, for prepared batches: a rebuild
 /// may have dropped the key index (see [`DEFERRABLE_INDEXES`]), and each
 /// event is indexed once per case, so there is no conflict to resolve (a
 /// duplicate would fail the batch, or the key index's creation at the end).
-static INDEX_APPENDS: LazyLock<ShapedStatements> = LazyLock::new(|| {
-    ShapedStatements::new(INDEX_ROWS_PER_STATEMENT, |rows| {
-        format!(
-            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms) VALUES {}",
-            values_rows(rows, 4)
-        )
-    })
-});
+static INDEX_APPENDS: LazyLock<ShapedStatements> =
+    LazyLock::new(|| ShapedStatements::insert(INDEX_ROWS_PER_STATEMENT, INDEX_INSERT_HEAD, 4, ""));
 static VIEWS_BY_ID: LazyLock<ShapedStatements> = LazyLock::new(|| {
     ShapedStatements::new(IDS_PER_STATEMENT, |n| {
         format!("SELECT case_id, view FROM triage_cases WHERE case_id IN ({})", params(1, n))
