@@ -1318,3 +1318,55 @@ async fn an_offline_rebuild_builds_its_deferred_indexes_and_a_start_restores_los
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_timeline_keeps_its_rows_when_its_key_becomes_a_unique_index() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let db = psirt_testkit::TestDatabase::new(backend).await?;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(db.url()).await?;
+        // A database as the release before migration 0005 left it: the same
+        // migration files (so the same checksums), up to 0004.
+        let dir = tempfile::tempdir()?;
+        for m in psirt_triage::readmodel::MIGRATOR.iter().filter(|m| m.version <= 4) {
+            let file = format!("{:04}_{}.sql", m.version, m.description.replace(' ', "_"));
+            std::fs::write(dir.path().join(file), m.sql.as_bytes())?;
+        }
+        sqlx::migrate::Migrator::new(dir.path()).await?.run(&pool).await?;
+        sqlx::query(
+            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms)
+             VALUES ('c1', 1, 'psirt.events.v1.CaseOpened', 10), ('c1', 4, 'psirt.events.v1.CaseAssigned', 40),
+                    ('c2', 2, 'psirt.events.v1.CaseOpened', 20)",
+        )
+        .execute(&pool)
+        .await?;
+
+        psirt_triage::readmodel::MIGRATOR.run(&pool).await?;
+        let rows: Vec<(String, i64, String, i64)> = sqlx::query_as(
+            "SELECT case_id, sequence, event_type, occurred_at_ms FROM triage_case_events ORDER BY case_id, sequence",
+        )
+        .fetch_all(&pool)
+        .await?;
+        assert_eq!(
+            rows,
+            vec![
+                ("c1".to_owned(), 1, "psirt.events.v1.CaseOpened".to_owned(), 10),
+                ("c1".to_owned(), 4, "psirt.events.v1.CaseAssigned".to_owned(), 40),
+                ("c2".to_owned(), 2, "psirt.events.v1.CaseOpened".to_owned(), 20),
+            ],
+            "{backend:?}: every row carried over"
+        );
+        // the key holds as a unique index: the live path's conflict target
+        sqlx::query(
+            "INSERT INTO triage_case_events (case_id, sequence, event_type, occurred_at_ms)
+             VALUES ('c1', 4, 'psirt.events.v1.CaseAssigned', 40) ON CONFLICT (case_id, sequence) DO NOTHING",
+        )
+        .execute(&pool)
+        .await?;
+        let count: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM triage_case_events").fetch_one(&pool).await?;
+        assert_eq!(count.0, 3, "{backend:?}");
+        pool.close().await;
+    }
+    Ok(())
+}
