@@ -128,6 +128,33 @@ pub async fn open_database(db: &DatabaseConfig) -> anyhow::Result<AnyPool> {
         .with_context(|| format!("failed to open database {}", db.redacted_url()))
 }
 
+/// Runs `service`'s embedded migrations. A database that holds migrations
+/// the service does not know (another service's database, or one a newer
+/// release migrated) is refused with what to do about it, not only sqlx's
+/// "previously applied but missing/modified".
+pub async fn migrate(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &AnyPool,
+    service: &str,
+) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateError;
+    match migrator.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(e @ (MigrateError::VersionMissing(_) | MigrateError::VersionMismatch(_))) => {
+            Err(anyhow::anyhow!(
+                "the database of psirt-{service} holds migrations this release of psirt-{service} does not have \
+             ({e}): each service needs a database of its own (two services sharing one fail this way), \
+             and a release cannot start on a database a newer release migrated (restore the backup taken \
+             before the upgrade, or empty the database and let the service replay the stream; \
+             docs/operations.md)"
+            ))
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("failed to migrate the psirt-{service} database")))
+        }
+    }
+}
+
 /// Keeps the readiness checks `nats` and `database` in step with the
 /// backbone: a service whose bus or database is away is not ready (its
 /// commands and reads would fail), and turns ready again by itself once

@@ -125,7 +125,7 @@ impl Application {
     pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
         let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
         let pool = psirt_kit::backbone::open_database(&config.database).await?;
-        readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
+        psirt_kit::backbone::migrate(&readmodel::MIGRATOR, &pool, "intake").await?;
         psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
         let auth = AuthLayer::from_config(&config.auth, api::policy())
             .await
@@ -243,7 +243,7 @@ impl Application {
 pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
     let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
     let pool = psirt_kit::backbone::open_database(&config.database).await?;
-    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the intake database")?;
+    psirt_kit::backbone::migrate(&readmodel::MIGRATOR, &pool, "intake").await?;
     let runner = ProjectionRunner::new(readmodel::ReportsProjection, pool, store, config.projection.clone());
     Ok(runner.rebuild(on_progress).await?)
 }

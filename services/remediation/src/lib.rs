@@ -139,7 +139,7 @@ pub struct Application {
 async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
     let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
     let pool = psirt_kit::backbone::open_database(&config.database).await?;
-    readmodel::MIGRATOR.run(&pool).await.context("failed to migrate the remediation database")?;
+    psirt_kit::backbone::migrate(&readmodel::MIGRATOR, &pool, "remediation").await?;
     psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
     Ok((store, pool))
 }

@@ -4,5 +4,6 @@ mod admin;
 mod auth;
 mod config;
 mod error;
+mod migrate;
 mod support;
 mod telemetry;
