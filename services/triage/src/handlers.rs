@@ -388,13 +388,20 @@ impl Triage {
     async fn view_of(&self, id: CaseId, events: &[RecordedEvent]) -> Result<triage::Case> {
         let mut case =
             readmodel::get(&self.inner.pool, &id.to_string()).await.ok().flatten().unwrap_or_default();
-        let seen = case.version;
-        for e in events.iter().filter(|e| e.sequence > seen) {
-            view::apply_case_event(&mut case, e)?;
-        }
-        view::schedule(&mut case, &self.inner.settings.sla);
+        self.fold_into(&mut case, events)?;
         view::refresh(&mut case, now());
         Ok(case)
+    }
+
+    /// Folds the case events the view has not seen (above its version) into
+    /// it and recomputes its SLA schedule.
+    fn fold_into(&self, case: &mut triage::Case, events: &[RecordedEvent]) -> Result<()> {
+        let seen = case.version;
+        for e in events.iter().filter(|e| e.sequence > seen) {
+            view::apply_case_event(case, e)?;
+        }
+        view::schedule(case, &self.inner.settings.sla);
+        Ok(())
     }
 
     /// Loads, decides and appends one command's events, retrying a conflict
@@ -1024,10 +1031,7 @@ impl Triage {
                     return Ok(None);
                 }
                 let mut case = triage::Case::default();
-                for e in &loaded.events {
-                    view::apply_case_event(&mut case, e)?;
-                }
-                view::schedule(&mut case, &self.inner.settings.sla);
+                self.fold_into(&mut case, &loaded.events)?;
                 Ok(Some(case))
             }
         }
@@ -1035,11 +1039,8 @@ impl Triage {
 
     /// Folds the case events after the view's version into it.
     async fn fold_missing(&self, id: CaseId, case: &mut triage::Case) -> Result<()> {
-        for e in &self.inner.store.load_after(&mapping::subject(id), case.version).await? {
-            view::apply_case_event(case, e)?;
-        }
-        view::schedule(case, &self.inner.settings.sla);
-        Ok(())
+        let events = self.inner.store.load_after(&mapping::subject(id), case.version).await?;
+        self.fold_into(case, &events)
     }
 
     /// `ListCases`, from the read model.
