@@ -3,6 +3,7 @@
 //! events, `all` runs both on a fresh nats-server and a fresh intake child.
 
 mod cases;
+mod floor;
 mod intake;
 mod payload;
 mod process;
@@ -35,9 +36,14 @@ enum Command {
     /// Append the intake's events straight to JetStream: the ceiling for intake.
     /// Writes events to the stream: point it at a throwaway server.
     RawPublish(RawArgs),
-    /// Start a fresh nats-server, run raw-publish on it, then start psirt-intake
-    /// and load it; report both and their ratio.
+    /// Start a fresh nats-server, run raw-publish on it, load a no-op gRPC
+    /// server (the floor), then start psirt-intake and load it; report all
+    /// three and their ratios.
     All(AllArgs),
+    /// The no-op SubmitReport server `all` loads as the gRPC floor (started
+    /// by `all` as its own child; prints its address on stdout).
+    #[command(hide = true)]
+    FloorServer(FloorServerArgs),
     /// Start nats-server, psirt-intake and psirt-triage, submit reports at a
     /// steady rate, and measure how long until each promised case is readable.
     CaseLatency(CaseLatencyArgs),
@@ -45,6 +51,13 @@ enum Command {
     /// on a fresh PostgreSQL database, and run the raw floor of the same work
     /// (pull consume + multi-row upsert with checkpoint); report both rates.
     Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct FloorServerArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -203,6 +216,7 @@ fn main() -> anyhow::Result<()> {
                 Command::Intake(args) => intake_command(args).await,
                 Command::RawPublish(args) => raw_command(args).await,
                 Command::All(args) => all_command(args).await,
+                Command::FloorServer(args) => floor::serve(args.listen).await,
                 Command::CaseLatency(args) => case_latency_command(args).await,
                 Command::Rebuild(args) => Box::pin(rebuild_command(args)).await,
             }
@@ -331,6 +345,27 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     let raw_run = raw::run(&raw_options).await?;
     raw::delete_stream(&nats.url(), raw::DEFAULT_STREAM).await?;
 
+    let mut floor_child = floor::FloorProcess::start().await?;
+    let floor_options = IntakeOptions {
+        server: floor_child.grpc_url(),
+        clients,
+        connections,
+        duration: args.load.duration,
+        warmup: args.load.warmup,
+        token: None,
+        call_timeout: Duration::from_secs(30),
+    };
+    eprintln!(
+        "psirt-bench: {} with {clients} clients on {connections} connections, {}s warmup + {}s",
+        floor::WORKLOAD,
+        floor_options.warmup.as_secs_f64(),
+        floor_options.duration.as_secs_f64()
+    );
+    let floor_result = intake::run(&floor_options).await;
+    floor_child.kill().await;
+    let mut floor_summary = floor_result.context("loading the floor server failed")?;
+    floor_summary.workload = floor::WORKLOAD.to_owned();
+
     eprintln!("psirt-bench: starting {}", intake_bin.display());
     let mut child = IntakeProcess::start(&intake_bin, &nats.url()).await?;
     let intake_options = IntakeOptions {
@@ -359,11 +394,14 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     let mut params = parameters("all", &args.load);
     params.connections = Some(connections);
     params.ack_window = Some(raw_options.window);
-    let ratio = (raw_run.summary.rate_per_sec > 0.0)
-        .then(|| intake_summary.rate_per_sec / raw_run.summary.rate_per_sec);
-    let mut doc = Document::new(params, vec![raw_run.summary, intake_summary]);
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let (raw_rate, floor_rate, intake_rate) =
+        (raw_run.summary.rate_per_sec, floor_summary.rate_per_sec, intake_summary.rate_per_sec);
+    let mut doc = Document::new(params, vec![raw_run.summary, floor_summary, intake_summary]);
     doc.nats_server_version = nats_server_version().or(Some(raw_run.server_version));
-    doc.ratio_intake_over_raw = ratio;
+    doc.ratio_intake_over_raw = ratio(intake_rate, raw_rate);
+    doc.ratio_floor_over_raw = ratio(floor_rate, raw_rate);
+    doc.ratio_intake_over_floor = ratio(intake_rate, floor_rate);
     doc.intake_memory = Some(memory);
     report::emit(&doc, args.output.format, args.output.json.as_deref())
 }

@@ -215,6 +215,14 @@ pub struct Document {
     pub results: Vec<Summary>,
     /// Intake rate divided by the raw rate (`all` only).
     pub ratio_intake_over_raw: Option<f64>,
+    /// The no-op gRPC server's rate divided by the raw rate (`all` only):
+    /// the most of the raw rate any `SubmitReport` could reach on this
+    /// machine with this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_floor_over_raw: Option<f64>,
+    /// Intake rate divided by the no-op gRPC server's rate (`all` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_intake_over_floor: Option<f64>,
     /// The intake child's memory (`all` only).
     pub intake_memory: Option<Memory>,
     /// The rebuild and raw passes (`rebuild` only).
@@ -231,6 +239,8 @@ impl Document {
             parameters,
             results,
             ratio_intake_over_raw: None,
+            ratio_floor_over_raw: None,
+            ratio_intake_over_floor: None,
             intake_memory: None,
             rebuild: None,
         }
@@ -335,6 +345,12 @@ pub fn render_text(doc: &Document) -> String {
     let mut footer = Vec::new();
     if let Some(ratio) = doc.ratio_intake_over_raw {
         footer.push(format!("ratio intake/raw: {ratio:.2}"));
+    }
+    if let Some(ratio) = doc.ratio_floor_over_raw {
+        footer.push(format!("floor/raw: {ratio:.2}"));
+    }
+    if let Some(ratio) = doc.ratio_intake_over_floor {
+        footer.push(format!("intake/floor: {ratio:.2}"));
     }
     if let Some(m) = &doc.intake_memory {
         let hwm = m.vm_hwm_bytes.map_or_else(String::new, |h| format!(" (VmHWM {:.1} MiB)", mib(h)));
@@ -475,6 +491,8 @@ intake                        7      2        1     0.50     3.46    12.50   101
             },
             results,
             ratio_intake_over_raw: None,
+            ratio_floor_over_raw: None,
+            ratio_intake_over_floor: None,
             intake_memory: None,
             rebuild: None,
         }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use psirt_domain::{
     CaseId, EventId, MessageDirection, Report, ReportCommand, ReportError, ReportEvent, ReportId,
-    SubmitReport,
 };
 use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
 use psirt_kit::{ApiError, FieldViolation, Principal, Role};
@@ -241,23 +240,7 @@ impl Intake {
             ReportId::for_request(&principal.subject, &request_id)
         };
         tracing::Span::current().record("report_id", tracing::field::display(report_id));
-        let submit = SubmitReport {
-            report_id,
-            request_id: (!request_id.is_empty()).then(|| request_id.clone()),
-            title: req.title,
-            description: req.description,
-            reporter: mapping::reporter_from_proto(req.reporter.as_ref()),
-            channel: mapping::channel_from_proto(req.channel),
-            affected_products: req.affected_products,
-            suggested_cvss_vector: Some(req.suggested_cvss_vector),
-            requested_disclosure_at: match req.requested_disclosure_at.as_ref() {
-                None => None,
-                Some(t) => Some(mapping::from_timestamp(t).ok_or_else(|| {
-                    ApiError::invalid_argument("requested_disclosure_at", "not a valid timestamp")
-                })?),
-            },
-            external_reference: Some(req.external_reference),
-        };
+        let submit = mapping::submission(report_id, &request_id, req)?;
         let received_at = now();
         // Validation happens here, before any IO: bad input appends nothing.
         let events = Report::default().handle(ReportCommand::Submit(Box::new(submit)), received_at)?;

@@ -3,7 +3,9 @@
 //! `GetReport` answers and the read model keeps.
 
 use prost_types::Timestamp;
-use psirt_domain::{CaseId, Channel, EventId, MessageDirection, MessageId, ReportEvent, ReportId, Reporter};
+use psirt_domain::{
+    CaseId, Channel, EventId, MessageDirection, MessageId, ReportEvent, ReportId, Reporter, SubmitReport,
+};
 use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
 use psirt_proto::{common, events, intake};
 use time::OffsetDateTime;
@@ -80,6 +82,34 @@ pub fn reporter_from_proto(r: Option<&common::Reporter>) -> Reporter {
         None => Reporter::default(),
         Some(r) => Reporter { name: opt(&r.name), email: opt(&r.email), organization: opt(&r.organization) },
     }
+}
+
+/// The domain command a `SubmitReport` request asks for, validated later
+/// by the domain (all problems at once); only an unreadable timestamp is
+/// refused here. `request_id` is the trimmed idempotency key, empty if none.
+pub fn submission(
+    report_id: ReportId,
+    request_id: &str,
+    req: intake::SubmitReportRequest,
+) -> Result<SubmitReport, psirt_kit::ApiError> {
+    let requested_disclosure_at = match req.requested_disclosure_at.as_ref() {
+        None => None,
+        Some(t) => Some(from_timestamp(t).ok_or_else(|| {
+            psirt_kit::ApiError::invalid_argument("requested_disclosure_at", "not a valid timestamp")
+        })?),
+    };
+    Ok(SubmitReport {
+        report_id,
+        request_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
+        title: req.title,
+        description: req.description,
+        reporter: reporter_from_proto(req.reporter.as_ref()),
+        channel: channel_from_proto(req.channel),
+        affected_products: req.affected_products,
+        suggested_cvss_vector: Some(req.suggested_cvss_vector),
+        requested_disclosure_at,
+        external_reference: Some(req.external_reference),
+    })
 }
 
 fn reporter_to_proto(r: &Reporter) -> common::Reporter {
