@@ -16,12 +16,22 @@ pub const DUPLICATE_WINDOW: Duration = Duration::days(30);
 /// Combining marks are kept with their letter, so a decomposed "é" does not
 /// split its word in two.
 pub fn normalise_title(title: &str) -> String {
-    let spaced: String = title
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c.is_alphanumeric() || is_combining_mark(c) { c } else { ' ' })
-        .collect();
-    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+    // One pass: a run of separators becomes one space, and none is kept at
+    // either end (the same as splitting on white space and joining).
+    let mut out = String::with_capacity(title.len());
+    let mut pending_space = false;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c);
+        } else {
+            pending_space = true;
+        }
+    }
+    out
 }
 
 /// One key per distinct normalised product (sorted, so the order products
@@ -49,9 +59,19 @@ pub fn dedup_keys<S: AsRef<str>>(title: &str, products: &[S]) -> Vec<String> {
                 .chain_update("\u{1f}".as_bytes())
                 .chain_update(product.as_bytes())
                 .finalize();
-            digest.iter().map(|b| format!("{b:02x}")).collect()
+            lower_hex(&digest)
         })
         .collect()
+}
+
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// The combining diacritical blocks: enough for the Latin, Greek and
