@@ -1,6 +1,7 @@
 //! `psirt-bench`: load benchmarks of the intake path. `intake` loads a
 //! running service, `raw-publish` measures the JetStream ceiling for the same
-//! events, `all` runs both on a fresh nats-server and a fresh intake child.
+//! events, `all` runs it on a fresh nats-server, then loads a no-op server on
+//! the same gRPC stack (the floor, `floor.rs`) and a fresh intake child.
 
 mod cases;
 mod floor;
