@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod config;
+mod database_tls;
 mod error;
 mod migrate;
 mod support;
