@@ -15,7 +15,7 @@ use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 use crate::{CliError, GlobalArgs};
@@ -72,13 +72,8 @@ pub fn parse_server(value: &str) -> Result<String, String> {
     let url = if value.contains("://") { value.to_owned() } else { format!("http://{value}") };
     let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| format!("not a server address: {e}"))?;
     match endpoint.uri().scheme_str() {
-        Some("http") => {}
-        // Without tonic's TLS feature an https URI is silently spoken to in
-        // plaintext, token included: refuse it rather than pretend.
-        Some("https") => {
-            return Err("https is not supported yet (this build has no TLS); use http://".to_owned());
-        }
-        _ => return Err("the scheme must be http".to_owned()),
+        Some("http" | "https") => {}
+        _ => return Err("the scheme must be https or http".to_owned()),
     }
     if endpoint.uri().host().is_none_or(str::is_empty) {
         return Err("the server address has no host".to_owned());
@@ -161,6 +156,32 @@ impl Interceptor for AuthInterceptor {
     }
 }
 
+/// TLS for an `https://` server: the system's and the public roots, plus
+/// `--ca-file`; `--client-cert`/`--client-key` for mutual TLS. A file that is
+/// missing or holds no PEM block is a usage error naming it.
+fn client_tls(global: &GlobalArgs) -> Result<ClientTlsConfig, CliError> {
+    let read = |path: &std::path::Path, block: &str| -> Result<Vec<u8>, CliError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        let text = String::from_utf8_lossy(&pem);
+        if !text
+            .lines()
+            .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{block}-----")))
+        {
+            return Err(CliError::Usage(format!("{} holds no PEM {block}", path.display())));
+        }
+        Ok(pem)
+    };
+    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+    if let Some(ca) = &global.ca_file {
+        tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CERTIFICATE")?));
+    }
+    if let (Some(cert), Some(key)) = (&global.client_cert, &global.client_key) {
+        tls = tls.identity(Identity::from_pem(read(cert, "CERTIFICATE")?, read(key, "PRIVATE KEY")?));
+    }
+    Ok(tls)
+}
+
 /// An open connection to the server, from which each service's client is made.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -175,10 +196,19 @@ impl Connection {
     /// a long-running stream such as `case watch`.
     pub async fn open(global: &GlobalArgs, server: &str) -> Result<Self, CliError> {
         let auth = AuthInterceptor::new(global.token.as_ref())?;
-        let endpoint = Endpoint::from_shared(server.to_owned())
+        let mut endpoint = Endpoint::from_shared(server.to_owned())
             .map_err(|e| CliError::Usage(format!("invalid server address {server}: {e}")))?
             .connect_timeout(global.timeout)
             .timeout(global.timeout);
+        if endpoint.uri().scheme_str() == Some("https") {
+            endpoint = endpoint
+                .tls_config(client_tls(global)?)
+                .map_err(|e| CliError::Usage(format!("invalid TLS settings: {}", error_chain(&e))))?;
+        } else if global.ca_file.is_some() || global.client_cert.is_some() {
+            return Err(CliError::Usage(format!(
+                "--ca-file and --client-cert are for https:// servers, and {server} is plaintext"
+            )));
+        }
         let channel = endpoint
             .connect()
             .await
@@ -253,7 +283,7 @@ mod tests {
         assert_eq!(parse_server("localhost:50051").as_deref(), Ok("http://localhost:50051"));
         assert_eq!(parse_server("[::1]:7000").as_deref(), Ok("http://[::1]:7000"));
         assert_eq!(parse_server("http://psirt.example:80").as_deref(), Ok("http://psirt.example:80"));
-        assert!(parse_server("https://psirt.example:443").is_err(), "no TLS: never plaintext to https");
+        assert_eq!(parse_server("https://psirt.example:443").as_deref(), Ok("https://psirt.example:443"));
         assert!(parse_server("").is_err());
         assert!(parse_server("ftp://x:1").is_err());
         assert!(parse_server("http://").is_err());

@@ -45,7 +45,7 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// gRPC endpoint of the intake service, used by the `report` commands:
-    /// `http://host:port` or `host:port` (plaintext; TLS is not supported yet).
+    /// `https://host:port` (TLS), `http://host:port` or `host:port` (plaintext).
     #[arg(
         long,
         global = true,
@@ -56,7 +56,7 @@ pub struct GlobalArgs {
     pub server: String,
 
     /// gRPC endpoint of the triage service, used by the `case` and `triage`
-    /// commands: `http://host:port` or `host:port` (plaintext).
+    /// commands: `https://host:port`, `http://host:port` or `host:port`.
     #[arg(
         long,
         global = true,
@@ -67,7 +67,7 @@ pub struct GlobalArgs {
     pub triage_server: String,
 
     /// gRPC endpoint of the remediation service, used by the `remediation`
-    /// and `advisory` commands: `http://host:port` or `host:port` (plaintext).
+    /// and `advisory` commands: `https://host:port`, `http://host:port` or `host:port`.
     #[arg(
         long,
         global = true,
@@ -78,7 +78,7 @@ pub struct GlobalArgs {
     pub remediation_server: String,
 
     /// gRPC endpoint of the notification service, used by the `notify`
-    /// commands: `http://host:port` or `host:port` (plaintext).
+    /// commands: `https://host:port`, `http://host:port` or `host:port`.
     #[arg(
         long,
         global = true,
@@ -94,6 +94,20 @@ pub struct GlobalArgs {
     // errors, which is why it is validated later instead of in a value parser.
     #[arg(long, global = true, env = "PSIRT_TOKEN", hide_env_values = true)]
     pub token: Option<client::Token>,
+
+    /// PEM CA certificate(s) to trust for `https://` servers, besides the
+    /// system's and the public roots (a private CA).
+    #[arg(long, global = true, env = "PSIRT_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
+
+    /// PEM client certificate for servers that require mutual TLS (with
+    /// --client-key).
+    #[arg(long, global = true, env = "PSIRT_CLIENT_CERT", value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, env = "PSIRT_CLIENT_KEY", value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
 
     /// Output format.
     #[arg(long, global = true, env = "PSIRT_OUTPUT", value_enum, default_value_t = OutputFormat::Table)]

@@ -242,3 +242,57 @@ async fn usage_errors_exit_2_without_a_server() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+fn tls_fixture(name: &str) -> String {
+    format!("{}/../kit/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_the_servers_ca_and_a_client_certificate_for_mutual_tls() -> anyhow::Result<()> {
+    let intake = Intake::start_with(|config| {
+        config.auth.mode = AuthMode::None;
+        config.grpc.tls_cert_file = Some(tls_fixture("tls_server.pem").into());
+        config.grpc.tls_key_file = Some(tls_fixture("tls_server_key.pem").into());
+        config.grpc.tls_client_ca_file = Some(tls_fixture("tls_ca.pem").into());
+    })
+    .await?;
+    let port = intake.server.rsplit(':').next().unwrap_or_default().to_owned();
+    let server = format!("https://localhost:{port}");
+    let (ca, cert, key) =
+        (tls_fixture("tls_ca.pem"), tls_fixture("tls_client.pem"), tls_fixture("tls_client_key.pem"));
+    let submit = ["report", "submit", "--title", "XSS over TLS", "--description", "d", "--channel", "api"];
+
+    let tls = ["--ca-file", ca.as_str(), "--client-cert", cert.as_str(), "--client-key", key.as_str()];
+    let mut args = with_server(&server, &tls);
+    args.extend_from_slice(&submit);
+    let submitted = psirtctl(args).run().await.expect_code(0);
+    let report_id = submitted.field("Report ID");
+    let mut args = with_server(&server, &tls);
+    args.extend_from_slice(&["report", "get", &report_id]);
+    let got = psirtctl(args).run().await.expect_code(0);
+    assert!(got.stdout.contains("XSS over TLS"), "{}", got.stdout);
+
+    // The server's certificate is signed by a private CA: not trusted without it.
+    let mut args = with_server(&server, &["--timeout", "5s"]);
+    args.extend_from_slice(&submit);
+    let untrusted = psirtctl(args).run().await;
+    assert_eq!(untrusted.code, 3, "{untrusted:#?}");
+    assert!(untrusted.stderr.to_lowercase().contains("certificate"), "{}", untrusted.stderr);
+
+    // Mutual TLS: without a client certificate nothing gets through.
+    let mut args = with_server(&server, &["--timeout", "5s", "--ca-file", ca.as_str()]);
+    args.extend_from_slice(&submit);
+    let anonymous = psirtctl(args).run().await;
+    assert_ne!(anonymous.code, 0, "{anonymous:#?}");
+    assert!(!anonymous.stdout.contains("Report ID"), "{}", anonymous.stdout);
+
+    // TLS files with a plaintext server address are a usage error, not ignored.
+    let plaintext = format!("http://127.0.0.1:{port}");
+    let mut args = with_server(&plaintext, &["--ca-file", ca.as_str()]);
+    args.extend_from_slice(&submit);
+    let run = psirtctl(args).run().await;
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("https://"), "{}", run.stderr);
+
+    intake.stop().await
+}

@@ -141,6 +141,17 @@ pub struct GrpcConfig {
     /// finish before the server closes its connections. Default `"10s"`.
     #[serde(with = "duration")]
     pub shutdown_grace: Duration,
+    /// PEM certificate chain the server presents; with `tls_key_file` the server speaks
+    /// only TLS. Default unset (plaintext, for a mesh or ingress that terminates TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign client certificates: set, every client must present
+    /// one (mutual TLS). Requires `tls_cert_file`. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 impl Default for GrpcConfig {
@@ -151,6 +162,9 @@ impl Default for GrpcConfig {
             concurrency_limit_per_connection: None,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         }
     }
 }
@@ -166,6 +180,16 @@ impl GrpcConfig {
             "must be at least 1 (remove it for no limit)",
         );
         p.check(is_positive(self.request_timeout), "grpc.request_timeout", "must be greater than 0");
+        p.check(
+            self.tls_cert_file.is_some() == self.tls_key_file.is_some(),
+            "grpc.tls_cert_file",
+            "tls_cert_file and tls_key_file must be set together",
+        );
+        p.check(
+            self.tls_client_ca_file.is_none() || self.tls_cert_file.is_some(),
+            "grpc.tls_client_ca_file",
+            "requires tls_cert_file and tls_key_file (mutual TLS is TLS first)",
+        );
         p.finish()
     }
 }

@@ -31,8 +31,8 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use prost::Message as _;
 use tonic::service::Routes;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -76,6 +76,44 @@ pub struct GrpcServer {
     local_addr: SocketAddr,
     config: GrpcConfig,
     health: HealthReporter,
+    tls: Option<ServerTlsConfig>,
+}
+
+/// The server's TLS settings from `grpc.tls_*`, read now so a missing or broken file
+/// stops the start with its path rather than the first handshake.
+fn server_tls(config: &GrpcConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("failed to read the gRPC {what} {}", path.display()))
+    };
+    let cert_pem = read(cert, "certificate (grpc.tls_cert_file)")?;
+    let key_pem = read(key, "private key (grpc.tls_key_file)")?;
+    check_pem(&cert_pem, "CERTIFICATE", cert)?;
+    check_pem(&key_pem, "PRIVATE KEY", key)?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
+    if let Some(ca) = &config.tls_client_ca_file {
+        let ca_pem = read(ca, "client CA (grpc.tls_client_ca_file)")?;
+        check_pem(&ca_pem, "CERTIFICATE", ca)?;
+        tls = tls.client_ca_root(Certificate::from_pem(ca_pem));
+    }
+    // Parse everything now (a key that does not match its certificate, a
+    // corrupt block) rather than at the first connection.
+    Server::builder()
+        .tls_config(tls.clone())
+        .with_context(|| format!("invalid gRPC TLS settings ({} / {})", cert.display(), key.display()))?;
+    Ok(Some(tls))
+}
+
+/// tonic parses PEM lazily; a file without the expected block is named here.
+fn check_pem(pem: &[u8], label: &str, path: &std::path::Path) -> anyhow::Result<()> {
+    let text = String::from_utf8_lossy(pem);
+    let found = text
+        .lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")));
+    anyhow::ensure!(found, "{} holds no PEM {label} block", path.display());
+    Ok(())
 }
 
 impl GrpcServer {
@@ -85,7 +123,8 @@ impl GrpcServer {
             .await
             .with_context(|| format!("failed to bind grpc listener on {}", config.listen))?;
         let local_addr = listener.local_addr().context("failed to read grpc listener address")?;
-        Ok(Self { listener, local_addr, config: config.clone(), health: HealthReporter::new() })
+        let tls = server_tls(config)?;
+        Ok(Self { listener, local_addr, config: config.clone(), health: HealthReporter::new(), tls })
     }
 
     /// The bound address.
@@ -121,12 +160,16 @@ impl GrpcServer {
         let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
         async move {
             let Prepared { server, routes, known_methods } = prepared?;
-            let GrpcServer { listener, local_addr, config, health } = server;
+            let GrpcServer { listener, local_addr, config, health, tls } = server;
             for name in names.iter().map(String::as_str).chain([""]) {
                 health.set_service_status(name, ServingStatus::Serving).await;
             }
 
             let mut builder = Server::builder().timeout(config.request_timeout);
+            let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls).context("invalid gRPC TLS settings")?;
+            }
             if let Some(limit) = config.concurrency_limit_per_connection {
                 builder = builder.concurrency_limit_per_connection(limit);
             }
@@ -143,7 +186,7 @@ impl GrpcServer {
                     }
                 }
             };
-            tracing::info!(addr = %local_addr, "grpc server listening");
+            tracing::info!(addr = %local_addr, transport = scheme, "grpc server listening");
             let serving = router.serve_with_incoming_shutdown(incoming, signal);
             let grace = config.shutdown_grace;
             tokio::select! {

@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod database_tls;
 mod error;
+mod grpc_tls;
 mod migrate;
 mod support;
 mod telemetry;
