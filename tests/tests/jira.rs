@@ -8,7 +8,8 @@
 //!   case key, priority from the severity, an operator-configured custom
 //!   field); later events become comments.
 //! - A Jira webhook moving the issue to Done drives the configured command
-//!   (`close_case`) on the case in triage.
+//!   (`close_case`) on the case in triage, over mutual TLS: triage here serves
+//!   only TLS and demands a client certificate.
 //! - A status change whose webhook never came is repaired by reconciliation.
 //! - `kill -9` between the issue's creation and the link: after a restart the
 //!   issue is found by its case key label and linked; no second issue.
@@ -330,7 +331,10 @@ impl Platform {
         let prism = start_prism(mock, &dir).await?;
         let nats = NatsServer::start().await?;
         let intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
-        let triage = Service::start("triage", &nats, sqlite(&dir, "triage")).await?;
+        // Triage speaks only mutual TLS here: notification's calls to it (the inbound
+        // changes below) go over TLS with a client certificate.
+        let triage =
+            Service::start_with("triage", &nats, sqlite(&dir, "triage"), &common::mutual_tls_env()).await?;
         let config = dir.0.join("notification.toml");
         std::fs::write(&config, CONFIG)?;
         std::fs::write(dir.0.join("jira.cred"), "psirt-bot@example.com:api-token-0123456789")?;
@@ -340,7 +344,10 @@ impl Platform {
             ("PSIRT_JIRA__BASE_URL", format!("http://127.0.0.1:{}", prism.port)),
             ("PSIRT_SECRETS__JIRA__FILE", dir.0.join("jira.cred").display().to_string()),
             ("PSIRT_SECRETS__JIRAHOOK__FILE", dir.0.join("jirahook.key").display().to_string()),
-            ("PSIRT_UPSTREAM__TRIAGE_URL", format!("http://127.0.0.1:{}", triage.grpc)),
+            ("PSIRT_UPSTREAM__TRIAGE_URL", format!("https://localhost:{}", triage.grpc)),
+            ("PSIRT_UPSTREAM__TLS_CA_FILE", common::tls_fixture("tls_ca.pem")),
+            ("PSIRT_UPSTREAM__TLS_CLIENT_CERT_FILE", common::tls_fixture("tls_client.pem")),
+            ("PSIRT_UPSTREAM__TLS_CLIENT_KEY_FILE", common::tls_fixture("tls_client_key.pem")),
             ("PSIRT_PROJECTION__LEASE_MS", "1000".to_owned()),
         ];
         let notification =

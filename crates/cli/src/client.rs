@@ -158,16 +158,15 @@ impl Interceptor for AuthInterceptor {
 
 /// TLS for an `https://` server: the system's and the public roots, plus
 /// `--ca-file`; `--client-cert`/`--client-key` for mutual TLS. A file that is
-/// missing or holds no PEM block is a usage error naming it.
+/// missing or holds no PEM block is a usage error naming it. (The services
+/// use `psirt_kit::grpc::client_tls`; the CLI stays free of the service kit.)
 fn client_tls(global: &GlobalArgs) -> Result<ClientTlsConfig, CliError> {
     let read = |path: &std::path::Path, block: &str| -> Result<Vec<u8>, CliError> {
         let pem = std::fs::read(path)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
         let text = String::from_utf8_lossy(&pem);
-        if !text
-            .lines()
-            .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{block}-----")))
-        {
+        let end = format!("{block}-----");
+        if !text.lines().any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&end)) {
             return Err(CliError::Usage(format!("{} holds no PEM {block}", path.display())));
         }
         Ok(pem)

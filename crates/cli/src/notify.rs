@@ -1424,7 +1424,9 @@ mod tests {
         let cli = parse(&["list"]).expect("parses");
         assert_eq!(cli.global.notification_server, crate::client::DEFAULT_NOTIFICATION_SERVER);
         assert_eq!(crate::client::DEFAULT_NOTIFICATION_SERVER, "http://127.0.0.1:50054");
-        assert!(parse(&["list", "--notification-server", "https://x:1"]).is_err());
+        let cli = parse(&["list", "--notification-server", "https://x:1"]).expect("TLS endpoint");
+        assert_eq!(cli.global.notification_server, "https://x:1");
+        assert!(parse(&["list", "--notification-server", "ftp://x:1"]).is_err());
     }
 
     #[test]

@@ -762,7 +762,9 @@ mod tests {
         assert_eq!(cli.global.remediation_server, "http://psirt.example:7000");
         let cli = parse(&["plan", CASE]).expect("parses");
         assert_eq!(cli.global.remediation_server, crate::client::DEFAULT_REMEDIATION_SERVER);
-        assert!(parse(&["plan", CASE, "--remediation-server", "https://x:1"]).is_err());
+        let cli = parse(&["plan", CASE, "--remediation-server", "https://x:1"]).expect("TLS endpoint");
+        assert_eq!(cli.global.remediation_server, "https://x:1");
+        assert!(parse(&["plan", CASE, "--remediation-server", "ftp://x:1"]).is_err());
     }
 
     #[test]

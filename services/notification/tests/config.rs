@@ -81,3 +81,23 @@ fn secrets_resolve_from_files_and_refuse_short_keys() {
     sources.insert("short".to_owned(), psirt_notification::SecretSource { env: None, file: Some(short) });
     assert!(psirt_notification::Secrets::resolve(&sources).is_err());
 }
+
+#[test]
+fn upstream_tls_settings_need_an_https_triage_and_a_whole_client_identity() {
+    let mut config = Config::default();
+    config.auth.mode = psirt_kit::config::AuthMode::None;
+    config.upstream.triage_url = "https://psirt-triage:50052".to_owned();
+    config.upstream.tls_ca_file = Some("/etc/psirt/tls/ca.crt".into());
+    config.upstream.tls_client_cert_file = Some("/etc/psirt/tls/client.crt".into());
+    config.upstream.tls_client_key_file = Some("/etc/psirt/tls/client.key".into());
+    config.validate().expect("TLS to an https triage is valid");
+
+    config.upstream.tls_client_key_file = None;
+    let err = config.validate().expect_err("a certificate without its key").to_string();
+    assert!(err.contains("upstream.tls_client_cert_file"), "{err}");
+
+    config.upstream.tls_client_cert_file = None;
+    config.upstream.triage_url = "http://psirt-triage:50052".to_owned();
+    let err = config.validate().expect_err("a CA for a plaintext URL").to_string();
+    assert!(err.contains("upstream.tls_ca_file"), "{err}");
+}

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psirt_testkit::{NatsServer, eventually, free_port};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub fn bin(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -124,8 +124,21 @@ impl Service {
         Ok(())
     }
 
+    /// A channel to the service's gRPC port: plaintext, or mutual TLS with the test
+    /// client certificate when the service was started with [`mutual_tls_env`].
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))?.connect().await?)
+        if !self.env.iter().any(|(key, _)| key == "PSIRT_GRPC__TLS_CERT_FILE") {
+            return Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))?.connect().await?);
+        }
+        let read = |name: &str| std::fs::read(tls_fixture(name));
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("tls_ca.pem")?))
+            .identity(Identity::from_pem(read("tls_client.pem")?, read("tls_client_key.pem")?))
+            .domain_name("localhost");
+        Ok(Channel::from_shared(format!("https://localhost:{}", self.grpc))?
+            .tls_config(tls)?
+            .connect()
+            .await?)
     }
 }
 
@@ -134,6 +147,22 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// TLS material of the service kit's tests: a CA, a server certificate it signed for
+/// `localhost` and `127.0.0.1`, and a client certificate it signed.
+pub fn tls_fixture(name: &str) -> String {
+    format!("{}/../crates/kit/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Config variables that make a service's gRPC port speak only mutual TLS (clients
+/// present a certificate of the test CA).
+pub fn mutual_tls_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("PSIRT_GRPC__TLS_CERT_FILE", tls_fixture("tls_server.pem")),
+        ("PSIRT_GRPC__TLS_KEY_FILE", tls_fixture("tls_server_key.pem")),
+        ("PSIRT_GRPC__TLS_CLIENT_CA_FILE", tls_fixture("tls_ca.pem")),
+    ]
 }
 
 fn spawn_placeholder() -> anyhow::Result<Child> {

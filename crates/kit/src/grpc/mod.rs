@@ -27,12 +27,13 @@ mod telemetry;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use anyhow::Context as _;
 use prost::Message as _;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -85,17 +86,11 @@ fn server_tls(config: &GrpcConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {
         return Ok(None);
     };
-    let read = |path: &std::path::Path, what: &str| {
-        std::fs::read(path).with_context(|| format!("failed to read the gRPC {what} {}", path.display()))
-    };
-    let cert_pem = read(cert, "certificate (grpc.tls_cert_file)")?;
-    let key_pem = read(key, "private key (grpc.tls_key_file)")?;
-    check_pem(&cert_pem, "CERTIFICATE", cert)?;
-    check_pem(&key_pem, "PRIVATE KEY", key)?;
+    let cert_pem = read_pem(cert, "CERTIFICATE", "gRPC certificate (grpc.tls_cert_file)")?;
+    let key_pem = read_pem(key, "PRIVATE KEY", "gRPC private key (grpc.tls_key_file)")?;
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
     if let Some(ca) = &config.tls_client_ca_file {
-        let ca_pem = read(ca, "client CA (grpc.tls_client_ca_file)")?;
-        check_pem(&ca_pem, "CERTIFICATE", ca)?;
+        let ca_pem = read_pem(ca, "CERTIFICATE", "gRPC client CA (grpc.tls_client_ca_file)")?;
         tls = tls.client_ca_root(Certificate::from_pem(ca_pem));
     }
     // Parse everything now (a key that does not match its certificate, a
@@ -106,14 +101,34 @@ fn server_tls(config: &GrpcConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     Ok(Some(tls))
 }
 
-/// tonic parses PEM lazily; a file without the expected block is named here.
-fn check_pem(pem: &[u8], label: &str, path: &std::path::Path) -> anyhow::Result<()> {
-    let text = String::from_utf8_lossy(pem);
-    let found = text
-        .lines()
-        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")));
-    anyhow::ensure!(found, "{} holds no PEM {label} block", path.display());
-    Ok(())
+/// TLS for a gRPC client of an `https://` endpoint: the system's and the public roots
+/// plus `ca_file` (a private CA), and `identity` (certificate, key) for a server that
+/// demands client certificates. Files are read and checked now; errors name them.
+pub fn client_tls(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> anyhow::Result<ClientTlsConfig> {
+    let mut tls = ClientTlsConfig::new().with_enabled_roots();
+    if let Some(ca) = ca_file {
+        tls = tls.ca_certificate(Certificate::from_pem(read_pem(ca, "CERTIFICATE", "CA certificate")?));
+    }
+    if let Some((cert, key)) = identity {
+        let cert_pem = read_pem(cert, "CERTIFICATE", "client certificate")?;
+        let key_pem = read_pem(key, "PRIVATE KEY", "client private key")?;
+        tls = tls.identity(Identity::from_pem(cert_pem, key_pem));
+    }
+    Ok(tls)
+}
+
+/// Reads a PEM file that must hold a `label` block (tonic parses PEM lazily, at the
+/// first handshake; a wrong file is named here instead).
+fn read_pem(path: &Path, label: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path).with_context(|| format!("failed to read the {what} {}", path.display()))?;
+    let text = String::from_utf8_lossy(&pem);
+    let end = format!("{label}-----");
+    let found = text.lines().any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&end));
+    anyhow::ensure!(found, "the {what} {} holds no PEM {label} block", path.display());
+    Ok(pem)
 }
 
 impl GrpcServer {

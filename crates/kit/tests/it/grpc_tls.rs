@@ -90,8 +90,19 @@ async fn mutual_tls_serves_only_clients_with_a_certificate_the_client_ca_signed(
 
     let identified =
         trusting("tls_ca.pem").identity(Identity::from_pem(pem("tls_client.pem"), pem("tls_client_key.pem")));
-    let status = check(https, Some(identified)).await.expect("client certificate signed by the client CA");
+    let status =
+        check(https.clone(), Some(identified)).await.expect("client certificate signed by the client CA");
     assert_eq!(status, ServingStatus::Serving as i32);
+
+    // The kit's client settings (notification's calls to triage) do the same.
+    let (ca, cert, key) = (fixture("tls_ca.pem"), fixture("tls_client.pem"), fixture("tls_client_key.pem"));
+    let kit = psirt_kit::grpc::client_tls(Some(&ca), Some((&cert, &key))).expect("client TLS");
+    assert_eq!(check(https.clone(), Some(kit)).await.expect("kit client TLS"), ServingStatus::Serving as i32);
+    let without_identity = psirt_kit::grpc::client_tls(Some(&ca), None).expect("client TLS");
+    assert!(check(https, Some(without_identity)).await.is_err(), "no client certificate");
+    let swapped =
+        psirt_kit::grpc::client_tls(Some(&ca), Some((&key, &cert))).expect_err("key and cert swapped");
+    assert!(format!("{swapped:#}").contains("tls_client_key.pem"), "{swapped:#}");
     shutdown.trigger();
 }
 

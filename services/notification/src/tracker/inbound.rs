@@ -24,9 +24,11 @@
 //! `[jira] webhook_secret` and `[servicenow] webhook_secret`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -65,6 +67,17 @@ pub struct UpstreamSettings {
     /// Timeout of one command.
     #[serde(with = "psirt_kit::config::duration")]
     pub timeout: Duration,
+    /// PEM CA certificate to trust for an `https://` `triage_url`, besides the
+    /// system's and the public roots. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for a triage that demands mutual TLS (with
+    /// `tls_client_key_file`). Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_client_cert_file`. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<PathBuf>,
 }
 
 impl Default for UpstreamSettings {
@@ -73,6 +86,9 @@ impl Default for UpstreamSettings {
             triage_url: "http://127.0.0.1:50052".to_owned(),
             token_secret: String::new(),
             timeout: Duration::from_secs(10),
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
     }
 }
@@ -87,6 +103,16 @@ impl UpstreamSettings {
         }
         if !self.token_secret.is_empty() && !secret_names(&self.token_secret) {
             out.push(("token_secret".to_owned(), "must name a secret of [secrets]".to_owned()));
+        }
+        if self.tls_client_cert_file.is_some() != self.tls_client_key_file.is_some() {
+            out.push((
+                "tls_client_cert_file".to_owned(),
+                "tls_client_cert_file and tls_client_key_file must be set together".to_owned(),
+            ));
+        }
+        let tls_set = self.tls_ca_file.is_some() || self.tls_client_cert_file.is_some();
+        if tls_set && !self.triage_url.starts_with("https://") {
+            out.push(("tls_ca_file".to_owned(), "TLS files need an https:// triage_url".to_owned()));
         }
         if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&self.timeout) {
             out.push(("timeout".to_owned(), "must be between 100ms and 5m".to_owned()));
@@ -149,9 +175,16 @@ impl Inbound {
         jira_webhook_secret: &str,
         servicenow_webhook_secret: &str,
     ) -> anyhow::Result<Self> {
-        let channel = tonic::transport::Endpoint::from_shared(upstream.triage_url.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let mut endpoint = tonic::transport::Endpoint::from_shared(upstream.triage_url.clone())?
+            .connect_timeout(Duration::from_secs(5));
+        if upstream.triage_url.starts_with("https://") {
+            let identity =
+                upstream.tls_client_cert_file.as_deref().zip(upstream.tls_client_key_file.as_deref());
+            let tls = psirt_kit::grpc::client_tls(upstream.tls_ca_file.as_deref(), identity)
+                .context("upstream.tls_* (TLS to triage)")?;
+            endpoint = endpoint.tls_config(tls).context("upstream.tls_* (TLS to triage)")?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             trackers,
             pool,
