@@ -346,44 +346,34 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     let raw_run = raw::run(&raw_options).await?;
     raw::delete_stream(&nats.url(), raw::DEFAULT_STREAM).await?;
 
-    let mut floor_child = floor::FloorProcess::start().await?;
-    let floor_options = IntakeOptions {
-        server: floor_child.grpc_url(),
-        clients,
-        connections,
-        duration: args.load.duration,
-        warmup: args.load.warmup,
-        token: None,
-        call_timeout: Duration::from_secs(30),
+    // The floor and the intake get the same load.
+    let load = |server: String, workload: &str| {
+        let options = IntakeOptions {
+            server,
+            clients,
+            connections,
+            duration: args.load.duration,
+            warmup: args.load.warmup,
+            token: None,
+            call_timeout: Duration::from_secs(30),
+        };
+        eprintln!(
+            "psirt-bench: {workload} with {clients} clients on {connections} connections, {}s warmup + {}s",
+            options.warmup.as_secs_f64(),
+            options.duration.as_secs_f64()
+        );
+        options
     };
-    eprintln!(
-        "psirt-bench: {} with {clients} clients on {connections} connections, {}s warmup + {}s",
-        floor::WORKLOAD,
-        floor_options.warmup.as_secs_f64(),
-        floor_options.duration.as_secs_f64()
-    );
-    let floor_result = intake::run(&floor_options).await;
+
+    let mut floor_child = floor::FloorProcess::start().await?;
+    let floor_result = intake::run(&load(floor_child.grpc_url(), floor::WORKLOAD)).await;
     floor_child.kill().await;
     let mut floor_summary = floor_result.context("loading the floor server failed")?;
     floor_summary.workload = floor::WORKLOAD.to_owned();
 
     eprintln!("psirt-bench: starting {}", intake_bin.display());
     let mut child = IntakeProcess::start(&intake_bin, &nats.url()).await?;
-    let intake_options = IntakeOptions {
-        server: child.grpc_url(),
-        clients,
-        connections,
-        duration: args.load.duration,
-        warmup: args.load.warmup,
-        token: None,
-        call_timeout: Duration::from_secs(30),
-    };
-    eprintln!(
-        "psirt-bench: {} with {clients} clients on {connections} connections, {}s warmup + {}s",
-        intake::WORKLOAD,
-        intake_options.warmup.as_secs_f64(),
-        intake_options.duration.as_secs_f64()
-    );
+    let intake_options = load(child.grpc_url(), intake::WORKLOAD);
     let sampler = MemorySampler::start(child.pid(), Duration::from_millis(100));
     let result = intake::run(&intake_options).await;
     let memory = sampler.finish().await;
