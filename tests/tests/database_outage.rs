@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Service, build};
 use psirt_proto::intake;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
-use psirt_testkit::{NatsServer, TestDatabase, eventually, free_port};
+use psirt_testkit::{TestDatabase, eventually, free_port};
 use tokio::task::JoinSet;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -82,7 +82,7 @@ async fn wait_readyz(service: &Service, want: u16, what: &str) -> anyhow::Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database_and_recovers_by_itself() -> anyhow::Result<()> {
     build()?;
-    let nats = NatsServer::start().await?;
+    let nats = common::secured_nats().await?;
     let mut relays = Vec::new();
     let mut services = Vec::new();
     let mut databases = Vec::new();

@@ -11,8 +11,8 @@ use common::{Service, build, sqlite, tempfile_dir};
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use psirt_proto::{events, notification as api, triage};
+use psirt_testkit::eventually;
 use psirt_testkit::smtp::SmtpServer;
-use psirt_testkit::{NatsServer, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -32,7 +32,7 @@ fn subscription(name: &str, to: &str, trusted: bool) -> events::SubscriptionSett
 async fn an_accepted_case_arrives_by_mail_with_the_templated_subject() -> anyhow::Result<()> {
     build()?;
     let smtp = SmtpServer::start().await?;
-    let nats = NatsServer::start().await?;
+    let nats = common::secured_nats().await?;
     let dir = tempfile_dir::Dir::new("email-delivery")?;
     let intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
     let triage = Service::start("triage", &nats, sqlite(&dir, "triage")).await?;

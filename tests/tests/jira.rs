@@ -32,7 +32,7 @@ use hmac::{Hmac, Mac};
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, events, notification as api, triage};
-use psirt_testkit::{NatsServer, eventually, free_port};
+use psirt_testkit::{eventually, free_port};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -286,7 +286,7 @@ async fn start_prism(upstream: SocketAddr, dir: &tempfile_dir::Dir) -> anyhow::R
 // ---------------------------------------------------------------------------
 
 struct Platform {
-    nats: NatsServer,
+    nats: psirt_testkit::NatsServer,
     intake: Service,
     triage: Service,
     notification: Service,
@@ -329,7 +329,7 @@ impl Platform {
         let mock = start_mock(Arc::clone(&jira)).await?;
         let dir = tempfile_dir::Dir::new(label)?;
         let prism = start_prism(mock, &dir).await?;
-        let nats = NatsServer::start().await?;
+        let nats = common::secured_nats().await?;
         let intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
         // Triage speaks only mutual TLS here: notification's calls to it (the inbound
         // changes below) go over TLS with a client certificate.

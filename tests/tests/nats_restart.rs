@@ -14,7 +14,7 @@ use std::time::Duration;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, intake, triage};
-use psirt_testkit::{NatsServer, eventually};
+use psirt_testkit::eventually;
 
 use crate::common::{Service, build, sqlite, tempfile_dir};
 
@@ -50,7 +50,7 @@ fn report(i: usize) -> intake::SubmitReportRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_follow_a_nats_restart_under_load_and_lose_nothing() -> anyhow::Result<()> {
     build()?;
-    let mut nats = NatsServer::start().await?;
+    let mut nats = common::secured_nats().await?;
     let dir = tempfile_dir::Dir::new("nats-restart")?;
     let services = [
         Service::start("intake", &nats, sqlite(&dir, "intake")).await?,

@@ -75,7 +75,7 @@ async fn kill_9_of_notification_during_a_burst_loses_no_delivery() -> anyhow::Re
     let subscription_id: uuid::Uuid = subscription.subscription_id.parse()?;
 
     // The burst: events of many cases, all appended before the crash.
-    let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
     let mut expected = BTreeSet::new();
     let mut pending = Vec::with_capacity(DELIVERIES);
     for c in 0..CASES {

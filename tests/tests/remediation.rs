@@ -16,7 +16,7 @@ use psirt_proto::remediation::remediation_service_client::RemediationServiceClie
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use psirt_proto::{common as pc, events, intake, remediation as api, triage};
-use psirt_testkit::{NatsServer, eventually};
+use psirt_testkit::eventually;
 
 use crate::common::{Service, build, sqlite, tempfile_dir};
 
@@ -53,7 +53,7 @@ fn bsi_validate(file: &Path) -> Option<(bool, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_is_remediated_and_disclosed_in_a_valid_csaf_advisory() -> anyhow::Result<()> {
     build()?;
-    let nats = NatsServer::start().await?;
+    let nats = common::secured_nats().await?;
     let dir = tempfile_dir::Dir::new("remediation-flow")?;
     let csaf_dir = dir.0.join("csaf");
     let intake_service = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;

@@ -22,7 +22,7 @@ use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, events, intake, notification as api, triage};
-use psirt_testkit::{NatsServer, eventually};
+use psirt_testkit::eventually;
 use tonic::transport::Channel;
 
 use crate::common::{Service, build, sqlite, tempfile_dir};
@@ -217,7 +217,7 @@ async fn accepted_at_least(progress: &AtomicUsize, target: usize, what: &str) ->
 async fn rolling_restart_under_load_loses_and_repeats_nothing() -> anyhow::Result<()> {
     build()?;
     let started = Instant::now();
-    let nats = NatsServer::start().await?;
+    let nats = common::secured_nats().await?;
     let dir = tempfile_dir::Dir::new("rolling-restart")?;
     let key = dir.0.join("hook.key");
     std::fs::write(&key, SECRET)?;

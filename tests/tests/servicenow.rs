@@ -35,7 +35,7 @@ use psirt_proto::notification::notification_service_client::NotificationServiceC
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::triage::triage_service_client::TriageServiceClient;
 use psirt_proto::{common as pc, events, notification as api, triage};
-use psirt_testkit::{NatsServer, eventually};
+use psirt_testkit::eventually;
 use serde_json::{Map, Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -308,7 +308,7 @@ async fn start_mock(sn: Shared) -> anyhow::Result<SocketAddr> {
 // ---------------------------------------------------------------------------
 
 struct Platform {
-    _nats: NatsServer,
+    _nats: psirt_testkit::NatsServer,
     intake: Service,
     triage: Service,
     notification: Service,
@@ -350,7 +350,7 @@ impl Platform {
         let sn: Shared = Arc::default();
         let mock = start_mock(Arc::clone(&sn)).await?;
         let dir = tempfile_dir::Dir::new(label)?;
-        let nats = NatsServer::start().await?;
+        let nats = common::secured_nats().await?;
         let intake = Service::start("intake", &nats, sqlite(&dir, "intake")).await?;
         let triage = Service::start("triage", &nats, sqlite(&dir, "triage")).await?;
         let config_file = dir.0.join("notification.toml");

@@ -246,7 +246,7 @@ async fn one_trace_spans_intake_triage_and_remediation_across_the_event_bus() ->
     // What each appended event names as its producing span.
     let store = psirt_eventstore::EventStore::open(
         platform.nats.connect().await?,
-        &psirt_eventstore::StreamSettings::default(),
+        &psirt_eventstore::StreamSettings::managed(),
     )
     .await?;
     let received =

@@ -186,7 +186,7 @@ async fn kill_9_of_triage_while_reports_flow_opens_every_case_exactly_once() -> 
     // each promised case exists, was opened once, and has its own key
     let store = psirt_eventstore::EventStore::open(
         nats.connect().await?,
-        &psirt_eventstore::StreamSettings::default(),
+        &psirt_eventstore::StreamSettings::managed(),
     )
     .await?;
     let mut keys = BTreeSet::new();

@@ -123,6 +123,7 @@ impl IntakeProcess {
             .env("PSIRT_AUTH__MODE", "none")
             .env("PSIRT_LOG__LEVEL", "warn")
             .env("PSIRT_NATS__URL", nats_url)
+            .env("PSIRT_NATS__STREAM__MANAGE", "true")
             .env(
                 "PSIRT_DATABASE__URL",
                 database_url.map_or_else(

@@ -105,7 +105,7 @@ async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
 /// Creates the event stream as the event store would, unless it exists
 /// (an existing stream is used as it is).
 pub async fn ensure_stream(js: &JetStream, name: &str) -> anyhow::Result<()> {
-    let settings = StreamSettings { name: name.to_owned(), ..StreamSettings::default() };
+    let settings = StreamSettings { name: name.to_owned(), ..StreamSettings::managed() };
     js.get_or_create_stream(settings.to_stream_config())
         .await
         .map_err(|e| anyhow!("failed to create or get stream {name}: {e}"))?;

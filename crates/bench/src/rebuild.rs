@@ -99,7 +99,7 @@ pub async fn run(opts: &RebuildOptions) -> anyhow::Result<RebuildResult> {
     let stream_name = config_defaults.nats.stream.name.clone();
 
     let client = connect(&opts.nats).await?;
-    let settings = StreamSettings { name: stream_name.clone(), ..StreamSettings::default() };
+    let settings = StreamSettings { name: stream_name.clone(), ..StreamSettings::managed() };
     let store =
         EventStore::open(client.clone(), &settings).await.context("failed to open the event store")?;
     let seed_start = Instant::now();
@@ -113,6 +113,7 @@ pub async fn run(opts: &RebuildOptions) -> anyhow::Result<RebuildResult> {
     let rebuild_db = psirt_testkit::TestDatabase::postgres().await?;
     let mut config = psirt_triage::Config::default();
     config.nats.url = opts.nats.clone();
+    config.nats.stream.manage = true;
     config.database.url = secrecy::SecretString::from(rebuild_db.url().to_owned());
     config.projection.rebuild_batch_size = batch_size;
     eprintln!("psirt-bench: {REBUILD_WORKLOAD} of {events} events, batch {batch_size}");

@@ -27,6 +27,13 @@ pub enum AdminCommand {
     /// admin role. Exits 0 once the replay is done, non-zero if it failed
     /// (repeating it is safe).
     Rebuild(RebuildArgs),
+    /// The event stream's settings: `plan` shows a change, `apply` makes it
+    /// (connected to NATS with the admin identity, not to a service).
+    #[command(subcommand)]
+    Stream(crate::stream::StreamCommand),
+    /// Make the NATS identities of the admin and the four services: an NKey
+    /// seed file each and the public keys for the server's configuration.
+    NatsIdentities(crate::stream::IdentitiesArgs),
 }
 
 /// Services that serve `AdminService`.
@@ -78,6 +85,8 @@ pub fn progress_line(progress: &RebuildReadModelResponse) -> String {
 pub async fn run(global: &GlobalArgs, command: AdminCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match command {
         AdminCommand::Rebuild(args) => rebuild(global, args, out).await,
+        AdminCommand::Stream(command) => crate::stream::run(command, out).await,
+        AdminCommand::NatsIdentities(args) => crate::stream::identities(&args, out),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod notify;
 pub mod output;
 pub mod remediation;
 pub mod report;
+pub mod stream;
 pub mod triage;
 
 use std::io::Write;

@@ -44,6 +44,7 @@ impl Remediation {
         config.grpc.listen = "127.0.0.1:0".parse()?;
         config.admin.listen = "127.0.0.1:0".parse()?;
         config.nats.url = nats.url();
+        config.nats.stream.manage = true;
         config.database.url = SecretString::from(db.url().to_owned());
         config.auth.mode = AuthMode::None;
         config.log.level = "warn".to_owned();

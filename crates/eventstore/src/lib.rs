@@ -5,20 +5,23 @@
 //! context, causation and correlation ids, actor) and an optimistic
 //! concurrency expectation on the aggregate's subject
 //! (`Nats-Expected-Last-Subject-Sequence`). Loads read one subject back in
-//! stream order.
+//! stream order from the stream's leader (`STREAM.MSG.GET`), never from a
+//! direct get a lagging follower may answer: a command decided right after
+//! another one on the same aggregate sees its event.
 
+pub mod ownership;
 mod settings;
 mod trace;
 
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, context::PublishErrorKind, stream::DirectGetErrorKind};
+use async_nats::jetstream::{self, context::PublishErrorKind, stream::LastRawMessageErrorKind};
 use bytes::Bytes;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use settings::{StorageKind, StreamSettings};
+pub use settings::{StorageKind, StreamSettings, differences};
 pub use trace::{extract_trace_context, inject_trace_context};
 
 /// Header names of the event envelope. Stable: changing one is a breaking change.
@@ -220,6 +223,20 @@ pub enum StoreError {
     /// The stream settings cannot be applied (e.g. a storage change).
     #[error("stream configuration rejected: {0}")]
     Config(String),
+    /// The stream does not exist and this caller may not create it.
+    #[error(
+        "the event stream {0} does not exist: create it with `psirtctl admin stream apply` (an admin NATS \
+         identity; the Kubernetes Job psirt-stream-apply runs it), or set nats.stream.manage = true on a \
+         laptop or in tests"
+    )]
+    Missing(String),
+    /// The stream exists with settings other than the configured ones.
+    #[error(
+        "the event stream {name} differs from nats.stream (services never change it; review and apply the \
+         change with `psirtctl admin stream plan|apply`, or fix the service's configuration):\n  {}",
+        differences.join("\n  ")
+    )]
+    Mismatch { name: String, differences: Vec<String> },
     #[error("event store error: {0}")]
     Other(String),
 }
@@ -234,15 +251,29 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// Makes sure the stream exists with `settings` (created or updated,
-    /// idempotently) and returns a store on it.
+    /// Opens the store on the stream `settings` describe. The stream is
+    /// never changed here: a missing one is created only when
+    /// `settings.manage` is set (else [`StoreError::Missing`]), and an
+    /// existing one must match the settings (else [`StoreError::Mismatch`],
+    /// one line per difference).
     pub async fn open(client: async_nats::Client, settings: &StreamSettings) -> Result<Self, StoreError> {
+        let problems = settings.problems();
+        if !problems.is_empty() {
+            return Err(StoreError::Config(problems.join("; ")));
+        }
         let js = jetstream::ContextBuilder::new().timeout(settings.request_timeout).build(client);
-        ensure_stream(&js, settings).await?;
-        let stream = js
-            .get_stream(&settings.name)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("failed to get stream {}: {e}", settings.name)))?;
+        let stream = match plan_stream(&js, settings).await? {
+            StreamPlan::Create => {
+                if !settings.manage {
+                    return Err(StoreError::Missing(settings.name.clone()));
+                }
+                create_stream(&js, settings).await?
+            }
+            StreamPlan::Unchanged(stream) => *stream,
+            StreamPlan::Update { differences, .. } => {
+                return Err(StoreError::Mismatch { name: settings.name.clone(), differences });
+            }
+        };
         let config = &stream.cached_info().config;
         // The server reports "no limit" as -1 (0 in a request).
         let keeps_every_event = config.max_age.is_zero()
@@ -323,7 +354,7 @@ impl EventStore {
         let mut events = Vec::new();
         let mut next = after.saturating_add(1);
         loop {
-            match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
+            match self.stream.get_first_raw_message_by_subject(subject, next).await {
                 Ok(msg) => {
                     next = msg.sequence + 1;
                     events.push(RecordedEvent::from_parts(
@@ -334,7 +365,7 @@ impl EventStore {
                         msg.time,
                     ));
                 }
-                Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => return Ok(events),
+                Err(e) if not_found(&e.kind()) => return Ok(events),
                 Err(e) => return Err(StoreError::Unavailable(format!("failed to load {subject}: {e}"))),
             }
         }
@@ -350,16 +381,16 @@ impl EventStore {
 
     /// The stream sequence of the aggregate's last event, if any.
     pub async fn last_sequence(&self, subject: &str) -> Result<Option<u64>, StoreError> {
-        match self.stream.direct_get_last_for_subject(subject).await {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(msg) => Ok(Some(msg.sequence)),
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) if not_found(&e.kind()) => Ok(None),
             Err(e) => Err(StoreError::Unavailable(format!("failed to read {subject}: {e}"))),
         }
     }
 
     /// The aggregate's last event, if any.
     pub async fn last_event(&self, subject: &str) -> Result<Option<RecordedEvent>, StoreError> {
-        match self.stream.direct_get_last_for_subject(subject).await {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(msg) => Ok(Some(RecordedEvent::from_parts(
                 msg.sequence,
                 msg.subject.to_string(),
@@ -367,7 +398,7 @@ impl EventStore {
                 msg.payload,
                 msg.time,
             ))),
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) if not_found(&e.kind()) => Ok(None),
             Err(e) => Err(StoreError::Unavailable(format!("failed to read {subject}: {e}"))),
         }
     }
@@ -384,7 +415,7 @@ impl EventStore {
 
     /// Reads one event by stream sequence.
     pub async fn get(&self, sequence: u64) -> Result<Option<RecordedEvent>, StoreError> {
-        match self.stream.direct_get(sequence).await {
+        match self.stream.get_raw_message(sequence).await {
             Ok(msg) => Ok(Some(RecordedEvent::from_parts(
                 msg.sequence,
                 msg.subject.to_string(),
@@ -392,9 +423,19 @@ impl EventStore {
                 msg.payload,
                 msg.time,
             ))),
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) if not_found(&e.kind()) => Ok(None),
             Err(e) => Err(StoreError::Unavailable(format!("failed to read sequence {sequence}: {e}"))),
         }
+    }
+}
+
+/// A message get found nothing (the server answers "no message found"
+/// with a JetStream error on some versions and an empty result on others).
+fn not_found(kind: &LastRawMessageErrorKind) -> bool {
+    match kind {
+        LastRawMessageErrorKind::NoMessageFound => true,
+        LastRawMessageErrorKind::JetStream(e) => e.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND,
+        _ => false,
     }
 }
 
@@ -450,21 +491,84 @@ fn publish_error(kind: PublishErrorKind, message: &str) -> StoreError {
     }
 }
 
-/// Creates the stream or updates it to `settings`; running it twice changes
-/// nothing.
-pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> Result<(), StoreError> {
-    let config = settings.to_stream_config();
-    match js.create_or_update_stream(config).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let message = e.to_string();
-            if message.contains("timed out") || message.contains("no responders") {
-                Err(StoreError::Unavailable(format!("failed to create stream {}: {message}", settings.name)))
+/// What applying stream settings would do.
+#[derive(Debug)]
+pub enum StreamPlan {
+    /// The stream does not exist.
+    Create,
+    /// The stream exists as configured.
+    Unchanged(Box<jetstream::stream::Stream>),
+    /// The stream exists with other settings: one line per difference.
+    Update { stream: Box<jetstream::stream::Stream>, differences: Vec<String> },
+}
+
+fn api_error(what: String, message: String) -> StoreError {
+    if message.contains("timed out") || message.contains("no responders") || message.contains("disconnected")
+    {
+        StoreError::Unavailable(format!("{what}: {message}"))
+    } else {
+        StoreError::Other(format!("{what}: {message}"))
+    }
+}
+
+/// Compares the stream with `settings` without changing anything.
+pub async fn plan_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<StreamPlan, StoreError> {
+    use jetstream::context::GetStreamErrorKind;
+    match js.get_stream(&settings.name).await {
+        Ok(stream) => {
+            let differences = differences(&stream.cached_info().config, &settings.to_stream_config());
+            if differences.is_empty() {
+                Ok(StreamPlan::Unchanged(Box::new(stream)))
             } else {
-                Err(StoreError::Config(format!("failed to create stream {}: {message}", settings.name)))
+                Ok(StreamPlan::Update { stream: Box::new(stream), differences })
             }
         }
+        Err(e)
+            if matches!(e.kind(), GetStreamErrorKind::JetStream(ref js_err)
+                if js_err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(StreamPlan::Create)
+        }
+        Err(e) => Err(api_error(format!("failed to read stream {}", settings.name), e.to_string())),
     }
+}
+
+async fn create_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<jetstream::stream::Stream, StoreError> {
+    js.create_stream(settings.to_stream_config())
+        .await
+        .map_err(|e| api_error(format!("failed to create stream {}", settings.name), e.to_string()))
+}
+
+/// Creates the stream or updates it to `settings` (what an administrator
+/// runs, with an identity allowed to; services only [`plan_stream`]).
+/// Returns the plan that was applied.
+pub async fn apply_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<StreamPlan, StoreError> {
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(StoreError::Config(problems.join("; ")));
+    }
+    let plan = plan_stream(js, settings).await?;
+    match &plan {
+        StreamPlan::Create => {
+            create_stream(js, settings).await?;
+        }
+        StreamPlan::Unchanged(_) => {}
+        StreamPlan::Update { .. } => {
+            js.update_stream(settings.to_stream_config())
+                .await
+                .map_err(|e| StoreError::Config(format!("failed to update stream {}: {e}", settings.name)))?;
+        }
+    }
+    Ok(plan)
 }
 
 /// How long a caller should wait between checks when the store is down.

@@ -24,7 +24,7 @@ fn event(subject: &str, body: &str) -> NewEvent {
 }
 
 async fn store(nats: &NatsServer) -> anyhow::Result<EventStore> {
-    Ok(EventStore::open(nats.connect().await?, &StreamSettings::default()).await?)
+    Ok(EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?)
 }
 
 #[tokio::test]
@@ -67,13 +67,9 @@ async fn a_stream_with_limits_does_not_claim_to_keep_every_event() -> anyhow::Re
     let nats = NatsServer::start().await?;
     let unlimited = store(&nats).await?;
     assert!(unlimited.keeps_every_event(), "the default stream keeps events forever");
-    let limited = StreamSettings {
-        name: "PSIRT_AGING".to_owned(),
-        subjects: vec!["aging.>".to_owned()],
-        max_age_secs: 3600,
-        ..StreamSettings::default()
-    };
-    let aging = EventStore::open(nats.connect().await?, &limited).await?;
+    let other = NatsServer::start().await?;
+    let limited = StreamSettings { max_age_secs: 3600, allow_expiry: true, ..StreamSettings::managed() };
+    let aging = EventStore::open(other.connect().await?, &limited).await?;
     assert!(!aging.keeps_every_event(), "events older than an hour are removed: absence proves nothing");
     Ok(())
 }
@@ -154,25 +150,66 @@ async fn concurrent_writers_with_the_same_expectation_exactly_one_wins() -> anyh
 }
 
 #[tokio::test]
-async fn stream_creation_is_idempotent_and_applies_settings() -> anyhow::Result<()> {
+async fn a_service_never_changes_the_stream_it_finds() -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let client = nats.connect().await?;
-    let mut settings = StreamSettings { duplicate_window_secs: 60, ..StreamSettings::default() };
+    let settings = StreamSettings { duplicate_window_secs: 60, ..StreamSettings::managed() };
     let a = EventStore::open(client.clone(), &settings).await?;
     let subj = subject("report", Uuid::now_v7());
     a.append(event(&subj, "kept"), ExpectedVersion::NoStream).await?;
     // opening again with the same settings changes nothing and keeps events
     let b = EventStore::open(client.clone(), &settings).await?;
     assert_eq!(b.load(&subj).await?.len(), 1);
-    // a changed setting is applied to the existing stream
-    settings.duplicate_window_secs = 90;
-    EventStore::open(client.clone(), &settings).await?;
-    let js = async_nats::jetstream::new(client);
-    let mut stream = js.get_stream("PSIRT_EVENTS").await?;
-    let info = stream.info().await?;
-    assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(90));
-    assert!(info.config.allow_direct);
+
+    // other settings: refused with one line per difference, stream untouched
+    let changed = StreamSettings {
+        duplicate_window_secs: 90,
+        replicas: 1,
+        max_age_secs: 3600,
+        allow_expiry: true,
+        max_msg_size: 4096,
+        ..settings.clone()
+    };
+    let err = EventStore::open(client.clone(), &changed).await.err().expect("a mismatch is refused");
+    let StoreError::Mismatch { differences, .. } = &err else { panic!("expected a mismatch, got {err:?}") };
+    assert_eq!(differences.len(), 3, "{differences:?}");
+    assert!(differences[0].starts_with("max_age: stream has 0s (forever), wanted 3600s"), "{differences:?}");
+    assert!(differences[1].starts_with("duplicate_window: stream has 60s, wanted 90s"), "{differences:?}");
+    assert!(differences[2].starts_with("max_msg_size: stream has 1048576, wanted 4096"), "{differences:?}");
+    assert!(err.to_string().contains("psirtctl admin stream"), "{err}");
+    let js = async_nats::jetstream::new(client.clone());
+    let info = js.get_stream("PSIRT_EVENTS").await?.info().await?.clone();
+    assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(60));
+    assert_eq!(info.config.max_age, std::time::Duration::ZERO);
     assert_eq!(info.state.messages, 1);
+
+    // an expiring stream must be meant
+    let careless = StreamSettings { max_age_secs: 3600, ..settings.clone() };
+    let err = EventStore::open(client.clone(), &careless).await.err().expect("max_age without allow_expiry");
+    assert!(err.to_string().contains("allow_expiry"), "{err}");
+
+    // the administrator's apply changes it; then the service opens again
+    let plan = psirt_eventstore::apply_stream(&js, &changed).await?;
+    assert!(matches!(plan, psirt_eventstore::StreamPlan::Update { .. }), "{plan:?}");
+    EventStore::open(client.clone(), &changed).await?;
+    let info = js.get_stream("PSIRT_EVENTS").await?.info().await?.clone();
+    assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(90));
+    assert!(info.config.allow_direct && info.config.deny_delete && info.config.deny_purge);
+    assert_eq!(info.state.messages, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_stream_is_created_only_when_managed() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let client = nats.connect().await?;
+    let err = EventStore::open(client.clone(), &StreamSettings::default()).await.err().expect("not managed");
+    assert!(matches!(err, StoreError::Missing(_)), "{err:?}");
+    assert!(err.to_string().contains("psirtctl admin stream apply"), "{err}");
+    let js = async_nats::jetstream::new(client.clone());
+    assert!(js.get_stream("PSIRT_EVENTS").await.is_err(), "nothing was created");
+    EventStore::open(client.clone(), &StreamSettings::managed()).await?;
+    EventStore::open(client, &StreamSettings::default()).await?;
     Ok(())
 }
 

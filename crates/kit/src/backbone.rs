@@ -25,16 +25,89 @@ pub fn stream_settings(nats: &NatsConfig) -> StreamSettings {
         duplicate_window_secs: s.duplicate_window.as_secs().max(1),
         max_msg_size: i32::try_from(s.max_msg_size).unwrap_or(i32::MAX),
         request_timeout: Duration::from_secs(5),
+        manage: s.manage,
+        allow_expiry: s.allow_expiry,
     }
 }
 
-/// Connects to NATS with the configured credentials and TLS.
+/// The oldest nats-server the platform supports. Older servers lack what the
+/// event store relies on (2.9 answers the JetStream account and consumer APIs
+/// in shapes this client does not read, so nothing starts), and are refused
+/// at connect with both versions named.
+pub const MIN_NATS_SERVER_VERSION: (u64, u64, u64) = (2, 10, 0);
+
+/// Parses `2.10.22` (or `v2.10.22-beta`) into numbers.
+pub fn parse_server_version(version: &str) -> Option<(u64, u64, u64)> {
+    let core = version.trim().trim_start_matches('v');
+    let core = core.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().unwrap_or(Some(0))?))
+}
+
+/// Refuses a server older than [`MIN_NATS_SERVER_VERSION`].
+pub fn check_server_version(version: &str) -> anyhow::Result<()> {
+    let (a, b, c) = MIN_NATS_SERVER_VERSION;
+    match parse_server_version(version) {
+        Some(v) if v >= MIN_NATS_SERVER_VERSION => Ok(()),
+        Some(_) => anyhow::bail!(
+            "nats-server {version} is older than the oldest supported version {a}.{b}.{c}: upgrade the NATS servers"
+        ),
+        None => anyhow::bail!(
+            "nats-server reports the version {version:?}, which is not a version number (need {a}.{b}.{c} or newer)"
+        ),
+    }
+}
+
+/// The inbox prefix of a service's connection: replies (JetStream
+/// acknowledgements, consumer deliveries) arrive under it, and the server's
+/// permissions let the service subscribe to its own inboxes only.
+pub fn inbox_prefix(service: &str) -> String {
+    format!("_INBOX_{}", service.strip_prefix("psirt-").unwrap_or(service))
+}
+
+/// Connects to NATS with the configured identity and TLS. `nats.url` may
+/// list several servers (comma-separated); the client also keeps the servers
+/// the cluster announces.
 pub async fn connect_nats(nats: &NatsConfig, service: &str) -> anyhow::Result<async_nats::Client> {
+    Ok(connect_nats_watched(nats, service).await?.0)
+}
+
+/// The last connection problem the client reported (a refused identity, a
+/// certificate the server does not trust), for the start-up error.
+type LastProblem = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+async fn connect_nats_watched(
+    nats: &NatsConfig,
+    service: &str,
+) -> anyhow::Result<(async_nats::Client, LastProblem)> {
+    let problem: LastProblem = LastProblem::default();
+    let seen = problem.clone();
+    let servers = nats
+        .url
+        .split(',')
+        .map(config::parse_nats_url)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("nats.url: {e}"))?;
     let mut options = async_nats::ConnectOptions::new()
         .name(nats.name.clone().unwrap_or_else(|| service.to_owned()))
+        .custom_inbox_prefix(inbox_prefix(service))
         .connection_timeout(nats.connect_timeout)
         .retry_on_initial_connect()
-        .max_reconnects(None);
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                match &event {
+                    async_nats::Event::Connected => tracing::info!("nats connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                    other => {
+                        tracing::warn!(event = %other, "nats connection problem");
+                        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(other.to_string());
+                    }
+                }
+            }
+        });
     if let Some(path) = &nats.credentials_file {
         options = options
             .credentials_file(path)
@@ -44,39 +117,89 @@ pub async fn connect_nats(nats: &NatsConfig, service: &str) -> anyhow::Result<as
     if let Some(token) = &nats.token {
         options = options.token(token.expose_secret().to_owned());
     }
+    if let Some(path) = &nats.nkey_seed_file {
+        let seed = read_secret_file(path, "nats.nkey_seed_file")?;
+        // Checked here, so a wrong file is named at start rather than
+        // failing every reconnect with an authorization error.
+        nkeys::KeyPair::from_seed(&seed)
+            .map_err(|e| anyhow::anyhow!("nats.nkey_seed_file {} holds no NKey seed: {e}", path.display()))?;
+        options = options.nkey(seed);
+    }
+    if let (Some(user), Some(path)) = (&nats.user, &nats.password_file) {
+        let password = read_secret_file(path, "nats.password_file")?;
+        options = options.user_and_password(user.clone(), password);
+    }
     if let Some(ca) = &nats.tls_ca_file {
+        anyhow::ensure!(ca.is_file(), "nats.tls_ca_file {} is not a readable file", ca.display());
         options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&nats.tls_client_cert_file, &nats.tls_client_key_file) {
+        for (path, key_name) in [(cert, "nats.tls_client_cert_file"), (key, "nats.tls_client_key_file")] {
+            anyhow::ensure!(path.is_file(), "{key_name} {} is not a readable file", path.display());
+        }
+        options = options.add_client_certificate(cert.clone(), key.clone());
     }
     if nats.tls_required {
         options = options.require_tls(true);
     }
     let client = options
-        .connect(nats.url.as_str())
+        .connect(servers)
         .await
         .with_context(|| format!("failed to connect to nats at {}", nats.url))?;
-    Ok(client)
+    Ok((client, problem))
 }
 
-/// Connects to NATS and makes sure the event stream exists with the
-/// configured settings. Waits (bounded) for NATS to come up.
+/// Reads a one-line secret (a seed, a password) from a file.
+fn read_secret_file(path: &std::path::Path, key: &str) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("failed to read {key} {}", path.display()))?;
+    let secret = text.trim().to_owned();
+    anyhow::ensure!(!secret.is_empty(), "{key} {} is empty", path.display());
+    Ok(secret)
+}
+
+/// Connects to NATS and opens the event stream: created when missing only
+/// with `nats.stream.manage`, otherwise compared with `[nats.stream]` and
+/// refused on a difference (services never change it). Waits (bounded)
+/// for NATS to come up, then refuses a server older than the supported one.
 pub async fn open_event_store(nats: &NatsConfig, service: &str) -> anyhow::Result<EventStore> {
-    let client = connect_nats(nats, service).await?;
+    let (client, problem) = connect_nats_watched(nats, service).await?;
     let settings = stream_settings(nats);
     let problems = settings.problems();
     if !problems.is_empty() {
         anyhow::bail!("invalid nats.stream settings: {}", problems.join("; "));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    // NATS may come up after the service (a cluster starting): wait, bounded.
+    let patience = nats.connect_timeout * 6;
+    let deadline = tokio::time::Instant::now() + patience;
+    // The server's version is known once the first connection is up.
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if tokio::time::Instant::now() >= deadline {
+            let cause = problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let tls =
+                if nats.tls_required { " (nats.tls_required: servers without TLS are refused)" } else { "" };
+            anyhow::bail!(
+                "failed to connect to nats at {} within {patience:?}: {}{tls}",
+                nats.url,
+                cause.unwrap_or_else(|| "no server answered".to_owned())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = client.server_info();
+    check_server_version(&info.version)
+        .with_context(|| format!("nats server {} at {}:{}", info.server_name, info.host, info.port))?;
+    let store = loop {
         match EventStore::open(client.clone(), &settings).await {
-            Ok(store) => return Ok(store),
+            Ok(store) => break store,
             Err(psirt_eventstore::StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "event stream not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(e).context("failed to open the event stream"),
         }
-    }
+    };
+    Ok(store)
 }
 
 /// Opens the database named by `database.url` (PostgreSQL or SQLite).

@@ -241,6 +241,7 @@ impl From<psirt_eventstore::StoreError> for ApiError {
             StoreError::TooLarge(m) => ApiError::invalid_argument("request", format!("event too large: {m}")),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             StoreError::Config(m) | StoreError::Other(m) => ApiError::internal(m),
+            e @ (StoreError::Missing(_) | StoreError::Mismatch { .. }) => ApiError::internal(e.to_string()),
         }
     }
 }

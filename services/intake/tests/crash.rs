@@ -26,6 +26,7 @@ async fn spawn_intake(nats: &NatsServer, db: &TestDatabase) -> anyhow::Result<In
         .env("PSIRT_AUTH__MODE", "none")
         .env("PSIRT_LOG__LEVEL", "error")
         .env("PSIRT_NATS__URL", nats.url())
+        .env("PSIRT_NATS__STREAM__MANAGE", "true")
         .env("PSIRT_DATABASE__URL", db.url())
         .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{grpc}"))
         .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{admin}"))

@@ -37,7 +37,7 @@ async fn the_callers_trace_id_reaches_the_event_headers() -> anyhow::Result<()> 
 
     let store = psirt_eventstore::EventStore::open(
         nats.connect().await?,
-        &psirt_eventstore::StreamSettings::default(),
+        &psirt_eventstore::StreamSettings::managed(),
     )
     .await?;
     let events = store.load(&format!("psirt.evt.report.{report_id}")).await?;

@@ -43,6 +43,7 @@ fn config(nats: &NatsServer, db: &TestDatabase, csaf: &std::path::Path) -> Confi
     config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
     config.admin.listen = "127.0.0.1:0".parse().expect("addr");
     config.nats.url = nats.url();
+    config.nats.stream.manage = true;
     config.database.url = SecretString::from(db.url().to_owned());
     config.auth.mode = AuthMode::None;
     config.log.level = "warn".to_owned();

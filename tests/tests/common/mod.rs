@@ -38,6 +38,18 @@ pub fn build() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A nats-server with the shipped identities and permissions
+/// (`deploy/nats/psirt-auth.conf`) and the event stream created by the admin
+/// identity, as `psirtctl admin stream apply` does in production: every
+/// service started on it connects as itself and may only do what its
+/// identity may.
+pub async fn secured_nats() -> anyhow::Result<NatsServer> {
+    let nats = NatsServer::start_secured(psirt_testkit::Security::identities()?).await?;
+    let js = async_nats::jetstream::new(nats.connect().await?);
+    psirt_eventstore::apply_stream(&js, &psirt_eventstore::StreamSettings::default()).await?;
+    Ok(nats)
+}
+
 pub struct Service {
     pub child: Child,
     pub grpc: u16,
@@ -86,6 +98,16 @@ impl Service {
             .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{}", self.admin))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        match nats.security() {
+            // The service's own identity from the shipped server
+            // configuration; the stream is the admin's (secured_nats).
+            Some(security) => {
+                command.env("PSIRT_NATS__NKEY_SEED_FILE", security.identities.seed_file(self.name));
+            }
+            None => {
+                command.env("PSIRT_NATS__STREAM__MANAGE", "true");
+            }
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }

@@ -46,6 +46,7 @@ impl Intake {
         config.grpc.listen = "127.0.0.1:0".parse()?;
         config.admin.listen = "127.0.0.1:0".parse()?;
         config.nats.url = nats.url();
+        config.nats.stream.manage = true;
         config.database.url = SecretString::from(db.url().to_owned());
         config.log.level = "warn".to_owned();
         configure(&mut config);
@@ -99,6 +100,7 @@ impl Platform {
         config.grpc.listen = "127.0.0.1:0".parse()?;
         config.admin.listen = "127.0.0.1:0".parse()?;
         config.nats.url = nats.url();
+        config.nats.stream.manage = true;
         config.database.url = SecretString::from(intake_db.url().to_owned());
         config.log.level = "warn".to_owned();
         config.auth.mode = AuthMode::None;
@@ -111,6 +113,7 @@ impl Platform {
         config.grpc.listen = "127.0.0.1:0".parse()?;
         config.admin.listen = "127.0.0.1:0".parse()?;
         config.nats.url = nats.url();
+        config.nats.stream.manage = true;
         config.database.url = SecretString::from(triage_db.url().to_owned());
         config.log.level = "warn".to_owned();
         config.auth.mode = AuthMode::None;

@@ -593,6 +593,14 @@ pub struct StreamConfig {
     pub duplicate_window: Duration,
     /// Largest event payload in bytes accepted by the stream. Default 1048576 (1 MiB).
     pub max_msg_size: u32,
+    /// Create the stream at start when it is missing (`just up`, tests). Services never
+    /// change an existing stream: they compare it with these settings and refuse to start
+    /// on a difference. Production leaves this off and creates the stream with
+    /// `psirtctl admin stream apply` (an admin NATS identity). Default false.
+    pub manage: bool,
+    /// A `max_age` other than `"0s"` deletes events: refused unless this is set. Default
+    /// false.
+    pub allow_expiry: bool,
 }
 
 impl Default for StreamConfig {
@@ -605,6 +613,8 @@ impl Default for StreamConfig {
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(120),
             max_msg_size: 1024 * 1024,
+            manage: false,
+            allow_expiry: false,
         }
     }
 }
@@ -621,16 +631,35 @@ pub struct NatsConfig {
     /// Token for NATS token authentication. Never printed. Default unset.
     #[serde(skip_serializing, deserialize_with = "lenient_secret")]
     pub token: Option<SecretString>,
+    /// File holding the service's NKey seed (`SU...`): the service's own NATS identity,
+    /// whose public key the server's configuration lists with its permissions. Default
+    /// unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nkey_seed_file: Option<PathBuf>,
+    /// User name for NATS user/password authentication (with `password_file`). Default
+    /// unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// File holding the password of `user`. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
     /// CA certificate (PEM) used to verify the server's TLS certificate. Default unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with `tls_client_key_file`. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate. Default unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<PathBuf>,
     /// Refuse to connect without TLS. Default false.
     pub tls_required: bool,
     /// Connection name shown by the server (`nats server report connections`). Default
     /// unset (the service uses its own name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Timeout of the initial connection. Default `"5s"`.
+    /// Timeout of one connection attempt; a service waits six times as long for NATS at
+    /// start before giving up with the last cause. Default `"5s"`.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
     /// The event stream.
@@ -643,7 +672,12 @@ impl Default for NatsConfig {
             url: "nats://127.0.0.1:4222".to_owned(),
             credentials_file: None,
             token: None,
+            nkey_seed_file: None,
+            user: None,
+            password_file: None,
             tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
             tls_required: false,
             name: None,
             connect_timeout: Duration::from_secs(5),
@@ -658,7 +692,12 @@ impl fmt::Debug for NatsConfig {
             .field("url", &self.url)
             .field("credentials_file", &self.credentials_file)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("nkey_seed_file", &self.nkey_seed_file)
+            .field("user", &self.user)
+            .field("password_file", &self.password_file)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_client_cert_file", &self.tls_client_cert_file)
+            .field("tls_client_key_file", &self.tls_client_key_file)
             .field("tls_required", &self.tls_required)
             .field("name", &self.name)
             .field("connect_timeout", &self.connect_timeout)
@@ -672,10 +711,32 @@ impl NatsConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut p = Problems::new();
         p.check(!self.url.trim().is_empty(), "nats.url", "must not be empty");
+        for url in self.url.split(',') {
+            if let Err(e) = parse_nats_url(url) {
+                p.check(false, "nats.url", e);
+            }
+        }
+        let methods = [
+            self.credentials_file.is_some(),
+            self.token.is_some(),
+            self.nkey_seed_file.is_some(),
+            self.user.is_some() || self.password_file.is_some(),
+        ];
         p.check(
-            !(self.credentials_file.is_some() && self.token.is_some()),
+            methods.iter().filter(|m| **m).count() <= 1,
             "nats.token",
-            "set either nats.credentials_file or nats.token, not both",
+            "set one NATS authentication: nats.credentials_file, nats.token, nats.nkey_seed_file or \
+             nats.user with nats.password_file",
+        );
+        p.check(
+            self.user.is_some() == self.password_file.is_some(),
+            "nats.password_file",
+            "nats.user and nats.password_file go together",
+        );
+        p.check(
+            self.tls_client_cert_file.is_some() == self.tls_client_key_file.is_some(),
+            "nats.tls_client_key_file",
+            "nats.tls_client_cert_file and nats.tls_client_key_file go together",
         );
         p.check(is_positive(self.connect_timeout), "nats.connect_timeout", "must be greater than 0");
         let s = &self.stream;
@@ -694,13 +755,63 @@ impl NatsConfig {
             "must not exceed nats.stream.max_age",
         );
         p.check(s.max_msg_size >= 1024, "nats.stream.max_msg_size", "must be at least 1024");
+        p.check(
+            s.max_age.is_zero() || s.allow_expiry,
+            "nats.stream.max_age",
+            "deletes every event older than it (events are the source of truth); set \
+             nats.stream.allow_expiry = true to mean it",
+        );
         p.finish()
     }
+}
+
+/// One server URL of `nats.url` (`nats://`, `tls://`, `ws://`, `wss://` or a bare
+/// `host:port`), or an error naming it and the cause.
+pub fn parse_nats_url(url: &str) -> Result<async_nats::ServerAddr, String> {
+    let trimmed = url.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{url:?} is empty (a stray comma in the list?)"));
+    }
+    trimmed
+        .parse::<async_nats::ServerAddr>()
+        .map_err(|e| format!("{trimmed:?} is not a NATS server URL: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nats_url_lists_are_parsed_and_bad_entries_named() {
+        let ok = NatsConfig {
+            url: "nats://a:4331, nats://b:4332,tls://c:4333".to_owned(),
+            ..NatsConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+        let bad = NatsConfig { url: "nats://a:4331,,http//b".to_owned(), ..NatsConfig::default() };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("stray comma"), "{err}");
+        let bad = NatsConfig { url: "nats://a:4331,nats://b:notaport".to_owned(), ..NatsConfig::default() };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("nats://b:notaport"), "{err}");
+    }
+
+    #[test]
+    fn one_nats_identity_and_an_expiring_stream_must_be_meant() {
+        let two = NatsConfig {
+            nkey_seed_file: Some("/run/seed".into()),
+            token: Some(SecretString::from("t")),
+            ..NatsConfig::default()
+        };
+        assert!(two.validate().unwrap_err().to_string().contains("one NATS authentication"));
+        let half = NatsConfig { user: Some("intake".to_owned()), ..NatsConfig::default() };
+        assert!(half.validate().unwrap_err().to_string().contains("nats.password_file"));
+        let mut expiring = NatsConfig::default();
+        expiring.stream.max_age = Duration::from_secs(3600);
+        assert!(expiring.validate().unwrap_err().to_string().contains("allow_expiry"));
+        expiring.stream.allow_expiry = true;
+        assert!(expiring.validate().is_ok());
+    }
 
     #[test]
     fn redacts_userinfo() {

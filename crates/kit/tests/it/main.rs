@@ -7,5 +7,7 @@ mod database_tls;
 mod error;
 mod grpc_tls;
 mod migrate;
+mod nats_backbone;
+mod nats_config;
 mod support;
 mod telemetry;

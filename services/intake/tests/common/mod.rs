@@ -34,6 +34,7 @@ pub fn config(nats: &NatsServer, db: &TestDatabase, auth: AuthMode) -> Config {
     config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
     config.admin.listen = "127.0.0.1:0".parse().expect("addr");
     config.nats.url = nats.url();
+    config.nats.stream.manage = true;
     config.database.url = SecretString::from(db.url().to_owned());
     config.auth.mode = auth;
     if auth == AuthMode::Jwt {
@@ -95,7 +96,7 @@ impl Harness {
     ) -> anyhow::Result<Vec<psirt_eventstore::RecordedEvent>> {
         let store = psirt_eventstore::EventStore::open(
             self.nats.connect().await?,
-            &psirt_eventstore::StreamSettings::default(),
+            &psirt_eventstore::StreamSettings::managed(),
         )
         .await?;
         Ok(store.load(&format!("psirt.evt.report.{report_id}")).await?)

@@ -38,6 +38,7 @@ pub fn config(nats: &NatsServer, db: &TestDatabase, auth: AuthMode) -> Config {
     config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
     config.admin.listen = "127.0.0.1:0".parse().expect("addr");
     config.nats.url = nats.url();
+    config.nats.stream.manage = true;
     config.database.url = SecretString::from(db.url().to_owned());
     config.auth.mode = auth;
     if auth == AuthMode::Jwt {
