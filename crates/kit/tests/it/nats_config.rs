@@ -221,7 +221,7 @@ fn the_helm_values_carry_the_same_accounts() {
     yaml(&accounts, 4, &mut expected);
     let values = repo("deploy/nats/values.yaml");
     let begin = "    # BEGIN psirt-auth.conf";
-    let end = "    # END psirt-auth.conf";
+    let end = "                  # END psirt-auth.conf";
     let start = values.find(begin).expect("values.yaml marks the accounts block");
     let start = start + values[start..].find('\n').expect("line") + 1;
     let stop = values.find(end).expect("end marker");
