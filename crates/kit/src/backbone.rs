@@ -164,11 +164,8 @@ fn read_secret_file(path: &std::path::Path, key: &str) -> anyhow::Result<String>
 /// for NATS to come up, then refuses a server older than the supported one.
 pub async fn open_event_store(nats: &NatsConfig, service: &str) -> anyhow::Result<EventStore> {
     let (client, problem) = connect_nats_watched(nats, service).await?;
+    // EventStore::open checks the settings (StoreError::Config, not retried).
     let settings = stream_settings(nats);
-    let problems = settings.problems();
-    if !problems.is_empty() {
-        anyhow::bail!("invalid nats.stream settings: {}", problems.join("; "));
-    }
     // NATS may come up after the service (a cluster starting): wait, bounded.
     let patience = nats.connect_timeout * 6;
     let deadline = tokio::time::Instant::now() + patience;

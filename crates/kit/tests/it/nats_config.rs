@@ -239,3 +239,34 @@ fn the_helm_values_carry_the_same_accounts() {
     }
     assert!(values.contains("sync_interval: always"));
 }
+
+/// The ownership table names real event messages, and every event message of
+/// the proto package belongs to an aggregate: a new event type missing from
+/// the table would be parked as foreign by every consumer.
+#[test]
+fn the_ownership_table_covers_every_event_message() {
+    use prost::Message as _;
+    // Messages of the package that are parts of events, never events themselves.
+    const VALUE_TYPES: &[&str] =
+        &["Acknowledgment", "AdvisoryContent", "SubscriptionSettings", "DueDateChange"];
+    let set =
+        prost_types::FileDescriptorSet::decode(psirt_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
+    let messages: Vec<String> = set
+        .file
+        .iter()
+        .filter(|f| f.package() == psirt_eventstore::ownership::EVENT_PACKAGE)
+        .flat_map(|f| f.message_type.iter().map(|m| m.name().to_owned()))
+        .collect();
+    assert!(messages.len() > 40, "{messages:?}");
+    let listed: Vec<&str> =
+        psirt_eventstore::ownership::AGGREGATES.iter().flat_map(|a| a.event_types.iter().copied()).collect();
+    for name in &listed {
+        assert!(messages.iter().any(|m| m == name), "{name} is not a message of the events package");
+    }
+    for message in &messages {
+        assert!(
+            listed.contains(&message.as_str()) || VALUE_TYPES.contains(&message.as_str()),
+            "event {message} belongs to no aggregate in psirt_eventstore::ownership"
+        );
+    }
+}
