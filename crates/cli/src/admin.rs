@@ -6,14 +6,22 @@
 //! progress, shown as one line that is updated (on a terminal) or one line
 //! per update (otherwise) on stderr; the result goes to stdout. Each service
 //! is reached at its own endpoint: `triage` at `--triage-server`.
+//!
+//! `admin parked list|replay <service>` shows the events a service's
+//! projections parked (undecodable, or foreign: a type that does not belong
+//! to its subject's aggregate) and replays them once their cause is fixed;
+//! the service re-checks every replayed event, so a forged one stays parked.
 
 use std::io::{IsTerminal as _, Write};
 
 use clap::{Args, Subcommand, ValueEnum};
-use psirt_proto::admin::{RebuildReadModelRequest, RebuildReadModelResponse};
+use psirt_proto::admin::{
+    ListParkedEventsRequest, ListParkedEventsResponse, RebuildReadModelRequest, RebuildReadModelResponse,
+    ReplayParkedEventsRequest, ReplayParkedEventsResponse,
+};
 
 use crate::client::Connection;
-use crate::output::{self, OutputFormat};
+use crate::output::{self, OutputFormat, Table};
 use crate::{CliError, GlobalArgs};
 
 /// `psirtctl admin <command>`.
@@ -27,6 +35,10 @@ pub enum AdminCommand {
     /// admin role. Exits 0 once the replay is done, non-zero if it failed
     /// (repeating it is safe).
     Rebuild(RebuildArgs),
+    /// A service's parked events: `list` shows them, `replay` applies them
+    /// again once their cause is fixed (a foreign event is never applied).
+    #[command(subcommand)]
+    Parked(ParkedCommand),
     /// The event stream's settings: `plan` shows a change, `apply` makes it
     /// (connected to NATS with the admin identity, not to a service).
     #[command(subcommand)]
@@ -39,8 +51,54 @@ pub enum AdminCommand {
 /// Services that serve `AdminService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AdminTarget {
-    /// The triage service's case view (`triage-cases`), at --triage-server.
+    /// The intake service (`intake-reports`), at --server.
+    Intake,
+    /// The triage service's case view (`triage-cases`) and reactions, at --triage-server.
     Triage,
+    /// The remediation service, at --remediation-server.
+    Remediation,
+    /// The notification service, at --notification-server.
+    Notification,
+}
+
+/// `admin parked <command>`.
+#[derive(Debug, Subcommand)]
+pub enum ParkedCommand {
+    /// List the parked events of a service's projections, oldest first.
+    List(ParkedListArgs),
+    /// Replay parked events: each is read again from the stream, checked
+    /// against its subject's aggregate again, and applied; those that still
+    /// fail (or are foreign) stay parked. Exits non-zero if any stayed.
+    Replay(ParkedReplayArgs),
+}
+
+/// `admin parked list`.
+#[derive(Debug, Clone, Args)]
+pub struct ParkedListArgs {
+    /// Which service.
+    #[arg(value_enum)]
+    pub service: AdminTarget,
+    /// One projection by name (e.g. `intake-reports`); default all of the service's.
+    #[arg(long)]
+    pub projection: Option<String>,
+    /// Most events to show per projection (1..=1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// `admin parked replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ParkedReplayArgs {
+    /// Which service.
+    #[arg(value_enum)]
+    pub service: AdminTarget,
+    /// One projection by name; default every projection of the service that
+    /// has parked events.
+    #[arg(long)]
+    pub projection: Option<String>,
+    /// Only these stream sequences (repeatable; needs --projection); default all.
+    #[arg(long = "sequence", requires = "projection")]
+    pub sequences: Vec<u64>,
 }
 
 /// `admin rebuild`.
@@ -57,7 +115,10 @@ pub struct RebuildArgs {
 /// The endpoint of a service from the global options.
 pub fn endpoint(global: &GlobalArgs, target: AdminTarget) -> &str {
     match target {
+        AdminTarget::Intake => &global.server,
         AdminTarget::Triage => &global.triage_server,
+        AdminTarget::Remediation => &global.remediation_server,
+        AdminTarget::Notification => &global.notification_server,
     }
 }
 
@@ -85,6 +146,8 @@ pub fn progress_line(progress: &RebuildReadModelResponse) -> String {
 pub async fn run(global: &GlobalArgs, command: AdminCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match command {
         AdminCommand::Rebuild(args) => rebuild(global, args, out).await,
+        AdminCommand::Parked(ParkedCommand::List(args)) => parked_list(global, args, out).await,
+        AdminCommand::Parked(ParkedCommand::Replay(args)) => parked_replay(global, args, out).await,
         AdminCommand::Stream(command) => crate::stream::run(command, out).await,
         AdminCommand::NatsIdentities(args) => crate::stream::identities(&args, out),
     }
@@ -131,6 +194,96 @@ async fn rebuild(global: &GlobalArgs, args: RebuildArgs, out: &mut dyn Write) ->
     Ok(())
 }
 
+/// The table of `admin parked list`.
+pub fn parked_table(listed: &ListParkedEventsResponse) -> Table {
+    let mut table = Table::new(["PROJECTION", "SEQUENCE", "EVENT TYPE", "FOREIGN", "PARKED", "ERROR"]);
+    for event in &listed.events {
+        table.row([
+            output::sanitize_line(&event.projection),
+            event.sequence.to_string(),
+            output::sanitize_line(event.event_type.rsplit('.').next().unwrap_or(&event.event_type)),
+            if event.foreign { "yes" } else { "no" }.to_owned(),
+            output::timestamp(event.parked_at.as_ref()),
+            output::truncate(&output::sanitize_line(&event.error), 100),
+        ]);
+    }
+    table
+}
+
+async fn parked_list(global: &GlobalArgs, args: ParkedListArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut client = Connection::open(global, endpoint(global, args.service)).await?.admin();
+    let request = ListParkedEventsRequest {
+        projection: args.projection.unwrap_or_default(),
+        page_size: args.limit,
+        page_token: String::new(),
+    };
+    let listed = client.list_parked_events(request).await?.into_inner();
+    match global.output {
+        OutputFormat::Json => output::write_json(out, &listed)?,
+        OutputFormat::Table if listed.events.is_empty() => writeln!(out, "no parked events")?,
+        OutputFormat::Table => {
+            parked_table(&listed).write(out)?;
+            if !listed.next_page_token.is_empty() {
+                writeln!(out, "(more parked events: raise --limit)")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The summary line of one projection's replay.
+pub fn replay_line(projection: &str, outcome: &ReplayParkedEventsResponse) -> String {
+    let mut line = format!(
+        "{}: {} replayed, {} still parked, {} refused as foreign",
+        output::sanitize_line(projection),
+        outcome.replayed.len(),
+        outcome.still_parked.len(),
+        outcome.refused.len()
+    );
+    if !outcome.not_parked.is_empty() {
+        let list: Vec<String> = outcome.not_parked.iter().map(u64::to_string).collect();
+        line.push_str(&format!(", not parked: {}", list.join(", ")));
+    }
+    line
+}
+
+async fn parked_replay(
+    global: &GlobalArgs,
+    args: ParkedReplayArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut client = Connection::open(global, endpoint(global, args.service)).await?.admin();
+    let projections = match args.projection {
+        Some(name) => vec![name],
+        None => {
+            let listed = client.list_parked_events(ListParkedEventsRequest::default()).await?.into_inner();
+            let mut names: Vec<String> = listed.events.into_iter().map(|e| e.projection).collect();
+            names.dedup();
+            names
+        }
+    };
+    let mut left = 0;
+    for projection in projections {
+        let request =
+            ReplayParkedEventsRequest { projection: projection.clone(), sequences: args.sequences.clone() };
+        let outcome = client.replay_parked_events(request).await?.into_inner();
+        left += outcome.still_parked.len() + outcome.refused.len();
+        match global.output {
+            OutputFormat::Json => output::write_json(out, &outcome)?,
+            OutputFormat::Table => {
+                writeln!(out, "{}", replay_line(&projection, &outcome))?;
+                for event in outcome.refused.iter().chain(&outcome.still_parked) {
+                    writeln!(out, "  {} {}", event.sequence, output::sanitize_line(&event.error))?;
+                }
+            }
+        }
+    }
+    if left > 0 {
+        return Err(CliError::Other(anyhow::anyhow!("{left} events are still parked")));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
@@ -147,6 +300,59 @@ mod tests {
         assert_eq!(endpoint(&cli.global, args.service), "http://h:7");
         assert_eq!(rebuild_request(args).read_model, "");
         assert!(Cli::try_parse_from(["psirtctl", "admin", "rebuild", "nothing"]).is_err());
+    }
+
+    #[test]
+    fn parked_commands_parse_and_use_each_services_endpoint() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let cli =
+            parse(&["psirtctl", "admin", "parked", "list", "intake", "--server", "h:1"]).expect("parses");
+        let Command::Admin(AdminCommand::Parked(ParkedCommand::List(args))) = &cli.command else {
+            panic!("admin parked list")
+        };
+        assert_eq!(endpoint(&cli.global, args.service), "http://h:1");
+        assert_eq!((args.projection.as_deref(), args.limit), (None, 100));
+        let cli = parse(&[
+            "psirtctl",
+            "admin",
+            "parked",
+            "replay",
+            "notification",
+            "--projection",
+            "notification-routing",
+            "--sequence",
+            "7",
+            "--sequence",
+            "9",
+            "--notification-server",
+            "h:4",
+        ])
+        .expect("parses");
+        let Command::Admin(AdminCommand::Parked(ParkedCommand::Replay(args))) = &cli.command else {
+            panic!("admin parked replay")
+        };
+        assert_eq!(endpoint(&cli.global, args.service), "http://h:4");
+        assert_eq!(args.sequences, vec![7, 9]);
+        assert!(
+            parse(&["psirtctl", "admin", "parked", "replay", "triage", "--sequence", "7"]).is_err(),
+            "--sequence needs --projection"
+        );
+        assert!(parse(&["psirtctl", "admin", "parked", "list", "triage", "--limit", "0"]).is_err());
+        assert!(parse(&["psirtctl", "admin", "parked", "list", "nothing"]).is_err());
+    }
+
+    #[test]
+    fn replay_lines() {
+        let outcome = ReplayParkedEventsResponse {
+            replayed: vec![3, 4],
+            refused: vec![psirt_proto::admin::ReplayedEvent { sequence: 5, error: "foreign".to_owned() }],
+            still_parked: vec![],
+            not_parked: vec![8],
+        };
+        assert_eq!(
+            replay_line("intake-reports", &outcome),
+            "intake-reports: 2 replayed, 0 still parked, 1 refused as foreign, not parked: 8"
+        );
     }
 
     #[test]

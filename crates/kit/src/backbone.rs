@@ -370,3 +370,50 @@ pub fn watch_nats(
         }
     })
 }
+
+/// How often the projections are checked for a stall.
+const PROJECTION_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Keeps one readiness check per projection (`projection <name>`) in step
+/// with whether it is stalled ([`psirt_projection::Progress::stalled`]):
+/// a projection whose writes keep failing, or that stays too far behind
+/// the stream, makes the service not ready, names itself in `/readyz`,
+/// sets `psirt_projection_stalled` and logs why; it turns ready again by
+/// itself once it moves. One task; stops with `shutdown`.
+pub fn watch_projections(
+    projections: Vec<(String, std::sync::Arc<psirt_projection::Progress>)>,
+    stalled_after: Duration,
+    readiness: &crate::Readiness,
+    shutdown: crate::Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let watched: Vec<_> = projections
+        .into_iter()
+        .map(|(name, progress)| {
+            let check = readiness.register(&format!("projection {name}"));
+            check.set_ready(true);
+            psirt_projection::record_stalled(&name, false);
+            (name, progress, check)
+        })
+        .collect();
+    tokio::spawn(async move {
+        loop {
+            for (name, progress, check) in &watched {
+                let stalled = progress.stalled(stalled_after);
+                let was_ready = check.is_ready();
+                match &stalled {
+                    Some(reason) if was_ready => {
+                        tracing::error!(projection = %name, reason = %reason, "projection stalled, not ready until it moves");
+                    }
+                    None if !was_ready => tracing::info!(projection = %name, "projection moving again"),
+                    _ => {}
+                }
+                check.set_ready(stalled.is_none());
+                psirt_projection::record_stalled(name, stalled.is_some());
+            }
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(PROJECTION_CHECK_EVERY) => {}
+            }
+        }
+    })
+}

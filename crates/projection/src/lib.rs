@@ -315,13 +315,219 @@ pub async fn parked(pool: &AnyPool, name: &str) -> Result<Vec<(u64, String, Stri
     Ok(rows.into_iter().map(|(s, t, e)| (u64::try_from(s).unwrap_or(0), t, e)).collect())
 }
 
-/// Observable progress of a runner.
+/// Most parked events one replay looks at.
+pub const REPLAY_LIMIT: usize = 1000;
+
+/// One parked event, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedRow {
+    pub sequence: u64,
+    pub subject: String,
+    pub event_type: String,
+    /// Why it was parked (the decode error, or `foreign event: ...`).
+    pub error: String,
+    pub parked_at_ms: i64,
+    /// Its type does not belong to its subject's aggregate: a replay will
+    /// refuse it.
+    pub foreign: bool,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayOutcome {
+    /// Applied and no longer parked.
+    pub replayed: Vec<u64>,
+    /// Foreign events: refused again, still parked (sequence, reason).
+    pub refused: Vec<(u64, String)>,
+    /// Still failing (sequence, error), still parked.
+    pub still_parked: Vec<(u64, String)>,
+    /// Sequences asked for that are not parked.
+    pub not_parked: Vec<u64>,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// No runner of this projection consumes here (another replica holds
+    /// the lease, or the runner is stalled or rebuilding).
+    #[error(
+        "projection {0} does not run here now (another replica holds its lease, or it is rebuilding or stalled): \
+         ask the replica that runs it"
+    )]
+    NotRunning(String),
+    /// The replay itself failed (database, stream).
+    #[error("replay of projection {projection} failed: {error}")]
+    Failed { projection: String, error: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+struct ReplayJob {
+    sequences: Vec<u64>,
+    /// Told when the runner takes the job.
+    picked: tokio::sync::oneshot::Sender<()>,
+    reply: tokio::sync::oneshot::Sender<Result<ReplayOutcome, String>>,
+}
+
+/// A projection's parked events: listed from the database by anyone,
+/// replayed through the runner that consumes the stream (so what it keeps
+/// in memory stays true). Cheap to clone.
+#[derive(Clone)]
+pub struct ParkedEvents {
+    name: String,
+    pool: AnyPool,
+    rule: EventRule,
+    sender: tokio::sync::mpsc::Sender<ReplayJob>,
+    jobs: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<ReplayJob>>>,
+}
+
+/// How long a replay waits for the runner to pick it up.
+const REPLAY_PICKUP: Duration = Duration::from_secs(10);
+/// How long a picked-up replay may take.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl ParkedEvents {
+    fn new(name: &str, pool: AnyPool, rule: EventRule) -> Self {
+        let (sender, jobs) = tokio::sync::mpsc::channel(1);
+        Self { name: name.to_owned(), pool, rule, sender, jobs: Arc::new(tokio::sync::Mutex::new(jobs)) }
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Parked events after `after` (a sequence), oldest first, at most `limit`.
+    pub async fn list(&self, after: u64, limit: usize) -> Result<Vec<ParkedRow>, sqlx::Error> {
+        ensure_schema(&self.pool).await?;
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT sequence, subject, event_type, error, parked_at_ms FROM projection_parked
+             WHERE projection = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        )
+        .bind(&self.name)
+        .bind(to_i64(after))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sequence, subject, event_type, error, parked_at_ms)| ParkedRow {
+                foreign: (self.rule)(&subject, &event_type).is_err(),
+                sequence: u64::try_from(sequence).unwrap_or(0),
+                subject,
+                event_type,
+                error,
+                parked_at_ms,
+            })
+            .collect())
+    }
+
+    /// Replays parked events (`sequences`, or all when empty) through the
+    /// runner; see [`ReplayOutcome`].
+    pub async fn replay(&self, sequences: Vec<u64>) -> Result<ReplayOutcome, ReplayError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (picked, taken) = tokio::sync::oneshot::channel();
+        let not_running = || ReplayError::NotRunning(self.name.clone());
+        let deadline = tokio::time::Instant::now() + REPLAY_PICKUP;
+        let job = ReplayJob { sequences, picked, reply };
+        match tokio::time::timeout_at(deadline, self.sender.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(not_running()),
+        }
+        // A job nobody takes stays in the mailbox until a runner drains it
+        // (and skips it: its caller is gone).
+        match tokio::time::timeout_at(deadline, taken).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(not_running()),
+        }
+        match tokio::time::timeout(REPLAY_TIMEOUT, answer).await {
+            Ok(Ok(Ok(outcome))) => Ok(outcome),
+            Ok(Ok(Err(error))) => Err(ReplayError::Failed { projection: self.name.clone(), error }),
+            Ok(Err(_)) | Err(_) => Err(ReplayError::Failed {
+                projection: self.name.clone(),
+                error: "the runner stopped during the replay".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Observable progress of a runner, and whether it is stalled.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub checkpoint: AtomicU64,
     pub applied: AtomicU64,
     pub undecodable: AtomicU64,
     pub foreign: AtomicU64,
+    /// The last lag sampled (stream last sequence minus checkpoint).
+    pub lag: AtomicU64,
+    /// Since when (ms since the epoch) every attempt failed; 0 when the
+    /// last one succeeded.
+    failing_since_ms: std::sync::atomic::AtomicI64,
+    /// Since when the lag has been above `projection.max_lag`; 0 when not.
+    lagging_since_ms: std::sync::atomic::AtomicI64,
+    /// What the last failure was.
+    last_error: std::sync::Mutex<String>,
+}
+
+impl Progress {
+    /// A batch of events committed: the projection is not failing.
+    fn record_success(&self) {
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// An attempt failed (the database, the stream, a checkpoint ahead).
+    fn record_failure(&self, error: &ProjectionError) {
+        let _ = self.failing_since_ms.compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = error.to_string();
+    }
+
+    /// The runner is on standby (another replica holds the lease): neither
+    /// failing nor lagging is its to report.
+    fn record_standby(&self) {
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+        self.lagging_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A lag sample; `max_lag` 0 means no limit.
+    fn record_lag(&self, lag: u64, max_lag: u64) {
+        self.lag.store(lag, Ordering::Relaxed);
+        if max_lag > 0 && lag > max_lag {
+            let _ = self.lagging_since_ms.compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            self.lagging_since_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Why the projection is stalled, if it is: every attempt has failed
+    /// for `after` or longer, or the lag has stayed above the limit that
+    /// long. A projection retrying forever in silence is what this catches.
+    pub fn stalled(&self, after: Duration) -> Option<String> {
+        self.stalled_at(now_ms(), after)
+    }
+
+    fn stalled_at(&self, now: i64, after: Duration) -> Option<String> {
+        let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let failing = self.failing_since_ms.load(Ordering::Relaxed);
+        if failing > 0 && now.saturating_sub(failing) >= after_ms {
+            let error = self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            return Some(format!("failing for {} s: {error}", (now - failing) / 1000));
+        }
+        let lagging = self.lagging_since_ms.load(Ordering::Relaxed);
+        if lagging > 0 && now.saturating_sub(lagging) >= after_ms {
+            return Some(format!(
+                "{} events behind the stream for {} s",
+                self.lag.load(Ordering::Relaxed),
+                (now - lagging) / 1000
+            ));
+        }
+        None
+    }
+}
+
+/// Records whether a projection is stalled (gauge
+/// `psirt.projection.stalled`, 1 while it is), for the service's watcher.
+pub fn record_stalled(name: &str, stalled: bool) {
+    metrics::stalled(name, stalled);
 }
 
 /// An event refused by the runner's [`EventRule`] before the projection saw it.
@@ -366,6 +572,9 @@ pub struct ProjectionRunner<P> {
     writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Which event types each subject may carry; the rest is parked.
     event_rule: EventRule,
+    /// The projection's parked events and the mailbox of replays this
+    /// runner applies between its batches.
+    parked: ParkedEvents,
 }
 
 /// SQLite has one writer at a time, and a transaction that finds the
@@ -395,9 +604,11 @@ fn sqlite_writer(pool: &AnyPool) -> Option<Arc<tokio::sync::Mutex<()>>> {
 
 impl<P: Projection> ProjectionRunner<P> {
     pub fn new(projection: P, pool: AnyPool, store: EventStore, settings: ProjectionSettings) -> Self {
+        let parked = ParkedEvents::new(projection.name(), pool.clone(), psirt_eventstore::ownership::check);
         Self {
             projection: Arc::new(projection),
             writer: sqlite_writer(&pool),
+            parked,
             pool,
             store,
             settings,
@@ -413,6 +624,21 @@ impl<P: Projection> ProjectionRunner<P> {
     /// made-up aggregates. Events the rule refuses are parked, never applied.
     pub fn with_event_rule(mut self, rule: EventRule) -> Self {
         self.event_rule = rule;
+        self.parked.rule = rule;
+        self
+    }
+
+    /// The projection's parked events: listed from any replica, replayed by
+    /// the runner that holds the lease.
+    pub fn parked_events(&self) -> ParkedEvents {
+        self.parked.clone()
+    }
+
+    /// Takes the replays of `parked` (a handle of an earlier runner of the
+    /// same projection, one that a rebuild replaced), so the handle keeps
+    /// working.
+    pub fn with_parked_events(mut self, parked: ParkedEvents) -> Self {
+        self.parked = ParkedEvents { rule: self.event_rule, ..parked };
         self
     }
 
@@ -425,8 +651,20 @@ impl<P: Projection> ProjectionRunner<P> {
         self
     }
 
+    /// Shares `progress` with an earlier runner of the same projection
+    /// (one that a rebuild replaced), so a watcher keeps following it.
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
     pub fn progress(&self) -> Arc<Progress> {
         Arc::clone(&self.progress)
+    }
+
+    /// The projection's name and progress, for a stall watcher.
+    pub fn watched(&self) -> (String, Arc<Progress>) {
+        (self.projection.name().to_owned(), self.progress())
     }
 
     pub fn projection(&self) -> &P {
@@ -531,7 +769,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 event_type = %event.event_type, actor = ?event.metadata.actor, reason = %reason,
                 "projection parked a foreign event (a type that does not belong to its subject's aggregate)"
             );
-            park(&mut tx, name, event, reason, now).await?;
+            park(&mut tx, name, event, &format!("foreign event: {reason}"), now).await?;
         }
         for (index, err) in undecodable {
             let Some(event) = fresh.get(index) else { continue };
@@ -572,6 +810,9 @@ impl<P: Projection> ProjectionRunner<P> {
             return Err(ProjectionError::LeaseLost(name.to_owned()));
         }
         tx.commit().await?;
+        if last.is_some() {
+            self.progress.record_success();
+        }
         outcome.checkpoint = checkpoint;
         self.progress.checkpoint.store(checkpoint, Ordering::Relaxed);
         self.progress.applied.fetch_add(outcome.applied, Ordering::Relaxed);
@@ -681,6 +922,11 @@ impl<P: Projection> ProjectionRunner<P> {
                 r = self.run_once(None) => r,
                 _ = shutdown.changed() => Ok(()),
             };
+            match &result {
+                Err(ProjectionError::LeaseLost(_)) => self.progress.record_standby(),
+                Err(ProjectionError::StoppedByHook) | Ok(()) => {}
+                Err(e) => self.progress.record_failure(e),
+            }
             match result {
                 Ok(()) => {}
                 Err(ProjectionError::StoppedByHook) => return Err(ProjectionError::StoppedByHook),
@@ -764,7 +1010,8 @@ impl<P: Projection> ProjectionRunner<P> {
             .await
             .map_err(|e| ProjectionError::Stream(format!("failed to pull: {e}")))?;
         info!(projection = self.projection.name(), checkpoint = start, "projection consuming");
-        let mut pulled = Pulled { consumer, messages, batch_size, last_lag_sample: None };
+        let mut pulled =
+            Pulled { consumer, messages, batch_size, last_lag_sample: None, catching_up: until.is_some() };
         if let Some(target) = until
             && P::PREPARES
         {
@@ -908,14 +1155,38 @@ impl<P: Projection> ProjectionRunner<P> {
         pulled: &mut Pulled,
     ) -> Result<Option<Vec<jetstream::Message>>, ProjectionError> {
         let renew_every = self.settings.lease / 3;
-        let first = match tokio::time::timeout(renew_every, pulled.messages.next()).await {
+        let waited = {
+            let mut jobs = self.parked.jobs.lock().await;
+            tokio::select! {
+                biased;
+                job = jobs.recv() => Err(job),
+                next = tokio::time::timeout(renew_every, pulled.messages.next()) => Ok(next),
+            }
+        };
+        let waited = match waited {
+            Ok(next) => next,
+            Err(job) => {
+                // A replay asked for between two batches: applied by this
+                // runner, like a batch of its own.
+                if let Some(job) = job
+                    && job.picked.send(()).is_ok()
+                {
+                    let outcome = self.replay_parked(&job.sequences).await;
+                    let answer = outcome.as_ref().map(Clone::clone).map_err(ToString::to_string);
+                    let _ = job.reply.send(answer);
+                    outcome?;
+                }
+                return Ok(None);
+            }
+        };
+        let first = match waited {
             Err(_) => {
                 if !self.acquire_lease().await? {
                     return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
                 }
                 // idle: refresh the lag so it never shows a stale backlog
                 let done = self.progress.checkpoint.load(Ordering::Relaxed);
-                self.sample_backlog(&mut pulled.consumer, done).await;
+                self.sample_backlog(pulled, done).await;
                 return Ok(None);
             }
             Ok(None) => return Err(ProjectionError::Stream("message stream ended".to_owned())),
@@ -945,6 +1216,77 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(Some(batch))
     }
 
+    /// Replays parked events (`sequences`, or every one of the projection
+    /// when empty, oldest first, at most [`REPLAY_LIMIT`]): each is read
+    /// again from the stream (not from the parked copy), checked against
+    /// the event rule again (a foreign event stays parked, whatever it
+    /// claims: a replay never launders a forged event), and applied in a
+    /// transaction of its own; one that applies leaves the parking, one that
+    /// still fails stays with the new error. The checkpoint does not move.
+    async fn replay_parked(&self, sequences: &[u64]) -> Result<ReplayOutcome, ProjectionError> {
+        let name = self.projection.name();
+        let parked = self.parked.list(0, REPLAY_LIMIT).await?;
+        let wanted: Vec<&ParkedRow> =
+            parked.iter().filter(|row| sequences.is_empty() || sequences.contains(&row.sequence)).collect();
+        let mut outcome = ReplayOutcome::default();
+        for sequence in sequences {
+            if !parked.iter().any(|row| row.sequence == *sequence) {
+                outcome.not_parked.push(*sequence);
+            }
+        }
+        for row in wanted {
+            let event = match self.store.get(row.sequence).await {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    outcome.still_parked.push((row.sequence, "no longer in the stream".to_owned()));
+                    continue;
+                }
+                Err(e) => return Err(ProjectionError::Stream(e.to_string())),
+            };
+            if let Err(reason) = (self.event_rule)(&event.subject, &event.event_type) {
+                tracing::error!(
+                    projection = name, sequence = event.sequence, subject = %event.subject,
+                    event_type = %event.event_type, reason = %reason,
+                    "replay refused a foreign event: it stays parked"
+                );
+                metrics::foreign(name);
+                self.set_parked_error(row.sequence, &format!("foreign event: {reason}")).await?;
+                outcome.refused.push((row.sequence, reason));
+                continue;
+            }
+            let _turn = self.write_turn().await;
+            let (mut tx, _, _) = self.begin_batch(&self.pool).await?;
+            let undecodable = self.projection.apply_batch(&mut tx, std::slice::from_ref(&event)).await?;
+            if let Some((_, err)) = undecodable.into_iter().next() {
+                tx.rollback().await?;
+                drop(_turn);
+                self.set_parked_error(row.sequence, &err.to_string()).await?;
+                outcome.still_parked.push((row.sequence, err.to_string()));
+                continue;
+            }
+            sqlx::query("DELETE FROM projection_parked WHERE projection = $1 AND sequence = $2")
+                .bind(name)
+                .bind(to_i64(row.sequence))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            info!(projection = name, sequence = row.sequence, event_type = %event.event_type, "parked event replayed");
+            outcome.replayed.push(row.sequence);
+        }
+        Ok(outcome)
+    }
+
+    async fn set_parked_error(&self, sequence: u64, error: &str) -> Result<(), sqlx::Error> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE projection_parked SET error = $1 WHERE projection = $2 AND sequence = $3")
+            .bind(error)
+            .bind(self.projection.name())
+            .bind(to_i64(sequence))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Acknowledges a committed batch and samples the lag now and then.
     async fn acknowledge(
         &self,
@@ -960,7 +1302,7 @@ impl<P: Projection> ProjectionRunner<P> {
         // second rather than after every batch, off the hot path.
         if pulled.last_lag_sample.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             pulled.last_lag_sample = Some(tokio::time::Instant::now());
-            self.sample_backlog(&mut pulled.consumer, checkpoint).await;
+            self.sample_backlog(pulled, checkpoint).await;
         }
         Ok(())
     }
@@ -968,12 +1310,15 @@ impl<P: Projection> ProjectionRunner<P> {
     /// Records the lag (stream last sequence minus `checkpoint`) and the
     /// consumer's pending messages (not yet delivered plus delivered and
     /// unacknowledged). Two requests to the server: callers sample it.
-    async fn sample_backlog(&self, consumer: &mut consumer::Consumer<pull::Config>, checkpoint: u64) {
+    async fn sample_backlog(&self, pulled: &mut Pulled, checkpoint: u64) {
         let name = self.projection.name();
         if let Ok(last) = self.store.stream_last_sequence().await {
-            metrics::lag(name, last.saturating_sub(checkpoint));
+            let lag = last.saturating_sub(checkpoint);
+            metrics::lag(name, lag);
+            let max_lag = if pulled.catching_up { 0 } else { self.settings.max_lag };
+            self.progress.record_lag(lag, max_lag);
         }
-        if let Ok(info) = consumer.info().await {
+        if let Ok(info) = pulled.consumer.info().await {
             let pending = info.num_pending.saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(0));
             metrics::consumer_pending(name, &self.consumer_name(), pending);
         }
@@ -1095,6 +1440,8 @@ struct Pulled {
     messages: pull::Stream,
     batch_size: usize,
     last_lag_sample: Option<tokio::time::Instant>,
+    /// Catching up to a target (a rebuild): a large lag is the point, not a stall.
+    catching_up: bool,
 }
 
 /// The events of a batch of messages.
@@ -1132,6 +1479,7 @@ mod metrics {
         foreign: Counter<u64>,
         lag: Gauge<u64>,
         pending: Gauge<u64>,
+        stalled: Gauge<u64>,
     }
 
     fn instruments() -> &'static Instruments {
@@ -1156,6 +1504,12 @@ mod metrics {
                 lag: meter
                     .u64_gauge("psirt.projection.lag")
                     .with_description("stream last sequence minus the projection checkpoint")
+                    .build(),
+                stalled: meter
+                    .u64_gauge("psirt.projection.stalled")
+                    .with_description(
+                        "1 while a projection is stalled (failing or too far behind for projection.stalled_after_ms)",
+                    )
                     .build(),
                 pending: meter
                     .u64_gauge("psirt.projection.consumer_pending")
@@ -1190,6 +1544,10 @@ mod metrics {
         instruments().undecodable.add(1, &[KeyValue::new("projection", name.to_owned())]);
     }
 
+    pub(crate) fn stalled(name: &str, stalled: bool) {
+        instruments().stalled.record(u64::from(stalled), &[KeyValue::new("projection", name.to_owned())]);
+    }
+
     pub(crate) fn lag(name: &str, lag: u64) {
         instruments().lag.record(lag, &[KeyValue::new("projection", name.to_owned())]);
     }
@@ -1210,6 +1568,37 @@ mod tests {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
         sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("sqlite pool")
+    }
+
+    #[test]
+    fn a_projection_failing_or_lagging_for_long_enough_is_stalled() {
+        let after = Duration::from_secs(30);
+        let progress = Progress::default();
+        assert_eq!(progress.stalled_at(now_ms(), after), None, "a new runner is fine");
+        let error = ProjectionError::Stream("disk full".to_owned());
+        progress.record_failure(&error);
+        let since = progress.failing_since_ms.load(Ordering::Relaxed);
+        assert_eq!(progress.stalled_at(since + 29_999, after), None, "not yet");
+        // More failures keep the first time.
+        progress.record_failure(&error);
+        let reason = progress.stalled_at(since + 30_000, after).expect("stalled after 30 s of failures");
+        assert!(reason.contains("disk full") && reason.contains("30 s"), "{reason}");
+        progress.record_success();
+        assert_eq!(progress.stalled_at(since + 60_000, after), None, "a committed batch ends it");
+
+        progress.record_lag(500, 1000);
+        assert_eq!(progress.stalled_at(now_ms() + 60_000, after), None, "within the limit");
+        progress.record_lag(5000, 1000);
+        let since = progress.lagging_since_ms.load(Ordering::Relaxed);
+        progress.record_lag(6000, 1000);
+        assert_eq!(progress.stalled_at(since + 10_000, after), None);
+        let reason = progress.stalled_at(since + 31_000, after).expect("stalled behind the stream");
+        assert!(reason.contains("6000 events behind"), "{reason}");
+        progress.record_lag(6000, 0);
+        assert_eq!(progress.stalled_at(since + 31_000, after), None, "max_lag 0: no limit");
+        progress.record_failure(&error);
+        progress.record_standby();
+        assert_eq!(progress.stalled_at(now_ms() + 60_000, after), None, "a standby runner reports nothing");
     }
 
     #[tokio::test]

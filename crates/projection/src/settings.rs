@@ -48,6 +48,15 @@ pub struct ProjectionSettings {
     /// Pause before retrying after NATS or the database failed, in ms.
     #[serde(rename = "retry_pause_ms", with = "millis")]
     pub retry_pause: Duration,
+    /// A projection whose every attempt fails (its database writes, the
+    /// stream) for this long, or whose lag stays above `max_lag` this long,
+    /// is stalled: the service's `/readyz` answers 503 naming it, and
+    /// `psirt_projection_stalled` is 1. In ms.
+    #[serde(rename = "stalled_after_ms", with = "millis")]
+    pub stalled_after: Duration,
+    /// Most events a projection may be behind the stream (outside a
+    /// rebuild) before it counts as stalled; 0: no limit.
+    pub max_lag: u64,
 }
 
 impl Default for ProjectionSettings {
@@ -61,6 +70,8 @@ impl Default for ProjectionSettings {
             ack_wait: Duration::from_secs(30),
             lease: Duration::from_secs(15),
             retry_pause: Duration::from_millis(500),
+            stalled_after: Duration::from_secs(60),
+            max_lag: 100_000,
         }
     }
 }
@@ -92,6 +103,9 @@ impl ProjectionSettings {
         }
         if self.lease < Duration::from_secs(1) {
             out.push("projection.lease must be at least 1000 ms".to_owned());
+        }
+        if self.stalled_after < Duration::from_secs(1) {
+            out.push("projection.stalled_after_ms must be at least 1000".to_owned());
         }
         if self.ack_wait < Duration::from_secs(1) {
             out.push("projection.ack_wait must be at least 1000 ms".to_owned());

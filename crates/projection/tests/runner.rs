@@ -554,3 +554,97 @@ async fn a_foreign_event_type_on_a_subject_is_parked_never_applied() -> anyhow::
     }
     Ok(())
 }
+
+/// The tally, refusing `garbage` bodies as undecodable until fixed (a
+/// release that understands them); once fixed it applies any event it is
+/// given, so only the runner's rule stands between a forged event and the
+/// read model.
+struct Fixable(Arc<AtomicBool>);
+
+impl Projection for Fixable {
+    fn name(&self) -> &str {
+        "tally"
+    }
+
+    async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        if self.0.load(Ordering::SeqCst) {
+            let mut fixed = event.clone();
+            fixed.payload = Bytes::from(String::from_utf8_lossy(&event.payload).replace("garbage", "fixed"));
+            return Tally.apply(conn, &fixed).await;
+        }
+        Tally.apply(conn, event).await
+    }
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        Tally.reset(conn).await
+    }
+}
+
+#[tokio::test]
+async fn parked_events_are_listed_and_replayed_and_a_forged_one_never_applies() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let nats = NatsServer::start().await?;
+        let db = TestDatabase::new(backend).await?;
+        let pool = pool(&db).await?;
+        let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
+        publish(&store, "psirt.evt.thing.a", "ok1").await?;
+        let garbage = publish(&store, "psirt.evt.thing.a", "garbage1").await?;
+        let forged = publish_as(&store, "psirt.evt.thing.a", "psirt.test.v1.Disclosed", "forged").await?;
+        let last = publish(&store, "psirt.evt.thing.a", "ok2").await?;
+
+        let fixed = Arc::new(AtomicBool::new(false));
+        let runner = ProjectionRunner::new(Fixable(fixed.clone()), pool.clone(), store.clone(), settings())
+            .with_event_rule(tally_rule);
+        let parked = runner.parked_events();
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(runner.run(rx));
+        wait_checkpoint(&pool, last).await?;
+
+        let listed = parked.list(0, 100).await?;
+        let seen: Vec<(u64, bool)> = listed.iter().map(|r| (r.sequence, r.foreign)).collect();
+        assert_eq!(
+            seen,
+            vec![(garbage, false), (forged, true)],
+            "{backend:?}: both parked, the forgery marked"
+        );
+        assert_eq!(parked.list(garbage, 100).await?.len(), 1, "pages start after a sequence");
+
+        // The cause not fixed yet: nothing applies, both stay.
+        let outcome = parked.replay(Vec::new()).await?;
+        assert!(outcome.replayed.is_empty(), "{outcome:?}");
+        assert_eq!(outcome.still_parked.iter().map(|e| e.0).collect::<Vec<_>>(), vec![garbage]);
+        assert_eq!(outcome.refused.iter().map(|e| e.0).collect::<Vec<_>>(), vec![forged]);
+
+        // Fixed: the undecodable one applies; the forged one is refused
+        // again although the projection would now apply anything.
+        fixed.store(true, Ordering::SeqCst);
+        let outcome = parked.replay(Vec::new()).await?;
+        assert_eq!(outcome.replayed, vec![garbage], "{backend:?}");
+        assert_eq!(outcome.refused.iter().map(|e| e.0).collect::<Vec<_>>(), vec![forged]);
+        assert!(outcome.refused[0].1.contains("does not belong"), "{:?}", outcome.refused);
+        let outcome = parked.replay(vec![forged, 999]).await?;
+        assert!(outcome.replayed.is_empty() && outcome.not_parked == vec![999], "{outcome:?}");
+
+        let rows = tally(&pool).await?;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].1, 3, "ok1, ok2 and the replayed one: {rows:?}");
+        assert!(rows[0].2.contains("fixed1") && !rows[0].2.contains("forged"), "{rows:?}");
+        let left = parked.list(0, 100).await?;
+        assert_eq!(left.iter().map(|r| r.sequence).collect::<Vec<_>>(), vec![forged]);
+        assert!(left[0].error.starts_with("foreign event"), "{}", left[0].error);
+        assert_eq!(psirt_projection::checkpoint(&pool, "tally").await?, last, "the checkpoint did not move");
+
+        stop.send(true)?;
+        handle.await??;
+        if backend == Backend::Sqlite {
+            // No runner: the replay is refused, not left hanging.
+            let refused = parked.replay(Vec::new()).await;
+            assert!(
+                matches!(refused, Err(psirt_projection::ReplayError::NotRunning(_))),
+                "{:?}",
+                refused.map(|_| ())
+            );
+        }
+    }
+    Ok(())
+}

@@ -241,6 +241,8 @@ struct Routes {
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
+    /// The HTTP monitoring port (`/connz`, `/jsz`).
+    monitor_port: u16,
     bin: PathBuf,
     store: tempfile::TempDir,
     security: Option<Arc<Security>>,
@@ -285,6 +287,7 @@ impl NatsServer {
         Ok(Self {
             child: None,
             port,
+            monitor_port: free_port()?,
             bin,
             store: tempfile::tempdir().context("failed to create a store dir")?,
             security,
@@ -300,8 +303,9 @@ impl NatsServer {
     fn write_config(&self) -> anyhow::Result<PathBuf> {
         let dir = self.store.path();
         let mut conf = format!(
-            "listen: 127.0.0.1:{port}\nserver_name: {name}\njetstream {{\n  store_dir: {store:?}\n}}\n",
+            "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nserver_name: {name}\njetstream {{\n  store_dir: {store:?}\n}}\n",
             port = self.port,
+            monitor = self.monitor_port,
             name = self.name(),
             store = dir.join("js").display().to_string(),
         );
@@ -440,6 +444,34 @@ impl NatsServer {
             .with_context(|| format!("failed to connect to nats as {identity}"))
     }
 
+    /// The names of the clients connected to this server now (what each
+    /// gave as its connection name: a service connects as `psirt-<name>`),
+    /// from the server's monitoring endpoint `/connz`. Empty when the
+    /// server is not running.
+    pub async fn connection_names(&self) -> Vec<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.child.is_none() {
+            return Vec::new();
+        }
+        let fetch = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.monitor_port)).await.ok()?;
+            let request = "GET /connz?limit=1024 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.ok()?;
+            let text = String::from_utf8(response).ok()?;
+            let (_, body) = text.split_once("\r\n\r\n")?;
+            let connz: serde_json::Value = serde_json::from_str(body).ok()?;
+            let names = connz["connections"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>();
+            Some(names)
+        };
+        tokio::time::timeout(Duration::from_secs(2), fetch).await.ok().flatten().unwrap_or_default()
+    }
+
     /// The identities and TLS of a secured server.
     pub fn security(&self) -> Option<&Arc<Security>> {
         self.security.as_ref()
@@ -535,6 +567,38 @@ impl NatsCluster {
         let options = server.admin_options();
         let urls: Vec<String> = self.servers.iter().filter(|s| s.is_running()).map(NatsServer::url).collect();
         options().connect(urls).await.context("failed to connect to the cluster")
+    }
+
+    /// The index of the server a client named `name` (a service:
+    /// `psirt-intake`) is connected to now, if any.
+    pub async fn connected_to(&self, name: &str) -> Option<usize> {
+        for (index, server) in self.servers.iter().enumerate() {
+            if server.connection_names().await.iter().any(|n| n == name) {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// Waits until `stream` has a leader and every replica is current
+    /// (after a member restarted: it caught up), so the next member can be
+    /// taken down without losing the quorum.
+    pub async fn wait_stream_current(&self, stream: &str, deadline: Duration) -> anyhow::Result<()> {
+        let client = self.connect().await?;
+        let js = async_nats::jetstream::new(client);
+        let size = self.servers.len();
+        eventually(deadline, "every replica of the stream current", || {
+            let js = js.clone();
+            async move {
+                let mut s = js.get_stream(stream).await.ok()?;
+                let info = s.info().await.ok()?;
+                let cluster = info.cluster.as_ref()?;
+                cluster.leader.as_ref()?;
+                let current = cluster.replicas.iter().filter(|r| r.current && !r.offline).count();
+                (current + 1 >= size.min(info.config.num_replicas)).then_some(())
+            }
+        })
+        .await
     }
 
     /// The name of the server leading `stream`, once one is elected.

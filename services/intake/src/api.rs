@@ -18,12 +18,13 @@ pub fn policy() -> AuthPolicy {
     let all = [Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin];
     let staff = [Role::Analyst, Role::Engineer, Role::Admin];
     let analysts = [Role::Analyst, Role::Admin];
-    AuthPolicy::new()
+    let policy = AuthPolicy::new()
         .allow(&format!("/{SERVICE_NAME}/SubmitReport"), &all)
         .allow(&format!("/{SERVICE_NAME}/GetReport"), &all)
         .allow(&format!("/{SERVICE_NAME}/AddReporterMessage"), &all)
         .allow(&format!("/{SERVICE_NAME}/ListReports"), &staff)
-        .allow(&format!("/{SERVICE_NAME}/AcknowledgeReport"), &analysts)
+        .allow(&format!("/{SERVICE_NAME}/AcknowledgeReport"), &analysts);
+    psirt_kit::parked::allow_parked_methods(policy)
 }
 
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {

@@ -409,7 +409,23 @@ impl Intake {
     /// moment `SubmitReport` returned.
     pub async fn get(&self, principal: &Principal, req: intake::GetReportRequest) -> Result<intake::Report> {
         let id = parse_report_id("report_id", &req.report_id)?;
-        let mut view = self.load_visible(principal, id).await?.view();
+        let mut view = match self.load_visible(principal, id).await {
+            Ok(loaded) => loaded.view(),
+            // The stream away (no JetStream quorum): staff still read the
+            // report as the read model has it, which may lag the latest
+            // write. Reporters do not: the read model does not say whose
+            // report it is.
+            Err(IntakeError::Store(StoreError::Unavailable(cause))) if is_staff(principal) => {
+                match readmodel::get(&self.inner.pool, id).await? {
+                    Some(projected) => {
+                        tracing::warn!(report_id = %id, cause = %cause, "report read from the read model, the stream is unavailable");
+                        return Ok(projected);
+                    }
+                    None => return Err(StoreError::Unavailable(cause).into()),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         // A later report names this one as its suspected duplicate in its
         // own events; the read model has the link back.
         if let Ok(Some(projected)) = readmodel::get(&self.inner.pool, id).await {

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod mapping;
 pub mod readmodel;
 
+use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -168,7 +169,6 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self { grpc, admin, intake, store, pool, auth, projection, readiness, .. } = self;
         let serving = readiness.register("grpc");
-        let projecting = readiness.register("projection");
         let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
             pool.clone(),
@@ -177,11 +177,22 @@ impl Application {
         );
 
         let (stop_projection, stop_rx) = tokio::sync::watch::channel(false);
-        let runner =
-            ProjectionRunner::new(readmodel::ReportsProjection, pool.clone(), store.clone(), projection);
+        let runner = ProjectionRunner::new(
+            readmodel::ReportsProjection,
+            pool.clone(),
+            store.clone(),
+            projection.clone(),
+        );
         let progress = runner.progress();
+        let progress_watch = runner.watched();
+        let parked = psirt_kit::parked::ParkedAdmin::new(vec![runner.parked_events()]);
         let projection_task = tokio::spawn(runner.run(stop_rx));
-        projecting.set_ready(true);
+        let _stall_watch = psirt_kit::backbone::watch_projections(
+            vec![progress_watch],
+            projection.stalled_after,
+            &readiness,
+            shutdown.clone(),
+        );
 
         // The duplicate filter learns other replicas' and earlier reports
         // from the read model.
@@ -204,12 +215,13 @@ impl Application {
             })
         };
 
-        let routes = tonic::service::Routes::new(IntakeServiceServer::new(api::IntakeApi::new(intake)));
+        let routes = tonic::service::Routes::new(IntakeServiceServer::new(api::IntakeApi::new(intake)))
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,
             &[psirt_proto::FILE_DESCRIPTOR_SET],
-            &[api::SERVICE_NAME],
+            &[api::SERVICE_NAME, psirt_kit::parked::ADMIN_SERVICE],
             shutdown.clone(),
         ));
         let admin_task = tokio::spawn(admin.serve(shutdown.clone()));

@@ -25,7 +25,7 @@ pub fn policy() -> AuthPolicy {
     for method in ["ListSubscriptions", "ListDeliveries", "ListExternalTickets"] {
         policy = policy.allow(&format!("/{NOTIFICATION_SERVICE}/{method}"), &readers);
     }
-    policy
+    psirt_kit::parked::allow_parked_methods(policy)
 }
 
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {

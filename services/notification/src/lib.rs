@@ -24,6 +24,7 @@ pub mod view;
 pub mod webhook;
 pub mod worker;
 
+use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -295,7 +296,6 @@ impl Application {
         } = self;
         let descriptors = descriptors()?;
         let serving = readiness.register("grpc");
-        let projecting = readiness.register("projection");
         let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
             pool.clone(),
@@ -310,6 +310,8 @@ impl Application {
             store.clone(),
             projection.clone(),
         );
+        let views_watch = views.watched();
+        let views_parked = views.parked_events();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
         let routing = ProjectionRunner::new(
             routing::Routing { store: store.clone(), descriptors },
@@ -317,19 +319,27 @@ impl Application {
             store,
             projection.for_reactions(),
         );
+        let routing_watch = routing.watched();
+        let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, routing.parked_events()]);
         let routing_task = tokio::spawn(routing.run(stop_rx));
-        projecting.set_ready(true);
+        let _stall_watch = psirt_kit::backbone::watch_projections(
+            vec![views_watch, routing_watch],
+            projection.stalled_after,
+            &readiness,
+            shutdown.clone(),
+        );
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
         let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
 
         let routes = tonic::service::Routes::new(NotificationServiceServer::new(api::NotificationApi::new(
             notification,
-        )));
+        )))
+        .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,
             &[psirt_proto::FILE_DESCRIPTOR_SET],
-            &[api::NOTIFICATION_SERVICE],
+            &[api::NOTIFICATION_SERVICE, psirt_kit::parked::ADMIN_SERVICE],
             shutdown.clone(),
         ));
         let admin_task = tokio::spawn(admin.serve(shutdown.clone()));

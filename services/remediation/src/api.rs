@@ -32,7 +32,7 @@ pub fn policy() -> AuthPolicy {
     for method in ["DraftAdvisory", "PublishAdvisory"] {
         policy = policy.allow(&format!("/{ADVISORY_SERVICE}/{method}"), &analysts);
     }
-    policy
+    psirt_kit::parked::allow_parked_methods(policy)
 }
 
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {

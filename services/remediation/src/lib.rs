@@ -17,6 +17,7 @@ pub mod reactions;
 pub mod readmodel;
 pub mod view;
 
+use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -210,7 +211,6 @@ impl Application {
             ..
         } = self;
         let serving = readiness.register("grpc");
-        let projecting = readiness.register("projection");
         let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
             pool.clone(),
@@ -225,6 +225,8 @@ impl Application {
             store.clone(),
             projection.clone(),
         );
+        let views_watch = views.watched();
+        let views_parked = views.parked_events();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
         let reactions = ProjectionRunner::new(
             reactions::Reactions { store: store.clone(), policy: settings.policy.clone() },
@@ -232,8 +234,15 @@ impl Application {
             store,
             projection.for_reactions(),
         );
+        let reactions_watch = reactions.watched();
+        let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
-        projecting.set_ready(true);
+        let _stall_watch = psirt_kit::backbone::watch_projections(
+            vec![views_watch, reactions_watch],
+            projection.stalled_after,
+            &readiness,
+            shutdown.clone(),
+        );
 
         psirt_kit::telemetry::declare_sla_clocks(&["remediation"]);
         let scheduler = {
@@ -256,12 +265,13 @@ impl Application {
         let routes = tonic::service::Routes::new(RemediationServiceServer::new(api::RemediationApi::new(
             remediation.clone(),
         )))
-        .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)));
+        .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
+        .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,
             &[psirt_proto::FILE_DESCRIPTOR_SET],
-            &[api::REMEDIATION_SERVICE, api::ADVISORY_SERVICE],
+            &[api::REMEDIATION_SERVICE, api::ADVISORY_SERVICE, psirt_kit::parked::ADMIN_SERVICE],
             shutdown.clone(),
         ));
         let admin_task = tokio::spawn(admin.serve(shutdown.clone()));

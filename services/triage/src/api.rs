@@ -46,7 +46,9 @@ pub fn policy() -> AuthPolicy {
     for method in ["GetCase", "ListCases", "WatchCases", "GetCaseTimeline"] {
         policy = policy.allow(&format!("/{CASE_SERVICE}/{method}"), &readers);
     }
-    policy.allow(&format!("/{ADMIN_SERVICE}/RebuildReadModel"), &[Role::Admin])
+    psirt_kit::parked::allow_parked_methods(
+        policy.allow(&format!("/{ADMIN_SERVICE}/RebuildReadModel"), &[Role::Admin]),
+    )
 }
 
 fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
@@ -252,11 +254,12 @@ impl CaseService for CaseApi {
 /// view (`triage-cases`).
 pub struct AdminApi {
     rebuilder: Rebuilder,
+    parked: psirt_kit::parked::ParkedAdmin,
 }
 
 impl AdminApi {
-    pub fn new(rebuilder: Rebuilder) -> Self {
-        Self { rebuilder }
+    pub fn new(rebuilder: Rebuilder, parked: psirt_kit::parked::ParkedAdmin) -> Self {
+        Self { rebuilder, parked }
     }
 }
 
@@ -309,5 +312,21 @@ impl AdminService for AdminApi {
                 Some((Ok(rebuild_message(&status)), (rx, false, done)))
             });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    #[instrument(skip_all, fields(rpc = "ListParkedEvents"))]
+    async fn list_parked_events(
+        &self,
+        request: Request<admin::ListParkedEventsRequest>,
+    ) -> Result<Response<admin::ListParkedEventsResponse>, Status> {
+        self.parked.list(request).await
+    }
+
+    #[instrument(skip_all, fields(rpc = "ReplayParkedEvents"))]
+    async fn replay_parked_events(
+        &self,
+        request: Request<admin::ReplayParkedEventsRequest>,
+    ) -> Result<Response<admin::ReplayParkedEventsResponse>, Status> {
+        self.parked.replay(request).await
     }
 }

@@ -193,7 +193,6 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self { grpc, admin, triage, store, pool, auth, projection, settings, readiness, hub, .. } = self;
         let serving = readiness.register("grpc");
-        let projecting = readiness.register("projection");
         let nats_watch = psirt_kit::backbone::watch_backbone(
             store.jetstream().client(),
             pool.clone(),
@@ -207,6 +206,8 @@ impl Application {
         let cases =
             watch::CaseView::new(projection.clone(), settings.sla, pool.clone(), store.clone(), hub.clone());
         let rebuilder = cases.rebuilder();
+        let cases_watch = cases.watched();
+        let cases_parked = cases.parked_events();
         let cases_task = tokio::spawn(cases.run(stop_rx.clone()));
         let follower =
             tokio::spawn(hub.clone().follow_read_model(pool.clone(), store.clone(), stop_rx.clone()));
@@ -216,8 +217,15 @@ impl Application {
             store,
             projection.for_reactions(),
         );
+        let reactions_watch = reactions.watched();
+        let parked = psirt_kit::parked::ParkedAdmin::new(vec![cases_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
-        projecting.set_ready(true);
+        let _stall_watch = psirt_kit::backbone::watch_projections(
+            vec![cases_watch, reactions_watch],
+            projection.stalled_after,
+            &readiness,
+            shutdown.clone(),
+        );
 
         psirt_kit::telemetry::declare_sla_clocks(&psirt_domain::SlaClock::ALL.map(|c| c.as_str()));
         let scheduler = {
@@ -240,7 +248,7 @@ impl Application {
         let routes =
             tonic::service::Routes::new(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
                 .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
-                .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder)));
+                .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -728,6 +728,11 @@ pub struct CaseView {
     pub hub: WatchHub,
     jobs: mpsc::Receiver<RebuildJob>,
     rebuilder: Rebuilder,
+    /// Shared by every runner of the view (a rebuild starts a new one), so
+    /// the stall watcher follows whichever runs.
+    progress: Arc<psirt_projection::Progress>,
+    /// Likewise the parked events' replay mailbox.
+    parked: psirt_projection::ParkedEvents,
 }
 
 impl CaseView {
@@ -740,12 +745,30 @@ impl CaseView {
     ) -> Self {
         let (jobs_tx, jobs) = mpsc::channel(1);
         let rebuilder = Rebuilder { jobs: jobs_tx, busy: Arc::new(AtomicBool::new(false)) };
-        Self { projection, policy, pool, store, hub, jobs, rebuilder }
+        let progress = Arc::default();
+        let parked = ProjectionRunner::new(
+            WatchedCases { inner: CasesProjection::new(policy), hub: hub.clone() },
+            pool.clone(),
+            store.clone(),
+            projection.clone(),
+        )
+        .parked_events();
+        Self { projection, policy, pool, store, hub, jobs, rebuilder, progress, parked }
     }
 
     /// The handle the admin API starts rebuilds with.
     pub fn rebuilder(&self) -> Rebuilder {
         self.rebuilder.clone()
+    }
+
+    /// The view's projection name and progress, for the stall watcher.
+    pub fn watched(&self) -> (String, Arc<psirt_projection::Progress>) {
+        (crate::readmodel::PROJECTION_NAME.to_owned(), Arc::clone(&self.progress))
+    }
+
+    /// The view's parked events.
+    pub fn parked_events(&self) -> psirt_projection::ParkedEvents {
+        self.parked.clone()
     }
 
     fn runner(&self) -> ProjectionRunner<WatchedCases> {
@@ -756,6 +779,8 @@ impl CaseView {
             self.store.clone(),
             self.projection.clone(),
         )
+        .with_progress(Arc::clone(&self.progress))
+        .with_parked_events(self.parked.clone())
         .with_after_commit_hook(move |checkpoint| {
             hub.committed(checkpoint);
             false

@@ -32,6 +32,8 @@ pub fn build() -> anyhow::Result<()> {
             "psirt-remediation",
             "-p",
             "psirt-notification",
+            "-p",
+            "psirt-cli",
         ])
         .status()?;
     anyhow::ensure!(status.success(), "build failed");
@@ -130,6 +132,20 @@ impl Service {
             buf.starts_with(b"HTTP/1.1 200").then_some(())
         })
         .await
+    }
+
+    /// GET `path` on the admin port: (status code, body).
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.admin)).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((status, body))
     }
 
     /// SIGTERM, as an operator stops a service before a rebuild.
