@@ -1,11 +1,13 @@
 //! `psirt-bench`: load benchmarks of the intake path. `intake` loads a
 //! running service, `raw-publish` measures the JetStream ceiling for the same
-//! events, `all` runs it on a fresh nats-server, then loads a no-op server on
-//! the same gRPC stack (the floor, `floor.rs`) and a fresh intake child.
+//! events, `all` runs it on a fresh nats-server (or a fresh cluster,
+//! `--cluster`), then loads a no-op server on the same gRPC stack (the floor,
+//! `floor.rs`) and a fresh intake child on the same NATS.
 
 mod cases;
 mod floor;
 mod intake;
+mod nats;
 mod payload;
 mod process;
 mod raw;
@@ -19,6 +21,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::intake::IntakeOptions;
+use crate::nats::Nats;
 use crate::process::{IntakeProcess, MemorySampler};
 use crate::raw::RawOptions;
 use crate::report::{Document, Format, Parameters};
@@ -37,9 +40,9 @@ enum Command {
     /// Append the intake's events straight to JetStream: the ceiling for intake.
     /// Writes events to the stream: point it at a throwaway server.
     RawPublish(RawArgs),
-    /// Start a fresh nats-server, run raw-publish on it, load a no-op gRPC
-    /// server (the floor), then start psirt-intake and load it; report all
-    /// three and their ratios.
+    /// Start a fresh nats-server (or cluster), run raw-publish on it, load a
+    /// no-op gRPC server (the floor), then start psirt-intake and load it;
+    /// report all three and their ratios.
     All(AllArgs),
     /// The no-op SubmitReport server `all` loads as the gRPC floor (started
     /// by `all` as its own child; prints its address on stdout).
@@ -164,6 +167,10 @@ struct RawArgs {
     /// Stream capturing `psirt.evt.>`, created when missing.
     #[arg(long, default_value = raw::DEFAULT_STREAM)]
     stream: String,
+    /// Replicas of the stream when it is created (at most the servers of
+    /// the cluster; `--nats` may list several, comma-separated).
+    #[arg(long, default_value_t = 1, value_parser = replicas())]
+    replicas: usize,
     #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
@@ -181,10 +188,20 @@ struct AllArgs {
     /// Publish acks each raw client keeps in flight.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     window: u32,
+    /// Run all three on a fresh cluster of N nats-servers (routes on
+    /// loopback) whose event streams have N replicas; 1: one server.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = replicas())]
+    cluster: usize,
     #[command(flatten)]
     load: LoadArgs,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+/// Servers of a cluster and replicas of a stream: 1 to 5, as JetStream
+/// (and `nats.stream.replicas`) allows.
+fn replicas() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=5)
 }
 
 /// Parses `10`, `10s`, `1.5s`, `500ms`, `2m` (a bare number is seconds).
@@ -247,6 +264,7 @@ fn parameters(command: &str, load: &LoadArgs) -> Parameters {
         duration_secs: load.duration.as_secs_f64(),
         warmup_secs: load.warmup.as_secs_f64(),
         target: None,
+        nats_servers: None,
     }
 }
 
@@ -286,6 +304,7 @@ async fn raw_command(args: RawArgs) -> anyhow::Result<()> {
         duration: args.load.duration,
         warmup: args.load.warmup,
         stream: args.stream,
+        replicas: args.replicas,
     };
     eprintln!(
         "psirt-bench: {} with {} clients x {} acks in flight, {}s warmup + {}s",
@@ -327,7 +346,8 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     let clients = args.load.clients as usize;
     let connections = args.connections.map_or_else(|| intake::default_connections(clients), |c| c as usize);
 
-    let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
+    let nats = Nats::start(args.cluster).await?;
+    eprintln!("psirt-bench: measuring on {}", nats.describe());
     let raw_options = RawOptions {
         nats: nats.url(),
         clients,
@@ -335,6 +355,7 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
         duration: args.load.duration,
         warmup: args.load.warmup,
         stream: raw::DEFAULT_STREAM.to_owned(),
+        replicas: nats.replicas(),
     };
     eprintln!(
         "psirt-bench: {} with {clients} clients x {} acks in flight, {}s warmup + {}s",
@@ -372,7 +393,7 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     floor_summary.workload = floor::WORKLOAD.to_owned();
 
     eprintln!("psirt-bench: starting {}", intake_bin.display());
-    let mut child = IntakeProcess::start(&intake_bin, &nats.url()).await?;
+    let mut child = IntakeProcess::start(&intake_bin, &nats.url(), nats.replicas()).await?;
     let intake_options = load(child.grpc_url(), intake::WORKLOAD);
     let sampler = MemorySampler::start(child.pid(), Duration::from_millis(100));
     let result = intake::run(&intake_options).await;
@@ -380,11 +401,13 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     let log = child.log_tail(20);
     child.kill().await;
     let intake_summary = result.with_context(|| format!("intake log:\n{log}"))?;
+    let nats_servers = nats.servers();
     drop(nats);
 
     let mut params = parameters("all", &args.load);
     params.connections = Some(connections);
     params.ack_window = Some(raw_options.window);
+    params.nats_servers = Some(nats_servers);
     let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
     let (raw_rate, floor_rate, intake_rate) =
         (raw_run.summary.rate_per_sec, floor_summary.rate_per_sec, intake_summary.rate_per_sec);
@@ -426,9 +449,11 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     };
     let url = |db: &Option<psirt_testkit::TestDatabase>| db.as_ref().map(|db| db.url().to_owned());
     let mut intake_child =
-        IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), url(&intake_db).as_deref()).await?;
+        IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), 1, url(&intake_db).as_deref())
+            .await?;
     let mut triage_child =
-        IntakeProcess::start_service(&triage_bin, "triage", &nats.url(), url(&triage_db).as_deref()).await?;
+        IntakeProcess::start_service(&triage_bin, "triage", &nats.url(), 1, url(&triage_db).as_deref())
+            .await?;
     eprintln!(
         "psirt-bench: {} at {} reports/s on {:?}, {}s warmup + {}s",
         cases::WORKLOAD,
@@ -459,6 +484,7 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
         duration_secs: args.duration.as_secs_f64(),
         warmup_secs: args.warmup.as_secs_f64(),
         target: Some(format!("{} reports/s ({:?})", args.rate, args.database)),
+        nats_servers: None,
     };
     let mut doc = Document::new(params, vec![summary]);
     doc.nats_server_version = nats_server_version();
@@ -483,6 +509,7 @@ async fn rebuild_command(args: RebuildArgs) -> anyhow::Result<()> {
         duration_secs: result.rebuild.secs + result.raw.secs,
         warmup_secs: 0.0,
         target: Some(format!("{} events on PostgreSQL", result.events)),
+        nats_servers: None,
     };
     let mut doc = Document::new(params, Vec::new());
     doc.nats_server_version = nats_server_version();
@@ -522,7 +549,39 @@ mod tests {
         assert_eq!(args.load.duration, Duration::from_secs(3));
         assert_eq!(args.load.warmup, Duration::from_secs(2));
         assert_eq!(args.window, 32);
+        assert_eq!(args.cluster, 1);
         assert_eq!(args.output.format, Format::Table);
+    }
+
+    #[test]
+    fn all_on_a_cluster() {
+        let parse = |cluster: &str| {
+            Cli::try_parse_from(["psirt-bench", "all", "--cluster", cluster]).map(|cli| match cli.command {
+                Command::All(args) => args.cluster,
+                _ => panic!("not all"),
+            })
+        };
+        assert_eq!(parse("3").unwrap(), 3);
+        assert_eq!(parse("1").unwrap(), 1);
+        assert_eq!(parse("5").unwrap(), 5);
+        for bad in ["0", "6", "three", "-1"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn raw_publish_replicas() {
+        let parse = |extra: &[&str]| {
+            let args =
+                [&["psirt-bench", "raw-publish", "--nats", "nats://a:4222,nats://b:4222"], extra].concat();
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::RawPublish(args) => args.replicas,
+                _ => panic!("not raw-publish"),
+            })
+        };
+        assert_eq!(parse(&[]).unwrap(), 1);
+        assert_eq!(parse(&["--replicas", "3"]).unwrap(), 3);
+        assert!(parse(&["--replicas", "0"]).is_err());
     }
 
     #[test]

@@ -59,19 +59,22 @@ pub struct IntakeProcess {
 }
 
 impl IntakeProcess {
-    /// Starts `bin` against NATS at `nats_url` and waits until it is ready.
-    pub async fn start(bin: &Path, nats_url: &str) -> anyhow::Result<Self> {
-        Self::start_service(bin, "intake", nats_url, None).await
+    /// Starts `bin` against NATS at `nats_url` (comma-separated servers)
+    /// with an event stream of `replicas`, and waits until it is ready.
+    pub async fn start(bin: &Path, nats_url: &str, replicas: usize) -> anyhow::Result<Self> {
+        Self::start_service(bin, "intake", nats_url, replicas, None).await
     }
 
     /// Starts any service binary of the platform (`name` names its scratch
-    /// folder and database) and waits until it is ready. Its read model is
-    /// an SQLite file in the scratch folder, or the database at
-    /// `database_url`.
+    /// folder and database) and waits until it is ready. It creates the
+    /// event stream with `replicas` when missing, and refuses an existing
+    /// one with another count. Its read model is an SQLite file in the
+    /// scratch folder, or the database at `database_url`.
     pub async fn start_service(
         bin: &Path,
         name: &str,
         nats_url: &str,
+        replicas: usize,
         database_url: Option<&str>,
     ) -> anyhow::Result<Self> {
         if !bin.is_file() {
@@ -83,7 +86,7 @@ impl IntakeProcess {
         }
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            let mut process = Self::spawn(bin, name, nats_url, database_url)?;
+            let mut process = Self::spawn(bin, name, nats_url, replicas, database_url)?;
             match process.wait_ready().await {
                 Ok(()) => return Ok(process),
                 Err(err) => {
@@ -101,7 +104,13 @@ impl IntakeProcess {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("failed to start the intake")))
     }
 
-    fn spawn(bin: &Path, name: &str, nats_url: &str, database_url: Option<&str>) -> anyhow::Result<Self> {
+    fn spawn(
+        bin: &Path,
+        name: &str,
+        nats_url: &str,
+        replicas: usize,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = ScratchDir::new(name)?;
         let grpc = SocketAddr::from(([127, 0, 0, 1], psirt_testkit::free_port()?));
         let admin = SocketAddr::from(([127, 0, 0, 1], psirt_testkit::free_port()?));
@@ -124,6 +133,7 @@ impl IntakeProcess {
             .env("PSIRT_LOG__LEVEL", "warn")
             .env("PSIRT_NATS__URL", nats_url)
             .env("PSIRT_NATS__STREAM__MANAGE", "true")
+            .env("PSIRT_NATS__STREAM__REPLICAS", replicas.to_string())
             .env(
                 "PSIRT_DATABASE__URL",
                 database_url.map_or_else(

@@ -38,7 +38,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct RawOptions {
-    /// `nats://host:port`.
+    /// `nats://host:port`, or several comma-separated (a cluster).
     pub nats: String,
     pub clients: usize,
     /// Acks each task keeps in flight.
@@ -47,6 +47,8 @@ pub struct RawOptions {
     pub warmup: Duration,
     /// Stream to create when missing.
     pub stream: String,
+    /// Its replicas when created: the intake's stream has as many.
+    pub replicas: usize,
 }
 
 /// The result of a raw run.
@@ -70,7 +72,7 @@ pub async fn run(opts: &RawOptions) -> anyhow::Result<RawRun> {
         .timeout(ACK_TIMEOUT)
         .max_ack_inflight((opts.clients * opts.window).max(5_000))
         .build(client.clone());
-    ensure_stream(&js, &opts.stream).await?;
+    ensure_stream(&js, &opts.stream, opts.replicas).await?;
     let template = Arc::new(RawTemplate::new(&SubmitTemplate::new(Uuid::now_v7())));
 
     // One append before the load: a stream that does not capture the
@@ -93,19 +95,22 @@ pub async fn run(opts: &RawOptions) -> anyhow::Result<RawRun> {
     })
 }
 
+/// Connects to one of the comma-separated servers of `url` (a random one,
+/// as the services' client does).
 async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    let servers: Vec<&str> = url.split(',').map(str::trim).collect();
     async_nats::ConnectOptions::new()
         .name("psirt-bench")
         .connection_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect(servers)
         .await
         .with_context(|| format!("failed to connect to nats at {url}"))
 }
 
-/// Creates the event stream as the event store would, unless it exists
-/// (an existing stream is used as it is).
-pub async fn ensure_stream(js: &JetStream, name: &str) -> anyhow::Result<()> {
-    let settings = StreamSettings { name: name.to_owned(), ..StreamSettings::managed() };
+/// Creates the event stream as the event store would, with `replicas`,
+/// unless it exists (an existing stream is used as it is).
+pub async fn ensure_stream(js: &JetStream, name: &str, replicas: usize) -> anyhow::Result<()> {
+    let settings = StreamSettings { name: name.to_owned(), replicas, ..StreamSettings::managed() };
     js.get_or_create_stream(settings.to_stream_config())
         .await
         .map_err(|e| anyhow!("failed to create or get stream {name}: {e}"))?;

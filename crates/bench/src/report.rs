@@ -202,6 +202,10 @@ pub struct Parameters {
     pub warmup_secs: f64,
     /// The server(s) measured, when given on the command line.
     pub target: Option<String>,
+    /// The nats-servers `all` started (more than 1: a cluster, whose event
+    /// streams have a replica on every server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_servers: Option<usize>,
 }
 
 /// Everything one invocation reports; the `--json` output.
@@ -343,6 +347,9 @@ pub fn render_text(doc: &Document) -> String {
         let _ = writeln!(out, "errors of {}: {}", row.workload, codes.join(", "));
     }
     let mut footer = Vec::new();
+    if let Some(n) = doc.parameters.nats_servers.filter(|n| *n > 1) {
+        footer.push(format!("nats: {n} servers, stream R{n}"));
+    }
     if let Some(ratio) = doc.ratio_intake_over_raw {
         footer.push(format!("ratio intake/raw: {ratio:.2}"));
     }
@@ -488,6 +495,7 @@ intake                        7      2        1     0.50     3.46    12.50   101
                 duration_secs: 10.0,
                 warmup_secs: 2.0,
                 target: None,
+                nats_servers: None,
             },
             results,
             ratio_intake_over_raw: None,
@@ -513,6 +521,21 @@ intake                        7      2        1     0.50     3.46    12.50   101
         assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(lines[3], "errors of intake: UNAVAILABLE 3");
         assert_eq!(lines[4], "ratio intake/raw: 0.62   intake RSS peak: 41.3 MiB (VmHWM 43.0 MiB)");
+    }
+
+    #[test]
+    fn text_names_a_cluster_only() {
+        let mut doc = document(vec![row("raw", 10, 0, 1.0, 1.0)]);
+        doc.ratio_intake_over_raw = Some(0.5);
+        doc.parameters.nats_servers = Some(1);
+        assert_eq!(render_text(&doc).lines().last(), Some("ratio intake/raw: 0.50"));
+        doc.parameters.nats_servers = Some(3);
+        assert_eq!(
+            render_text(&doc).lines().last(),
+            Some("nats: 3 servers, stream R3   ratio intake/raw: 0.50")
+        );
+        let value = serde_json::to_value(&doc).unwrap();
+        assert_eq!(value["parameters"]["nats_servers"], 3);
     }
 
     #[test]

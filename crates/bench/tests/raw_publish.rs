@@ -39,3 +39,26 @@ async fn raw_publish_counts_appends_and_reports_json() {
     let info = stream.info().await.unwrap();
     assert!(info.state.messages > ok, "{} stored, {ok} counted", info.state.messages);
 }
+
+/// On a cluster (`all --cluster 3` does the same): the server list as the
+/// services take it, and a stream replicated on every server.
+#[tokio::test]
+async fn raw_publish_on_a_cluster_creates_a_replicated_stream() {
+    let cluster = psirt_testkit::NatsCluster::start(3, None).await.unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_psirt-bench"))
+        .args(["raw-publish", "--nats", &cluster.urls(), "--replicas", "3", "--clients", "2"])
+        .args(["--duration", "1s", "--warmup", "0", "--format", "json"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.unwrap().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ok = doc["results"][0]["ok"].as_u64().unwrap();
+    assert!(ok > 0, "{doc}");
+
+    let js = async_nats::jetstream::new(cluster.connect().await.unwrap());
+    let mut stream = js.get_stream("PSIRT_EVENTS").await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.config.num_replicas, 3);
+    assert!(info.state.messages > ok, "{} stored, {ok} counted", info.state.messages);
+}

@@ -228,7 +228,10 @@ mod tests {
             assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{role:?}");
         }
         let anonymous = Request::new(admin::ListParkedEventsRequest::default());
-        assert_eq!(parked.list(anonymous).await.expect_err("no principal").code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            parked.list(anonymous).await.expect_err("no principal").code(),
+            tonic::Code::Unauthenticated
+        );
         // An admin passes the role check and meets the field rules.
         let invalid = parked.list(as_role(&[Role::Admin], 5000)).await.expect_err("too large a page");
         assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
