@@ -422,6 +422,12 @@ impl ParkedEvents {
             .collect())
     }
 
+    /// The parked event at `sequence`, if there is one.
+    pub async fn get(&self, sequence: u64) -> Result<Option<ParkedRow>, sqlx::Error> {
+        let listed = self.list(sequence.saturating_sub(1), 1).await?;
+        Ok(listed.into_iter().find(|row| row.sequence == sequence))
+    }
+
     /// Replays parked events (`sequences`, or all when empty) through the
     /// runner; see [`ReplayOutcome`].
     pub async fn replay(&self, sequences: Vec<u64>) -> Result<ReplayOutcome, ReplayError> {
@@ -1225,16 +1231,20 @@ impl<P: Projection> ProjectionRunner<P> {
     /// still fails stays with the new error. The checkpoint does not move.
     async fn replay_parked(&self, sequences: &[u64]) -> Result<ReplayOutcome, ProjectionError> {
         let name = self.projection.name();
-        let parked = self.parked.list(0, REPLAY_LIMIT).await?;
-        let wanted: Vec<&ParkedRow> =
-            parked.iter().filter(|row| sequences.is_empty() || sequences.contains(&row.sequence)).collect();
         let mut outcome = ReplayOutcome::default();
-        for sequence in sequences {
-            if !parked.iter().any(|row| row.sequence == *sequence) {
-                outcome.not_parked.push(*sequence);
+        let wanted = if sequences.is_empty() {
+            self.parked.list(0, REPLAY_LIMIT).await?
+        } else {
+            let mut wanted = Vec::with_capacity(sequences.len());
+            for sequence in sequences {
+                match self.parked.get(*sequence).await? {
+                    Some(row) => wanted.push(row),
+                    None => outcome.not_parked.push(*sequence),
+                }
             }
-        }
-        for row in wanted {
+            wanted
+        };
+        for row in &wanted {
             let event = match self.store.get(row.sequence).await {
                 Ok(Some(event)) => event,
                 Ok(None) => {
