@@ -388,7 +388,7 @@ async fn submit_then_acknowledge_through_a_follower_never_reads_stale() -> anyho
     assert_ne!(cluster.servers[on].name(), leader);
     let client = IntakeServiceClient::new(intake.channel().await?);
 
-    let load = Load::start(&client, "stale-load", 8);
+    let load = Load::start(&client, "stale-load", 4);
     const PAIRS: usize = 500;
     const WORKERS: usize = 4;
     let mut tasks = Vec::new();
@@ -398,7 +398,9 @@ async fn submit_then_acknowledge_through_a_follower_never_reads_stale() -> anyho
             let (mut stale, mut other) = (Vec::new(), Vec::new());
             for i in 0..PAIRS / WORKERS {
                 let mut c = client.clone();
-                let submitted = c.submit_report(report(&format!("pair-{w}-{i}"), "pair", "Portal")).await;
+                let submitted = c
+                    .submit_report(report(&format!("pair-{w}-{i}"), &format!("pair {w}/{i}"), "Portal"))
+                    .await;
                 let (report_id, version) = match submitted {
                     Ok(r) => {
                         let r = r.into_inner();
