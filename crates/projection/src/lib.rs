@@ -1016,8 +1016,14 @@ impl<P: Projection> ProjectionRunner<P> {
             .await
             .map_err(|e| ProjectionError::Stream(format!("failed to pull: {e}")))?;
         info!(projection = self.projection.name(), checkpoint = start, "projection consuming");
-        let mut pulled =
-            Pulled { consumer, messages, batch_size, last_lag_sample: None, catching_up: until.is_some() };
+        let mut pulled = Pulled {
+            consumer,
+            messages,
+            batch_size,
+            last_lag_sample: None,
+            catching_up: until.is_some(),
+            next_delivery: 1,
+        };
         if let Some(target) = until
             && P::PREPARES
         {
@@ -1219,6 +1225,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 None => break,
             }
         }
+        check_delivery_order(&batch, &mut pulled.next_delivery)?;
         Ok(Some(batch))
     }
 
@@ -1452,6 +1459,36 @@ struct Pulled {
     last_lag_sample: Option<tokio::time::Instant>,
     /// Catching up to a target (a rebuild): a large lag is the point, not a stall.
     catching_up: bool,
+    /// The consumer sequence the next new delivery must have (the
+    /// consumer is created anew for each session, so it starts at 1).
+    next_delivery: u64,
+}
+
+/// Refuses a batch that skips deliveries of the consumer. Messages the
+/// server delivered to a pull request whose answer was lost (the server
+/// the client was connected to died) come again only after `ack_wait`;
+/// meanwhile later messages arrive, and applying them would move the
+/// checkpoint (and, with `AckPolicy::All`, the acknowledgement) past the
+/// lost ones for good. A gap ends the session instead: the next one starts
+/// from the checkpoint and nothing is skipped. A redelivery keeps its
+/// consumer sequence and is not a gap.
+fn check_delivery_order(batch: &[jetstream::Message], next: &mut u64) -> Result<(), ProjectionError> {
+    for msg in batch {
+        let info = msg.info().map_err(|e| ProjectionError::Stream(format!("bad message metadata: {e}")))?;
+        let delivery = info.consumer_sequence;
+        if delivery > *next {
+            return Err(ProjectionError::Stream(format!(
+                "deliveries {next}..{} of the consumer never arrived (stream sequence {} came first): \
+                 starting again from the checkpoint",
+                delivery - 1,
+                info.stream_sequence
+            )));
+        }
+        if delivery == *next {
+            *next += 1;
+        }
+    }
+    Ok(())
 }
 
 /// The events of a batch of messages.
