@@ -124,7 +124,7 @@ impl Notification {
         Ok(case)
     }
 
-    async fn case_event<M: prost::Message + prost::Name>(
+    async fn case_event<M: psirt_proto::EventSchema>(
         &self,
         case: CaseId,
         tag: &str,

@@ -82,7 +82,7 @@ impl Remediation {
     }
 
     /// Appends one case event as triage would.
-    async fn case_event<M: prost::Message + prost::Name>(
+    async fn case_event<M: psirt_proto::EventSchema>(
         &self,
         case: CaseId,
         tag: &str,

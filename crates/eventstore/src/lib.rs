@@ -10,6 +10,7 @@
 //! another one on the same aggregate sees its event.
 
 pub mod ownership;
+pub mod repository;
 mod settings;
 mod trace;
 
@@ -18,9 +19,11 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind, stream::LastRawMessageErrorKind};
 use bytes::Bytes;
+use psirt_proto::EventSchema;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use repository::{CommandError, Encoded, EventCodec, Executed, Loaded, Repository, Request};
 pub use settings::{StorageKind, StreamSettings, differences};
 pub use trace::{extract_trace_context, inject_trace_context};
 
@@ -104,21 +107,11 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// Builds an event from a protobuf message that knows its own name.
-    pub fn from_message<M: prost::Message + prost::Name>(
-        id: Uuid,
-        subject: String,
-        message: &M,
-        metadata: Metadata,
-    ) -> Self {
-        Self {
-            id,
-            subject,
-            event_type: M::full_name(),
-            schema_version: 1,
-            payload: Bytes::from(message.encode_to_vec()),
-            metadata,
-        }
+    /// Builds an event from an event message: its full name is the event
+    /// type, its [`EventSchema::VERSION`] the schema version.
+    pub fn from_message<M: EventSchema>(id: Uuid, subject: String, message: &M, metadata: Metadata) -> Self {
+        let Encoded { event_type, schema_version, payload } = Encoded::message(message);
+        Self { id, subject, event_type, schema_version, payload, metadata }
     }
 }
 
@@ -162,7 +155,10 @@ impl RecordedEvent {
             subject,
             id: text(headers::MSG_ID).and_then(|v| v.parse().ok()),
             event_type: text(headers::EVENT_TYPE).unwrap_or_default(),
-            schema_version: text(headers::SCHEMA_VERSION).and_then(|v| v.parse().ok()).unwrap_or(1),
+            // No header: written before versions were recorded, version 1.
+            // A header that is not a number is version 0, which no type has:
+            // such an event never decodes.
+            schema_version: text(headers::SCHEMA_VERSION).map_or(1, |v| v.trim().parse().unwrap_or(0)),
             payload,
             metadata: Metadata {
                 causation_id: text(headers::CAUSATION_ID),
@@ -174,16 +170,52 @@ impl RecordedEvent {
         }
     }
 
-    /// Decodes the payload as `M`, checking the type header first.
-    pub fn decode<M: prost::Message + prost::Name + Default>(&self) -> Result<M, DecodeError> {
+    /// The recorded form of an event this process appended at `sequence`
+    /// (what a command folds into its answer without reading it back), and
+    /// the one way tests build a recorded event.
+    pub fn from_new(event: &NewEvent, sequence: u64) -> Self {
+        Self {
+            sequence,
+            subject: event.subject.clone(),
+            id: Some(event.id),
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            payload: event.payload.clone(),
+            metadata: event.metadata.clone(),
+            headers: HeaderMap::new(),
+            stored_at: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// Decodes the payload as `M`: checks the type header, then the schema
+    /// version. An older version is upcast to today's first
+    /// ([`EventSchema::upcast`]); a newer one (written by a later build) is
+    /// [`DecodeError::NewerVersion`], never decoded as if it were today's.
+    pub fn decode<M: EventSchema>(&self) -> Result<M, DecodeError> {
         if !is_type::<M>(&self.event_type) {
             return Err(DecodeError::WrongType { expected: M::full_name(), actual: self.event_type.clone() });
         }
-        M::decode(self.payload.as_ref()).map_err(|e| DecodeError::Payload {
+        let payload_error = |message: String| DecodeError::Payload {
             event_type: self.event_type.clone(),
             sequence: self.sequence,
-            message: e.to_string(),
-        })
+            message,
+        };
+        match self.schema_version {
+            v if v == M::VERSION => {
+                M::decode(self.payload.as_ref()).map_err(|e| payload_error(e.to_string()))
+            }
+            v if v > M::VERSION || v == 0 => Err(DecodeError::NewerVersion {
+                event_type: self.event_type.clone(),
+                sequence: self.sequence,
+                version: v,
+                known: M::VERSION,
+            }),
+            v => {
+                let lifted =
+                    psirt_proto::schema::upcast_to_current::<M>(v, &self.payload).map_err(payload_error)?;
+                M::decode(lifted.as_slice()).map_err(|e| payload_error(format!("after upcasting: {e}")))
+            }
+        }
     }
 }
 
@@ -196,6 +228,14 @@ pub enum DecodeError {
     Payload { event_type: String, sequence: u64, message: String },
     #[error("unknown event type {event_type:?} at sequence {sequence}")]
     UnknownType { event_type: String, sequence: u64 },
+    /// The event's schema version is not one this build can read: newer
+    /// than today's (a later build wrote it; upgrade this service and replay
+    /// the parked event), or not a version at all (0).
+    #[error(
+        "event {event_type} at sequence {sequence} has schema version {version}, which this build cannot read \
+         (it knows versions up to {known}): parked until a build that knows it replays it"
+    )]
+    NewerVersion { event_type: String, sequence: u64, version: u32, known: u32 },
 }
 
 /// The result of a successful append.

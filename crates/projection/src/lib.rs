@@ -781,6 +781,17 @@ impl<P: Projection> ProjectionRunner<P> {
             let Some(event) = fresh.get(index) else { continue };
             outcome.undecodable += 1;
             metrics::undecodable(name);
+            if let DecodeError::NewerVersion { version, known, .. } = err {
+                // Never skipped, whatever the policy: a later build wrote it
+                // and will read it; replay it once this service is upgraded.
+                tracing::error!(
+                    projection = name, sequence = event.sequence, event_type = %event.event_type,
+                    version, known, error = %err,
+                    "projection parked an event of a schema version this build cannot read"
+                );
+                park(&mut tx, name, event, &err.to_string(), now).await?;
+                continue;
+            }
             match self.settings.on_undecodable {
                 UndecodablePolicy::Skip => {
                     warn!(projection = name, sequence = event.sequence, event_type = %event.event_type, error = %err, "projection skipped undecodable event");

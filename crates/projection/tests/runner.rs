@@ -18,6 +18,17 @@ use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// The tally event's message: only its name and version matter here.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Tallied {}
+
+impl prost::Name for Tallied {
+    const NAME: &'static str = "Tallied";
+    const PACKAGE: &'static str = "psirt.test.v1";
+}
+
+impl psirt_proto::EventSchema for Tallied {}
+
 /// Counts events per subject and concatenates their bodies: applying an
 /// event twice shows in both.
 struct Tally;
@@ -28,6 +39,10 @@ impl Projection for Tally {
     }
 
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
+        if event.schema_version != 1 {
+            // Only today's version is raw text; the versioned decode refuses others.
+            event.decode::<Tallied>()?;
+        }
         let body = String::from_utf8_lossy(&event.payload).to_string();
         if body.starts_with("garbage") {
             return Err(DecodeError::Payload {
@@ -186,11 +201,21 @@ async fn publish(store: &EventStore, subject: &str, body: &str) -> anyhow::Resul
 }
 
 async fn publish_as(store: &EventStore, subject: &str, event_type: &str, body: &str) -> anyhow::Result<u64> {
+    publish_versioned(store, subject, event_type, 1, body).await
+}
+
+async fn publish_versioned(
+    store: &EventStore,
+    subject: &str,
+    event_type: &str,
+    schema_version: u32,
+    body: &str,
+) -> anyhow::Result<u64> {
     let event = NewEvent {
         id: Uuid::now_v7(),
         subject: subject.to_owned(),
         event_type: event_type.to_owned(),
-        schema_version: 1,
+        schema_version,
         payload: Bytes::from(body.to_owned()),
         metadata: Metadata::default(),
     };
@@ -346,6 +371,9 @@ async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Re
         let store = EventStore::open(nats.connect().await?, &StreamSettings::managed()).await?;
         publish(&store, "psirt.evt.thing.a", "ok1").await?;
         let bad = publish(&store, "psirt.evt.thing.a", "garbage!").await?;
+        // Written by a later build: parked whatever the policy.
+        let newer =
+            publish_versioned(&store, "psirt.evt.thing.a", "psirt.test.v1.Tallied", 2, "from v2").await?;
         let last = publish(&store, "psirt.evt.thing.a", "ok2").await?;
 
         let settings = ProjectionSettings { on_undecodable: policy, ..settings() };
@@ -359,15 +387,17 @@ async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Re
         handle.await??;
 
         assert_eq!(tally(&pool).await?, vec![("psirt.evt.thing.a".to_owned(), 2, "ok1,ok2".to_owned())]);
-        assert_eq!(progress.undecodable.load(Ordering::SeqCst), 1);
+        assert_eq!(progress.undecodable.load(Ordering::SeqCst), 2);
         let parked = psirt_projection::parked(&pool, "tally").await?;
+        let newer_parked = parked.iter().find(|p| p.0 == newer).expect("the newer version is parked");
+        assert!(newer_parked.2.contains("schema version 2"), "{}", newer_parked.2);
         match policy {
             UndecodablePolicy::Park => {
-                assert_eq!(parked.len(), 1, "{backend:?}");
+                assert_eq!(parked.len(), 2, "{backend:?}");
                 assert_eq!(parked[0].0, bad);
                 assert!(parked[0].2.contains("not a tally event"));
             }
-            UndecodablePolicy::Skip => assert!(parked.is_empty()),
+            UndecodablePolicy::Skip => assert_eq!(parked.len(), 1, "only the newer version"),
         }
     }
     Ok(())

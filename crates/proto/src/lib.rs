@@ -17,6 +17,8 @@
 //! - [`triage`] (`psirt.triage.v1`): `TriageService` (case decisions) and
 //!   `CaseService` (case view: get, list, watch, timeline), messages, clients
 //!   and servers.
+//! - [`schema`]: the schema version of every stored event and the upcasters
+//!   that lift older payloads ([`EventSchema`]).
 //! - [`FILE_DESCRIPTOR_SET`]: all descriptors, for gRPC reflection and for
 //!   decoding any event dynamically (e.g. to JSON).
 
@@ -86,6 +88,8 @@ pub mod psirt {
     }
 }
 
+pub mod schema;
+
 pub use psirt::admin::v1 as admin;
 pub use psirt::common::v1 as common;
 pub use psirt::events::v1 as events;
@@ -102,3 +106,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// Package name of the event messages; the event type of an envelope is
 /// `"{EVENTS_PACKAGE}.{MessageName}"`.
 pub const EVENTS_PACKAGE: &str = "psirt.events.v1";
+
+pub use schema::EventSchema;

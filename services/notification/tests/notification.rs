@@ -253,7 +253,7 @@ impl Harness {
     }
 
     /// Appends one case event as triage would; returns its stream sequence.
-    async fn case_event<M: prost::Message + prost::Name>(
+    async fn case_event<M: psirt_proto::EventSchema>(
         &self,
         case: CaseId,
         tag: &str,

@@ -3,7 +3,7 @@
 //! (acknowledgement, duplicates marked against the case). The projection and
 //! the command responses fold with this same code.
 
-use prost::{Message, Name};
+use prost::Message;
 use psirt_domain::{CvssSeverity, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{common, events, triage};
@@ -366,7 +366,7 @@ pub fn foreign_case_id(event: &RecordedEvent) -> Option<String> {
 /// When an event happened by its own timestamp, for the timeline; the
 /// stream's time for types this service does not know.
 pub fn occurred_at(event: &RecordedEvent) -> OffsetDateTime {
-    fn pick<M: Message + Name + Default>(
+    fn pick<M: psirt_proto::EventSchema>(
         event: &RecordedEvent,
         f: impl Fn(&M) -> Option<prost_types::Timestamp>,
     ) -> Option<OffsetDateTime> {
