@@ -169,6 +169,18 @@ pub enum ReportEvent {
     },
 }
 
+impl ReportEvent {
+    /// The report the event is about.
+    pub fn report_id(&self) -> ReportId {
+        match self {
+            Self::ReportReceived { report_id, .. }
+            | Self::ReportAcknowledged { report_id, .. }
+            | Self::ReporterMessageAdded { report_id, .. }
+            | Self::DuplicateSuspected { report_id, .. } => *report_id,
+        }
+    }
+}
+
 impl DomainEvent for ReportEvent {
     fn event_type(&self) -> &'static str {
         match self {

@@ -23,7 +23,7 @@ use psirt_proto::EventSchema;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use repository::{CommandError, Encoded, EventCodec, Executed, Loaded, Repository, Request};
+pub use repository::{CommandError, Encoded, EventCodec, Executed, Loaded, ReadError, Repository, Request};
 pub use settings::{StorageKind, StreamSettings, differences};
 pub use trace::{extract_trace_context, inject_trace_context};
 

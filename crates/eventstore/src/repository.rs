@@ -143,6 +143,21 @@ pub struct Request<Ctx> {
     pub now: Option<OffsetDateTime>,
 }
 
+impl<Ctx> Request<Ctx> {
+    /// The request without its encoding context (for reads).
+    fn clone_without_context(&self) -> Request<()> {
+        Request {
+            id: self.id.clone(),
+            expected: self.expected,
+            idempotency: self.idempotency,
+            must_exist: self.must_exist,
+            metadata: self.metadata.clone(),
+            context: (),
+            now: self.now,
+        }
+    }
+}
+
 impl<Ctx: Default> Request<Ctx> {
     /// A request on an aggregate that must exist, with no expectation.
     pub fn new(id: impl std::fmt::Display, metadata: Metadata) -> Self {
@@ -194,6 +209,16 @@ pub enum CommandError<D, E> {
     /// A stored event does not decode.
     #[error(transparent)]
     Decode(DecodeError),
+}
+
+/// Why an aggregate could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event does not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }
 
 /// The aggregates of one codec on the event store.
@@ -267,12 +292,9 @@ impl<C: EventCodec> Repository<C> {
     }
 
     /// Loads and folds the aggregate `id`.
-    pub async fn get(
-        &self,
-        id: impl std::fmt::Display,
-    ) -> Result<Loaded<C::Aggregate>, CommandError<DomainError<C>, std::convert::Infallible>> {
-        let mut loaded = self.load(id).await.map_err(CommandError::Store)?;
-        self.fold(&mut loaded).map_err(CommandError::Decode)?;
+    pub async fn get(&self, id: impl std::fmt::Display) -> Result<Loaded<C::Aggregate>, ReadError> {
+        let mut loaded = self.load(id).await?;
+        self.fold(&mut loaded)?;
         Ok(loaded)
     }
 
@@ -296,16 +318,16 @@ impl<C: EventCodec> Repository<C> {
         &self,
         request: &Request<C::Context>,
         event_id: &(dyn Fn(&str) -> Uuid + Sync),
-        mut decide: impl AsyncFnMut(&Loaded<C::Aggregate>) -> Result<Option<Command<C>>, E>,
+        mut decide: impl FnMut(&Loaded<C::Aggregate>) -> Result<Option<Command<C>>, E>,
     ) -> Result<Executed<C::Aggregate>, CommandError<DomainError<C>, E>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.checked_load(request).await?;
+            let loaded = self.checked_load::<E, _>(request).await?;
             if request.idempotency.is_some_and(|id| loaded.has_event(id)) {
                 return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
             }
-            let Some(command) = decide(&loaded).await.map_err(CommandError::Rejected)? else {
+            let Some(command) = decide(&loaded).map_err(CommandError::Rejected)? else {
                 return Ok(Executed { loaded, appended: Vec::new(), already_done: false });
             };
             let now = request.now.unwrap_or_else(OffsetDateTime::now_utc);
@@ -319,10 +341,51 @@ impl<C: EventCodec> Repository<C> {
         }
     }
 
-    /// Loads, folds, and checks existence and the caller's expectation.
-    async fn checked_load<E>(
+    /// Creates an aggregate without reading it first (the fast path of a
+    /// submission): the command is decided on the empty state and appended
+    /// with the expectation "no event yet". When the aggregate exists, a
+    /// retry of this very request (its idempotency event stored) is done;
+    /// anything else is decided again on the stored state, where the
+    /// aggregate refuses it.
+    pub async fn create<E>(
         &self,
         request: &Request<C::Context>,
+        event_id: &(dyn Fn(&str) -> Uuid + Sync),
+        command: Command<C>,
+    ) -> Result<Executed<C::Aggregate>, CommandError<DomainError<C>, E>>
+    where
+        Command<C>: Clone,
+    {
+        let subject = self.subject(&request.id);
+        let fresh = Loaded {
+            id: request.id.clone(),
+            subject,
+            state: C::Aggregate::default(),
+            events: Vec::new(),
+            domain: Vec::new(),
+            last_sequence: None,
+        };
+        let now = request.now.unwrap_or_else(OffsetDateTime::now_utc);
+        let decided = fresh.state.handle(command.clone(), now).map_err(CommandError::Domain)?;
+        match self.append(fresh, decided, request, event_id).await {
+            Err(CommandError::Conflict { .. }) => {
+                let existing =
+                    Request { must_exist: false, expected: None, ..request.clone_without_context() };
+                let loaded = self.checked_load::<E, ()>(&existing).await?;
+                if request.idempotency.is_some_and(|id| loaded.has_event(id)) {
+                    return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
+                }
+                let decided = loaded.state.handle(command, now).map_err(CommandError::Domain)?;
+                self.append(loaded, decided, request, event_id).await
+            }
+            other => other,
+        }
+    }
+
+    /// Loads, folds, and checks existence and the caller's expectation.
+    async fn checked_load<E, Ctx>(
+        &self,
+        request: &Request<Ctx>,
     ) -> Result<Loaded<C::Aggregate>, CommandError<DomainError<C>, E>> {
         let mut loaded = self.load(&request.id).await.map_err(CommandError::Store)?;
         self.fold(&mut loaded).map_err(CommandError::Decode)?;

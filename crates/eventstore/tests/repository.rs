@@ -136,7 +136,7 @@ type Outcome = Result<psirt_eventstore::Executed<Tally>, CommandError<TallyError
 
 async fn open(repo: &Repository<TallyCodec>, id: Uuid, key: &'static str, title: &str) -> Outcome {
     let title = title.to_owned();
-    repo.execute(&request(id, key, false), &ids(key), async |_| {
+    repo.execute(&request(id, key, false), &ids(key), |_| {
         Ok(Some(TallyCommand::Open { title: title.clone() }))
     })
     .await
@@ -149,7 +149,7 @@ async fn note(
     text: &str,
 ) -> Outcome {
     let text = text.to_owned();
-    repo.execute(request, &ids(key), async |_| Ok(Some(TallyCommand::Note { text: text.clone() }))).await
+    repo.execute(request, &ids(key), |_| Ok(Some(TallyCommand::Note { text: text.clone() }))).await
 }
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn a_stale_expected_version_is_a_typed_error_and_never_retried() -> anyhow
     let decisions = AtomicUsize::new(0);
     let stale = Request { expected: Some(read_at), ..note_request(id, "n2") };
     let result = repo
-        .execute(&stale, &ids("n2"), async |_| {
+        .execute(&stale, &ids("n2"), |_| {
             decisions.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine".into() }))
         })
@@ -242,7 +242,7 @@ async fn a_stale_expected_version_is_a_typed_error_and_never_retried() -> anyhow
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> anyhow::Result<()> {
     let nats = NatsServer::start().await?;
     let repo = repository(&nats).await?;
@@ -254,10 +254,10 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     let decisions = AtomicUsize::new(0);
     let seen = std::sync::Mutex::new(Vec::new());
     let result = repo
-        .execute(&note_request(id, "mine"), &ids("mine"), async |loaded| {
+        .execute(&note_request(id, "mine"), &ids("mine"), |loaded| {
             seen.lock().unwrap().push(loaded.state.notes.clone());
             if decisions.fetch_add(1, Ordering::SeqCst) == 0 {
-                interfere(repo.store(), &subject, "theirs").await;
+                interfere(repo.store(), &subject, "theirs");
             }
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine".into() }))
         })
@@ -270,9 +270,9 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     // A writer that lands before every attempt: a typed conflict after two.
     let decisions = AtomicUsize::new(0);
     let result = repo
-        .execute(&note_request(id, "busy"), &ids("busy"), async |_| {
+        .execute(&note_request(id, "busy"), &ids("busy"), |_| {
             let n = decisions.fetch_add(1, Ordering::SeqCst);
-            interfere(repo.store(), &subject, &format!("theirs {n}")).await;
+            interfere(repo.store(), &subject, &format!("theirs {n}"));
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine again".into() }))
         })
         .await;
@@ -288,9 +288,9 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     let decisions = AtomicUsize::new(0);
     let expected = Request { expected: Some(repo.get(id).await?.current()), ..note_request(id, "exp") };
     let result = repo
-        .execute(&expected, &ids("exp"), async |_| {
+        .execute(&expected, &ids("exp"), |_| {
             decisions.fetch_add(1, Ordering::SeqCst);
-            interfere(repo.store(), &subject, "theirs, last").await;
+            interfere(repo.store(), &subject, "theirs, last");
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine, expected".into() }))
         })
         .await;
@@ -299,8 +299,15 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     Ok(())
 }
 
-/// Another writer's note, appended with the right expectation.
-async fn interfere(store: &EventStore, subject: &str, text: &str) {
+/// Another writer's note, appended with the right expectation, from inside
+/// a (synchronous) decision: the runtime has worker threads to drive it.
+fn interfere(store: &EventStore, subject: &str, text: &str) {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(interfere_now(store, subject, text))
+    });
+}
+
+async fn interfere_now(store: &EventStore, subject: &str, text: &str) {
     let last = store.last_sequence(subject).await.expect("last sequence");
     let event = NewEvent::from_message(
         Uuid::now_v7(),
@@ -332,13 +339,12 @@ async fn refusals_are_typed_and_append_nothing() -> anyhow::Result<()> {
     let empty = note(&repo, &note_request(id, "empty"), "empty", "").await;
     assert!(matches!(empty, Err(CommandError::Domain(TallyError::EmptyNote))), "{empty:?}");
     let rejected = repo
-        .execute(&note_request(id, "no"), &ids("no"), async |_| {
+        .execute(&note_request(id, "no"), &ids("no"), |_| {
             Err::<Option<TallyCommand>, _>("not yours".to_owned())
         })
         .await;
     assert!(matches!(rejected, Err(CommandError::Rejected(ref why)) if why == "not yours"), "{rejected:?}");
-    let nothing =
-        repo.execute(&note_request(id, "noop"), &ids("noop"), async |_| Ok::<_, String>(None)).await?;
+    let nothing = repo.execute(&note_request(id, "noop"), &ids("noop"), |_| Ok::<_, String>(None)).await?;
     assert!(nothing.appended.is_empty() && !nothing.already_done);
 
     assert_eq!(repo.store().load(&repo.subject(id)).await?.len(), 1, "only the open is stored");
@@ -361,7 +367,7 @@ async fn a_half_carried_out_request_appends_only_what_is_missing() -> anyhow::Re
 
     let request = Request { must_exist: false, ..Request::new(id, metadata()) };
     let done = repo
-        .execute(&request, &ids("both"), async |loaded| {
+        .execute(&request, &ids("both"), |loaded| {
             // Decided on the state the earlier attempt would have seen.
             assert!(loaded.exists());
             Ok::<_, String>(Some(TallyCommand::Note { text: "n".into() }))

@@ -246,6 +246,43 @@ impl From<psirt_eventstore::StoreError> for ApiError {
     }
 }
 
+/// What a failed command means to a caller: the repository's own failures
+/// are statuses already; the aggregate's refusal (`Domain`) and the
+/// decision's (`Rejected`) are the service's to map.
+#[derive(Debug)]
+pub enum Refusal<D, E> {
+    Api(ApiError),
+    Domain(D),
+    Rejected(E),
+}
+
+/// Splits a failed command of the shared command path into statuses and the
+/// service's own refusals; `resource` names the aggregate in messages
+/// (`report`, `case`, ...).
+pub fn refusal<D, E>(resource: &'static str, err: psirt_eventstore::CommandError<D, E>) -> Refusal<D, E> {
+    use psirt_eventstore::CommandError;
+    let id = |subject: &str| subject.rsplit('.').next().unwrap_or_default().to_owned();
+    Refusal::Api(match err {
+        CommandError::Domain(d) => return Refusal::Domain(d),
+        CommandError::Rejected(e) => return Refusal::Rejected(e),
+        CommandError::NotFound { subject } => ApiError::not_found(resource, id(&subject)),
+        CommandError::WrongVersion { subject, expected, actual } => ApiError::Aborted {
+            message: format!(
+                "{resource} {} is at version {actual}, not the expected {expected}",
+                id(&subject)
+            ),
+        },
+        CommandError::Conflict { subject } => ApiError::Aborted {
+            message: format!(
+                "{resource} {} kept changing while the command was decided; retry",
+                id(&subject)
+            ),
+        },
+        CommandError::Store(e) => e.into(),
+        CommandError::Decode(e) => ApiError::internal(format!("stored event does not decode: {e}")),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,7 @@ pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
 pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role};
-pub use error::{ApiError, FieldViolation};
+pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use grpc::GrpcServer;
 pub use shutdown::Shutdown;
 pub use telemetry::{MetricsHandle, TelemetryGuard};

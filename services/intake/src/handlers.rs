@@ -4,13 +4,14 @@
 //! event and answers as the first attempt did.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use psirt_domain::{
     CaseId, EventId, MessageDirection, Report, ReportCommand, ReportError, ReportEvent, ReportId,
 };
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
-use psirt_kit::{ApiError, FieldViolation, Principal, Role};
+use psirt_eventstore::{
+    CommandError, EventStore, Executed, Metadata, ReadError, Repository, Request, StoreError,
+};
+use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::intake;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -64,6 +65,25 @@ impl From<IntakeError> for ApiError {
     }
 }
 
+impl From<CommandError<ReportError, IntakeError>> for IntakeError {
+    fn from(err: CommandError<ReportError, IntakeError>) -> Self {
+        match psirt_kit::refusal("report", err) {
+            Refusal::Api(e) => e.into(),
+            Refusal::Domain(e) => e.into(),
+            Refusal::Rejected(e) => e,
+        }
+    }
+}
+
+impl From<ReadError> for IntakeError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Store(e) => e.into(),
+            ReadError::Decode(e) => e.into(),
+        }
+    }
+}
+
 impl From<IntakeError> for tonic::Status {
     fn from(err: IntakeError) -> Self {
         ApiError::from(err).into()
@@ -99,34 +119,17 @@ impl Default for IntakeSettings {
     }
 }
 
-/// A report loaded from its events.
-struct Loaded {
-    state: Report,
-    events: Vec<RecordedEvent>,
-    domain: Vec<ReportEvent>,
-}
+/// A report as loaded from its events.
+type Loaded = psirt_eventstore::Loaded<Report>;
 
-impl Loaded {
-    fn version(&self) -> ExpectedVersion {
-        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
+/// The `Report` view of a loaded report.
+fn view(loaded: &Loaded) -> intake::Report {
+    let mut view = intake::Report::default();
+    // The codec decodes every event of a report subject: the two align.
+    for (event, recorded) in loaded.domain.iter().zip(&loaded.events) {
+        mapping::fold(&mut view, event, recorded.sequence);
     }
-
-    fn has_event(&self, id: EventId) -> bool {
-        let id: uuid::Uuid = id.into();
-        self.events.iter().any(|e| e.id == Some(id))
-    }
-
-    fn view(&self) -> intake::Report {
-        let mut view = intake::Report::default();
-        for (event, recorded) in self.domain.iter().zip(&self.events) {
-            mapping::fold(&mut view, event, recorded.sequence);
-        }
-        view
-    }
-
-    fn submitter(&self) -> Option<&str> {
-        self.events.first().and_then(|e| e.metadata.actor.as_deref())
-    }
+    view
 }
 
 /// The intake application core, shared by the gRPC handlers.
@@ -136,7 +139,7 @@ pub struct Intake {
 }
 
 struct Inner {
-    store: EventStore,
+    reports: Repository<mapping::ReportCodec>,
     pool: AnyPool,
     settings: IntakeSettings,
     dedup: DedupFilter,
@@ -186,7 +189,8 @@ fn is_staff(principal: &Principal) -> bool {
 
 impl Intake {
     pub fn new(store: EventStore, pool: AnyPool, settings: IntakeSettings) -> Self {
-        Self { inner: Arc::new(Inner { store, pool, settings, dedup: DedupFilter::default() }) }
+        let reports = Repository::new(store, mapping::ReportCodec);
+        Self { inner: Arc::new(Inner { reports, pool, settings, dedup: DedupFilter::default() }) }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -202,15 +206,7 @@ impl Intake {
     }
 
     async fn load(&self, id: ReportId) -> Result<Loaded> {
-        let events = self.inner.store.load(&mapping::subject(id)).await?;
-        let mut state = Report::default();
-        let mut domain = Vec::with_capacity(events.len());
-        for e in &events {
-            let d = mapping::to_domain(e)?;
-            state.apply(&d);
-            domain.push(d);
-        }
-        Ok(Loaded { state, events, domain })
+        Ok(self.inner.reports.get(id).await?)
     }
 
     async fn load_visible(&self, principal: &Principal, id: ReportId) -> Result<Loaded> {
@@ -220,7 +216,7 @@ impl Intake {
         }
         // Not-found rather than denied: a reporter must not learn which
         // report ids exist.
-        if !is_staff(principal) && loaded.submitter() != Some(principal.subject.as_str()) {
+        if !is_staff(principal) && loaded.creator() != Some(principal.subject.as_str()) {
             return Err(ApiError::not_found("report", id.to_string()).into());
         }
         Ok(loaded)
@@ -241,39 +237,30 @@ impl Intake {
         };
         tracing::Span::current().record("report_id", tracing::field::display(report_id));
         let submit = mapping::submission(report_id, &request_id, req)?;
-        let received_at = now();
-        // Validation happens here, before any IO: bad input appends nothing.
-        let events = Report::default().handle(ReportCommand::Submit(Box::new(submit)), received_at)?;
-        let Some(received) = events.into_iter().next() else {
-            return Err(ApiError::internal("submission decided no event").into());
+        let event_id: uuid::Uuid = EventId::derive(report_id.into(), "received").into();
+        let request = Request {
+            must_exist: false,
+            idempotency: Some(event_id),
+            context: request_id.clone(),
+            ..Request::new(report_id, metadata(principal, &request_id, None))
         };
-        let event_id = EventId::derive(report_id.into(), "received");
-        let new =
-            mapping::to_new_event(&received, event_id, &request_id, metadata(principal, &request_id, None));
-        let mut view = match self.inner.store.append(new, ExpectedVersion::NoStream).await {
-            Ok(appended) if !appended.duplicate => {
-                let mut view = intake::Report::default();
-                mapping::fold(&mut view, &received, appended.sequence);
-                view
-            }
-            // A retry of this very request (inside or beyond the duplicate
-            // window): answer with the report as stored.
-            Ok(_) | Err(StoreError::Conflict { .. }) => {
-                let loaded = self.load(report_id).await?;
-                if !loaded.state.exists() {
-                    return Err(ApiError::Unavailable("report not readable yet, retry".to_owned()).into());
-                }
-                if loaded.submitter() != Some(principal.subject.as_str()) {
-                    // The id is scoped by principal, so this cannot happen
-                    // unless ids collide; never hand out someone else's report.
-                    return Err(
-                        ApiError::AlreadyExists { resource: "report", id: report_id.to_string() }.into()
-                    );
-                }
-                loaded.view()
-            }
-            Err(e) => return Err(e.into()),
+        // Decided on the empty report before any IO: bad input appends
+        // nothing. A retry of this very request (inside or beyond the
+        // duplicate window) answers with the report as stored.
+        let executed = self
+            .inner
+            .reports
+            .create::<IntakeError>(&request, &|_| event_id, ReportCommand::Submit(Box::new(submit)))
+            .await?;
+        if executed.already_done && executed.loaded.creator() != Some(principal.subject.as_str()) {
+            // The id is scoped by principal, so this cannot happen unless
+            // ids collide; never hand out someone else's report.
+            return Err(ApiError::AlreadyExists { resource: "report", id: report_id.to_string() }.into());
+        }
+        let Some(received) = executed.loaded.domain.first().cloned() else {
+            return Err(ApiError::internal("submission stored no event").into());
         };
+        let mut view = view(&executed.loaded);
         self.link_duplicates(principal, &request_id, report_id, &received, &mut view).await;
         Ok(intake::SubmitReportResponse {
             report_id: report_id.to_string(),
@@ -323,10 +310,9 @@ impl Intake {
                 reason: "same normalised title and affected product as an open report of the last 30 days"
                     .to_owned(),
             };
-            let result =
-                self.execute(principal, report_id, None, event_id, request_id, |_| Ok(command.clone())).await;
+            let result = self.execute(principal, report_id, None, event_id, request_id, command).await;
             match result {
-                Ok((loaded, _)) => *view = loaded.view(),
+                Ok(executed) => *view = self::view(&executed.loaded),
                 Err(e) => {
                     warn!(report_id = %report_id, other = %other, error = %e, "failed to link suspected duplicate")
                 }
@@ -334,9 +320,8 @@ impl Intake {
         }
     }
 
-    /// Loads, decides and appends one command's event, retrying a conflict
-    /// once. Returns the report after the command and the event appended
-    /// (or found, for a retried request).
+    /// Carries out one command with one event on the shared command path
+    /// (load, idempotency, expected version, decide, append, one retry).
     async fn execute(
         &self,
         principal: &Principal,
@@ -344,65 +329,17 @@ impl Intake {
         expected_version: Option<u64>,
         event_id: EventId,
         request_id: &str,
-        decide: impl Fn(&Loaded) -> Result<ReportCommand>,
-    ) -> Result<(Loaded, Option<ReportEvent>)> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let loaded = self.load(report_id).await?;
-            if !loaded.state.exists() {
-                return Err(ApiError::not_found("report", report_id.to_string()).into());
-            }
-            if loaded.has_event(event_id) {
-                return Ok((loaded, None));
-            }
-            if let Some(expected) = expected_version
-                && ExpectedVersion::Exactly(expected) != loaded.version()
-            {
-                return Err(ApiError::Aborted {
-                    message: format!(
-                        "report {report_id} is at version {}, not the expected {expected}",
-                        loaded.events.last().map_or(0, |e| e.sequence)
-                    ),
-                }
-                .into());
-            }
-            let command = decide(&loaded)?;
-            let events = loaded.state.handle(command, now())?;
-            let Some(event) = events.into_iter().next() else {
-                return Ok((loaded, None));
-            };
-            let new =
-                mapping::to_new_event(&event, event_id, request_id, metadata(principal, request_id, None));
-            match self.inner.store.append(new, loaded.version()).await {
-                Ok(appended) => {
-                    let mut loaded = loaded;
-                    loaded.state.apply(&event);
-                    loaded.domain.push(event.clone());
-                    loaded.events.push(RecordedEvent {
-                        sequence: appended.sequence,
-                        subject: mapping::subject(report_id),
-                        id: Some(event_id.into()),
-                        event_type: String::new(),
-                        schema_version: 1,
-                        payload: bytes_empty(),
-                        metadata: metadata(principal, request_id, None),
-                        headers: Default::default(),
-                        stored_at: now(),
-                    });
-                    if appended.duplicate {
-                        // stored before: reload for the true state
-                        let loaded = self.load(report_id).await?;
-                        return Ok((loaded, None));
-                    }
-                    return Ok((loaded, Some(event)));
-                }
-                Err(StoreError::Conflict { .. }) if attempt < 2 && expected_version.is_none() => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        command: ReportCommand,
+    ) -> Result<Executed<Report>> {
+        let event_id: uuid::Uuid = event_id.into();
+        let request = Request {
+            expected: expected_version,
+            idempotency: Some(event_id),
+            context: request_id.to_owned(),
+            ..Request::new(report_id, metadata(principal, request_id, None))
+        };
+        let decide = |_: &Loaded| Ok::<_, IntakeError>(Some(command.clone()));
+        Ok(self.inner.reports.execute(&request, &|_| event_id, decide).await?)
     }
 
     /// `GetReport`: read from the event stream, so a report is visible the
@@ -410,7 +347,7 @@ impl Intake {
     pub async fn get(&self, principal: &Principal, req: intake::GetReportRequest) -> Result<intake::Report> {
         let id = parse_report_id("report_id", &req.report_id)?;
         let mut view = match self.load_visible(principal, id).await {
-            Ok(loaded) => loaded.view(),
+            Ok(loaded) => view(&loaded),
             // The stream away (no JetStream quorum): staff still read the
             // report as the read model has it, which may lag the latest
             // write. Reporters do not: the read model does not say whose
@@ -453,12 +390,10 @@ impl Intake {
         let event_id = mapping::command_event_id(id, "acknowledge", &principal.subject, key);
         let template = self.inner.settings.acknowledgement_template.clone();
         let message = req.message.filter(|m| !m.trim().is_empty()).unwrap_or(template);
-        let (loaded, _) = self
-            .execute(principal, id, req.expected_version, event_id, request_id, |_| {
-                Ok(ReportCommand::Acknowledge { message: message.clone() })
-            })
-            .await?;
-        Ok(loaded.view())
+        let command = ReportCommand::Acknowledge { message };
+        let executed =
+            self.execute(principal, id, req.expected_version, event_id, request_id, command).await?;
+        Ok(view(&executed.loaded))
     }
 
     /// `AddReporterMessage`.
@@ -487,11 +422,9 @@ impl Intake {
         let event_id = mapping::command_event_id(id, "message", &principal.subject, &key);
         let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
         let body = req.body;
-        let (loaded, _) = self
-            .execute(principal, id, req.expected_version, event_id, &request_id, |_| {
-                Ok(ReportCommand::AddMessage { direction, author: author.clone(), body: body.clone() })
-            })
-            .await?;
+        let command = ReportCommand::AddMessage { direction, author, body };
+        let loaded =
+            self.execute(principal, id, req.expected_version, event_id, &request_id, command).await?.loaded;
         let message_id = loaded
             .events
             .iter()
@@ -502,7 +435,7 @@ impl Intake {
                 _ => None,
             })
             .unwrap_or_default();
-        Ok(intake::AddReporterMessageResponse { message_id, report: Some(loaded.view()) })
+        Ok(intake::AddReporterMessageResponse { message_id, report: Some(view(&loaded)) })
     }
 
     /// `ListReports`, from the read model.
@@ -584,10 +517,6 @@ impl Intake {
         };
         Ok(intake::ListReportsResponse { reports, next_page_token })
     }
-}
-
-fn bytes_empty() -> bytes::Bytes {
-    bytes::Bytes::new()
 }
 
 /// Opaque keyset token: `v1.<received_at_ms>.<report_id>` in hex.

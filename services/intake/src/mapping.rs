@@ -6,7 +6,7 @@ use prost_types::Timestamp;
 use psirt_domain::{
     CaseId, Channel, EventId, MessageDirection, MessageId, ReportEvent, ReportId, Reporter, SubmitReport,
 };
-use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 use psirt_proto::{common, events, intake};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -16,6 +16,24 @@ pub const AGGREGATE: &str = "report";
 
 pub fn subject(id: ReportId) -> String {
     psirt_eventstore::subject(AGGREGATE, id)
+}
+
+/// The report's events on the stream, for the shared command path. The
+/// encoding context is the request id recorded in each event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportCodec;
+
+impl EventCodec for ReportCodec {
+    type Aggregate = psirt_domain::Report;
+    type Context = String;
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<ReportEvent>, DecodeError> {
+        to_domain(event).map(Some)
+    }
+
+    fn encode(&self, event: &ReportEvent, _before: &psirt_domain::Report, request_id: &String) -> Encoded {
+        encode(event, request_id)
+    }
 }
 
 pub fn timestamp(t: OffsetDateTime) -> Timestamp {
@@ -129,7 +147,14 @@ pub fn to_new_event(
     request_id: &str,
     metadata: Metadata,
 ) -> NewEvent {
+    let Encoded { event_type, schema_version, payload } = encode(event, request_id);
     let id: Uuid = event_id.into();
+    NewEvent { id, subject: subject(event.report_id()), event_type, schema_version, payload, metadata }
+}
+
+/// The stored form of a report event; `request_id` is the client's key,
+/// recorded in the payload for audit.
+pub fn encode(event: &ReportEvent, request_id: &str) -> Encoded {
     match event {
         ReportEvent::ReportReceived {
             report_id,
@@ -144,58 +169,43 @@ pub fn to_new_event(
             requested_disclosure_at,
             received_at,
             external_reference,
-        } => NewEvent::from_message(
-            id,
-            subject(*report_id),
-            &events::ReportReceived {
-                report_id: report_id.to_string(),
-                case_id: case_id.to_string(),
-                request_id: rid.clone().unwrap_or_default(),
-                title: title.clone(),
-                description: description.clone(),
-                reporter: Some(reporter_to_proto(reporter)),
-                channel: channel_to_proto(*channel).into(),
-                affected_products: affected_products.clone(),
-                suggested_cvss_vector: suggested_cvss_vector.clone().unwrap_or_default(),
-                requested_disclosure_at: requested_disclosure_at.map(timestamp),
-                received_at: Some(timestamp(*received_at)),
-                external_reference: external_reference.clone().unwrap_or_default(),
-            },
-            metadata,
-        ),
-        ReportEvent::ReportAcknowledged { report_id, message, acknowledged_at } => NewEvent::from_message(
-            id,
-            subject(*report_id),
-            &events::ReportAcknowledged {
+        } => Encoded::message(&events::ReportReceived {
+            report_id: report_id.to_string(),
+            case_id: case_id.to_string(),
+            request_id: rid.clone().unwrap_or_default(),
+            title: title.clone(),
+            description: description.clone(),
+            reporter: Some(reporter_to_proto(reporter)),
+            channel: channel_to_proto(*channel).into(),
+            affected_products: affected_products.clone(),
+            suggested_cvss_vector: suggested_cvss_vector.clone().unwrap_or_default(),
+            requested_disclosure_at: requested_disclosure_at.map(timestamp),
+            received_at: Some(timestamp(*received_at)),
+            external_reference: external_reference.clone().unwrap_or_default(),
+        }),
+        ReportEvent::ReportAcknowledged { report_id, message, acknowledged_at } => {
+            Encoded::message(&events::ReportAcknowledged {
                 report_id: report_id.to_string(),
                 case_id: CaseId::for_report(*report_id).to_string(),
                 request_id: request_id.to_owned(),
                 message: message.clone(),
                 acknowledged_at: Some(timestamp(*acknowledged_at)),
-            },
-            metadata,
-        ),
-        ReportEvent::ReporterMessageAdded { report_id, message_id, direction, author, body, added_at } => {
-            NewEvent::from_message(
-                id,
-                subject(*report_id),
-                &events::ReporterMessageAdded {
-                    report_id: report_id.to_string(),
-                    case_id: CaseId::for_report(*report_id).to_string(),
-                    request_id: request_id.to_owned(),
-                    message_id: message_id.to_string(),
-                    direction: direction_to_proto(*direction).into(),
-                    author: author.clone(),
-                    body: body.clone(),
-                    sent_at: Some(timestamp(*added_at)),
-                },
-                metadata,
-            )
+            })
         }
-        ReportEvent::DuplicateSuspected { report_id, other, reason, suspected_at } => NewEvent::from_message(
-            id,
-            subject(*report_id),
-            &events::DuplicateSuspected {
+        ReportEvent::ReporterMessageAdded { report_id, message_id, direction, author, body, added_at } => {
+            Encoded::message(&events::ReporterMessageAdded {
+                report_id: report_id.to_string(),
+                case_id: CaseId::for_report(*report_id).to_string(),
+                request_id: request_id.to_owned(),
+                message_id: message_id.to_string(),
+                direction: direction_to_proto(*direction).into(),
+                author: author.clone(),
+                body: body.clone(),
+                sent_at: Some(timestamp(*added_at)),
+            })
+        }
+        ReportEvent::DuplicateSuspected { report_id, other, reason, suspected_at } => {
+            Encoded::message(&events::DuplicateSuspected {
                 report_id: report_id.to_string(),
                 case_id: CaseId::for_report(*report_id).to_string(),
                 other_report_id: other.to_string(),
@@ -204,9 +214,8 @@ pub fn to_new_event(
                 reason: reason.clone(),
                 suspected_at: Some(timestamp(*suspected_at)),
                 ..Default::default()
-            },
-            metadata,
-        ),
+            })
+        }
     }
 }
 
