@@ -218,6 +218,14 @@ impl DomainEvent for AdvisoryEvent {
 }
 
 impl AdvisoryEvent {
+    pub fn advisory_id(&self) -> AdvisoryId {
+        match self {
+            Self::AdvisoryDrafted { advisory_id, .. }
+            | Self::AdvisoryPublished { advisory_id, .. }
+            | Self::AdvisoryRevised { advisory_id, .. } => *advisory_id,
+        }
+    }
+
     pub fn case_id(&self) -> CaseId {
         match self {
             Self::AdvisoryDrafted { case_id, .. }

@@ -425,6 +425,17 @@ pub enum SubscriptionEvent {
     },
 }
 
+impl SubscriptionEvent {
+    /// The subscription the event is about.
+    pub fn subscription_id(&self) -> SubscriptionId {
+        match self {
+            Self::SubscriptionCreated { subscription_id, .. }
+            | Self::SubscriptionUpdated { subscription_id, .. }
+            | Self::SubscriptionDeleted { subscription_id, .. } => *subscription_id,
+        }
+    }
+}
+
 impl DomainEvent for SubscriptionEvent {
     fn event_type(&self) -> &'static str {
         match self {
@@ -784,6 +795,19 @@ pub enum DeliveryEvent {
         last_error: String,
         dead_lettered_at: OffsetDateTime,
     },
+}
+
+impl DeliveryEvent {
+    /// The delivery the event is about.
+    pub fn delivery_id(&self) -> DeliveryId {
+        match self {
+            Self::DeliveryScheduled(s) => s.delivery_id,
+            Self::DeliveryAttempted(a) => a.delivery_id,
+            Self::DeliverySucceeded { delivery_id, .. } | Self::DeliveryDeadLettered { delivery_id, .. } => {
+                *delivery_id
+            }
+        }
+    }
 }
 
 impl DomainEvent for DeliveryEvent {

@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
-use psirt_domain::Aggregate;
+use psirt_domain::{Aggregate, DomainEvent};
 use psirt_proto::EventSchema;
 use time::OffsetDateTime;
 use tracing::warn;
@@ -32,6 +32,12 @@ use uuid::Uuid;
 use crate::{
     DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError, ownership,
 };
+
+/// Event ids by event type (`DomainEvent::event_type`): what most commands
+/// derive their events' ids from.
+pub fn by_type<E: DomainEvent>(id_of_type: impl Fn(&str) -> Uuid + Sync) -> impl Fn(&E) -> Uuid + Sync {
+    move |event: &E| id_of_type(event.event_type())
+}
 
 /// An encoded event payload: what a codec makes of a domain event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,12 @@ pub trait EventCodec: Send + Sync {
     /// What encoding needs beyond the event and the aggregate before the
     /// command (`()` for most aggregates).
     type Context: Sync;
+
+    /// The state before the first event (the aggregate's default, or one
+    /// configured with a policy).
+    fn initial(&self) -> Self::Aggregate {
+        Self::Aggregate::default()
+    }
 
     /// The domain event of a stored one; `None` for an event of the subject
     /// this aggregate does not fold.
@@ -131,9 +143,10 @@ pub struct Request<Ctx> {
     /// The version the caller read (`expected_version` of an API request):
     /// a mismatch is [`CommandError::WrongVersion`] and is never retried.
     pub expected: Option<u64>,
-    /// The event whose presence means this request was carried out before:
-    /// it is answered as done, whatever the aggregate's version now.
-    pub idempotency: Option<Uuid>,
+    /// Events whose presence means this request was carried out before
+    /// (any one of them): it is answered as done, whatever the aggregate's
+    /// version now.
+    pub idempotency: Vec<Uuid>,
     /// Whether the aggregate must exist ([`CommandError::NotFound`] if not).
     pub must_exist: bool,
     pub metadata: Metadata,
@@ -144,12 +157,17 @@ pub struct Request<Ctx> {
 }
 
 impl<Ctx> Request<Ctx> {
+    /// Whether `loaded` holds one of the request's idempotency events.
+    pub fn done_in<A: Aggregate>(&self, loaded: &Loaded<A>) -> bool {
+        self.idempotency.iter().any(|id| loaded.has_event(*id))
+    }
+
     /// The request without its encoding context (for reads).
     fn clone_without_context(&self) -> Request<()> {
         Request {
             id: self.id.clone(),
             expected: self.expected,
-            idempotency: self.idempotency,
+            idempotency: self.idempotency.clone(),
             must_exist: self.must_exist,
             metadata: self.metadata.clone(),
             context: (),
@@ -164,7 +182,7 @@ impl<Ctx: Default> Request<Ctx> {
         Self {
             id: id.to_string(),
             expected: None,
-            idempotency: None,
+            idempotency: Vec::new(),
             must_exist: true,
             metadata,
             context: Ctx::default(),
@@ -288,7 +306,7 @@ impl<C: EventCodec> Repository<C> {
                 }
             }
         }
-        Ok(Loaded { id, subject, state: C::Aggregate::default(), events, domain: Vec::new(), last_sequence })
+        Ok(Loaded { id, subject, state: self.codec.initial(), events, domain: Vec::new(), last_sequence })
     }
 
     /// Loads and folds the aggregate `id`.
@@ -309,22 +327,21 @@ impl<C: EventCodec> Repository<C> {
     }
 
     /// Carries out one command: see the module documentation. `event_id`
-    /// gives the id of each decided event from its type
-    /// (`DomainEvent::event_type`), derived from the request so that a retry
-    /// finds them. `decide` sees the aggregate as loaded and answers the
+    /// gives the id of each decided event, derived from the request (most
+    /// from the event's type: [`by_type`]) so that a retry finds them. `decide` sees the aggregate as loaded and answers the
     /// command for the aggregate, or `None` to do nothing; it may run twice
     /// (after a conflict) and must not have effects of its own.
     pub async fn execute<E>(
         &self,
         request: &Request<C::Context>,
-        event_id: &(dyn Fn(&str) -> Uuid + Sync),
+        event_id: &(dyn Fn(&Event<C>) -> Uuid + Sync),
         mut decide: impl FnMut(&Loaded<C::Aggregate>) -> Result<Option<Command<C>>, E>,
     ) -> Result<Executed<C::Aggregate>, CommandError<DomainError<C>, E>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let loaded = self.checked_load::<E, _>(request).await?;
-            if request.idempotency.is_some_and(|id| loaded.has_event(id)) {
+            if request.done_in(&loaded) {
                 return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
             }
             let Some(command) = decide(&loaded).map_err(CommandError::Rejected)? else {
@@ -350,7 +367,7 @@ impl<C: EventCodec> Repository<C> {
     pub async fn create<E>(
         &self,
         request: &Request<C::Context>,
-        event_id: &(dyn Fn(&str) -> Uuid + Sync),
+        event_id: &(dyn Fn(&Event<C>) -> Uuid + Sync),
         command: Command<C>,
     ) -> Result<Executed<C::Aggregate>, CommandError<DomainError<C>, E>>
     where
@@ -360,7 +377,7 @@ impl<C: EventCodec> Repository<C> {
         let fresh = Loaded {
             id: request.id.clone(),
             subject,
-            state: C::Aggregate::default(),
+            state: self.codec.initial(),
             events: Vec::new(),
             domain: Vec::new(),
             last_sequence: None,
@@ -372,7 +389,7 @@ impl<C: EventCodec> Repository<C> {
                 let existing =
                     Request { must_exist: false, expected: None, ..request.clone_without_context() };
                 let loaded = self.checked_load::<E, ()>(&existing).await?;
-                if request.idempotency.is_some_and(|id| loaded.has_event(id)) {
+                if request.done_in(&loaded) {
                     return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
                 }
                 let decided = loaded.state.handle(command, now).map_err(CommandError::Domain)?;
@@ -382,8 +399,11 @@ impl<C: EventCodec> Repository<C> {
         }
     }
 
-    /// Loads, folds, and checks existence and the caller's expectation.
-    async fn checked_load<E, Ctx>(
+    /// Loads and folds the aggregate of `request`, and checks its existence
+    /// and the caller's expectation (not when the request was carried out
+    /// before: see [`Request::done_in`]). For commands whose decision needs
+    /// more than [`Self::execute`] offers; [`Self::append`] stores it.
+    pub async fn checked_load<E, Ctx>(
         &self,
         request: &Request<Ctx>,
     ) -> Result<Loaded<C::Aggregate>, CommandError<DomainError<C>, E>> {
@@ -393,7 +413,7 @@ impl<C: EventCodec> Repository<C> {
             return Err(CommandError::NotFound { subject: loaded.subject });
         }
         if let Some(expected) = request.expected
-            && !request.idempotency.is_some_and(|id| loaded.has_event(id))
+            && !request.done_in(&loaded)
             && expected != loaded.current()
         {
             let actual = loaded.current();
@@ -410,7 +430,7 @@ impl<C: EventCodec> Repository<C> {
         mut loaded: Loaded<C::Aggregate>,
         decided: Vec<Event<C>>,
         request: &Request<C::Context>,
-        event_id: &(dyn Fn(&str) -> Uuid + Sync),
+        event_id: &(dyn Fn(&Event<C>) -> Uuid + Sync),
     ) -> Result<Executed<C::Aggregate>, CommandError<DomainError<C>, E>> {
         // The state the command was decided on: what encoding sees.
         let before = loaded.state.clone();
@@ -418,7 +438,7 @@ impl<C: EventCodec> Repository<C> {
         let mut duplicate = false;
         let skipped_none = decided.is_empty();
         for event in decided {
-            let id = event_id(psirt_domain::DomainEvent::event_type(&event));
+            let id = event_id(&event);
             if loaded.has_event(id) {
                 continue;
             }

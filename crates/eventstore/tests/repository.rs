@@ -124,19 +124,24 @@ fn ids(key: &'static str) -> impl Fn(&str) -> Uuid + Sync {
     move |event_type: &str| Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{key}/{event_type}").as_bytes())
 }
 
+/// The same ids, by decided event.
+fn by(key: &'static str) -> impl Fn(&TallyEvent) -> Uuid + Sync {
+    psirt_eventstore::repository::by_type(ids(key))
+}
+
 fn request(id: Uuid, key: &'static str, must_exist: bool) -> Request<()> {
-    Request { must_exist, idempotency: Some(ids(key)("ReportReceived")), ..Request::new(id, metadata()) }
+    Request { must_exist, idempotency: vec![ids(key)("ReportReceived")], ..Request::new(id, metadata()) }
 }
 
 fn note_request(id: Uuid, key: &'static str) -> Request<()> {
-    Request { idempotency: Some(ids(key)("ReporterMessageAdded")), ..Request::new(id, metadata()) }
+    Request { idempotency: vec![ids(key)("ReporterMessageAdded")], ..Request::new(id, metadata()) }
 }
 
 type Outcome = Result<psirt_eventstore::Executed<Tally>, CommandError<TallyError, String>>;
 
 async fn open(repo: &Repository<TallyCodec>, id: Uuid, key: &'static str, title: &str) -> Outcome {
     let title = title.to_owned();
-    repo.execute(&request(id, key, false), &ids(key), |_| {
+    repo.execute(&request(id, key, false), &by(key), |_| {
         Ok(Some(TallyCommand::Open { title: title.clone() }))
     })
     .await
@@ -149,7 +154,7 @@ async fn note(
     text: &str,
 ) -> Outcome {
     let text = text.to_owned();
-    repo.execute(request, &ids(key), |_| Ok(Some(TallyCommand::Note { text: text.clone() }))).await
+    repo.execute(request, &by(key), |_| Ok(Some(TallyCommand::Note { text: text.clone() }))).await
 }
 
 #[tokio::test]
@@ -220,7 +225,7 @@ async fn a_stale_expected_version_is_a_typed_error_and_never_retried() -> anyhow
     let decisions = AtomicUsize::new(0);
     let stale = Request { expected: Some(read_at), ..note_request(id, "n2") };
     let result = repo
-        .execute(&stale, &ids("n2"), |_| {
+        .execute(&stale, &by("n2"), |_| {
             decisions.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine".into() }))
         })
@@ -254,7 +259,7 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     let decisions = AtomicUsize::new(0);
     let seen = std::sync::Mutex::new(Vec::new());
     let result = repo
-        .execute(&note_request(id, "mine"), &ids("mine"), |loaded| {
+        .execute(&note_request(id, "mine"), &by("mine"), |loaded| {
             seen.lock().unwrap().push(loaded.state.notes.clone());
             if decisions.fetch_add(1, Ordering::SeqCst) == 0 {
                 interfere(repo.store(), &subject, "theirs");
@@ -270,7 +275,7 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     // A writer that lands before every attempt: a typed conflict after two.
     let decisions = AtomicUsize::new(0);
     let result = repo
-        .execute(&note_request(id, "busy"), &ids("busy"), |_| {
+        .execute(&note_request(id, "busy"), &by("busy"), |_| {
             let n = decisions.fetch_add(1, Ordering::SeqCst);
             interfere(repo.store(), &subject, &format!("theirs {n}"));
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine again".into() }))
@@ -288,7 +293,7 @@ async fn a_conflict_with_another_writer_is_retried_once_on_the_new_state() -> an
     let decisions = AtomicUsize::new(0);
     let expected = Request { expected: Some(repo.get(id).await?.current()), ..note_request(id, "exp") };
     let result = repo
-        .execute(&expected, &ids("exp"), |_| {
+        .execute(&expected, &by("exp"), |_| {
             decisions.fetch_add(1, Ordering::SeqCst);
             interfere(repo.store(), &subject, "theirs, last");
             Ok::<_, String>(Some(TallyCommand::Note { text: "mine, expected".into() }))
@@ -339,12 +344,12 @@ async fn refusals_are_typed_and_append_nothing() -> anyhow::Result<()> {
     let empty = note(&repo, &note_request(id, "empty"), "empty", "").await;
     assert!(matches!(empty, Err(CommandError::Domain(TallyError::EmptyNote))), "{empty:?}");
     let rejected = repo
-        .execute(&note_request(id, "no"), &ids("no"), |_| {
+        .execute(&note_request(id, "no"), &by("no"), |_| {
             Err::<Option<TallyCommand>, _>("not yours".to_owned())
         })
         .await;
     assert!(matches!(rejected, Err(CommandError::Rejected(ref why)) if why == "not yours"), "{rejected:?}");
-    let nothing = repo.execute(&note_request(id, "noop"), &ids("noop"), |_| Ok::<_, String>(None)).await?;
+    let nothing = repo.execute(&note_request(id, "noop"), &by("noop"), |_| Ok::<_, String>(None)).await?;
     assert!(nothing.appended.is_empty() && !nothing.already_done);
 
     assert_eq!(repo.store().load(&repo.subject(id)).await?.len(), 1, "only the open is stored");
@@ -367,7 +372,7 @@ async fn a_half_carried_out_request_appends_only_what_is_missing() -> anyhow::Re
 
     let request = Request { must_exist: false, ..Request::new(id, metadata()) };
     let done = repo
-        .execute(&request, &ids("both"), |loaded| {
+        .execute(&request, &by("both"), |loaded| {
             // Decided on the state the earlier attempt would have seen.
             assert!(loaded.exists());
             Ok::<_, String>(Some(TallyCommand::Note { text: "n".into() }))
@@ -388,11 +393,11 @@ async fn a_half_carried_out_request_appends_only_what_is_missing() -> anyhow::Re
     );
     repo.store().append(stored_first, ExpectedVersion::NoStream).await?;
     let mut loaded_now = repo.get(fresh).await?;
-    let half = repo.append::<String>(loaded_now, decided.clone(), &request, &ids("pair")).await?;
+    let half = repo.append::<String>(loaded_now, decided.clone(), &request, &by("pair")).await?;
     assert_eq!(half.appended, vec![TallyEvent::Noted { text: "n".into() }]);
     assert!(!half.already_done);
     loaded_now = repo.get(fresh).await?;
-    let whole = repo.append::<String>(loaded_now, decided, &request, &ids("pair")).await?;
+    let whole = repo.append::<String>(loaded_now, decided, &request, &by("pair")).await?;
     assert!(whole.already_done && whole.appended.is_empty());
     assert_eq!(repo.store().load(&repo.subject(fresh)).await?.len(), 2);
     Ok(())

@@ -240,7 +240,7 @@ impl Intake {
         let event_id: uuid::Uuid = EventId::derive(report_id.into(), "received").into();
         let request = Request {
             must_exist: false,
-            idempotency: Some(event_id),
+            idempotency: vec![event_id],
             context: request_id.clone(),
             ..Request::new(report_id, metadata(principal, &request_id, None))
         };
@@ -334,7 +334,7 @@ impl Intake {
         let event_id: uuid::Uuid = event_id.into();
         let request = Request {
             expected: expected_version,
-            idempotency: Some(event_id),
+            idempotency: vec![event_id],
             context: request_id.to_owned(),
             ..Request::new(report_id, metadata(principal, request_id, None))
         };

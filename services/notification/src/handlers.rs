@@ -11,19 +11,19 @@ use psirt_domain::notification::{MAX_EVENT_TYPES, SubscriptionSettings, validate
 /// Most tracker subscriptions of one channel looked through for a clash.
 const MAX_TRACKER_SUBSCRIPTIONS: u32 = 10_000;
 use psirt_domain::{
-    DeliveryCommand, DeliveryError, DeliveryId, EventId, Subscription, SubscriptionCommand,
-    SubscriptionError, SubscriptionId,
+    DeliveryCommand, DeliveryError, DeliveryId, EventId, SubscriptionCommand, SubscriptionError,
+    SubscriptionId,
 };
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
-use psirt_kit::{ApiError, FieldViolation, Principal};
+use psirt_eventstore::repository::by_type;
+use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal, Refusal};
 use psirt_proto::{events, notification as api};
 use sqlx::AnyPool;
-use time::OffsetDateTime;
 use tracing::instrument;
 
 use crate::config::NotificationSettings;
 use crate::secrets::Secrets;
-use crate::worker::{WorkError, load_delivery};
+use crate::worker::WorkError;
 use crate::{mapping, readmodel, view};
 
 /// Longest client request id.
@@ -48,6 +48,27 @@ pub enum NotificationError {
     Corrupt(#[from] psirt_eventstore::DecodeError),
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+impl From<psirt_eventstore::ReadError> for NotificationError {
+    fn from(e: psirt_eventstore::ReadError) -> Self {
+        match e {
+            psirt_eventstore::ReadError::Store(e) => Self::Store(e),
+            psirt_eventstore::ReadError::Decode(e) => Self::Corrupt(e),
+        }
+    }
+}
+
+/// A failed command of the shared path as this service reports it.
+fn from_command<D: Into<NotificationError>>(
+    resource: &'static str,
+    err: CommandError<D, NotificationError>,
+) -> NotificationError {
+    match psirt_kit::refusal(resource, err) {
+        Refusal::Api(e) => e.into(),
+        Refusal::Domain(e) => e.into(),
+        Refusal::Rejected(e) => e,
+    }
 }
 
 impl From<WorkError> for NotificationError {
@@ -121,7 +142,8 @@ pub struct Notification {
 }
 
 struct Inner {
-    store: EventStore,
+    subscriptions: Repository<mapping::SubscriptionCodec>,
+    deliveries: Repository<mapping::DeliveryCodec>,
     pool: AnyPool,
     settings: NotificationSettings,
     secrets: Secrets,
@@ -163,28 +185,6 @@ fn command_event_id(
     EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
 }
 
-fn version_of(events: &[RecordedEvent]) -> ExpectedVersion {
-    events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
-}
-
-fn has_event(events: &[RecordedEvent], id: EventId) -> bool {
-    let id: uuid::Uuid = id.into();
-    events.iter().any(|e| e.id == Some(id))
-}
-
-fn check_expected(kind: &str, events: &[RecordedEvent], expected: Option<u64>) -> Result<()> {
-    if let Some(expected) = expected {
-        let actual = events.last().map_or(0, |e| e.sequence);
-        if actual != expected {
-            return Err(ApiError::Aborted {
-                message: format!("the {kind} is at version {actual}, not the expected {expected}"),
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
 fn encode_token(parts: &[String]) -> String {
     hex::encode(parts.join("\u{1f}"))
 }
@@ -201,20 +201,6 @@ fn decode_token(token: &str) -> Result<(i64, String)> {
 
 fn parse_id<T: std::str::FromStr>(field: &str, value: &str, kind: &str) -> Result<T> {
     value.trim().parse().map_err(|_| invalid(field, format!("{value:?} is not a {kind} id (a UUID)")))
-}
-
-async fn load_subscription(
-    store: &EventStore,
-    id: SubscriptionId,
-) -> Result<(Subscription, Vec<RecordedEvent>)> {
-    let events = store.load(&mapping::subscription_subject(id)).await?;
-    let mut subscription = Subscription::default();
-    for e in &events {
-        if let Some(event) = mapping::subscription_event_from_recorded(e)? {
-            subscription.apply(&event);
-        }
-    }
-    Ok((subscription, events))
 }
 
 fn subscription_view(events: &[RecordedEvent]) -> Result<Option<api::Subscription>> {
@@ -241,7 +227,9 @@ impl Notification {
         secrets: Secrets,
         descriptors: &'static DescriptorPool,
     ) -> Self {
-        Self { inner: Arc::new(Inner { store, pool, settings, secrets, descriptors }) }
+        let subscriptions = Repository::new(store.clone(), mapping::SubscriptionCodec);
+        let deliveries = Repository::new(store.clone(), mapping::DeliveryCodec);
+        Self { inner: Arc::new(Inner { subscriptions, deliveries, pool, settings, secrets, descriptors }) }
     }
 
     fn page_size(&self, requested: i32) -> Result<u32> {
@@ -332,7 +320,10 @@ impl Notification {
         }
     }
 
-    /// Decides `command` on a subscription and appends the result.
+    /// Decides `command` on a subscription and appends the result, on the
+    /// shared command path. A retried update or delete answers as the first
+    /// did, whatever the version now; a create compares the settings in the
+    /// domain.
     async fn decide_subscription(
         &self,
         principal: &Principal,
@@ -342,61 +333,25 @@ impl Notification {
         command: SubscriptionCommand,
     ) -> Result<Vec<RecordedEvent>> {
         let own_type = match &command {
-            SubscriptionCommand::Create { .. } => "SubscriptionCreated",
-            SubscriptionCommand::Update { .. } => "SubscriptionUpdated",
-            SubscriptionCommand::Delete { .. } => "SubscriptionDeleted",
+            SubscriptionCommand::Create { .. } => None,
+            SubscriptionCommand::Update { .. } => Some("SubscriptionUpdated"),
+            SubscriptionCommand::Delete { .. } => Some("SubscriptionDeleted"),
         };
-        for round in 0..2 {
-            let (subscription, mut events) = load_subscription(&self.inner.store, id).await?;
-            // A retried update or delete answers as the first did, whatever the
-            // version now; a create compares the settings in the domain.
-            if own_type != "SubscriptionCreated"
-                && has_event(&events, command_event_id(id.into(), principal, request_id, own_type))
-            {
-                return Ok(events);
-            }
-            if round == 0 {
-                check_expected("subscription", &events, expected)?;
-            }
-            let decided = subscription.handle(command.clone(), OffsetDateTime::now_utc())?;
-            let mut version = version_of(&events);
-            let mut conflicted = false;
-            let mut appended_any = false;
-            for event in &decided {
-                let event_id = command_event_id(
-                    id.into(),
-                    principal,
-                    request_id,
-                    psirt_domain::DomainEvent::event_type(event),
-                );
-                if has_event(&events, event_id) {
-                    continue;
-                }
-                let new = mapping::subscription_event_to_new(
-                    event,
-                    event_id.into(),
-                    metadata(principal, request_id),
-                );
-                match self.inner.store.append(new, version).await {
-                    Ok(appended) => {
-                        version = ExpectedVersion::Exactly(appended.sequence);
-                        appended_any = true;
-                    }
-                    Err(StoreError::Conflict { .. }) => {
-                        conflicted = true;
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if !conflicted {
-                if appended_any {
-                    events = self.inner.store.load(&mapping::subscription_subject(id)).await?;
-                }
-                return Ok(events);
-            }
-        }
-        Err(ApiError::Aborted { message: format!("subscription {id} kept changing; retry") }.into())
+        let event_id = |t: &str| command_event_id(id.into(), principal, request_id, t).into();
+        let request = Request {
+            must_exist: false,
+            expected,
+            idempotency: own_type.map(event_id).into_iter().collect(),
+            ..Request::new(id, metadata(principal, request_id))
+        };
+        let decide = |_: &psirt_eventstore::Loaded<psirt_domain::Subscription>| Ok(Some(command.clone()));
+        let executed = self
+            .inner
+            .subscriptions
+            .execute::<NotificationError>(&request, &by_type(&event_id), decide)
+            .await
+            .map_err(|e| from_command("subscription", e))?;
+        Ok(executed.loaded.events)
     }
 
     #[instrument(skip_all)]
@@ -547,42 +502,26 @@ impl Notification {
         let id: DeliveryId = parse_id("delivery_id", &req.delivery_id, "delivery")?;
         let request_id = check_request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
-        for round in 0..2 {
-            let loaded = load_delivery(&self.inner.store, id).await?;
-            // A retried request answers as the first did, whatever the version now.
-            let event_id = command_event_id(id.into(), principal, &request_id, "DeliveryScheduled");
-            if loaded.has_event(event_id) {
-                return delivery_view(&loaded.events)?
-                    .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
-            }
-            if round == 0 {
-                check_expected("delivery", &loaded.events, req.expected_version)?;
-            }
-            let decided = match loaded.delivery.handle(DeliveryCommand::Redeliver, OffsetDateTime::now_utc())
-            {
-                Ok(decided) => decided,
-                Err(DeliveryError::NotFound) => {
+        // A retried request answers as the first did, whatever the version now.
+        let event_id: uuid::Uuid =
+            command_event_id(id.into(), principal, &request_id, "DeliveryScheduled").into();
+        let request = Request {
+            expected: req.expected_version,
+            idempotency: vec![event_id],
+            ..Request::new(id, metadata(principal, &request_id))
+        };
+        let decide =
+            |_: &psirt_eventstore::Loaded<psirt_domain::Delivery>| Ok(Some(DeliveryCommand::Redeliver));
+        let executed =
+            match self.inner.deliveries.execute::<NotificationError>(&request, &|_| event_id, decide).await {
+                Ok(executed) => executed,
+                Err(CommandError::Domain(DeliveryError::NotFound)) => {
                     return Err(ApiError::not_found("delivery", id.to_string()).into());
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(from_command("delivery", e)),
             };
-            let Some(event) = decided.first() else {
-                return delivery_view(&loaded.events)?
-                    .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
-            };
-            let new =
-                mapping::delivery_event_to_new(event, event_id.into(), metadata(principal, &request_id));
-            match self.inner.store.append(new, loaded.version()).await {
-                Ok(_) => {
-                    let events = self.inner.store.load(&mapping::delivery_subject(id)).await?;
-                    return delivery_view(&events)?
-                        .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into());
-                }
-                Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::Aborted { message: format!("delivery {id} kept changing; retry") }.into())
+        delivery_view(&executed.loaded.events)?
+            .ok_or_else(|| ApiError::not_found("delivery", id.to_string()).into())
     }
 
     #[instrument(skip_all)]

@@ -5,7 +5,7 @@ use psirt_domain::notification::{
     AttemptKind, Attempted, Channel, DeliveryEvent, Scheduled, SubscriptionEvent, SubscriptionSettings,
 };
 use psirt_domain::{CaseId, DeliveryId, EscalationLevel, EventId, FieldViolation, SubscriptionId};
-use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 pub use psirt_kit::convert::{rating_from_proto, rating_to_proto};
 use psirt_proto::{common, events};
 use time::OffsetDateTime;
@@ -223,42 +223,40 @@ pub fn subscription_event_from_recorded(e: &RecordedEvent) -> Result<Option<Subs
 }
 
 pub fn subscription_event_to_new(event: &SubscriptionEvent, id: uuid::Uuid, metadata: Metadata) -> NewEvent {
+    let Encoded { event_type, schema_version, payload } = encode_subscription_event(event);
+    NewEvent {
+        id,
+        subject: subscription_subject(event.subscription_id()),
+        event_type,
+        schema_version,
+        payload,
+        metadata,
+    }
+}
+
+/// The stored form of a SubscriptionEvent.
+pub fn encode_subscription_event(event: &SubscriptionEvent) -> Encoded {
     match event {
         SubscriptionEvent::SubscriptionCreated { subscription_id, settings, created_at } => {
-            NewEvent::from_message(
-                id,
-                subscription_subject(*subscription_id),
-                &events::SubscriptionCreated {
-                    subscription_id: subscription_id.to_string(),
-                    settings: Some(settings_to_proto(settings)),
-                    created_at: ts(*created_at),
-                },
-                metadata,
-            )
+            Encoded::message(&events::SubscriptionCreated {
+                subscription_id: subscription_id.to_string(),
+                settings: Some(settings_to_proto(settings)),
+                created_at: ts(*created_at),
+            })
         }
         SubscriptionEvent::SubscriptionUpdated { subscription_id, settings, updated_at } => {
-            NewEvent::from_message(
-                id,
-                subscription_subject(*subscription_id),
-                &events::SubscriptionUpdated {
-                    subscription_id: subscription_id.to_string(),
-                    settings: Some(settings_to_proto(settings)),
-                    updated_at: ts(*updated_at),
-                },
-                metadata,
-            )
+            Encoded::message(&events::SubscriptionUpdated {
+                subscription_id: subscription_id.to_string(),
+                settings: Some(settings_to_proto(settings)),
+                updated_at: ts(*updated_at),
+            })
         }
         SubscriptionEvent::SubscriptionDeleted { subscription_id, reason, deleted_at } => {
-            NewEvent::from_message(
-                id,
-                subscription_subject(*subscription_id),
-                &events::SubscriptionDeleted {
-                    subscription_id: subscription_id.to_string(),
-                    reason: reason.clone(),
-                    deleted_at: ts(*deleted_at),
-                },
-                metadata,
-            )
+            Encoded::message(&events::SubscriptionDeleted {
+                subscription_id: subscription_id.to_string(),
+                reason: reason.clone(),
+                deleted_at: ts(*deleted_at),
+            })
         }
     }
 }
@@ -355,27 +353,33 @@ fn case_text(case_id: Option<CaseId>) -> String {
 }
 
 pub fn delivery_event_to_new(event: &DeliveryEvent, id: uuid::Uuid, metadata: Metadata) -> NewEvent {
+    let Encoded { event_type, schema_version, payload } = encode_delivery_event(event);
+    NewEvent {
+        id,
+        subject: delivery_subject(event.delivery_id()),
+        event_type,
+        schema_version,
+        payload,
+        metadata,
+    }
+}
+
+/// The stored form of a DeliveryEvent.
+pub fn encode_delivery_event(event: &DeliveryEvent) -> Encoded {
     match event {
-        DeliveryEvent::DeliveryScheduled(s) => {
-            NewEvent::from_message(id, delivery_subject(s.delivery_id), &scheduled_to_proto(s), metadata)
-        }
-        DeliveryEvent::DeliveryAttempted(a) => NewEvent::from_message(
-            id,
-            delivery_subject(a.delivery_id),
-            &events::DeliveryAttempted {
-                delivery_id: a.delivery_id.to_string(),
-                subscription_id: a.subscription_id.to_string(),
-                case_id: case_text(a.case_id),
-                attempt: a.attempt,
-                outcome: outcome_to_proto(a.kind).into(),
-                http_status: a.http_status.map_or(0, u32::from),
-                error: a.error.clone(),
-                duration_ms: a.duration_ms,
-                attempted_at: ts(a.attempted_at),
-                next_attempt_at: a.next_attempt_at.and_then(ts),
-            },
-            metadata,
-        ),
+        DeliveryEvent::DeliveryScheduled(s) => Encoded::message(&scheduled_to_proto(s)),
+        DeliveryEvent::DeliveryAttempted(a) => Encoded::message(&events::DeliveryAttempted {
+            delivery_id: a.delivery_id.to_string(),
+            subscription_id: a.subscription_id.to_string(),
+            case_id: case_text(a.case_id),
+            attempt: a.attempt,
+            outcome: outcome_to_proto(a.kind).into(),
+            http_status: a.http_status.map_or(0, u32::from),
+            error: a.error.clone(),
+            duration_ms: a.duration_ms,
+            attempted_at: ts(a.attempted_at),
+            next_attempt_at: a.next_attempt_at.and_then(ts),
+        }),
         DeliveryEvent::DeliverySucceeded {
             delivery_id,
             subscription_id,
@@ -383,19 +387,14 @@ pub fn delivery_event_to_new(event: &DeliveryEvent, id: uuid::Uuid, metadata: Me
             attempts,
             external_reference,
             delivered_at,
-        } => NewEvent::from_message(
-            id,
-            delivery_subject(*delivery_id),
-            &events::DeliverySucceeded {
-                delivery_id: delivery_id.to_string(),
-                subscription_id: subscription_id.to_string(),
-                case_id: case_text(*case_id),
-                attempts: *attempts,
-                external_reference: external_reference.clone(),
-                delivered_at: ts(*delivered_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::DeliverySucceeded {
+            delivery_id: delivery_id.to_string(),
+            subscription_id: subscription_id.to_string(),
+            case_id: case_text(*case_id),
+            attempts: *attempts,
+            external_reference: external_reference.clone(),
+            delivered_at: ts(*delivered_at),
+        }),
         DeliveryEvent::DeliveryDeadLettered {
             delivery_id,
             subscription_id,
@@ -403,18 +402,52 @@ pub fn delivery_event_to_new(event: &DeliveryEvent, id: uuid::Uuid, metadata: Me
             attempts,
             last_error,
             dead_lettered_at,
-        } => NewEvent::from_message(
-            id,
-            delivery_subject(*delivery_id),
-            &events::DeliveryDeadLettered {
-                delivery_id: delivery_id.to_string(),
-                subscription_id: subscription_id.to_string(),
-                case_id: case_text(*case_id),
-                attempts: *attempts,
-                last_error: last_error.clone(),
-                dead_lettered_at: ts(*dead_lettered_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::DeliveryDeadLettered {
+            delivery_id: delivery_id.to_string(),
+            subscription_id: subscription_id.to_string(),
+            case_id: case_text(*case_id),
+            attempts: *attempts,
+            last_error: last_error.clone(),
+            dead_lettered_at: ts(*dead_lettered_at),
+        }),
+    }
+}
+
+/// A subscription's events on the stream, for the shared command path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscriptionCodec;
+
+impl EventCodec for SubscriptionCodec {
+    type Aggregate = psirt_domain::Subscription;
+    type Context = ();
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<SubscriptionEvent>, DecodeError> {
+        subscription_event_from_recorded(event)
+    }
+
+    fn encode(
+        &self,
+        event: &SubscriptionEvent,
+        _before: &psirt_domain::Subscription,
+        _context: &(),
+    ) -> Encoded {
+        encode_subscription_event(event)
+    }
+}
+
+/// A delivery's events on the stream, for the shared command path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliveryCodec;
+
+impl EventCodec for DeliveryCodec {
+    type Aggregate = psirt_domain::Delivery;
+    type Context = ();
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<DeliveryEvent>, DecodeError> {
+        delivery_event_from_recorded(event)
+    }
+
+    fn encode(&self, event: &DeliveryEvent, _before: &psirt_domain::Delivery, _context: &()) -> Encoded {
+        encode_delivery_event(event)
     }
 }

@@ -10,10 +10,11 @@ use std::time::Duration;
 use psirt_domain::remediation::{PlanCommand, RemediationPolicy};
 use psirt_domain::{
     ActionId, Advisory, AdvisoryCommand, AdvisoryError, AdvisoryFormat, AdvisoryId, CaseId, EventId,
-    PlanError, PlanId,
+    PlanError, PlanEvent, PlanId,
 };
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError};
-use psirt_kit::{ApiError, FieldViolation, Principal, Role};
+use psirt_eventstore::repository::by_type;
+use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::remediation as api;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -41,6 +42,15 @@ pub enum RemediationError {
     Corrupt(#[from] psirt_eventstore::DecodeError),
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+impl From<psirt_eventstore::ReadError> for RemediationError {
+    fn from(e: psirt_eventstore::ReadError) -> Self {
+        match e {
+            psirt_eventstore::ReadError::Store(e) => Self::Store(e),
+            psirt_eventstore::ReadError::Decode(e) => Self::Corrupt(e),
+        }
+    }
 }
 
 impl From<LoadError> for RemediationError {
@@ -88,6 +98,18 @@ impl From<RemediationError> for ApiError {
     }
 }
 
+/// A failed command of the shared path as this service reports it.
+fn from_command<D: Into<RemediationError>>(
+    resource: &'static str,
+    err: CommandError<D, RemediationError>,
+) -> RemediationError {
+    match psirt_kit::refusal(resource, err) {
+        Refusal::Api(e) => e.into(),
+        Refusal::Domain(e) => e.into(),
+        Refusal::Rejected(e) => e,
+    }
+}
+
 impl From<RemediationError> for tonic::Status {
     fn from(err: RemediationError) -> Self {
         ApiError::from(err).into()
@@ -129,6 +151,8 @@ pub struct Remediation {
 
 struct Inner {
     store: EventStore,
+    plans: Repository<mapping::PlanCodec>,
+    advisories: Repository<mapping::AdvisoryCodec>,
     pool: AnyPool,
     settings: RemediationSettings,
     documents: documents::Settings,
@@ -182,48 +206,6 @@ fn command_event_id(
     EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
 }
 
-fn has_event(events: &[RecordedEvent], id: EventId) -> bool {
-    let id: uuid::Uuid = id.into();
-    events.iter().any(|e| e.id == Some(id))
-}
-
-fn version_of(events: &[RecordedEvent]) -> ExpectedVersion {
-    events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
-}
-
-fn check_expected(
-    kind: &str,
-    id: impl std::fmt::Display,
-    events: &[RecordedEvent],
-    expected: Option<u64>,
-) -> Result<()> {
-    if let Some(expected) = expected {
-        let current = events.last().map_or(0, |e| e.sequence);
-        if current != expected {
-            return Err(ApiError::Aborted {
-                message: format!("{kind} {id} is at version {current}, not the expected {expected}"),
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// The recorded form of an event just appended, to fold into a view.
-fn recorded(new: &NewEvent, sequence: u64) -> RecordedEvent {
-    RecordedEvent {
-        sequence,
-        subject: new.subject.clone(),
-        id: Some(new.id),
-        event_type: new.event_type.clone(),
-        schema_version: new.schema_version,
-        payload: new.payload.clone(),
-        metadata: new.metadata.clone(),
-        headers: Default::default(),
-        stored_at: now(),
-    }
-}
-
 /// A page token: base-16 of the keyset position.
 fn encode_token(parts: &[String]) -> String {
     hex::encode(parts.join("\u{1f}"))
@@ -245,7 +227,9 @@ impl Remediation {
         settings: RemediationSettings,
         documents: documents::Settings,
     ) -> Self {
-        Self { inner: Arc::new(Inner { store, pool, settings, documents }) }
+        let plans = Repository::new(store.clone(), mapping::PlanCodec { policy: settings.policy.clone() });
+        let advisories = Repository::new(store.clone(), mapping::AdvisoryCodec);
+        Self { inner: Arc::new(Inner { store, plans, advisories, pool, settings, documents }) }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -267,8 +251,9 @@ impl Remediation {
         Ok(self.inner.store.load(&psirt_eventstore::subject("case", case_id)).await?)
     }
 
-    /// Loads, decides and appends one plan command, retrying a conflict
-    /// once; returns the plan view after it.
+    /// Carries out one plan command on the shared command path (load,
+    /// idempotency, expected version, decide, append, one retry); returns
+    /// the plan view after it.
     async fn execute_plan(
         &self,
         principal: &Principal,
@@ -279,48 +264,22 @@ impl Remediation {
         command: PlanCommand,
     ) -> Result<api::Plan> {
         let plan_id = PlanId::for_case(case_id);
-        let event_id = |t: &str| command_event_id(plan_id.into(), principal, request_id, t);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut loaded =
-                reactions::load_plan(&self.inner.store, &self.inner.settings.policy, plan_id).await?;
-            if !loaded.plan.exists() {
+        let event_id = |t: &str| command_event_id(plan_id.into(), principal, request_id, t).into();
+        let request = Request {
+            expected: expected_version,
+            idempotency: vec![event_id(event_type)],
+            ..Request::new(plan_id, metadata(principal, request_id))
+        };
+        let decide = |_: &psirt_eventstore::Loaded<psirt_domain::Plan>| Ok(Some(command.clone()));
+        match self.inner.plans.execute::<RemediationError>(&request, &by_type(&event_id), decide).await {
+            Ok(executed) => self.plan_view(&executed.loaded.events),
+            Err(CommandError::NotFound { .. }) => {
                 if self.case_events(case_id).await?.is_empty() {
                     return Err(ApiError::not_found("case", case_id.to_string()).into());
                 }
-                return Err(PlanError::NotFound.into());
+                Err(PlanError::NotFound.into())
             }
-            if has_event(&loaded.events, event_id(event_type)) {
-                return self.plan_view(&loaded.events);
-            }
-            check_expected("plan", plan_id, &loaded.events, expected_version)?;
-            let decided = loaded.plan.handle(command.clone(), now())?;
-            let mut version = version_of(&loaded.events);
-            let mut conflict = None;
-            for event in &decided {
-                let id = event_id(psirt_domain::DomainEvent::event_type(event));
-                let new =
-                    mapping::plan_event_to_new(event, plan_id, id.into(), metadata(principal, request_id));
-                match self.inner.store.append(new.clone(), version).await {
-                    Ok(appended) => {
-                        version = ExpectedVersion::Exactly(appended.sequence);
-                        loaded.events.push(recorded(&new, appended.sequence));
-                    }
-                    Err(e @ StoreError::Conflict { .. }) => {
-                        conflict = Some(e);
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match conflict {
-                None => return self.plan_view(&loaded.events),
-                Some(_) if attempt < 2 && expected_version.is_none() => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Some(e) => return Err(e.into()),
-            }
+            Err(e) => Err(from_command("remediation plan", e)),
         }
     }
 
@@ -542,19 +501,13 @@ impl Remediation {
         for case in cases {
             let Ok(case_id) = case.parse::<CaseId>() else { continue };
             let plan_id = PlanId::for_case(case_id);
-            let loaded =
-                reactions::load_plan(&self.inner.store, &self.inner.settings.policy, plan_id).await?;
-            let Some(details) = loaded.plan.details() else { continue };
-            let mut version = version_of(&loaded.events);
-            for overdue in loaded.plan.overdue_actions(at) {
-                let id = EventId::derive(
-                    plan_id.into(),
-                    &format!("breach\u{1f}{}\u{1f}{}", overdue.action_id, overdue.due_at.unix_timestamp()),
-                );
-                if has_event(&loaded.events, id) {
-                    continue;
-                }
-                let event = psirt_domain::PlanEvent::SlaBreached {
+            let loaded = self.inner.plans.get(plan_id).await?;
+            let Some(details) = loaded.state.details() else { continue };
+            let decided: Vec<PlanEvent> = loaded
+                .state
+                .overdue_actions(at)
+                .into_iter()
+                .map(|overdue| PlanEvent::SlaBreached {
                     case_id,
                     action_id: overdue.action_id,
                     product: overdue.product.clone(),
@@ -562,29 +515,38 @@ impl Remediation {
                     breached_at: at,
                     severity: details.severity,
                     sla_policy: details.sla_policy.clone(),
-                };
-                let meta = Metadata {
-                    causation_id: None,
-                    correlation_id: None,
-                    actor: Some(reactions::ACTOR.to_owned()),
-                };
-                match self
-                    .inner
-                    .store
-                    .append(mapping::plan_event_to_new(&event, plan_id, id.into(), meta), version)
-                    .await
-                {
-                    Ok(appended) => {
-                        version = ExpectedVersion::Exactly(appended.sequence);
-                        recorded += 1;
-                        if !appended.duplicate {
-                            psirt_kit::telemetry::record_sla_breach("remediation");
-                        }
+                })
+                .collect();
+            if decided.is_empty() {
+                continue;
+            }
+            // One id per action and deadline: two replicas, a crash or the
+            // next pass never record the same deadline twice.
+            let event_id = |event: &PlanEvent| -> uuid::Uuid {
+                let key = match event {
+                    PlanEvent::SlaBreached { action_id, deadline, .. } => {
+                        format!("breach\u{1f}{action_id}\u{1f}{}", deadline.unix_timestamp())
                     }
-                    // Another replica or a command got there first: the next pass sees it.
-                    Err(StoreError::Conflict { .. }) => break,
-                    Err(e) => return Err(e.into()),
+                    other => psirt_domain::DomainEvent::event_type(other).to_owned(),
+                };
+                EventId::derive(plan_id.into(), &key).into()
+            };
+            let metadata = Metadata {
+                causation_id: None,
+                correlation_id: None,
+                actor: Some(reactions::ACTOR.to_owned()),
+            };
+            let request = Request::new(plan_id, metadata);
+            match self.inner.plans.append::<RemediationError>(loaded, decided, &request, &event_id).await {
+                Ok(executed) => {
+                    for _ in &executed.appended {
+                        recorded += 1;
+                        psirt_kit::telemetry::record_sla_breach("remediation");
+                    }
                 }
+                // Another replica or a command got there first: the next pass sees it.
+                Err(CommandError::Conflict { .. }) => {}
+                Err(e) => return Err(from_command("remediation plan", e)),
             }
         }
         Ok(recorded)
@@ -595,14 +557,8 @@ impl Remediation {
     // -----------------------------------------------------------------------
 
     async fn load_advisory(&self, id: AdvisoryId) -> Result<(Advisory, Vec<RecordedEvent>)> {
-        let events = self.inner.store.load(&mapping::advisory_subject(id)).await?;
-        let mut advisory = Advisory::default();
-        for e in &events {
-            if let Some(event) = mapping::advisory_event_from_recorded(e)? {
-                advisory.apply(&event);
-            }
-        }
-        Ok((advisory, events))
+        let loaded = self.inner.advisories.get(id).await?;
+        Ok((loaded.state, loaded.events))
     }
 
     fn advisory_view(&self, events: &[RecordedEvent], case_key: &str) -> Result<api::Advisory> {
@@ -653,47 +609,56 @@ impl Remediation {
         decide: impl AsyncFnOnce(&Advisory) -> Result<(AdvisoryCommand, Option<PublishContext>)>,
     ) -> Result<api::Advisory> {
         let advisory_id = AdvisoryId::for_case(case_id);
-        let event_id = |t: &str| command_event_id(advisory_id.into(), principal, request_id, t);
-        let (advisory, mut events) = self.load_advisory(advisory_id).await?;
-        if event_types.iter().any(|t| has_event(&events, event_id(t))) {
-            return self.advisory_view(&events, &facts.case_key);
+        let event_id = |t: &str| command_event_id(advisory_id.into(), principal, request_id, t).into();
+        let request = Request {
+            must_exist: false,
+            expected: expected_version,
+            idempotency: event_types.iter().map(|t| event_id(t)).collect(),
+            ..Request::new(advisory_id, metadata(principal, request_id))
+        };
+        // The decision reads other aggregates (asynchronously) and renders
+        // documents before anything is stored: the repository's parts, not
+        // its one-call `execute`, and no retry (the caller retries).
+        let repo = &self.inner.advisories;
+        let loaded =
+            repo.checked_load(&request).await.map_err(|e| from_command::<AdvisoryError>("advisory", e))?;
+        if request.done_in(&loaded) {
+            return self.advisory_view(&loaded.events, &facts.case_key);
         }
-        check_expected("advisory", advisory_id, &events, expected_version)?;
-        let (command, publish) = decide(&advisory).await?;
-        let decided = advisory.handle(command, now())?;
-        let mut version = version_of(&events);
-        for event in &decided {
-            let id = event_id(psirt_domain::DomainEvent::event_type(event));
-            let new = mapping::advisory_event_to_new(event, id.into(), metadata(principal, request_id));
-            // Render and validate every document of a publication first.
-            let csaf = match &publish {
-                Some(ctx) => {
-                    let mut preview = events.clone();
-                    preview.push(recorded(&new, u64::MAX));
-                    let preview = self.advisory_view(&preview, &facts.case_key)?;
-                    let formats: Vec<AdvisoryFormat> = match event {
-                        psirt_domain::AdvisoryEvent::AdvisoryPublished { formats, .. }
-                        | psirt_domain::AdvisoryEvent::AdvisoryRevised { formats, .. } => formats.clone(),
-                        psirt_domain::AdvisoryEvent::AdvisoryDrafted { .. } => Vec::new(),
-                    };
-                    Some((self.render_publication(facts, &ctx.plan, &preview, &formats)?, preview))
-                }
-                None => None,
-            };
-            let appended = self.inner.store.append(new.clone(), version).await?;
-            version = ExpectedVersion::Exactly(appended.sequence);
-            events.push(recorded(&new, appended.sequence));
-            if let Some((bytes, preview)) = csaf
-                && !bytes.is_empty()
-            {
-                // The projection writes the directory too (and `sync` at
-                // start): a failure here is repaired, not lost.
-                if let Err(e) = documents::write_to_directory(&self.inner.documents, &preview, &bytes) {
-                    warn!(error = %e, "writing the CSAF provider directory failed; the projection writes it again");
-                }
+        let (command, publish) = decide(&loaded.state).await?;
+        let decided = loaded.state.handle(command, now())?;
+        // Render and validate every document of a publication first.
+        let mut rendered = Vec::new();
+        if let Some(ctx) = &publish {
+            let mut preview = loaded.events.clone();
+            for event in &decided {
+                let id = event_id(psirt_domain::DomainEvent::event_type(event));
+                let new = mapping::advisory_event_to_new(event, id, metadata(principal, request_id));
+                preview.push(RecordedEvent::from_new(&new, u64::MAX));
+                let view = self.advisory_view(&preview, &facts.case_key)?;
+                let formats: Vec<AdvisoryFormat> = match event {
+                    psirt_domain::AdvisoryEvent::AdvisoryPublished { formats, .. }
+                    | psirt_domain::AdvisoryEvent::AdvisoryRevised { formats, .. } => formats.clone(),
+                    psirt_domain::AdvisoryEvent::AdvisoryDrafted { .. } => Vec::new(),
+                };
+                rendered.push((self.render_publication(facts, &ctx.plan, &view, &formats)?, view));
             }
         }
-        self.advisory_view(&events, &facts.case_key)
+        let executed = repo
+            .append::<RemediationError>(loaded, decided, &request, &by_type(&event_id))
+            .await
+            .map_err(|e| from_command("advisory", e))?;
+        for (bytes, preview) in rendered {
+            if bytes.is_empty() {
+                continue;
+            }
+            // The projection writes the directory too (and `sync` at
+            // start): a failure here is repaired, not lost.
+            if let Err(e) = documents::write_to_directory(&self.inner.documents, &preview, &bytes) {
+                warn!(error = %e, "writing the CSAF provider directory failed; the projection writes it again");
+            }
+        }
+        self.advisory_view(&executed.loaded.events, &facts.case_key)
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]

@@ -6,7 +6,7 @@ use psirt_domain::remediation::{
     DueDateChange, PlanEvent, ProductStatus, RemediationAction, VexJustification,
 };
 use psirt_domain::{ActionId, CaseId, PlanId};
-use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 pub use psirt_kit::convert::{product_from_proto, product_to_proto, rating_from_proto, rating_to_proto};
 use psirt_proto::events;
 use time::OffsetDateTime;
@@ -113,9 +113,60 @@ fn opt(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_owned())
 }
 
+/// A remediation plan's events on the stream, for the shared command
+/// path; plans start from the configured policy.
+#[derive(Debug, Clone)]
+pub struct PlanCodec {
+    pub policy: psirt_domain::RemediationPolicy,
+}
+
+impl EventCodec for PlanCodec {
+    type Aggregate = psirt_domain::Plan;
+    type Context = ();
+
+    fn initial(&self) -> psirt_domain::Plan {
+        psirt_domain::Plan::with_policy(self.policy.clone())
+    }
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<PlanEvent>, DecodeError> {
+        plan_event_from_recorded(event)
+    }
+
+    fn encode(&self, event: &PlanEvent, _before: &psirt_domain::Plan, _context: &()) -> Encoded {
+        encode_plan_event(event, PlanId::for_case(event.case_id()))
+    }
+}
+
+/// An advisory's events on the stream, for the shared command path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdvisoryCodec;
+
+impl EventCodec for AdvisoryCodec {
+    type Aggregate = psirt_domain::Advisory;
+    type Context = ();
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<psirt_domain::AdvisoryEvent>, DecodeError> {
+        advisory_event_from_recorded(event)
+    }
+
+    fn encode(
+        &self,
+        event: &psirt_domain::AdvisoryEvent,
+        _before: &psirt_domain::Advisory,
+        _context: &(),
+    ) -> Encoded {
+        encode_advisory_event(event)
+    }
+}
+
 /// The payload of a plan event, ready to append on the plan's subject.
 pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata: Metadata) -> NewEvent {
-    let subject = plan_subject(plan_id);
+    let Encoded { event_type, schema_version, payload } = encode_plan_event(event, plan_id);
+    NewEvent { id, subject: plan_subject(plan_id), event_type, schema_version, payload, metadata }
+}
+
+/// The stored form of a plan event of the plan `plan_id`.
+pub fn encode_plan_event(event: &PlanEvent, plan_id: PlanId) -> Encoded {
     let pid = plan_id.to_string();
     match event {
         PlanEvent::RemediationPlanOpened {
@@ -126,20 +177,15 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             affected_products,
             opened_at,
             ..
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::RemediationPlanOpened {
-                plan_id: pid,
-                case_id: case_id.to_string(),
-                case_key: case_key.to_string(),
-                severity: rating_to_proto(*severity).into(),
-                sla_policy: sla_policy.clone(),
-                affected_products: affected_products.iter().map(product_to_proto).collect(),
-                opened_at: ts(*opened_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::RemediationPlanOpened {
+            plan_id: pid,
+            case_id: case_id.to_string(),
+            case_key: case_key.to_string(),
+            severity: rating_to_proto(*severity).into(),
+            sla_policy: sla_policy.clone(),
+            affected_products: affected_products.iter().map(product_to_proto).collect(),
+            opened_at: ts(*opened_at),
+        }),
         PlanEvent::RemediationActionPlanned {
             case_id,
             action_id,
@@ -152,24 +198,19 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             description,
             planned_at,
             ..
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::RemediationActionPlanned {
-                plan_id: pid,
-                case_id: case_id.to_string(),
-                action_id: action_id.to_string(),
-                target: Some(product_to_proto(target)),
-                action: action_to_proto(*action).into(),
-                owner_team: owner_team.clone(),
-                target_release: target_release.clone().unwrap_or_default(),
-                due_at: ts(*due_at),
-                due_date_override_reason: due_date_override_reason.clone().unwrap_or_default(),
-                description: description.clone(),
-                planned_at: ts(*planned_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::RemediationActionPlanned {
+            plan_id: pid,
+            case_id: case_id.to_string(),
+            action_id: action_id.to_string(),
+            target: Some(product_to_proto(target)),
+            action: action_to_proto(*action).into(),
+            owner_team: owner_team.clone(),
+            target_release: target_release.clone().unwrap_or_default(),
+            due_at: ts(*due_at),
+            due_date_override_reason: due_date_override_reason.clone().unwrap_or_default(),
+            description: description.clone(),
+            planned_at: ts(*planned_at),
+        }),
         PlanEvent::ReleaseRecorded {
             case_id,
             action_id,
@@ -179,21 +220,16 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             release_notes_url,
             recorded_at,
             ..
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::ReleaseRecorded {
-                plan_id: pid,
-                case_id: case_id.to_string(),
-                action_id: action_id.map(|a| a.to_string()).unwrap_or_default(),
-                product: product.clone(),
-                fixed_version: fixed_version.clone(),
-                released_at: ts(*released_at),
-                release_notes_url: release_notes_url.clone().unwrap_or_default(),
-                recorded_at: ts(*recorded_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::ReleaseRecorded {
+            plan_id: pid,
+            case_id: case_id.to_string(),
+            action_id: action_id.map(|a| a.to_string()).unwrap_or_default(),
+            product: product.clone(),
+            fixed_version: fixed_version.clone(),
+            released_at: ts(*released_at),
+            release_notes_url: release_notes_url.clone().unwrap_or_default(),
+            recorded_at: ts(*recorded_at),
+        }),
         PlanEvent::ProductStatusSet {
             case_id,
             product,
@@ -203,34 +239,24 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             statement,
             set_at,
             ..
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::ProductStatusSet {
+        } => Encoded::message(&events::ProductStatusSet {
+            plan_id: pid,
+            case_id: case_id.to_string(),
+            product: product.clone(),
+            version: version.clone(),
+            status: status_to_proto(*status).into(),
+            justification: justification_to_proto(*justification).into(),
+            statement: statement.clone(),
+            set_at: ts(*set_at),
+        }),
+        PlanEvent::RemediationVerified { case_id, action_id, verification_note, verified_at, .. } => {
+            Encoded::message(&events::RemediationVerified {
                 plan_id: pid,
                 case_id: case_id.to_string(),
-                product: product.clone(),
-                version: version.clone(),
-                status: status_to_proto(*status).into(),
-                justification: justification_to_proto(*justification).into(),
-                statement: statement.clone(),
-                set_at: ts(*set_at),
-            },
-            metadata,
-        ),
-        PlanEvent::RemediationVerified { case_id, action_id, verification_note, verified_at, .. } => {
-            NewEvent::from_message(
-                id,
-                subject,
-                &events::RemediationVerified {
-                    plan_id: pid,
-                    case_id: case_id.to_string(),
-                    action_id: action_id.to_string(),
-                    verification_note: verification_note.clone(),
-                    verified_at: ts(*verified_at),
-                },
-                metadata,
-            )
+                action_id: action_id.to_string(),
+                verification_note: verification_note.clone(),
+                verified_at: ts(*verified_at),
+            })
         }
         PlanEvent::RemediationDueDatesRecomputed {
             case_id,
@@ -240,27 +266,22 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             reason,
             recomputed_at,
             ..
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::RemediationDueDatesRecomputed {
-                plan_id: pid,
-                case_id: case_id.to_string(),
-                severity: rating_to_proto(*severity).into(),
-                sla_policy: sla_policy.clone(),
-                changes: changes
-                    .iter()
-                    .map(|c| events::DueDateChange {
-                        action_id: c.action_id.to_string(),
-                        previous_due_at: ts(c.previous_due_at),
-                        due_at: ts(c.due_at),
-                    })
-                    .collect(),
-                reason: reason.clone(),
-                recomputed_at: ts(*recomputed_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::RemediationDueDatesRecomputed {
+            plan_id: pid,
+            case_id: case_id.to_string(),
+            severity: rating_to_proto(*severity).into(),
+            sla_policy: sla_policy.clone(),
+            changes: changes
+                .iter()
+                .map(|c| events::DueDateChange {
+                    action_id: c.action_id.to_string(),
+                    previous_due_at: ts(c.previous_due_at),
+                    due_at: ts(c.due_at),
+                })
+                .collect(),
+            reason: reason.clone(),
+            recomputed_at: ts(*recomputed_at),
+        }),
         PlanEvent::SlaBreached {
             case_id,
             action_id,
@@ -269,21 +290,16 @@ pub fn plan_event_to_new(event: &PlanEvent, plan_id: PlanId, id: Uuid, metadata:
             breached_at,
             severity,
             sla_policy,
-        } => NewEvent::from_message(
-            id,
-            subject,
-            &events::SlaBreached {
-                case_id: case_id.to_string(),
-                clock: events::SlaClock::Remediation.into(),
-                deadline: ts(*deadline),
-                breached_at: ts(*breached_at),
-                action_id: action_id.to_string(),
-                product: product.clone(),
-                severity: rating_to_proto(*severity).into(),
-                sla_policy: sla_policy.clone(),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::SlaBreached {
+            case_id: case_id.to_string(),
+            clock: events::SlaClock::Remediation.into(),
+            deadline: ts(*deadline),
+            breached_at: ts(*breached_at),
+            action_id: action_id.to_string(),
+            product: product.clone(),
+            severity: rating_to_proto(*severity).into(),
+            sla_policy: sla_policy.clone(),
+        }),
     }
 }
 
@@ -470,21 +486,23 @@ pub fn format_from_proto(value: i32) -> Option<psirt_domain::AdvisoryFormat> {
 
 /// The payload of an advisory event, ready to append on the advisory's subject.
 pub fn advisory_event_to_new(event: &psirt_domain::AdvisoryEvent, id: Uuid, metadata: Metadata) -> NewEvent {
+    let Encoded { event_type, schema_version, payload } = encode_advisory_event(event);
+    let subject = advisory_subject(event.advisory_id());
+    NewEvent { id, subject, event_type, schema_version, payload, metadata }
+}
+
+/// The stored form of an advisory event.
+pub fn encode_advisory_event(event: &psirt_domain::AdvisoryEvent) -> Encoded {
     use psirt_domain::AdvisoryEvent as E;
     match event {
         E::AdvisoryDrafted { advisory_id, case_id, tracking_id, content, drafted_at } => {
-            NewEvent::from_message(
-                id,
-                advisory_subject(*advisory_id),
-                &events::AdvisoryDrafted {
-                    advisory_id: advisory_id.to_string(),
-                    case_id: case_id.to_string(),
-                    tracking_id: tracking_id.clone(),
-                    content: Some(content_to_proto(content)),
-                    drafted_at: ts(*drafted_at),
-                },
-                metadata,
-            )
+            Encoded::message(&events::AdvisoryDrafted {
+                advisory_id: advisory_id.to_string(),
+                case_id: case_id.to_string(),
+                tracking_id: tracking_id.clone(),
+                content: Some(content_to_proto(content)),
+                drafted_at: ts(*drafted_at),
+            })
         }
         E::AdvisoryPublished {
             advisory_id,
@@ -495,21 +513,16 @@ pub fn advisory_event_to_new(event: &psirt_domain::AdvisoryEvent, id: Uuid, meta
             formats,
             published_at,
             embargo_override_reason,
-        } => NewEvent::from_message(
-            id,
-            advisory_subject(*advisory_id),
-            &events::AdvisoryPublished {
-                advisory_id: advisory_id.to_string(),
-                case_id: case_id.to_string(),
-                tracking_id: tracking_id.clone(),
-                version: version.to_string(),
-                content: Some(content_to_proto(content)),
-                formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
-                published_at: ts(*published_at),
-                embargo_override_reason: embargo_override_reason.clone().unwrap_or_default(),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::AdvisoryPublished {
+            advisory_id: advisory_id.to_string(),
+            case_id: case_id.to_string(),
+            tracking_id: tracking_id.clone(),
+            version: version.to_string(),
+            content: Some(content_to_proto(content)),
+            formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
+            published_at: ts(*published_at),
+            embargo_override_reason: embargo_override_reason.clone().unwrap_or_default(),
+        }),
         E::AdvisoryRevised {
             advisory_id,
             case_id,
@@ -519,21 +532,16 @@ pub fn advisory_event_to_new(event: &psirt_domain::AdvisoryEvent, id: Uuid, meta
             change_summary,
             formats,
             revised_at,
-        } => NewEvent::from_message(
-            id,
-            advisory_subject(*advisory_id),
-            &events::AdvisoryRevised {
-                advisory_id: advisory_id.to_string(),
-                case_id: case_id.to_string(),
-                tracking_id: tracking_id.clone(),
-                version: version.to_string(),
-                content: Some(content_to_proto(content)),
-                change_summary: change_summary.clone(),
-                formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
-                revised_at: ts(*revised_at),
-            },
-            metadata,
-        ),
+        } => Encoded::message(&events::AdvisoryRevised {
+            advisory_id: advisory_id.to_string(),
+            case_id: case_id.to_string(),
+            tracking_id: tracking_id.clone(),
+            version: version.to_string(),
+            content: Some(content_to_proto(content)),
+            change_summary: change_summary.clone(),
+            formats: formats.iter().map(|f| format_to_proto(*f).into()).collect(),
+            revised_at: ts(*revised_at),
+        }),
     }
 }
 

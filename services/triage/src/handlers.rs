@@ -5,11 +5,11 @@
 //! retried request finds its own events and answers as the first attempt did.
 
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use psirt_domain::{Case, CaseCommand, CaseError, CaseId, CaseKey, CaseStatus, SlaPolicy, SsvcInputs, ssvc};
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
-use psirt_kit::{ApiError, FieldViolation, Principal};
+use psirt_eventstore::repository::by_type;
+use psirt_eventstore::{EventStore, Metadata, ReadError, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::{ApiError, FieldViolation, Principal, Refusal};
 use psirt_proto::{common, triage};
 use sqlx::AnyPool;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -135,23 +135,15 @@ impl Default for TriageSettings {
 }
 
 /// A case loaded from its events.
-struct Loaded {
-    state: Case,
-    events: Vec<RecordedEvent>,
-}
+/// A case as loaded from its events.
+type Loaded = psirt_eventstore::Loaded<Case>;
 
-impl Loaded {
-    fn version(&self) -> ExpectedVersion {
-        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
-    }
-
-    fn current(&self) -> u64 {
-        self.events.last().map_or(0, |e| e.sequence)
-    }
-
-    fn has_event(&self, id: psirt_domain::EventId) -> bool {
-        let id: uuid::Uuid = id.into();
-        self.events.iter().any(|e| e.id == Some(id))
+impl From<ReadError> for TriageError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Store(e) => e.into(),
+            ReadError::Decode(e) => e.into(),
+        }
     }
 }
 
@@ -163,6 +155,7 @@ pub struct Triage {
 
 struct Inner {
     store: EventStore,
+    cases: Repository<mapping::CaseCodec>,
     pool: AnyPool,
     settings: TriageSettings,
 }
@@ -363,7 +356,8 @@ fn offset_label(offset: jiff::tz::Offset) -> String {
 
 impl Triage {
     pub fn new(store: EventStore, pool: AnyPool, settings: TriageSettings) -> Self {
-        Self { inner: Arc::new(Inner { store, pool, settings }) }
+        let cases = Repository::new(store.clone(), mapping::CaseCodec);
+        Self { inner: Arc::new(Inner { store, cases, pool, settings }) }
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -375,12 +369,7 @@ impl Triage {
     }
 
     async fn load(&self, id: CaseId) -> Result<Loaded> {
-        let events = self.inner.store.load(&mapping::subject(id)).await?;
-        let mut state = Case::default();
-        for e in &events {
-            state.apply(&mapping::to_domain(e)?);
-        }
-        Ok(Loaded { state, events })
+        Ok(self.inner.cases.get(id).await?)
     }
 
     /// The view of a case after `loaded`: the read model's row (for what
@@ -404,8 +393,9 @@ impl Triage {
         Ok(())
     }
 
-    /// Loads, decides and appends one command's events, retrying a conflict
-    /// once. Returns the case view after the command.
+    /// Carries out one command on the shared command path (load,
+    /// idempotency, expected version, decide, append, one retry). Returns
+    /// the case view after the command.
     async fn execute(
         &self,
         principal: &Principal,
@@ -415,73 +405,29 @@ impl Triage {
         let Command { name, event_type, case_id, request_id, expected_version, rename, extra } = command;
         let key =
             if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.to_owned() };
-        let event_id = |t: &str| mapping::command_event_id(case_id, name, &principal.subject, &key, t);
+        let event_id = |t: &str| mapping::command_event_id(case_id, name, &principal.subject, &key, t).into();
         let metadata = Metadata {
             causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             correlation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             actor: Some(principal.subject.clone()),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut loaded = self.load(case_id).await?;
-            if !loaded.state.exists() {
-                return Err(ApiError::not_found("case", case_id.to_string()).into());
-            }
-            if loaded.has_event(event_id(event_type)) {
-                return self.view_of(case_id, &loaded.events).await;
-            }
-            if let Some(expected) = expected_version
-                && ExpectedVersion::Exactly(expected) != loaded.version()
-            {
-                return Err(ApiError::Aborted {
-                    message: format!(
-                        "case {case_id} is at version {}, not the expected {expected}",
-                        loaded.current()
-                    ),
-                }
-                .into());
-            }
-            let decided = decide(&loaded)?;
-            let events = loaded.state.handle(decided, now()).map_err(|e| domain_error(e, rename))?;
-            let before = loaded.state.details().cloned();
-            let mut version = loaded.version();
-            let mut conflict = None;
-            for event in &events {
-                let id = event_id(psirt_domain::DomainEvent::event_type(event));
-                let new = mapping::to_new_event(event, id, metadata.clone(), before.as_ref(), &extra);
-                let recorded = RecordedEvent {
-                    sequence: 0,
-                    subject: new.subject.clone(),
-                    id: Some(new.id),
-                    event_type: new.event_type.clone(),
-                    schema_version: new.schema_version,
-                    payload: new.payload.clone(),
-                    metadata: new.metadata.clone(),
-                    headers: Default::default(),
-                    stored_at: now(),
-                };
-                match self.inner.store.append(new, version).await {
-                    Ok(appended) => {
-                        version = ExpectedVersion::Exactly(appended.sequence);
-                        loaded.state.apply(event);
-                        loaded.events.push(RecordedEvent { sequence: appended.sequence, ..recorded });
-                    }
-                    Err(e @ StoreError::Conflict { .. }) => {
-                        conflict = Some(e);
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match conflict {
-                None => return self.view_of(case_id, &loaded.events).await,
-                Some(_) if attempt < 2 && expected_version.is_none() => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Some(e) => return Err(e.into()),
-            }
-        }
+        let request = Request {
+            expected: expected_version,
+            idempotency: vec![event_id(event_type)],
+            context: extra,
+            ..Request::new(case_id, metadata)
+        };
+        let executed = self
+            .inner
+            .cases
+            .execute(&request, &by_type(&event_id), |loaded| decide(loaded).map(Some))
+            .await
+            .map_err(|e| match psirt_kit::refusal("case", e) {
+                Refusal::Api(e) => e.into(),
+                Refusal::Domain(e) => domain_error(e, rename).into(),
+                Refusal::Rejected(e) => e,
+            })?;
+        self.view_of(case_id, &executed.loaded.events).await
     }
 
     fn prepare<'a>(&self, case_id: &str, request_id: &'a str) -> Result<(CaseId, &'a str)> {

@@ -5,10 +5,10 @@
 
 use prost_types::Timestamp;
 use psirt_domain::{
-    CaseDetails, CaseEvent, CaseId, CaseKey, CaseStatus, CvssScore, CvssSeverity, CvssVersion,
+    Case, CaseDetails, CaseEvent, CaseId, CaseKey, CaseStatus, CvssScore, CvssSeverity, CvssVersion,
     EscalationLevel, EventId, RejectionReason, Resolution, SlaClock, SsvcDecision, SsvcInputs,
 };
-use psirt_eventstore::{DecodeError, Metadata, NewEvent, RecordedEvent};
+use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 pub use psirt_kit::convert::{product_from_proto, product_to_proto, rating_from_proto, rating_to_proto};
 use psirt_proto::{common, events};
 use time::OffsetDateTime;
@@ -268,14 +268,37 @@ pub fn to_new_event(
     before: Option<&CaseDetails>,
     extra: &Extra,
 ) -> NewEvent {
+    let Encoded { event_type, schema_version, payload } = encode(event, before, extra);
     let id: Uuid = event_id.into();
-    let case_id = event.case_id();
-    let subject = subject(case_id);
-    let cid = case_id.to_string();
+    NewEvent { id, subject: subject(event.case_id()), event_type, schema_version, payload, metadata }
+}
+
+/// The case's events on the stream, for the shared command path; the
+/// encoding context is the request's facts ([`Extra`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseCodec;
+
+impl EventCodec for CaseCodec {
+    type Aggregate = Case;
+    type Context = Extra;
+
+    fn decode(&self, event: &RecordedEvent) -> Result<Option<CaseEvent>, DecodeError> {
+        to_domain(event).map(Some)
+    }
+
+    fn encode(&self, event: &CaseEvent, before: &Case, extra: &Extra) -> Encoded {
+        encode(event, before.details(), extra)
+    }
+}
+
+/// The stored form of a case event. `before` is the case as it stood
+/// before the command (for the snapshots some events carry).
+pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) -> Encoded {
+    let cid = event.case_id().to_string();
     let ts = |t: &OffsetDateTime| Some(timestamp(*t));
     macro_rules! new {
         ($msg:expr) => {
-            NewEvent::from_message(id, subject, &$msg, metadata)
+            Encoded::message(&$msg)
         };
     }
     match event {
