@@ -5,6 +5,7 @@
 
 mod support;
 
+use psirt_kit::service::ServiceConfig as _;
 use std::time::Duration;
 
 use psirt_domain::{CaseId, EventId, ReportId};

@@ -62,6 +62,7 @@ pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod parked;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 

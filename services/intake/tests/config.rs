@@ -1,5 +1,6 @@
 //! The documented example configuration is complete and matches the defaults.
 
+use psirt_kit::service::ServiceConfig as _;
 use std::path::Path;
 
 use psirt_intake::Config;

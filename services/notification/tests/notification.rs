@@ -2,6 +2,7 @@
 //! and SQLite, real gRPC, and a real HTTP receiver (axum on a free port).
 //! Case events are appended to the stream as triage would write them.
 
+use psirt_kit::service::ServiceConfig as _;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -19,14 +19,13 @@ pub mod view;
 
 use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use std::net::SocketAddr;
-use std::path::Path;
 
 use anyhow::Context;
 use psirt_eventstore::EventStore;
 use psirt_kit::config::{
-    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
-    Problems,
+    AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
 };
+use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::remediation::advisory_service_server::AdvisoryServiceServer;
@@ -74,27 +73,21 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Self = psirt_kit::config::load(file)?;
-        config.validate()?;
-        Ok(config)
+impl ServiceConfig for Config {
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            grpc: &self.grpc,
+            admin: &self.admin,
+            log: &self.log,
+            otel: &self.otel,
+            auth: &self.auth,
+            database: &self.database,
+            nats: &self.nats,
+            projection: &self.projection,
+        }
     }
 
-    /// Every problem in every section, at once.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut p = Problems::new();
-        p.merge(self.grpc.validate());
-        p.merge(self.admin.validate());
-        p.merge(self.log.validate());
-        p.merge(self.otel.validate());
-        p.merge(self.auth.validate());
-        p.merge(self.database.validate());
-        p.merge(self.nats.validate());
-        for problem in self.projection.problems() {
-            p.push("projection", problem);
-        }
+    fn check_own(&self, p: &mut Problems) {
         let r = &self.remediation;
         p.check(
             (1..=10_000).contains(&r.max_page_size),
@@ -117,7 +110,6 @@ impl Config {
         for (field, problem) in self.advisory.problems() {
             p.push(&format!("advisory.{field}"), problem);
         }
-        p.finish()
     }
 }
 
@@ -311,4 +303,37 @@ pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sy
         config.projection.clone(),
     );
     Ok(runner.rebuild(on_progress).await?)
+}
+
+/// `psirt-remediation` as the kit's command line runs it.
+pub struct RemediationService;
+
+impl psirt_kit::service::Service for RemediationService {
+    const NAME: &'static str = SERVICE;
+    const ABOUT: &'static str = "PSIRT remediation service: remediation plans, VEX status and advisories";
+    const READ_MODEL: &'static str = "the remediation read model";
+    type Config = Config;
+    type App = Application;
+
+    async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Application> {
+        Application::build(config, metrics).await
+    }
+
+    async fn rebuild(config: &Config, on_progress: &(dyn Fn(u64, u64) + Send + Sync)) -> anyhow::Result<u64> {
+        rebuild(config, on_progress).await
+    }
+}
+
+impl psirt_kit::service::App for Application {
+    fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
+    }
 }

@@ -16,14 +16,13 @@ pub mod view;
 pub mod watch;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
 use anyhow::Context;
 use psirt_eventstore::EventStore;
 use psirt_kit::config::{
-    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
-    Problems,
+    AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
 };
+use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::admin::admin_service_server::AdminServiceServer;
@@ -72,27 +71,21 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Self = psirt_kit::config::load(file)?;
-        config.validate()?;
-        Ok(config)
+impl ServiceConfig for Config {
+    fn sections(&self) -> Sections<'_> {
+        Sections {
+            grpc: &self.grpc,
+            admin: &self.admin,
+            log: &self.log,
+            otel: &self.otel,
+            auth: &self.auth,
+            database: &self.database,
+            nats: &self.nats,
+            projection: &self.projection,
+        }
     }
 
-    /// Every problem in every section, at once.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut p = Problems::new();
-        p.merge(self.grpc.validate());
-        p.merge(self.admin.validate());
-        p.merge(self.log.validate());
-        p.merge(self.otel.validate());
-        p.merge(self.auth.validate());
-        p.merge(self.database.validate());
-        p.merge(self.nats.validate());
-        for problem in self.projection.problems() {
-            p.push("projection", problem);
-        }
+    fn check_own(&self, p: &mut Problems) {
         let t = &self.triage;
         p.check(
             (1..=10_000).contains(&t.max_page_size),
@@ -115,7 +108,6 @@ impl Config {
         for (key, problem) in self.watch.problems() {
             p.push(key, problem);
         }
-        p.finish()
     }
 }
 
@@ -296,4 +288,37 @@ pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sy
         config.projection.clone(),
     );
     Ok(runner.rebuild_offline(on_progress).await?)
+}
+
+/// `psirt-triage` as the kit's command line runs it.
+pub struct TriageService;
+
+impl psirt_kit::service::Service for TriageService {
+    const NAME: &'static str = SERVICE;
+    const ABOUT: &'static str = "PSIRT triage service: cases, triage decisions and the case view";
+    const READ_MODEL: &'static str = "the case view";
+    type Config = Config;
+    type App = Application;
+
+    async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Application> {
+        Application::build(config, metrics).await
+    }
+
+    async fn rebuild(config: &Config, on_progress: &(dyn Fn(u64, u64) + Send + Sync)) -> anyhow::Result<u64> {
+        rebuild(config, on_progress).await
+    }
+}
+
+impl psirt_kit::service::App for Application {
+    fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
+    }
 }

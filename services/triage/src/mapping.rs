@@ -671,17 +671,7 @@ mod tests {
     use psirt_domain::{AffectedProduct, CveId, ReportId, VersionSpec};
 
     fn recorded(new: NewEvent, sequence: u64) -> RecordedEvent {
-        RecordedEvent {
-            sequence,
-            subject: new.subject,
-            id: Some(new.id),
-            event_type: new.event_type,
-            schema_version: 1,
-            payload: new.payload,
-            metadata: new.metadata,
-            headers: Default::default(),
-            stored_at: OffsetDateTime::now_utc(),
-        }
+        RecordedEvent::from_new(&new, sequence)
     }
 
     #[test]

@@ -946,18 +946,7 @@ mod tests {
     fn the_cases_an_event_touches_are_found_wherever_it_names_them() {
         use psirt_eventstore::{Metadata, NewEvent};
         let recorded = |subject: String, message: &dyn Fn(uuid::Uuid, String) -> NewEvent| {
-            let new = message(uuid::Uuid::now_v7(), subject);
-            RecordedEvent {
-                sequence: 1,
-                subject: new.subject,
-                id: Some(new.id),
-                event_type: new.event_type,
-                schema_version: 1,
-                payload: new.payload,
-                metadata: new.metadata,
-                headers: Default::default(),
-                stored_at: time::OffsetDateTime::now_utc(),
-            }
+            RecordedEvent::from_new(&message(uuid::Uuid::now_v7(), subject), 1)
         };
         let ids = |event: &RecordedEvent| {
             let (mut out, mut seen) = (Vec::new(), HashSet::new());

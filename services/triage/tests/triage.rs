@@ -5,6 +5,7 @@ mod common;
 
 use common::{DEADLINE, Harness, token, with_token};
 use psirt_kit::config::AuthMode;
+use psirt_kit::service::ServiceConfig as _;
 use psirt_proto::{common as pc, events, triage};
 use psirt_testkit::{BACKENDS, Backend, eventually};
 use tonic::Code;

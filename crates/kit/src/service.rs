@@ -1,0 +1,250 @@
+//! What every service binary shares: the sections of its configuration and
+//! their validation, and the command line (`serve`, `rebuild`, `config`)
+//! with telemetry, signals and the rebuild's progress bar. A service says
+//! what it is ([`Service`]); its `main.rs` is one line:
+//!
+//! ```ignore
+//! fn main() -> anyhow::Result<()> {
+//!     psirt_kit::service::main::<psirt_intake::Intake>()
+//! }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{
+    AdminConfig, AuthConfig, ConfigError, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig,
+    Problems,
+};
+use crate::{MetricsHandle, Shutdown};
+
+/// The sections every service's configuration has.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    pub grpc: &'a GrpcConfig,
+    pub admin: &'a AdminConfig,
+    pub log: &'a LogConfig,
+    pub otel: &'a OtelConfig,
+    pub auth: &'a AuthConfig,
+    pub database: &'a DatabaseConfig,
+    pub nats: &'a NatsConfig,
+    pub projection: &'a psirt_projection::ProjectionSettings,
+}
+
+impl Sections<'_> {
+    /// Adds every problem of the shared sections to `p`.
+    pub fn check(&self, p: &mut Problems) {
+        p.merge(self.grpc.validate());
+        p.merge(self.admin.validate());
+        p.merge(self.log.validate());
+        p.merge(self.otel.validate());
+        p.merge(self.auth.validate());
+        p.merge(self.database.validate());
+        p.merge(self.nats.validate());
+        for problem in self.projection.problems() {
+            p.push("projection", problem);
+        }
+    }
+}
+
+/// A service's whole configuration: the shared sections and its own.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Sized {
+    /// The shared sections.
+    fn sections(&self) -> Sections<'_>;
+
+    /// Adds the problems of the service's own sections to `p`.
+    fn check_own(&self, p: &mut Problems);
+
+    /// Every problem in every section, at once.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::new();
+        self.sections().check(&mut p);
+        self.check_own(&mut p);
+        p.finish()
+    }
+
+    /// Loads defaults < `file` < `PSIRT_*` environment, then validates.
+    fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = crate::config::load(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A built application, bound and not yet serving.
+pub trait App: Send {
+    fn grpc_addr(&self) -> SocketAddr;
+    fn admin_addr(&self) -> SocketAddr;
+    /// Serves until `shutdown`, then drains and stops.
+    fn run_until_stopped(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// What a service is, for [`main`].
+pub trait Service {
+    /// The binary's and telemetry's name (`psirt-intake`).
+    const NAME: &'static str;
+    /// One line for `--help`.
+    const ABOUT: &'static str;
+    /// What `rebuild` replays, in prose (`the intake read model`).
+    const READ_MODEL: &'static str;
+
+    type Config: ServiceConfig + Send + Sync;
+    type App: App;
+
+    /// Connects, migrates and binds; nothing is served yet.
+    fn build(
+        config: &Self::Config,
+        metrics: MetricsHandle,
+    ) -> impl Future<Output = anyhow::Result<Self::App>> + Send;
+
+    /// Replays the read model from sequence 1; `on_progress(done, total)`.
+    fn rebuild(
+        config: &Self::Config,
+        on_progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send;
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Serve { config: Option<PathBuf> },
+    Rebuild { config: Option<PathBuf> },
+    PrintConfig { config: Option<PathBuf> },
+}
+
+/// The command line of a service binary.
+pub fn command(name: &'static str, about: &'static str, read_model: &'static str) -> clap::Command {
+    use clap::{Arg, Command, value_parser};
+    Command::new(name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .env("PSIRT_CONFIG")
+                .global(true)
+                .value_parser(value_parser!(PathBuf))
+                .help("TOML config file; `PSIRT_*` environment variables override it"),
+        )
+        .subcommand(Command::new("serve").about("Serve gRPC and admin HTTP (the default)"))
+        .subcommand(Command::new("rebuild").about(format!("Replay {read_model} from sequence 1, then exit")))
+        .subcommand(
+            Command::new("config").about("Print the effective configuration (secrets redacted) and exit"),
+        )
+}
+
+/// Parses `args` (the program name first).
+pub fn parse(
+    name: &'static str,
+    about: &'static str,
+    read_model: &'static str,
+    args: impl IntoIterator<Item = String>,
+) -> Result<Invocation, clap::Error> {
+    let matches = command(name, about, read_model).try_get_matches_from(args)?;
+    let config_of = |m: &clap::ArgMatches| m.get_one::<PathBuf>("config").cloned();
+    Ok(match matches.subcommand() {
+        Some(("rebuild", sub)) => Invocation::Rebuild { config: config_of(sub) },
+        Some(("config", sub)) => Invocation::PrintConfig { config: config_of(sub) },
+        Some((_, sub)) => Invocation::Serve { config: config_of(sub) },
+        None => Invocation::Serve { config: config_of(&matches) },
+    })
+}
+
+/// The whole `main` of a service binary.
+pub fn main<S: Service>() -> anyhow::Result<()> {
+    let invocation = match parse(S::NAME, S::ABOUT, S::READ_MODEL, std::env::args()) {
+        Ok(invocation) => invocation,
+        Err(e) => e.exit(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run::<S>(invocation))
+}
+
+/// Carries out one invocation.
+pub async fn run<S: Service>(invocation: Invocation) -> anyhow::Result<()> {
+    let file = match &invocation {
+        Invocation::Serve { config }
+        | Invocation::Rebuild { config }
+        | Invocation::PrintConfig { config } => config.clone(),
+    };
+    let config = S::Config::load(file.as_deref()).context("invalid configuration")?;
+    let sections = config.sections();
+    match invocation {
+        Invocation::PrintConfig { .. } => {
+            // Secrets are skipped by their serializers.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).unwrap_or_else(|e| format!("cannot print config: {e}"))
+            );
+            Ok(())
+        }
+        Invocation::Rebuild { .. } => {
+            let telemetry = crate::telemetry::init(S::NAME, sections.log, sections.otel)?;
+            let bar = indicatif::ProgressBar::new(0);
+            let template = format!(
+                "rebuilding {} {{bar:40}} {{pos}}/{{len}} events ({{per_sec}}, eta {{eta}})",
+                S::READ_MODEL
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(&template)
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let progress = |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let total = S::rebuild(&config, &progress).await?;
+            bar.finish();
+            eprintln!("rebuilt {} from {total} events", S::READ_MODEL);
+            telemetry.shutdown();
+            Ok(())
+        }
+        Invocation::Serve { .. } => {
+            let telemetry = crate::telemetry::init(S::NAME, sections.log, sections.otel)?;
+            let shutdown = Shutdown::on_signals();
+            let app = S::build(&config, telemetry.metrics()).await?;
+            tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "{} bound", S::NAME);
+            let result = app.run_until_stopped(shutdown).await;
+            telemetry.shutdown();
+            result
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_defaults_to_serve_and_takes_the_config_anywhere() {
+        let p = |a: &[&str]| parse("psirt-x", "x", "the x read model", args(a));
+        assert_eq!(p(&["psirt-x"]).unwrap(), Invocation::Serve { config: None });
+        assert_eq!(
+            p(&["psirt-x", "--config", "a.toml"]).unwrap(),
+            Invocation::Serve { config: Some(PathBuf::from("a.toml")) }
+        );
+        assert_eq!(
+            p(&["psirt-x", "rebuild", "-c", "b.toml"]).unwrap(),
+            Invocation::Rebuild { config: Some(PathBuf::from("b.toml")) }
+        );
+        assert_eq!(
+            p(&["psirt-x", "-c", "c.toml", "config"]).unwrap(),
+            Invocation::PrintConfig { config: Some(PathBuf::from("c.toml")) }
+        );
+        assert_eq!(p(&["psirt-x", "serve"]).unwrap(), Invocation::Serve { config: None });
+        let err = p(&["psirt-x", "frobnicate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
+        let help = command("psirt-x", "x", "the x read model").render_long_help().to_string();
+        assert!(help.contains("PSIRT_CONFIG"), "{help}");
+    }
+}
