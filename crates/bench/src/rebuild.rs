@@ -207,16 +207,16 @@ pub fn case_events(number: u32, now: OffsetDateTime) -> anyhow::Result<Vec<NewEv
         received_at: now,
         external_reference: None,
     };
-    let mut out = vec![psirt_intake::mapping::to_new_event(
+    let mut out = vec![psirt_codec::report::to_new_event(
         &received,
         EventId::derive(report_id.into(), &request_id),
         &request_id,
         metadata(),
     )];
 
-    let extra = psirt_triage::mapping::Extra {
+    let extra = psirt_codec::case::Extra {
         channel: psirt_proto::common::ReportChannel::Api.into(),
-        report_received_at: Some(psirt_triage::mapping::timestamp(now)),
+        report_received_at: Some(psirt_codec::case::timestamp(now)),
         team: "product-security".to_owned(),
         rationale: "Reproduced on 4.2.3.".to_owned(),
         ..Default::default()
@@ -244,7 +244,7 @@ pub fn case_events(number: u32, now: OffsetDateTime) -> anyhow::Result<Vec<NewEv
             case.handle(command, now).map_err(|e| anyhow::anyhow!("case {number}: {e}"))?;
         for event in decided {
             let id = EventId::from_uuid(Uuid::now_v7());
-            out.push(psirt_triage::mapping::to_new_event(&event, id, metadata(), case.details(), &extra));
+            out.push(psirt_codec::case::to_new_event(&event, id, metadata(), case.details(), &extra));
             case.apply(&event);
         }
     }

@@ -58,7 +58,6 @@ pub mod admin;
 pub mod auth;
 pub mod backbone;
 pub mod config;
-pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod parked;
