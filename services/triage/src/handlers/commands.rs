@@ -1,0 +1,461 @@
+//! The case decisions: each checks its request, then goes through the one
+//! command path (`Triage::execute`).
+
+use super::*;
+
+impl Triage {
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn start_triage(
+        &self,
+        principal: &Principal,
+        req: triage::StartTriageRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let command = Command {
+            name: "start-triage",
+            event_type: "TriageStarted",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::StartTriage)).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assign(
+        &self,
+        principal: &Principal,
+        req: triage::AssignCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.team.chars().count() > 200 {
+            bad.push(FieldViolation::new("team", "team must be at most 200 characters"));
+        }
+        finish(bad)?;
+        let command = Command {
+            name: "assign",
+            event_type: "CaseAssigned",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { team: req.team.trim().to_owned(), ..Extra::default() },
+        };
+        let assignee = req.assignee;
+        self.execute(principal, command, |_| Ok(CaseCommand::Assign { assignee: assignee.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assess(
+        &self,
+        principal: &Principal,
+        req: triage::AssessSeverityRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        let ssvc = match &req.ssvc {
+            None => None,
+            Some(inputs) => ssvc_inputs(&mut bad, inputs),
+        };
+        for (field, value) in
+            [("epss_probability", req.epss_probability), ("epss_percentile", req.epss_percentile)]
+        {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                bad.push(FieldViolation::new(field, format!("{field} must be between 0.0 and 1.0")));
+            }
+        }
+        if req.epss_percentile.is_some() && req.epss_probability.is_none() {
+            bad.push(FieldViolation::new("epss_percentile", "epss_percentile needs epss_probability"));
+        }
+        if req.cwe_ids.len() > 10 {
+            bad.push(FieldViolation::new("cwe_ids", "at most 10 CWE ids"));
+        }
+        for (i, cwe) in req.cwe_ids.iter().enumerate() {
+            let digits = cwe.strip_prefix("CWE-").unwrap_or_default();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 10 {
+                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), "must look like CWE-79"));
+            } else if req.cwe_ids[..i].contains(cwe) {
+                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), format!("{cwe} is listed twice")));
+            }
+        }
+        check_text(&mut bad, "rationale", &req.rationale, MAX_TEXT_BYTES);
+        if req.cvss_v3_vector.chars().count() > 200 {
+            bad.push(FieldViolation::new("cvss_v3_vector", "cvss_v3_vector must be at most 200 characters"));
+        }
+        if req.cvss_v4_vector.chars().count() > 300 {
+            bad.push(FieldViolation::new("cvss_v4_vector", "cvss_v4_vector must be at most 300 characters"));
+        }
+        finish(bad)?;
+        let decision = ssvc.map(|inputs| (inputs, ssvc::decide(&inputs)));
+        let rename = |field: &str| match field {
+            "cvss_v3" | "severity" => "cvss_v3_vector".to_owned(),
+            "cvss_v4" => "cvss_v4_vector".to_owned(),
+            "ssvc_decision" => "ssvc".to_owned(),
+            other => other.to_owned(),
+        };
+        let command = Command {
+            name: "assess",
+            event_type: "SeverityAssessed",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra {
+                ssvc: decision.map(|(inputs, d)| mapping::ssvc_to_proto(&inputs, d)),
+                known_exploited: req.known_exploited,
+                epss_probability: req.epss_probability,
+                epss_percentile: req.epss_percentile,
+                cwe_ids: req.cwe_ids.clone(),
+                rationale: req.rationale.clone(),
+                ..Extra::default()
+            },
+        };
+        let (v3, v4) = (req.cvss_v3_vector, req.cvss_v4_vector);
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::AssessSeverity {
+                cvss_v3: Some(v3.clone()),
+                cvss_v4: Some(v4.clone()),
+                ssvc_decision: decision.map(|(_, d)| d.as_str().to_owned()),
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn set_products(
+        &self,
+        principal: &Principal,
+        req: triage::SetAffectedProductsRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let explicit: Vec<bool> = req
+            .products
+            .iter()
+            .map(|p| matches!(p.versions, Some(common::product_version_range::Versions::Explicit(_))))
+            .collect();
+        let rename = move |field: &str| {
+            let Some(rest) = field.strip_prefix("entries") else { return field.to_owned() };
+            let index = rest
+                .strip_prefix('[')
+                .and_then(|r| r.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            let is_explicit = index.and_then(|i| explicit.get(i).copied()).unwrap_or(false);
+            let versions = if is_explicit { ".explicit.versions" } else { ".range" };
+            format!("products{}", rest.replacen(".versions", versions, 1))
+        };
+        let command = Command {
+            name: "set-products",
+            event_type: "AffectedProductsSet",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra::default(),
+        };
+        let entries: Vec<_> = req.products.iter().map(mapping::product_from_proto).collect();
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::SetAffectedProducts { entries: entries.clone() })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn accept(
+        &self,
+        principal: &Principal,
+        req: triage::AcceptCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let command = Command {
+            name: "accept",
+            event_type: "CaseAccepted",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { note: req.note, ..Extra::default() },
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::Accept)).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn reject(
+        &self,
+        principal: &Principal,
+        req: triage::RejectCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        let reason = mapping::rejection_from_proto(req.reason);
+        if reason.is_none() {
+            bad.push(FieldViolation::new("reason", "reason must be given"));
+        }
+        check_text(&mut bad, "reason_text", &req.reason_text, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let Some(reason) = reason else {
+            return Err(ApiError::invalid_argument("reason", "reason must be given").into());
+        };
+        let rename = |field: &str| if field == "text" { "reason_text".to_owned() } else { field.to_owned() };
+        let command = Command {
+            name: "reject",
+            event_type: "CaseRejected",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra::default(),
+        };
+        let text = req.reason_text;
+        self.execute(principal, command, |_| Ok(CaseCommand::Reject { reason, text: text.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn mark_duplicate(
+        &self,
+        principal: &Principal,
+        req: triage::MarkDuplicateRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let of = parse_case_id("duplicate_of_case_id", &req.duplicate_of_case_id)?;
+        let mut bad = Vec::new();
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        finish(bad)?;
+        let canonical = if of == case_id { None } else { Some(self.load(of).await?) };
+        let canonical_key = match canonical.as_ref().map(|c| c.state.details()) {
+            None => String::new(),
+            Some(Some(details)) => details.key.to_string(),
+            Some(None) => {
+                return Err(ApiError::invalid_argument(
+                    "duplicate_of_case_id",
+                    format!("case {of} does not exist"),
+                )
+                .into());
+            }
+        };
+        let rename =
+            |field: &str| if field == "other" { "duplicate_of_case_id".to_owned() } else { field.to_owned() };
+        let command = Command {
+            name: "mark-duplicate",
+            event_type: "CaseMarkedDuplicate",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra { note: req.note, duplicate_of_case_key: canonical_key, ..Extra::default() },
+        };
+        self.execute(principal, command, |_| Ok(CaseCommand::MarkDuplicate { of })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn assign_cve(
+        &self,
+        principal: &Principal,
+        req: triage::AssignCveRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.cve_id.chars().count() > 50 {
+            bad.push(FieldViolation::new("cve_id", "cve_id must be at most 50 characters"));
+        }
+        if req.assigner.chars().count() > 100 {
+            bad.push(FieldViolation::new("assigner", "assigner must be at most 100 characters"));
+        }
+        finish(bad)?;
+        let command = Command {
+            name: "assign-cve",
+            event_type: "CveAssigned",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { assigner: req.assigner.trim().to_owned(), ..Extra::default() },
+        };
+        let cve_id = req.cve_id;
+        self.execute(principal, command, |_| Ok(CaseCommand::AssignCve { cve_id: cve_id.clone() })).await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn set_embargo(
+        &self,
+        principal: &Principal,
+        req: triage::SetEmbargoRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        if req.agreed_with.len() > 50 {
+            bad.push(FieldViolation::new("agreed_with", "at most 50 parties"));
+        }
+        for (i, party) in req.agreed_with.iter().enumerate() {
+            let n = party.trim().chars().count();
+            if n == 0 || n > 200 {
+                bad.push(FieldViolation::new(
+                    format!("agreed_with[{i}]"),
+                    "each party must be 1 to 200 characters",
+                ));
+            }
+        }
+        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        let resolved = match resolve_embargo(&req.local_disclosure_time, req.time_zone.trim()) {
+            Ok(r) => Some(r),
+            Err(v) => {
+                bad.push(v);
+                None
+            }
+        };
+        finish(bad)?;
+        let Some(ResolvedEmbargo { disclosure_at, local, time_zone, utc_offset_seconds }) = resolved else {
+            return Err(ApiError::invalid_argument("local_disclosure_time", "not resolvable").into());
+        };
+        let rename = |field: &str| {
+            if field == "disclosure_at" { "local_disclosure_time".to_owned() } else { field.to_owned() }
+        };
+        let command = Command {
+            name: "set-embargo",
+            event_type: "EmbargoSet",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &rename,
+            extra: Extra {
+                agreed_with: req.agreed_with.iter().map(|p| p.trim().to_owned()).collect(),
+                note: req.note,
+                local_disclosure_time: local,
+                utc_offset_seconds,
+                ..Extra::default()
+            },
+        };
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::SetEmbargo { disclosure_at, time_zone: time_zone.clone() })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn escalate(
+        &self,
+        principal: &Principal,
+        req: triage::EscalateCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let Some(level) = mapping::level_from_proto(req.level) else {
+            return Err(ApiError::invalid_argument("level", "level must be given").into());
+        };
+        let command = Command {
+            name: "escalate",
+            event_type: "CaseEscalated",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra { incident: req.incident, ..Extra::default() },
+        };
+        let reason = req.reason;
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::Escalate { level, reason: reason.clone(), automatic: false })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn close(&self, principal: &Principal, req: triage::CloseCaseRequest) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let resolution = mapping::resolution_from_proto(req.resolution)
+            .map_err(|problem| ApiError::invalid_argument("resolution", problem))?;
+        let command = Command {
+            name: "close",
+            event_type: "CaseClosed",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        let (root_cause, lessons_learned) = (req.root_cause, req.lessons_learned);
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::Close {
+                resolution,
+                root_cause: root_cause.clone(),
+                lessons_learned: lessons_learned.clone(),
+            })
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(case_id = %req.case_id))]
+    pub async fn reopen(
+        &self,
+        principal: &Principal,
+        req: triage::ReopenCaseRequest,
+    ) -> Result<triage::Case> {
+        let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let command = Command {
+            name: "reopen",
+            event_type: "CaseReopened",
+            case_id,
+            request_id,
+            expected_version: req.expected_version,
+            rename: &same,
+            extra: Extra::default(),
+        };
+        let reason = req.reason;
+        self.execute(principal, command, |_| Ok(CaseCommand::Reopen { reason: reason.clone() })).await
+    }
+}
+
+/// The SSVC decision points of a request; every one must be given.
+fn ssvc_inputs(bad: &mut Vec<FieldViolation>, inputs: &triage::SsvcInputs) -> Option<SsvcInputs> {
+    use psirt_domain::{Automatable, Exploitation, PublicSafetyImpact, TechnicalImpact, ValueDensity};
+    let before = bad.len();
+    let mut need = |field: &str, ok: bool| {
+        if !ok {
+            bad.push(FieldViolation::new(format!("ssvc.{field}"), format!("ssvc.{field} must be given")));
+        }
+    };
+    let exploitation = match common::SsvcExploitation::try_from(inputs.exploitation) {
+        Ok(common::SsvcExploitation::None) => Some(Exploitation::None),
+        Ok(common::SsvcExploitation::Poc) => Some(Exploitation::PoC),
+        Ok(common::SsvcExploitation::Active) => Some(Exploitation::Active),
+        _ => None,
+    };
+    need("exploitation", exploitation.is_some());
+    let automatable = match common::SsvcAutomatable::try_from(inputs.automatable) {
+        Ok(common::SsvcAutomatable::No) => Some(Automatable::No),
+        Ok(common::SsvcAutomatable::Yes) => Some(Automatable::Yes),
+        _ => None,
+    };
+    need("automatable", automatable.is_some());
+    let value_density = match common::SsvcValueDensity::try_from(inputs.value_density) {
+        Ok(common::SsvcValueDensity::Diffuse) => Some(ValueDensity::Diffuse),
+        Ok(common::SsvcValueDensity::Concentrated) => Some(ValueDensity::Concentrated),
+        _ => None,
+    };
+    need("value_density", value_density.is_some());
+    let technical_impact = match common::SsvcTechnicalImpact::try_from(inputs.technical_impact) {
+        Ok(common::SsvcTechnicalImpact::Partial) => Some(TechnicalImpact::Partial),
+        Ok(common::SsvcTechnicalImpact::Total) => Some(TechnicalImpact::Total),
+        _ => None,
+    };
+    need("technical_impact", technical_impact.is_some());
+    let public_safety_impact = match common::SsvcPublicSafetyImpact::try_from(inputs.public_safety_impact) {
+        Ok(common::SsvcPublicSafetyImpact::Minimal) => Some(PublicSafetyImpact::Minimal),
+        Ok(common::SsvcPublicSafetyImpact::Significant) => Some(PublicSafetyImpact::Significant),
+        _ => None,
+    };
+    need("public_safety_impact", public_safety_impact.is_some());
+    if bad.len() > before {
+        return None;
+    }
+    Some(SsvcInputs {
+        exploitation: exploitation?,
+        automatable: automatable?,
+        value_density: value_density?,
+        technical_impact: technical_impact?,
+        public_safety_impact: public_safety_impact?,
+    })
+}

@@ -1,0 +1,334 @@
+//! Case reads: `GetCase` (read model, else the stream), `ListCases` with
+//! filters, order and page tokens, and the timeline.
+
+use super::*;
+
+impl Triage {
+    /// `GetCase`: from the read model; a case the projection has not
+    /// reached yet is folded from its stream, so a case id is readable the
+    /// moment its case exists, and a command's effect the moment it returned.
+    pub async fn get(&self, req: triage::GetCaseRequest) -> Result<triage::Case> {
+        use triage::get_case_request::Lookup;
+        let mut case = match req.lookup {
+            Some(Lookup::CaseId(id)) => {
+                let id = parse_case_id("case_id", &id)?;
+                self.case_by_id(id).await?.ok_or_else(|| ApiError::not_found("case", id.to_string()))?
+            }
+            Some(Lookup::CaseKey(key)) => {
+                let parsed: CaseKey = key.trim().parse().map_err(|e: psirt_domain::CaseKeyError| {
+                    ApiError::invalid_argument("case_key", e.to_string())
+                })?;
+                let mut case = readmodel::get_by_key(&self.inner.pool, &parsed.to_string())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("case", parsed.to_string()))?;
+                // Read your writes: fold in what the case's own stream has
+                // beyond the read model (a command just appended). Best
+                // effort: without NATS the read model answers alone.
+                if let Ok(id) = case.case_id.parse::<CaseId>()
+                    && let Ok(Some(last)) = self.inner.store.last_sequence(&mapping::subject(id)).await
+                    && last > case.version
+                {
+                    self.fold_missing(id, &mut case).await?;
+                }
+                case
+            }
+            None => {
+                return Err(ApiError::invalid_argument("case_id", "case_id or case_key must be given").into());
+            }
+        };
+        view::refresh(&mut case, now());
+        Ok(case)
+    }
+
+    /// A case by id. The stream is asked first (one direct get of the
+    /// case's last event): it says whether the case exists at all, so a
+    /// lookup of a case not opened yet (a client following the id intake
+    /// promised) costs no query, and whether the read model's row is
+    /// behind. Without NATS the read model answers alone.
+    async fn case_by_id(&self, id: CaseId) -> Result<Option<triage::Case>> {
+        let subject = mapping::subject(id);
+        let last = match self.inner.store.last_sequence(&subject).await {
+            Ok(last) => last,
+            Err(e) => {
+                debug!(case_id = %id, error = %e, "event store unavailable, case read from the read model only");
+                return Ok(readmodel::get(&self.inner.pool, &id.to_string()).await?);
+            }
+        };
+        if last.is_none() && self.inner.store.keeps_every_event() {
+            return Ok(None);
+        }
+        let row = readmodel::get(&self.inner.pool, &id.to_string()).await?;
+        let Some(last) = last else {
+            // The stream no longer holds the case's events (age or size
+            // limits): the read model is all there is.
+            return Ok(row);
+        };
+        match row {
+            Some(case) if case.version >= last => Ok(Some(case)),
+            Some(mut case) => {
+                self.fold_missing(id, &mut case).await?;
+                Ok(Some(case))
+            }
+            None => {
+                let loaded = self.load(id).await?;
+                if !loaded.state.exists() {
+                    return Ok(None);
+                }
+                let mut case = triage::Case::default();
+                self.fold_into(&mut case, &loaded.events)?;
+                Ok(Some(case))
+            }
+        }
+    }
+
+    /// Folds the case events after the view's version into it.
+    async fn fold_missing(&self, id: CaseId, case: &mut triage::Case) -> Result<()> {
+        let events = self.inner.store.load_after(&mapping::subject(id), case.version).await?;
+        self.fold_into(case, &events)
+    }
+
+    /// `ListCases`, from the read model.
+    pub async fn list(&self, req: triage::ListCasesRequest) -> Result<triage::ListCasesResponse> {
+        let mut bad = Vec::new();
+        if req.page_size < 0 {
+            bad.push(FieldViolation::new("page_size", "page size must not be negative"));
+        }
+        let settings = &self.inner.settings;
+        let limit = match u32::try_from(req.page_size) {
+            Ok(0) | Err(_) => settings.default_page_size,
+            Ok(n) => n.min(settings.max_page_size),
+        };
+        let order = match parse_order_by(&req.order_by) {
+            Ok(order) => order,
+            Err(problem) => {
+                bad.push(FieldViolation::new("order_by", problem));
+                Vec::new()
+            }
+        };
+        let filter = check_filter(&mut bad, req.filter.unwrap_or_default());
+        let order_key: Vec<String> = order
+            .iter()
+            .map(|(field, descending)| {
+                format!("{}.{}", field.name(), if *descending { "desc" } else { "asc" })
+            })
+            .collect();
+        let order_key = order_key.join(",");
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            match decode_page_token(&req.page_token, &order_key, order.len()) {
+                Some(pos) => Some(pos),
+                None => {
+                    bad.push(FieldViolation::new("page_token", "not a page token of this API and order"));
+                    None
+                }
+            }
+        };
+        finish(bad)?;
+        let as_of_sequence =
+            psirt_projection::checkpoint(&self.inner.pool, readmodel::PROJECTION_NAME).await?;
+        let values = |case: &triage::Case| -> Vec<i64> {
+            order.iter().map(|(field, descending)| field.value(case, *descending)).collect()
+        };
+        let query = readmodel::ListQuery {
+            filter,
+            now_ms: mapping::millis(now()),
+            order: order.clone(),
+            after,
+            limit,
+        };
+        let (mut cases, more) = readmodel::list(&self.inner.pool, &query).await?;
+        let next_page_token = match cases.last() {
+            Some(last) if more => encode_page_token(&order_key, &values(last), &last.case_id),
+            _ => String::new(),
+        };
+        let at = now();
+        for case in &mut cases {
+            view::refresh(case, at);
+        }
+        Ok(triage::ListCasesResponse { cases, next_page_token, as_of_sequence })
+    }
+
+    /// `GetCaseTimeline`: the timeline index of the read model, each event
+    /// read back from the stream by its sequence.
+    pub async fn timeline(
+        &self,
+        req: triage::GetCaseTimelineRequest,
+    ) -> Result<triage::GetCaseTimelineResponse> {
+        let id = parse_case_id("case_id", &req.case_id)?;
+        if req.page_size < 0 {
+            return Err(ApiError::invalid_argument("page_size", "page size must not be negative").into());
+        }
+        let max = self.inner.settings.max_page_size;
+        let limit = match u32::try_from(req.page_size) {
+            Ok(0) | Err(_) => max,
+            Ok(n) => n.min(max),
+        };
+        let after = if req.page_token.is_empty() {
+            0
+        } else {
+            hex::decode(&req.page_token)
+                .ok()
+                .and_then(|raw| String::from_utf8(raw).ok())
+                .and_then(|raw| raw.strip_prefix("t1.").and_then(|s| s.parse::<u64>().ok()))
+                .ok_or_else(|| ApiError::invalid_argument("page_token", "not a page token of this API"))?
+        };
+        let case_id = id.to_string();
+        let mut sequences = readmodel::timeline(&self.inner.pool, &case_id, after, limit + 1).await?;
+        if sequences.is_empty() && after == 0 && readmodel::get(&self.inner.pool, &case_id).await?.is_none() {
+            return Err(ApiError::not_found("case", case_id).into());
+        }
+        let more = sequences.len() > limit as usize;
+        sequences.truncate(limit as usize);
+        let mut entries = Vec::with_capacity(sequences.len());
+        for sequence in &sequences {
+            let Some(event) = self.inner.store.get(*sequence).await? else { continue };
+            entries.push(triage::TimelineEntry {
+                sequence: event.sequence,
+                event_id: event.id.map(|i| i.to_string()).unwrap_or_default(),
+                event_type: event.event_type.clone(),
+                subject: event.subject.clone(),
+                occurred_at: Some(mapping::timestamp(view::occurred_at(&event))),
+                recorded_at: Some(mapping::timestamp(event.stored_at)),
+                actor: event.metadata.actor.clone().unwrap_or_default(),
+                event: Some(prost_types::Any {
+                    type_url: format!("type.googleapis.com/{}", event.event_type),
+                    value: event.payload.to_vec(),
+                }),
+                summary: view::summary(&event),
+                schema_version: event.schema_version,
+                causation_id: event.metadata.causation_id.clone().unwrap_or_default(),
+                correlation_id: event.metadata.correlation_id.clone().unwrap_or_default(),
+            });
+        }
+        let next_page_token = match sequences.last() {
+            Some(last) if more => hex::encode(format!("t1.{last}")),
+            _ => String::new(),
+        };
+        Ok(triage::GetCaseTimelineResponse { entries, next_page_token })
+    }
+}
+
+/// A `CaseFilter` checked and in the read model's terms.
+fn check_filter(bad: &mut Vec<FieldViolation>, filter: triage::CaseFilter) -> readmodel::Filter {
+    if filter.statuses.len() > 20 {
+        bad.push(FieldViolation::new("filter.statuses", "at most 20 statuses"));
+    }
+    for (i, s) in filter.statuses.iter().enumerate() {
+        if common::CaseStatus::try_from(*s).is_err() || *s == 0 {
+            bad.push(FieldViolation::new(format!("filter.statuses[{i}]"), "unknown case status"));
+        }
+    }
+    if filter.severities.len() > 20 {
+        bad.push(FieldViolation::new("filter.severities", "at most 20 severities"));
+    }
+    for (i, s) in filter.severities.iter().enumerate() {
+        if common::SeverityRating::try_from(*s).is_err() {
+            bad.push(FieldViolation::new(format!("filter.severities[{i}]"), "unknown severity rating"));
+        }
+    }
+    if filter.sla_states.len() > 20 {
+        bad.push(FieldViolation::new("filter.sla_states", "at most 20 SLA states"));
+    }
+    for (i, s) in filter.sla_states.iter().enumerate() {
+        if triage::SlaState::try_from(*s).is_err() || *s == 0 {
+            bad.push(FieldViolation::new(format!("filter.sla_states[{i}]"), "unknown SLA state"));
+        }
+    }
+    for (field, value) in [("filter.product", &filter.product), ("filter.assignee", &filter.assignee)] {
+        if value.chars().count() > 200 {
+            bad.push(FieldViolation::new(field, "must be at most 200 characters"));
+        }
+    }
+    readmodel::Filter {
+        statuses: filter.statuses,
+        ratings: filter.severities,
+        product: (!filter.product.is_empty()).then_some(filter.product),
+        assignee: (!filter.assignee.is_empty()).then_some(filter.assignee),
+        assigned: filter.assigned,
+        embargoed: filter.embargoed,
+        sla_states: filter.sla_states,
+    }
+}
+
+/// `order_by` (AIP-132): comma-separated fields, each optionally followed
+/// by `asc` or `desc`, each at most once. Empty: `opened_at desc`.
+fn parse_order_by(order_by: &str) -> std::result::Result<Vec<(SortField, bool)>, String> {
+    let order_by = order_by.trim();
+    if order_by.is_empty() {
+        return Ok(vec![(SortField::OpenedAt, true)]);
+    }
+    let mut order: Vec<(SortField, bool)> = Vec::new();
+    for part in order_by.split(',') {
+        let mut words = part.split_whitespace();
+        let Some(field) = words.next() else { return Err("an empty field in the list".to_owned()) };
+        let descending = match words.next() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => return Err(format!("{other:?} is not asc or desc")),
+        };
+        if words.next().is_some() {
+            return Err("expected `<field>` or `<field> desc` between commas".to_owned());
+        }
+        let sort = SortField::parse(field).ok_or_else(|| {
+            format!(
+                "{field:?} cannot be sorted by: use opened_at, updated_at, severity, case_key or next_due_at"
+            )
+        })?;
+        if order.iter().any(|(f, _)| *f == sort) {
+            return Err(format!("{field} is listed twice"));
+        }
+        order.push((sort, descending));
+    }
+    Ok(order)
+}
+
+/// Opaque keyset token: `v2|<order>|<values>|<case_id>` in hex.
+fn encode_page_token(order: &str, values: &[i64], case_id: &str) -> String {
+    let values: Vec<String> = values.iter().map(i64::to_string).collect();
+    hex::encode(format!("v2|{order}|{}|{case_id}", values.join(",")))
+}
+
+fn decode_page_token(token: &str, order: &str, keys: usize) -> Option<(Vec<i64>, String)> {
+    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
+    let mut parts = raw.splitn(4, '|');
+    if parts.next()? != "v2" || parts.next()? != order {
+        return None;
+    }
+    let values: Vec<i64> =
+        parts.next()?.split(',').map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
+    if values.len() != keys {
+        return None;
+    }
+    let id: CaseId = parts.next()?.parse().ok()?;
+    Some((values, id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_by_accepts_the_allowed_fields_once_each() {
+        assert_eq!(parse_order_by(""), Ok(vec![(SortField::OpenedAt, true)]));
+        assert_eq!(parse_order_by("severity desc"), Ok(vec![(SortField::Severity, true)]));
+        assert_eq!(parse_order_by("case_key"), Ok(vec![(SortField::CaseKey, false)]));
+        assert_eq!(
+            parse_order_by("severity desc, next_due_at"),
+            Ok(vec![(SortField::Severity, true), (SortField::NextDueAt, false)])
+        );
+        assert!(parse_order_by("title").is_err());
+        assert!(parse_order_by("severity sideways").is_err());
+        assert!(parse_order_by("severity,severity desc").is_err());
+        assert!(parse_order_by("severity,").is_err());
+    }
+
+    #[test]
+    fn page_tokens_are_bound_to_their_order() {
+        let id = CaseId::new().to_string();
+        let token = encode_page_token("severity.desc,opened_at.asc", &[4, -7], &id);
+        assert_eq!(decode_page_token(&token, "severity.desc,opened_at.asc", 2), Some((vec![4, -7], id)));
+        assert_eq!(decode_page_token(&token, "opened_at.desc", 1), None);
+        assert_eq!(decode_page_token("zz", "severity.desc", 1), None);
+    }
+}
