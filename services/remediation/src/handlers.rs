@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use tracing::{instrument, warn};
 
 use crate::documents::{self, Format};
-use crate::reactions::{self, LoadError};
+use crate::reactions;
 use crate::{mapping, readmodel, view};
 
 /// Longest client request id.
@@ -49,15 +49,6 @@ impl From<psirt_eventstore::ReadError> for RemediationError {
         match e {
             psirt_eventstore::ReadError::Store(e) => Self::Store(e),
             psirt_eventstore::ReadError::Decode(e) => Self::Corrupt(e),
-        }
-    }
-}
-
-impl From<LoadError> for RemediationError {
-    fn from(e: LoadError) -> Self {
-        match e {
-            LoadError::Store(e) => Self::Store(e),
-            LoadError::Corrupt(e) => Self::Corrupt(e),
         }
     }
 }
@@ -758,13 +749,11 @@ impl Remediation {
         }
         // One read of the plan's stream: the aggregate for the decision, the
         // view for the documents.
-        let loaded =
-            reactions::load_plan(&self.inner.store, &self.inner.settings.policy, PlanId::for_case(case_id))
-                .await?;
-        if !loaded.plan.exists() {
+        let loaded = self.inner.plans.get(PlanId::for_case(case_id)).await?;
+        if !loaded.state.exists() {
             return Err(PlanError::NotFound.into());
         }
-        let unresolved = loaded.plan.unresolved_products();
+        let unresolved = loaded.state.unresolved_products();
         let plan_view = view::plan(&loaded.events)?;
         let embargo_until = facts.embargo_until.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
         let override_reason = req.embargo_override_reason.trim().to_owned();

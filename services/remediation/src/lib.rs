@@ -221,7 +221,7 @@ impl Application {
         let views_parked = views.parked_events();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
         let reactions = ProjectionRunner::new(
-            reactions::Reactions { store: store.clone(), policy: settings.policy.clone() },
+            reactions::Reactions::new(store.clone(), settings.policy.clone()),
             pool.clone(),
             store,
             projection.for_reactions(),

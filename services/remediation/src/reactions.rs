@@ -4,13 +4,12 @@
 //! follow stream order and take the lease; every appended event's id derives
 //! from the id of the event that caused it, so a redelivery appends nothing.
 
-use psirt_domain::remediation::{Plan, PlanCommand, RemediationPolicy};
+use psirt_domain::remediation::{PlanCommand, PlanEvent, RemediationPolicy};
 use psirt_domain::{CaseId, EventId, PlanId};
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::events;
 use sqlx::AnyConnection;
-use time::OffsetDateTime;
 use tracing::warn;
 
 use crate::mapping;
@@ -21,8 +20,13 @@ pub const PROJECTION_NAME: &str = "remediation-reactions";
 pub const ACTOR: &str = "psirt-remediation";
 
 pub struct Reactions {
-    pub store: EventStore,
-    pub policy: RemediationPolicy,
+    plans: Repository<mapping::PlanCodec>,
+}
+
+impl Reactions {
+    pub fn new(store: EventStore, policy: RemediationPolicy) -> Self {
+        Self { plans: Repository::new(store, mapping::PlanCodec { policy }) }
+    }
 }
 
 /// NATS trouble rolls the batch back and retries it, like a database failure.
@@ -38,60 +42,11 @@ fn metadata(cause: &RecordedEvent) -> Metadata {
     }
 }
 
-/// A plan loaded from its stream.
-pub struct LoadedPlan {
-    pub plan: Plan,
-    pub events: Vec<RecordedEvent>,
-}
-
-impl LoadedPlan {
-    pub fn version(&self) -> ExpectedVersion {
-        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
-    }
-
-    pub fn has_event(&self, id: EventId) -> bool {
-        let id: uuid::Uuid = id.into();
-        self.events.iter().any(|e| e.id == Some(id))
-    }
-}
-
-/// Loads a plan from its stream under `policy`.
-pub async fn load_plan(
-    store: &EventStore,
-    policy: &RemediationPolicy,
-    plan_id: PlanId,
-) -> Result<LoadedPlan, LoadError> {
-    let events = store.load(&mapping::plan_subject(plan_id)).await?;
-    let mut plan = Plan::with_policy(policy.clone());
-    for e in &events {
-        if let Some(event) = mapping::plan_event_from_recorded(e)? {
-            plan.apply(&event);
-        }
-    }
-    Ok(LoadedPlan { plan, events })
-}
-
-/// Why a plan could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Corrupt(#[from] psirt_eventstore::DecodeError),
-}
-
-impl From<LoadError> for ApplyError {
-    fn from(e: LoadError) -> Self {
-        match e {
-            LoadError::Store(e) => retry(e),
-            LoadError::Corrupt(e) => ApplyError::Undecodable(e),
-        }
-    }
-}
-
 impl Reactions {
-    /// Decides `command` on the plan and appends the result, with event ids
-    /// derived from the cause; a conflict decides again.
+    /// Decides `command` on the plan and appends the result through the
+    /// shared command path, with event ids derived from the cause. A command
+    /// the plan refuses (no plan yet for a severity change) is logged and
+    /// skipped: it must not stall the reactions behind it.
     async fn react(
         &self,
         cause: &RecordedEvent,
@@ -100,47 +55,24 @@ impl Reactions {
     ) -> Result<(), ApplyError> {
         let plan_id = PlanId::for_case(case_id);
         let cause_id = cause.id.map_or_else(|| format!("seq-{}", cause.sequence), |id| id.to_string());
-        for _ in 0..3 {
-            let loaded = load_plan(&self.store, &self.policy, plan_id).await?;
-            let decided = match loaded.plan.handle(command.clone(), OffsetDateTime::now_utc()) {
-                Ok(decided) => decided,
-                // A reaction that cannot apply (no plan yet for a severity
-                // change) must not stall the reactions behind it.
-                Err(err) => {
-                    warn!(case_id = %case_id, error = %err, "reaction not applied");
-                    return Ok(());
-                }
-            };
-            if decided.is_empty() {
-                return Ok(());
+        let event_id = |event: &PlanEvent| -> uuid::Uuid {
+            let event_type = psirt_domain::DomainEvent::event_type(event);
+            EventId::derive(plan_id.into(), &format!("{event_type}\u{1f}{cause_id}")).into()
+        };
+        let request = Request { must_exist: false, ..Request::new(plan_id, metadata(cause)) };
+        let decide = |_: &psirt_eventstore::Loaded<psirt_domain::Plan>| {
+            Ok::<_, std::convert::Infallible>(Some(command.clone()))
+        };
+        match self.plans.execute(&request, &event_id, decide).await {
+            Ok(_) => Ok(()),
+            Err(CommandError::Domain(err)) => {
+                warn!(case_id = %case_id, error = %err, "reaction not applied");
+                Ok(())
             }
-            let mut version = loaded.version();
-            let mut conflicted = false;
-            for event in &decided {
-                let id = EventId::derive(
-                    plan_id.into(),
-                    &format!("{}\u{1f}{cause_id}", psirt_domain::DomainEvent::event_type(event)),
-                );
-                if loaded.has_event(id) {
-                    continue;
-                }
-                let new = mapping::plan_event_to_new(event, plan_id, id.into(), metadata(cause));
-                match self.store.append(new, version).await {
-                    Ok(appended) => version = ExpectedVersion::Exactly(appended.sequence),
-                    Err(StoreError::Conflict { .. }) => {
-                        conflicted = true;
-                        break;
-                    }
-                    Err(e) => return Err(retry(e)),
-                }
-            }
-            if !conflicted {
-                return Ok(());
-            }
+            Err(CommandError::Store(err)) => Err(retry(err)),
+            Err(CommandError::Decode(err)) => Err(err.into()),
+            Err(err) => Err(ApplyError::Database(sqlx::Error::Protocol(err.to_string()))),
         }
-        Err(ApplyError::Database(sqlx::Error::Protocol(format!(
-            "plan of case {case_id} kept changing while reacting"
-        ))))
     }
 }
 
@@ -177,8 +109,12 @@ impl Projection for Reactions {
             let case_id: CaseId =
                 e.case_id.parse().map_err(|_| bad(event, format!("case_id {:?}", e.case_id)))?;
             // Only a case with a plan has due dates to move.
-            let loaded = load_plan(&self.store, &self.policy, PlanId::for_case(case_id)).await?;
-            if !loaded.plan.exists() {
+            let loaded = match self.plans.get(PlanId::for_case(case_id)).await {
+                Ok(loaded) => loaded,
+                Err(psirt_eventstore::ReadError::Store(err)) => return Err(retry(err)),
+                Err(psirt_eventstore::ReadError::Decode(err)) => return Err(err.into()),
+            };
+            if !loaded.state.exists() {
                 return Ok(());
             }
             let command = PlanCommand::RecomputeDueDates {

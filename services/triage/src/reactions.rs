@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use psirt_domain::{Case, CaseCommand, CaseId, CaseKey, EventId, ReportId};
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_domain::{Case, CaseCommand, CaseEvent, CaseId, CaseKey, EventId, ReportId};
+use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::events;
 use sqlx::AnyConnection;
@@ -25,6 +25,7 @@ pub const ACTOR: &str = "psirt-triage";
 
 pub struct Reactions {
     pub store: EventStore,
+    cases: Repository<mapping::CaseCodec>,
     /// Events after this sequence are new to every runner (see
     /// [`Projection::session_started`]): no case was opened for them yet,
     /// so they need no existence check. `u64::MAX` before a session.
@@ -36,7 +37,8 @@ pub struct Reactions {
 
 impl Reactions {
     pub fn new(store: EventStore) -> Self {
-        Self { store, fresh_after: AtomicU64::new(u64::MAX), counters: Mutex::default() }
+        let cases = Repository::new(store.clone(), mapping::CaseCodec);
+        Self { store, cases, fresh_after: AtomicU64::new(u64::MAX), counters: Mutex::default() }
     }
 
     fn counters(&self) -> std::sync::MutexGuard<'_, HashMap<i32, u32>> {
@@ -59,13 +61,40 @@ fn metadata(cause: &RecordedEvent) -> Metadata {
 }
 
 impl Reactions {
-    async fn load(&self, id: CaseId) -> Result<(Case, Vec<RecordedEvent>), ApplyError> {
-        let events = self.store.load(&mapping::subject(id)).await.map_err(retry)?;
-        let mut case = Case::default();
-        for e in &events {
-            case.apply(&mapping::to_domain(e)?);
+    /// The case as stored, for the key it holds.
+    async fn stored_case(&self, id: CaseId) -> Result<Case, sqlx::Error> {
+        match self.cases.get(id).await {
+            Ok(loaded) => Ok(loaded.state),
+            Err(psirt_eventstore::ReadError::Store(e)) => Err(sql(e)),
+            Err(psirt_eventstore::ReadError::Decode(e)) => Err(sqlx::Error::Decode(Box::new(e))),
         }
-        Ok((case, events))
+    }
+
+    /// Carries out a reaction's command on the case through the shared
+    /// command path. A command the case refuses (no such case, a move its
+    /// status does not allow) is logged and skipped: it must not stall the
+    /// reactions behind it.
+    async fn react(
+        &self,
+        cause: &RecordedEvent,
+        case_id: CaseId,
+        command: CaseCommand,
+        extra: Extra,
+        event_id: &(dyn Fn(&CaseEvent) -> uuid::Uuid + Sync),
+    ) -> Result<(), ApplyError> {
+        let request = Request { must_exist: false, context: extra, ..Request::new(case_id, metadata(cause)) };
+        let decide =
+            |_: &psirt_eventstore::Loaded<Case>| Ok::<_, std::convert::Infallible>(Some(command.clone()));
+        match self.cases.execute(&request, event_id, decide).await {
+            Ok(_) => Ok(()),
+            Err(CommandError::Domain(err)) => {
+                tracing::debug!(case_id = %case_id, error = %err, "the case refused a reaction; skipped");
+                Ok(())
+            }
+            Err(CommandError::Store(err)) => Err(retry(err)),
+            Err(CommandError::Decode(err)) => Err(err.into()),
+            Err(err) => Err(ApplyError::Database(sqlx::Error::Protocol(err.to_string()))),
+        }
     }
 
     async fn link(&self, event: &RecordedEvent) -> Result<(), ApplyError> {
@@ -87,43 +116,17 @@ impl Reactions {
         } else {
             e.reason.clone()
         };
-        for _ in 0..3 {
-            let (case, stored) = self.load(case_id).await?;
-            if stored.iter().any(|s| s.id == Some(event_id.into())) {
-                return Ok(());
-            }
-            let version =
-                stored.last().map_or(ExpectedVersion::NoStream, |s| ExpectedVersion::Exactly(s.sequence));
-            let command = CaseCommand::LinkSuspectedDuplicate { other: other_case, reason: reason.clone() };
-            let decided = match case.handle(command, OffsetDateTime::now_utc()) {
-                Ok(decided) => decided,
-                // A hint that cannot be recorded (no such case, a self link)
-                // must not stall the reactions behind it.
-                Err(err) => {
-                    warn!(case_id = %case_id, other = %other_case, error = %err, "duplicate hint not linked");
-                    return Ok(());
-                }
-            };
-            let Some(linked) = decided.into_iter().next() else { return Ok(()) };
-            let extra = Extra {
-                other_report_id: e.other_report_id.clone(),
-                report_id: e.report_id.clone(),
-                suspected_at: e.suspected_at,
-                match_kind: e.match_kind,
-                similarity: e.similarity,
-                ..Extra::default()
-            };
-            let new = mapping::to_new_event(&linked, event_id, metadata(event), case.details(), &extra);
-            match self.store.append(new, version).await {
-                Ok(_) => return Ok(()),
-                // An analyst wrote to the case meanwhile: decide again.
-                Err(StoreError::Conflict { .. }) => {}
-                Err(err) => return Err(retry(err)),
-            }
-        }
-        Err(ApplyError::Database(sqlx::Error::Protocol(format!(
-            "case {case_id} kept changing while linking"
-        ))))
+        let extra = Extra {
+            other_report_id: e.other_report_id.clone(),
+            report_id: e.report_id.clone(),
+            suspected_at: e.suspected_at,
+            match_kind: e.match_kind,
+            similarity: e.similarity,
+            ..Extra::default()
+        };
+        let command = CaseCommand::LinkSuspectedDuplicate { other: other_case, reason };
+        let id: uuid::Uuid = event_id.into();
+        self.react(event, case_id, command, extra, &|_| id).await
     }
 }
 
@@ -172,35 +175,11 @@ impl Reactions {
         let case_id: CaseId =
             case_id.parse().map_err(|_| bad(format!("case_id {case_id:?} is not an id")))?;
         let cause = event.id.map_or_else(|| format!("seq-{}", event.sequence), |id| id.to_string());
-        for _ in 0..3 {
-            let (case, stored) = self.load(case_id).await?;
-            let decided = match case.handle(command.clone(), OffsetDateTime::now_utc()) {
-                Ok(decided) => decided,
-                Err(err) => {
-                    tracing::debug!(case_id = %case_id, error = %err, "remediation progress leaves the case as it is");
-                    return Ok(());
-                }
-            };
-            let Some(moved) = decided.into_iter().next() else { return Ok(()) };
-            let event_id = EventId::derive(
-                case_id.into(),
-                &format!("{}-from\u{1f}{cause}", psirt_domain::DomainEvent::event_type(&moved)),
-            );
-            if stored.iter().any(|s| s.id == Some(event_id.into())) {
-                return Ok(());
-            }
-            let version =
-                stored.last().map_or(ExpectedVersion::NoStream, |s| ExpectedVersion::Exactly(s.sequence));
-            let new = mapping::to_new_event(&moved, event_id, metadata(event), case.details(), &extra);
-            match self.store.append(new, version).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => {}
-                Err(err) => return Err(retry(err)),
-            }
-        }
-        Err(ApplyError::Database(sqlx::Error::Protocol(format!(
-            "case {case_id} kept changing while recording remediation progress"
-        ))))
+        let event_id = |moved: &CaseEvent| -> uuid::Uuid {
+            let event_type = psirt_domain::DomainEvent::event_type(moved);
+            EventId::derive(case_id.into(), &format!("{event_type}-from\u{1f}{cause}")).into()
+        };
+        self.react(event, case_id, command, extra, &event_id).await
     }
 }
 
@@ -350,10 +329,7 @@ impl Projection for Reactions {
             let report: Option<ReportId> =
                 event.decode::<events::ReportReceived>().ok().and_then(|e| e.report_id.parse().ok());
             if let Some(report) = report {
-                let (case, _) = self.load(CaseId::for_report(report)).await.map_err(|e| match e {
-                    ApplyError::Database(e) => e,
-                    ApplyError::Undecodable(e) => sqlx::Error::Decode(Box::new(e)),
-                })?;
+                let case = self.stored_case(CaseId::for_report(report)).await?;
                 if let Some(stored) = case.details().map(|d| d.key) {
                     let entry = settled_existing.entry(i32::from(stored.year())).or_insert(0);
                     *entry = (*entry).max(stored.sequence());
@@ -375,7 +351,7 @@ impl Projection for Reactions {
                     Some((case_id, key, report_id, new)) => {
                         let append = self
                             .store
-                            .start_append(new, ExpectedVersion::NoStream)
+                            .start_append(new, psirt_eventstore::ExpectedVersion::NoStream)
                             .await
                             .map_err(|e| ApplyError::Database(sql(e)))?;
                         Ok(Some(PendingOpen { case_id, key, report_id, append }))
@@ -401,10 +377,7 @@ impl Projection for Reactions {
                 // Opened before: the stored key is the truth; never hand it
                 // out again.
                 Ok(_) | Err(StoreError::Conflict { .. }) => {
-                    let (case, _) = self.load(open.case_id).await.map_err(|e| match e {
-                        ApplyError::Database(e) => e,
-                        ApplyError::Undecodable(e) => sqlx::Error::Decode(Box::new(e)),
-                    })?;
+                    let case = self.stored_case(open.case_id).await?;
                     if let Some(stored) = case.details().map(|d| d.key) {
                         let year = i32::from(stored.year());
                         let entry = settled.entry(year).or_insert(0);
