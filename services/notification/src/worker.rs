@@ -20,11 +20,13 @@ use std::time::Duration;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use psirt_domain::notification::Channel;
-use psirt_domain::notification::{AttemptKind, AttemptResult, Delivery, RetryPolicy, Scheduled};
-use psirt_domain::{
-    CaseFacts, DeliveryCommand, DeliveryError, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings,
+use psirt_domain::notification::{
+    AttemptKind, AttemptResult, Delivery, DeliveryEvent, RetryPolicy, Scheduled,
 };
-use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, StoreError};
+use psirt_domain::{CaseFacts, DeliveryCommand, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings};
+use psirt_eventstore::{
+    CommandError, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository, Request, StoreError,
+};
 use psirt_kit::Shutdown;
 use psirt_proto::events as api_events;
 use psirt_proto::notification as api;
@@ -132,6 +134,7 @@ pub struct Worker {
 
 struct Inner {
     store: EventStore,
+    deliveries: Repository<mapping::DeliveryCodec>,
     pool: AnyPool,
     settings: DeliverySettings,
     webhook: WebhookSettings,
@@ -158,6 +161,7 @@ impl Worker {
         let sender = webhook::Sender::new(&webhook.user_agent)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                deliveries: Repository::new(store.clone(), mapping::DeliveryCodec),
                 store,
                 pool,
                 settings,
@@ -448,8 +452,8 @@ impl Worker {
     }
 
     async fn abandon(&self, id: DeliveryId, loaded: LoadedDelivery, reason: &str) -> Result<(), WorkError> {
-        self.decide_and_append(id, None, loaded, |_| DeliveryCommand::Abandon { reason: reason.to_owned() })
-            .await
+        drop(loaded);
+        self.decide_and_append(id, None, |_| DeliveryCommand::Abandon { reason: reason.to_owned() }).await
     }
 
     /// Records an attempt's outcome. If NATS cannot take it, the outcome is
@@ -470,7 +474,7 @@ impl Worker {
             policy,
             jitter: rand::random::<f64>(),
         };
-        match self.decide_and_append(id, channel, loaded, command).await {
+        match self.decide_and_append(id, channel, command).await {
             Err(WorkError::Store(e)) => {
                 self.inner
                     .unrecorded
@@ -483,62 +487,58 @@ impl Worker {
         }
     }
 
+    /// Decides a worker's command on the delivery and appends it through the
+    /// shared command path. Event ids derive from the delivery, the series
+    /// and the attempt the decision was made on, so two workers recording
+    /// the same attempt write the same ids. A delivery that no longer takes
+    /// the command (redelivered, recorded by another worker) is left alone,
+    /// and so is one that kept changing: the next pass sees it.
     async fn decide_and_append(
         &self,
         id: DeliveryId,
         channel: Option<&'static str>,
-        mut loaded: LoadedDelivery,
         command: impl Fn(&Delivery) -> DeliveryCommand,
     ) -> Result<(), WorkError> {
-        for _ in 0..3 {
-            let decided = match loaded.delivery.handle(command(&loaded.delivery), OffsetDateTime::now_utc()) {
-                Ok(decided) => decided,
-                // Someone else recorded it (a redelivery, a second worker).
-                Err(
-                    DeliveryError::NotPending(_) | DeliveryError::NotFound | DeliveryError::AlreadyDelivered,
-                ) => {
-                    return Ok(());
-                }
-            };
-            let series = loaded.delivery.series();
-            let attempt = loaded.delivery.attempts() + 1;
-            let mut version = loaded.version();
-            let mut conflicted = false;
-            for event in &decided {
-                let event_id =
-                    attempt_event_id(id, series, attempt, psirt_domain::DomainEvent::event_type(event));
-                if loaded.has_event(event_id) {
-                    continue;
-                }
-                let new = mapping::delivery_event_to_new(
-                    event,
-                    event_id.into(),
-                    Metadata {
-                        causation_id: Some(id.to_string()),
-                        correlation_id: None,
-                        actor: Some(ACTOR.to_owned()),
-                    },
-                );
-                match self.inner.store.append(new, version).await {
-                    Ok(appended) => {
-                        version = ExpectedVersion::Exactly(appended.sequence);
-                        if let Some(channel) = channel {
-                            metrics::finished(channel, psirt_domain::DomainEvent::event_type(event));
-                        }
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // (series << 32) | attempt of the state the decision is made on.
+        let decided_on = AtomicU64::new(0);
+        let decide = |loaded: &psirt_eventstore::Loaded<Delivery>| {
+            let d = &loaded.state;
+            decided_on.store((u64::from(d.series()) << 32) | u64::from(d.attempts() + 1), Ordering::SeqCst);
+            Ok::<_, std::convert::Infallible>(Some(command(d)))
+        };
+        let event_id = |event: &DeliveryEvent| -> uuid::Uuid {
+            let at = decided_on.load(Ordering::SeqCst);
+            let (series, attempt) = ((at >> 32) as u32, (at & 0xffff_ffff) as u32);
+            attempt_event_id(id, series, attempt, psirt_domain::DomainEvent::event_type(event)).into()
+        };
+        let metadata = Metadata {
+            causation_id: Some(id.to_string()),
+            correlation_id: None,
+            actor: Some(ACTOR.to_owned()),
+        };
+        let request = Request { must_exist: false, ..Request::new(id, metadata) };
+        match self.inner.deliveries.execute(&request, &event_id, decide).await {
+            Ok(executed) => {
+                if let Some(channel) = channel {
+                    for event in &executed.appended {
+                        metrics::finished(channel, psirt_domain::DomainEvent::event_type(event));
                     }
-                    Err(StoreError::Conflict { .. }) => {
-                        conflicted = true;
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
                 }
+                Ok(())
             }
-            if !conflicted {
-                return Ok(());
+            Err(CommandError::Domain(err)) => {
+                debug!(delivery_id = %id, error = %err, "the delivery no longer takes the command");
+                Ok(())
             }
-            loaded = load_delivery(&self.inner.store, id).await?;
+            Err(CommandError::Conflict { .. }) => {
+                debug!(delivery_id = %id, "the delivery kept changing; the next pass sees it");
+                Ok(())
+            }
+            Err(CommandError::Store(e)) => Err(e.into()),
+            Err(CommandError::Decode(e)) => Err(e.into()),
+            Err(err) => Err(WorkError::Store(StoreError::Other(err.to_string()))),
         }
-        Ok(())
     }
 }
 
