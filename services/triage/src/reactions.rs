@@ -85,7 +85,8 @@ impl Reactions {
         let request = Request { must_exist: false, context: extra, ..Request::new(case_id, metadata(cause)) };
         let decide =
             |_: &psirt_eventstore::Loaded<Case>| Ok::<_, std::convert::Infallible>(Some(command.clone()));
-        match self.cases.execute(&request, event_id, decide).await {
+        // Boxed: the command path's future holds the case twice (before and after).
+        match Box::pin(self.cases.execute(&request, event_id, decide)).await {
             Ok(_) => Ok(()),
             Err(CommandError::Domain(err)) => {
                 tracing::debug!(case_id = %case_id, error = %err, "the case refused a reaction; skipped");
