@@ -238,47 +238,11 @@ async fn apply_report_event(
     sequence: u64,
 ) -> Result<(), ApplyError> {
     match event {
-        ReportEvent::ReportReceived {
-            report_id,
-            case_id,
-            title,
-            affected_products,
-            channel,
-            received_at,
-            ..
-        } => {
-            let mut view = intake::Report::default();
-            mapping::fold(&mut view, event, sequence);
-            let received = millis(*received_at);
-            sqlx::query(
-                "INSERT INTO intake_reports
-                    (report_id, case_id, status, channel, title, received_at_ms, acknowledged_at_ms, is_open, version, view)
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 1, $7, $8)
-                 ON CONFLICT (report_id) DO NOTHING",
-            )
-            .bind(report_id.to_string())
-            .bind(case_id.to_string())
-            .bind(view.status)
-            .bind(mapping::channel_to_proto(*channel) as i32)
-            .bind(title)
-            .bind(received)
-            .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-            .bind(view.encode_to_vec())
-            .execute(&mut *conn)
-            .await?;
-            for key in psirt_domain::dedup_keys(title, affected_products) {
-                sqlx::query(
-                    "INSERT INTO intake_dedup_keys (dedup_key, report_id, received_at_ms, sequence)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (dedup_key, report_id) DO NOTHING",
-                )
-                .bind(key)
-                .bind(report_id.to_string())
-                .bind(received)
-                .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-                .execute(&mut *conn)
-                .await?;
-            }
+        ReportEvent::ReportReceived { .. } => {
+            // The one insert path of a new report: a batch of one.
+            let mut one = NewReports::default();
+            one.push(event, sequence);
+            one.flush(conn).await?;
         }
         ReportEvent::ReportAcknowledged { report_id, .. }
         | ReportEvent::ReporterMessageAdded { report_id, .. } => {
