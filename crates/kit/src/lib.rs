@@ -61,6 +61,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod parked;
+pub mod request;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -29,14 +29,7 @@ pub struct ParkedAdmin {
 }
 
 fn require_admin<T>(request: &Request<T>) -> Result<Principal, Status> {
-    let principal =
-        request.extensions().get::<Principal>().cloned().ok_or_else(|| {
-            Status::from(ApiError::Unauthenticated("no principal on the request".to_owned()))
-        })?;
-    if !principal.has_role(Role::Admin) {
-        return Err(ApiError::PermissionDenied("requires the admin role".to_owned()).into());
-    }
-    Ok(principal)
+    crate::request::require_role(request, Role::Admin)
 }
 
 fn parked_event(projection: &str, row: ParkedRow) -> admin::ParkedEvent {

@@ -2,7 +2,8 @@
 //! happened in the layer in front; each RPC takes the caller's principal and
 //! hands the request to the command handlers.
 
-use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_kit::request::principal;
+use psirt_kit::{AuthPolicy, Role};
 use psirt_proto::intake::{self, intake_service_server::IntakeService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -25,14 +26,6 @@ pub fn policy() -> AuthPolicy {
         .allow(&format!("/{SERVICE_NAME}/ListReports"), &staff)
         .allow(&format!("/{SERVICE_NAME}/AcknowledgeReport"), &analysts);
     psirt_kit::parked::allow_parked_methods(policy)
-}
-
-fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
 }
 
 /// The gRPC service.

@@ -11,6 +11,7 @@ use psirt_domain::{
 use psirt_eventstore::{
     CommandError, EventStore, Executed, Metadata, ReadError, Repository, Request, StoreError,
 };
+use psirt_kit::request::page_token;
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::intake;
 use sqlx::AnyPool;
@@ -155,25 +156,6 @@ fn parse_report_id(field: &str, value: &str) -> Result<ReportId> {
     })
 }
 
-fn check_request_id(field: &str, value: &str) -> Result<()> {
-    if value.chars().count() > psirt_domain::validation::MAX_REQUEST_ID_CHARS {
-        return Err(ApiError::invalid_argument(
-            field,
-            format!(
-                "request id must be at most {} characters",
-                psirt_domain::validation::MAX_REQUEST_ID_CHARS
-            ),
-        )
-        .into());
-    }
-    if value.chars().any(char::is_control) {
-        return Err(
-            ApiError::invalid_argument(field, "request id must not contain control characters").into()
-        );
-    }
-    Ok(())
-}
-
 fn metadata(principal: &Principal, request_id: &str, correlation: Option<String>) -> Metadata {
     Metadata {
         causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
@@ -229,7 +211,7 @@ impl Intake {
         principal: &Principal,
         req: intake::SubmitReportRequest,
     ) -> Result<intake::SubmitReportResponse> {
-        let request_id = req.request_id.trim().to_owned();
+        let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let report_id = if request_id.is_empty() {
             ReportId::new()
         } else {
@@ -382,7 +364,7 @@ impl Intake {
         req: intake::AcknowledgeReportRequest,
     ) -> Result<intake::Report> {
         let id = parse_report_id("report_id", &req.report_id)?;
-        check_request_id("request_id", &req.request_id)?;
+        psirt_kit::request::request_id(&req.request_id)?;
         let request_id = req.request_id.trim();
         let key = if request_id.is_empty() { "acknowledge" } else { request_id };
         // Acknowledging twice is refused by the domain; the same request
@@ -403,7 +385,7 @@ impl Intake {
         req: intake::AddReporterMessageRequest,
     ) -> Result<intake::AddReporterMessageResponse> {
         let id = parse_report_id("report_id", &req.report_id)?;
-        check_request_id("request_id", &req.request_id)?;
+        psirt_kit::request::request_id(&req.request_id)?;
         let staff = is_staff(principal);
         let direction = if staff {
             mapping::direction_from_proto(req.direction).ok_or_else(|| {
@@ -519,18 +501,13 @@ impl Intake {
     }
 }
 
-/// Opaque keyset token: `v1.<received_at_ms>.<report_id>` in hex.
+/// A `ListReports` position: received at (ms) and report id.
 fn encode_page_token(ms: i64, report_id: &str) -> String {
-    hex::encode(format!("v1.{ms}.{report_id}"))
+    page_token::encode("reports", &[&ms.to_string(), report_id])
 }
 
 fn decode_page_token(token: &str) -> Option<(i64, String)> {
-    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
-    let mut parts = raw.splitn(3, '.');
-    if parts.next()? != "v1" {
-        return None;
-    }
-    let ms = parts.next()?.parse().ok()?;
-    let id: ReportId = parts.next()?.parse().ok()?;
-    Some((ms, id.to_string()))
+    let parts = page_token::decode(token, "reports", 2).ok()?;
+    let id: ReportId = parts[1].parse().ok()?;
+    Some((parts[0].parse().ok()?, id.to_string()))
 }

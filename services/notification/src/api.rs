@@ -1,7 +1,8 @@
 //! The `psirt.notification.v1` gRPC surface. Authentication has happened in
 //! the layer in front; each RPC takes the caller's principal and hands over.
 
-use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_kit::request::principal;
+use psirt_kit::{AuthPolicy, Role};
 use psirt_proto::notification::{self as api, notification_service_server::NotificationService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -26,14 +27,6 @@ pub fn policy() -> AuthPolicy {
         policy = policy.allow(&format!("/{NOTIFICATION_SERVICE}/{method}"), &readers);
     }
     psirt_kit::parked::allow_parked_methods(policy)
-}
-
-fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
 }
 
 /// The `NotificationService`.

@@ -26,12 +26,8 @@ use crate::secrets::Secrets;
 use crate::worker::WorkError;
 use crate::{mapping, readmodel, view};
 
-/// Longest client request id.
-const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Most ticket links returned for one case.
 const MAX_TICKETS_PER_CASE: u32 = 1000;
-/// Longest page token accepted.
-const MAX_PAGE_TOKEN_CHARS: usize = 512;
 
 /// Everything a handler can fail with; one exhaustive mapping to a status.
 #[derive(Debug, thiserror::Error)]
@@ -154,20 +150,6 @@ fn invalid(field: &str, description: impl Into<String>) -> NotificationError {
     ApiError::invalid_argument(field, description).into()
 }
 
-fn check_request_id(value: &str) -> Result<String> {
-    let value = value.trim();
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(invalid(
-            "request_id",
-            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        ));
-    }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
-        return Err(invalid("request_id", "request id must consist of A-Z a-z 0-9 . _ : -"));
-    }
-    Ok(value.to_owned())
-}
-
 fn metadata(principal: &Principal, request_id: &str) -> Metadata {
     Metadata {
         causation_id: Some(request_id.to_owned()),
@@ -185,18 +167,16 @@ fn command_event_id(
     EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
 }
 
-fn encode_token(parts: &[String]) -> String {
-    hex::encode(parts.join("\u{1f}"))
+/// A page token of the list `scope` (the kit's one format): a stream
+/// sequence and an id.
+fn encode_token(scope: &str, sequence: impl std::fmt::Display, id: &str) -> String {
+    psirt_kit::request::page_token::encode(scope, &[&sequence.to_string(), id])
 }
 
-fn decode_token(token: &str) -> Result<(i64, String)> {
-    let bad = || invalid("page_token", "page token is not valid");
-    if token.len() > MAX_PAGE_TOKEN_CHARS {
-        return Err(bad());
-    }
-    let text = String::from_utf8(hex::decode(token).map_err(|_| bad())?).map_err(|_| bad())?;
-    let (seq, id) = text.split_once('\u{1f}').ok_or_else(bad)?;
-    Ok((seq.parse().map_err(|_| bad())?, id.to_owned()))
+fn decode_token(token: &str, scope: &str) -> Result<(i64, String)> {
+    let parts = psirt_kit::request::page_token::decode(token, scope, 2)?;
+    let sequence = parts[0].parse().map_err(|_| invalid("page_token", "not a page token of this query"))?;
+    Ok((sequence, parts[1].clone()))
 }
 
 fn parse_id<T: std::str::FromStr>(field: &str, value: &str, kind: &str) -> Result<T> {
@@ -360,7 +340,7 @@ impl Notification {
         principal: &Principal,
         req: api::CreateSubscriptionRequest,
     ) -> Result<api::Subscription> {
-        let request_id = check_request_id(&req.request_id)?;
+        let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let settings = self.checked_settings(req.settings.as_ref())?;
         let (id, request_id) = if request_id.is_empty() {
             let fresh = uuid::Uuid::now_v7().to_string();
@@ -389,7 +369,7 @@ impl Notification {
         req: api::UpdateSubscriptionRequest,
     ) -> Result<api::Subscription> {
         let id: SubscriptionId = parse_id("subscription_id", &req.subscription_id, "subscription")?;
-        let request_id = check_request_id(&req.request_id)?;
+        let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
         let settings = self.checked_settings(req.settings.as_ref())?;
         self.check_tracker_endpoint_free(&settings, id).await?;
@@ -413,7 +393,7 @@ impl Notification {
         req: api::DeleteSubscriptionRequest,
     ) -> Result<u64> {
         let id: SubscriptionId = parse_id("subscription_id", &req.subscription_id, "subscription")?;
-        let request_id = check_request_id(&req.request_id)?;
+        let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
         let events = self
             .decide_subscription(
@@ -437,13 +417,17 @@ impl Notification {
         if events::DeliveryChannel::try_from(req.channel).is_err() {
             return Err(invalid("channel", "unknown channel"));
         }
-        let after = if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token)?) };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(decode_token(&req.page_token, "subscriptions")?)
+        };
         let channel = (req.channel != 0).then_some(req.channel);
         let mut rows = readmodel::subscriptions(&self.inner.pool, channel, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_page_token = match (more, rows.last()) {
-            (true, Some((seq, s))) => encode_token(&[seq.to_string(), s.subscription_id.clone()]),
+            (true, Some((seq, s))) => encode_token("subscriptions", seq, &s.subscription_id),
             _ => String::new(),
         };
         Ok(api::ListSubscriptionsResponse {
@@ -482,12 +466,13 @@ impl Notification {
             subscription_id: (!subscription_id.is_empty()).then(|| subscription_id.to_lowercase()),
             status: (req.status != 0).then_some(req.status),
         };
-        let after = if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token)?) };
+        let after =
+            if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token, "deliveries")?) };
         let mut deliveries = readmodel::deliveries(&self.inner.pool, &filter, after, limit + 1).await?;
         let more = deliveries.len() > limit as usize;
         deliveries.truncate(limit as usize);
         let next_page_token = match (more, deliveries.last()) {
-            (true, Some(d)) => encode_token(&[d.event_sequence.to_string(), d.delivery_id.clone()]),
+            (true, Some(d)) => encode_token("deliveries", d.event_sequence, &d.delivery_id),
             _ => String::new(),
         };
         Ok(api::ListDeliveriesResponse { deliveries, next_page_token })
@@ -500,7 +485,7 @@ impl Notification {
         req: api::RedeliverDeliveryRequest,
     ) -> Result<api::Delivery> {
         let id: DeliveryId = parse_id("delivery_id", &req.delivery_id, "delivery")?;
-        let request_id = check_request_id(&req.request_id)?;
+        let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
         // A retried request answers as the first did, whatever the version now.
         let event_id: uuid::Uuid =

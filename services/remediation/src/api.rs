@@ -2,7 +2,8 @@
 //! and `AdvisoryService` (advisories). Authentication has happened in the
 //! layer in front; each RPC takes the caller's principal and hands over.
 
-use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_kit::request::principal;
+use psirt_kit::{AuthPolicy, Role};
 use psirt_proto::remediation::{
     self as api, advisory_service_server::AdvisoryService, remediation_service_server::RemediationService,
 };
@@ -33,14 +34,6 @@ pub fn policy() -> AuthPolicy {
         policy = policy.allow(&format!("/{ADVISORY_SERVICE}/{method}"), &analysts);
     }
     psirt_kit::parked::allow_parked_methods(policy)
-}
-
-fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
 }
 
 /// The `RemediationService`.

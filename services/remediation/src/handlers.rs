@@ -24,9 +24,6 @@ use crate::documents::{self, Format};
 use crate::reactions;
 use crate::{mapping, readmodel, view};
 
-/// Longest client request id.
-const MAX_REQUEST_ID_CHARS: usize = 128;
-
 /// Everything a handler can fail with; one exhaustive mapping to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum RemediationError {
@@ -160,22 +157,8 @@ fn parse_case_id(value: &str) -> Result<CaseId> {
 }
 
 fn check_request_id(value: &str) -> Result<String> {
-    let value = value.trim();
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        )
-        .into());
-    }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            "request id must consist of A-Z a-z 0-9 . _ : -",
-        )
-        .into());
-    }
-    Ok(if value.is_empty() { uuid::Uuid::now_v7().to_string() } else { value.to_owned() })
+    let id = psirt_kit::request::request_id(value)?;
+    Ok(if id.is_empty() { uuid::Uuid::now_v7().to_string() } else { id })
 }
 
 fn metadata(principal: &Principal, request_id: &str) -> Metadata {
@@ -197,18 +180,14 @@ fn command_event_id(
     EventId::derive(aggregate, &format!("{}\u{1f}{request_id}\u{1f}{event_type}", principal.subject))
 }
 
-/// A page token: base-16 of the keyset position.
-fn encode_token(parts: &[String]) -> String {
-    hex::encode(parts.join("\u{1f}"))
+/// A page token of the list `scope` (the kit's one format).
+fn encode_token(scope: &str, parts: &[String]) -> String {
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    psirt_kit::request::page_token::encode(scope, &parts)
 }
 
-fn decode_token(token: &str, parts: usize) -> Result<Vec<String>> {
-    let invalid =
-        || RemediationError::from(ApiError::invalid_argument("page_token", "page token is not valid"));
-    let bytes = hex::decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let out: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
-    if out.len() == parts { Ok(out) } else { Err(invalid()) }
+fn decode_token(token: &str, scope: &str, parts: usize) -> Result<Vec<String>> {
+    Ok(psirt_kit::request::page_token::decode(token, scope, parts)?)
 }
 
 impl Remediation {
@@ -444,7 +423,7 @@ impl Remediation {
         let after = if req.page_token.is_empty() {
             None
         } else {
-            let parts = decode_token(&req.page_token, 3)?;
+            let parts = decode_token(&req.page_token, "overdue", 3)?;
             let due = parts[0]
                 .parse()
                 .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
@@ -475,7 +454,7 @@ impl Remediation {
             }
         }
         let next_page_token = match (more, rows.last()) {
-            (true, Some((c, a, due))) => encode_token(&[due.to_string(), c.clone(), a.clone()]),
+            (true, Some((c, a, due))) => encode_token("overdue", &[due.to_string(), c.clone(), a.clone()]),
             _ => String::new(),
         };
         Ok(api::ListOverdueResponse { actions, next_page_token })
@@ -870,7 +849,7 @@ impl Remediation {
         let after = if req.page_token.is_empty() {
             None
         } else {
-            let parts = decode_token(&req.page_token, 2)?;
+            let parts = decode_token(&req.page_token, "advisories", 2)?;
             let updated = parts[0]
                 .parse()
                 .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
@@ -885,9 +864,10 @@ impl Remediation {
             }
         }
         let next_page_token = match (more, advisories.last()) {
-            (true, Some(a)) => {
-                encode_token(&[view::millis(a.updated_at.as_ref()).to_string(), a.case_id.clone()])
-            }
+            (true, Some(a)) => encode_token(
+                "advisories",
+                &[view::millis(a.updated_at.as_ref()).to_string(), a.case_id.clone()],
+            ),
             _ => String::new(),
         };
         Ok(api::ListAdvisoriesResponse { advisories, next_page_token })

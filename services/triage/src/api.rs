@@ -6,7 +6,8 @@
 
 use std::pin::Pin;
 
-use psirt_kit::{ApiError, AuthPolicy, Principal, Role};
+use psirt_kit::request::principal;
+use psirt_kit::{ApiError, AuthPolicy, Role};
 use psirt_proto::admin::{self, admin_service_server::AdminService};
 use psirt_proto::triage::{self, case_service_server::CaseService, triage_service_server::TriageService};
 use tonic::{Request, Response, Status};
@@ -49,14 +50,6 @@ pub fn policy() -> AuthPolicy {
     psirt_kit::parked::allow_parked_methods(
         policy.allow(&format!("/{ADMIN_SERVICE}/RebuildReadModel"), &[Role::Admin]),
     )
-}
-
-fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
-    request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
 }
 
 /// The `TriageService`.

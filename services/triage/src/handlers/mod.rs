@@ -36,9 +36,6 @@ use crate::view;
 /// Longest free text a request may carry (notes, rationale): 64 KiB.
 const MAX_TEXT_BYTES: usize = 64 * 1024;
 
-/// Longest client request id.
-const MAX_REQUEST_ID_CHARS: usize = 128;
-
 /// Everything a handler can fail with; one exhaustive mapping to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum TriageError {
@@ -185,24 +182,6 @@ fn parse_case_id(field: &str, value: &str) -> Result<CaseId> {
         .map_err(|_| ApiError::invalid_argument(field, format!("{value:?} is not a case id (a UUID)")).into())
 }
 
-fn check_request_id(value: &str) -> Result<()> {
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        )
-        .into());
-    }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            "request id must consist of A-Z a-z 0-9 . _ : -",
-        )
-        .into());
-    }
-    Ok(())
-}
-
 fn check_text(bad: &mut Vec<FieldViolation>, field: &str, value: &str, max_bytes: usize) {
     if value.len() > max_bytes {
         bad.push(FieldViolation::new(field, format!("{field} must be at most {max_bytes} bytes")));
@@ -308,7 +287,7 @@ impl Triage {
     fn prepare<'a>(&self, case_id: &str, request_id: &'a str) -> Result<(CaseId, &'a str)> {
         let id = parse_case_id("case_id", case_id)?;
         let request_id = request_id.trim();
-        check_request_id(request_id)?;
+        psirt_kit::request::request_id(request_id)?;
         Ok((id, request_id))
     }
 }

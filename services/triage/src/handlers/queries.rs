@@ -1,6 +1,8 @@
 //! Case reads: `GetCase` (read model, else the stream), `ListCases` with
 //! filters, order and page tokens, and the timeline.
 
+use psirt_kit::request::page_token;
+
 use super::*;
 
 impl Triage {
@@ -167,11 +169,10 @@ impl Triage {
         let after = if req.page_token.is_empty() {
             0
         } else {
-            hex::decode(&req.page_token)
-                .ok()
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|raw| raw.strip_prefix("t1.").and_then(|s| s.parse::<u64>().ok()))
-                .ok_or_else(|| ApiError::invalid_argument("page_token", "not a page token of this API"))?
+            let parts = page_token::decode(&req.page_token, "timeline", 1)?;
+            parts[0]
+                .parse::<u64>()
+                .map_err(|_| ApiError::invalid_argument("page_token", "not a page token of this query"))?
         };
         let case_id = id.to_string();
         let mut sequences = readmodel::timeline(&self.inner.pool, &case_id, after, limit + 1).await?;
@@ -202,7 +203,7 @@ impl Triage {
             });
         }
         let next_page_token = match sequences.last() {
-            Some(last) if more => hex::encode(format!("t1.{last}")),
+            Some(last) if more => page_token::encode("timeline", &[&last.to_string()]),
             _ => String::new(),
         };
         Ok(triage::GetCaseTimelineResponse { entries, next_page_token })
@@ -283,24 +284,19 @@ fn parse_order_by(order_by: &str) -> std::result::Result<Vec<(SortField, bool)>,
     Ok(order)
 }
 
-/// Opaque keyset token: `v2|<order>|<values>|<case_id>` in hex.
+/// A `ListCases` position, bound to its order: the sort values and the case id.
 fn encode_page_token(order: &str, values: &[i64], case_id: &str) -> String {
     let values: Vec<String> = values.iter().map(i64::to_string).collect();
-    hex::encode(format!("v2|{order}|{}|{case_id}", values.join(",")))
+    page_token::encode(order, &[&values.join(","), case_id])
 }
 
 fn decode_page_token(token: &str, order: &str, keys: usize) -> Option<(Vec<i64>, String)> {
-    let raw = String::from_utf8(hex::decode(token).ok()?).ok()?;
-    let mut parts = raw.splitn(4, '|');
-    if parts.next()? != "v2" || parts.next()? != order {
-        return None;
-    }
-    let values: Vec<i64> =
-        parts.next()?.split(',').map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
+    let parts = page_token::decode(token, order, 2).ok()?;
+    let values: Vec<i64> = parts[0].split(',').map(str::parse).collect::<std::result::Result<_, _>>().ok()?;
     if values.len() != keys {
         return None;
     }
-    let id: CaseId = parts.next()?.parse().ok()?;
+    let id: CaseId = parts[1].parse().ok()?;
     Some((values, id.to_string()))
 }
 

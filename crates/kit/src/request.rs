@@ -1,0 +1,120 @@
+//! Request plumbing every service shares: who is calling, the client's
+//! idempotency key, and page tokens in one format.
+
+use tonic::{Request, Status};
+
+use crate::{ApiError, Principal, Role};
+
+/// Longest `request_id`, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = psirt_domain::validation::MAX_REQUEST_ID_CHARS;
+
+/// Longest page token a request may carry, in characters.
+pub const MAX_PAGE_TOKEN_CHARS: usize = 1024;
+
+/// The authenticated caller the auth layer put on the request.
+pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthenticated("no principal on the request".to_owned()).into())
+}
+
+/// The caller, if it has `role`; `PERMISSION_DENIED` otherwise.
+pub fn require_role<T>(request: &Request<T>, role: Role) -> Result<Principal, Status> {
+    let principal = principal(request)?;
+    if !principal.has_role(role) {
+        return Err(ApiError::PermissionDenied(format!("requires the {} role", role.as_str())).into());
+    }
+    Ok(principal)
+}
+
+/// A client's idempotency key, trimmed: empty (none given) or 1 to
+/// [`MAX_REQUEST_ID_CHARS`] characters of `[A-Za-z0-9._:-]` (a UUID fits),
+/// as the API documents it.
+pub fn request_id(value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        ));
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        return Err(ApiError::invalid_argument(
+            "request_id",
+            "request id must consist of A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Page tokens, one format for every list: the hex of
+/// `p1␟<scope>␟<part>␟<part>…`. The scope binds a token to the query shape it
+/// was made for (a sort order, a list name): a token of another order is
+/// refused rather than read as a position in this one.
+pub mod page_token {
+    use super::{ApiError, MAX_PAGE_TOKEN_CHARS};
+
+    const VERSION: &str = "p1";
+    const SEPARATOR: char = '\u{1f}';
+
+    /// The token of a keyset position.
+    pub fn encode(scope: &str, parts: &[&str]) -> String {
+        let mut text = String::from(VERSION);
+        for piece in std::iter::once(scope).chain(parts.iter().copied()) {
+            text.push(SEPARATOR);
+            text.push_str(piece);
+        }
+        hex::encode(text)
+    }
+
+    /// The `parts` parts of a token made by [`encode`] with `scope`;
+    /// `INVALID_ARGUMENT` on `page_token` for anything else.
+    pub fn decode(token: &str, scope: &str, parts: usize) -> Result<Vec<String>, ApiError> {
+        let invalid = || ApiError::invalid_argument("page_token", "not a page token of this query");
+        if token.len() > MAX_PAGE_TOKEN_CHARS * 2 {
+            return Err(invalid());
+        }
+        let text = String::from_utf8(hex::decode(token).map_err(|_| invalid())?).map_err(|_| invalid())?;
+        let mut pieces = text.split(SEPARATOR);
+        if pieces.next() != Some(VERSION) || pieces.next() != Some(scope) {
+            return Err(invalid());
+        }
+        let out: Vec<String> = pieces.map(str::to_owned).collect();
+        if out.len() == parts { Ok(out) } else { Err(invalid()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_trimmed_bounded_and_of_the_documented_characters() {
+        assert_eq!(request_id("  a-B_9.c:d ").unwrap(), "a-B_9.c:d");
+        assert_eq!(request_id("").unwrap(), "");
+        assert_eq!(request_id(&"r".repeat(MAX_REQUEST_ID_CHARS)).unwrap().len(), MAX_REQUEST_ID_CHARS);
+        for bad in
+            ["r".repeat(MAX_REQUEST_ID_CHARS + 1), "a b".into(), "a\u{0}b".into(), "ü".into(), "a/b".into()]
+        {
+            let err = request_id(&bad).expect_err(&bad);
+            assert!(matches!(&err, ApiError::InvalidArgument(v) if v[0].field == "request_id"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_within_their_scope_only() {
+        let token = page_token::encode("severity.desc", &["4", "-7", "case"]);
+        assert_eq!(page_token::decode(&token, "severity.desc", 3).unwrap(), vec!["4", "-7", "case"]);
+        assert!(page_token::decode(&token, "opened_at.desc", 3).is_err(), "another order");
+        assert!(page_token::decode(&token, "severity.desc", 2).is_err(), "another shape");
+        assert!(page_token::decode("zz", "severity.desc", 3).is_err());
+        assert!(
+            page_token::decode(&hex::encode("p0\u{1f}severity.desc\u{1f}1"), "severity.desc", 1).is_err()
+        );
+        assert!(page_token::decode(&"ab".repeat(MAX_PAGE_TOKEN_CHARS + 1), "s", 1).is_err());
+        let empty = page_token::encode("s", &[]);
+        assert_eq!(page_token::decode(&empty, "s", 0).unwrap(), Vec::<String>::new());
+    }
+}
