@@ -15,7 +15,7 @@ use psirt_domain::template::{Template, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Auth, AuthMode, CommonSettings, Failure, Http, Ticket, TicketState, category_from_name};
+use super::{Auth, AuthMode, Failure, Http, Ticket, TicketState, category_from_name};
 
 /// Which JQL search endpoint Jira Cloud is asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,16 +137,7 @@ impl JiraSettings {
         if !self.enabled() {
             return out;
         }
-        CommonSettings {
-            base_url: &self.base_url,
-            credentials_secret: &self.credentials_secret,
-            webhook_secret: &self.webhook_secret,
-            create_on: &self.create_on,
-            inbound: &self.inbound,
-            reconcile_interval: self.reconcile_interval,
-            timeout: self.timeout,
-        }
-        .problems(secret_names, &mut push);
+        super::common_settings!(self).problems(secret_names, &mut push);
         if self.issue_type.trim().is_empty() || self.issue_type.len() > 255 {
             push("issue_type", "must be 1..255 characters".to_owned());
         }

@@ -313,6 +313,23 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
         .map_err(|p| p.replace("endpoint", "base_url").replace("use secret_ref", "use credentials_secret"))
 }
 
+/// The [`CommonSettings`] of a tracker section (`[jira]`, `[servicenow]`),
+/// whose structs name the shared settings alike.
+macro_rules! common_settings {
+    ($section:expr) => {
+        $crate::tracker::CommonSettings {
+            base_url: &$section.base_url,
+            credentials_secret: &$section.credentials_secret,
+            webhook_secret: &$section.webhook_secret,
+            create_on: &$section.create_on,
+            inbound: &$section.inbound,
+            reconcile_interval: $section.reconcile_interval,
+            timeout: $section.timeout,
+        }
+    };
+}
+pub(crate) use common_settings;
+
 /// The settings both trackers have, checked once for both.
 pub(crate) struct CommonSettings<'a> {
     pub base_url: &'a str,

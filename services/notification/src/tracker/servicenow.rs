@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Auth, AuthMode, Category, CommonSettings, Failure, Http, Link, Ticket, TicketState, category_from_name,
+    Auth, AuthMode, Category, Failure, Http, Link, Ticket, TicketState, category_from_name,
 };
 
 /// `[servicenow]`: the instance and what records say.
@@ -131,16 +131,7 @@ impl ServiceNowSettings {
         if !self.enabled() {
             return out;
         }
-        CommonSettings {
-            base_url: &self.base_url,
-            credentials_secret: &self.credentials_secret,
-            webhook_secret: &self.webhook_secret,
-            create_on: &self.create_on,
-            inbound: &self.inbound,
-            reconcile_interval: self.reconcile_interval,
-            timeout: self.timeout,
-        }
-        .problems(secret_names, &mut push);
+        super::common_settings!(self).problems(secret_names, &mut push);
         for (key, name) in [
             ("correlation_field", &self.correlation_field),
             ("severity_field", &self.severity_field),
