@@ -17,9 +17,7 @@ use psirt_domain::template::{Template, Values};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{
-    Auth, AuthMode, Category, Failure, Http, Link, Ticket, TicketState, category_from_name,
-};
+use super::{Auth, AuthMode, Category, Failure, Http, Link, Ticket, TicketState, category_from_name};
 
 /// `[servicenow]`: the instance and what records say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
