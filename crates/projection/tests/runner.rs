@@ -10,7 +10,7 @@ use psirt_eventstore::{
     DecodeError, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamSettings,
 };
 use psirt_projection::{
-    ApplyError, Prepared, Projection, ProjectionError, ProjectionRunner, ProjectionSettings,
+    ApplyError, Pipeline, PreparesBatches, Projection, ProjectionError, ProjectionRunner, ProjectionSettings,
     UndecodablePolicy,
 };
 use psirt_testkit::{BACKENDS, Backend, NatsServer, TestDatabase, eventually};
@@ -107,9 +107,13 @@ impl Projection for PreparedTally {
         Tally.reset(conn).await
     }
 
-    const PREPARES: bool = true;
+    const PIPELINE: Option<Pipeline<Self>> = Some(Pipeline::prepared());
+}
 
-    async fn prepare(&self, reader: &AnyPool, events: &[RecordedEvent]) -> Result<Prepared, sqlx::Error> {
+impl PreparesBatches for PreparedTally {
+    type Prepared = TallyRows;
+
+    async fn prepare(&self, reader: &AnyPool, events: &[RecordedEvent]) -> Result<TallyRows, sqlx::Error> {
         let mut rows: TallyRows = Vec::new();
         for event in events {
             let at = match rows.iter().position(|r| r.0 == event.subject) {
@@ -140,15 +144,14 @@ impl Projection for PreparedTally {
         for (subject, n, bodies) in &rows {
             carry.insert(subject.clone(), (last, *n, bodies.clone()));
         }
-        Ok(Prepared::new(rows))
+        Ok(rows)
     }
 
     async fn write_prepared(
         &self,
         conn: &mut AnyConnection,
-        prepared: Prepared,
+        rows: TallyRows,
     ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
-        let rows: TallyRows = prepared.into_inner().expect("tally rows");
         let write = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         for (subject, n, bodies) in rows {
             sqlx::query(
@@ -380,6 +383,7 @@ async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Re
         let runner =
             ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings).with_event_rule(tally_rule);
         let progress = runner.progress();
+        let parked_events = runner.parked_events();
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(runner.run(rx));
         wait_checkpoint(&pool, last).await?;
@@ -388,14 +392,14 @@ async fn undecodable_events_are_parked_or_skipped_never_stalling() -> anyhow::Re
 
         assert_eq!(tally(&pool).await?, vec![("psirt.evt.thing.a".to_owned(), 2, "ok1,ok2".to_owned())]);
         assert_eq!(progress.undecodable.load(Ordering::SeqCst), 2);
-        let parked = psirt_projection::parked(&pool, "tally").await?;
-        let newer_parked = parked.iter().find(|p| p.0 == newer).expect("the newer version is parked");
-        assert!(newer_parked.2.contains("schema version 2"), "{}", newer_parked.2);
+        let parked = parked_events.list(0, 100).await?;
+        let newer_parked = parked.iter().find(|p| p.sequence == newer).expect("the newer version is parked");
+        assert!(newer_parked.error.contains("schema version 2"), "{}", newer_parked.error);
         match policy {
             UndecodablePolicy::Park => {
                 assert_eq!(parked.len(), 2, "{backend:?}");
-                assert_eq!(parked[0].0, bad);
-                assert!(parked[0].2.contains("not a tally event"));
+                assert_eq!(parked[0].sequence, bad);
+                assert!(parked[0].error.contains("not a tally event"));
             }
             UndecodablePolicy::Skip => assert_eq!(parked.len(), 1, "only the newer version"),
         }
@@ -564,6 +568,7 @@ async fn a_foreign_event_type_on_a_subject_is_parked_never_applied() -> anyhow::
         let runner =
             ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings).with_event_rule(tally_rule);
         let progress = runner.progress();
+        let parked_events = runner.parked_events();
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(runner.run(rx));
         wait_checkpoint(&pool, last).await?;
@@ -577,10 +582,14 @@ async fn a_foreign_event_type_on_a_subject_is_parked_never_applied() -> anyhow::
         );
         assert_eq!(progress.foreign.load(Ordering::SeqCst), 2);
         assert_eq!(progress.undecodable.load(Ordering::SeqCst), 0);
-        let parked = psirt_projection::parked(&pool, "tally").await?;
-        assert_eq!(parked.iter().map(|p| p.0).collect::<Vec<_>>(), vec![forged, elsewhere], "{backend:?}");
-        assert_eq!(parked[0].1, "psirt.test.v1.Disclosed");
-        assert!(parked[0].2.contains("does not belong"), "{}", parked[0].2);
+        let parked = parked_events.list(0, 100).await?;
+        assert_eq!(
+            parked.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+            vec![forged, elsewhere],
+            "{backend:?}"
+        );
+        assert_eq!(parked[0].event_type, "psirt.test.v1.Disclosed");
+        assert!(parked[0].error.contains("does not belong"), "{}", parked[0].error);
     }
     Ok(())
 }

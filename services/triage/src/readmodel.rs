@@ -9,7 +9,7 @@ use prost::Message;
 use psirt_domain::{CaseKey, SlaPolicy};
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_projection::sql::{ShapedStatements, params, shaped_chunks};
-use psirt_projection::{ApplyError, DeferrableIndex, Prepared, Projection};
+use psirt_projection::{ApplyError, DeferrableIndex, Pipeline, PreparesBatches, Projection};
 use psirt_proto::{events, triage};
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -194,7 +194,7 @@ struct Writes {
 }
 
 /// A batch [`CasesProjection`] folded ahead of its transaction.
-struct PreparedCases {
+pub struct PreparedCases {
     undecodable: Vec<(usize, DecodeError)>,
     writes: Writes,
 }
@@ -843,28 +843,44 @@ impl Projection for CasesProjection {
         self.apply_batch_inner(conn, events, false).await.map(|(undecodable, _)| undecodable)
     }
 
-    const PREPARES: bool = true;
+    const PIPELINE: Option<Pipeline<Self>> = Some(Pipeline::prepared());
+
+    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        self.prepared_discarded();
+        // triage_case_keys belongs to the reactions, which are never replayed.
+        sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_case_plans").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_early_acks").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_case_products").execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM triage_cases").execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+impl PreparesBatches for CasesProjection {
+    type Prepared = PreparedCases;
 
     /// Folds the batch on a connection of its own, reading the rows the
     /// batch before changed from the carry-over.
-    async fn prepare(&self, reader: &AnyPool, events: &[RecordedEvent]) -> Result<Prepared, sqlx::Error> {
+    async fn prepare(
+        &self,
+        reader: &AnyPool,
+        events: &[RecordedEvent],
+    ) -> Result<PreparedCases, sqlx::Error> {
         let mut conn = reader.acquire().await?;
         let mut pending = Pending { carried: Some(Arc::clone(&self.carry)), ..Pending::default() };
         let undecodable = self.fold(&mut conn, &mut pending, events).await?;
         drop(conn);
         let last = events.last().map_or(0, |e| e.sequence);
         let (writes, _) = pending.into_writes(&self.policy, Some(last))?;
-        Ok(Prepared::new(PreparedCases { undecodable, writes }))
+        Ok(PreparedCases { undecodable, writes })
     }
 
     async fn write_prepared(
         &self,
         conn: &mut AnyConnection,
-        prepared: Prepared,
+        prepared: PreparedCases,
     ) -> Result<Vec<(usize, DecodeError)>, sqlx::Error> {
-        let prepared = prepared
-            .into_inner::<PreparedCases>()
-            .ok_or_else(|| sqlx::Error::Protocol("not a batch of the case view".to_owned()))?;
         prepared.writes.write(conn).await?;
         Ok(prepared.undecodable)
     }
@@ -878,17 +894,6 @@ impl Projection for CasesProjection {
 
     fn prepared_discarded(&self) {
         *Carry::lock(&self.carry) = Carry::default();
-    }
-
-    async fn reset(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        self.prepared_discarded();
-        // triage_case_keys belongs to the reactions, which are never replayed.
-        sqlx::query("DELETE FROM triage_case_events").execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM triage_case_plans").execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM triage_early_acks").execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM triage_case_products").execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM triage_cases").execute(&mut *conn).await?;
-        Ok(())
     }
 }
 
