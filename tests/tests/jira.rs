@@ -381,7 +381,12 @@ impl Platform {
 
     /// Submits, assesses (high) and accepts a case; returns (case id, case key).
     async fn accepted_case(&self, title: &str) -> anyhow::Result<(String, String)> {
-        let case = common::open_case(&self.intake, &self.triage, &format!("jira-{title}"), title).await?;
+        // A request id of the documented characters, whatever the title.
+        let request_id: String = format!("jira-{title}")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let case = common::open_case(&self.intake, &self.triage, &request_id, title).await?;
         common::assess_and_accept(
             &self.triage,
             &case.case_id,

@@ -416,6 +416,8 @@ async fn all_command(args: AllArgs) -> anyhow::Result<()> {
     doc.ratio_intake_over_raw = ratio(intake_rate, raw_rate);
     doc.ratio_floor_over_raw = ratio(floor_rate, raw_rate);
     doc.ratio_intake_over_floor = ratio(intake_rate, floor_rate);
+    doc.composed_limit_per_sec = report::composed_rate(floor_rate, raw_rate);
+    doc.ratio_intake_over_composed = doc.composed_limit_per_sec.and_then(|limit| ratio(intake_rate, limit));
     doc.intake_memory = Some(memory);
     report::emit(&doc, args.output.format, args.output.json.as_deref())
 }

@@ -227,11 +227,25 @@ pub struct Document {
     /// Intake rate divided by the no-op gRPC server's rate (`all` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_intake_over_floor: Option<f64>,
+    /// `1/(1/floor + 1/raw)` (`all` only): the rate of a service that did
+    /// the floor's gRPC work and the raw append one after the other, with
+    /// nothing else; the yardstick of the append path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composed_limit_per_sec: Option<f64>,
+    /// Intake rate divided by the composed limit (`all` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_intake_over_composed: Option<f64>,
     /// The intake child's memory (`all` only).
     pub intake_memory: Option<Memory>,
     /// The rebuild and raw passes (`rebuild` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<crate::rebuild::RebuildResult>,
+}
+
+/// `1/(1/a + 1/b)`: the rate of doing work at rate `a` and work at rate `b`
+/// one after the other; `None` unless both are positive.
+pub fn composed_rate(a: f64, b: f64) -> Option<f64> {
+    (a > 0.0 && b > 0.0).then(|| 1.0 / (1.0 / a + 1.0 / b))
 }
 
 impl Document {
@@ -245,6 +259,8 @@ impl Document {
             ratio_intake_over_raw: None,
             ratio_floor_over_raw: None,
             ratio_intake_over_floor: None,
+            composed_limit_per_sec: None,
+            ratio_intake_over_composed: None,
             intake_memory: None,
             rebuild: None,
         }
@@ -358,6 +374,9 @@ pub fn render_text(doc: &Document) -> String {
     }
     if let Some(ratio) = doc.ratio_intake_over_floor {
         footer.push(format!("intake/floor: {ratio:.2}"));
+    }
+    if let (Some(limit), Some(ratio)) = (doc.composed_limit_per_sec, doc.ratio_intake_over_composed) {
+        footer.push(format!("composed limit 1/(1/floor+1/raw): {limit:.0}/s   intake/composed: {ratio:.2}"));
     }
     if let Some(m) = &doc.intake_memory {
         let hwm = m.vm_hwm_bytes.map_or_else(String::new, |h| format!(" (VmHWM {:.1} MiB)", mib(h)));
@@ -501,6 +520,8 @@ intake                        7      2        1     0.50     3.46    12.50   101
             ratio_intake_over_raw: None,
             ratio_floor_over_raw: None,
             ratio_intake_over_floor: None,
+            composed_limit_per_sec: None,
+            ratio_intake_over_composed: None,
             intake_memory: None,
             rebuild: None,
         }
@@ -521,6 +542,23 @@ intake                        7      2        1     0.50     3.46    12.50   101
         assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(lines[3], "errors of intake: UNAVAILABLE 3");
         assert_eq!(lines[4], "ratio intake/raw: 0.62   intake RSS peak: 41.3 MiB (VmHWM 43.0 MiB)");
+    }
+
+    #[test]
+    fn the_composed_limit_is_the_rate_of_both_works_in_turn() {
+        // 30,000/s and 60,000/s in turn: 1/(1/30000 + 1/60000) = 20,000/s.
+        let limit = composed_rate(30_000.0, 60_000.0).unwrap();
+        assert!((limit - 20_000.0).abs() < 1e-6, "{limit}");
+        assert_eq!(composed_rate(0.0, 60_000.0), None);
+        let mut doc = document(vec![row("raw", 10, 0, 1.0, 1.0)]);
+        doc.composed_limit_per_sec = Some(limit);
+        doc.ratio_intake_over_composed = Some(0.3);
+        assert_eq!(
+            render_text(&doc).lines().last(),
+            Some("composed limit 1/(1/floor+1/raw): 20000/s   intake/composed: 0.30")
+        );
+        let value = serde_json::to_value(&doc).unwrap();
+        assert_eq!(value["composed_limit_per_sec"], 20_000.0);
     }
 
     #[test]
