@@ -103,6 +103,44 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, the parser answers without panicking, and
+        /// what it accepts is trimmed, bounded and of the documented characters.
+        #[test]
+        fn any_request_id_is_refused_or_clean(raw in "\\PC{0,200}") {
+            if let Ok(id) = request_id(&raw) {
+                proptest::prop_assert!(id.chars().count() <= MAX_REQUEST_ID_CHARS);
+                proptest::prop_assert!(
+                    id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+                );
+                proptest::prop_assert_eq!(id.as_str(), raw.trim());
+            }
+        }
+
+        /// Arbitrary tokens (text, or hex of arbitrary text) never panic and
+        /// only decode when they carry this scope and the expected number of
+        /// parts.
+        #[test]
+        fn any_page_token_is_refused_or_well_formed(raw in "\\PC{0,300}", as_hex in proptest::bool::ANY) {
+            let token = if as_hex { hex::encode(&raw) } else { raw.clone() };
+            if let Ok(parts) = page_token::decode(&token, "scope", 2) {
+                proptest::prop_assert_eq!(parts.len(), 2);
+                let again = page_token::encode("scope", &[&parts[0], &parts[1]]);
+                proptest::prop_assert_eq!(page_token::decode(&again, "scope", 2).unwrap(), parts);
+            }
+        }
+
+        /// Parts without the separator round-trip within their scope.
+        #[test]
+        fn page_tokens_round_trip(scope in "[a-z_.,]{1,20}", parts in proptest::collection::vec("[^\u{1f}]{0,40}", 0..5)) {
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let token = page_token::encode(&scope, &refs);
+            proptest::prop_assert_eq!(page_token::decode(&token, &scope, parts.len()).unwrap(), parts.clone());
+            let other = format!("{scope}x");
+            proptest::prop_assert!(page_token::decode(&token, &other, parts.len()).is_err());
+        }
+    }
+
     #[test]
     fn page_tokens_round_trip_within_their_scope_only() {
         let token = page_token::encode("severity.desc", &["4", "-7", "case"]);

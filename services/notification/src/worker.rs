@@ -24,9 +24,7 @@ use psirt_domain::notification::{
     AttemptKind, AttemptResult, Delivery, DeliveryEvent, RetryPolicy, Scheduled,
 };
 use psirt_domain::{CaseFacts, DeliveryCommand, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings};
-use psirt_eventstore::{
-    CommandError, EventStore, ExpectedVersion, Metadata, RecordedEvent, Repository, Request, StoreError,
-};
+use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
 use psirt_kit::Shutdown;
 use psirt_proto::events as api_events;
 use psirt_proto::notification as api;
@@ -64,17 +62,6 @@ pub enum WorkError {
 pub struct LoadedDelivery {
     pub delivery: Delivery,
     pub events: Vec<RecordedEvent>,
-}
-
-impl LoadedDelivery {
-    pub fn version(&self) -> ExpectedVersion {
-        self.events.last().map_or(ExpectedVersion::NoStream, |e| ExpectedVersion::Exactly(e.sequence))
-    }
-
-    pub fn has_event(&self, id: EventId) -> bool {
-        let id: uuid::Uuid = id.into();
-        self.events.iter().any(|e| e.id == Some(id))
-    }
 }
 
 /// Loads a delivery from its stream.
@@ -303,10 +290,10 @@ impl Worker {
             match readmodel::subscription(&self.inner.pool, &scheduled.subscription_id.to_string()).await? {
                 // Scheduled before the read model saw the subscription: next pass.
                 None => return Ok(()),
-                Some((_, true)) => return self.abandon(id, loaded, "subscription deleted").await,
+                Some((_, true)) => return self.abandon(id, "subscription deleted").await,
                 Some((view, false)) => match view.settings.as_ref().map(mapping::settings_from_proto) {
                     Some(Ok(settings)) => settings,
-                    _ => return self.abandon(id, loaded, "subscription settings unreadable").await,
+                    _ => return self.abandon(id, "subscription settings unreadable").await,
                 },
             };
         // The attempt continues the trace of the event it delivers: the span
@@ -451,8 +438,7 @@ impl Worker {
         })
     }
 
-    async fn abandon(&self, id: DeliveryId, loaded: LoadedDelivery, reason: &str) -> Result<(), WorkError> {
-        drop(loaded);
+    async fn abandon(&self, id: DeliveryId, reason: &str) -> Result<(), WorkError> {
         self.decide_and_append(id, None, |_| DeliveryCommand::Abandon { reason: reason.to_owned() }).await
     }
 
