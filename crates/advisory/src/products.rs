@@ -51,10 +51,17 @@ pub(crate) fn is_purl(product: &str) -> bool {
 pub(crate) fn purl_parts(purl: &str) -> Option<(&str, String)> {
     let rest = purl.strip_prefix("pkg:")?;
     let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-    let rest = rest.split('@').next().unwrap_or(rest);
     let (ty, path) = rest.split_once('/')?;
-    let name = path.replace("%40", "@");
-    Some((ty, name))
+    if ty.contains('@') {
+        return None;
+    }
+    // The version follows an `@` in the last segment (the name): an `@` of a
+    // namespace (`@scope`, which the spec spells `%40scope`) is not one.
+    let path = match path.rsplit_once('/') {
+        Some((namespace, name)) => format!("{namespace}/{}", name.split('@').next().unwrap_or(name)),
+        None => path.split('@').next().unwrap_or(path).to_owned(),
+    };
+    Some((ty, path.replace("%40", "@")))
 }
 
 fn purl_with_version(purl: &str, version: &str) -> String {
@@ -63,11 +70,14 @@ fn purl_with_version(purl: &str, version: &str) -> String {
     if base.rsplit('/').next().is_some_and(|last| last.contains('@')) {
         return purl.to_owned();
     }
+    // Percent-encoding encodes the UTF-8 bytes of a character, not its code point.
     let encoded: String = version
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | '~' | '+' => c.to_string(),
-            other => format!("%{:02X}", other as u32),
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' | b'+' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
         })
         .collect();
     format!("{base}@{encoded}{tail}")
@@ -290,5 +300,232 @@ mod tests {
             "pkg:deb/debian/curl@7.1?arch=amd64"
         );
         assert_eq!(purl_parts("pkg:npm/%40acme/sdk@1.0"), Some(("npm", "@acme/sdk".to_owned())));
+        assert_eq!(purl_parts("pkg:npm/@acme/sdk@1.0"), Some(("npm", "@acme/sdk".to_owned())));
+        assert_eq!(purl_with_version("pkg:npm/sdk", "1.0-ä"), "pkg:npm/sdk@1.0-%C3%A4");
+    }
+
+    /// Properties of the vers and purl parsers (products and versions come
+    /// from advisory records, which staff and imports write).
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The text of spans as vers constraints, with blanks around them.
+        fn render(scheme: &str, spans: &[Span], blank: &str) -> String {
+            let mut constraints = Vec::new();
+            for span in spans {
+                match span {
+                    Span::Exact(v) => constraints.push(format!("{blank}{v}{blank}")),
+                    Span::Between { lower, upper } => {
+                        if let Some(l) = lower {
+                            constraints.push(format!("{blank}>={blank}{}", l.version));
+                        }
+                        if let Some(u) = upper {
+                            let op = if u.inclusive { "<=" } else { "<" };
+                            constraints.push(format!("{op}{}{blank}", u.version));
+                        }
+                    }
+                }
+            }
+            format!("vers:{scheme}/{}", constraints.join("|"))
+        }
+
+        fn version() -> impl Strategy<Value = String> {
+            "[0-9A-Za-z][0-9A-Za-z.+~-]{0,10}"
+        }
+
+        fn bound(inclusive: impl Strategy<Value = bool>) -> impl Strategy<Value = Bound> {
+            (version(), inclusive).prop_map(|(version, inclusive)| Bound { version, inclusive })
+        }
+
+        /// Spans the parser can give: a range open at the top only last.
+        fn spans() -> impl Strategy<Value = Vec<Span>> {
+            let closed = prop_oneof![
+                version().prop_map(Span::Exact),
+                (proptest::option::of(bound(Just(true))), bound(any::<bool>()))
+                    .prop_map(|(lower, upper)| Span::Between { lower, upper: Some(upper) }),
+            ];
+            let last = proptest::option::of(bound(Just(true)))
+                .prop_map(|lower| lower.map(|l| Span::Between { lower: Some(l), upper: None }));
+            (proptest::collection::vec(closed, 0..6), last).prop_filter_map(
+                "at least one span",
+                |(mut spans, last)| {
+                    spans.extend(last);
+                    (!spans.is_empty()).then_some(spans)
+                },
+            )
+        }
+
+        fn vers_like() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("vers:".to_owned()),
+                Just("/".to_owned()),
+                Just("|".to_owned()),
+                Just("*".to_owned()),
+                proptest::sample::select(vec![">=", "<=", "!=", ">", "<", "="]).prop_map(str::to_owned),
+                "[a-z0-9.]{1,6}",
+                "[ \t]",
+                "\\PC",
+            ];
+            proptest::collection::vec(piece, 0..16).prop_map(|p| p.concat())
+        }
+
+        fn decode_percent(text: &str) -> Option<String> {
+            let bytes = text.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' {
+                    let hex = text.get(i + 1..i + 3)?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).ok()
+        }
+
+        /// A purl without a version, and the type and name it should give.
+        fn purl() -> impl Strategy<Value = (String, String, String)> {
+            (
+                "[a-z][a-z0-9.+-]{0,8}",
+                proptest::collection::vec(
+                    prop_oneof!["[A-Za-z0-9._-]{1,8}", "%40[a-z]{1,6}", "@[a-z]{1,6}"],
+                    0..3,
+                ),
+                "[A-Za-z0-9._-]{1,12}",
+                proptest::option::of("\\?[a-z]{1,5}=[a-z0-9]{1,5}"),
+                proptest::option::of("#[a-z/]{1,8}"),
+            )
+                .prop_map(|(ty, namespace, name, qualifiers, subpath)| {
+                    let mut path = namespace.clone();
+                    path.push(name);
+                    let path = path.join("/");
+                    let purl = format!(
+                        "pkg:{ty}/{path}{}{}",
+                        qualifiers.unwrap_or_default(),
+                        subpath.unwrap_or_default()
+                    );
+                    (purl, ty, path.replace("%40", "@"))
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any text: a typed error or spans that are each well formed.
+            #[test]
+            fn any_vers_text_is_refused_or_well_formed(text in prop_oneof!["\\PC{0,80}", vers_like()]) {
+                let _ = VersRange::parse_if_range(&text);
+                if let Ok(range) = VersRange::parse(&text) {
+                    prop_assert!(text.starts_with("vers:"));
+                    prop_assert!(!range.scheme.is_empty());
+                    prop_assert_eq!(range.scheme.clone(), range.scheme.to_ascii_lowercase());
+                    prop_assert!(!range.spans.is_empty());
+                    let well_formed = |v: &str| !v.is_empty() && v == v.trim();
+                    for (i, span) in range.spans.iter().enumerate() {
+                        match span {
+                            Span::Exact(v) => prop_assert!(well_formed(v), "{v:?}"),
+                            Span::Between { lower, upper } => {
+                                if let Some(l) = lower {
+                                    prop_assert!(l.inclusive && well_formed(&l.version));
+                                }
+                                if let Some(u) = upper {
+                                    prop_assert!(well_formed(&u.version));
+                                }
+                                if upper.is_none() {
+                                    prop_assert_eq!(i, range.spans.len() - 1, "an open range is last");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Generated ranges parse back to their spans, the scheme in lower case.
+            #[test]
+            fn generated_vers_ranges_parse_to_their_spans(
+                scheme in "[A-Za-z][A-Za-z0-9.-]{0,8}",
+                spans in spans(),
+                blank in "[ ]{0,1}",
+            ) {
+                let text = render(&scheme, &spans, &blank);
+                let range = VersRange::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(range.scheme, scheme.to_ascii_lowercase());
+                prop_assert_eq!(range.spans, spans);
+                prop_assert!(VersRange::parse_if_range(&text).is_ok_and(|r| r.is_some()));
+            }
+
+            /// What the advisory formats cannot say is refused: `>` and `!=`,
+            /// two lower bounds in a row, an exact version inside an open
+            /// range, an empty version, no scheme.
+            #[test]
+            fn unsupported_vers_constraints_are_refused(
+                spans in spans(),
+                a in version(),
+                b in version(),
+                at in any::<proptest::sample::Index>(),
+                bad in 0..6u8,
+            ) {
+                let text = render("semver", &spans, "");
+                let (head, constraints) = text.split_once('/').expect("scheme");
+                let mut parts: Vec<String> = constraints.split('|').map(str::to_owned).collect();
+                let i = at.index(parts.len() + 1);
+                let broken: Vec<String> = match bad {
+                    0 => vec![format!(">{a}")],
+                    1 => vec![format!("!={a}")],
+                    2 => vec![format!(">={a}"), format!(">={b}")],
+                    3 => vec![format!(">={a}"), format!("={b}")],
+                    4 => vec![">=".to_owned()],
+                    _ => vec![String::new()],
+                };
+                parts.splice(i..i, broken);
+                let broken = format!("{head}/{}", parts.join("|"));
+                prop_assert!(VersRange::parse(&broken).is_err(), "{} accepted", broken);
+                let no_scheme = format!("vers:/{constraints}");
+                prop_assert!(VersRange::parse(&no_scheme).is_err());
+                prop_assert!(VersRange::parse(head).is_err());
+            }
+
+            /// Any product key and version: no panic.
+            #[test]
+            fn any_purl_text_is_handled(purl in "(pkg:)?\\PC{0,60}", version in "\\PC{0,20}") {
+                let _ = purl_parts(&purl);
+                let _ = product_name(&purl);
+                let with = purl_with_version(&purl, &version);
+                prop_assert!(with.len() >= purl.len());
+            }
+
+            /// A purl gives its type and name (namespace included, `%40`
+            /// decoded) with or without a version; the version is added
+            /// once, before qualifiers and subpath, percent-encoded as UTF-8.
+            #[test]
+            fn purls_give_type_and_name_and_take_one_version(
+                (purl, ty, name) in purl(),
+                version in "\\PC{1,12}",
+                other in "\\PC{1,12}",
+            ) {
+                prop_assert_eq!(purl_parts(&purl), Some((ty.as_str(), name.clone())));
+                prop_assert_eq!(product_name(&purl), name.clone());
+                let with = purl_with_version(&purl, &version);
+                prop_assert_eq!(purl_parts(&with), Some((ty.as_str(), name.clone())), "{}", with);
+                prop_assert_eq!(purl_with_version(&with, &other), with.clone(), "a version is added once");
+                let split = purl.find(['?', '#']).unwrap_or(purl.len());
+                let (base, tail) = purl.split_at(split);
+                let encoded = with
+                    .strip_prefix(base)
+                    .and_then(|r| r.strip_prefix('@'))
+                    .and_then(|r| r.strip_suffix(tail))
+                    .ok_or_else(|| TestCaseError::fail(format!("{with}: not {base}@...{tail}")))?;
+                prop_assert!(
+                    encoded.chars().all(|c| c.is_ascii_alphanumeric() || ".-_~+%".contains(c)),
+                    "{}", encoded
+                );
+                prop_assert_eq!(decode_percent(encoded), Some(version));
+            }
+        }
     }
 }
