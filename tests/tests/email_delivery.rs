@@ -102,7 +102,7 @@ async fn an_accepted_case_arrives_by_mail_with_the_templated_subject() -> anyhow
         .find(|m| m.rcpt_to.iter().any(|r| r == "support@example.com"))
         .expect("the untrusted subscription's message");
     let subject = to_support.header("Subject").expect("a subject");
-    assert_eq!(subject, format!("[{}] Case accepted: (under embargo)", case.case_key));
+    assert_eq!(subject, format!("[{}] Case accepted: (undisclosed)", case.case_key));
     assert!(
         !to_support.raw.contains("Authentication bypass") && !to_support.raw.contains("Critical"),
         "an untrusted subscription gets an embargoed case without details:\n{}",

@@ -39,7 +39,7 @@ pub use ids::{
 };
 pub use notification::{
     AttemptKind, AttemptResult, CaseFacts, Delivery, DeliveryCommand, DeliveryError, DeliveryEvent,
-    DeliveryStatus, EventFacts, RetryPolicy, Subscription, SubscriptionCommand, SubscriptionError,
+    DeliveryStatus, EventFacts, Exposure, RetryPolicy, Subscription, SubscriptionCommand, SubscriptionError,
     SubscriptionEvent, SubscriptionSettings,
 };
 pub use remediation::{

@@ -2,9 +2,11 @@
 //!
 //! - [`Subscription`]: a routing rule (event types, minimum severity,
 //!   products, case status, escalation level) and a destination (channel,
-//!   endpoint, secret name), trusted or not for embargoed details.
+//!   endpoint, secret name), trusted or not with undisclosed details.
 //! - [`matches`]: whether an event, described by its [`EventFacts`], goes to
-//!   a subscription; [`redacted`]: whether it goes without details.
+//!   a subscription; [`exposure`]: how much of it a destination learns
+//!   (untrusted ones: a redacted notice until the case is disclosed, never
+//!   a reporter's report).
 //! - [`Delivery`]: one event to one subscription, scheduled, attempted,
 //!   then delivered or dead-lettered after [`RetryPolicy::max_attempts`];
 //!   a dead delivery can be redelivered (a new attempt series).
@@ -92,7 +94,8 @@ pub struct SubscriptionSettings {
     pub case_statuses: Vec<CaseStatus>,
     /// For `CaseEscalated`: only at or above this level; `None`: any.
     pub min_escalation_level: Option<EscalationLevel>,
-    /// May receive details of embargoed cases.
+    /// May receive the details of undisclosed cases and report events;
+    /// otherwise only redacted notices until disclosure (see [`exposure`]).
     pub trusted: bool,
     /// Name of the secret that signs (webhook) or authenticates (adapters).
     pub secret_ref: String,
@@ -325,6 +328,21 @@ pub struct CaseFacts {
     pub status: Option<CaseStatus>,
     /// An embargo was set and the case is not disclosed yet.
     pub embargoed: bool,
+    /// The case is disclosed (its advisory public) and not reopened since.
+    pub disclosed: bool,
+}
+
+impl CaseFacts {
+    /// Whether the case's facts are public: disclosed, and not reopened
+    /// since. (Rows written before `disclosed` existed say so by status.)
+    pub fn is_public(&self) -> bool {
+        self.disclosed || self.status == Some(CaseStatus::Disclosed)
+    }
+
+    /// What a redacted notice may say of the case: its key and status.
+    pub fn redacted(&self) -> Self {
+        Self { case_key: self.case_key.clone(), status: self.status, ..Self::default() }
+    }
 }
 
 /// What routing looks at in one event.
@@ -352,6 +370,9 @@ pub fn is_routable(event_type: &str) -> bool {
 /// every filter matches.
 pub fn matches(settings: &SubscriptionSettings, facts: &EventFacts<'_>) -> bool {
     if !settings.enabled || !is_routable(facts.event_type) {
+        return false;
+    }
+    if exposure(settings.trusted, facts.event_type, facts.case) == Exposure::Withheld {
         return false;
     }
     if !settings.event_types.is_empty() && !settings.event_types.iter().any(|t| t == facts.event_type) {
@@ -385,10 +406,57 @@ pub fn matches(settings: &SubscriptionSettings, facts: &EventFacts<'_>) -> bool 
     true
 }
 
-/// Whether a delivery to `settings` must leave out the event's details:
-/// the case is under embargo and the destination is not trusted.
+/// The events of a reporter's report: their text, proof of concept and
+/// personal data. They never go to an untrusted destination, redacted or not.
+pub const REPORT_EVENT_TYPES: [&str; 4] = [
+    "psirt.events.v1.ReportReceived",
+    "psirt.events.v1.ReportAcknowledged",
+    "psirt.events.v1.ReporterMessageAdded",
+    "psirt.events.v1.DuplicateSuspected",
+];
+
+/// Whether `event_type` is an event of a reporter's report.
+pub fn is_report_event(event_type: &str) -> bool {
+    REPORT_EVENT_TYPES.contains(&event_type)
+}
+
+/// What a destination learns of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// The whole event (trusted destinations only).
+    Full,
+    /// The case is disclosed: its public facts (key, status, title,
+    /// severity, products, CVEs), never the event's own payload.
+    Public,
+    /// A notice: event type, case key, time, status and a link.
+    Redacted,
+    /// Nothing: a report event for an untrusted destination.
+    Withheld,
+}
+
+/// What a destination learns of an event, given what is known of its case
+/// (`None`: not known, or unreadable).
+///
+/// A trusted destination learns everything. An untrusted one never learns
+/// of report events, and of every other event only a redacted notice until
+/// the case is disclosed; after that, the case's public facts. Not knowing
+/// the case means redacted.
+pub fn exposure(trusted: bool, event_type: &str, case: Option<&CaseFacts>) -> Exposure {
+    if trusted {
+        Exposure::Full
+    } else if is_report_event(event_type) {
+        Exposure::Withheld
+    } else if case.is_some_and(CaseFacts::is_public) {
+        Exposure::Public
+    } else {
+        Exposure::Redacted
+    }
+}
+
+/// Whether a delivery to `settings` goes without the event's own details
+/// (anything but [`Exposure::Full`]); recorded with the delivery.
 pub fn redacted(settings: &SubscriptionSettings, facts: &EventFacts<'_>) -> bool {
-    !settings.trusted && facts.case.is_some_and(|c| c.embargoed)
+    exposure(settings.trusted, facts.event_type, facts.case) != Exposure::Full
 }
 
 // ---------------------------------------------------------------------------

@@ -11,12 +11,13 @@
 //! `case.severity`, `case.products` (comma-separated), `case.cves`
 //! (comma-separated), `case.embargoed` (`true`/`false`), `event.type` (the
 //! short name, e.g. `CaseAccepted`), `event.id`, `event.time` (RFC 3339),
-//! `event.summary` (one sentence), `delivery.id`. `{{{{` is a literal `{{`.
+//! `event.summary` (one sentence), `delivery.id`, `case.link` (the link to
+//! the case for people who may look; empty when none is configured). `{{{{` is a literal `{{`.
 
 use std::fmt;
 
 /// Every placeholder name a template may use.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "case.id",
     "case.key",
     "case.title",
@@ -25,6 +26,7 @@ pub const NAMES: [&str; 14] = [
     "case.products",
     "case.cves",
     "case.embargoed",
+    "case.link",
     "event.type",
     "event.id",
     "event.time",

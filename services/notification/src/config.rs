@@ -49,6 +49,10 @@ pub struct DeliverySettings {
     /// The most a peer's `Retry-After` is honoured for.
     #[serde(with = "psirt_kit::config::duration")]
     pub max_retry_after: Duration,
+    /// The link to a case in every notice, for people who may look (the
+    /// staff console): `{case_id}` and `{case_key}` are filled in. Empty:
+    /// notices carry no link.
+    pub case_link: String,
 }
 
 impl Default for DeliverySettings {
@@ -63,6 +67,7 @@ impl Default for DeliverySettings {
             initial_backoff: policy.initial_backoff,
             max_backoff: policy.max_backoff,
             max_retry_after: policy.max_retry_after,
+            case_link: String::new(),
         }
     }
 }
@@ -77,9 +82,28 @@ impl DeliverySettings {
         }
     }
 
+    /// The link to one case (`case_link` filled in); empty without one.
+    pub fn case_link(&self, case_id: &str, case_key: &str) -> String {
+        if self.case_link.is_empty() || case_id.is_empty() {
+            return String::new();
+        }
+        self.case_link.replace("{case_id}", case_id).replace("{case_key}", case_key)
+    }
+
     /// Every problem, as (key, problem).
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        let link = &self.case_link;
+        if !link.is_empty()
+            && (link.len() > 1000
+                || !(link.starts_with("https://") || link.starts_with("http://"))
+                || link.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            out.push((
+                "case_link".to_owned(),
+                "must be an http(s) URL of at most 1000 characters without spaces".to_owned(),
+            ));
+        }
         let mut check = |ok: bool, key: &str, problem: &str| {
             if !ok {
                 out.push((key.to_owned(), problem.to_owned()));

@@ -1,6 +1,6 @@
 //! What e-mails and tracker tickets say about an event: the template values
-//! of a delivery, redacted like a webhook's body when the case is under
-//! embargo and the subscription is not trusted (id, key and status only).
+//! of a delivery, redacted like a webhook's body for an untrusted
+//! destination until the case is disclosed (id, key, status and link only).
 
 use psirt_domain::CaseFacts;
 use psirt_domain::template::Values;
@@ -33,6 +33,9 @@ pub fn summary(event_type: &str) -> String {
         .join(" ")
 }
 
+/// The title a redacted notice shows.
+pub const REDACTED_TITLE: &str = "(undisclosed)";
+
 /// What a delivery is about.
 pub struct Subject<'a> {
     pub case_id: &'a str,
@@ -41,8 +44,10 @@ pub struct Subject<'a> {
     pub event_id: &'a str,
     pub event_time: OffsetDateTime,
     pub delivery_id: &'a str,
-    /// Leave out everything but the case id, key and status.
+    /// Leave out everything but the case id, key, status and link.
     pub redacted: bool,
+    /// The link to the case for people who may look; empty: none.
+    pub link: &'a str,
 }
 
 /// The template values of a delivery.
@@ -58,9 +63,10 @@ pub fn values(s: &Subject<'_>) -> Values {
         .with("event.id", s.event_id)
         .with("event.time", s.event_time.format(&Rfc3339).unwrap_or_default())
         .with("event.summary", summary(s.event_type))
-        .with("delivery.id", s.delivery_id);
+        .with("delivery.id", s.delivery_id)
+        .with("case.link", s.link);
     if s.redacted {
-        return v.with("case.title", "(under embargo)");
+        return v.with("case.title", REDACTED_TITLE);
     }
     v.with("case.title", f.title.clone().unwrap_or_default())
         .with("case.severity", f.severity.map(|s| s.to_string()).unwrap_or_default())
@@ -83,6 +89,7 @@ mod tests {
             products: vec!["router".to_owned(), "switch".to_owned()],
             status: Some(CaseStatus::Accepted),
             embargoed: true,
+            disclosed: false,
         }
     }
 
@@ -95,6 +102,7 @@ mod tests {
             event_time: OffsetDateTime::UNIX_EPOCH,
             delivery_id: "d1",
             redacted,
+            link: "https://psirt.example.com/cases/PSIRT-2026-0007",
         }
     }
 
@@ -124,7 +132,8 @@ mod tests {
         let v = values(&subject(&f, true));
         assert_eq!(v.get("case.key"), Some("PSIRT-2026-0007"));
         assert_eq!(v.get("case.status"), Some("accepted"));
-        assert_eq!(v.get("case.title"), Some("(under embargo)"));
+        assert_eq!(v.get("case.title"), Some(REDACTED_TITLE));
+        assert_eq!(v.get("case.link"), Some("https://psirt.example.com/cases/PSIRT-2026-0007"));
         for hidden in ["case.products", "case.cves", "case.severity"] {
             assert_eq!(v.get(hidden), Some(""), "{hidden}");
         }

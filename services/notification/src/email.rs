@@ -46,6 +46,7 @@ Status:    {{case.status}}
 Severity:  {{case.severity}}
 Products:  {{case.products}}
 CVEs:      {{case.cves}}
+Link:      {{case.link}}
 
 Event:     {{event.type}} at {{event.time}}
 Delivery:  {{delivery.id}}

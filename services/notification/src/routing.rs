@@ -18,6 +18,7 @@ use psirt_eventstore::{EventStore, ExpectedVersion, Metadata, RecordedEvent, Sto
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::events;
 use sqlx::{AnyConnection, Row};
+use tracing::warn;
 
 use crate::mapping;
 
@@ -66,7 +67,11 @@ async fn load_facts(conn: &mut AnyConnection, case_id: CaseId) -> Result<Option<
         None => Ok(None),
         Some(row) => {
             let text: String = row.try_get("facts")?;
-            serde_json::from_str(&text).map(Some).map_err(|e| bad_json("case facts", e))
+            // Unreadable facts are unknown facts: routing goes on, and
+            // untrusted destinations get redacted notices of the case.
+            Ok(serde_json::from_str(&text)
+                .inspect_err(|e| warn!(%case_id, error = %e, "case facts unreadable; treated as unknown"))
+                .ok())
         }
     }
 }
@@ -118,10 +123,15 @@ fn fold_facts(facts: &mut CaseFacts, e: &RecordedEvent) -> Result<bool, ApplyErr
         facts.embargoed = true;
     } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         facts.embargoed = false;
+        facts.disclosed = true;
         facts.status = status(CaseStatus::Disclosed);
+    } else if psirt_eventstore::is_type::<events::CaseReopened>(t) {
+        // What comes after a reopening is not public until disclosed again.
+        facts.disclosed = false;
+        facts.status = status(CaseStatus::Triage);
     } else {
         let next = match t.strip_prefix("psirt.events.v1.") {
-            Some("TriageStarted" | "CaseReopened") => CaseStatus::Triage,
+            Some("TriageStarted") => CaseStatus::Triage,
             Some("CaseRejected") => CaseStatus::Rejected,
             Some("CaseMarkedDuplicate") => CaseStatus::Duplicate,
             Some("RemediationStarted") => CaseStatus::Remediating,

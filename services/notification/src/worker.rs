@@ -21,7 +21,7 @@ use std::time::Duration;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use psirt_domain::notification::Channel;
 use psirt_domain::notification::{
-    AttemptKind, AttemptResult, Delivery, DeliveryEvent, RetryPolicy, Scheduled,
+    self, AttemptKind, AttemptResult, Delivery, DeliveryEvent, Exposure, RetryPolicy, Scheduled,
 };
 use psirt_domain::{CaseFacts, DeliveryCommand, DeliveryId, DeliveryStatus, EventId, SubscriptionSettings};
 use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
@@ -56,6 +56,17 @@ pub enum WorkError {
     Database(#[from] sqlx::Error),
     #[error("stored event does not decode: {0}")]
     Corrupt(#[from] psirt_eventstore::DecodeError),
+}
+
+/// What one delivery may say (see [`notification::exposure`]).
+struct Shown {
+    exposure: Exposure,
+    /// The case as the destination may see it (only key and status when
+    /// redacted).
+    facts: CaseFacts,
+    case_id: String,
+    /// The link to the case for people who may look (`delivery.case_link`).
+    link: String,
 }
 
 /// A delivery loaded from its stream.
@@ -296,6 +307,10 @@ impl Worker {
                     _ => return self.abandon(id, "subscription settings unreadable").await,
                 },
             };
+        let shown = self.shown(&scheduled, &settings).await?;
+        if shown.exposure == Exposure::Withheld {
+            return self.abandon(id, "report events never go to an untrusted destination").await;
+        }
         // The attempt continues the trace of the event it delivers: the span
         // that scheduled it (routing's, itself a child of the producer).
         let span = loaded
@@ -313,7 +328,7 @@ impl Worker {
             });
         async move {
             let attempted_at = OffsetDateTime::now_utc();
-            let result = self.attempt(&scheduled, &settings).await?;
+            let result = self.attempt(&scheduled, &settings, &shown).await?;
             debug!(delivery_id = %id, outcome = ?result.kind, status = ?result.http_status, "delivery attempted");
             metrics::attempted(settings.channel.as_str(), result.kind, result.duration_ms);
             self.record(id, loaded, result, attempted_at).await
@@ -322,10 +337,31 @@ impl Worker {
         .await
     }
 
+    /// What the delivery may say, decided now from what is known of the
+    /// case now: a delivery routing recorded as redacted stays so, and a
+    /// trust taken back since applies to deliveries still pending.
+    async fn shown(&self, s: &Scheduled, settings: &SubscriptionSettings) -> Result<Shown, WorkError> {
+        let facts = match s.case_id {
+            Some(case_id) => self.case_facts(&case_id.to_string()).await?,
+            None => None,
+        };
+        let exposure = notification::exposure(settings.trusted && !s.redacted, &s.event_type, facts.as_ref());
+        let facts = match exposure {
+            Exposure::Full | Exposure::Public => facts.unwrap_or_default(),
+            Exposure::Redacted | Exposure::Withheld => {
+                facts.as_ref().map(CaseFacts::redacted).unwrap_or_default()
+            }
+        };
+        let case_id = s.case_id.map(|c| c.to_string()).unwrap_or_default();
+        let link = self.inner.settings.case_link(&case_id, facts.case_key.as_deref().unwrap_or_default());
+        Ok(Shown { exposure, facts, case_id, link })
+    }
+
     async fn attempt(
         &self,
         scheduled: &Scheduled,
         settings: &SubscriptionSettings,
+        shown: &Shown,
     ) -> Result<AttemptResult, WorkError> {
         let permanent = |error: String| AttemptResult {
             kind: AttemptKind::PermanentFailure,
@@ -349,17 +385,15 @@ impl Worker {
             if event.id != Some(scheduled.event_id.into_uuid()) {
                 return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
             }
-            let case_id = scheduled.case_id.map(|c| c.to_string()).unwrap_or_default();
-            let facts =
-                if case_id.is_empty() { CaseFacts::default() } else { self.case_facts(&case_id).await? };
             let values = content::values(&content::Subject {
-                case_id: &case_id,
-                facts: &facts,
+                case_id: &shown.case_id,
+                facts: &shown.facts,
                 event_type: &scheduled.event_type,
                 event_id: &scheduled.event_id.to_string(),
                 event_time: event.stored_at,
                 delivery_id: &scheduled.delivery_id.to_string(),
-                redacted: scheduled.redacted || (!settings.trusted && facts.embargoed),
+                redacted: shown.exposure == Exposure::Redacted,
+                link: &shown.link,
             });
             let _permit = semaphore.acquire_owned().await;
             return match settings.channel {
@@ -367,7 +401,8 @@ impl Worker {
                     Ok(self.inner.mailer.send(&settings.endpoint, &values, &scheduled.event_type).await)
                 }
                 _ => {
-                    let delivery = TrackerDelivery { settings, scheduled, facts: &facts, values: &values };
+                    let delivery =
+                        TrackerDelivery { settings, scheduled, facts: &shown.facts, values: &values };
                     self.inner.trackers.deliver(&delivery).await
                 }
             };
@@ -375,67 +410,77 @@ impl Worker {
         let Some(secret) = self.inner.secrets.bytes(&settings.secret_ref) else {
             return Ok(permanent(format!("secret {:?} is not configured", settings.secret_ref)));
         };
-        let Some(body) = self.body(scheduled, settings).await? else {
+        let Some(body) = self.body(scheduled, shown).await? else {
             return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
         };
         let _permit = semaphore.acquire_owned().await;
         Ok(self.inner.sender.send(&settings.endpoint, body, secret, self.inner.webhook.timeout).await)
     }
 
-    /// The CloudEvent of a delivery; `None` when the event is gone.
-    ///
-    /// Redacted when routing decided so, and also when the subscription is
-    /// no longer trusted and the case is under embargo now: a trust taken
-    /// back applies to deliveries still pending.
-    async fn body(
-        &self,
-        s: &Scheduled,
-        settings: &SubscriptionSettings,
-    ) -> Result<Option<Vec<u8>>, WorkError> {
+    /// The CloudEvent of a delivery; `None` when the event is gone. Its
+    /// data is the event itself ([`Exposure::Full`]), the disclosed case's
+    /// public facts, or a notice with the case id, key, status and link.
+    async fn body(&self, s: &Scheduled, shown: &Shown) -> Result<Option<Vec<u8>>, WorkError> {
         let Some(event) = self.inner.store.get(s.event_sequence).await? else { return Ok(None) };
         if event.id != Some(s.event_id.into_uuid()) {
             return Ok(None);
         }
-        let case_id = s.case_id.map(|c| c.to_string()).unwrap_or_default();
-        let facts = if case_id.is_empty() { None } else { Some(self.case_facts(&case_id).await?) };
-        let embargoed_now = facts.as_ref().is_some_and(|f| f.embargoed);
-        let data = if s.redacted || (!settings.trusted && embargoed_now) {
-            let facts = facts.unwrap_or_default();
-            let status = facts
-                .status
-                .and_then(|s| serde_json::to_value(s).ok())
-                .and_then(|v| v.as_str().map(|s| format!("CASE_STATUS_{}", s.to_ascii_uppercase())))
-                .unwrap_or_else(|| "CASE_STATUS_UNSPECIFIED".to_owned());
-            let case_key = facts.case_key.unwrap_or_default();
-            json!({ "caseId": case_id, "caseKey": case_key, "status": status, "redacted": true })
-        } else {
-            match event_json(self.inner.descriptors, &event) {
+        let facts = &shown.facts;
+        let status = facts
+            .status
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| v.as_str().map(|s| format!("CASE_STATUS_{}", s.to_ascii_uppercase())))
+            .unwrap_or_else(|| "CASE_STATUS_UNSPECIFIED".to_owned());
+        let case_key = facts.case_key.clone().unwrap_or_default();
+        let mut data = match shown.exposure {
+            Exposure::Full => match event_json(self.inner.descriptors, &event) {
                 Some(data) => data,
                 None => return Ok(None),
+            },
+            Exposure::Public => json!({
+                "caseId": shown.case_id,
+                "caseKey": case_key,
+                "status": status,
+                "title": facts.title.clone().unwrap_or_default(),
+                "severity": facts.severity.map(|s| s.to_string()).unwrap_or_default(),
+                "products": facts.products,
+                "cveIds": facts.cve_ids,
+                "redacted": false,
+            }),
+            Exposure::Redacted | Exposure::Withheld => {
+                json!({ "caseId": shown.case_id, "caseKey": case_key, "status": status, "redacted": true })
             }
         };
+        if shown.exposure != Exposure::Full
+            && !shown.link.is_empty()
+            && let Some(object) = data.as_object_mut()
+        {
+            object.insert("link".to_owned(), json!(shown.link));
+        }
         let delivery_id = s.delivery_id.to_string();
         let cloud_event = webhook::CloudEvent {
             id: &delivery_id,
             source: &self.inner.webhook.source,
             event_type: &s.event_type,
-            subject: &case_id,
+            subject: &shown.case_id,
             time: event.stored_at,
             data,
         };
         Ok(Some(cloud_event.to_body()))
     }
 
-    /// What routing knows of a case now (key, status, embargo).
-    async fn case_facts(&self, case_id: &str) -> Result<psirt_domain::CaseFacts, WorkError> {
+    /// What routing knows of a case now; `None` when nothing is known or
+    /// the row does not read (untrusted destinations then get notices).
+    async fn case_facts(&self, case_id: &str) -> Result<Option<CaseFacts>, WorkError> {
         let row = sqlx::query("SELECT facts FROM notification_cases WHERE case_id = $1")
             .bind(case_id)
             .fetch_optional(&self.inner.pool)
             .await?;
-        Ok(match row {
-            Some(row) => serde_json::from_str(&row.try_get::<String, _>("facts")?).unwrap_or_default(),
-            None => psirt_domain::CaseFacts::default(),
-        })
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.try_get("facts")?;
+        Ok(serde_json::from_str(&text)
+            .inspect_err(|e| warn!(case_id, error = %e, "case facts unreadable; treated as unknown"))
+            .ok())
     }
 
     async fn abandon(&self, id: DeliveryId, reason: &str) -> Result<(), WorkError> {

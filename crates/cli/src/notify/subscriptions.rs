@@ -64,8 +64,8 @@ pub struct SubscribeFields {
     /// event); repeat for several. Default: any status.
     #[arg(long = "case-status", value_enum, value_name = "STATUS")]
     pub case_statuses: Vec<CaseStatusArg>,
-    /// The receiver may get details of embargoed cases; otherwise it gets
-    /// only a redacted notice until disclosure.
+    /// The receiver may get details of undisclosed cases and report events;
+    /// otherwise it gets only a redacted notice until disclosure.
     #[arg(long)]
     pub trusted: bool,
     /// Create the subscription disabled: it keeps its rule but nothing is delivered.
@@ -244,10 +244,10 @@ pub struct UpdateFields {
     /// Clear the case status filter: any status.
     #[arg(long, conflicts_with = "case_statuses")]
     pub all_case_statuses: bool,
-    /// Let the receiver get details of embargoed cases.
+    /// Let the receiver get details of undisclosed cases and report events.
     #[arg(long, conflicts_with = "untrusted")]
     pub trusted: bool,
-    /// Send the receiver only redacted notices while a case is embargoed.
+    /// Send the receiver only redacted notices until a case is disclosed.
     #[arg(long)]
     pub untrusted: bool,
     /// Deliver again.

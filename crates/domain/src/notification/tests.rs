@@ -255,7 +255,9 @@ const ACCEPTED: &str = "psirt.events.v1.CaseAccepted";
 fn an_empty_filter_matches_every_routable_event() {
     let c = case(None);
     assert!(matches(&settings(), &facts(ACCEPTED, Some(&c))));
-    assert!(matches(&settings(), &facts("psirt.events.v1.ReportReceived", None)));
+    assert!(matches(&settings(), &facts("psirt.events.v1.AdvisoryPublished", None)));
+    let trusted = SubscriptionSettings { trusted: true, ..settings() };
+    assert!(matches(&trusted, &facts("psirt.events.v1.ReportReceived", None)));
 }
 
 #[test]
@@ -327,14 +329,42 @@ fn escalation_level_filter_applies_to_escalations_only() {
 }
 
 #[test]
-fn embargoed_cases_go_redacted_to_untrusted_subscriptions_only() {
-    let mut c = case(None);
-    c.embargoed = true;
-    assert!(redacted(&settings(), &facts(ACCEPTED, Some(&c))));
+fn untrusted_destinations_get_redacted_notices_until_disclosure() {
     let trusted = SubscriptionSettings { trusted: true, ..settings() };
+    let mut c = case(None);
+    // No embargo, not disclosed: still redacted.
+    assert_eq!(exposure(false, ACCEPTED, Some(&c)), Exposure::Redacted);
+    assert!(redacted(&settings(), &facts(ACCEPTED, Some(&c))));
+    c.embargoed = true;
+    assert_eq!(exposure(false, ACCEPTED, Some(&c)), Exposure::Redacted);
     assert!(!redacted(&trusted, &facts(ACCEPTED, Some(&c))));
+    // Unknown facts: redacted.
+    assert_eq!(exposure(false, ACCEPTED, None), Exposure::Redacted);
+    assert_eq!(exposure(true, ACCEPTED, None), Exposure::Full);
+    // Disclosed: the public facts, never the whole event.
     c.embargoed = false;
-    assert!(!redacted(&settings(), &facts(ACCEPTED, Some(&c))));
+    c.disclosed = true;
+    assert_eq!(exposure(false, ACCEPTED, Some(&c)), Exposure::Public);
+    assert!(redacted(&settings(), &facts(ACCEPTED, Some(&c))), "public facts are not the full event");
+    // Rows written before `disclosed` existed say so by status.
+    let old_row = CaseFacts { status: Some(CaseStatus::Disclosed), ..CaseFacts::default() };
+    assert!(old_row.is_public());
+    let redacted_facts =
+        CaseFacts { title: Some("t".into()), products: vec!["p".into()], ..c.clone() }.redacted();
+    assert_eq!((redacted_facts.title, redacted_facts.products.len()), (None, 0));
+}
+
+#[test]
+fn report_events_never_reach_untrusted_destinations() {
+    let trusted = SubscriptionSettings { trusted: true, ..settings() };
+    let mut c = case(None);
+    c.disclosed = true;
+    for event_type in REPORT_EVENT_TYPES {
+        assert_eq!(exposure(false, event_type, Some(&c)), Exposure::Withheld, "{event_type}");
+        assert!(!matches(&settings(), &facts(event_type, Some(&c))), "{event_type}");
+        assert!(!matches(&settings(), &facts(event_type, None)), "{event_type}");
+        assert!(matches(&trusted, &facts(event_type, None)), "{event_type}");
+    }
 }
 
 // --- backoff ---------------------------------------------------------------
