@@ -142,6 +142,11 @@ pub struct WebhookSettings {
     pub source: String,
     /// The `User-Agent` of every POST.
     pub user_agent: String,
+    /// Networks webhooks may reach although they are loopback, private,
+    /// link-local, CGNAT or otherwise internal (CIDR or single addresses,
+    /// e.g. `10.20.0.0/16` for an on-premises receiver). Empty: public
+    /// addresses only. Checked on the address connected to.
+    pub allowed_networks: Vec<String>,
 }
 
 impl Default for WebhookSettings {
@@ -151,6 +156,7 @@ impl Default for WebhookSettings {
             max_concurrency_per_endpoint: 4,
             source: "urn:psirt:notification".to_owned(),
             user_agent: concat!("psirt-notification/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allowed_networks: Vec::new(),
         }
     }
 }
@@ -169,6 +175,14 @@ impl WebhookSettings {
         }
         if self.user_agent.trim().is_empty() || self.user_agent.len() > 200 || !self.user_agent.is_ascii() {
             out.push(("user_agent".to_owned(), "must be 1..200 ASCII characters".to_owned()));
+        }
+        if self.allowed_networks.len() > 100 {
+            out.push(("allowed_networks".to_owned(), "at most 100 networks".to_owned()));
+        }
+        for (i, network) in self.allowed_networks.iter().enumerate() {
+            if let Err(problem) = crate::egress::parse_network(network) {
+                out.push((format!("allowed_networks[{i}]"), problem));
+            }
         }
         out
     }

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod config;
 pub mod content;
+pub mod egress;
 pub mod email;
 pub mod handlers;
 pub mod mapping;

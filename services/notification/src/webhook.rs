@@ -18,6 +18,8 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::egress::{Egress, RefusedName};
+
 pub const TIMESTAMP_HEADER: &str = "X-Psirt-Timestamp";
 pub const SIGNATURE_HEADER: &str = "X-Psirt-Signature";
 pub const CONTENT_TYPE: &str = "application/cloudevents+json; charset=utf-8";
@@ -81,21 +83,31 @@ pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    egress: Egress,
 }
 
 impl Sender {
-    pub fn new(user_agent: &str) -> anyhow::Result<Self> {
+    /// A client that connects only where `egress` allows (every resolved
+    /// address checked at connect), follows no redirect and uses no proxy
+    /// (a proxy would connect on our behalf, unchecked).
+    pub fn new(user_agent: &str, egress: Egress) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .user_agent(user_agent)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(egress.resolver())
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, egress })
     }
 
-    /// POSTs `body` to `url`, signed with `secret`, and classifies the answer.
+    /// POSTs `body` to `url`, signed with `secret`, and classifies the
+    /// answer. A refused address is a permanent failure: nothing is sent.
     pub async fn send(&self, url: &str, body: Vec<u8>, secret: &[u8], timeout: Duration) -> AttemptResult {
         let started = Instant::now();
+        if let Err(r) = self.egress.check_url(url) {
+            return refused(r.to_string());
+        }
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signature = sign(secret, timestamp, &body);
         let response = self
@@ -131,6 +143,9 @@ impl Sender {
                     duration_ms,
                 }
             }
+            Err(e) if refused_name(&e).is_some() => {
+                refused(refused_name(&e).map(ToString::to_string).unwrap_or_default())
+            }
             Err(e) => AttemptResult {
                 kind: AttemptKind::RetryableFailure,
                 http_status: None,
@@ -142,6 +157,29 @@ impl Sender {
             },
         }
     }
+}
+
+fn refused(error: String) -> AttemptResult {
+    AttemptResult {
+        kind: AttemptKind::PermanentFailure,
+        http_status: None,
+        error,
+        retry_after: None,
+        external_reference: String::new(),
+        duration_ms: 0,
+    }
+}
+
+/// The guard's refusal somewhere in an error's chain.
+fn refused_name<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RefusedName> {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if let Some(refused) = error.downcast_ref::<RefusedName>() {
+            return Some(refused);
+        }
+        next = error.source();
+    }
+    None
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -156,7 +156,8 @@ impl Worker {
         channels: (Mailer, Trackers),
         descriptors: &'static DescriptorPool,
     ) -> anyhow::Result<Self> {
-        let sender = webhook::Sender::new(&webhook.user_agent)?;
+        let egress = crate::egress::Egress::new(&webhook.allowed_networks)?;
+        let sender = webhook::Sender::new(&webhook.user_agent, egress)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 deliveries: Repository::new(store.clone(), mapping::DeliveryCodec),

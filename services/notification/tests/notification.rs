@@ -707,3 +707,33 @@ async fn a_tracker_project_takes_one_subscription() -> anyhow::Result<()> {
         .await?;
     h.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_to_internal_addresses_are_refused_at_connect_unless_allowed() -> anyhow::Result<()> {
+    // No allow list: the loopback receiver is refused, by address literal
+    // and by a name that resolves to it; nothing reaches it.
+    let mut h = Harness::start_with(Backend::Sqlite, |c| c.webhook.allowed_networks.clear()).await?;
+    let receiver = Receiver::start(&[], 200).await?;
+    let by_name = receiver.url().replace("127.0.0.1", "localhost");
+    let literal = h.subscribe("sub-literal", trusted(webhook("Literal", &receiver.url()))).await?;
+    let named = h.subscribe("sub-named", trusted(webhook("Named", &by_name))).await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    for sub in [&literal, &named] {
+        let dead = h.wait_for_status(delivery_of(case, "accepted", sub), api::DeliveryStatus::Dead).await?;
+        assert_eq!(dead.attempts, 1, "refused at once, not retried");
+        assert!(dead.last_error.contains("loopback"), "{}", dead.last_error);
+    }
+    assert_eq!(receiver.count(), 0, "nothing was sent");
+    h.stop().await?;
+
+    // Allowed: the same receiver gets both.
+    let mut h = Harness::start(Backend::Sqlite).await?;
+    let literal = h.subscribe("sub-literal", trusted(webhook("Literal", &receiver.url()))).await?;
+    let named = h.subscribe("sub-named", trusted(webhook("Named", &by_name))).await?;
+    let (case, _) = h.accepted_case(common::SeverityRating::High, false).await?;
+    for sub in [&literal, &named] {
+        h.wait_for_status(delivery_of(case, "accepted", sub), api::DeliveryStatus::Delivered).await?;
+    }
+    assert_eq!(receiver.count(), 2);
+    h.stop().await
+}
