@@ -539,12 +539,14 @@ pub fn jira_authentic(
     query.get("token").is_some_and(|t| same(t.as_bytes(), secret))
 }
 
+/// Whether a ServiceNow webhook carries the secret: `Authorization: Bearer
+/// <secret>`, compared as bytes (a secret that is not ASCII is sent as its
+/// UTF-8 bytes, which `HeaderValue::to_str` refuses).
 fn bearer_authentic(secret: &[u8], headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same(t.trim().as_bytes(), secret))
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|t| same(t.trim_ascii(), secret))
 }
 
 fn answer(result: Result<Applied, InboundError>) -> (StatusCode, String) {
@@ -573,13 +575,10 @@ async fn jira_hook(
     if !jira_authentic(secret.expose_secret().as_bytes(), &headers, &query, &body) {
         return (StatusCode::UNAUTHORIZED, "bad or missing signature".to_owned());
     }
-    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, "body is not JSON".to_owned());
-    };
-    let Some((key, _)) = super::jira::parse_webhook(&json) else {
-        return (StatusCode::OK, "not an issue change; ignored".to_owned());
-    };
-    answer(inbound.changed(events::TicketSystem::Jira, &key).await)
+    match jira_issue_key(&body) {
+        Ok(key) => answer(inbound.changed(events::TicketSystem::Jira, &key).await),
+        Err(refusal) => refusal.answer(),
+    }
 }
 
 async fn servicenow_hook(
@@ -593,16 +592,59 @@ async fn servicenow_hook(
     if !bearer_authentic(secret.expose_secret().as_bytes(), &headers) {
         return (StatusCode::UNAUTHORIZED, "bad or missing token".to_owned());
     }
-    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, "body is not JSON".to_owned());
-    };
-    let Some(settings) = inbound.trackers.servicenow.as_ref().map(|s| s.settings()) else {
-        return (StatusCode::NOT_FOUND, "ServiceNow is not configured".to_owned());
-    };
-    let Some((sys_id, _)) = super::servicenow::parse_webhook(settings, &json) else {
-        return (StatusCode::BAD_REQUEST, "expected sys_id and state".to_owned());
-    };
-    answer(inbound.changed(events::TicketSystem::Servicenow, &sys_id).await)
+    let settings = inbound.trackers.servicenow.as_ref().map(|s| s.settings());
+    match servicenow_sys_id(settings, &body) {
+        Ok(sys_id) => answer(inbound.changed(events::TicketSystem::Servicenow, &sys_id).await),
+        Err(refusal) => refusal.answer(),
+    }
+}
+
+/// Why the body of an authenticated webhook drives no change; each has its
+/// answer to the tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyRefusal {
+    /// 400: the body is not JSON.
+    #[error("body is not JSON")]
+    NotJson,
+    /// 200: a Jira event that is not an issue change (Jira sends others
+    /// to the same hook); nothing to do.
+    #[error("not an issue change; ignored")]
+    NotAnIssueChange,
+    /// 404: ServiceNow hooks have a secret but no `[servicenow]` tracker.
+    #[error("ServiceNow is not configured")]
+    NotConfigured,
+    /// 400: a ServiceNow body without the record's `sys_id` and state.
+    #[error("expected sys_id and state")]
+    NoRecord,
+}
+
+impl BodyRefusal {
+    /// The status and text the hook answers with.
+    pub fn answer(self) -> (StatusCode, String) {
+        let status = match self {
+            Self::NotJson | Self::NoRecord => StatusCode::BAD_REQUEST,
+            Self::NotAnIssueChange => StatusCode::OK,
+            Self::NotConfigured => StatusCode::NOT_FOUND,
+        };
+        (status, self.to_string())
+    }
+}
+
+/// The issue key a Jira webhook body (`jira:issue_updated`) names.
+pub fn jira_issue_key(body: &[u8]) -> Result<String, BodyRefusal> {
+    let json = serde_json::from_slice::<Value>(body).map_err(|_| BodyRefusal::NotJson)?;
+    super::jira::parse_webhook(&json).map(|(key, _)| key).ok_or(BodyRefusal::NotAnIssueChange)
+}
+
+/// The `sys_id` of the record a ServiceNow webhook body names; `settings`
+/// are the `[servicenow]` tracker's, `None` when there is none.
+pub fn servicenow_sys_id(
+    settings: Option<&super::servicenow::ServiceNowSettings>,
+    body: &[u8],
+) -> Result<String, BodyRefusal> {
+    let json = serde_json::from_slice::<Value>(body).map_err(|_| BodyRefusal::NotJson)?;
+    let settings = settings.ok_or(BodyRefusal::NotConfigured)?;
+    super::servicenow::parse_webhook(settings, &json).map(|(sys_id, _)| sys_id).ok_or(BodyRefusal::NoRecord)
 }
 
 #[cfg(test)]
@@ -635,5 +677,164 @@ mod tests {
         headers.insert("authorization", "Bearer s3cr3t-token-value".parse().expect("header"));
         assert!(bearer_authentic(b"s3cr3t-token-value", &headers));
         assert!(!bearer_authentic(b"other-token-value!", &headers));
+    }
+
+    /// Properties of the hooks' authentication: whatever a caller sends,
+    /// only the secret (or its HMAC over the body) gets in; no panic on odd
+    /// lengths, encodings or header bytes.
+    mod properties {
+        use axum::http::HeaderValue;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Secrets are text of at least 16 bytes (`secrets::MIN_SECRET_BYTES`).
+        fn secret() -> impl Strategy<Value = String> {
+            prop_oneof!["[ -~]{16,48}", "\\PC{16,32}"]
+        }
+
+        fn mac(secret: &[u8], body: &[u8]) -> Vec<u8> {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
+            mac.update(body);
+            mac.finalize().into_bytes().to_vec()
+        }
+
+        fn signed(value: &str) -> Option<HeaderMap> {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-hub-signature", HeaderValue::from_str(value).ok()?);
+            Some(headers)
+        }
+
+        fn bearer(value: &[u8]) -> Option<HeaderMap> {
+            let mut headers = HeaderMap::new();
+            headers.insert(axum::http::header::AUTHORIZATION, HeaderValue::from_bytes(value).ok()?);
+            Some(headers)
+        }
+
+        /// A signature header: hex of some bytes (odd lengths, other cases,
+        /// blanks), or any text.
+        fn signature_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (proptest::collection::vec(any::<u8>(), 0..40), any::<bool>(), "[ ]{0,2}").prop_map(
+                    |(bytes, upper, blank)| {
+                        let hex = hex::encode(bytes);
+                        let hex = if upper { hex.to_ascii_uppercase() } else { hex };
+                        format!("sha256={blank}{hex}{blank}")
+                    }
+                ),
+                "sha256=[0-9a-fA-F]{0,70}",
+                "[ -~]{0,80}",
+                "\\PC{0,40}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The constant-time comparison is equality.
+            #[test]
+            fn same_is_equality(
+                a in proptest::collection::vec(any::<u8>(), 0..40),
+                b in proptest::collection::vec(any::<u8>(), 0..40),
+                copy in any::<bool>(),
+            ) {
+                let b = if copy { a.clone() } else { b };
+                prop_assert_eq!(same(&a, &b), a == b);
+            }
+
+            /// The HMAC of the body under the secret always gets in, in
+            /// either case of hex and with blanks around it.
+            #[test]
+            fn the_right_jira_signature_always_verifies(
+                secret in secret(),
+                body in proptest::collection::vec(any::<u8>(), 0..512),
+                upper in any::<bool>(),
+                blank in "[ \t]{0,2}",
+            ) {
+                let hex = hex::encode(mac(secret.as_bytes(), &body));
+                let hex = if upper { hex.to_ascii_uppercase() } else { hex };
+                let headers = signed(&format!("sha256={blank}{hex}{blank}")).expect("visible ASCII");
+                prop_assert!(jira_authentic(secret.as_bytes(), &headers, &HashMap::new(), &body));
+            }
+
+            /// Any other signature header (other bytes, the MAC of another
+            /// body or under another key, one bit off, cut short or
+            /// extended, not hex at all) never gets in without the token.
+            #[test]
+            fn any_other_jira_signature_never_verifies(
+                secret in secret(),
+                other_secret in secret(),
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                other_body in proptest::collection::vec(any::<u8>(), 0..256),
+                value in signature_value(),
+                bit in 0..256usize,
+                cut in 1..32usize,
+                kind in 0..6u8,
+            ) {
+                let right = mac(secret.as_bytes(), &body);
+                let value = match kind {
+                    0 => value,
+                    1 => format!("sha256={}", hex::encode(mac(secret.as_bytes(), &other_body))),
+                    2 => format!("sha256={}", hex::encode(mac(other_secret.as_bytes(), &body))),
+                    3 => {
+                        let mut flipped = right.clone();
+                        flipped[bit / 8] ^= 1 << (bit % 8);
+                        format!("sha256={}", hex::encode(flipped))
+                    }
+                    4 => format!("sha256={}", &hex::encode(&right)[..64 - cut]),
+                    _ => format!("sha256={}00", hex::encode(&right)),
+                };
+                let Some(headers) = signed(&value) else { return Ok(()) };
+                let decoded = value.strip_prefix("sha256=").and_then(|h| hex::decode(h.trim()).ok());
+                let authentic = jira_authentic(secret.as_bytes(), &headers, &HashMap::new(), &body);
+                prop_assert_eq!(authentic, decoded.as_deref() == Some(right.as_slice()), "{}", value);
+            }
+
+            /// The query token gets in when it is the secret, and only then.
+            #[test]
+            fn only_the_secret_jira_token_gets_in(
+                secret in secret(),
+                token in "\\PC{0,48}",
+                kind in 0..5u8,
+            ) {
+                let token = match kind {
+                    0 => token,
+                    1 => secret.clone(),
+                    2 => secret[..secret.char_indices().last().map_or(0, |(i, _)| i)].to_owned(),
+                    3 => format!("{secret}x"),
+                    _ => format!(" {secret}"),
+                };
+                let query = HashMap::from([("token".to_owned(), token.clone())]);
+                let authentic = jira_authentic(secret.as_bytes(), &HeaderMap::new(), &query, b"{}");
+                prop_assert_eq!(authentic, token == secret);
+            }
+
+            /// `Authorization: Bearer <secret>` gets in (blanks around the
+            /// token are forgiven); any other value, other bytes than
+            /// UTF-8 included, does not.
+            #[test]
+            fn only_the_secret_bearer_token_gets_in(
+                secret in secret(),
+                token in proptest::collection::vec(any::<u8>(), 0..48),
+                text in "[ -~]{0,48}",
+                kind in 0..7u8,
+            ) {
+                let value: Vec<u8> = match kind {
+                    0 => [b"Bearer ".as_slice(), &token].concat(),
+                    1 => text.into_bytes(),
+                    2 => format!("Bearer {secret}").into_bytes(),
+                    3 => format!("Bearer  {secret} ").into_bytes(),
+                    4 => format!("bearer {secret}").into_bytes(),
+                    5 => format!("Basic {secret}").into_bytes(),
+                    _ => format!("Bearer {}", &secret[..secret.char_indices().last().map_or(0, |(i, _)| i)]).into_bytes(),
+                };
+                let Some(headers) = bearer(&value) else { return Ok(()) };
+                let expected = value
+                    .strip_prefix(b"Bearer ")
+                    .is_some_and(|t| t.trim_ascii() == secret.as_bytes());
+                prop_assert_eq!(bearer_authentic(secret.as_bytes(), &headers), expected, "{:?}", value);
+                prop_assert!(!bearer_authentic(secret.as_bytes(), &HeaderMap::new()));
+            }
+        }
     }
 }
