@@ -1,19 +1,22 @@
 //! Properties of the domain's parsers of outside input besides CVSS vectors
 //! (tests/cvss_prop.rs): e-mail addresses and recipient lists, CVE ids, case
 //! keys, entity ids, SLA durations, advisory versions, SSVC values and
-//! severity names. Arbitrary text never panics and is refused with a typed
-//! error or accepted in a form that satisfies the documented rules;
+//! severity names, and a submitted report as a whole. Arbitrary text never
+//! panics and is refused with a typed error or accepted in a form that
+//! satisfies the documented rules;
 //! generated well-formed input is accepted (and reads back where the type
 //! renders); small corruptions are refused.
 
 use proptest::prelude::*;
 use psirt_domain::notification::{MAX_EMAIL_RECIPIENTS, check_email_recipients, email_recipients};
 use psirt_domain::sla::MAX_SLA_DAYS;
-use psirt_domain::validation::{MAX_EMAIL_LEN, MAX_EMAIL_LOCAL_PART_LEN};
+use psirt_domain::validation::{MAX_AFFECTED_PRODUCTS, MAX_EMAIL_LEN, MAX_EMAIL_LOCAL_PART_LEN};
 use psirt_domain::{
-    AdvisoryVersion, CaseId, CaseKey, CaseKeyError, CveId, CvssSeverity, Exploitation, InvalidCveId,
-    InvalidIdReason, ReportId, SlaDuration, SlaDurationError, SsvcDecision, Utility, check_email,
+    AdvisoryVersion, CaseId, CaseKey, CaseKeyError, Channel, CveId, CvssSeverity, CvssVector, Exploitation,
+    InvalidCveId, InvalidIdReason, ReportId, Reporter, SlaDuration, SlaDurationError, SsvcDecision,
+    SubmitReport, Utility, check_email, validate_submission,
 };
+use time::OffsetDateTime;
 
 fn config() -> ProptestConfig {
     ProptestConfig::with_cases(256)
@@ -376,5 +379,134 @@ proptest! {
         for v in CvssSeverity::ALL {
             prop_assert_eq!(flip(v.as_str()).parse::<CvssSeverity>(), Ok(v));
         }
+    }
+}
+
+// --- a submitted report as a whole ---------------------------------------------------
+
+fn optional_text() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(prop_oneof![
+        6 => "[a-zA-Z0-9 .-]{1,30}",
+        1 => "\\PC{0,30}",
+        1 => "[ \t]{0,3}",
+        1 => "[a-z\u{0}\u{7}\n]{0,12}",
+        1 => (120..300usize).prop_map(|n| "x".repeat(n)),
+    ])
+}
+
+fn submission() -> impl Strategy<Value = SubmitReport> {
+    let channel = proptest::option::weighted(
+        0.9,
+        proptest::sample::select(vec![
+            Channel::Web,
+            Channel::Email,
+            Channel::Api,
+            Channel::Feed,
+            Channel::Internal,
+        ]),
+    );
+    let title = prop_oneof![
+        6 => "[a-zA-Z0-9 .-]{0,40}",
+        1 => "\\PC{0,40}",
+        1 => "[ \t\n]{0,3}",
+        1 => (298..303usize).prop_map(|n| "t".repeat(n)),
+    ];
+    let description = prop_oneof![
+        6 => "\\PC{0,60}",
+        1 => "[ \t\n]{0,3}",
+        1 => (64 * 1024 - 1..64 * 1024 + 2usize).prop_map(|n| "d".repeat(n)),
+    ];
+    let email = proptest::option::of(prop_oneof![4 => address(), 1 => email_like(), 1 => "\\PC{0,20}"]);
+    let products = prop_oneof![
+        4 => proptest::collection::vec(
+            prop_oneof![
+                8 => "[a-z][a-z0-9 -]{0,19}",
+                1 => "\\PC{0,20}",
+                1 => " {0,2}",
+                1 => (199..202usize).prop_map(|n| "p".repeat(n)),
+            ],
+            0..5
+        ),
+        1 => proptest::collection::vec("[a-z]{0,3}", 95..110),
+    ];
+    let vector = proptest::option::of(prop_oneof![
+        2 => Just("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".to_owned()),
+        2 => Just("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N".to_owned()),
+        1 => "\\PC{0,30}",
+    ]);
+    let disclosure = proptest::option::of(-3 * 86_400..86_400 * 30i64);
+    (
+        title,
+        description,
+        (optional_text(), email, optional_text()),
+        channel,
+        products,
+        vector,
+        (optional_text(), optional_text(), disclosure),
+    )
+        .prop_map(
+            |(title, description, (name, email, organization), channel, affected_products, vector, extra)| {
+                let (request_id, external_reference, disclosure) = extra;
+                SubmitReport {
+                    report_id: ReportId::new(),
+                    request_id,
+                    title,
+                    description,
+                    reporter: Reporter { name, email, organization },
+                    channel,
+                    affected_products,
+                    suggested_cvss_vector: vector,
+                    requested_disclosure_at: disclosure.map(|s| {
+                        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000) + time::Duration::seconds(s)
+                    }),
+                    external_reference,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Any submission: the answer names fields of the request only, stays
+    /// small however long the product list, and is empty exactly when
+    /// every rule holds.
+    #[test]
+    fn a_submission_is_valid_exactly_when_every_rule_holds(report in submission()) {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let violations = validate_submission(&report, now);
+        prop_assert!(violations.len() <= 12 + MAX_AFFECTED_PRODUCTS, "{}", violations.len());
+        for v in &violations {
+            let field = v.field.split('[').next().unwrap_or_default();
+            prop_assert!(
+                [
+                    "title", "description", "reporter.email", "reporter.name", "reporter.organization",
+                    "channel", "affected_products", "suggested_cvss_vector", "request_id",
+                    "external_reference", "requested_disclosure_at",
+                ]
+                .contains(&field),
+                "{}", v.field
+            );
+        }
+        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let chars = |v: &str| v.chars().count();
+        let title = report.title.trim();
+        let products_ok = report.affected_products.len() <= MAX_AFFECTED_PRODUCTS
+            && report.affected_products.iter().all(|p| !p.trim().is_empty() && chars(p.trim()) <= 200);
+        let valid = !title.is_empty()
+            && chars(title) <= 300
+            && !report.description.trim().is_empty()
+            && report.description.len() <= 64 * 1024
+            && present(&report.reporter.email).is_none_or(|e| check_email(&e).is_ok())
+            && present(&report.reporter.name).is_none_or(|n| chars(&n) <= 200)
+            && present(&report.reporter.organization).is_none_or(|o| chars(&o) <= 200)
+            && report.channel.is_some()
+            && products_ok
+            && present(&report.suggested_cvss_vector).is_none_or(|v| CvssVector::parse(&v).is_ok())
+            && present(&report.request_id).is_none_or(|r| chars(&r) <= 128 && !r.chars().any(char::is_control))
+            && present(&report.external_reference)
+                .is_none_or(|r| chars(&r) <= 256 && !r.chars().any(char::is_control))
+            && report.requested_disclosure_at.is_none_or(|d| d >= now - time::Duration::days(1));
+        prop_assert_eq!(violations.is_empty(), valid, "{:?}", violations);
     }
 }
