@@ -239,7 +239,7 @@ impl Application {
             pool.clone(),
             &config.upstream,
             &secrets,
-            &config.jira.webhook_secret,
+            &config.jira,
             &config.servicenow.webhook_secret,
         )?);
         let admin = admin.merge(Arc::clone(&inbound).routes());

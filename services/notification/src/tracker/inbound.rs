@@ -18,9 +18,10 @@
 //! A reconciliation pass goes on past a ticket it cannot handle.
 //!
 //! Authentication: Jira signs with `X-Hub-Signature: sha256=<hex
-//! HMAC-SHA256 of the body>` when the webhook has a secret, or the URL
-//! carries `?token=<secret>` (Jira Data Center); ServiceNow sends
-//! `Authorization: Bearer <secret>`. The secrets are named by
+//! HMAC-SHA256 of the body>` when the webhook has a secret; only where
+//! `[jira] webhook_query_token` opts in, the URL may carry `?token=<secret>`
+//! instead (Jira Data Center, which cannot sign: the secret then lands in
+//! access logs). ServiceNow sends `Authorization: Bearer <secret>`. The secrets are named by
 //! `[jira] webhook_secret` and `[servicenow] webhook_secret`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -150,6 +151,8 @@ pub struct Inbound {
     token: Option<SecretString>,
     timeout: Duration,
     jira_secret: Option<SecretString>,
+    /// `[jira] webhook_query_token`: `?token=` accepted.
+    jira_query_token: bool,
     servicenow_secret: Option<SecretString>,
     owner: String,
 }
@@ -172,7 +175,7 @@ impl Inbound {
         pool: AnyPool,
         upstream: &UpstreamSettings,
         secrets: &crate::Secrets,
-        jira_webhook_secret: &str,
+        jira: &super::jira::JiraSettings,
         servicenow_webhook_secret: &str,
     ) -> anyhow::Result<Self> {
         let mut endpoint = tonic::transport::Endpoint::from_shared(upstream.triage_url.clone())?
@@ -191,7 +194,8 @@ impl Inbound {
             triage: triage::triage_service_client::TriageServiceClient::new(channel),
             token: secret_text(secrets, &upstream.token_secret),
             timeout: upstream.timeout,
-            jira_secret: secret_text(secrets, jira_webhook_secret),
+            jira_secret: secret_text(secrets, &jira.webhook_secret),
+            jira_query_token: jira.webhook_query_token,
             servicenow_secret: secret_text(secrets, servicenow_webhook_secret),
             owner: uuid::Uuid::now_v7().to_string(),
         })
@@ -521,11 +525,11 @@ fn level(name: &str) -> events::EscalationLevel {
 }
 
 /// Whether a Jira webhook carries the secret: a valid `X-Hub-Signature`
-/// over the body, or `?token=`.
+/// over the body, or, only when `query_token` opts in, `?token=`.
 pub fn jira_authentic(
     secret: &[u8],
     headers: &HeaderMap,
-    query: &HashMap<String, String>,
+    query: Option<&HashMap<String, String>>,
     body: &[u8],
 ) -> bool {
     if let Some(signature) = headers.get("x-hub-signature").and_then(|v| v.to_str().ok())
@@ -536,7 +540,7 @@ pub fn jira_authentic(
         mac.update(body);
         return mac.verify_slice(&bytes).is_ok();
     }
-    query.get("token").is_some_and(|t| same(t.as_bytes(), secret))
+    query.and_then(|q| q.get("token")).is_some_and(|t| same(t.as_bytes(), secret))
 }
 
 /// Whether a ServiceNow webhook carries the secret: `Authorization: Bearer
@@ -572,7 +576,8 @@ async fn jira_hook(
     let Some(secret) = &inbound.jira_secret else {
         return (StatusCode::NOT_FOUND, "Jira webhooks are not configured".to_owned());
     };
-    if !jira_authentic(secret.expose_secret().as_bytes(), &headers, &query, &body) {
+    let query = inbound.jira_query_token.then_some(&query);
+    if !jira_authentic(secret.expose_secret().as_bytes(), &headers, query, &body) {
         return (StatusCode::UNAUTHORIZED, "bad or missing signature".to_owned());
     }
     match jira_issue_key(&body) {
@@ -660,15 +665,15 @@ mod tests {
         let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         let mut headers = HeaderMap::new();
         headers.insert("x-hub-signature", good.parse().expect("header"));
-        assert!(jira_authentic(secret, &headers, &HashMap::new(), body));
-        assert!(!jira_authentic(secret, &headers, &HashMap::new(), b"{}"), "another body");
+        assert!(jira_authentic(secret, &headers, None, body));
+        assert!(!jira_authentic(secret, &headers, None, b"{}"), "another body");
         headers.insert("x-hub-signature", "sha256=00".parse().expect("header"));
-        assert!(!jira_authentic(secret, &headers, &HashMap::new(), body));
+        assert!(!jira_authentic(secret, &headers, None, body));
         let query = HashMap::from([("token".to_owned(), String::from_utf8_lossy(secret).into_owned())]);
-        assert!(jira_authentic(secret, &HeaderMap::new(), &query, body));
+        assert!(jira_authentic(secret, &HeaderMap::new(), Some(&query), body), "opted in: ?token=");
         let wrong = HashMap::from([("token".to_owned(), "nope".to_owned())]);
-        assert!(!jira_authentic(secret, &HeaderMap::new(), &wrong, body));
-        assert!(!jira_authentic(secret, &HeaderMap::new(), &HashMap::new(), body));
+        assert!(!jira_authentic(secret, &HeaderMap::new(), Some(&wrong), body));
+        assert!(!jira_authentic(secret, &HeaderMap::new(), None, body));
     }
 
     #[test]
@@ -754,7 +759,7 @@ mod tests {
                 let hex = hex::encode(mac(secret.as_bytes(), &body));
                 let hex = if upper { hex.to_ascii_uppercase() } else { hex };
                 let headers = signed(&format!("sha256={blank}{hex}{blank}")).expect("visible ASCII");
-                prop_assert!(jira_authentic(secret.as_bytes(), &headers, &HashMap::new(), &body));
+                prop_assert!(jira_authentic(secret.as_bytes(), &headers, None, &body));
             }
 
             /// Any other signature header (other bytes, the MAC of another
@@ -786,7 +791,7 @@ mod tests {
                 };
                 let Some(headers) = signed(&value) else { return Ok(()) };
                 let decoded = value.strip_prefix("sha256=").and_then(|h| hex::decode(h.trim()).ok());
-                let authentic = jira_authentic(secret.as_bytes(), &headers, &HashMap::new(), &body);
+                let authentic = jira_authentic(secret.as_bytes(), &headers, None, &body);
                 prop_assert_eq!(authentic, decoded.as_deref() == Some(right.as_slice()), "{}", value);
             }
 
@@ -805,8 +810,12 @@ mod tests {
                     _ => format!(" {secret}"),
                 };
                 let query = HashMap::from([("token".to_owned(), token.clone())]);
-                let authentic = jira_authentic(secret.as_bytes(), &HeaderMap::new(), &query, b"{}");
+                let authentic = jira_authentic(secret.as_bytes(), &HeaderMap::new(), Some(&query), b"{}");
                 prop_assert_eq!(authentic, token == secret);
+                // Not opted in: the query is never looked at.
+                let no_body: &[u8] = b"{}";
+                let opted_out = jira_authentic(secret.as_bytes(), &HeaderMap::new(), None, no_body);
+                prop_assert!(!opted_out, "the query is not looked at");
             }
 
             /// `Authorization: Bearer <secret>` gets in (blanks around the

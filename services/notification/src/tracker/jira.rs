@@ -78,9 +78,13 @@ pub struct JiraSettings {
     /// (`remediating`, `fixed`, `disclosed`, `closed`, ...).
     pub transitions: BTreeMap<String, String>,
     /// Name of the secret in `[secrets]` that inbound webhooks must carry
-    /// (`X-Hub-Signature: sha256=<hmac of the body>` or `?token=`); empty:
-    /// inbound webhooks are refused.
+    /// (`X-Hub-Signature: sha256=<hmac of the body>`); empty: inbound
+    /// webhooks are refused.
     pub webhook_secret: String,
+    /// Also accept the secret as `?token=` in the webhook URL (Jira Data
+    /// Center, which cannot sign). Off by default: the URL, secret
+    /// included, lands in proxy and access logs.
+    pub webhook_query_token: bool,
     /// Commands driven by status changes of linked issues.
     pub inbound: Vec<super::InboundRule>,
     /// How often linked issues are read back to repair missed webhooks; 0s: never.
@@ -115,6 +119,7 @@ impl Default for JiraSettings {
             fields: BTreeMap::new(),
             transitions: BTreeMap::new(),
             webhook_secret: String::new(),
+            webhook_query_token: false,
             inbound: Vec::new(),
             reconcile_interval: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
