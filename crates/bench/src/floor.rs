@@ -46,7 +46,7 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let auth = AuthLayer::from_config(&auth, psirt_intake::api::policy()).await?;
     let server = GrpcServer::bind(&GrpcConfig { listen, ..GrpcConfig::default() }).await?;
     println!("{LISTENING}{}", server.local_addr());
-    let routes = tonic::service::Routes::new(IntakeServiceServer::new(NoopIntake::default()));
+    let routes = psirt_kit::ServiceRoutes::new().add_service(IntakeServiceServer::new(NoopIntake::default()));
     let result = server
         .serve(
             routes,

@@ -24,7 +24,7 @@
 //!     auth: AuthConfig,
 //! }
 //!
-//! # async fn start(config_path: Option<std::path::PathBuf>, routes: tonic::service::Routes,
+//! # async fn start(config_path: Option<std::path::PathBuf>, routes: psirt_kit::grpc::ServiceRoutes,
 //! #                descriptor: &'static [u8]) -> anyhow::Result<()> {
 //! let cfg: IntakeConfig = config::load(config_path.as_deref())?;
 //! let mut problems = Problems::new();
@@ -69,6 +69,6 @@ pub mod telemetry;
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
 pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role};
 pub use error::{ApiError, FieldViolation, Refusal, refusal};
-pub use grpc::GrpcServer;
+pub use grpc::{GrpcServer, ServiceRoutes};
 pub use shutdown::Shutdown;
 pub use telemetry::{MetricsHandle, TelemetryGuard};

@@ -97,11 +97,15 @@ impl ParkedAdmin {
         let parked = self.projection(&projection)?;
         // One more than the page tells whether there is a next page.
         let mut rows = parked.list(after, limit + 1).await.map_err(database)?;
-        if rows.len() > limit {
-            rows.truncate(limit);
-            response.next_page_token = rows.last().map(|r| r.sequence.to_string()).unwrap_or_default();
-        }
+        let more = rows.len() > limit;
+        rows.truncate(limit);
         response.events = rows.into_iter().map(|row| parked_event(parked.name(), row)).collect();
+        // Bounded in bytes too: the next page starts after the last event kept.
+        let more = crate::request::PageBytes::current().fit(&mut response.events) || more;
+        if more {
+            response.next_page_token =
+                response.events.last().map(|e| e.sequence.to_string()).unwrap_or_default();
+        }
         Ok(Response::new(response))
     }
 

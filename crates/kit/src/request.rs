@@ -86,9 +86,129 @@ pub mod page_token {
     }
 }
 
+/// Share of `grpc.max_message_bytes` the items of one list page may fill
+/// (`max_message_bytes / PAGE_BYTES_DIVISOR`); the rest leaves room for the response's
+/// other fields and keeps a page well clear of the encoding limit.
+pub const PAGE_BYTES_DIVISOR: usize = 2;
+
+/// Bounds a list page in bytes as well as in items: a handler stops adding items once the
+/// encoded items would exceed the budget, and answers a `next_page_token` after the last
+/// item it kept, so nothing is lost and no page exceeds `grpc.max_message_bytes`. The first
+/// item is always kept, so every page makes progress.
+#[derive(Debug, Clone)]
+pub struct PageBytes {
+    budget: usize,
+    used: usize,
+    items: usize,
+}
+
+impl PageBytes {
+    /// A page whose items may take `budget` encoded bytes.
+    pub fn new(budget: usize) -> Self {
+        Self { budget, used: 0, items: 0 }
+    }
+
+    /// The budget of the call being served: `grpc.max_message_bytes / PAGE_BYTES_DIVISOR`
+    /// of its server (set by the kit's gRPC layer), or of the default `grpc` config when
+    /// called outside a served call.
+    pub fn current() -> Self {
+        let max = crate::grpc::current_max_message_bytes()
+            .unwrap_or_else(|| crate::config::GrpcConfig::default().max_message_bytes);
+        Self::new(max / PAGE_BYTES_DIVISOR)
+    }
+
+    /// The byte budget of the items.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Encoded bytes of the items admitted so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Counts `item` as one more element of the page's repeated field and says whether it
+    /// fits; an item that does not fit is not counted (the page ends before it). The first
+    /// item always fits.
+    pub fn admit<M: prost::Message>(&mut self, item: &M) -> bool {
+        let len = item.encoded_len();
+        // Field key (one byte for field numbers up to 15) and length prefix.
+        let size = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+        if self.items > 0 && self.used.saturating_add(size) > self.budget {
+            return false;
+        }
+        self.used = self.used.saturating_add(size);
+        self.items += 1;
+        true
+    }
+
+    /// Keeps the longest prefix of `items` that fits; true when items were left out (the
+    /// page then needs a `next_page_token` after its last item).
+    pub fn fit<M: prost::Message>(&mut self, items: &mut Vec<M>) -> bool {
+        self.fit_with(items, |item| item)
+    }
+
+    /// [`PageBytes::fit`] for rows that carry the page's message (`message` picks it).
+    pub fn fit_with<T, M: prost::Message>(&mut self, items: &mut Vec<T>, message: impl Fn(&T) -> &M) -> bool {
+        let kept = items.iter().take_while(|item| self.admit(message(item))).count();
+        let cut = kept < items.len();
+        items.truncate(kept);
+        cut
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(bytes: usize) -> prost_types::Any {
+        prost_types::Any { type_url: String::new(), value: vec![b'x'; bytes] }
+    }
+
+    /// A list response: the items and a token.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Page {
+        #[prost(message, repeated, tag = "1")]
+        items: Vec<prost_types::Any>,
+        #[prost(string, tag = "2")]
+        next_page_token: String,
+    }
+
+    #[test]
+    fn a_page_stops_before_its_byte_budget_and_keeps_at_least_one_item() {
+        // Each item: 100 bytes of text + 2 (field key, length) inside, + 2 outside = 104.
+        let mut items: Vec<_> = (0..10).map(|_| item(100)).collect();
+        let cut = PageBytes::new(4 * 104 + 50).fit(&mut items);
+        assert!(cut, "items were left out");
+        assert_eq!(items.len(), 4);
+        let mut page = PageBytes::new(4 * 104);
+        assert!(!page.fit(&mut items), "exactly the budget fits");
+        assert_eq!(page.used(), 4 * 104);
+        // An item larger than the whole budget still makes a page of one.
+        let mut big = vec![item(10_000), item(1)];
+        assert!(PageBytes::new(1000).fit(&mut big));
+        assert_eq!(big.len(), 1);
+        let mut none: Vec<prost_types::Any> = Vec::new();
+        assert!(!PageBytes::new(0).fit(&mut none));
+    }
+
+    #[test]
+    fn the_budget_is_a_share_of_the_message_limit_and_the_encoded_page_stays_below_it() {
+        use prost::Message as _;
+        let default = crate::config::GrpcConfig::default().max_message_bytes;
+        assert_eq!(PageBytes::current().budget(), default / PAGE_BYTES_DIVISOR);
+        // 1000 items of 10 KiB would be ~10 MiB; the page keeps what fits in the budget
+        // and the encoded response (items plus a token) stays under the limit.
+        let mut items: Vec<_> = (0..1000).map(|_| item(10 * 1024)).collect();
+        let mut page = PageBytes::current();
+        assert!(page.fit(&mut items));
+        let response = Page { items: items.clone(), next_page_token: "t".repeat(1000) };
+        // The items take exactly what the page counted; the token adds its 1003 bytes.
+        assert_eq!(response.encoded_len(), page.used() + 1003);
+        assert!(response.encoded_len() <= default, "{}", response.encoded_len());
+        assert!(page.used() <= page.budget());
+        assert!(items.len() > 100 && items.len() < 1000, "{}", items.len());
+    }
 
     #[test]
     fn request_ids_are_trimmed_bounded_and_of_the_documented_characters() {

@@ -37,6 +37,11 @@ pub struct Sections<'a> {
 }
 
 impl Sections<'_> {
+    /// Every listener of the service, with its config key.
+    pub fn listeners(&self) -> [(&'static str, SocketAddr); 2] {
+        [("grpc.listen", self.grpc.listen), ("admin.listen", self.admin.listen)]
+    }
+
     /// Adds every problem of the shared sections to `p`.
     pub fn check(&self, p: &mut Problems) {
         p.merge(self.grpc.validate());
@@ -46,6 +51,7 @@ impl Sections<'_> {
         p.merge(self.auth.validate());
         p.merge(self.database.validate());
         p.merge(self.nats.validate());
+        p.merge(crate::config::check_unauthenticated_listeners(self.auth, &self.listeners()));
         for problem in self.projection.problems() {
             p.push("projection", problem);
         }

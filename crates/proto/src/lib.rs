@@ -21,6 +21,7 @@
 //!   that lift older payloads ([`EventSchema`]).
 //! - [`FILE_DESCRIPTOR_SET`]: all descriptors, for gRPC reflection and for
 //!   decoding any event dynamically (e.g. to JSON).
+//! - [`MessageLimits`]: the message size limits of every generated server.
 
 /// Module tree mirroring the protobuf packages (`psirt.<area>.v1`).
 pub mod psirt {
@@ -102,6 +103,17 @@ pub use psirt::triage::v1 as triage;
 /// project plus its imports (`google/protobuf/*.proto`), with source info
 /// (comments). Feed it to gRPC reflection or to a dynamic decoder.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/psirt_descriptor.bin"));
+
+/// The largest message a generated gRPC server decodes and encodes. Implemented (by
+/// `build.rs`) for the server of every service in [`FILE_DESCRIPTOR_SET`]; the service kit
+/// registers servers through it, so each gets the configured `grpc.max_message_bytes`.
+pub trait MessageLimits {
+    /// Sets both the decoding and the encoding limit to `max_bytes`.
+    #[must_use]
+    fn limit_messages(self, max_bytes: usize) -> Self;
+}
+
+include!(concat!(env!("OUT_DIR"), "/message_limits.rs"));
 
 /// Package name of the event messages; the event type of an envelope is
 /// `"{EVENTS_PACKAGE}.{MessageName}"`.

@@ -11,7 +11,7 @@ use psirt_domain::{
 use psirt_eventstore::{
     CommandError, EventStore, Executed, Metadata, ReadError, Repository, Request, StoreError,
 };
-use psirt_kit::request::page_token;
+use psirt_kit::request::{PageBytes, page_token};
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::intake;
 use sqlx::AnyPool;
@@ -485,7 +485,9 @@ impl Intake {
         }
         let query =
             readmodel::ListQuery { status, channel, received_after_ms, received_before_ms, after, limit };
-        let (reports, more) = readmodel::list(&self.inner.pool, &query).await?;
+        let (mut reports, more) = readmodel::list(&self.inner.pool, &query).await?;
+        // Bounded in bytes too: the next page starts after the last report kept.
+        let more = PageBytes::current().fit(&mut reports) || more;
         let next_page_token = if more {
             reports
                 .last()

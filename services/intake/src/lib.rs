@@ -207,7 +207,8 @@ impl Application {
             })
         };
 
-        let routes = tonic::service::Routes::new(IntakeServiceServer::new(api::IntakeApi::new(intake)))
+        let routes = psirt_kit::ServiceRoutes::new()
+            .add_service(IntakeServiceServer::new(api::IntakeApi::new(intake)))
             .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -16,6 +16,7 @@ use psirt_domain::{
 };
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::request::PageBytes;
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal};
 use psirt_proto::{events, notification as api};
 use sqlx::AnyPool;
@@ -426,6 +427,8 @@ impl Notification {
         let mut rows = readmodel::subscriptions(&self.inner.pool, channel, after, limit + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
+        // Bounded in bytes too: the next page starts after the last subscription kept.
+        let more = PageBytes::current().fit_with(&mut rows, |(_, s)| s) || more;
         let next_page_token = match (more, rows.last()) {
             (true, Some((seq, s))) => encode_token("subscriptions", seq, &s.subscription_id),
             _ => String::new(),
@@ -471,6 +474,8 @@ impl Notification {
         let mut deliveries = readmodel::deliveries(&self.inner.pool, &filter, after, limit + 1).await?;
         let more = deliveries.len() > limit as usize;
         deliveries.truncate(limit as usize);
+        // Bounded in bytes too: the next page starts after the last delivery kept.
+        let more = PageBytes::current().fit(&mut deliveries) || more;
         let next_page_token = match (more, deliveries.last()) {
             (true, Some(d)) => encode_token("deliveries", d.event_sequence, &d.delivery_id),
             _ => String::new(),

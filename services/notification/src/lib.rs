@@ -324,10 +324,9 @@ impl Application {
         let worker_task = tokio::spawn(worker.run(shutdown.clone()));
         let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
 
-        let routes = tonic::service::Routes::new(NotificationServiceServer::new(api::NotificationApi::new(
-            notification,
-        )))
-        .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
+        let routes = psirt_kit::ServiceRoutes::new()
+            .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

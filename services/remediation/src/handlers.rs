@@ -14,6 +14,7 @@ use psirt_domain::{
 };
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::request::PageBytes;
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::remediation as api;
 use sqlx::AnyPool;
@@ -438,19 +439,27 @@ impl Remediation {
             limit + 1,
         )
         .await?;
-        let more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
+        let mut more = rows.len() > limit as usize;
+        let mut rows = &rows[..rows.len().min(limit as usize)];
         let mut actions = Vec::with_capacity(rows.len());
-        for (case_id, action_id, _) in rows {
+        // Bounded in bytes too: the page ends before the first action that does not fit.
+        let mut page = PageBytes::current();
+        for (index, (case_id, action_id, _)) in rows.iter().enumerate() {
             let Some(mut plan) = readmodel::plan(&self.inner.pool, case_id).await? else { continue };
             view::refresh_overdue(&mut plan, now_ms());
             if let Some(action) = plan.actions.iter().find(|a| &a.action_id == action_id) {
-                actions.push(api::OverdueAction {
+                let overdue = api::OverdueAction {
                     case_id: plan.case_id.clone(),
                     case_key: plan.case_key.clone(),
                     action: Some(action.clone()),
                     severity: plan.severity,
-                });
+                };
+                if !page.admit(&overdue) {
+                    more = true;
+                    rows = &rows[..index];
+                    break;
+                }
+                actions.push(overdue);
             }
         }
         let next_page_token = match (more, rows.last()) {
@@ -863,6 +872,8 @@ impl Remediation {
                 a.case_key = facts.case_key;
             }
         }
+        // Bounded in bytes too: the next page starts after the last advisory kept.
+        let more = PageBytes::current().fit(&mut advisories) || more;
         let next_page_token = match (more, advisories.last()) {
             (true, Some(a)) => encode_token(
                 "advisories",

@@ -254,11 +254,10 @@ impl Application {
             })
         };
 
-        let routes = tonic::service::Routes::new(RemediationServiceServer::new(api::RemediationApi::new(
-            remediation.clone(),
-        )))
-        .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
-        .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
+        let routes = psirt_kit::ServiceRoutes::new()
+            .add_service(RemediationServiceServer::new(api::RemediationApi::new(remediation.clone())))
+            .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -237,10 +237,10 @@ impl Application {
             })
         };
 
-        let routes =
-            tonic::service::Routes::new(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
-                .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
-                .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)));
+        let routes = psirt_kit::ServiceRoutes::new()
+            .add_service(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
+            .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
+            .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -170,11 +170,15 @@ impl Authenticator {
         Ok(Self { inner: Some(inner) })
     }
 
-    /// Authentication disabled: every call is `anonymous` with every role. Logs a warning.
+    /// Authentication disabled: every call of a method in the policy is `anonymous` with
+    /// every role (methods missing from the policy stay denied). Logs a warning. The
+    /// listeners must be loopback addresses: config validation
+    /// ([`crate::config::check_unauthenticated_listeners`]) and
+    /// [`crate::GrpcServer::serve`] refuse anything else.
     pub fn disabled() -> Self {
         tracing::warn!(
             "authentication is disabled (auth.mode = \"none\"): every caller is anonymous with \
-             every role; never use in production"
+             every role, on loopback listeners only; never use in production"
         );
         Self { inner: None }
     }

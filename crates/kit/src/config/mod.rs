@@ -10,7 +10,7 @@
 pub mod duration;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -126,7 +126,10 @@ fn is_positive(d: Duration) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GrpcConfig {
-    /// Address the gRPC server binds. Default `"0.0.0.0:50051"`; port 0 picks a free port.
+    /// Address the gRPC server binds: an IP address and port, or `localhost:PORT` (bound as
+    /// `127.0.0.1`). Default `"0.0.0.0:50051"`; port 0 picks a free port. With
+    /// `auth.mode = "none"` only a loopback address is accepted.
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Largest encoded request or response message in bytes. Default 4194304 (4 MiB).
     pub max_message_bytes: usize,
@@ -201,7 +204,9 @@ impl GrpcConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AdminConfig {
-    /// Address the admin HTTP server binds. Default `"0.0.0.0:9090"`; port 0 picks a free port.
+    /// Address the admin HTTP server binds, like `grpc.listen`. Default `"0.0.0.0:9090"`;
+    /// port 0 picks a free port. With `auth.mode = "none"` only a loopback address is accepted.
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
 }
 
@@ -216,6 +221,63 @@ impl AdminConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
+}
+
+/// A listener address from the config: `IP:PORT` (`[v6]:PORT` for IPv6) or `localhost:PORT`,
+/// which binds `127.0.0.1`. Other host names are refused: a listener binds an address, and a
+/// name could resolve to anything.
+fn listen_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen_addr(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a listener address as [`GrpcConfig::listen`] and [`AdminConfig::listen`] take it.
+pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .map_err(|_| format!("{text:?} has no valid port")),
+        _ => Err(format!(
+            "{text:?} is not an IP address and port (or localhost:PORT); a listener binds an \
+             address, e.g. 127.0.0.1:50051, [::1]:50051 or 0.0.0.0:50051"
+        )),
+    }
+}
+
+/// True when `addr` is a loopback address (`127.0.0.0/8`, `::1`, or `::ffff:127.x.y.z`):
+/// reachable from this host only.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().to_canonical().is_loopback()
+}
+
+/// With `auth.mode = "none"` every caller is an admin, so a service may only listen where
+/// nobody but this host can reach it: every listener in `listeners` (config key, address)
+/// must be a loopback address. Each one that is not is named with its key. In `jwt` mode
+/// any address is fine.
+pub fn check_unauthenticated_listeners(
+    auth: &AuthConfig,
+    listeners: &[(&str, SocketAddr)],
+) -> Result<(), ConfigError> {
+    let mut p = Problems::new();
+    if auth.mode == AuthMode::None {
+        for (key, addr) in listeners {
+            p.check(
+                is_loopback(addr),
+                key,
+                format!(
+                    "{addr} is not a loopback address, and auth.mode = \"none\" (no \
+                     authentication, every caller an admin) is only allowed on loopback: listen \
+                     on 127.0.0.1, ::1 or localhost, or set auth.mode = \"jwt\""
+                ),
+            );
+        }
+    }
+    p.finish()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +387,9 @@ pub enum AuthMode {
     /// Bearer JWT on every call (the default).
     #[default]
     Jwt,
-    /// No authentication: every caller is `anonymous` with every role. Local development only.
+    /// No authentication: every caller is `anonymous` with every role. Local development
+    /// only: refused unless every listener is a loopback address
+    /// ([`check_unauthenticated_listeners`]).
     None,
 }
 
@@ -337,7 +401,8 @@ pub enum AuthMode {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
-    /// `"jwt"` or `"none"`. Default `"jwt"`; `"none"` disables authentication entirely.
+    /// `"jwt"` or `"none"`. Default `"jwt"`; `"none"` disables authentication entirely and
+    /// is only accepted when `grpc.listen` and `admin.listen` are loopback addresses.
     pub mode: AuthMode,
     /// HS256 shared secret (at least 32 bytes). Never printed. Default unset.
     #[serde(skip_serializing, deserialize_with = "lenient_secret")]
@@ -811,6 +876,78 @@ mod tests {
         assert!(expiring.validate().unwrap_err().to_string().contains("allow_expiry"));
         expiring.stream.allow_expiry = true;
         assert!(expiring.validate().is_ok());
+    }
+
+    fn unauthenticated(grpc: &str, admin: &str) -> Result<(), ConfigError> {
+        let auth = AuthConfig { mode: AuthMode::None, ..AuthConfig::default() };
+        let grpc = parse_listen_addr(grpc).expect("grpc address");
+        let admin = parse_listen_addr(admin).expect("admin address");
+        check_unauthenticated_listeners(&auth, &[("grpc.listen", grpc), ("admin.listen", admin)])
+    }
+
+    #[test]
+    fn auth_none_is_refused_on_any_listener_that_is_not_loopback_and_the_key_is_named() {
+        for accepted in
+            ["127.0.0.1:50051", "[::1]:50051", "localhost:50051", "127.0.0.2:0", "[::ffff:127.0.0.1]:1"]
+        {
+            assert!(unauthenticated(accepted, "127.0.0.1:9090").is_ok(), "{accepted}");
+            assert!(unauthenticated("[::1]:0", accepted).is_ok(), "{accepted}");
+        }
+        for refused in ["0.0.0.0:50051", "[::]:50051", "192.168.1.20:50051", "10.0.0.7:0", "[fe80::1]:1"] {
+            let err = unauthenticated(refused, "127.0.0.1:9090").expect_err(refused);
+            assert_eq!(err.problems().len(), 1, "{err}");
+            assert!(err.problems()[0].starts_with("grpc.listen: "), "{err}");
+            assert!(err.to_string().contains(refused), "{err}");
+            assert!(err.to_string().contains("loopback"), "{err}");
+            let err = unauthenticated("127.0.0.1:1", refused).expect_err(refused);
+            assert!(err.problems()[0].starts_with("admin.listen: "), "{err}");
+        }
+        // Both named when both are open.
+        let err = unauthenticated("0.0.0.0:1", "[::]:2").expect_err("both");
+        assert_eq!(err.problems().len(), 2, "{err}");
+        // With authentication any address is fine.
+        let jwt = AuthConfig::default();
+        let open = parse_listen_addr("0.0.0.0:50051").expect("addr");
+        assert!(check_unauthenticated_listeners(&jwt, &[("grpc.listen", open)]).is_ok());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own error type
+    fn a_listener_is_an_address_or_localhost_never_another_host_name() {
+        assert_eq!(
+            parse_listen_addr("localhost:7").expect("localhost"),
+            SocketAddr::from(([127, 0, 0, 1], 7))
+        );
+        assert_eq!(
+            parse_listen_addr("LOCALHOST:7").expect("localhost"),
+            SocketAddr::from(([127, 0, 0, 1], 7))
+        );
+        assert!(parse_listen_addr("localhost:http").is_err());
+        let err = parse_listen_addr("psirt.example.com:50051").expect_err("host name");
+        assert!(err.contains("psirt.example.com:50051"), "{err}");
+        assert!(parse_listen_addr("localhost.example.com:1").is_err());
+        assert!(parse_listen_addr("0.0.0.0").is_err(), "no port");
+        // Loaded from a file or the environment, the error names the key.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[grpc]\nlisten = \"psirt.example.com:50051\"\n")?;
+            let err = load::<TwoListeners>(Some(Path::new("a.toml"))).expect_err("host name");
+            assert!(err.to_string().contains("grpc.listen"), "{err}");
+            jail.create_file("b.toml", "[grpc]\nlisten = \"localhost:0\"\n[admin]\nlisten = \"[::1]:0\"\n")?;
+            let ok = load::<TwoListeners>(Some(Path::new("b.toml"))).expect("localhost");
+            assert_eq!(ok.grpc.listen, SocketAddr::from(([127, 0, 0, 1], 0)));
+            assert!(is_loopback(&ok.admin.listen));
+            jail.set_env("PSIRT_ADMIN__LISTEN", "localhost:9");
+            let env = load::<TwoListeners>(None).expect("env");
+            assert_eq!(env.admin.listen, SocketAddr::from(([127, 0, 0, 1], 9)));
+            Ok(())
+        });
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct TwoListeners {
+        grpc: GrpcConfig,
+        admin: AdminConfig,
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Serving a service's tonic routes the same way everywhere: bound listener first (port 0
 //! allowed, address exposed), then `grpc.health.v1`, reflection v1 and v1alpha, the
-//! telemetry and auth layers, config limits, and a graceful shutdown that flips health to
-//! `NOT_SERVING` before draining.
+//! telemetry and auth layers, config limits (`grpc.max_message_bytes` on every server,
+//! oversized messages answered `RESOURCE_EXHAUSTED`), and a graceful shutdown that flips
+//! health to `NOT_SERVING` before draining.
 //!
 //! ```no_run
 //! # async fn run(cfg: psirt_kit::config::GrpcConfig, auth_cfg: psirt_kit::config::AuthConfig,
-//! #              routes: tonic::service::Routes, descriptor: &'static [u8]) -> anyhow::Result<()> {
+//! #              routes: psirt_kit::grpc::ServiceRoutes, descriptor: &'static [u8]) -> anyhow::Result<()> {
 //! use psirt_kit::auth::{AuthLayer, AuthPolicy, Role};
 //! use psirt_kit::grpc::GrpcServer;
 //! use psirt_kit::Shutdown;
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+mod limits;
 mod telemetry;
 
 use std::collections::HashSet;
@@ -38,22 +40,12 @@ use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
+pub(crate) use self::limits::current_max_message_bytes;
+pub use self::limits::{MessageLimit, MessageLimitLayer, ServiceRoutes};
 pub use self::telemetry::{OTHER, RPC_DURATION_METRIC, RpcTelemetry, RpcTelemetryLayer};
 use crate::auth::{Access, AuthLayer};
 use crate::config::GrpcConfig;
 pub use crate::shutdown::Shutdown;
-
-/// Applies `grpc.max_message_bytes` to a generated tonic server (tonic sets message limits
-/// per service, so the kit cannot do it for the service's own routes):
-/// `Routes::new(psirt_kit::limit_messages!(IntakeServiceServer::new(api), cfg.grpc))`.
-#[macro_export]
-macro_rules! limit_messages {
-    ($server:expr, $grpc_config:expr) => {
-        $server
-            .max_decoding_message_size($grpc_config.max_message_bytes)
-            .max_encoding_message_size($grpc_config.max_message_bytes)
-    };
-}
 
 /// Full paths of the kit's own methods (health and reflection).
 const BUILTIN_METHODS: [&str; 4] = [
@@ -155,6 +147,11 @@ impl GrpcServer {
 
     /// Serves `routes` plus health and reflection until `shutdown` fires.
     ///
+    /// Every server of `routes` decodes and encodes messages of at most
+    /// `grpc.max_message_bytes`; a larger one is answered `RESOURCE_EXHAUSTED`. With
+    /// authentication off (`auth.mode = "none"`) the listener must be a loopback address,
+    /// else the server refuses to start.
+    ///
     /// - `file_descriptor_sets`: encoded `FileDescriptorSet`s of the served APIs, for
     ///   reflection and to name methods in metrics (unknown paths are labelled `_OTHER`).
     /// - `services`: fully-qualified service names reported `SERVING` (with `""`).
@@ -163,7 +160,7 @@ impl GrpcServer {
     /// in-flight calls get `grpc.shutdown_grace` to finish before connections are closed.
     pub fn serve(
         self,
-        routes: Routes,
+        routes: ServiceRoutes,
         auth: AuthLayer,
         file_descriptor_sets: &[&[u8]],
         services: &[&str],
@@ -188,7 +185,12 @@ impl GrpcServer {
             if let Some(limit) = config.concurrency_limit_per_connection {
                 builder = builder.concurrency_limit_per_connection(limit);
             }
-            let router = builder.layer(RpcTelemetryLayer::new(known_methods)).layer(auth).add_routes(routes);
+            // The first layer is the outermost: telemetry sees the status the limit layer set.
+            let router = builder
+                .layer(RpcTelemetryLayer::new(known_methods))
+                .layer(auth)
+                .layer(MessageLimitLayer::new(config.max_message_bytes))
+                .add_routes(routes);
 
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
             let signal = {
@@ -220,11 +222,19 @@ impl GrpcServer {
 
     fn prepare(
         self,
-        routes: Routes,
+        routes: ServiceRoutes,
         auth: &AuthLayer,
         file_descriptor_sets: &[&[u8]],
         services: &[&str],
     ) -> anyhow::Result<Prepared> {
+        // Config validation refuses this already; a service built without it (tests,
+        // embedding) is refused here.
+        anyhow::ensure!(
+            !auth.authenticator().is_disabled() || crate::config::is_loopback(&self.local_addr),
+            "grpc.listen: {} is not a loopback address, and auth.mode = \"none\" (no \
+             authentication) is only allowed on loopback",
+            self.local_addr
+        );
         let limit = self.config.max_message_bytes;
         let reflection = || {
             let mut builder = tonic_reflection::server::Builder::configure()
@@ -251,8 +261,11 @@ impl GrpcServer {
         let known_methods = known_methods(file_descriptor_sets)?;
         check_policy(auth, &known_methods, services);
 
-        let routes =
-            routes.add_service(health_server).add_service(reflection_v1).add_service(reflection_v1alpha);
+        let routes = routes
+            .build(limit)
+            .add_service(health_server)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
         Ok(Prepared { server: self, routes, known_methods })
     }
 }

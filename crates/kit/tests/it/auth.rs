@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use psirt_kit::ServiceRoutes;
 use psirt_kit::auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role};
 use psirt_kit::config::{AuthConfig, AuthMode, GrpcConfig, LogConfig, OtelConfig};
 use psirt_kit::{GrpcServer, Shutdown};
@@ -17,7 +18,6 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -81,7 +81,7 @@ impl TestServer {
         let layer = AuthLayer::from_config(&auth, policy).await.expect("auth");
         let shutdown = Shutdown::new();
         let task = tokio::spawn(server.serve(
-            Routes::default(),
+            ServiceRoutes::new(),
             layer,
             &[],
             &["psirt.test.v1.TestService"],
@@ -374,9 +374,10 @@ async fn layer_answers_trailers_only_and_inserts_the_principal() {
 }
 
 #[tokio::test]
-async fn mode_none_lets_everyone_in_with_every_role() {
+async fn mode_none_lets_everyone_in_with_every_role_to_the_methods_of_the_policy_only() {
     let config = AuthConfig { mode: AuthMode::None, ..AuthConfig::default() };
-    let layer = AuthLayer::from_config(&config, AuthPolicy::new()).await.expect("layer");
+    let policy = AuthPolicy::new().allow("/psirt.triage.v1.TriageService/AcceptCase", &[Role::Analyst]);
+    let layer = AuthLayer::from_config(&config, policy).await.expect("layer");
     let capture = Capture::default();
     let mut service = layer.layer(capture.clone());
     let response =
@@ -387,6 +388,50 @@ async fn mode_none_lets_everyone_in_with_every_role() {
     assert_eq!(principal.subject, "anonymous");
     assert!(principal.has_role(Role::Admin));
     assert_eq!(principal.roles.len(), 4);
+    // A method missing from the policy is denied without authentication too (fail closed).
+    for path in ["/psirt.triage.v1.TriageService/DeleteEverything", "/psirt.other.v1.Other/Call", "/nope"] {
+        let response = service.call(request(path, None)).await.expect("infallible");
+        assert_eq!(response.headers()["grpc-status"], "7", "{path}");
+    }
+    assert_eq!(capture.seen.lock().expect("lock").len(), 1, "the denied calls never reach the service");
+    // The kit's health check stays public.
+    let response = service.call(request(CHECK, None)).await.expect("infallible");
+    assert_eq!(response.headers()["grpc-status"], "0");
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_serve_without_authentication_on_a_non_loopback_address() {
+    let none = AuthConfig { mode: AuthMode::None, ..AuthConfig::default() };
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let grpc = GrpcConfig { listen: listen.parse().expect("addr"), ..GrpcConfig::default() };
+        let Ok(server) = GrpcServer::bind(&grpc).await else {
+            continue; // no IPv6 on this host
+        };
+        let layer = AuthLayer::from_config(&none, AuthPolicy::new()).await.expect("layer");
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            server.serve(ServiceRoutes::new(), layer, &[], &["psirt.test.v1.TestService"], Shutdown::new()),
+        )
+        .await
+        .expect("refused at once, not serving");
+        let err = result.expect_err("refused").to_string();
+        assert!(err.contains("grpc.listen") && err.contains("loopback"), "{err}");
+    }
+    // On loopback it serves.
+    let server = TestServer::start(none, test_policy()).await;
+    let mut client = server.client().await;
+    assert_eq!(code(check(&mut client, None).await), Code::Ok);
+    server.stop().await;
+    // With authentication any address is served.
+    let grpc = GrpcConfig { listen: "0.0.0.0:0".parse().expect("addr"), ..GrpcConfig::default() };
+    let server = GrpcServer::bind(&grpc).await.expect("bind");
+    let layer = AuthLayer::from_config(&hs256_config(), test_policy()).await.expect("layer");
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(server.serve(ServiceRoutes::new(), layer, &[], &[], shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!task.is_finished(), "serving");
+    shutdown.trigger();
+    task.await.expect("join").expect("served");
 }
 
 #[tokio::test]
@@ -447,7 +492,7 @@ async fn shutdown_marks_services_not_serving_and_stops() {
     let layer = AuthLayer::from_config(&hs256_config(), AuthPolicy::new()).await.expect("layer");
     let shutdown = Shutdown::new();
     let task = tokio::spawn(server.serve(
-        Routes::default(),
+        ServiceRoutes::new(),
         layer,
         &[],
         &["psirt.test.v1.TestService"],

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use psirt_kit::ServiceRoutes;
 use psirt_kit::auth::{AuthLayer, AuthPolicy};
 use psirt_kit::config::{AuthConfig, AuthMode, GrpcConfig};
 use psirt_kit::{GrpcServer, Shutdown};
-use tonic::service::Routes;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -37,7 +37,7 @@ async fn start(config: GrpcConfig) -> (SocketAddr, Shutdown) {
     let auth = AuthConfig { mode: AuthMode::None, ..AuthConfig::default() };
     let layer = AuthLayer::from_config(&auth, AuthPolicy::new()).await.expect("auth");
     let shutdown = Shutdown::new();
-    tokio::spawn(server.serve(Routes::default(), layer, &[], &[SERVICE], shutdown.clone()));
+    tokio::spawn(server.serve(ServiceRoutes::new(), layer, &[], &[SERVICE], shutdown.clone()));
     (addr, shutdown)
 }
 

@@ -52,7 +52,18 @@ impl Harness {
     }
 
     pub async fn start_on(nats: NatsServer, db: TestDatabase, auth: AuthMode) -> anyhow::Result<Self> {
-        let config = config(&nats, &db, auth);
+        Self::start_configured(nats, db, auth, |_| {}).await
+    }
+
+    /// [`Harness::start_on`] with `tweak` applied to the test configuration.
+    pub async fn start_configured(
+        nats: NatsServer,
+        db: TestDatabase,
+        auth: AuthMode,
+        tweak: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let mut config = config(&nats, &db, auth);
+        tweak(&mut config);
         let telemetry = psirt_kit::telemetry::init("psirt-intake-test", &config.log, &config.otel)?;
         let app = Application::build(&config, telemetry.metrics()).await?;
         let grpc = app.grpc_addr();
@@ -67,6 +78,13 @@ impl Harness {
         self.stop().await?;
         let Self { nats, db, auth, .. } = self;
         Self::start_on(nats, db, auth).await
+    }
+
+    /// [`Harness::restart`] with `tweak` applied to the test configuration.
+    pub async fn restart_configured(mut self, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        self.stop().await?;
+        let Self { nats, db, auth, .. } = self;
+        Self::start_configured(nats, db, auth, tweak).await
     }
 
     pub async fn stop(&mut self) -> anyhow::Result<()> {

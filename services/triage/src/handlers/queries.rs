@@ -1,7 +1,7 @@
 //! Case reads: `GetCase` (read model, else the stream), `ListCases` with
 //! filters, order and page tokens, and the timeline.
 
-use psirt_kit::request::page_token;
+use psirt_kit::request::{PageBytes, page_token};
 
 use super::*;
 
@@ -140,6 +140,8 @@ impl Triage {
             limit,
         };
         let (mut cases, more) = readmodel::list(&self.inner.pool, &query).await?;
+        // Bounded in bytes too: the next page starts after the last case kept.
+        let more = PageBytes::current().fit(&mut cases) || more;
         let next_page_token = match cases.last() {
             Some(last) if more => encode_page_token(&order_key, &values(last), &last.case_id),
             _ => String::new(),
@@ -182,9 +184,17 @@ impl Triage {
         let more = sequences.len() > limit as usize;
         sequences.truncate(limit as usize);
         let mut entries = Vec::with_capacity(sequences.len());
+        // Bounded in bytes too: the page ends before the first entry that does not fit,
+        // and the next one resumes after the last sequence looked at.
+        let mut page = PageBytes::current();
+        let mut resume = None;
+        let mut cut = false;
         for sequence in &sequences {
-            let Some(event) = self.inner.store.get(*sequence).await? else { continue };
-            entries.push(triage::TimelineEntry {
+            let Some(event) = self.inner.store.get(*sequence).await? else {
+                resume = Some(*sequence);
+                continue;
+            };
+            let entry = triage::TimelineEntry {
                 sequence: event.sequence,
                 event_id: event.id.map(|i| i.to_string()).unwrap_or_default(),
                 event_type: event.event_type.clone(),
@@ -200,10 +210,17 @@ impl Triage {
                 schema_version: event.schema_version,
                 causation_id: event.metadata.causation_id.clone().unwrap_or_default(),
                 correlation_id: event.metadata.correlation_id.clone().unwrap_or_default(),
-            });
+            };
+            if !page.admit(&entry) {
+                cut = true;
+                break;
+            }
+            entries.push(entry);
+            resume = Some(*sequence);
         }
-        let next_page_token = match sequences.last() {
-            Some(last) if more => page_token::encode("timeline", &[&last.to_string()]),
+        let resume = if cut { resume } else { sequences.last().copied() };
+        let next_page_token = match resume {
+            Some(last) if more || cut => page_token::encode("timeline", &[&last.to_string()]),
             _ => String::new(),
         };
         Ok(triage::GetCaseTimelineResponse { entries, next_page_token })
