@@ -56,6 +56,9 @@ impl Notification {
         config.delivery.max_attempts = 2;
         config.delivery.initial_backoff = Duration::from_millis(10);
         config.delivery.max_backoff = Duration::from_millis(50);
+        // The receiver listens on loopback, which the egress guard refuses
+        // unless allowed.
+        config.webhook.allowed_networks = vec!["127.0.0.1/32".to_owned()];
         config.secrets.insert(SECRET.to_owned(), SecretSource { env: None, file: Some(key) });
         config.validate()?;
         let telemetry = psirt_kit::telemetry::init("test-notification", &config.log, &config.otel)?;
