@@ -12,6 +12,7 @@ pub mod ids;
 pub mod notification;
 pub mod remediation;
 pub mod report;
+pub mod scope;
 pub mod sla;
 pub mod ssvc;
 pub mod template;
@@ -51,6 +52,7 @@ pub use report::{
     Channel, MessageDirection, Report, ReportCommand, ReportDetails, ReportError, ReportEvent, ReportStatus,
     Reporter, ReporterMessage, SubmitReport, SuspectedDuplicate,
 };
+pub use scope::Scopes;
 pub use sla::{
     Clock, ClockState, ClockStatus, SeverityClocks, SlaClocks, SlaDuration, SlaDurationError, SlaPolicy,
     SlaState,

@@ -200,6 +200,7 @@ mod tests {
             subject: "someone".to_owned(),
             roles: roles.to_vec(),
             issuer: None,
+            scopes: psirt_domain::Scopes::All,
             claims: serde_json::Map::new(),
         }
     }

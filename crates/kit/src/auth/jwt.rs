@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
-use super::{Principal, Role};
+use super::{Principal, Role, Scopes};
 use crate::config::{AuthConfig, AuthMode, MIN_HS256_SECRET_BYTES};
 
 /// Algorithms accepted with JWKS keys.
@@ -91,6 +91,7 @@ struct Inner {
     issuer: Option<String>,
     audience: Option<String>,
     roles_claim: String,
+    scopes_claim: String,
     leeway: u64,
 }
 
@@ -151,6 +152,7 @@ impl Authenticator {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             roles_claim: config.roles_claim.clone(),
+            scopes_claim: config.scopes_claim.clone(),
             leeway: config.leeway_seconds,
         });
         if let Some(path) = &inner.jwks_file {
@@ -237,7 +239,12 @@ impl Authenticator {
             .to_owned();
         let issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         let roles = roles_from_claims(&claims, &inner.roles_claim);
-        Ok(Principal { subject, roles, issuer, claims })
+        let scopes = if roles.contains(&Role::Admin) {
+            Scopes::All
+        } else {
+            Scopes::from_claim(claim_values(&claims, &inner.scopes_claim).iter().map(String::as_str))
+        };
+        Ok(Principal { subject, roles, issuer, scopes, claims })
     }
 }
 
@@ -258,12 +265,7 @@ fn reject_reason(kind: &ErrorKind) -> TokenRejected {
 /// `https://psirt.example/roles` contain dots), then a dotted path (`realm_access.roles`).
 /// Accepts a string array or a space-separated string; unknown role names are dropped.
 fn roles_from_claims(claims: &Map<String, Value>, claim: &str) -> Vec<Role> {
-    let value = claims.get(claim).or_else(|| {
-        let mut parts = claim.split('.');
-        let first = claims.get(parts.next()?)?;
-        parts.try_fold(first, |v, part| v.get(part))
-    });
-    let names: Vec<&str> = match value {
+    let names: Vec<&str> = match claim_value(claims, claim) {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         Some(Value::String(s)) => s.split_whitespace().collect(),
         _ => Vec::new(),
@@ -272,6 +274,25 @@ fn roles_from_claims(claims: &Map<String, Value>, claim: &str) -> Vec<Role> {
     roles.sort();
     roles.dedup();
     roles
+}
+
+/// A claim by its literal name, then as a dotted path.
+fn claim_value<'a>(claims: &'a Map<String, Value>, claim: &str) -> Option<&'a Value> {
+    claims.get(claim).or_else(|| {
+        let mut parts = claim.split('.');
+        let first = claims.get(parts.next()?)?;
+        parts.try_fold(first, |v, part| v.get(part))
+    })
+}
+
+/// Product scopes from `claim`: a string array, or one string of
+/// comma-separated scopes (product names may hold spaces).
+fn claim_values(claims: &Map<String, Value>, claim: &str) -> Vec<String> {
+    match claim_value(claims, claim) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s.split(',').map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn hs256_key(secret: &[u8]) -> Result<DecodingKey, AuthSetupError> {
@@ -447,5 +468,21 @@ mod tests {
         assert_eq!(roles_from_claims(claims, "realm_access.roles"), vec![Role::Engineer]);
         assert_eq!(roles_from_claims(claims, "https://psirt.example/roles"), vec![Role::Reporter]);
         assert!(roles_from_claims(claims, "missing").is_empty());
+    }
+
+    #[test]
+    fn scopes_from_an_array_or_a_comma_separated_string() {
+        let claims = json!({
+            "psirt_products": ["Acme Router", "pkg:npm/@acme/"],
+            "flat": "Acme Router, Acme Switch",
+            "ext": { "products": ["*"] },
+        });
+        let claims = claims.as_object().expect("object");
+        assert_eq!(claim_values(claims, "psirt_products"), ["Acme Router", "pkg:npm/@acme/"]);
+        let flat = Scopes::from_claim(claim_values(claims, "flat").iter().map(String::as_str));
+        assert!(flat.permits(&["acme switch"]) && flat.permits(&["Acme Router"]));
+        let all = Scopes::from_claim(claim_values(claims, "ext.products").iter().map(String::as_str));
+        assert!(all.is_all());
+        assert!(claim_values(claims, "missing").is_empty());
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+pub use psirt_domain::Scopes;
 use serde_json::{Map, Value};
 
 pub use jwt::{AuthSetupError, Authenticator, TokenRejected};
@@ -76,6 +77,9 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The token's `iss` claim.
     pub issuer: Option<String>,
+    /// The products whose cases the caller may know of (claim
+    /// `auth.scopes_claim`); admins hold every scope.
+    pub scopes: Scopes,
     /// All claims of the token, for service-specific ones (e.g. product scopes).
     pub claims: Map<String, Value>,
 }
@@ -86,12 +90,25 @@ pub const ANONYMOUS: &str = "anonymous";
 impl Principal {
     /// The caller of a public method when no token is checked: no roles.
     pub fn anonymous() -> Self {
-        Self { subject: ANONYMOUS.to_owned(), roles: Vec::new(), issuer: None, claims: Map::new() }
+        Self {
+            subject: ANONYMOUS.to_owned(),
+            roles: Vec::new(),
+            issuer: None,
+            scopes: Scopes::None,
+            claims: Map::new(),
+        }
     }
 
-    /// The caller when authentication is disabled (`auth.mode = "none"`): every role.
+    /// The caller when authentication is disabled (`auth.mode = "none"`): every role
+    /// and every product.
     pub fn anonymous_with_all_roles() -> Self {
-        Self { roles: Role::ALL.to_vec(), ..Self::anonymous() }
+        Self { roles: Role::ALL.to_vec(), scopes: Scopes::All, ..Self::anonymous() }
+    }
+
+    /// A service acting on its own (an SLA pass, a reaction): `subject` as the actor,
+    /// admin, every product.
+    pub fn system(subject: &str) -> Self {
+        Self { subject: subject.to_owned(), ..Self::anonymous_with_all_roles() }
     }
 
     /// True when authentication did not identify the caller.

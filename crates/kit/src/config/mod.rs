@@ -427,6 +427,10 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// Claim holding the roles: a string array or a space-separated string. Default `"roles"`.
     pub roles_claim: String,
+    /// Claim holding the product scopes: product names, purl prefixes or `*`, as a
+    /// string array or one comma-separated string. Default `"psirt_products"`. Without
+    /// it a caller knows of no case (admins know of every case).
+    pub scopes_claim: String,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds. Default 30.
     pub leeway_seconds: u64,
 }
@@ -443,6 +447,7 @@ impl Default for AuthConfig {
             issuer: None,
             audience: None,
             roles_claim: "roles".to_owned(),
+            scopes_claim: "psirt_products".to_owned(),
             leeway_seconds: 30,
         }
     }
@@ -460,6 +465,7 @@ impl fmt::Debug for AuthConfig {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("roles_claim", &self.roles_claim)
+            .field("scopes_claim", &self.scopes_claim)
             .field("leeway_seconds", &self.leeway_seconds)
             .finish()
     }
@@ -508,6 +514,7 @@ impl AuthConfig {
         }
         p.check(is_positive(self.jwks_refresh), "auth.jwks_refresh", "must be greater than 0");
         p.check(!self.roles_claim.trim().is_empty(), "auth.roles_claim", "must not be empty");
+        p.check(!self.scopes_claim.trim().is_empty(), "auth.scopes_claim", "must not be empty");
         p.finish()
     }
 }

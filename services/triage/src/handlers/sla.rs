@@ -12,12 +12,7 @@ impl Triage {
     pub async fn record_breaches(&self) -> Result<usize> {
         let now = now();
         let due = readmodel::due_clocks(&self.inner.pool, mapping::millis(now)).await?;
-        let system = Principal {
-            subject: crate::reactions::ACTOR.to_owned(),
-            roles: vec![psirt_kit::Role::Admin],
-            issuer: None,
-            claims: serde_json::Map::new(),
-        };
+        let system = Principal::system(crate::reactions::ACTOR);
         let mut recorded = 0;
         for (case_id, clock, deadline) in due {
             let Ok(case_id) = case_id.parse::<CaseId>() else { continue };
