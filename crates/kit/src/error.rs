@@ -75,6 +75,15 @@ pub enum ApiError {
     /// A quota or limit was hit.
     #[error("resource exhausted: {0}")]
     ResourceExhausted(String),
+    /// A rate limit was hit; the call may be made again after `retry_after`
+    /// (sent as `google.rpc.RetryInfo`).
+    #[error("resource exhausted: {message}")]
+    RateLimited {
+        /// Which limit, for a human.
+        message: String,
+        /// How long to wait before the next call may pass.
+        retry_after: std::time::Duration,
+    },
     /// A bug or an unexpected failure. The message is logged, not returned to the caller.
     #[error("internal error: {0}")]
     Internal(String),
@@ -116,7 +125,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unavailable(_) => Code::Unavailable,
-            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ApiError::ResourceExhausted(_) | ApiError::RateLimited { .. } => Code::ResourceExhausted,
             ApiError::Internal(_) => Code::Internal,
         }
     }
@@ -217,6 +226,19 @@ impl From<ApiError> for Status {
             ApiError::ResourceExhausted(message) => {
                 Status::with_error_details(code, message, error_info("RESOURCE_EXHAUSTED", HashMap::new()))
             }
+            ApiError::RateLimited { message, retry_after } => {
+                // Whole milliseconds, at least one: a client never retries at once.
+                let wait = retry_after.max(std::time::Duration::from_millis(1));
+                let wait =
+                    std::time::Duration::from_millis(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+                let mut details = ErrorDetails::with_retry_info(Some(wait));
+                details.set_error_info(
+                    "RATE_LIMITED",
+                    ERROR_DOMAIN,
+                    HashMap::from([("retry_after_ms".to_owned(), wait.as_millis().to_string())]),
+                );
+                Status::with_error_details(code, format!("resource exhausted: {message}"), details)
+            }
             ApiError::Internal(detail) => {
                 // Internals (SQL, stack of causes) stay in the logs, never in the answer.
                 tracing::error!(error = %detail, "internal error");
@@ -306,5 +328,19 @@ mod tests {
             assert_eq!(status.code(), code);
             assert!(!status.message().contains("db exploded"));
         }
+    }
+
+    #[test]
+    fn a_rate_limit_carries_retry_info() {
+        let err = ApiError::RateLimited {
+            message: "SubmitReport".into(),
+            retry_after: std::time::Duration::from_micros(2_500_400),
+        };
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = status.get_error_details();
+        let retry = details.retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_millis(2500)));
+        assert_eq!(details.error_info().expect("ErrorInfo").reason, "RATE_LIMITED");
     }
 }

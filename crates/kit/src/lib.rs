@@ -61,13 +61,14 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod parked;
+pub mod quota;
 pub mod request;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
-pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role};
+pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Scopes};
 pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use grpc::{GrpcServer, ServiceRoutes};
 pub use shutdown::Shutdown;

@@ -26,6 +26,9 @@ const ASYMMETRIC_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::ES384,
 ];
 
+/// The largest JWKS document read (a real one holds a few keys: a few KiB).
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
 /// An unknown `kid` triggers a JWKS re-fetch at most this often, so bogus tokens cannot
 /// hammer the identity provider.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -137,9 +140,17 @@ impl Authenticator {
             (None, None) => None,
         };
         let http = match &config.jwks_url {
-            Some(_) => Some(reqwest::Client::builder().timeout(JWKS_FETCH_TIMEOUT).build().map_err(|e| {
-                AuthSetupError::Jwks { origin: "http client".to_owned(), reason: e.to_string() }
-            })?),
+            Some(_) => Some(
+                reqwest::Client::builder()
+                    .timeout(JWKS_FETCH_TIMEOUT)
+                    // A redirect could lead off the configured (https) origin.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| AuthSetupError::Jwks {
+                        origin: "http client".to_owned(),
+                        reason: e.to_string(),
+                    })?,
+            ),
             None => None,
         };
         let inner = Arc::new(Inner {
@@ -388,14 +399,29 @@ async fn fetch_jwks(inner: &Inner, url: &str) -> Result<Vec<KeyEntry>, AuthSetup
     let Some(http) = &inner.http else {
         return Err(err("no http client".to_owned()));
     };
-    let response = http
+    let mut response = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| err(e.to_string()))?;
-    let doc: Value = response.json().await.map_err(|e| err(e.to_string()))?;
+    if !response.status().is_success() {
+        // Redirects are not followed (they could lead off the configured origin).
+        return Err(err(format!("answered HTTP {}", response.status().as_u16())));
+    }
+    // Bounded: a hostile or broken endpoint cannot make us buffer without end.
+    if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+        return Err(err(format!("document larger than {MAX_JWKS_BYTES} bytes")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| err(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(err(format!("document larger than {MAX_JWKS_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
     parse_jwks(url, &doc)
 }
 
@@ -453,6 +479,53 @@ fn parse_jwks(origin: &str, doc: &Value) -> Result<Vec<KeyEntry>, AuthSetupError
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Serves `body` at `/jwks.json` on loopback (optionally redirecting).
+    async fn idp(body: String, redirect: Option<String>) -> String {
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let (body, redirect) = (body.clone(), redirect.clone());
+                async move {
+                    match redirect {
+                        Some(to) => (
+                            axum::http::StatusCode::FOUND,
+                            [(axum::http::header::LOCATION, to)],
+                            String::new(),
+                        ),
+                        None => (
+                            axum::http::StatusCode::OK,
+                            [(axum::http::header::CONTENT_TYPE, "application/json".to_owned())],
+                            body,
+                        ),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/jwks.json")
+    }
+
+    fn jwks_config(url: String) -> crate::config::AuthConfig {
+        crate::config::AuthConfig { jwks_url: Some(url), ..crate::config::AuthConfig::default() }
+    }
+
+    #[tokio::test]
+    async fn jwks_answers_are_bounded_and_redirects_not_followed() {
+        let huge = format!("{{\"keys\": [], \"pad\": \"{}\"}}", "x".repeat(MAX_JWKS_BYTES));
+        let err =
+            Authenticator::from_config(&jwks_config(idp(huge, None).await)).await.expect_err("too large");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        let keys = include_str!("../../tests/fixtures/jwks.json").to_owned();
+        let good = idp(keys, None).await;
+        Authenticator::from_config(&jwks_config(good.clone())).await.expect("the document itself is fine");
+        let err = Authenticator::from_config(&jwks_config(idp(String::new(), Some(good)).await))
+            .await
+            .expect_err("a redirect is an error, not followed");
+        assert!(err.to_string().contains("302"), "{err}");
+    }
 
     #[test]
     fn roles_from_array_string_and_nested_claims() {

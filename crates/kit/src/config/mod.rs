@@ -507,9 +507,9 @@ impl AuthConfig {
         }
         if let Some(url) = &self.jwks_url {
             p.check(
-                url.starts_with("https://") || url.starts_with("http://"),
+                url.starts_with("https://") || url.strip_prefix("http://").is_some_and(is_loopback_authority),
                 "auth.jwks_url",
-                format!("must be an http(s) URL, got {url:?}"),
+                format!("must be an https URL (plain http only to a loopback host), got {url:?}"),
             );
         }
         p.check(is_positive(self.jwks_refresh), "auth.jwks_refresh", "must be greater than 0");
@@ -517,6 +517,21 @@ impl AuthConfig {
         p.check(!self.scopes_claim.trim().is_empty(), "auth.scopes_claim", "must not be empty");
         p.finish()
     }
+}
+
+/// Whether the authority at the start of `rest` (after `scheme://`) names a
+/// loopback host: `localhost`, `127.x.y.z` or `[::1]`, with an optional port.
+fn is_loopback_authority(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Env values are parsed by figment, so `PSIRT_AUTH__HS256_SECRET=1234...` arrives as a
@@ -852,6 +867,35 @@ pub fn parse_nats_url(url: &str) -> Result<async_nats::ServerAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jwks_url_is_https_or_plain_http_to_loopback() {
+        let with = |url: &str| AuthConfig {
+            jwks_url: Some(url.to_owned()),
+            issuer: Some("https://idp.example.com".to_owned()),
+            audience: Some("psirt".to_owned()),
+            ..AuthConfig::default()
+        };
+        for ok in [
+            "https://idp.example.com/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+        ] {
+            assert!(with(ok).validate().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://10.0.0.5/jwks",
+            "http://user@127.0.0.1.evil.com/x",
+            "ftp://idp/jwks",
+            "http://127.0.0.1.nip.io/jwks",
+        ] {
+            let err = with(bad).validate().expect_err(bad);
+            assert!(err.to_string().contains("auth.jwks_url"), "{bad}: {err}");
+        }
+    }
+
 
     #[test]
     fn nats_url_lists_are_parsed_and_bad_entries_named() {
