@@ -187,6 +187,7 @@ pub fn case_events(number: u32, now: OffsetDateTime) -> anyhow::Result<Vec<NewEv
         causation_id: Some(request_id.clone()),
         correlation_id: Some(request_id.clone()),
         actor: Some(ACTOR.to_owned()),
+        actor_scopes: None,
     };
     let title = format!("{TITLE_PREFIX}{number}");
     let received = ReportEvent::ReportReceived {

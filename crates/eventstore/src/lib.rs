@@ -35,6 +35,10 @@ pub mod headers {
     pub const CAUSATION_ID: &str = "Psirt-Causation-Id";
     pub const CORRELATION_ID: &str = "Psirt-Correlation-Id";
     pub const ACTOR: &str = "Psirt-Actor";
+    /// The product scopes the actor held (`*`, or the scopes
+    /// comma-separated); absent on events written before scopes were
+    /// recorded, and on events of a service acting on its own.
+    pub const ACTOR_SCOPES: &str = "Psirt-Actor-Scopes";
     pub const TRACEPARENT: &str = "traceparent";
     pub const TRACESTATE: &str = "tracestate";
 }
@@ -87,6 +91,11 @@ pub struct Metadata {
     pub correlation_id: Option<String>,
     /// The authenticated principal or the service that acted.
     pub actor: Option<String>,
+    /// The product scopes the actor held when it acted (`*` for every
+    /// product, else the scopes comma-separated; empty: none). `None`:
+    /// unknown (a service acting on its own, or an event written before
+    /// scopes were recorded). Part of the audit trail.
+    pub actor_scopes: Option<String>,
 }
 
 /// An event to append.
@@ -164,6 +173,7 @@ impl RecordedEvent {
                 causation_id: text(headers::CAUSATION_ID),
                 correlation_id: text(headers::CORRELATION_ID),
                 actor: text(headers::ACTOR),
+                actor_scopes: text(headers::ACTOR_SCOPES),
             },
             headers,
             stored_at,
@@ -357,6 +367,9 @@ impl EventStore {
         }
         if let Some(v) = &event.metadata.actor {
             headers.insert(headers::ACTOR, v.as_str());
+        }
+        if let Some(v) = &event.metadata.actor_scopes {
+            headers.insert(headers::ACTOR_SCOPES, v.as_str());
         }
         inject_trace_context(&mut headers);
         let mut publish = jetstream::message::PublishMessage::build()

@@ -19,6 +19,7 @@ fn event(subject: &str, body: &str) -> NewEvent {
             causation_id: Some("cause-1".to_owned()),
             correlation_id: Some("corr-1".to_owned()),
             actor: Some("alice".to_owned()),
+            actor_scopes: None,
         },
     }
 }
@@ -51,6 +52,8 @@ async fn append_then_load_returns_events_in_order_with_envelope() -> anyhow::Res
     assert_eq!(e.metadata.actor.as_deref(), Some("alice"));
     assert_eq!(e.metadata.causation_id.as_deref(), Some("cause-1"));
     assert_eq!(e.metadata.correlation_id.as_deref(), Some("corr-1"));
+    assert_eq!(e.metadata.actor_scopes, None, "no scopes given: no header, unknown");
+    assert!(e.headers.get(psirt_eventstore::headers::ACTOR_SCOPES).is_none());
     assert!(e.id.is_some());
     assert_eq!(store.last_sequence(&subj).await?, Some(third.sequence));
     assert!(store.load(&subject("report", Uuid::now_v7())).await?.is_empty());
@@ -227,5 +230,31 @@ async fn acknowledged_events_survive_a_server_kill() -> anyhow::Result<()> {
     let loaded = store.load(&subj).await?;
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].payload, Bytes::from("durable"));
+    Ok(())
+}
+
+/// The actor's product scopes are part of the audit trail: written as the
+/// `Psirt-Actor-Scopes` header when given, read back into the metadata.
+#[tokio::test]
+async fn actor_scopes_round_trip_as_a_header() -> anyhow::Result<()> {
+    let nats = NatsServer::start().await?;
+    let store = store(&nats).await?;
+    let subj = subject("case", Uuid::now_v7());
+    let mut scoped = event(&subj, "scoped");
+    scoped.metadata.actor_scopes = Some("Acme Router,pkg:npm/@acme/".to_owned());
+    let first = store.append(scoped, ExpectedVersion::NoStream).await?;
+    let mut none = event(&subj, "no scope at all");
+    none.metadata.actor_scopes = Some(String::new());
+    store.append(none, ExpectedVersion::Exactly(first.sequence)).await?;
+
+    let loaded = store.load(&subj).await?;
+    assert_eq!(loaded[0].metadata.actor_scopes.as_deref(), Some("Acme Router,pkg:npm/@acme/"));
+    assert_eq!(
+        loaded[0].headers.get(psirt_eventstore::headers::ACTOR_SCOPES).map(|v| v.as_str()),
+        Some("Acme Router,pkg:npm/@acme/")
+    );
+    assert_eq!(loaded[1].metadata.actor_scopes.as_deref(), Some(""), "no scope is recorded as such");
+    let direct = store.get(first.sequence).await?.expect("stored");
+    assert_eq!(direct.metadata.actor_scopes.as_deref(), Some("Acme Router,pkg:npm/@acme/"));
     Ok(())
 }

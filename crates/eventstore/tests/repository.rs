@@ -116,7 +116,12 @@ async fn repository(nats: &NatsServer) -> anyhow::Result<Repository<TallyCodec>>
 }
 
 fn metadata() -> Metadata {
-    Metadata { causation_id: Some("req-1".into()), correlation_id: None, actor: Some("alice".into()) }
+    Metadata {
+        causation_id: Some("req-1".into()),
+        correlation_id: None,
+        actor: Some("alice".into()),
+        actor_scopes: None,
+    }
 }
 
 /// Event ids derived from a request key and the event type, as services do.

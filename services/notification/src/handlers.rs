@@ -10,6 +10,7 @@ use psirt_domain::notification::{MAX_EVENT_TYPES, SubscriptionSettings, validate
 
 /// Most tracker subscriptions of one channel looked through for a clash.
 const MAX_TRACKER_SUBSCRIPTIONS: u32 = 10_000;
+use psirt_domain::Scopes;
 use psirt_domain::{
     DeliveryCommand, DeliveryError, DeliveryId, EventId, SubscriptionCommand, SubscriptionError,
     SubscriptionId,
@@ -25,7 +26,11 @@ use tracing::instrument;
 use crate::config::NotificationSettings;
 use crate::secrets::Secrets;
 use crate::worker::WorkError;
-use crate::{mapping, readmodel, view};
+use crate::{mapping, readmodel, scope, view};
+
+/// Most read-model pages one list call looks at to fill its page with items
+/// in the caller's product scopes.
+const MAX_SCOPED_READS: u32 = 8;
 
 /// Most ticket links returned for one case.
 const MAX_TICKETS_PER_CASE: u32 = 1000;
@@ -156,6 +161,7 @@ fn metadata(principal: &Principal, request_id: &str) -> Metadata {
         causation_id: Some(request_id.to_owned()),
         correlation_id: Some(request_id.to_owned()),
         actor: Some(principal.subject.clone()),
+        actor_scopes: Some(scope::recorded(principal)),
     }
 }
 
@@ -424,13 +430,69 @@ impl Notification {
             Some(decode_token(&req.page_token, "subscriptions")?)
         };
         let channel = (req.channel != 0).then_some(req.channel);
-        let mut rows = readmodel::subscriptions(&self.inner.pool, channel, after, limit + 1).await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
+        // A subscription is listed to a caller whose product scopes permit a
+        // product of its filter (one of every product: `*` holders and
+        // admins only). Pages are read until this one is full (or
+        // MAX_SCOPED_READS were looked at); the next page starts after the
+        // last subscription looked at, so only those out of scope are skipped.
+        let scopes = scope::current();
+        let mut after = after;
+        let mut rows = Vec::new();
+        let mut looked_at = None;
+        let mut more;
+        let mut reads = 0;
+        'read: loop {
+            reads += 1;
+            let mut page =
+                readmodel::subscriptions(&self.inner.pool, channel, after.clone(), limit + 1).await?;
+            let page_more = page.len() > limit as usize;
+            page.truncate(limit as usize);
+            for (seq, s) in page {
+                if rows.len() == limit as usize {
+                    more = true;
+                    break 'read;
+                }
+                looked_at = Some((seq, s.subscription_id.clone()));
+                let products = s.settings.as_ref().map(|s| s.products.as_slice()).unwrap_or_default();
+                if scopes.permits(products) {
+                    rows.push((seq, s));
+                }
+            }
+            more = page_more;
+            if !page_more || rows.len() == limit as usize || reads >= MAX_SCOPED_READS {
+                break;
+            }
+            after.clone_from(&looked_at);
+        }
         // Bounded in bytes too: the next page starts after the last subscription kept.
-        let more = PageBytes::current().fit_with(&mut rows, |(_, s)| s) || more;
-        let next_page_token = match (more, rows.last()) {
-            (true, Some((seq, s))) => encode_token("subscriptions", seq, &s.subscription_id),
+    /// Whether the case is in `scopes` by its current products (the routing's
+    /// case facts; unknown facts or no case: only for every scope); `cache`
+    /// keeps the answers of one call.
+    async fn case_in_scope(
+        &self,
+        scopes: &Scopes,
+        case_id: &str,
+        cache: &mut std::collections::HashMap<String, bool>,
+    ) -> Result<bool> {
+        if scopes.is_all() {
+            return Ok(true);
+        }
+        if case_id.is_empty() {
+            return Ok(false);
+        }
+        if let Some(known) = cache.get(case_id) {
+            return Ok(*known);
+        }
+        let facts = readmodel::case_facts(&self.inner.pool, case_id).await?.unwrap_or_default();
+        let permitted = scopes.permits(&facts.products);
+        cache.insert(case_id.to_owned(), permitted);
+        Ok(permitted)
+    }
+
+        let cut = PageBytes::current().fit_with(&mut rows, |(_, s)| s);
+        let next_page_token = match (rows.last(), looked_at) {
+            (Some((seq, s)), _) if cut => encode_token("subscriptions", seq, &s.subscription_id),
+            (_, Some((seq, id))) if more => encode_token("subscriptions", seq, &id),
             _ => String::new(),
         };
         Ok(api::ListSubscriptionsResponse {
@@ -471,13 +533,43 @@ impl Notification {
         };
         let after =
             if req.page_token.is_empty() { None } else { Some(decode_token(&req.page_token, "deliveries")?) };
-        let mut deliveries = readmodel::deliveries(&self.inner.pool, &filter, after, limit + 1).await?;
-        let more = deliveries.len() > limit as usize;
-        deliveries.truncate(limit as usize);
+        // Deliveries of cases out of the caller's product scopes are left
+        // out: pages are read until this one is full (or MAX_SCOPED_READS
+        // were looked at); the next page starts after the last delivery
+        // looked at, so only deliveries out of scope are skipped.
+        let scopes = scope::current();
+        let mut cache = std::collections::HashMap::new();
+        let mut after = after;
+        let mut deliveries = Vec::new();
+        let mut looked_at = None;
+        let mut more;
+        let mut reads = 0;
+        'read: loop {
+            reads += 1;
+            let mut page = readmodel::deliveries(&self.inner.pool, &filter, after.clone(), limit + 1).await?;
+            let page_more = page.len() > limit as usize;
+            page.truncate(limit as usize);
+            for d in page {
+                if deliveries.len() == limit as usize {
+                    more = true;
+                    break 'read;
+                }
+                looked_at = Some((d.event_sequence, d.delivery_id.clone()));
+                if self.case_in_scope(&scopes, &d.case_id, &mut cache).await? {
+                    deliveries.push(d);
+                }
+            }
+            more = page_more;
+            if !page_more || deliveries.len() == limit as usize || reads >= MAX_SCOPED_READS {
+                break;
+            }
+            after = looked_at.clone().map(|(seq, id)| (i64::try_from(seq).unwrap_or(i64::MAX), id));
+        }
         // Bounded in bytes too: the next page starts after the last delivery kept.
-        let more = PageBytes::current().fit(&mut deliveries) || more;
-        let next_page_token = match (more, deliveries.last()) {
-            (true, Some(d)) => encode_token("deliveries", d.event_sequence, &d.delivery_id),
+        let cut = PageBytes::current().fit(&mut deliveries);
+        let next_page_token = match (deliveries.last(), looked_at) {
+            (Some(d), _) if cut => encode_token("deliveries", d.event_sequence, &d.delivery_id),
+            (_, Some((seq, id))) if more => encode_token("deliveries", seq, &id),
             _ => String::new(),
         };
         Ok(api::ListDeliveriesResponse { deliveries, next_page_token })
@@ -519,6 +611,16 @@ impl Notification {
         &self,
         req: api::ListExternalTicketsRequest,
     ) -> Result<api::ListExternalTicketsResponse> {
+        // A delivery of a case out of the caller's scopes is missing to it,
+        // before any answer that depends on the delivery.
+        if !principal.scopes.is_all() {
+            let loaded = self.inner.deliveries.get(id).await?;
+            if let Some(delivery) = delivery_view(&loaded.events)?
+                && !self.case_in_scope(&principal.scopes, &delivery.case_id, &mut Default::default()).await?
+            {
+                return Err(ApiError::not_found("delivery", id.to_string()).into());
+            }
+        }
         let case_id: psirt_domain::CaseId = parse_id("case_id", &req.case_id, "case")?;
         let tickets =
             readmodel::tickets(&self.inner.pool, &case_id.to_string(), MAX_TICKETS_PER_CASE).await?;
@@ -538,3 +640,7 @@ fn not_found_id(
         other => other,
     }
 }
+        // A case out of the caller's scopes has no tickets, like a missing one.
+        if !self.case_in_scope(&scope::current(), &case_id.to_string(), &mut Default::default()).await? {
+            return Ok(api::ListExternalTicketsResponse { tickets: Vec::new() });
+        }

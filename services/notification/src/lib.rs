@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod mapping;
 pub mod readmodel;
 pub mod routing;
+pub mod scope;
 pub mod secrets;
 pub mod tracker;
 pub mod view;
@@ -325,7 +326,9 @@ impl Application {
         let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
 
         let routes = psirt_kit::ServiceRoutes::new()
-            .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
+            .add_service(scope::Scoped(NotificationServiceServer::new(api::NotificationApi::new(
+                notification,
+            ))))
             .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

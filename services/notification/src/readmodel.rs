@@ -151,6 +151,19 @@ impl Projection for ViewsProjection {
 
 /// One page of live subscriptions after `(created_seq, id)`, oldest first.
 pub async fn subscriptions(
+/// The routing's facts of a case (`notification_cases`), `None` when
+/// unknown or unreadable.
+pub async fn case_facts(
+    pool: &AnyPool,
+    case_id: &str,
+) -> Result<Option<psirt_domain::notification::CaseFacts>, sqlx::Error> {
+    let row = sqlx::query("SELECT facts FROM notification_cases WHERE case_id = $1")
+        .bind(case_id.to_lowercase())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.and_then(|r| r.try_get::<String, _>("facts").ok()).and_then(|t| serde_json::from_str(&t).ok()))
+}
+
     pool: &AnyPool,
     channel: Option<i32>,
     after: Option<(i64, String)>,

@@ -260,6 +260,7 @@ impl Projection for Routing {
                     causation_id: Some(event_id.to_string()),
                     correlation_id: e.metadata.correlation_id.clone().or_else(|| Some(event_id.to_string())),
                     actor: Some(ACTOR.to_owned()),
+                    actor_scopes: None,
                 },
             );
             pending.push(self.store.start_append(new, ExpectedVersion::NoStream).await.map_err(retry)?);

@@ -548,6 +548,7 @@ impl Worker {
             causation_id: Some(id.to_string()),
             correlation_id: None,
             actor: Some(ACTOR.to_owned()),
+            actor_scopes: None,
         };
         let request = Request { must_exist: false, ..Request::new(id, metadata) };
         match self.inner.deliveries.execute(&request, &event_id, decide).await {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use psirt_domain::Scopes;
 use psirt_domain::remediation::{PlanCommand, RemediationPolicy};
 use psirt_domain::{
     ActionId, Advisory, AdvisoryCommand, AdvisoryError, AdvisoryFormat, AdvisoryId, CaseId, EventId,
@@ -23,7 +24,31 @@ use tracing::{instrument, warn};
 
 use crate::documents::{self, Format};
 use crate::reactions;
-use crate::{mapping, readmodel, view};
+use crate::{mapping, readmodel, scope, view};
+
+/// Most read-model pages one list call looks at to fill its page with items
+/// of cases in the caller's product scopes.
+const MAX_SCOPED_READS: u32 = 8;
+
+/// The current affected product names of a case.
+fn products(facts: &view::CaseFacts) -> Vec<&str> {
+    facts.products.iter().map(|p| p.product.as_str()).collect()
+}
+
+/// `NOT_FOUND` as `resource` (what the call answers for a missing case) when
+/// none of the case's current products is in `scopes`.
+fn check_facts_scope(
+    scopes: &Scopes,
+    facts: &view::CaseFacts,
+    case_id: CaseId,
+    resource: &'static str,
+) -> Result<()> {
+    if scopes.permits(&products(facts)) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(resource, case_id.to_string()).into())
+    }
+}
 
 /// Everything a handler can fail with; one exhaustive mapping to a status.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +192,7 @@ fn metadata(principal: &Principal, request_id: &str) -> Metadata {
         causation_id: Some(request_id.to_owned()),
         correlation_id: Some(request_id.to_owned()),
         actor: Some(principal.subject.clone()),
+        actor_scopes: Some(scope::recorded(principal)),
     }
 }
 
@@ -222,6 +248,41 @@ impl Remediation {
         Ok(self.inner.store.load(&psirt_eventstore::subject("case", case_id)).await?)
     }
 
+    /// `NOT_FOUND` (as `resource`, the answer of this call for a missing
+    /// case) when the case exists but none of its current products is in
+    /// `scopes`; read from the case's own events, so a change of products
+    /// counts at once. A missing case is left to the call's own answer.
+    async fn check_scope(&self, scopes: &Scopes, case_id: CaseId, resource: &'static str) -> Result<()> {
+        if scopes.is_all() {
+            return Ok(());
+        }
+        let events = self.case_events(case_id).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        check_facts_scope(scopes, &view::case_facts(&events)?, case_id, resource)
+    }
+
+    /// Whether the case is in `scopes` by the read model's case facts (for
+    /// lists); `cache` keeps the answers of this call.
+    async fn projected_in_scope(
+        &self,
+        scopes: &Scopes,
+        case_id: &str,
+        cache: &mut std::collections::HashMap<String, bool>,
+    ) -> Result<bool> {
+        if scopes.is_all() {
+            return Ok(true);
+        }
+        if let Some(known) = cache.get(case_id) {
+            return Ok(*known);
+        }
+        let facts = readmodel::facts(&self.inner.pool, case_id).await?.unwrap_or_default();
+        let permitted = scopes.permits(&products(&facts));
+        cache.insert(case_id.to_owned(), permitted);
+        Ok(permitted)
+    }
+
     /// Carries out one plan command on the shared command path (load,
     /// idempotency, expected version, decide, append, one retry); returns
     /// the plan view after it.
@@ -234,6 +295,9 @@ impl Remediation {
         event_type: &str,
         command: PlanCommand,
     ) -> Result<api::Plan> {
+        // Out of the caller's scopes: the case is missing to it, before any
+        // answer that depends on the plan.
+        self.check_scope(&principal.scopes, case_id, "case").await?;
         let plan_id = PlanId::for_case(case_id);
         let event_id = |t: &str| command_event_id(plan_id.into(), principal, request_id, t).into();
         let request = Request {
@@ -264,6 +328,7 @@ impl Remediation {
     #[instrument(skip_all, fields(case_id = %req.case_id))]
     pub async fn get_plan(&self, req: api::GetPlanRequest) -> Result<api::Plan> {
         let case_id = parse_case_id(&req.case_id)?;
+        self.check_scope(&scope::current(), case_id, "case").await?;
         let events = self.inner.store.load(&mapping::plan_subject(PlanId::for_case(case_id))).await?;
         if events.is_empty() {
             if self.case_events(case_id).await?.is_empty() {
@@ -430,17 +495,48 @@ impl Remediation {
                 .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
             Some((due, parts[1].clone(), parts[2].clone()))
         };
-        let rows = readmodel::overdue(
-            &self.inner.pool,
-            now_ms(),
-            req.owner_team.trim(),
-            req.product.trim(),
-            after,
-            limit + 1,
-        )
-        .await?;
-        let mut more = rows.len() > limit as usize;
-        let mut rows = &rows[..rows.len().min(limit as usize)];
+        // Actions of cases out of the caller's product scopes are left out:
+        // pages are read until this one is full (or MAX_SCOPED_READS were
+        // looked at); the next page starts after the last action looked at,
+        // so only actions out of scope are skipped.
+        let scopes = scope::current();
+        let mut cache = std::collections::HashMap::new();
+        let mut after = after;
+        let mut kept = Vec::new();
+        let mut looked_at = None;
+        let mut more;
+        let mut reads = 0;
+        'read: loop {
+            reads += 1;
+            let mut rows = readmodel::overdue(
+                &self.inner.pool,
+                now_ms(),
+                req.owner_team.trim(),
+                req.product.trim(),
+                after.clone(),
+                limit + 1,
+            )
+            .await?;
+            let rows_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            for row in rows {
+                if kept.len() == limit as usize {
+                    more = true;
+                    break 'read;
+                }
+                looked_at = Some(row.clone());
+                if self.projected_in_scope(&scopes, &row.0, &mut cache).await? {
+                    kept.push(row);
+                }
+            }
+            more = rows_more;
+            if !rows_more || kept.len() == limit as usize || reads >= MAX_SCOPED_READS {
+                break;
+            }
+            after = looked_at.clone().map(|(case_id, action_id, due)| (due, case_id, action_id));
+        }
+        let mut rows = &kept[..];
+        let mut cut = false;
         let mut actions = Vec::with_capacity(rows.len());
         // Bounded in bytes too: the page ends before the first action that does not fit.
         let mut page = PageBytes::current();
@@ -455,15 +551,18 @@ impl Remediation {
                     severity: plan.severity,
                 };
                 if !page.admit(&overdue) {
-                    more = true;
+                    cut = true;
                     rows = &rows[..index];
                     break;
                 }
                 actions.push(overdue);
             }
         }
-        let next_page_token = match (more, rows.last()) {
-            (true, Some((c, a, due))) => encode_token("overdue", &[due.to_string(), c.clone(), a.clone()]),
+        let next_page_token = match (rows.last(), looked_at) {
+            (Some((c, a, due)), _) if cut => {
+                encode_token("overdue", &[due.to_string(), c.clone(), a.clone()])
+            }
+            (_, Some((c, a, due))) if more => encode_token("overdue", &[due.to_string(), c, a]),
             _ => String::new(),
         };
         Ok(api::ListOverdueResponse { actions, next_page_token })
@@ -514,6 +613,7 @@ impl Remediation {
                 causation_id: None,
                 correlation_id: None,
                 actor: Some(reactions::ACTOR.to_owned()),
+                actor_scopes: None,
             };
             let request = Request::new(plan_id, metadata);
             match self.inner.plans.append::<RemediationError>(loaded, decided, &request, &event_id).await {
@@ -654,6 +754,7 @@ impl Remediation {
         let content = mapping::content_from_proto(content);
         let requested = req.tracking_id.trim().to_owned();
         let facts = self.case_facts(case_id).await?;
+        check_facts_scope(&principal.scopes, &facts, case_id, "case")?;
         let key = facts.case_key.clone();
         self.execute_advisory(
             principal,
@@ -710,6 +811,7 @@ impl Remediation {
         }
         let cve_possible = !self.inner.documents.cna_org_id.is_empty();
         let facts = self.case_facts(case_id).await?;
+        check_facts_scope(&principal.scopes, &facts, case_id, "case")?;
         let has_cve = !facts.cve_ids.is_empty();
         if formats.is_empty() {
             // Every format the case can fill: OSV publishes under the CVE id,
@@ -789,6 +891,8 @@ impl Remediation {
         }
         let case_events = self.case_events(case_id).await?;
         let facts = view::case_facts(&case_events)?;
+        // Out of the caller's scopes: as if there were no advisory.
+        check_facts_scope(&scope::current(), &facts, case_id, "advisory")?;
         let advisory = self.advisory_view(&events, &facts.case_key)?;
         let file_name = format!("{}{}", documents::file_stem(&advisory.tracking_id), format.suffix());
         if !advisory.published_version.is_empty() {
@@ -864,21 +968,54 @@ impl Remediation {
                 .map_err(|_| ApiError::invalid_argument("page_token", "page token is not valid"))?;
             Some((updated, parts[1].clone()))
         };
-        let mut advisories = readmodel::advisories(&self.inner.pool, req.state, after, limit + 1).await?;
-        let more = advisories.len() > limit as usize;
-        advisories.truncate(limit as usize);
-        for a in &mut advisories {
-            if let Some(facts) = readmodel::facts(&self.inner.pool, &a.case_id).await? {
-                a.case_key = facts.case_key;
+        // Advisories of cases out of the caller's product scopes are left
+        // out: pages are read until this one is full (or MAX_SCOPED_READS
+        // were looked at); the next page starts after the last advisory
+        // looked at, so only advisories out of scope are skipped.
+        let scopes = scope::current();
+        let position = |a: &api::Advisory| (view::millis(a.updated_at.as_ref()), a.case_id.clone());
+        let mut after = after;
+        let mut advisories = Vec::new();
+        let mut looked_at = None;
+        let mut more;
+        let mut reads = 0;
+        'read: loop {
+            reads += 1;
+            let mut rows =
+                readmodel::advisories(&self.inner.pool, req.state, after.clone(), limit + 1).await?;
+            let rows_more = rows.len() > limit as usize;
+            rows.truncate(limit as usize);
+            for mut a in rows {
+                if advisories.len() == limit as usize {
+                    more = true;
+                    break 'read;
+                }
+                looked_at = Some(position(&a));
+                let facts = readmodel::facts(&self.inner.pool, &a.case_id).await?;
+                if !scopes.permits(&facts.as_ref().map(products).unwrap_or_default()) {
+                    continue;
+                }
+                if let Some(facts) = facts {
+                    a.case_key = facts.case_key;
+                }
+                advisories.push(a);
             }
+            more = rows_more;
+            if !rows_more || advisories.len() == limit as usize || reads >= MAX_SCOPED_READS {
+                break;
+            }
+            after.clone_from(&looked_at);
         }
         // Bounded in bytes too: the next page starts after the last advisory kept.
-        let more = PageBytes::current().fit(&mut advisories) || more;
-        let next_page_token = match (more, advisories.last()) {
-            (true, Some(a)) => encode_token(
-                "advisories",
-                &[view::millis(a.updated_at.as_ref()).to_string(), a.case_id.clone()],
-            ),
+        let cut = PageBytes::current().fit(&mut advisories);
+        let next_page_token = match (advisories.last(), looked_at) {
+            (Some(a), _) if cut => {
+                let (updated, case_id) = position(a);
+                encode_token("advisories", &[updated.to_string(), case_id])
+            }
+            (_, Some((updated, case_id))) if more => {
+                encode_token("advisories", &[updated.to_string(), case_id])
+            }
             _ => String::new(),
         };
         Ok(api::ListAdvisoriesResponse { advisories, next_page_token })

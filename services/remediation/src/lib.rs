@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod mapping;
 pub mod reactions;
 pub mod readmodel;
+pub mod scope;
 pub mod view;
 
 use psirt_proto::admin::admin_service_server::AdminServiceServer;
@@ -255,8 +256,10 @@ impl Application {
         };
 
         let routes = psirt_kit::ServiceRoutes::new()
-            .add_service(RemediationServiceServer::new(api::RemediationApi::new(remediation.clone())))
-            .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
+            .add_service(scope::Scoped(RemediationServiceServer::new(api::RemediationApi::new(
+                remediation.clone(),
+            ))))
+            .add_service(scope::Scoped(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation))))
             .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -57,6 +57,7 @@ fn metadata(cause: &RecordedEvent) -> Metadata {
         causation_id: cause.id.map(|id| id.to_string()),
         correlation_id: cause.metadata.correlation_id.clone().or_else(|| cause.id.map(|id| id.to_string())),
         actor: Some(ACTOR.to_owned()),
+        actor_scopes: None,
     }
 }
 

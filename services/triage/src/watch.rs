@@ -260,6 +260,7 @@ impl WatchHub {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         let watcher = Watcher {
             filter,
+            scopes: crate::scope::current(),
             skip_upto: req.after_sequence.unwrap_or(0),
             position,
             told: req.after_sequence.unwrap_or(position),
@@ -341,6 +342,8 @@ pub type WatchReceiver = mpsc::Receiver<Result<triage::WatchCasesResponse, Statu
 
 struct Watcher {
     filter: Filter,
+    /// The caller's product scopes: a case out of them is not sent.
+    scopes: psirt_domain::Scopes,
     /// Changes at or below the requested position are not sent.
     skip_upto: u64,
     /// The stream position examined so far.
@@ -373,13 +376,24 @@ impl Watcher {
         let now = time::OffsetDateTime::now_utc();
         let mut after = change.after.clone();
         view::refresh(&mut after, now);
-        let matches_after = matches(&self.filter, &after);
+        let in_scope_after = crate::scope::permits(&self.scopes, &after);
+        let matches_after = in_scope_after && matches(&self.filter, &after);
         let matched_before = change.before.clone().is_some_and(|mut before| {
             view::refresh(&mut before, now);
-            matches(&self.filter, &before)
+            crate::scope::permits(&self.scopes, &before) && matches(&self.filter, &before)
         });
         if !matches_after && !matched_before {
             return true;
+        }
+        if !in_scope_after {
+            // The case left the caller's scopes (its products changed): the
+            // watch learns it left, not what it is now.
+            after = triage::Case {
+                case_id: after.case_id,
+                case_key: after.case_key,
+                version: after.version,
+                ..triage::Case::default()
+            };
         }
         let sequence = change.sequence;
         let message = triage::CaseChange {

@@ -778,7 +778,12 @@ impl Trackers {
 }
 
 fn metadata(case_id: &str) -> Metadata {
-    Metadata { causation_id: None, correlation_id: Some(case_id.to_owned()), actor: Some(ACTOR.to_owned()) }
+    Metadata {
+        causation_id: None,
+        correlation_id: Some(case_id.to_owned()),
+        actor: Some(ACTOR.to_owned()),
+        actor_scopes: None,
+    }
 }
 
 #[cfg(test)]

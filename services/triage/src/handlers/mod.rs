@@ -31,7 +31,12 @@ use tracing::{debug, instrument};
 
 use crate::mapping::{self, Extra};
 use crate::readmodel::{self, SortField};
-use crate::view;
+use crate::{scope, view};
+
+/// The current affected product names of a case.
+fn case_products(case: &psirt_domain::CaseDetails) -> Vec<&str> {
+    case.affected_products.iter().map(|p| p.product.as_str()).collect()
+}
 
 /// Longest free text a request may carry (notes, rationale): 64 KiB.
 const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -264,6 +269,7 @@ impl Triage {
             causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             correlation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             actor: Some(principal.subject.clone()),
+            actor_scopes: Some(scope::recorded(principal)),
         };
         let request = Request {
             expected: expected_version,
@@ -271,16 +277,48 @@ impl Triage {
             context: extra,
             ..Request::new(case_id, metadata)
         };
-        let executed = self
+        // A case out of the caller's product scopes is missing to it: the
+        // check comes first in `decide`, before any state-dependent answer.
+        let out_of_scope = |loaded: &Loaded| {
+            loaded.state.details().is_some_and(|case| !principal.scopes.permits(&case_products(case)))
+        };
+        let not_found = || TriageError::from(ApiError::not_found("case", case_id.to_string()));
+        let result = self
             .inner
             .cases
-            .execute(&request, &by_type(&event_id), |loaded| decide(loaded).map(Some))
+            .execute(&request, &by_type(&event_id), |loaded| {
+                if out_of_scope(loaded) {
+                    return Err(not_found());
+                }
+                decide(loaded).map(Some)
+            })
             .await
             .map_err(|e| match psirt_kit::refusal("case", e) {
                 Refusal::Api(e) => e.into(),
                 Refusal::Domain(e) => domain_error(e, rename).into(),
                 Refusal::Rejected(e) => e,
-            })?;
+            });
+        let executed = match result {
+            // A retry of a request carried out earlier is answered without
+            // deciding: its case must still be in scope.
+            Ok(executed) if executed.already_done && out_of_scope(&executed.loaded) => {
+                return Err(not_found());
+            }
+            Ok(executed) => executed,
+            // Refused before `decide` (a wrong expected version, a
+            // conflict): no answer about a case out of scope.
+            Err(e) => {
+                let missing = matches!(&e, TriageError::Api(ApiError::NotFound { .. }));
+                if !missing
+                    && !principal.scopes.is_all()
+                    && let Ok(loaded) = self.load(case_id).await
+                    && out_of_scope(&loaded)
+                {
+                    return Err(not_found());
+                }
+                return Err(e);
+            }
+        };
         self.view_of(case_id, &executed.loaded.events).await
     }
 

@@ -5,24 +5,36 @@ use psirt_kit::request::{PageBytes, page_token};
 
 use super::*;
 
+/// Most read-model pages one `ListCases` call looks at to fill its page with
+/// cases in the caller's product scopes.
+const MAX_SCOPED_READS: u32 = 8;
+
 impl Triage {
     /// `GetCase`: from the read model; a case the projection has not
     /// reached yet is folded from its stream, so a case id is readable the
     /// moment its case exists, and a command's effect the moment it returned.
+    ///
+    /// A case out of the caller's product scopes is not found, like a missing one.
     pub async fn get(&self, req: triage::GetCaseRequest) -> Result<triage::Case> {
         use triage::get_case_request::Lookup;
+        let scopes = scope::current();
         let mut case = match req.lookup {
             Some(Lookup::CaseId(id)) => {
                 let id = parse_case_id("case_id", &id)?;
-                self.case_by_id(id).await?.ok_or_else(|| ApiError::not_found("case", id.to_string()))?
+                self.case_by_id(id)
+                    .await?
+                    .filter(|case| scope::permits(&scopes, case))
+                    .ok_or_else(|| ApiError::not_found("case", id.to_string()))?
             }
             Some(Lookup::CaseKey(key)) => {
                 let parsed: CaseKey = key.trim().parse().map_err(|e: psirt_domain::CaseKeyError| {
                     ApiError::invalid_argument("case_key", e.to_string())
                 })?;
+                let not_found = || ApiError::not_found("case", parsed.to_string());
                 let mut case = readmodel::get_by_key(&self.inner.pool, &parsed.to_string())
                     .await?
-                    .ok_or_else(|| ApiError::not_found("case", parsed.to_string()))?;
+                    .filter(|case| scope::permits(&scopes, case))
+                    .ok_or_else(not_found)?;
                 // Read your writes: fold in what the case's own stream has
                 // beyond the read model (a command just appended). Best
                 // effort: without NATS the read model answers alone.
@@ -31,6 +43,10 @@ impl Triage {
                     && last > case.version
                 {
                     self.fold_missing(id, &mut case).await?;
+                    // its products may have changed since the row
+                    if !scope::permits(&scopes, &case) {
+                        return Err(not_found().into());
+                    }
                 }
                 case
             }
@@ -132,18 +148,46 @@ impl Triage {
         let values = |case: &triage::Case| -> Vec<i64> {
             order.iter().map(|(field, descending)| field.value(case, *descending)).collect()
         };
-        let query = readmodel::ListQuery {
+        let mut query = readmodel::ListQuery {
             filter,
             now_ms: mapping::millis(now()),
             order: order.clone(),
             after,
             limit,
         };
-        let (mut cases, more) = readmodel::list(&self.inner.pool, &query).await?;
+        // Cases out of the caller's product scopes are left out: pages of
+        // the read model are read until this one is full (or
+        // MAX_SCOPED_READS pages were looked at); the next page starts after
+        // the last case looked at, so only cases out of scope are skipped.
+        let scopes = scope::current();
+        let mut cases = Vec::new();
+        let mut looked_at: Option<(Vec<i64>, String)> = None;
+        let mut more;
+        let mut reads = 0;
+        'read: loop {
+            reads += 1;
+            let (rows, rows_more) = readmodel::list(&self.inner.pool, &query).await?;
+            for case in rows {
+                if cases.len() == limit as usize {
+                    more = true;
+                    break 'read;
+                }
+                looked_at = Some((values(&case), case.case_id.clone()));
+                if scope::permits(&scopes, &case) {
+                    cases.push(case);
+                }
+            }
+            more = rows_more;
+            if !rows_more || cases.len() == limit as usize || reads >= MAX_SCOPED_READS {
+                break;
+            }
+            query.after.clone_from(&looked_at);
+        }
         // Bounded in bytes too: the next page starts after the last case kept.
-        let more = PageBytes::current().fit(&mut cases) || more;
-        let next_page_token = match cases.last() {
-            Some(last) if more => encode_page_token(&order_key, &values(last), &last.case_id),
+        let cut = PageBytes::current().fit(&mut cases);
+        let next_page_token = match (cases.last(), &looked_at) {
+            (Some(last), _) if cut => encode_page_token(&order_key, &values(last), &last.case_id),
+            (_, Some((values, id))) if more => encode_page_token(&order_key, values, id),
             _ => String::new(),
         };
         let at = now();
@@ -177,6 +221,12 @@ impl Triage {
                 .map_err(|_| ApiError::invalid_argument("page_token", "not a page token of this query"))?
         };
         let case_id = id.to_string();
+        // Out of the caller's product scopes: not found, like a missing case.
+        let scopes = scope::current();
+        if !scopes.is_all() && !self.case_by_id(id).await?.is_some_and(|case| scope::permits(&scopes, &case))
+        {
+            return Err(ApiError::not_found("case", case_id).into());
+        }
         let mut sequences = readmodel::timeline(&self.inner.pool, &case_id, after, limit + 1).await?;
         if sequences.is_empty() && after == 0 && readmodel::get(&self.inner.pool, &case_id).await?.is_none() {
             return Err(ApiError::not_found("case", case_id).into());

@@ -225,9 +225,16 @@ impl Harness {
     }
 }
 
+/// A token of `sub` with `roles` and every product scope (`*`).
 pub fn token(sub: &str, roles: &[&str]) -> String {
+    scoped_token(sub, roles, &["*"])
+}
+
+/// A token of `sub` with `roles` and the product scopes `scopes` (claim
+/// `psirt_products`, the default `auth.scopes_claim`).
+pub fn scoped_token(sub: &str, roles: &[&str], scopes: &[&str]) -> String {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    let claims = serde_json::json!({ "sub": sub, "roles": roles, "exp": exp });
+    let claims = serde_json::json!({ "sub": sub, "roles": roles, "exp": exp, "psirt_products": scopes });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
