@@ -199,6 +199,8 @@ async fn token_is_sent_as_bearer_and_never_printed() -> anyhow::Result<()> {
     let intake = Intake::start_with(|config| {
         config.auth.mode = AuthMode::Jwt;
         config.auth.hs256_secret = Some(SecretString::from("0123456789abcdef0123456789abcdef".to_owned()));
+        config.auth.issuer = Some("https://idp.test/psirt".to_owned());
+        config.auth.audience = Some("psirt".to_owned());
     })
     .await?;
     let args = with_server(&intake.server, &["report", "get", "0190f5a4-0000-4000-8000-000000000000"]);

@@ -68,7 +68,7 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
-pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Scopes};
+pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Rule, Scopes};
 pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use grpc::{GrpcServer, ServiceRoutes};
 pub use shutdown::Shutdown;

@@ -6,16 +6,24 @@ use psirt_projection::{ParkedEvents, ParkedRow, ReplayError};
 use psirt_proto::admin::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
+use crate::auth::Rule;
 use crate::{ApiError, AuthPolicy, Principal, Role};
 
 /// The full name of the admin service.
 pub const ADMIN_SERVICE: &str = "psirt.admin.v1.AdminService";
 
-/// The parked-event methods of the admin service, for the `admin` role only.
+/// The policy rows of every method of the admin service, which every service serves:
+/// `admin` only. (A service without an in-place rebuild answers `RebuildReadModel` with
+/// UNIMPLEMENTED, to admins; to anyone else PERMISSION_DENIED.)
+pub const ADMIN_RULES: &[Rule] = &[
+    Rule::new("/psirt.admin.v1.AdminService/RebuildReadModel", &[Role::Admin]),
+    Rule::new("/psirt.admin.v1.AdminService/ListParkedEvents", &[Role::Admin]),
+    Rule::new("/psirt.admin.v1.AdminService/ReplayParkedEvents", &[Role::Admin]),
+];
+
+/// The methods of the admin service ([`ADMIN_RULES`]) added to `policy`.
 pub fn allow_parked_methods(policy: AuthPolicy) -> AuthPolicy {
-    policy
-        .allow(&format!("/{ADMIN_SERVICE}/ListParkedEvents"), &[Role::Admin])
-        .allow(&format!("/{ADMIN_SERVICE}/ReplayParkedEvents"), &[Role::Admin])
+    ADMIN_RULES.iter().fold(policy, |policy, rule| policy.allow(rule.method, rule.roles))
 }
 
 /// Default and largest page of `ListParkedEvents`.

@@ -115,6 +115,47 @@ pub trait MessageLimits {
 
 include!(concat!(env!("OUT_DIR"), "/message_limits.rs"));
 
+/// One RPC of a gRPC service in [`FILE_DESCRIPTOR_SET`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpc {
+    /// The full service name, `psirt.intake.v1.IntakeService`.
+    pub service: String,
+    /// The method name, `SubmitReport`.
+    pub method: String,
+    /// The client streams requests.
+    pub client_streaming: bool,
+    /// The server streams responses (`WatchCases`, `RebuildReadModel`).
+    pub server_streaming: bool,
+}
+
+impl Rpc {
+    /// The gRPC path, `/psirt.intake.v1.IntakeService/SubmitReport`.
+    pub fn path(&self) -> String {
+        format!("/{}/{}", self.service, self.method)
+    }
+}
+
+/// Every RPC of the service named `service` (`psirt.intake.v1.IntakeService`) as the
+/// descriptors declare it; empty for an unknown service. For tests that hold a policy
+/// table or a client against the contract.
+pub fn service_rpcs(service: &str) -> Vec<Rpc> {
+    use prost::Message as _;
+    let set =
+        prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("FILE_DESCRIPTOR_SET decodes");
+    set.file
+        .iter()
+        .flat_map(|file| file.service.iter().map(move |s| (file.package(), s)))
+        .filter(|(package, s)| format!("{package}.{}", s.name()) == service)
+        .flat_map(|(_, s)| s.method.iter())
+        .map(|m| Rpc {
+            service: service.to_owned(),
+            method: m.name().to_owned(),
+            client_streaming: m.client_streaming(),
+            server_streaming: m.server_streaming(),
+        })
+        .collect()
+}
+
 /// Package name of the event messages; the event type of an envelope is
 /// `"{EVENTS_PACKAGE}.{MessageName}"`.
 pub const EVENTS_PACKAGE: &str = "psirt.events.v1";

@@ -136,3 +136,13 @@ impl intake::intake_service_server::IntakeService for Unimplemented {
         Err(tonic::Status::unimplemented("test"))
     }
 }
+
+#[test]
+fn service_rpcs_lists_methods_and_streaming() {
+    let rpcs = psirt_proto::service_rpcs("psirt.triage.v1.CaseService");
+    let watch = rpcs.iter().find(|r| r.method == "WatchCases").expect("WatchCases");
+    assert!(watch.server_streaming && !watch.client_streaming);
+    assert_eq!(watch.path(), "/psirt.triage.v1.CaseService/WatchCases");
+    assert!(rpcs.iter().any(|r| r.method == "GetCase" && !r.server_streaming));
+    assert!(psirt_proto::service_rpcs("psirt.nope.v1.Nope").is_empty());
+}

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 pub mod config_example;
+pub mod jwt;
 mod nats;
 mod otlp;
 pub mod smtp;

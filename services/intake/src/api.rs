@@ -3,7 +3,7 @@
 //! hands the request to the command handlers.
 
 use psirt_kit::request::principal;
-use psirt_kit::{AuthPolicy, Role};
+use psirt_kit::{AuthPolicy, Role, Rule};
 use psirt_proto::intake::{self, intake_service_server::IntakeService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -13,19 +13,31 @@ use crate::handlers::Intake;
 /// The full name of the service, for health and reflection.
 pub const SERVICE_NAME: &str = "psirt.intake.v1.IntakeService";
 
-/// Which roles may call which method. Reporters submit and follow their own
-/// reports; analysts run intake.
+/// The gRPC services this binary serves, every RPC of which has a row in [`rules`].
+pub const SERVED_SERVICES: &[&str] = &[SERVICE_NAME, psirt_kit::parked::ADMIN_SERVICE];
+
+const PEOPLE: &[Role] = &[Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin];
+const STAFF: &[Role] = &[Role::Analyst, Role::Engineer, Role::Admin];
+const ANALYSTS: &[Role] = &[Role::Analyst, Role::Admin];
+
+/// Which roles may call which method of `IntakeService`. Reporters submit and
+/// follow their own reports; analysts run intake. (`admin` may call everything.)
+pub const RULES: &[Rule] = &[
+    Rule::new("/psirt.intake.v1.IntakeService/SubmitReport", PEOPLE),
+    Rule::new("/psirt.intake.v1.IntakeService/GetReport", PEOPLE),
+    Rule::new("/psirt.intake.v1.IntakeService/AddReporterMessage", PEOPLE),
+    Rule::new("/psirt.intake.v1.IntakeService/ListReports", STAFF),
+    Rule::new("/psirt.intake.v1.IntakeService/AcknowledgeReport", ANALYSTS),
+];
+
+/// The whole table this binary enforces: [`RULES`] and the admin service's rows.
+pub fn rules() -> Vec<Rule> {
+    RULES.iter().chain(psirt_kit::parked::ADMIN_RULES).copied().collect()
+}
+
+/// The policy built from [`rules`]; a method without a row is denied.
 pub fn policy() -> AuthPolicy {
-    let all = [Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin];
-    let staff = [Role::Analyst, Role::Engineer, Role::Admin];
-    let analysts = [Role::Analyst, Role::Admin];
-    let policy = AuthPolicy::new()
-        .allow(&format!("/{SERVICE_NAME}/SubmitReport"), &all)
-        .allow(&format!("/{SERVICE_NAME}/GetReport"), &all)
-        .allow(&format!("/{SERVICE_NAME}/AddReporterMessage"), &all)
-        .allow(&format!("/{SERVICE_NAME}/ListReports"), &staff)
-        .allow(&format!("/{SERVICE_NAME}/AcknowledgeReport"), &analysts);
-    psirt_kit::parked::allow_parked_methods(policy)
+    AuthPolicy::from_rules(&rules())
 }
 
 /// The gRPC service.
@@ -86,5 +98,36 @@ impl IntakeService for IntakeApi {
     ) -> Result<Response<intake::AddReporterMessageResponse>, Status> {
         let principal = principal(&request)?;
         Ok(Response::new(self.intake.add_message(&principal, request.into_inner()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every service this binary serves has a row, and every row names an
+    /// RPC of the contract (no stale rows).
+    #[test]
+    fn every_rpc_of_the_served_services_has_exactly_one_rule() {
+        let table = rules();
+        let rpcs: Vec<String> =
+            SERVED_SERVICES.iter().flat_map(|s| psirt_proto::service_rpcs(s)).map(|r| r.path()).collect();
+        assert!(!rpcs.is_empty());
+        for rpc in &rpcs {
+            assert_eq!(table.iter().filter(|r| r.method == rpc).count(), 1, "{rpc} needs one rule");
+        }
+        for rule in &table {
+            assert!(rpcs.iter().any(|rpc| rpc == rule.method), "{} is no RPC served", rule.method);
+        }
+        let policy = policy();
+        for rule in &table {
+            let access = policy.access_for(rule.method);
+            assert_eq!(access, Some(&psirt_kit::Access::AnyOf(rule.roles.to_vec())), "{}", rule.method);
+        }
+        assert_eq!(
+            policy.access_for("/psirt.intake.v1.IntakeService/Nope"),
+            None,
+            "a method without a row is denied"
+        );
     }
 }

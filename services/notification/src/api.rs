@@ -2,7 +2,7 @@
 //! the layer in front; each RPC takes the caller's principal and hands over.
 
 use psirt_kit::request::principal;
-use psirt_kit::{AuthPolicy, Role};
+use psirt_kit::{AuthPolicy, Role, Rule};
 use psirt_proto::notification::{self as api, notification_service_server::NotificationService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -15,18 +15,31 @@ pub const NOTIFICATION_SERVICE: &str = "psirt.notification.v1.NotificationServic
 /// Subscriptions decide where case details go (trusted destinations receive
 /// embargoed details), so only admins change them; analysts redeliver;
 /// analysts, engineers and admins read.
+pub const RULES: &[Rule] = &[
+    Rule::new("/psirt.notification.v1.NotificationService/CreateSubscription", ADMINS),
+    Rule::new("/psirt.notification.v1.NotificationService/UpdateSubscription", ADMINS),
+    Rule::new("/psirt.notification.v1.NotificationService/DeleteSubscription", ADMINS),
+    Rule::new("/psirt.notification.v1.NotificationService/RedeliverDelivery", ANALYSTS),
+    Rule::new("/psirt.notification.v1.NotificationService/ListSubscriptions", READERS),
+    Rule::new("/psirt.notification.v1.NotificationService/ListDeliveries", READERS),
+    Rule::new("/psirt.notification.v1.NotificationService/ListExternalTickets", READERS),
+];
+
+const ADMINS: &[Role] = &[Role::Admin];
+const ANALYSTS: &[Role] = &[Role::Analyst, Role::Admin];
+const READERS: &[Role] = &[Role::Analyst, Role::Engineer, Role::Admin];
+
+/// The gRPC services this binary serves, every RPC of which has a row in [`rules`].
+pub const SERVED_SERVICES: &[&str] = &[NOTIFICATION_SERVICE, psirt_kit::parked::ADMIN_SERVICE];
+
+/// The whole table this binary enforces: [`RULES`] and the admin service's rows.
+pub fn rules() -> Vec<Rule> {
+    RULES.iter().chain(psirt_kit::parked::ADMIN_RULES).copied().collect()
+}
+
+/// The policy built from [`rules`]; a method without a row is denied.
 pub fn policy() -> AuthPolicy {
-    let readers = [Role::Analyst, Role::Engineer, Role::Admin];
-    let mut policy = AuthPolicy::new();
-    for method in ["CreateSubscription", "UpdateSubscription", "DeleteSubscription"] {
-        policy = policy.allow(&format!("/{NOTIFICATION_SERVICE}/{method}"), &[Role::Admin]);
-    }
-    policy =
-        policy.allow(&format!("/{NOTIFICATION_SERVICE}/RedeliverDelivery"), &[Role::Analyst, Role::Admin]);
-    for method in ["ListSubscriptions", "ListDeliveries", "ListExternalTickets"] {
-        policy = policy.allow(&format!("/{NOTIFICATION_SERVICE}/{method}"), &readers);
-    }
-    psirt_kit::parked::allow_parked_methods(policy)
+    AuthPolicy::from_rules(&rules())
 }
 
 /// The `NotificationService`.
@@ -104,5 +117,36 @@ impl NotificationService for NotificationApi {
         request: Request<api::ListExternalTicketsRequest>,
     ) -> Result<Response<api::ListExternalTicketsResponse>, Status> {
         Ok(Response::new(self.notification.list_external_tickets(request.into_inner()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every service this binary serves has a row, and every row names an
+    /// RPC of the contract (no stale rows).
+    #[test]
+    fn every_rpc_of_the_served_services_has_exactly_one_rule() {
+        let table = rules();
+        let rpcs: Vec<String> =
+            SERVED_SERVICES.iter().flat_map(|s| psirt_proto::service_rpcs(s)).map(|r| r.path()).collect();
+        assert!(!rpcs.is_empty());
+        for rpc in &rpcs {
+            assert_eq!(table.iter().filter(|r| r.method == rpc).count(), 1, "{rpc} needs one rule");
+        }
+        for rule in &table {
+            assert!(rpcs.iter().any(|rpc| rpc == rule.method), "{} is no RPC served", rule.method);
+        }
+        let policy = policy();
+        for rule in &table {
+            let access = policy.access_for(rule.method);
+            assert_eq!(access, Some(&psirt_kit::Access::AnyOf(rule.roles.to_vec())), "{}", rule.method);
+        }
+        assert_eq!(
+            policy.access_for("/psirt.notification.v1.NotificationService/Nope"),
+            None,
+            "a method without a row is denied"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! layer in front; each RPC takes the caller's principal and hands over.
 
 use psirt_kit::request::principal;
-use psirt_kit::{AuthPolicy, Role};
+use psirt_kit::{AuthPolicy, Role, Rule};
 use psirt_proto::remediation::{
     self as api, advisory_service_server::AdvisoryService, remediation_service_server::RemediationService,
 };
@@ -18,22 +18,34 @@ pub const ADVISORY_SERVICE: &str = "psirt.remediation.v1.AdvisoryService";
 
 /// Engineers and analysts work the plan; analysts draft and publish
 /// advisories (an admin may override an embargo); every one of them reads.
+pub const RULES: &[Rule] = &[
+    Rule::new("/psirt.remediation.v1.RemediationService/GetPlan", WORKERS),
+    Rule::new("/psirt.remediation.v1.RemediationService/PlanAction", WORKERS),
+    Rule::new("/psirt.remediation.v1.RemediationService/RecordRelease", WORKERS),
+    Rule::new("/psirt.remediation.v1.RemediationService/SetProductStatus", WORKERS),
+    Rule::new("/psirt.remediation.v1.RemediationService/VerifyRemediation", WORKERS),
+    Rule::new("/psirt.remediation.v1.RemediationService/ListOverdue", WORKERS),
+    Rule::new("/psirt.remediation.v1.AdvisoryService/ExportAdvisory", WORKERS),
+    Rule::new("/psirt.remediation.v1.AdvisoryService/ListAdvisories", WORKERS),
+    Rule::new("/psirt.remediation.v1.AdvisoryService/DraftAdvisory", ANALYSTS),
+    Rule::new("/psirt.remediation.v1.AdvisoryService/PublishAdvisory", ANALYSTS),
+];
+
+const WORKERS: &[Role] = &[Role::Analyst, Role::Engineer, Role::Admin];
+const ANALYSTS: &[Role] = &[Role::Analyst, Role::Admin];
+
+/// The gRPC services this binary serves, every RPC of which has a row in [`rules`].
+pub const SERVED_SERVICES: &[&str] =
+    &[REMEDIATION_SERVICE, ADVISORY_SERVICE, psirt_kit::parked::ADMIN_SERVICE];
+
+/// The whole table this binary enforces: [`RULES`] and the admin service's rows.
+pub fn rules() -> Vec<Rule> {
+    RULES.iter().chain(psirt_kit::parked::ADMIN_RULES).copied().collect()
+}
+
+/// The policy built from [`rules`]; a method without a row is denied.
 pub fn policy() -> AuthPolicy {
-    let workers = [Role::Analyst, Role::Engineer, Role::Admin];
-    let analysts = [Role::Analyst, Role::Admin];
-    let mut policy = AuthPolicy::new();
-    for method in
-        ["GetPlan", "PlanAction", "RecordRelease", "SetProductStatus", "VerifyRemediation", "ListOverdue"]
-    {
-        policy = policy.allow(&format!("/{REMEDIATION_SERVICE}/{method}"), &workers);
-    }
-    for method in ["ExportAdvisory", "ListAdvisories"] {
-        policy = policy.allow(&format!("/{ADVISORY_SERVICE}/{method}"), &workers);
-    }
-    for method in ["DraftAdvisory", "PublishAdvisory"] {
-        policy = policy.allow(&format!("/{ADVISORY_SERVICE}/{method}"), &analysts);
-    }
-    psirt_kit::parked::allow_parked_methods(policy)
+    AuthPolicy::from_rules(&rules())
 }
 
 /// The `RemediationService`.
@@ -154,5 +166,36 @@ impl AdvisoryService for AdvisoryApi {
         request: Request<api::ListAdvisoriesRequest>,
     ) -> Result<Response<api::ListAdvisoriesResponse>, Status> {
         Ok(Response::new(self.remediation.list_advisories(request.into_inner()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every service this binary serves has a row, and every row names an
+    /// RPC of the contract (no stale rows).
+    #[test]
+    fn every_rpc_of_the_served_services_has_exactly_one_rule() {
+        let table = rules();
+        let rpcs: Vec<String> =
+            SERVED_SERVICES.iter().flat_map(|s| psirt_proto::service_rpcs(s)).map(|r| r.path()).collect();
+        assert!(!rpcs.is_empty());
+        for rpc in &rpcs {
+            assert_eq!(table.iter().filter(|r| r.method == rpc).count(), 1, "{rpc} needs one rule");
+        }
+        for rule in &table {
+            assert!(rpcs.iter().any(|rpc| rpc == rule.method), "{} is no RPC served", rule.method);
+        }
+        let policy = policy();
+        for rule in &table {
+            let access = policy.access_for(rule.method);
+            assert_eq!(access, Some(&psirt_kit::Access::AnyOf(rule.roles.to_vec())), "{}", rule.method);
+        }
+        assert_eq!(
+            policy.access_for("/psirt.remediation.v1.AdvisoryService/Nope"),
+            None,
+            "a method without a row is denied"
+        );
     }
 }

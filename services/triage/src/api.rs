@@ -7,7 +7,7 @@
 use std::pin::Pin;
 
 use psirt_kit::request::principal;
-use psirt_kit::{ApiError, AuthPolicy, Role};
+use psirt_kit::{ApiError, AuthPolicy, Role, Rule};
 use psirt_proto::admin::{self, admin_service_server::AdminService};
 use psirt_proto::triage::{self, case_service_server::CaseService, triage_service_server::TriageService};
 use tonic::{Request, Response, Status};
@@ -23,33 +23,44 @@ pub const CASE_SERVICE: &str = "psirt.triage.v1.CaseService";
 pub const ADMIN_SERVICE: &str = "psirt.admin.v1.AdminService";
 
 /// Analysts (and admins) decide; engineers may read the case view; only
-/// admins administer.
+/// admins administer. `tracker-sync` (psirt-notification's inbound tracker
+/// rules, `[upstream] token_secret`) may close, reopen and escalate, nothing
+/// else: those are the only calls `tracker::inbound` makes.
+pub const RULES: &[Rule] = &[
+    Rule::new("/psirt.triage.v1.TriageService/StartTriage", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/AssignCase", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/AssessSeverity", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/SetAffectedProducts", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/AcceptCase", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/RejectCase", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/MarkDuplicate", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/AssignCve", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/SetEmbargo", ANALYSTS),
+    Rule::new("/psirt.triage.v1.TriageService/EscalateCase", ANALYSTS_AND_TRACKERS),
+    Rule::new("/psirt.triage.v1.TriageService/CloseCase", ANALYSTS_AND_TRACKERS),
+    Rule::new("/psirt.triage.v1.TriageService/ReopenCase", ANALYSTS_AND_TRACKERS),
+    Rule::new("/psirt.triage.v1.CaseService/GetCase", READERS),
+    Rule::new("/psirt.triage.v1.CaseService/ListCases", READERS),
+    Rule::new("/psirt.triage.v1.CaseService/WatchCases", READERS),
+    Rule::new("/psirt.triage.v1.CaseService/GetCaseTimeline", READERS),
+];
+
+const ANALYSTS: &[Role] = &[Role::Analyst, Role::Admin];
+const ANALYSTS_AND_TRACKERS: &[Role] = &[Role::Analyst, Role::Admin, Role::TrackerSync];
+const READERS: &[Role] = &[Role::Analyst, Role::Engineer, Role::Admin];
+
+/// The gRPC services this binary serves, every RPC of which has a row in [`rules`].
+pub const SERVED_SERVICES: &[&str] = &[TRIAGE_SERVICE, CASE_SERVICE, ADMIN_SERVICE];
+
+/// The whole table this binary enforces: [`RULES`] and the admin service's rows
+/// (`RebuildReadModel` rebuilds the case view in place here).
+pub fn rules() -> Vec<Rule> {
+    RULES.iter().chain(psirt_kit::parked::ADMIN_RULES).copied().collect()
+}
+
+/// The policy built from [`rules`]; a method without a row is denied.
 pub fn policy() -> AuthPolicy {
-    let analysts = [Role::Analyst, Role::Admin];
-    let readers = [Role::Analyst, Role::Engineer, Role::Admin];
-    let mut policy = AuthPolicy::new();
-    for method in [
-        "StartTriage",
-        "AssignCase",
-        "AssessSeverity",
-        "SetAffectedProducts",
-        "AcceptCase",
-        "RejectCase",
-        "MarkDuplicate",
-        "AssignCve",
-        "SetEmbargo",
-        "EscalateCase",
-        "CloseCase",
-        "ReopenCase",
-    ] {
-        policy = policy.allow(&format!("/{TRIAGE_SERVICE}/{method}"), &analysts);
-    }
-    for method in ["GetCase", "ListCases", "WatchCases", "GetCaseTimeline"] {
-        policy = policy.allow(&format!("/{CASE_SERVICE}/{method}"), &readers);
-    }
-    psirt_kit::parked::allow_parked_methods(
-        policy.allow(&format!("/{ADMIN_SERVICE}/RebuildReadModel"), &[Role::Admin]),
-    )
+    AuthPolicy::from_rules(&rules())
 }
 
 /// The `TriageService`.
@@ -321,5 +332,36 @@ impl AdminService for AdminApi {
         request: Request<admin::ReplayParkedEventsRequest>,
     ) -> Result<Response<admin::ReplayParkedEventsResponse>, Status> {
         self.parked.replay(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every RPC of every service this binary serves has a row, and every row names an
+    /// RPC of the contract (no stale rows).
+    #[test]
+    fn every_rpc_of_the_served_services_has_exactly_one_rule() {
+        let table = rules();
+        let rpcs: Vec<String> =
+            SERVED_SERVICES.iter().flat_map(|s| psirt_proto::service_rpcs(s)).map(|r| r.path()).collect();
+        assert!(!rpcs.is_empty());
+        for rpc in &rpcs {
+            assert_eq!(table.iter().filter(|r| r.method == rpc).count(), 1, "{rpc} needs one rule");
+        }
+        for rule in &table {
+            assert!(rpcs.iter().any(|rpc| rpc == rule.method), "{} is no RPC served", rule.method);
+        }
+        let policy = policy();
+        for rule in &table {
+            let access = policy.access_for(rule.method);
+            assert_eq!(access, Some(&psirt_kit::Access::AnyOf(rule.roles.to_vec())), "{}", rule.method);
+        }
+        assert_eq!(
+            policy.access_for("/psirt.triage.v1.CaseService/Nope"),
+            None,
+            "a method without a row is denied"
+        );
     }
 }

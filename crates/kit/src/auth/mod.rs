@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 pub use jwt::{AuthSetupError, Authenticator, TokenRejected};
 pub use layer::{AuthLayer, AuthService};
 
-/// A role granted by the identity provider. `Admin` satisfies every requirement.
+/// A role granted by the identity provider. `Admin` satisfies every requirement; no other
+/// role satisfies another's (a `TrackerSync` token is not an analyst).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Submits vulnerability reports and follows their status.
@@ -28,11 +29,16 @@ pub enum Role {
     Engineer,
     /// Everything, including administration.
     Admin,
+    /// A machine identity for inbound tracker changes (Jira, ServiceNow): the notification
+    /// service's inbound rules close, reopen and escalate cases in triage with it, and it
+    /// may do nothing else. Claim value `tracker-sync`.
+    TrackerSync,
 }
 
 impl Role {
-    /// Every role, in increasing privilege.
-    pub const ALL: [Role; 4] = [Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin];
+    /// Every role: the people's in increasing privilege, then the machine identities.
+    pub const ALL: [Role; 5] =
+        [Role::Reporter, Role::Analyst, Role::Engineer, Role::Admin, Role::TrackerSync];
 
     /// The claim value naming this role (`"reporter"`, ...).
     pub fn as_str(self) -> &'static str {
@@ -41,6 +47,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Engineer => "engineer",
             Role::Admin => "admin",
+            Role::TrackerSync => "tracker-sync",
         }
     }
 }
@@ -138,6 +145,29 @@ pub enum Access {
     AnyOf(Vec<Role>),
 }
 
+/// One row of a service's policy table: a full method path and the roles allowed to call
+/// it (`admin` is allowed everything whatever the row says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// `/package.Service/Method`.
+    pub method: &'static str,
+    /// The roles allowed; `admin` always is.
+    pub roles: &'static [Role],
+}
+
+impl Rule {
+    /// The row for `method` (`/package.Service/Method`).
+    pub const fn new(method: &'static str, roles: &'static [Role]) -> Self {
+        Self { method, roles }
+    }
+
+    /// True when a caller holding only `role` may call the method: `role` is listed,
+    /// or is `admin`.
+    pub fn allows(&self, role: Role) -> bool {
+        role == Role::Admin || self.roles.contains(&role)
+    }
+}
+
 /// Maps full gRPC method paths (`/psirt.intake.v1.IntakeService/SubmitReport`) to the
 /// access they require. Lookup order: the exact method, then its service, then the built-in
 /// public methods (`grpc.health.v1.Health/*`, `grpc.reflection.*`); anything else is denied
@@ -187,6 +217,13 @@ impl AuthPolicy {
             return Some(&Access::Public);
         }
         None
+    }
+
+    /// A policy from a table of rules: each full method path (`/package.Service/Method`)
+    /// requires one of its roles (or `admin`). Services keep their table as a `const`, so
+    /// tests enumerate exactly what the server enforces.
+    pub fn from_rules(rules: &[Rule]) -> Self {
+        rules.iter().fold(Self::new(), |policy, rule| policy.allow(rule.method, rule.roles))
     }
 
     /// Method paths with an explicit entry.
@@ -256,6 +293,14 @@ mod tests {
         assert!(analyst.has_any_role(&[Role::Reporter, Role::Analyst]));
         assert!(!analyst.has_role(Role::Engineer));
         assert_eq!("ADMIN".parse::<Role>(), Ok(Role::Admin));
+        assert_eq!("tracker-sync".parse::<Role>(), Ok(Role::TrackerSync));
+        let tracker = Principal { roles: vec![Role::TrackerSync], ..Principal::anonymous() };
+        assert!(!tracker.has_role(Role::Analyst));
+        assert!(!tracker.has_any_role(&[Role::Reporter, Role::Analyst, Role::Engineer]));
+        assert!(tracker.has_any_role(&[Role::TrackerSync]));
+        assert!(admin.has_role(Role::TrackerSync));
+        let rule = Rule::new("/psirt.a.v1.A/Close", &[Role::Analyst, Role::TrackerSync]);
+        assert!(rule.allows(Role::Admin) && rule.allows(Role::TrackerSync) && !rule.allows(Role::Engineer));
         assert!("root".parse::<Role>().is_err());
     }
 }

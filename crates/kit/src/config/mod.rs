@@ -419,10 +419,11 @@ pub struct AuthConfig {
     /// How often `jwks_url` is fetched again. Default `"5m"`.
     #[serde(with = "duration")]
     pub jwks_refresh: Duration,
-    /// Required `iss` claim. Default unset (not checked).
+    /// Required `iss` claim; must be set with mode `jwt`. Default unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    /// Required `aud` claim (one of the token's audiences). Default unset (not checked).
+    /// Required `aud` claim (one of the token's audiences); must be set with mode `jwt`.
+    /// Default unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
     /// Claim holding the roles: a string array or a space-separated string. Default `"roles"`.
@@ -494,6 +495,24 @@ impl AuthConfig {
                  (PSIRT_AUTH__HS256_SECRET_FILE) or auth.hs256_secret (PSIRT_AUTH__HS256_SECRET); \
                  or set auth.mode = \"none\" for local development only",
             );
+        }
+        if self.mode == AuthMode::Jwt {
+            // Without them a token minted for another application of the same identity
+            // provider (or by another issuer sharing a key) would be accepted.
+            if self.issuer.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                p.push(
+                    "auth.issuer",
+                    "required with auth.mode = \"jwt\": the iss claim tokens must carry, e.g. \
+                     https://idp.example.com/realms/psirt (PSIRT_AUTH__ISSUER)",
+                );
+            }
+            if self.audience.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                p.push(
+                    "auth.audience",
+                    "required with auth.mode = \"jwt\": the aud claim tokens must carry, e.g. psirt \
+                     (PSIRT_AUTH__AUDIENCE)",
+                );
+            }
         }
         if self.hs256_secret.is_some() && self.hs256_secret_file.is_some() {
             p.push("auth.hs256_secret", "set either auth.hs256_secret or auth.hs256_secret_file, not both");
@@ -895,7 +914,6 @@ mod tests {
             assert!(err.to_string().contains("auth.jwks_url"), "{bad}: {err}");
         }
     }
-
 
     #[test]
     fn nats_url_lists_are_parsed_and_bad_entries_named() {

@@ -93,6 +93,8 @@ fn defaults_then_file_then_env() {
         // Looks like a number to figment's env parser; must still arrive as text.
         jail.set_env("PSIRT_AUTH__HS256_SECRET", "1234567890123456789012345678901234567890");
         jail.set_env("PSIRT_LOG__FORMAT", "pretty");
+        jail.set_env("PSIRT_AUTH__ISSUER", "https://idp.example.com/realms/psirt");
+        jail.set_env("PSIRT_AUTH__AUDIENCE", "psirt");
 
         let cfg: ServiceConfig = config::load(Some(Path::new("service.toml"))).map_err(to_figment)?;
 
@@ -183,7 +185,11 @@ fn validation_lists_every_problem() {
         for key in ["auth.jwks_url", "auth.jwks_file", "auth.hs256_secret_file", "PSIRT_AUTH__HS256_SECRET"] {
             assert!(auth.contains(key), "{auth}");
         }
-        assert_eq!(problems.len(), 5, "{text}");
+        // and without the iss and aud every token must carry
+        for key in ["auth.issuer: ", "auth.audience: "] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key} missing in {text}");
+        }
+        assert_eq!(problems.len(), 7, "{text}");
         Ok(())
     });
 }
@@ -201,6 +207,37 @@ fn auth_none_is_explicit_and_short_secrets_are_rejected() {
         let cfg: ServiceConfig = config::load(None).map_err(to_figment)?;
         let err = cfg.auth.validate().expect_err("short secret");
         assert!(err.to_string().contains("auth.hs256_secret"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn jwt_mode_requires_issuer_and_audience_naming_each_key() {
+    Jail::expect_with(|jail| {
+        jail.set_env("PSIRT_AUTH__HS256_SECRET", "0123456789abcdef0123456789abcdef");
+        let cfg: ServiceConfig = config::load(None).map_err(to_figment)?;
+        let err = cfg.auth.validate().expect_err("no issuer, no audience");
+        let problems = err.problems();
+        assert_eq!(problems.len(), 2, "{err}");
+        assert!(problems[0].starts_with("auth.issuer: required"), "{err}");
+        assert!(problems[1].starts_with("auth.audience: required"), "{err}");
+
+        jail.set_env("PSIRT_AUTH__ISSUER", "https://idp.example.com/realms/psirt");
+        let cfg: ServiceConfig = config::load(None).map_err(to_figment)?;
+        let err = cfg.auth.validate().expect_err("no audience");
+        assert_eq!(err.problems().len(), 1, "{err}");
+        assert!(err.problems()[0].starts_with("auth.audience: "), "{err}");
+
+        jail.set_env("PSIRT_AUTH__AUDIENCE", "psirt");
+        let cfg: ServiceConfig = config::load(None).map_err(to_figment)?;
+        cfg.auth.validate().map_err(to_figment)?;
+
+        // Not needed with authentication off.
+        jail.set_env("PSIRT_AUTH__MODE", "none");
+        jail.set_env("PSIRT_AUTH__ISSUER", "");
+        jail.set_env("PSIRT_AUTH__AUDIENCE", "");
+        let cfg: ServiceConfig = config::load(None).map_err(to_figment)?;
+        cfg.auth.validate().map_err(to_figment)?;
         Ok(())
     });
 }

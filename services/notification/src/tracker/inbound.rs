@@ -62,8 +62,9 @@ pub struct UpstreamSettings {
     /// gRPC URL of the triage service.
     pub triage_url: String,
     /// Name of the secret in `[secrets]` holding the bearer token (a JWT
-    /// with the `analyst` role) sent to triage; empty: none (triage runs
-    /// with `auth.mode = "none"`).
+    /// with the `tracker-sync` role, which may only close, reopen and
+    /// escalate cases) sent to triage; empty: none (triage runs with
+    /// `auth.mode = "none"`).
     pub token_secret: String,
     /// Timeout of one command.
     #[serde(with = "psirt_kit::config::duration")]
