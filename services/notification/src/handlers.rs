@@ -415,6 +415,30 @@ impl Notification {
         Ok(events.last().map_or(0, |e| e.sequence))
     }
 
+    /// Whether the case is in `scopes` by its current products (the routing's
+    /// case facts; unknown facts or no case: only for every scope); `cache`
+    /// keeps the answers of one call.
+    async fn case_in_scope(
+        &self,
+        scopes: &Scopes,
+        case_id: &str,
+        cache: &mut std::collections::HashMap<String, bool>,
+    ) -> Result<bool> {
+        if scopes.is_all() {
+            return Ok(true);
+        }
+        if case_id.is_empty() {
+            return Ok(false);
+        }
+        if let Some(known) = cache.get(case_id) {
+            return Ok(*known);
+        }
+        let facts = readmodel::case_facts(&self.inner.pool, case_id).await?.unwrap_or_default();
+        let permitted = scopes.permits(&facts.products);
+        cache.insert(case_id.to_owned(), permitted);
+        Ok(permitted)
+    }
+
     #[instrument(skip_all)]
     pub async fn list_subscriptions(
         &self,
@@ -465,30 +489,6 @@ impl Notification {
             after.clone_from(&looked_at);
         }
         // Bounded in bytes too: the next page starts after the last subscription kept.
-    /// Whether the case is in `scopes` by its current products (the routing's
-    /// case facts; unknown facts or no case: only for every scope); `cache`
-    /// keeps the answers of one call.
-    async fn case_in_scope(
-        &self,
-        scopes: &Scopes,
-        case_id: &str,
-        cache: &mut std::collections::HashMap<String, bool>,
-    ) -> Result<bool> {
-        if scopes.is_all() {
-            return Ok(true);
-        }
-        if case_id.is_empty() {
-            return Ok(false);
-        }
-        if let Some(known) = cache.get(case_id) {
-            return Ok(*known);
-        }
-        let facts = readmodel::case_facts(&self.inner.pool, case_id).await?.unwrap_or_default();
-        let permitted = scopes.permits(&facts.products);
-        cache.insert(case_id.to_owned(), permitted);
-        Ok(permitted)
-    }
-
         let cut = PageBytes::current().fit_with(&mut rows, |(_, s)| s);
         let next_page_token = match (rows.last(), looked_at) {
             (Some((seq, s)), _) if cut => encode_token("subscriptions", seq, &s.subscription_id),
@@ -592,6 +592,16 @@ impl Notification {
             idempotency: vec![event_id],
             ..Request::new(id, metadata(principal, &request_id))
         };
+        // A delivery of a case out of the caller's scopes is missing to it,
+        // before any answer that depends on the delivery.
+        if !principal.scopes.is_all() {
+            let loaded = self.inner.deliveries.get(id).await?;
+            if let Some(delivery) = delivery_view(&loaded.events)?
+                && !self.case_in_scope(&principal.scopes, &delivery.case_id, &mut Default::default()).await?
+            {
+                return Err(ApiError::not_found("delivery", id.to_string()).into());
+            }
+        }
         let decide =
             |_: &psirt_eventstore::Loaded<psirt_domain::Delivery>| Ok(Some(DeliveryCommand::Redeliver));
         let executed =
@@ -611,17 +621,11 @@ impl Notification {
         &self,
         req: api::ListExternalTicketsRequest,
     ) -> Result<api::ListExternalTicketsResponse> {
-        // A delivery of a case out of the caller's scopes is missing to it,
-        // before any answer that depends on the delivery.
-        if !principal.scopes.is_all() {
-            let loaded = self.inner.deliveries.get(id).await?;
-            if let Some(delivery) = delivery_view(&loaded.events)?
-                && !self.case_in_scope(&principal.scopes, &delivery.case_id, &mut Default::default()).await?
-            {
-                return Err(ApiError::not_found("delivery", id.to_string()).into());
-            }
-        }
         let case_id: psirt_domain::CaseId = parse_id("case_id", &req.case_id, "case")?;
+        // A case out of the caller's scopes has no tickets, like a missing one.
+        if !self.case_in_scope(&scope::current(), &case_id.to_string(), &mut Default::default()).await? {
+            return Ok(api::ListExternalTicketsResponse { tickets: Vec::new() });
+        }
         let tickets =
             readmodel::tickets(&self.inner.pool, &case_id.to_string(), MAX_TICKETS_PER_CASE).await?;
         Ok(api::ListExternalTicketsResponse { tickets })
@@ -640,7 +644,3 @@ fn not_found_id(
         other => other,
     }
 }
-        // A case out of the caller's scopes has no tickets, like a missing one.
-        if !self.case_in_scope(&scope::current(), &case_id.to_string(), &mut Default::default()).await? {
-            return Ok(api::ListExternalTicketsResponse { tickets: Vec::new() });
-        }

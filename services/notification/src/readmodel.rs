@@ -149,8 +149,6 @@ impl Projection for ViewsProjection {
     }
 }
 
-/// One page of live subscriptions after `(created_seq, id)`, oldest first.
-pub async fn subscriptions(
 /// The routing's facts of a case (`notification_cases`), `None` when
 /// unknown or unreadable.
 pub async fn case_facts(
@@ -164,6 +162,8 @@ pub async fn case_facts(
     Ok(row.and_then(|r| r.try_get::<String, _>("facts").ok()).and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+/// One page of live subscriptions after `(created_seq, id)`, oldest first.
+pub async fn subscriptions(
     pool: &AnyPool,
     channel: Option<i32>,
     after: Option<(i64, String)>,
