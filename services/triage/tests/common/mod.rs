@@ -21,6 +21,9 @@ use tonic::transport::Channel;
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+/// The `iss` and `aud` every token of the tests carries (required in jwt mode).
+pub const ISSUER: &str = "https://idp.test/psirt";
+pub const AUDIENCE: &str = "psirt";
 
 pub struct Harness {
     pub nats: NatsServer,
@@ -43,6 +46,8 @@ pub fn config(nats: &NatsServer, db: &TestDatabase, auth: AuthMode) -> Config {
     config.auth.mode = auth;
     if auth == AuthMode::Jwt {
         config.auth.hs256_secret = Some(SecretString::from(SECRET.to_owned()));
+        config.auth.issuer = Some(ISSUER.to_owned());
+        config.auth.audience = Some(AUDIENCE.to_owned());
     }
     config.log.level = "warn".to_owned();
     config
@@ -234,7 +239,9 @@ pub fn token(sub: &str, roles: &[&str]) -> String {
 /// `psirt_products`, the default `auth.scopes_claim`).
 pub fn scoped_token(sub: &str, roles: &[&str], scopes: &[&str]) -> String {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    let claims = serde_json::json!({ "sub": sub, "roles": roles, "exp": exp, "psirt_products": scopes });
+    let claims = serde_json::json!({
+        "sub": sub, "roles": roles, "exp": exp, "iss": ISSUER, "aud": AUDIENCE, "psirt_products": scopes,
+    });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
