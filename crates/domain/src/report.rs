@@ -115,6 +115,9 @@ pub enum ReportCommand {
         direction: MessageDirection,
         author: String,
         body: String,
+        /// Most messages the report may hold (a quota of the deployment);
+        /// one more is refused with [`ReportError::TooManyMessages`].
+        max_messages: u32,
     },
     /// Links a likely duplicate; never merges nor drops either report.
     SuspectDuplicate {
@@ -204,6 +207,8 @@ pub enum ReportError {
     AlreadyAcknowledged { id: ReportId },
     #[error("a report cannot be a duplicate of itself")]
     DuplicateOfSelf,
+    #[error("report {id} holds its {limit} messages already")]
+    TooManyMessages { id: ReportId, limit: u32 },
     #[error("invalid report: {}", validation::join(.0))]
     Validation(Vec<FieldViolation>),
 }
@@ -297,8 +302,11 @@ impl Report {
                     acknowledged_at: now,
                 }])
             }
-            ReportCommand::AddMessage { direction, author, body } => {
+            ReportCommand::AddMessage { direction, author, body, max_messages } => {
                 let report = self.submitted()?;
+                if report.messages.len() >= max_messages as usize {
+                    return Err(ReportError::TooManyMessages { id: report.id, limit: max_messages });
+                }
                 let mut violations = Vec::new();
                 check_name(&mut violations, "author", &author);
                 check_text(&mut violations, "body", &body, true);

@@ -59,7 +59,8 @@ impl IntakeService for IntakeApi {
         request: Request<intake::SubmitReportRequest>,
     ) -> Result<Response<intake::SubmitReportResponse>, Status> {
         let principal = principal(&request)?;
-        Ok(Response::new(self.intake.submit(&principal, request.into_inner()).await?))
+        let peer = request.remote_addr().map(|a| a.ip());
+        Ok(Response::new(self.intake.submit(&principal, peer, request.into_inner()).await?))
     }
 
     #[instrument(skip_all, fields(rpc = "GetReport"))]
@@ -97,7 +98,8 @@ impl IntakeService for IntakeApi {
         request: Request<intake::AddReporterMessageRequest>,
     ) -> Result<Response<intake::AddReporterMessageResponse>, Status> {
         let principal = principal(&request)?;
-        Ok(Response::new(self.intake.add_message(&principal, request.into_inner()).await?))
+        let peer = request.remote_addr().map(|a| a.ip());
+        Ok(Response::new(self.intake.add_message(&principal, peer, request.into_inner()).await?))
     }
 }
 

@@ -3,6 +3,7 @@
 //! derived from the caller's request id, so a retried request finds its own
 //! event and answers as the first attempt did.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use psirt_domain::{
@@ -11,6 +12,7 @@ use psirt_domain::{
 use psirt_eventstore::{
     CommandError, EventStore, Executed, Metadata, ReadError, Repository, Request, StoreError,
 };
+use psirt_kit::quota::{self, Rate, RateLimiter};
 use psirt_kit::request::{PageBytes, page_token};
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::intake;
@@ -56,6 +58,9 @@ impl From<IntakeError> for ApiError {
                 ),
                 ReportError::DuplicateOfSelf => {
                     ApiError::invalid_argument("other_report_id", "a report cannot be a duplicate of itself")
+                }
+                ReportError::TooManyMessages { id, limit } => {
+                    ApiError::ResourceExhausted(format!("report {id} holds its {limit} messages already"))
                 }
             },
             IntakeError::Store(e) => e.into(),
@@ -120,6 +125,87 @@ impl Default for IntakeSettings {
     }
 }
 
+/// `[quotas]`: limits per caller. Rates are per replica (see
+/// `docs/operations.md`); the counts are exact.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeQuotas {
+    /// `SubmitReport` by a reporter, or by an unauthenticated caller (keyed
+    /// by its client address).
+    pub submit_reports: Rate,
+    /// `AddReporterMessage` by a reporter or an unauthenticated caller.
+    pub reporter_messages: Rate,
+    /// `SubmitReport` by staff and internal systems (analyst, engineer,
+    /// admin): feeds and gateways submit in bulk, but not without end.
+    pub staff_submit_reports: Rate,
+    /// `AddReporterMessage` by staff.
+    pub staff_messages: Rate,
+    /// Most messages one report holds, both directions.
+    pub max_messages_per_report: u32,
+    /// Most open reports (their case not closed) one reporter may have;
+    /// 0: no limit. Staff are not counted.
+    pub max_open_reports_per_reporter: u32,
+}
+
+impl Default for IntakeQuotas {
+    fn default() -> Self {
+        Self {
+            submit_reports: Rate::new(30, 60),
+            reporter_messages: Rate::new(60, 120),
+            staff_submit_reports: Rate::new(60_000, 5000),
+            staff_messages: Rate::new(60_000, 5000),
+            max_messages_per_report: 1000,
+            max_open_reports_per_reporter: 100,
+        }
+    }
+}
+
+impl IntakeQuotas {
+    /// Every problem, as (key, problem), keys relative to `[quotas]`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (key, rate) in [
+            ("submit_reports", self.submit_reports),
+            ("reporter_messages", self.reporter_messages),
+            ("staff_submit_reports", self.staff_submit_reports),
+            ("staff_messages", self.staff_messages),
+        ] {
+            out.extend(rate.problems(key));
+        }
+        if !(1..=100_000).contains(&self.max_messages_per_report) {
+            out.push(("max_messages_per_report".to_owned(), "must be between 1 and 100000".to_owned()));
+        }
+        if self.max_open_reports_per_reporter > 1_000_000 {
+            out.push(("max_open_reports_per_reporter".to_owned(), "must be at most 1000000".to_owned()));
+        }
+        out
+    }
+}
+
+/// The rate limiters of one replica.
+struct Limiters {
+    submit: RateLimiter,
+    messages: RateLimiter,
+    staff_submit: RateLimiter,
+    staff_messages: RateLimiter,
+}
+
+impl Limiters {
+    fn new(q: &IntakeQuotas) -> Self {
+        Self {
+            submit: RateLimiter::new(q.submit_reports),
+            messages: RateLimiter::new(q.reporter_messages),
+            staff_submit: RateLimiter::new(q.staff_submit_reports),
+            staff_messages: RateLimiter::new(q.staff_messages),
+        }
+    }
+}
+
+/// The quota key of a caller: its principal, or, unauthenticated, its address.
+fn caller(principal: &Principal, peer: Option<IpAddr>) -> String {
+    quota::caller_key((!principal.is_anonymous()).then_some(principal.subject.as_str()), peer)
+}
+
 /// A report as loaded from its events.
 type Loaded = psirt_eventstore::Loaded<Report>;
 
@@ -143,6 +229,8 @@ struct Inner {
     reports: Repository<mapping::ReportCodec>,
     pool: AnyPool,
     settings: IntakeSettings,
+    quotas: IntakeQuotas,
+    limiters: Limiters,
     dedup: DedupFilter,
 }
 
@@ -161,7 +249,18 @@ fn metadata(principal: &Principal, request_id: &str, correlation: Option<String>
         causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
         correlation_id: correlation.or_else(|| (!request_id.is_empty()).then(|| request_id.to_owned())),
         actor: Some(principal.subject.clone()),
+        actor_scopes: Some(principal.scopes.to_string()),
     }
+}
+
+/// What a caller may see of a report: a reporter never learns of other
+/// reports (the duplicate hints would confirm that someone else reported
+/// the same undisclosed flaw).
+fn for_caller(principal: &Principal, mut view: intake::Report) -> intake::Report {
+    if !is_staff(principal) {
+        view.suspected_duplicate_report_ids.clear();
+    }
+    view
 }
 
 /// Reporters see and write to their own reports only; staff see all.
@@ -170,9 +269,39 @@ fn is_staff(principal: &Principal) -> bool {
 }
 
 impl Intake {
-    pub fn new(store: EventStore, pool: AnyPool, settings: IntakeSettings) -> Self {
+    pub fn new(store: EventStore, pool: AnyPool, settings: IntakeSettings, quotas: IntakeQuotas) -> Self {
         let reports = Repository::new(store, mapping::ReportCodec);
-        Self { inner: Arc::new(Inner { reports, pool, settings, dedup: DedupFilter::default() }) }
+        let limiters = Limiters::new(&quotas);
+        Self {
+            inner: Arc::new(Inner {
+                reports,
+                pool,
+                settings,
+                quotas,
+                limiters,
+                dedup: DedupFilter::default(),
+            }),
+        }
+    }
+
+    /// The submission quotas, checked before anything is read or appended:
+    /// the rate of the caller's class, and a reporter's open reports.
+    async fn admit_submission(&self, principal: &Principal, peer: Option<IpAddr>) -> Result<()> {
+        let key = caller(principal, peer);
+        let staff = is_staff(principal);
+        let limiter = if staff { &self.inner.limiters.staff_submit } else { &self.inner.limiters.submit };
+        limiter.admit(&key, "SubmitReport")?;
+        let max_open = self.inner.quotas.max_open_reports_per_reporter;
+        if !staff && !principal.is_anonymous() && max_open > 0 {
+            let open = readmodel::open_reports_of(&self.inner.pool, &principal.subject).await?;
+            if open >= i64::from(max_open) {
+                return Err(ApiError::ResourceExhausted(format!(
+                    "{open} open reports: at most {max_open} per reporter until some are closed"
+                ))
+                .into());
+            }
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -197,8 +326,14 @@ impl Intake {
             return Err(ApiError::not_found("report", id.to_string()).into());
         }
         // Not-found rather than denied: a reporter must not learn which
-        // report ids exist.
-        if !is_staff(principal) && loaded.creator() != Some(principal.subject.as_str()) {
+        // report ids exist, nor staff of reports on products outside their
+        // scopes.
+        let visible = if is_staff(principal) {
+            loaded.state.details().is_some_and(|d| principal.scopes.permits(&d.affected_products))
+        } else {
+            loaded.creator() == Some(principal.subject.as_str())
+        };
+        if !visible {
             return Err(ApiError::not_found("report", id.to_string()).into());
         }
         Ok(loaded)
@@ -209,9 +344,11 @@ impl Intake {
     pub async fn submit(
         &self,
         principal: &Principal,
+        peer: Option<IpAddr>,
         req: intake::SubmitReportRequest,
     ) -> Result<intake::SubmitReportResponse> {
         let request_id = psirt_kit::request::request_id(&req.request_id)?;
+        self.admit_submission(principal, peer).await?;
         let report_id = if request_id.is_empty() {
             ReportId::new()
         } else {
@@ -244,6 +381,7 @@ impl Intake {
         };
         let mut view = view(&executed.loaded);
         self.link_duplicates(principal, &request_id, report_id, &received, &mut view).await;
+        let view = for_caller(principal, view);
         Ok(intake::SubmitReportResponse {
             report_id: report_id.to_string(),
             case_id: CaseId::for_report(report_id).to_string(),
@@ -336,6 +474,9 @@ impl Intake {
             // report it is.
             Err(IntakeError::Store(StoreError::Unavailable(cause))) if is_staff(principal) => {
                 match readmodel::get(&self.inner.pool, id).await? {
+                    Some(projected) if !principal.scopes.permits(&projected.affected_products) => {
+                        return Err(ApiError::not_found("report", id.to_string()).into());
+                    }
                     Some(projected) => {
                         tracing::warn!(report_id = %id, cause = %cause, "report read from the read model, the stream is unavailable");
                         return Ok(projected);
@@ -354,7 +495,7 @@ impl Intake {
                 }
             }
         }
-        Ok(view)
+        Ok(for_caller(principal, view))
     }
 
     /// `AcknowledgeReport`.
@@ -373,6 +514,7 @@ impl Intake {
         let template = self.inner.settings.acknowledgement_template.clone();
         let message = req.message.filter(|m| !m.trim().is_empty()).unwrap_or(template);
         let command = ReportCommand::Acknowledge { message };
+        self.load_visible(principal, id).await?;
         let executed =
             self.execute(principal, id, req.expected_version, event_id, request_id, command).await?;
         Ok(view(&executed.loaded))
@@ -382,11 +524,14 @@ impl Intake {
     pub async fn add_message(
         &self,
         principal: &Principal,
+        peer: Option<IpAddr>,
         req: intake::AddReporterMessageRequest,
     ) -> Result<intake::AddReporterMessageResponse> {
         let id = parse_report_id("report_id", &req.report_id)?;
         psirt_kit::request::request_id(&req.request_id)?;
         let staff = is_staff(principal);
+        let limiter = if staff { &self.inner.limiters.staff_messages } else { &self.inner.limiters.messages };
+        limiter.admit(&caller(principal, peer), "AddReporterMessage")?;
         let direction = if staff {
             mapping::direction_from_proto(req.direction).ok_or_else(|| {
                 ApiError::invalid_argument("direction", "direction must be INBOUND or OUTBOUND")
@@ -395,16 +540,15 @@ impl Intake {
             // A reporter writes to the team, never as the team.
             MessageDirection::Inbound
         };
-        if !staff {
-            // existence and ownership check with not-found semantics
-            self.load_visible(principal, id).await?;
-        }
+        // Existence, ownership and scope, with not-found semantics.
+        self.load_visible(principal, id).await?;
         let request_id = req.request_id.trim().to_owned();
         let key = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.clone() };
         let event_id = mapping::command_event_id(id, "message", &principal.subject, &key);
         let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
         let body = req.body;
-        let command = ReportCommand::AddMessage { direction, author, body };
+        let max_messages = self.inner.quotas.max_messages_per_report;
+        let command = ReportCommand::AddMessage { direction, author, body, max_messages };
         let loaded =
             self.execute(principal, id, req.expected_version, event_id, &request_id, command).await?.loaded;
         let message_id = loaded
@@ -417,7 +561,10 @@ impl Intake {
                 _ => None,
             })
             .unwrap_or_default();
-        Ok(intake::AddReporterMessageResponse { message_id, report: Some(view(&loaded)) })
+        Ok(intake::AddReporterMessageResponse {
+            message_id,
+            report: Some(for_caller(principal, view(&loaded))),
+        })
     }
 
     /// `ListReports`, from the read model.
@@ -485,17 +632,23 @@ impl Intake {
         }
         let query =
             readmodel::ListQuery { status, channel, received_after_ms, received_before_ms, after, limit };
-        let (mut reports, more) = readmodel::list(&self.inner.pool, &query).await?;
-        // Bounded in bytes too: the next page starts after the last report kept.
-        let more = PageBytes::current().fit(&mut reports) || more;
-        let next_page_token = if more {
-            reports
-                .last()
-                .and_then(|r| {
-                    let ms = r.received_at.as_ref().and_then(mapping::from_timestamp).map(millis)?;
-                    Some(encode_page_token(ms, &r.report_id))
-                })
-                .unwrap_or_default()
+        let (fetched, more) = readmodel::list(&self.inner.pool, &query).await?;
+        let position = |r: &intake::Report| {
+            let ms = r.received_at.as_ref().and_then(mapping::from_timestamp).map(millis)?;
+            Some(encode_page_token(ms, &r.report_id))
+        };
+        let last_read = fetched.last().and_then(position);
+        // Reports on products outside the caller's scopes are left out; the
+        // next page goes on after the last report read, so a short page
+        // skips nothing.
+        let mut reports: Vec<intake::Report> =
+            fetched.into_iter().filter(|r| principal.scopes.permits(&r.affected_products)).collect();
+        // Bounded in bytes too: then the next page starts after the last report kept.
+        let cut = PageBytes::current().fit(&mut reports);
+        let next_page_token = if cut {
+            reports.last().and_then(position).unwrap_or_default()
+        } else if more {
+            last_read.unwrap_or_default()
         } else {
             String::new()
         };

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 use tracing::{info, warn};
 
-pub use handlers::{Intake, IntakeSettings};
+pub use handlers::{Intake, IntakeQuotas, IntakeSettings};
 
 /// The service name in telemetry and logs.
 pub const SERVICE: &str = "psirt-intake";
@@ -46,6 +46,7 @@ pub struct Config {
     pub nats: NatsConfig,
     pub projection: ProjectionSettings,
     pub intake: IntakeSettings,
+    pub quotas: IntakeQuotas,
 }
 
 impl Default for Config {
@@ -60,6 +61,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             projection: ProjectionSettings::default(),
             intake: IntakeSettings::default(),
+            quotas: IntakeQuotas::default(),
         }
     }
 }
@@ -96,6 +98,9 @@ impl ServiceConfig for Config {
             "intake.acknowledgement_template",
             "must not be empty",
         );
+        for (key, problem) in self.quotas.problems() {
+            p.check(false, &format!("quotas.{key}"), &problem);
+        }
     }
 }
 
@@ -128,7 +133,7 @@ impl Application {
         let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
         let grpc_addr = grpc.local_addr();
         let admin_addr = admin.local_addr();
-        let intake = Intake::new(store.clone(), pool.clone(), config.intake.clone());
+        let intake = Intake::new(store.clone(), pool.clone(), config.intake.clone(), config.quotas.clone());
         Ok(Self {
             grpc,
             admin,

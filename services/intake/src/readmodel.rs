@@ -30,7 +30,7 @@ impl Projection for ReportsProjection {
     async fn apply(&self, conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ApplyError> {
         if event.subject.starts_with("psirt.evt.report.") {
             let domain = mapping::to_domain(event)?;
-            apply_report_event(conn, &domain, event.sequence).await?;
+            apply_report_event(conn, &domain, event.sequence, event.metadata.actor.as_deref()).await?;
         } else if psirt_eventstore::is_type::<events::CaseClosed>(&event.event_type) {
             let e: events::CaseClosed = event.decode()?;
             set_open(conn, &e.case_id, false).await?;
@@ -63,11 +63,13 @@ impl Projection for ReportsProjection {
                 match mapping::to_domain(event) {
                     Err(err) => undecodable.push((index, err)),
                     Ok(received @ ReportEvent::ReportReceived { .. }) => {
-                        pending.push(&received, event.sequence)
+                        pending.push(&received, event.sequence, event.metadata.actor.as_deref())
                     }
                     Ok(other) => {
                         pending.flush(conn).await?;
-                        apply_report_event(conn, &other, event.sequence).await.map_err(database_only)?;
+                        apply_report_event(conn, &other, event.sequence, None)
+                            .await
+                            .map_err(database_only)?;
                     }
                 }
             } else if psirt_eventstore::is_type::<events::CaseClosed>(&event.event_type)
@@ -95,8 +97,8 @@ fn database_only(err: ApplyError) -> sqlx::Error {
 
 /// Report rows and duplicate keys waiting for one multi-row insert.
 /// One `intake_reports` row: id, case id, status, channel, title, received
-/// at (ms), version, encoded view.
-type ReportRow = (String, String, i32, i32, String, i64, i64, Vec<u8>);
+/// at (ms), version, encoded view, submitter.
+type ReportRow = (String, String, i32, i32, String, i64, i64, Vec<u8>, Option<String>);
 
 #[derive(Default)]
 struct NewReports {
@@ -116,8 +118,9 @@ const ROWS_PER_STATEMENT: usize = 64;
 static REPORT_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
     ShapedStatements::insert(
         ROWS_PER_STATEMENT,
-        "INSERT INTO intake_reports (report_id, case_id, status, channel, title, received_at_ms, version, view)",
-        8,
+        "INSERT INTO intake_reports (report_id, case_id, status, channel, title, received_at_ms, version, view, \
+         submitted_by)",
+        9,
         "ON CONFLICT (report_id) DO NOTHING",
     )
 });
@@ -131,7 +134,8 @@ static KEY_INSERTS: LazyLock<ShapedStatements> = LazyLock::new(|| {
 });
 
 impl NewReports {
-    fn push(&mut self, event: &ReportEvent, sequence: u64) {
+    /// `submitter`: the actor of the `ReportReceived` (its metadata).
+    fn push(&mut self, event: &ReportEvent, sequence: u64, submitter: Option<&str>) {
         let ReportEvent::ReportReceived {
             report_id,
             case_id,
@@ -160,13 +164,14 @@ impl NewReports {
             received,
             i64::try_from(sequence).unwrap_or(i64::MAX),
             view.encode_to_vec(),
+            submitter.map(str::to_owned),
         ));
     }
 
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         for chunk in shaped_chunks(&self.reports, ROWS_PER_STATEMENT) {
             let mut query = sqlx::query(REPORT_INSERTS.get(chunk.len()));
-            for (id, case_id, status, channel, title, received, version, view) in chunk {
+            for (id, case_id, status, channel, title, received, version, view, submitter) in chunk {
                 query = query
                     .bind(id.as_str())
                     .bind(case_id.as_str())
@@ -175,7 +180,8 @@ impl NewReports {
                     .bind(title.as_str())
                     .bind(*received)
                     .bind(*version)
-                    .bind(view.as_slice());
+                    .bind(view.as_slice())
+                    .bind(submitter.as_deref());
             }
             query.execute(&mut *conn).await?;
         }
@@ -236,12 +242,13 @@ async fn apply_report_event(
     conn: &mut AnyConnection,
     event: &ReportEvent,
     sequence: u64,
+    submitter: Option<&str>,
 ) -> Result<(), ApplyError> {
     match event {
         ReportEvent::ReportReceived { .. } => {
             // The one insert path of a new report: a batch of one.
             let mut one = NewReports::default();
-            one.push(event, sequence);
+            one.push(event, sequence, submitter);
             one.flush(conn).await?;
         }
         ReportEvent::ReportAcknowledged { report_id, .. }
@@ -374,6 +381,14 @@ pub async fn list(pool: &AnyPool, query: &ListQuery) -> Result<(Vec<intake::Repo
 }
 
 /// The view of one report as the read model has it (may lag the stream).
+/// How many reports `submitter` has open (their case not closed).
+pub async fn open_reports_of(pool: &AnyPool, submitter: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM intake_reports WHERE submitted_by = $1 AND is_open = 1")
+        .bind(submitter)
+        .fetch_one(pool)
+        .await
+}
+
 pub async fn get(pool: &AnyPool, id: ReportId) -> Result<Option<intake::Report>, sqlx::Error> {
     let row = sqlx::query("SELECT view FROM intake_reports WHERE report_id = $1")
         .bind(id.to_string())

@@ -14,11 +14,13 @@ pub struct NotificationSettings {
     pub default_page_size: u32,
     /// Largest page.
     pub max_page_size: u32,
+    /// Most subscriptions one principal may have (not deleted); 0: no limit.
+    pub max_subscriptions_per_owner: u32,
 }
 
 impl Default for NotificationSettings {
     fn default() -> Self {
-        Self { default_page_size: 100, max_page_size: 1000 }
+        Self { default_page_size: 100, max_page_size: 1000, max_subscriptions_per_owner: 500 }
     }
 }
 

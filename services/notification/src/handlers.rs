@@ -272,6 +272,24 @@ impl Notification {
         }
     }
 
+    /// At most `notification.max_subscriptions_per_owner` subscriptions per
+    /// principal: one identity cannot fill the stream with subscriptions (and
+    /// each event with deliveries). A retried create of an existing one passes.
+    async fn check_subscription_quota(&self, principal: &Principal, id: SubscriptionId) -> Result<()> {
+        let max = self.inner.settings.max_subscriptions_per_owner;
+        if max == 0 || readmodel::subscription(&self.inner.pool, &id.to_string()).await?.is_some() {
+            return Ok(());
+        }
+        let owned = readmodel::subscriptions_of(&self.inner.pool, &principal.subject).await?;
+        if owned >= i64::from(max) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "{owned} subscriptions: at most {max} per owner; delete some first"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// A tracker keeps one ticket per case and subscription: two
     /// subscriptions of one tracker on the same project or table would make
     /// two tickets per case and comment every event twice. Refused; the
@@ -356,6 +374,7 @@ impl Notification {
             (SubscriptionId::for_request(&principal.subject, &request_id), request_id)
         };
         self.check_tracker_endpoint_free(&settings, id).await?;
+        self.check_subscription_quota(principal, id).await?;
         let events = self
             .decide_subscription(
                 principal,

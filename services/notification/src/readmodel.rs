@@ -76,8 +76,8 @@ impl Projection for ViewsProjection {
             let deleted = i32::from(view::is_subscription_deleted(e));
             let channel = next.settings.as_ref().map_or(0, |s| s.channel);
             sqlx::query(
-                "INSERT INTO notification_subscriptions (subscription_id, created_seq, channel, deleted, view) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscription_id) DO UPDATE SET channel = excluded.channel, \
+                "INSERT INTO notification_subscriptions (subscription_id, created_seq, channel, deleted, view, owner) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscription_id) DO UPDATE SET channel = excluded.channel, \
                  deleted = CASE WHEN notification_subscriptions.deleted = 1 THEN 1 ELSE excluded.deleted END, \
                  view = excluded.view",
             )
@@ -86,6 +86,8 @@ impl Projection for ViewsProjection {
             .bind(channel)
             .bind(deleted)
             .bind(next.encode_to_vec())
+            // The first event's actor; later events keep it (not in the update).
+            .bind(e.metadata.actor.as_deref())
             .execute(&mut *conn)
             .await?;
         } else if t.starts_with("psirt.events.v1.Delivery") {
@@ -361,4 +363,12 @@ pub async fn release_lease(pool: &AnyPool, name: &str, owner: &str) -> Result<()
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// How many subscriptions `owner` created that are not deleted.
+pub async fn subscriptions_of(pool: &AnyPool, owner: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM notification_subscriptions WHERE owner = $1 AND deleted = 0")
+        .bind(owner)
+        .fetch_one(pool)
+        .await
 }

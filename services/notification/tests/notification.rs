@@ -737,3 +737,35 @@ async fn webhooks_to_internal_addresses_are_refused_at_connect_unless_allowed() 
     assert_eq!(receiver.count(), 2);
     h.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_principal_has_at_most_its_quota_of_subscriptions() -> anyhow::Result<()> {
+    let mut h =
+        Harness::start_with(Backend::Sqlite, |c| c.notification.max_subscriptions_per_owner = 2).await?;
+    h.subscribe("quota-1", webhook("One", "https://hooks.example.com/1")).await?;
+    h.subscribe("quota-2", webhook("Two", "https://hooks.example.com/2")).await?;
+    // The count comes from the read model: wait until it lists both.
+    eventually(DEADLINE, "both subscriptions listed", || async {
+        let list = h
+            .client()
+            .await
+            .ok()?
+            .list_subscriptions(api::ListSubscriptionsRequest::default())
+            .await
+            .ok()?
+            .into_inner();
+        (list.subscriptions.len() == 2).then_some(())
+    })
+    .await?;
+    let refused =
+        h.subscribe("quota-3", webhook("Three", "https://hooks.example.com/3")).await.expect_err("a third");
+    let status = refused.downcast_ref::<tonic::Status>().expect("a gRPC status");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("at most 2"), "{}", status.message());
+    // A retried create of an existing subscription is no new one.
+    h.subscribe("quota-2", webhook("Two", "https://hooks.example.com/2")).await?;
+    let list =
+        h.client().await?.list_subscriptions(api::ListSubscriptionsRequest::default()).await?.into_inner();
+    assert_eq!(list.subscriptions.len(), 2, "nothing appended");
+    h.stop().await
+}

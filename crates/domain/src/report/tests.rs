@@ -354,6 +354,7 @@ fn commands_on_an_unsubmitted_report_are_not_found() {
             direction: MessageDirection::Inbound,
             author: "a".into(),
             body: "b".into(),
+            max_messages: 1000,
         },
         ReportCommand::SuspectDuplicate { other: ReportId::new(), reason: "same title".into() },
     ] {
@@ -378,6 +379,7 @@ fn add_message_numbers_messages_deterministically() {
             direction: MessageDirection::Inbound,
             author: " Alice ".into(),
             body: "Here is a proof of concept.".into(),
+            max_messages: 1000,
         })
         .then([first.clone()]);
     let report = given::<Report>([received(), acknowledged(), first])
@@ -385,6 +387,7 @@ fn add_message_numbers_messages_deterministically() {
             direction: MessageDirection::Outbound,
             author: "psirt".into(),
             body: "Thanks, reproduced.".into(),
+            max_messages: 1000,
         })
         .then([ReportEvent::ReporterMessageAdded {
             report_id: report_id(),
@@ -400,12 +403,44 @@ fn add_message_numbers_messages_deterministically() {
 }
 
 #[test]
+fn a_report_holds_at_most_its_quota_of_messages() {
+    let message = |n: u64| ReportEvent::ReporterMessageAdded {
+        report_id: report_id(),
+        message_id: MessageId::for_report_message(report_id(), n),
+        direction: MessageDirection::Inbound,
+        author: "Alice".into(),
+        body: format!("message {n}"),
+        added_at: NOW,
+    };
+    let add = |max_messages| ReportCommand::AddMessage {
+        direction: MessageDirection::Inbound,
+        author: "Alice".into(),
+        body: "one more".into(),
+        max_messages,
+    };
+    given::<Report>([received(), message(1), message(2)])
+        .when(add(2))
+        .then_error(ReportError::TooManyMessages { id: report_id(), limit: 2 });
+    given::<Report>([received(), message(1), message(2)]).when(add(3)).then([
+        ReportEvent::ReporterMessageAdded {
+            report_id: report_id(),
+            message_id: MessageId::for_report_message(report_id(), 3),
+            direction: MessageDirection::Inbound,
+            author: "Alice".into(),
+            body: "one more".into(),
+            added_at: NOW,
+        },
+    ]);
+}
+
+#[test]
 fn add_message_needs_an_author_and_a_body() {
     given::<Report>([received()])
         .when(ReportCommand::AddMessage {
             direction: MessageDirection::Inbound,
             author: "".into(),
             body: "".into(),
+            max_messages: 1000,
         })
         .then_error(ReportError::Validation(vec![
             FieldViolation::new("author", "author must not be empty"),

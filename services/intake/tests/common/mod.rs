@@ -17,6 +17,9 @@ use secrecy::SecretString;
 use tonic::transport::Channel;
 
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
+/// The `iss` and `aud` every token of the tests carries (required in jwt mode).
+pub const ISSUER: &str = "https://idp.test/psirt";
+pub const AUDIENCE: &str = "psirt";
 
 pub struct Harness {
     pub nats: NatsServer,
@@ -39,6 +42,8 @@ pub fn config(nats: &NatsServer, db: &TestDatabase, auth: AuthMode) -> Config {
     config.auth.mode = auth;
     if auth == AuthMode::Jwt {
         config.auth.hs256_secret = Some(SecretString::from(SECRET.to_owned()));
+        config.auth.issuer = Some(ISSUER.to_owned());
+        config.auth.audience = Some(AUDIENCE.to_owned());
     }
     config.log.level = "warn".to_owned();
     config
@@ -121,9 +126,25 @@ impl Harness {
     }
 }
 
+/// A token for every product (`psirt_products: ["*"]`).
 pub fn token(sub: &str, roles: &[&str], exp_offset_secs: i64, secret: &str) -> String {
+    token_with(sub, roles, &["*"], exp_offset_secs, secret)
+}
+
+/// A token with these product scopes (none: the claim is left out).
+pub fn token_with(
+    sub: &str,
+    roles: &[&str],
+    products: &[&str],
+    exp_offset_secs: i64,
+    secret: &str,
+) -> String {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + exp_offset_secs;
-    let claims = serde_json::json!({ "sub": sub, "roles": roles, "exp": exp });
+    let mut claims =
+        serde_json::json!({ "sub": sub, "roles": roles, "exp": exp, "iss": ISSUER, "aud": AUDIENCE });
+    if !products.is_empty() {
+        claims["psirt_products"] = serde_json::json!(products);
+    }
     jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("token encodes")
 }
