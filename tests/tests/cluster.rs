@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Service, report};
+use common::{AuthChannel, Service, report};
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_testkit::{NatsCluster, Security, eventually};
-use tonic::transport::Channel;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +34,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(client: &IntakeServiceClient<Channel>, run: &str, workers: usize) -> Self {
+    fn start(client: &IntakeServiceClient<AuthChannel>, run: &str, workers: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let answered_ok = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -154,7 +153,7 @@ async fn first_from(
 /// once; nothing unexpected was answered.
 async fn assert_each_once(
     cluster: &NatsCluster,
-    client: &IntakeServiceClient<Channel>,
+    client: &IntakeServiceClient<AuthChannel>,
     outcome: &Outcome,
 ) -> anyhow::Result<()> {
     let Outcome { ok, unexpected, .. } = outcome;
@@ -204,7 +203,9 @@ async fn assert_each_once(
 }
 
 /// Every report id of the read model, page by page.
-async fn list_report_ids(reader: &mut IntakeServiceClient<Channel>) -> Result<Vec<String>, tonic::Status> {
+async fn list_report_ids(
+    reader: &mut IntakeServiceClient<AuthChannel>,
+) -> Result<Vec<String>, tonic::Status> {
     let mut ids = Vec::new();
     let mut page_token = String::new();
     loop {

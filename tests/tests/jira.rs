@@ -339,11 +339,16 @@ impl Platform {
         std::fs::write(&config, CONFIG)?;
         std::fs::write(dir.0.join("jira.cred"), "psirt-bot@example.com:api-token-0123456789")?;
         std::fs::write(dir.0.join("jirahook.key"), WEBHOOK_SECRET)?;
+        // The inbound changes reach triage with the narrow tracker-sync identity.
+        let tracker_sync = psirt_testkit::jwt::Token::new("psirt-notification", &["tracker-sync"]);
+        std::fs::write(dir.0.join("tracker.jwt"), tracker_sync.mint())?;
         let env = vec![
             ("PSIRT_CONFIG", config.display().to_string()),
             ("PSIRT_JIRA__BASE_URL", format!("http://127.0.0.1:{}", prism.port)),
             ("PSIRT_SECRETS__JIRA__FILE", dir.0.join("jira.cred").display().to_string()),
             ("PSIRT_SECRETS__JIRAHOOK__FILE", dir.0.join("jirahook.key").display().to_string()),
+            ("PSIRT_SECRETS__TRACKER__FILE", dir.0.join("tracker.jwt").display().to_string()),
+            ("PSIRT_UPSTREAM__TOKEN_SECRET", "tracker".to_owned()),
             ("PSIRT_UPSTREAM__TRIAGE_URL", format!("https://localhost:{}", triage.grpc)),
             ("PSIRT_UPSTREAM__TLS_CA_FILE", common::tls_fixture("tls_ca.pem")),
             ("PSIRT_UPSTREAM__TLS_CLIENT_CERT_FILE", common::tls_fixture("tls_client.pem")),

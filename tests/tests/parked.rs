@@ -19,7 +19,7 @@ fn psirtctl(intake: &Service, args: &[&str]) -> anyhow::Result<(bool, String, St
     let output = Command::new(common::bin("psirtctl"))
         .args(args)
         .args(["--server", &format!("http://127.0.0.1:{}", intake.grpc)])
-        .env_remove("PSIRT_TOKEN")
+        .env("PSIRT_TOKEN", psirt_testkit::jwt::Token::admin().mint())
         .output()?;
     Ok((
         output.status.success(),

@@ -23,9 +23,8 @@ use psirt_proto::notification::notification_service_client::NotificationServiceC
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, events, intake, notification as api, triage};
 use psirt_testkit::eventually;
-use tonic::transport::Channel;
 
-use crate::common::{Service, build, sqlite, tempfile_dir};
+use crate::common::{AuthChannel, Service, build, sqlite, tempfile_dir};
 
 /// How long the system may take to settle after the load stops.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -82,7 +81,7 @@ fn transport_cancelled(status: &tonic::Status) -> bool {
 /// Submits reports at a steady rate until `stop`; each one is retried with
 /// its own request id on `UNAVAILABLE` until intake acknowledges it.
 async fn load(
-    client: IntakeServiceClient<Channel>,
+    client: IntakeServiceClient<AuthChannel>,
     run: String,
     stop: Arc<AtomicBool>,
     progress: Arc<AtomicUsize>,
@@ -145,7 +144,7 @@ async fn load(
     outcome
 }
 
-async fn all_cases(client: &CaseServiceClient<Channel>) -> Option<Vec<triage::Case>> {
+async fn all_cases(client: &CaseServiceClient<AuthChannel>) -> Option<Vec<triage::Case>> {
     let mut client = client.clone();
     let mut all = Vec::new();
     let mut token = String::new();
@@ -163,7 +162,7 @@ async fn all_cases(client: &CaseServiceClient<Channel>) -> Option<Vec<triage::Ca
     }
 }
 
-async fn all_reports(client: &IntakeServiceClient<Channel>) -> Option<Vec<intake::Report>> {
+async fn all_reports(client: &IntakeServiceClient<AuthChannel>) -> Option<Vec<intake::Report>> {
     let mut client = client.clone();
     let mut all = Vec::new();
     let mut token = String::new();
@@ -185,7 +184,7 @@ async fn all_reports(client: &IntakeServiceClient<Channel>) -> Option<Vec<intake
     }
 }
 
-async fn all_deliveries(client: &NotificationServiceClient<Channel>) -> Option<Vec<api::Delivery>> {
+async fn all_deliveries(client: &NotificationServiceClient<AuthChannel>) -> Option<Vec<api::Delivery>> {
     let mut client = client.clone();
     let mut all = Vec::new();
     let mut token = String::new();

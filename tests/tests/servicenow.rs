@@ -357,10 +357,15 @@ impl Platform {
         std::fs::write(&config_file, config(mock))?;
         std::fs::write(dir.0.join("servicenow.cred"), CREDENTIALS)?;
         std::fs::write(dir.0.join("snhook.key"), WEBHOOK_SECRET)?;
+        // The inbound changes reach triage with the narrow tracker-sync identity.
+        let tracker_sync = psirt_testkit::jwt::Token::new("psirt-notification", &["tracker-sync"]);
+        std::fs::write(dir.0.join("tracker.jwt"), tracker_sync.mint())?;
         let env = vec![
             ("PSIRT_CONFIG", config_file.display().to_string()),
             ("PSIRT_SECRETS__SERVICENOW__FILE", dir.0.join("servicenow.cred").display().to_string()),
             ("PSIRT_SECRETS__SNHOOK__FILE", dir.0.join("snhook.key").display().to_string()),
+            ("PSIRT_SECRETS__TRACKER__FILE", dir.0.join("tracker.jwt").display().to_string()),
+            ("PSIRT_UPSTREAM__TOKEN_SECRET", "tracker".to_owned()),
             ("PSIRT_UPSTREAM__TRIAGE_URL", format!("http://127.0.0.1:{}", triage.grpc)),
             ("PSIRT_PROJECTION__LEASE_MS", "1000".to_owned()),
         ];

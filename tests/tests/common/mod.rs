@@ -9,8 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use psirt_testkit::jwt::{Bearer, Token};
 use psirt_testkit::{NatsServer, eventually, free_port};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// What [`Service::channel`] returns: a channel that sends an admin's bearer token
+/// (every product in scope) with every call, as the services run with JWT auth on.
+pub type AuthChannel = InterceptedService<Channel, Bearer>;
 
 pub fn bin(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -91,8 +97,10 @@ impl Service {
 
     pub fn command(&self, nats: &NatsServer) -> Command {
         let mut command = Command::new(bin(&format!("psirt-{}", self.name)));
+        // Authentication on, as in production: HS256 tokens of psirt_testkit::jwt
+        // (Service::channel sends an admin's).
+        command.envs(psirt_testkit::jwt::env());
         command
-            .env("PSIRT_AUTH__MODE", "none")
             .env("PSIRT_LOG__LEVEL", "error")
             .env("PSIRT_NATS__URL", nats.url())
             .env("PSIRT_DATABASE__URL", &self.db)
@@ -167,9 +175,21 @@ impl Service {
         Ok(())
     }
 
-    /// A channel to the service's gRPC port: plaintext, or mutual TLS with the test
-    /// client certificate when the service was started with [`mutual_tls_env`].
-    pub async fn channel(&self) -> anyhow::Result<Channel> {
+    /// A channel to the service's gRPC port sending an admin's token with every call
+    /// (see [`Service::plain_channel`] for the transport).
+    pub async fn channel(&self) -> anyhow::Result<AuthChannel> {
+        self.channel_as(&Token::admin()).await
+    }
+
+    /// A channel sending `token` with every call.
+    pub async fn channel_as(&self, token: &Token) -> anyhow::Result<AuthChannel> {
+        Ok(InterceptedService::new(self.plain_channel().await?, Bearer::new(token)))
+    }
+
+    /// A channel to the service's gRPC port, without a token: plaintext, or mutual TLS
+    /// with the test client certificate when the service was started with
+    /// [`mutual_tls_env`].
+    pub async fn plain_channel(&self) -> anyhow::Result<Channel> {
         if !self.env.iter().any(|(key, _)| key == "PSIRT_GRPC__TLS_CERT_FILE") {
             return Ok(Channel::from_shared(format!("http://127.0.0.1:{}", self.grpc))?.connect().await?);
         }
