@@ -62,12 +62,171 @@ fn rejected_token_callers() -> Vec<Caller> {
     .collect()
 }
 
-/// Hook for product scopes (issue 15, point 2): callers whose `psirt_products` leave out
-/// the product of a seeded case, expected to get NOT_FOUND for that case on the RPCs that
-/// name a case. Empty until scopes are enforced by the services; the rows then need a
-/// request carrying the seeded case's id instead of the empty message.
+/// Product scopes are the other column: see
+/// [`a_case_out_of_scope_answers_as_a_missing_one_on_every_rpc_that_names_it`], which
+/// needs a seeded case and requests that name it rather than the empty message.
 fn out_of_scope_callers() -> Vec<Caller> {
     Vec::new()
+}
+
+/// A request body given as its encoded bytes (built through the descriptors).
+#[derive(Clone, Default, PartialEq)]
+struct Raw(Vec<u8>);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Raw({} bytes)", self.0.len())
+    }
+}
+
+impl prost::Message for Raw {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// The code of one call with `body` as the request.
+async fn call_with(
+    channel: &Channel,
+    bearer: &Bearer,
+    path: &str,
+    server_streaming: bool,
+    body: Vec<u8>,
+) -> Code {
+    let mut grpc = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), bearer.clone()));
+    if let Err(e) = grpc.ready().await {
+        panic!("{path}: channel not ready: {e}");
+    }
+    let path = http::uri::PathAndQuery::try_from(path).expect("method path");
+    let codec = tonic_prost::ProstCodec::<Raw, Raw>::default();
+    let request = tonic::Request::new(Raw(body));
+    let result = if server_streaming {
+        match grpc.server_streaming(request, path, codec).await {
+            // A stream is accepted before it says anything: its first message or
+            // error is the answer.
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                match tokio::time::timeout(std::time::Duration::from_millis(500), stream.message()).await {
+                    Ok(Err(status)) => Err(status),
+                    _ => Ok(()),
+                }
+            }
+            Err(status) => Err(status),
+        }
+    } else {
+        grpc.unary(request, path, codec).await.map(|_| ())
+    };
+    result.err().map_or(Code::Ok, |status| status.code())
+}
+
+/// Issue 15, point 2, in the matrix: a staff member whose scopes leave out a case's
+/// product gets, on every RPC whose request names a case or report (`case_id`,
+/// `report_id`), the very answer a missing id gets; its existence is not confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_out_of_scope_answers_as_a_missing_one_on_every_rpc_that_names_it() -> anyhow::Result<()> {
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+
+    build()?;
+    let dir = tempfile_dir::Dir::new("role-matrix-scopes")?;
+    let nats = NatsServer::start().await?;
+    let mut services = BTreeMap::new();
+    for name in ["intake", "triage", "remediation", "notification"] {
+        services.insert(name, Service::start(name, &nats, sqlite(&dir, name)).await?);
+    }
+    // A case of product acme-router, accepted (so remediation holds its plan).
+    let case =
+        common::open_case(&services["intake"], &services["triage"], "scope-matrix-1", "Overflow").await?;
+    common::assess_and_accept(
+        &services["triage"],
+        &case.case_id,
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    )
+    .await?;
+    let report_id =
+        case.report_ids.first().cloned().ok_or_else(|| anyhow::anyhow!("the case names no report"))?;
+    let missing_case = uuid::Uuid::now_v7().to_string();
+    let missing_report = uuid::Uuid::now_v7().to_string();
+
+    let pool = DescriptorPool::decode(psirt_proto::FILE_DESCRIPTOR_SET)?;
+    let mut compared = 0usize;
+    let mut seen_in_scope = 0usize;
+    let mut failures = Vec::new();
+    for (name, rules, served) in tables() {
+        let channel = services[name].plain_channel().await?;
+        for service in served.iter() {
+            let Some(descriptor) = pool.get_service_by_name(service) else { continue };
+            for method in descriptor.methods() {
+                let path = format!("/{service}/{}", method.name());
+                let Some(rule) = rules.iter().find(|r| r.method == path) else { continue };
+                let input = method.input();
+                let Some((field, seeded, missing)) =
+                    [("case_id", &case.case_id, &missing_case), ("report_id", &report_id, &missing_report)]
+                        .into_iter()
+                        .find_map(|(f, seeded, missing)| {
+                            input.get_field_by_name(f).map(|field| (field, seeded, missing))
+                        })
+                else {
+                    continue;
+                };
+                // The narrowest staff role the row allows (admins hold every scope).
+                let Some(role) =
+                    [Role::Analyst, Role::Engineer, Role::TrackerSync].into_iter().find(|r| rule.allows(*r))
+                else {
+                    continue;
+                };
+                let scoped =
+                    Bearer::new(&Token::new("e2e-scoped", &[role.as_str()]).products(&["acme-portal"]));
+                let everything =
+                    Bearer::new(&Token::new("e2e-everything", &[role.as_str()]).products(&["*"]));
+                let body = |id: &str| {
+                    let mut message = DynamicMessage::new(input.clone());
+                    message.set_field(&field, Value::String(id.to_owned()));
+                    prost::Message::encode_to_vec(&message)
+                };
+                let streaming = method.is_server_streaming();
+                let out_of_scope = call_with(&channel, &scoped, &path, streaming, body(seeded)).await;
+                let not_there = call_with(&channel, &scoped, &path, streaming, body(missing)).await;
+                let in_scope = call_with(&channel, &everything, &path, streaming, body(seeded)).await;
+                compared += 1;
+                if out_of_scope != not_there {
+                    failures.push(format!(
+                        "{path} as {role} out of scope: {out_of_scope:?}, for a missing id: {not_there:?}"
+                    ));
+                }
+                if in_scope != out_of_scope {
+                    seen_in_scope += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} RPCs confirm an out-of-scope case:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(compared >= 15, "only {compared} RPCs name a case or a report");
+    // Not vacuous: in scope, the seeded case answers differently on many of them.
+    assert!(
+        seen_in_scope >= 5,
+        "only {seen_in_scope} of {compared} RPCs tell the seeded case apart in scope"
+    );
+    Ok(())
 }
 
 /// The outcome of one call: the status code, `Ok` when the call was accepted.
