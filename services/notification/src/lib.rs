@@ -326,9 +326,7 @@ impl Application {
         let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
 
         let routes = psirt_kit::ServiceRoutes::new()
-            .add_service(scope::Scoped(NotificationServiceServer::new(api::NotificationApi::new(
-                notification,
-            ))))
+            .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
             .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

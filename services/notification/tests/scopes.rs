@@ -9,32 +9,21 @@ mod support;
 use psirt_domain::{CaseId, DeliveryId, ReportId};
 use psirt_kit::config::AuthMode;
 use psirt_proto::{common, events, notification as api};
+use psirt_testkit::jwt;
 use psirt_testkit::{Backend, eventually};
 use secrecy::SecretString;
 use support::*;
 use time::OffsetDateTime;
 use tonic::Code;
 
-const JWT_SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
-const ISSUER: &str = "https://idp.test/psirt";
-const AUDIENCE: &str = "psirt";
-
-fn token(sub: &str, roles: &[&str], scopes: &[&str]) -> String {
-    let exp = OffsetDateTime::now_utc().unix_timestamp() + 600;
-    let claims = serde_json::json!({
-        "sub": sub, "roles": roles, "exp": exp, "iss": ISSUER, "aud": AUDIENCE, "psirt_products": scopes,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("token encodes")
+/// A token of `roles` with these product scopes (none: no scope at all).
+fn token(sub: &str, roles: &[&str], scopes: &[&str]) -> jwt::Token {
+    jwt::Token::new(sub, roles).products(scopes)
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+fn with_token<T>(message: T, token: &jwt::Token) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header value"));
+    request.metadata_mut().insert("authorization", token.header());
     request
 }
 
@@ -83,7 +72,7 @@ type Client = psirt_proto::notification::notification_service_client::Notificati
 >;
 
 /// Every delivery a caller lists, page by page (one a page): (case id, delivery id).
-async fn deliveries(client: &Client, token: &str) -> anyhow::Result<Vec<(String, String)>> {
+async fn deliveries(client: &Client, token: &jwt::Token) -> anyhow::Result<Vec<(String, String)>> {
     let mut client = client.clone();
     let mut seen = Vec::new();
     let mut page_token = String::new();
@@ -111,7 +100,7 @@ async fn deliveries(client: &Client, token: &str) -> anyhow::Result<Vec<(String,
 }
 
 /// Every subscription a caller lists, page by page (one a page), by name.
-async fn subscriptions(client: &Client, token: &str) -> anyhow::Result<Vec<String>> {
+async fn subscriptions(client: &Client, token: &jwt::Token) -> anyhow::Result<Vec<String>> {
     let mut client = client.clone();
     let mut seen = Vec::new();
     let mut page_token = String::new();
@@ -142,9 +131,9 @@ async fn subscriptions(client: &Client, token: &str) -> anyhow::Result<Vec<Strin
 async fn a_scoped_principal_sees_only_deliveries_and_subscriptions_of_its_products() -> anyhow::Result<()> {
     let h = Harness::start_with(Backend::Sqlite, |config| {
         config.auth.mode = AuthMode::Jwt;
-        config.auth.hs256_secret = Some(SecretString::from(JWT_SECRET.to_owned()));
-        config.auth.issuer = Some(ISSUER.to_owned());
-        config.auth.audience = Some(AUDIENCE.to_owned());
+        config.auth.hs256_secret = Some(SecretString::from(jwt::SECRET.to_owned()));
+        config.auth.issuer = Some(jwt::ISSUER.to_owned());
+        config.auth.audience = Some(jwt::AUDIENCE.to_owned());
     })
     .await?;
     let receiver = Receiver::start(&[], 200).await?;

@@ -192,7 +192,7 @@ fn metadata(principal: &Principal, request_id: &str) -> Metadata {
         causation_id: Some(request_id.to_owned()),
         correlation_id: Some(request_id.to_owned()),
         actor: Some(principal.subject.clone()),
-        actor_scopes: Some(scope::recorded(principal)),
+        actor_scopes: Some(principal.scopes.to_string()),
     }
 }
 

@@ -256,10 +256,8 @@ impl Application {
         };
 
         let routes = psirt_kit::ServiceRoutes::new()
-            .add_service(scope::Scoped(RemediationServiceServer::new(api::RemediationApi::new(
-                remediation.clone(),
-            ))))
-            .add_service(scope::Scoped(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation))))
+            .add_service(RemediationServiceServer::new(api::RemediationApi::new(remediation.clone())))
+            .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
             .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -14,6 +14,7 @@ use psirt_proto::remediation::advisory_service_client::AdvisoryServiceClient;
 use psirt_proto::remediation::remediation_service_client::RemediationServiceClient;
 use psirt_proto::{common, events, remediation as api};
 use psirt_remediation::{Application, Config};
+use psirt_testkit::jwt;
 use psirt_testkit::{Backend, NatsServer, TestDatabase, eventually};
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -21,26 +22,15 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-const SECRET: &str = "test-secret-that-is-long-enough-for-hs256!";
-const ISSUER: &str = "https://idp.test/psirt";
-const AUDIENCE: &str = "psirt";
 
-fn token(sub: &str, roles: &[&str], scopes: &[&str]) -> String {
-    let exp = OffsetDateTime::now_utc().unix_timestamp() + 600;
-    let claims = serde_json::json!({
-        "sub": sub, "roles": roles, "exp": exp, "iss": ISSUER, "aud": AUDIENCE, "psirt_products": scopes,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("token encodes")
+/// A token of `roles` with these product scopes (none: no scope at all).
+fn token(sub: &str, roles: &[&str], scopes: &[&str]) -> jwt::Token {
+    jwt::Token::new(sub, roles).products(scopes)
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+fn with_token<T>(message: T, token: &jwt::Token) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header value"));
+    request.metadata_mut().insert("authorization", token.header());
     request
 }
 
@@ -148,9 +138,9 @@ async fn start() -> anyhow::Result<Service> {
     config.nats.stream.manage = true;
     config.database.url = SecretString::from(db.url().to_owned());
     config.auth.mode = AuthMode::Jwt;
-    config.auth.hs256_secret = Some(SecretString::from(SECRET.to_owned()));
-    config.auth.issuer = Some(ISSUER.to_owned());
-    config.auth.audience = Some(AUDIENCE.to_owned());
+    config.auth.hs256_secret = Some(SecretString::from(jwt::SECRET.to_owned()));
+    config.auth.issuer = Some(jwt::ISSUER.to_owned());
+    config.auth.audience = Some(jwt::AUDIENCE.to_owned());
     config.log.level = "warn".to_owned();
     config.advisory.csaf_directory = csaf.path().to_path_buf();
     config.advisory.publisher_name = "ACME PSIRT".to_owned();
@@ -193,7 +183,7 @@ fn draft(case: &str, request_id: &str) -> api::DraftAdvisoryRequest {
 }
 
 /// Every advisory a caller lists, page by page (one a page), by case id.
-async fn listed(s: &Service, token: &str) -> anyhow::Result<Vec<String>> {
+async fn listed(s: &Service, token: &jwt::Token) -> anyhow::Result<Vec<String>> {
     let mut client = s.advisories.clone();
     let mut seen = Vec::new();
     let mut page_token = String::new();

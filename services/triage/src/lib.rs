@@ -239,8 +239,8 @@ impl Application {
         };
 
         let routes = psirt_kit::ServiceRoutes::new()
-            .add_service(scope::Scoped(TriageServiceServer::new(api::TriageApi::new(triage.clone()))))
-            .add_service(scope::Scoped(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone()))))
+            .add_service(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
+            .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
             .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)));
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

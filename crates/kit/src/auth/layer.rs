@@ -90,8 +90,9 @@ where
             match authorize(&authenticator, &policy, &path, token).await {
                 Ok(principal) => {
                     tracing::Span::current().record("enduser.id", principal.subject.as_str());
+                    let scopes = principal.scopes.clone();
                     req.extensions_mut().insert(principal);
-                    inner.call(req).await
+                    super::CALLER_SCOPES.scope(scopes, inner.call(req)).await
                 }
                 Err(status) => Ok(status.into_http()),
             }

@@ -91,6 +91,19 @@ pub struct Principal {
     pub claims: Map<String, Value>,
 }
 
+tokio::task_local! {
+    /// The product scopes of the caller of the gRPC call running on this task.
+    static CALLER_SCOPES: Scopes;
+}
+
+/// The product scopes of the caller of the gRPC call running on this task: the
+/// [`AuthLayer`] sets them around every call it lets through, so read handlers that do
+/// not take the [`Principal`] know them too. [`Scopes::None`] outside a call: nothing is
+/// in scope.
+pub fn caller_scopes() -> Scopes {
+    CALLER_SCOPES.try_with(Clone::clone).unwrap_or(Scopes::None)
+}
+
 /// Subject of the principal used when authentication is disabled or the method is public.
 pub const ANONYMOUS: &str = "anonymous";
 
@@ -166,6 +179,40 @@ impl Rule {
     pub fn allows(&self, role: Role) -> bool {
         role == Role::Admin || self.roles.contains(&role)
     }
+}
+
+/// What is wrong with a service's policy table against its contract: an RPC of the
+/// `served` services (as the descriptors declare them) without exactly one row, a row
+/// that names no served RPC, a row `policy` does not enforce as written, and a method
+/// without a row that `policy` would not deny. Empty when the table is whole.
+pub fn table_problems(served: &[&str], rules: &[Rule], policy: &AuthPolicy) -> Vec<String> {
+    let rpcs: Vec<String> =
+        served.iter().flat_map(|s| psirt_proto::service_rpcs(s)).map(|r| r.path()).collect();
+    let mut problems = Vec::new();
+    if rpcs.is_empty() {
+        problems.push(format!("{served:?} serve no RPC"));
+    }
+    for rpc in &rpcs {
+        let rows = rules.iter().filter(|r| r.method == rpc).count();
+        if rows != 1 {
+            problems.push(format!("{rpc} has {rows} rows, needs one"));
+        }
+    }
+    for rule in rules {
+        if !rpcs.iter().any(|rpc| rpc == rule.method) {
+            problems.push(format!("{} is no RPC served", rule.method));
+        }
+        if policy.access_for(rule.method) != Some(&Access::AnyOf(rule.roles.to_vec())) {
+            problems.push(format!("{} is not enforced as its row says", rule.method));
+        }
+    }
+    for service in served {
+        let unlisted = format!("/{service}/NoSuchMethod");
+        if policy.access_for(&unlisted).is_some() {
+            problems.push(format!("{unlisted} (no row) is not denied"));
+        }
+    }
+    problems
 }
 
 /// Maps full gRPC method paths (`/psirt.intake.v1.IntakeService/SubmitReport`) to the

@@ -269,7 +269,7 @@ impl Triage {
             causation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             correlation_id: (!request_id.is_empty()).then(|| request_id.to_owned()),
             actor: Some(principal.subject.clone()),
-            actor_scopes: Some(scope::recorded(principal)),
+            actor_scopes: Some(principal.scopes.to_string()),
         };
         let request = Request {
             expected: expected_version,
