@@ -12,7 +12,7 @@ use psirt_kit::config::AuthMode;
 use psirt_kit::quota::Rate;
 use psirt_proto::intake;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
-use psirt_testkit::{Backend, NatsServer, TestDatabase, eventually};
+use psirt_testkit::{BACKENDS, Backend, NatsServer, TestDatabase, eventually};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -22,8 +22,15 @@ fn token(sub: &str, roles: &[&str], products: &[&str]) -> String {
 }
 
 async fn start(tweak: impl FnOnce(&mut psirt_intake::Config)) -> anyhow::Result<Harness> {
+    start_on(Backend::Sqlite, tweak).await
+}
+
+async fn start_on(
+    backend: Backend,
+    tweak: impl FnOnce(&mut psirt_intake::Config),
+) -> anyhow::Result<Harness> {
     let nats = NatsServer::start().await?;
-    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let db = TestDatabase::new(backend).await?;
     Harness::start_configured(nats, db, AuthMode::Jwt, tweak).await
 }
 
@@ -121,7 +128,15 @@ async fn a_report_holds_at_most_its_quota_of_messages() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reporter_has_at_most_n_open_reports() -> anyhow::Result<()> {
-    let mut h = start(|c| c.quotas.max_open_reports_per_reporter = 2).await?;
+    // The count is SQL on the read model: both databases.
+    for backend in BACKENDS {
+        open_reports_on(backend).await?;
+    }
+    Ok(())
+}
+
+async fn open_reports_on(backend: Backend) -> anyhow::Result<()> {
+    let mut h = start_on(backend, |c| c.quotas.max_open_reports_per_reporter = 2).await?;
     let mut client = h.client().await?;
     let (alice, bob) = (token("alice", &["reporter"], &[]), token("bob", &["reporter"], &[]));
     let analyst = token("ana", &["analyst"], &["*"]);

@@ -740,8 +740,15 @@ async fn webhooks_to_internal_addresses_are_refused_at_connect_unless_allowed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_principal_has_at_most_its_quota_of_subscriptions() -> anyhow::Result<()> {
-    let mut h =
-        Harness::start_with(Backend::Sqlite, |c| c.notification.max_subscriptions_per_owner = 2).await?;
+    // The count is SQL on the read model: both databases.
+    for backend in BACKENDS {
+        subscription_quota_on(backend).await?;
+    }
+    Ok(())
+}
+
+async fn subscription_quota_on(backend: Backend) -> anyhow::Result<()> {
+    let mut h = Harness::start_with(backend, |c| c.notification.max_subscriptions_per_owner = 2).await?;
     h.subscribe("quota-1", webhook("One", "https://hooks.example.com/1")).await?;
     h.subscribe("quota-2", webhook("Two", "https://hooks.example.com/2")).await?;
     // The count comes from the read model: wait until it lists both.
