@@ -13,8 +13,11 @@ up: ensure-nats
     cargo build -p psirt-intake -p psirt-triage -p psirt-remediation -p psirt-notification -p psirt-cli
     STATE_DIR="{{state_dir}}" scripts/up.sh
 
+# Installs what the tests run and a fresh machine lacks (the ensure-* recipes and
+# scripts/check-deploy.sh): a fresh machine needs the Rust toolchain, Python and apt-get
+# (node/npm, prometheus for promtool), and PostgreSQL running.
 # Run the whole test suite (needs PostgreSQL at 127.0.0.1:5432 or PSIRT_TEST_DATABASE_URL).
-test: ensure-nats ensure-validators
+test: ensure-nats ensure-validators ensure-python-tools
     #!/usr/bin/env bash
     set -euo pipefail
     export NATS_SERVER_BIN="$(scripts/nats-server-path.sh)"
@@ -30,12 +33,14 @@ test: ensure-nats ensure-validators
 test-crate crate: ensure-nats
     NATS_SERVER_BIN="$(scripts/nats-server-path.sh)" cargo nextest run -p {{crate}}
 
-# Formatting, clippy with warnings denied, and buf lint of the protobuf contracts.
+# buf breaking compares the contract with the latest release (scripts/check-contract.sh).
+# Formatting, clippy with warnings denied, buf lint and buf breaking of the protobuf contracts.
 lint: ensure-buf
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     buf lint
     buf format --diff --exit-code
+    scripts/check-contract.sh
 
 # Format the code and the protos.
 fmt: ensure-buf
@@ -67,12 +72,32 @@ ensure-nats:
 # Install the independent advisory validators the tests run: the BSI CSAF validator
 # (npm, pinned by scripts/advisory/csaf-validator/package-lock.json), cvelib and
 # python-jsonschema (PyPI).
-ensure-validators:
+ensure-validators: ensure-node
     @test -f scripts/advisory/csaf-validator/node_modules/@secvisogram/csaf-validator-lib/package.json || npm ci --silent --prefix scripts/advisory/csaf-validator
     @python3 -c "import cvelib, jsonschema" 2>/dev/null || python3 -m pip install --quiet cvelib==1.8.0 jsonschema==4.26.0 || python3 -m pip install --quiet --break-system-packages cvelib==1.8.0 jsonschema==4.26.0
     @test -x scripts/jira-mock/node_modules/.bin/prism || npm ci --silent --prefix scripts/jira-mock
     @python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd==1.4.6 || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
 
-# Install buf (from the npm registry) when missing.
-ensure-buf:
-    @command -v buf >/dev/null || npm install --global --silent @bufbuild/buf
+# Install buf (from the npm registry, pinned) when missing.
+ensure-buf: ensure-node
+    @command -v buf >/dev/null || npm install --global --silent @bufbuild/buf@1.75.0
+
+# buf, the CSAF validator and Prism come from the npm registry.
+# Install node.js and npm (Debian packages) when npm is missing.
+ensure-node:
+    @command -v npm >/dev/null || {{just_executable()}} _apt-install nodejs npm
+
+# The end-to-end test of `just up` lists the services' APIs with it.
+# Install the Python gRPC reflection client (PyPI, pinned) when missing.
+ensure-python-tools:
+    @python3 -c "import grpc, grpc_reflection" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check grpcio==1.85.4 grpcio-reflection==1.85.1 || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages grpcio==1.85.4 grpcio-reflection==1.85.1
+
+# apt-get install of Debian packages, quietly (as root, or through sudo).
+[private]
+_apt-install +packages:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    echo "installing {{packages}} (apt-get)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{packages}} >/dev/null
