@@ -24,6 +24,17 @@ if [[ -n "$newest_tag" ]]; then
         log "(a clone without tags could not check against it; see docs/operations.md)"
         exit 1
     fi
+    # The committed image must be the tagged contract, or tagless clones check against
+    # something else.
+    tagged="$(mktemp)"
+    buf build "$against" --exclude-source-info -o "$tagged"
+    if ! cmp -s "$tagged" "proto/releases/$newest_tag.binpb"; then
+        rm -f "$tagged"
+        log "proto/releases/$newest_tag.binpb is not the contract of tag $newest_tag"
+        log "(rebuild it: buf build .git#tag=$newest_tag --exclude-source-info -o proto/releases/$newest_tag.binpb)"
+        exit 1
+    fi
+    rm -f "$tagged"
     baseline="tag $newest_tag"
 elif [[ -n "$newest_image" ]]; then
     against="$newest_image"
