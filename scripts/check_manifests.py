@@ -41,10 +41,19 @@ Subcommands:
                         and every metric its PromQL (panel targets, template queries) names
                         is in the Metrics table of docs/operations.md (histogram series
                         `_bucket`/`_count`/`_sum` of a documented histogram included).
+  alerts RENDERED OUT   the PrometheusRule of the rendered manifests (components/monitoring)
+                        holds exactly the alerts of the "Alerts" section of docs/operations.md:
+                        one rule per documented alert and none else, with the documented
+                        expression, `for` and severity label, summary and description
+                        annotations and a runbook_url pointing to the alert's section; every
+                        metric a rule names is in the Metrics table there (or Prometheus's
+                        own `up`). Writes the rule groups to OUT (for `promtool check rules`
+                        and `promtool test rules`).
   --self-test FILE      proves the policy can fail: the good FILE passes, then a broken copy
                         written to a temp dir (one defect per rule) must fail with each defect
                         named; broken copies of the dashboard (an undocumented metric, invalid
-                        JSON, no datasource variable) must fail too.
+                        JSON, no datasource variable) must fail too, and so must alert rules
+                        with an undocumented metric, a missing, an extra or a changed rule.
 
 Exit status: 0 when everything holds, 1 with one line per violation otherwise.
 """
@@ -924,6 +933,102 @@ def check_dashboard(path: Path = DASHBOARD, doc: Path = OPERATIONS_DOC) -> list[
 
 
 # ------------------------------------------------------------------------------------------
+# Alert rules (components/monitoring/prometheusrule.yaml) against docs/operations.md
+
+# Metrics a rule may name beyond the Metrics table: Prometheus's own scrape series.
+PROMETHEUS_OWN_METRICS = {"up"}
+SEVERITIES = {"page", "warning", "ticket", "info"}
+
+
+def documented_alerts(doc: Path = OPERATIONS_DOC) -> dict[str, dict]:
+    """name -> {severity, for, expr} from the `### Psirt...` sections under `## Alerts`:
+    a line `Severity `<severity>`, for <duration>` (or without `for`) and one promql block."""
+    text = doc.read_text()
+    match = re.search(r"^## Alerts\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    if not match:
+        return {}
+    alerts = {}
+    for section in re.finditer(r"^### (Psirt\w+)\n(.*?)(?=^### |\Z)", match.group(1), re.S | re.M):
+        name, body = section.group(1), section.group(2)
+        severity = re.search(r"^Severity `(\w+)`(?:, for (\d+[smh]))?", body, re.M)
+        exprs = re.findall(r"```promql\n(.*?)```", body, re.S)
+        alerts[name] = {
+            "severity": severity.group(1) if severity else None,
+            "for": severity.group(2) if severity else None,
+            "exprs": exprs,
+        }
+    return alerts
+
+
+def normalize_promql(expr: str) -> str:
+    return " ".join(expr.split())
+
+
+def alert_rules(docs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(PrometheusRule objects, their rule groups) of a rendering."""
+    rules = [d for d in docs if d.get("kind") == "PrometheusRule"]
+    groups = [g for r in rules for g in dig(r, "spec", "groups") or []]
+    return rules, groups
+
+
+def check_alerts(docs: list[dict], doc: Path = OPERATIONS_DOC) -> list[str]:
+    rules, groups = alert_rules(docs)
+    if len(rules) != 1:
+        return [f"expected one PrometheusRule in the rendering, found {len(rules)}"]
+    documented = documented_alerts(doc)
+    if not documented:
+        return [f"{doc}: no `### Psirt...` alerts under ## Alerts"]
+    metrics = documented_metrics(doc)
+    v: list[str] = []
+    seen: dict[str, int] = {}
+    for group in groups:
+        for rule in group.get("rules") or []:
+            name = rule.get("alert")
+            if not name:
+                v.append(f"group {group.get('name')}: a rule without `alert` (recording rules are not documented)")
+                continue
+            seen[name] = seen.get(name, 0) + 1
+            where = f"alert {name}"
+            spec = documented.get(name)
+            if spec is None:
+                v.append(f"{where}: not documented under ## Alerts in {doc.name}")
+                continue
+            if len(spec["exprs"]) != 1:
+                v.append(f"{where}: {doc.name} shows {len(spec['exprs'])} promql blocks for it, expected one")
+            elif normalize_promql(rule.get("expr", "")) != normalize_promql(spec["exprs"][0]):
+                v.append(f"{where}: expr differs from {doc.name}: {normalize_promql(rule.get('expr', ''))!r}")
+            if spec["severity"] not in SEVERITIES:
+                v.append(f"{where}: {doc.name} gives no severity of {sorted(SEVERITIES)}")
+            elif dig(rule, "labels", "severity") != spec["severity"]:
+                v.append(f"{where}: severity {dig(rule, 'labels', 'severity')!r}, documented {spec['severity']!r}")
+            if rule.get("for") != spec["for"]:
+                v.append(f"{where}: for {rule.get('for')!r}, documented {spec['for']!r}")
+            annotations = rule.get("annotations") or {}
+            for key in ("summary", "description"):
+                if not str(annotations.get(key, "")).strip():
+                    v.append(f"{where}: no {key} annotation")
+            runbook = f"docs/operations.md#{name.lower()}"
+            if annotations.get("runbook_url") != runbook:
+                v.append(f"{where}: runbook_url {annotations.get('runbook_url')!r}, expected {runbook!r}")
+            for metric in sorted(promql_metric_names(rule.get("expr", ""))):
+                base = re.sub(r"_(bucket|count|sum)$", "", metric)
+                if metric in metrics or metrics.get(base) == "histogram" or metric in PROMETHEUS_OWN_METRICS:
+                    continue
+                v.append(f"{where}: uses {metric}, which is not in the Metrics table of {doc.name}")
+    for name, count in sorted(seen.items()):
+        if count > 1:
+            v.append(f"alert {name}: {count} rules, expected one")
+    for name in sorted(set(documented) - set(seen)):
+        v.append(f"alert {name}: documented in {doc.name}, but no rule")
+    return v
+
+
+def write_alert_groups(docs: list[dict], out: Path) -> None:
+    _, groups = alert_rules(docs)
+    out.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------------
 # self-test
 
 # One defect per rule: (description, mutation of a service Deployment, expected text). Each
@@ -1319,6 +1424,40 @@ def self_test(good: Path) -> int:
             print(f"  self-test: {what}: {status}")
             if status == "MISSED":
                 failures.append(f"{what} not reported (expected {expected!r}; got {found})")
+        # 5. The alert rules: the shipped ones pass; an undocumented metric, a missing rule,
+        # an extra rule, a changed expression or severity must each be reported.
+        good_docs = load_docs(good)
+        ok_found = check_alerts(good_docs)
+        if ok_found:
+            failures.append(f"the alert rules fail their check: {ok_found}")
+
+        def alert_mutation(change) -> list[dict]:
+            docs = copy.deepcopy(good_docs)
+            rules = next(d for d in docs if d.get("kind") == "PrometheusRule")["spec"]["groups"][0]["rules"]
+            change(rules)
+            return docs
+
+        def first(rules: list[dict]) -> dict:
+            return rules[0]
+
+        for what, change, expected in (
+            (
+                "alert with an undocumented metric",
+                lambda r: first(r).update(expr=first(r)["expr"] + " or psirt_not_documented_total > 0"),
+                "uses psirt_not_documented_total",
+            ),
+            ("documented alert without a rule", lambda r: r.pop(0), "but no rule"),
+            ("rule of an undocumented alert", lambda r: r.append(dict(first(r), alert="PsirtNotDocumented")), "not documented"),
+            ("alert with two rules", lambda r: r.append(copy.deepcopy(first(r))), "2 rules, expected one"),
+            ("alert with another expression", lambda r: first(r).update(expr="vector(1) > 0"), "expr differs"),
+            ("alert with another severity", lambda r: first(r)["labels"].update(severity="info"), "severity 'info'"),
+            ("alert without a runbook", lambda r: first(r)["annotations"].pop("runbook_url"), "runbook_url None"),
+        ):
+            found = check_alerts(alert_mutation(change))
+            status = "detected" if any(expected in x for x in found) else "MISSED"
+            print(f"  self-test: {what}: {status}")
+            if status == "MISSED":
+                failures.append(f"{what} not reported (expected {expected!r}; got {found})")
     for f in failures:
         print(f"FAIL {f}")
     print("self-test passed" if not failures else "self-test FAILED")
@@ -1360,6 +1499,12 @@ def main(argv: list[str]) -> int:
     if cmd == "dashboard" and len(args) <= 1:
         path = Path(args[0]) if args else DASHBOARD
         return report(check_dashboard(path), "dashboard")
+    if cmd == "alerts" and len(args) == 2:
+        docs = load_docs(Path(args[0]))
+        violations = check_alerts(docs)
+        if not violations:
+            write_alert_groups(docs, Path(args[1]))
+        return report(violations, "alerts")
     if cmd == "infra" and not args:
         return report(check_infra(), "infra")
     print(__doc__, file=sys.stderr)
