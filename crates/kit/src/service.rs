@@ -118,9 +118,17 @@ pub trait Service {
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
-    Serve { config: Option<PathBuf> },
-    Rebuild { config: Option<PathBuf> },
-    PrintConfig { config: Option<PathBuf> },
+    /// `ports_file`: where to write the bound addresses (see [`write_ports_file`]).
+    Serve {
+        config: Option<PathBuf>,
+        ports_file: Option<PathBuf>,
+    },
+    Rebuild {
+        config: Option<PathBuf>,
+    },
+    PrintConfig {
+        config: Option<PathBuf>,
+    },
 }
 
 /// The command line of a service binary.
@@ -138,6 +146,17 @@ pub fn command(name: &'static str, about: &'static str, read_model: &'static str
                 .value_parser(value_parser!(PathBuf))
                 .help("TOML config file; `PSIRT_*` environment variables override it"),
         )
+        .arg(
+            Arg::new("ports-file")
+                .long("ports-file")
+                .env("PSIRT_PORTS_FILE")
+                .global(true)
+                .value_parser(value_parser!(PathBuf))
+                .help(
+                    "After binding, write the bound gRPC and admin addresses to this file as JSON \
+                     (useful with port 0); removed on a clean stop",
+                ),
+        )
         .subcommand(Command::new("serve").about("Serve gRPC and admin HTTP (the default)"))
         .subcommand(Command::new("rebuild").about(format!("Replay {read_model} from sequence 1, then exit")))
         .subcommand(
@@ -154,11 +173,12 @@ pub fn parse(
 ) -> Result<Invocation, clap::Error> {
     let matches = command(name, about, read_model).try_get_matches_from(args)?;
     let config_of = |m: &clap::ArgMatches| m.get_one::<PathBuf>("config").cloned();
+    let ports_file_of = |m: &clap::ArgMatches| m.get_one::<PathBuf>("ports-file").cloned();
     Ok(match matches.subcommand() {
         Some(("rebuild", sub)) => Invocation::Rebuild { config: config_of(sub) },
         Some(("config", sub)) => Invocation::PrintConfig { config: config_of(sub) },
-        Some((_, sub)) => Invocation::Serve { config: config_of(sub) },
-        None => Invocation::Serve { config: config_of(&matches) },
+        Some((_, sub)) => Invocation::Serve { config: config_of(sub), ports_file: ports_file_of(sub) },
+        None => Invocation::Serve { config: config_of(&matches), ports_file: ports_file_of(&matches) },
     })
 }
 
@@ -175,7 +195,7 @@ pub fn main<S: Service>() -> anyhow::Result<()> {
 /// Carries out one invocation.
 pub async fn run<S: Service>(invocation: Invocation) -> anyhow::Result<()> {
     let file = match &invocation {
-        Invocation::Serve { config }
+        Invocation::Serve { config, .. }
         | Invocation::Rebuild { config }
         | Invocation::PrintConfig { config } => config.clone(),
     };
@@ -211,16 +231,35 @@ pub async fn run<S: Service>(invocation: Invocation) -> anyhow::Result<()> {
             telemetry.shutdown();
             Ok(())
         }
-        Invocation::Serve { .. } => {
+        Invocation::Serve { ports_file, .. } => {
             let telemetry = crate::telemetry::init(S::NAME, sections.log, sections.otel)?;
             let shutdown = Shutdown::on_signals();
             let app = S::build(&config, telemetry.metrics()).await?;
             tracing::info!(grpc = %app.grpc_addr(), admin = %app.admin_addr(), "{} bound", S::NAME);
+            if let Some(path) = &ports_file {
+                write_ports_file(path, app.grpc_addr(), app.admin_addr())?;
+            }
             let result = app.run_until_stopped(shutdown).await;
+            if let Some(path) = &ports_file {
+                let _ = std::fs::remove_file(path);
+            }
             telemetry.shutdown();
             result
         }
     }
+}
+
+/// Writes `{"grpc": "<addr>", "admin": "<addr>"}` to `path` atomically (a temporary file
+/// next to it, then renamed), whatever the log level: a supervisor or a test that started
+/// the service on port 0 reads the addresses it bound from there.
+pub fn write_ports_file(path: &Path, grpc: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
+    let json = serde_json::json!({ "grpc": grpc.to_string(), "admin": admin.to_string() });
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{json}\n"))
+        .with_context(|| format!("failed to write the ports file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("failed to write the ports file {}", path.display()))
 }
 
 #[cfg(test)]
@@ -234,10 +273,14 @@ mod tests {
     #[test]
     fn the_command_line_defaults_to_serve_and_takes_the_config_anywhere() {
         let p = |a: &[&str]| parse("psirt-x", "x", "the x read model", args(a));
-        assert_eq!(p(&["psirt-x"]).unwrap(), Invocation::Serve { config: None });
+        assert_eq!(p(&["psirt-x"]).unwrap(), Invocation::Serve { config: None, ports_file: None });
         assert_eq!(
             p(&["psirt-x", "--config", "a.toml"]).unwrap(),
-            Invocation::Serve { config: Some(PathBuf::from("a.toml")) }
+            Invocation::Serve { config: Some(PathBuf::from("a.toml")), ports_file: None }
+        );
+        assert_eq!(
+            p(&["psirt-x", "serve", "--ports-file", "p.json"]).unwrap(),
+            Invocation::Serve { config: None, ports_file: Some(PathBuf::from("p.json")) }
         );
         assert_eq!(
             p(&["psirt-x", "rebuild", "-c", "b.toml"]).unwrap(),
@@ -247,10 +290,25 @@ mod tests {
             p(&["psirt-x", "-c", "c.toml", "config"]).unwrap(),
             Invocation::PrintConfig { config: Some(PathBuf::from("c.toml")) }
         );
-        assert_eq!(p(&["psirt-x", "serve"]).unwrap(), Invocation::Serve { config: None });
+        assert_eq!(p(&["psirt-x", "serve"]).unwrap(), Invocation::Serve { config: None, ports_file: None });
         let err = p(&["psirt-x", "frobnicate"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
         let help = command("psirt-x", "x", "the x read model").render_long_help().to_string();
         assert!(help.contains("PSIRT_CONFIG"), "{help}");
+        assert!(help.contains("PSIRT_PORTS_FILE"), "{help}");
+    }
+
+    #[test]
+    fn the_ports_file_holds_the_bound_addresses() {
+        let dir = std::env::temp_dir().join(format!("psirt-kit-ports-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ports.json");
+        let grpc: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let admin: SocketAddr = "127.0.0.1:9101".parse().unwrap();
+        write_ports_file(&path, grpc, admin).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({ "grpc": "127.0.0.1:50051", "admin": "127.0.0.1:9101" }));
+        assert!(!dir.join("ports.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
