@@ -32,8 +32,8 @@ use time::OffsetDateTime;
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::ids::{AdvisoryId, CaseId};
-use crate::remediation::{MAX_REASON_CHARS, check_chars, check_required_chars, check_url};
-use crate::validation::{self, FieldViolation, MAX_TEXT_BYTES, MAX_TITLE_CHARS, present};
+use crate::remediation::{MAX_REASON_CHARS, check_chars, check_reason, check_required_chars, check_url};
+use crate::validation::{self, FieldViolation, MAX_TITLE_CHARS, present};
 
 /// Longest tracking id (`ACME-SA-2026-0001`).
 pub const MAX_TRACKING_ID_CHARS: usize = 100;
@@ -382,7 +382,7 @@ impl Advisory {
                 }
                 let override_reason = present(override_reason.as_deref()).map(str::to_owned);
                 if let Some(reason) = &override_reason {
-                    check_chars(&mut violations, "override_reason", reason, MAX_REASON_CHARS);
+                    check_reason(&mut violations, "override_reason", reason, MAX_REASON_CHARS);
                 }
                 let change_summary = present(change_summary.as_deref()).map(str::to_owned);
                 if advisory.published.is_some() {
@@ -392,7 +392,12 @@ impl Advisory {
                             "a revision needs a summary of the change",
                         )),
                         Some(summary) => {
-                            check_chars(&mut violations, "change_summary", summary, MAX_CHANGE_SUMMARY_CHARS);
+                            check_reason(
+                                &mut violations,
+                                "change_summary",
+                                summary,
+                                MAX_CHANGE_SUMMARY_CHARS,
+                            );
                         }
                     }
                 }
@@ -601,14 +606,11 @@ fn check_content(violations: &mut Vec<FieldViolation>, content: &AdvisoryContent
     let title = content.title.trim();
     check_required_chars(violations, "content.title", title, MAX_TITLE_CHARS);
     let summary = content.summary.trim();
-    check_required_chars(violations, "content.summary", summary, MAX_SUMMARY_CHARS);
+    crate::validation::Text::block_chars(1, MAX_SUMMARY_CHARS).check(violations, "content.summary", summary);
     for (field, text) in
         [("content.details", &content.details), ("content.workarounds", &content.workarounds)]
     {
-        if text.len() > MAX_TEXT_BYTES {
-            violations
-                .push(FieldViolation::new(field, format!("{field} must be at most {MAX_TEXT_BYTES} bytes")));
-        }
+        crate::validation::Text::FREE.check(violations, field, text);
     }
     let mut acknowledgments = Vec::new();
     if content.acknowledgments.len() > MAX_ACKNOWLEDGMENTS {

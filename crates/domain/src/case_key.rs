@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const CASE_KEY_PREFIX: &str = "PSIRT";
 /// The sequence is zero-padded to at least this many digits.
 pub const CASE_KEY_MIN_SEQUENCE_DIGITS: usize = 4;
+/// The longest canonical key, `PSIRT-9999-4294967295`: nothing longer parses.
+pub const MAX_CASE_KEY_CHARS: usize = 21;
 
 /// `PSIRT-<year>-<sequence>`: the sequence restarts every year, starts at 1
 /// and grows past 9999 with more digits.
@@ -129,6 +131,7 @@ mod tests {
     fn grows_past_9999_with_more_digits() {
         assert_eq!(key(2026, 10000).to_string(), "PSIRT-2026-10000");
         assert_eq!(key(2026, u32::MAX).to_string(), "PSIRT-2026-4294967295");
+        assert_eq!(key(9999, u32::MAX).to_string().len(), MAX_CASE_KEY_CHARS);
         assert_eq!("PSIRT-2026-10000".parse(), Ok(key(2026, 10000)));
     }
 

@@ -17,6 +17,7 @@ pub mod sla;
 pub mod ssvc;
 pub mod template;
 pub mod validation;
+pub mod vers;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

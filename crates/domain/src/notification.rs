@@ -44,7 +44,7 @@ pub const MAX_DELETE_REASON_CHARS: usize = 1000;
 /// Longest error recorded for an attempt.
 pub const MAX_ERROR_CHARS: usize = 2000;
 /// Longest external reference a destination may return.
-pub const MAX_EXTERNAL_REFERENCE_CHARS: usize = 300;
+pub const MAX_EXTERNAL_REFERENCE_CHARS: usize = crate::validation::MAX_EXTERNAL_REFERENCE_CHARS;
 /// The package of every event type; filters name types inside it.
 pub const EVENTS_PACKAGE: &str = "psirt.events.v1";
 
@@ -113,8 +113,8 @@ pub fn validate_settings(settings: &SubscriptionSettings) -> Vec<FieldViolation>
             "name",
             format!("name must be at most {MAX_SUBSCRIPTION_NAME_CHARS} characters"),
         ));
-    } else if name.chars().any(char::is_control) {
-        v.push(FieldViolation::new("name", "name must not contain control characters"));
+    } else if let Err(problem) = crate::validation::single_line_text(name) {
+        v.push(FieldViolation::new("name", format!("name {problem}")));
     }
     let endpoint = match settings.channel {
         Channel::Webhook => check_webhook_url(&settings.endpoint),
@@ -145,6 +145,8 @@ pub fn validate_settings(settings: &SubscriptionSettings) -> Vec<FieldViolation>
                 format!("products[{i}]"),
                 format!("product must be at most {MAX_FILTER_PRODUCT_CHARS} characters"),
             ));
+        } else if let Err(problem) = crate::validation::single_line_text(p) {
+            v.push(FieldViolation::new(format!("products[{i}]"), format!("product {problem}")));
         }
     }
     if settings.case_statuses.len() > CaseStatus::ALL.len() {
@@ -597,11 +599,13 @@ impl Subscription {
                     return Ok(vec![]);
                 }
                 let reason = reason.trim().to_owned();
-                if reason.chars().count() > MAX_DELETE_REASON_CHARS {
-                    return Err(SubscriptionError::Validation(vec![FieldViolation::new(
-                        "reason",
-                        format!("reason must be at most {MAX_DELETE_REASON_CHARS} characters"),
-                    )]));
+                let mut violations = Vec::new();
+                if !crate::validation::Text::block_chars(0, MAX_DELETE_REASON_CHARS).check(
+                    &mut violations,
+                    "reason",
+                    &reason,
+                ) {
+                    return Err(SubscriptionError::Validation(violations));
                 }
                 Ok(vec![SubscriptionEvent::SubscriptionDeleted {
                     subscription_id: id,

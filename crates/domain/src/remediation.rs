@@ -39,8 +39,10 @@ use crate::case_key::CaseKey;
 use crate::cvss_vector::CvssSeverity;
 use crate::ids::{ActionId, CaseId, PlanId};
 use crate::validation::{
-    self, FieldViolation, MAX_AFFECTED_PRODUCTS, MAX_PRODUCT_NAME_CHARS, check_name, check_text, present,
+    self, FieldViolation, MAX_AFFECTED_PRODUCTS, MAX_PRODUCT_NAME_CHARS, Text, check_name, check_text,
+    present,
 };
+use crate::vers;
 
 /// Most actions one plan may hold (a recomputation lists at most this many changes).
 pub const MAX_ACTIONS: usize = 100;
@@ -48,14 +50,15 @@ pub const MAX_ACTIONS: usize = 100;
 pub const MAX_RELEASES: usize = 1000;
 /// Most product versions one plan may hold a VEX status for.
 pub const MAX_PRODUCT_STATUSES: usize = 1000;
-/// Longest version range expression (`vers:semver/>=2.0.0|<2.4.1`).
-pub const MAX_RANGE_CHARS: usize = 500;
+/// Longest version range expression (`vers:semver/>=2.0.0|<2.4.1`): the one
+/// limit of [`vers::MAX_VERS_CHARS`].
+pub const MAX_RANGE_CHARS: usize = vers::MAX_VERS_CHARS;
 /// Most versions an explicit list may hold.
 pub const MAX_LISTED_VERSIONS: usize = 100;
 /// Longest single version (`target_release`, `fixed_version`, a listed version).
 pub const MAX_VERSION_CHARS: usize = 100;
 /// Longest version or range a product status is set for.
-pub const MAX_STATUS_VERSION_CHARS: usize = 500;
+pub const MAX_STATUS_VERSION_CHARS: usize = vers::MAX_VERS_CHARS;
 /// Longest reason (due date override, recomputation).
 pub const MAX_REASON_CHARS: usize = 1000;
 /// Longest URL (release notes, references, credits).
@@ -611,7 +614,7 @@ impl Plan {
             } => {
                 let mut violations = Vec::new();
                 let product = known_product(&mut violations, plan, "target.product", &target.product);
-                let versions = check_version_spec(&mut violations, "target.versions", &target.versions);
+                let versions = check_version_spec(&mut violations, "target.versions", &target.versions, true);
                 check_name(&mut violations, "owner_team", &owner_team);
                 let target_release = present(Some(&target_release)).map(str::to_owned);
                 if let Some(release) = &target_release {
@@ -627,7 +630,7 @@ impl Plan {
                             "a due date other than the policy's needs a reason",
                         ));
                     } else {
-                        check_chars(&mut violations, "due_override.reason", reason, MAX_REASON_CHARS);
+                        check_reason(&mut violations, "due_override.reason", reason, MAX_REASON_CHARS);
                     }
                     if *due_at < plan.opened_at {
                         violations.push(FieldViolation::new(
@@ -705,6 +708,7 @@ impl Plan {
                 }
                 let fixed_version = fixed_version.trim().to_owned();
                 check_required_chars(&mut violations, "fixed_version", &fixed_version, MAX_VERSION_CHARS);
+                vers::check_version_or_range(&mut violations, "fixed_version", &fixed_version);
                 let release_notes_url = present(Some(&release_notes_url)).map(str::to_owned);
                 if let Some(url) = &release_notes_url {
                     check_url(&mut violations, "release_notes_url", url);
@@ -740,6 +744,7 @@ impl Plan {
                 let product = known_product(&mut violations, plan, "product", &product);
                 let version = version.trim().to_owned();
                 check_required_chars(&mut violations, "version", &version, MAX_STATUS_VERSION_CHARS);
+                vers::check_version_or_range(&mut violations, "version", &version);
                 match (status, justification) {
                     (ProductStatus::KnownNotAffected, None) => violations.push(FieldViolation::new(
                         "justification",
@@ -804,7 +809,7 @@ impl Plan {
             PlanCommand::RecomputeDueDates { severity, reason } => {
                 let mut violations = Vec::new();
                 let reason = reason.trim().to_owned();
-                check_chars(&mut violations, "reason", &reason, MAX_REASON_CHARS);
+                check_reason(&mut violations, "reason", &reason, MAX_REASON_CHARS);
                 reject(violations)?;
                 let sla_policy = self.policy.name();
                 let changes: Vec<DueDateChange> = plan
@@ -1100,22 +1105,31 @@ fn check_products(
             ));
         }
         let versions =
-            check_version_spec(violations, &format!("products[{index}].versions"), &entry.versions);
+            check_version_spec(violations, &format!("products[{index}].versions"), &entry.versions, false);
         checked.push(AffectedProduct { product: product.to_owned(), versions });
     }
     checked
 }
 
-/// A range of 1..500 characters, or 1..100 distinct versions of 1..100 characters.
+/// A range of 1..500 characters, or 1..100 distinct versions of 1..100
+/// characters. `vers_checked`: the range must be one [`vers::VersRange`]
+/// parses, and a listed version written as a range too (what a user sends);
+/// not for the products a plan opens with, which triage checked when they
+/// were set (events stored before the check must still open a plan).
 fn check_version_spec(
     violations: &mut Vec<FieldViolation>,
     field: &str,
     versions: &VersionSpec,
+    vers_checked: bool,
 ) -> VersionSpec {
     match versions {
         VersionSpec::Range(range) => {
             let range = range.trim();
-            check_required_chars(violations, field, range, MAX_RANGE_CHARS);
+            if vers_checked {
+                vers::check_range(violations, field, range);
+            } else {
+                check_required_chars(violations, field, range, MAX_RANGE_CHARS);
+            }
             VersionSpec::Range(range.to_owned())
         }
         VersionSpec::Explicit(list) => {
@@ -1131,6 +1145,9 @@ fn check_version_spec(
                 let version = version.trim();
                 let field = format!("{field}[{position}]");
                 check_required_chars(violations, &field, version, MAX_VERSION_CHARS);
+                if vers_checked {
+                    vers::check_version_or_range(violations, &field, version);
+                }
                 if let Some(first) = trimmed.iter().position(|v| !version.is_empty() && v == version) {
                     violations.push(FieldViolation::new(
                         field,
@@ -1144,11 +1161,15 @@ fn check_version_spec(
     }
 }
 
-/// At most `max` characters (blank allowed).
+/// At most `max` characters of [`validation::single_line_text`] (blank allowed).
 pub(crate) fn check_chars(violations: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize) {
-    if value.chars().count() > max {
-        violations.push(FieldViolation::new(field, format!("{field} must be at most {max} characters")));
-    }
+    Text::line(0, max).check(violations, field, value);
+}
+
+/// A reason or summary: at most `max` characters of
+/// [`validation::multi_line_text`] (blank allowed).
+pub(crate) fn check_reason(violations: &mut Vec<FieldViolation>, field: &str, value: &str, max: usize) {
+    Text::block_chars(0, max).check(violations, field, value);
 }
 
 /// 1 to `max` characters, not blank.

@@ -8,6 +8,11 @@ use time::{Duration, OffsetDateTime};
 use crate::cvss_vector::CvssVector;
 use crate::report::SubmitReport;
 
+pub mod fields;
+mod text;
+
+pub use self::text::{Lines, Text, Unit, multi_line_text, single_line_text};
+
 /// A report title longer than this many characters (not bytes) is refused.
 pub const MAX_TITLE_CHARS: usize = 300;
 /// A report description over 64 KiB (bytes, as stored) is refused.
@@ -20,12 +25,16 @@ pub const MAX_REPORTER_NAME_CHARS: usize = 200;
 pub const MAX_ORGANIZATION_CHARS: usize = 200;
 pub const MAX_AFFECTED_PRODUCTS: usize = 100;
 pub const MAX_PRODUCT_NAME_CHARS: usize = 200;
-/// Longest external reference (advisory id, ticket key, Message-ID).
-pub const MAX_EXTERNAL_REFERENCE_CHARS: usize = 256;
+/// Longest external reference (advisory id, ticket key, Message-ID): the
+/// one a report is submitted with and the one a tracker answers with.
+pub const MAX_EXTERNAL_REFERENCE_CHARS: usize = 300;
+/// Longest client idempotency key; [`check_request_id`] is the whole rule.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Longest page token any list accepts (they are hex of a short keyset position).
+pub const MAX_PAGE_TOKEN_CHARS: usize = 1024;
 /// Bounds free text recorded on reports and cases (messages, reasons, root causes).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
-/// Bounds short free text: an assignee, a message author.
+/// Bounds short free text: an assignee, a message author, a team.
 pub const MAX_NAME_CHARS: usize = 200;
 /// A requested disclosure date may lie this far in the past: clients in
 /// other time zones send "today" as a date at midnight.
@@ -73,12 +82,16 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
         violation("title".into(), "title must not be empty".into());
     } else if title.chars().count() > MAX_TITLE_CHARS {
         violation("title".into(), format!("title must be at most {MAX_TITLE_CHARS} characters"));
+    } else if let Err(problem) = single_line_text(title) {
+        violation("title".into(), format!("title {problem}"));
     }
 
     if report.description.trim().is_empty() {
         violation("description".into(), "description must not be empty".into());
     } else if report.description.len() > MAX_DESCRIPTION_BYTES {
         violation("description".into(), format!("description must be at most {MAX_DESCRIPTION_BYTES} bytes"));
+    } else if let Err(problem) = multi_line_text(&report.description) {
+        violation("description".into(), format!("description {problem}"));
     }
 
     if let Some(email) = present(report.reporter.email.as_deref()) {
@@ -92,6 +105,8 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
                 "reporter.name".into(),
                 format!("name must be at most {MAX_REPORTER_NAME_CHARS} characters"),
             );
+        } else if let Err(problem) = single_line_text(name) {
+            violation("reporter.name".into(), format!("name {problem}"));
         }
     }
     if let Some(organization) = present(report.reporter.organization.as_deref()) {
@@ -100,6 +115,8 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
                 "reporter.organization".into(),
                 format!("organization must be at most {MAX_ORGANIZATION_CHARS} characters"),
             );
+        } else if let Err(problem) = single_line_text(organization) {
+            violation("reporter.organization".into(), format!("organization {problem}"));
         }
     }
 
@@ -119,24 +136,26 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
                 format!("affected_products[{index}]"),
                 format!("product name must be at most {MAX_PRODUCT_NAME_CHARS} characters"),
             );
+        } else if let Err(problem) = single_line_text(product) {
+            violation(format!("affected_products[{index}]"), format!("product name {problem}"));
         }
     }
 
     if let Some(vector) = present(report.suggested_cvss_vector.as_deref()) {
-        if let Err(problem) = vector.parse::<CvssVector>() {
+        let max = fields::MAX_CVSS_V4_VECTOR_CHARS;
+        if vector.chars().count() > max {
+            violation(
+                "suggested_cvss_vector".into(),
+                format!("suggested_cvss_vector must be at most {max} characters"),
+            );
+        } else if let Err(problem) = vector.parse::<CvssVector>() {
             violation("suggested_cvss_vector".into(), format!("not a CVSS v3.x or v4.0 vector: {problem}"));
         }
     }
 
     if let Some(request_id) = present(report.request_id.as_deref()) {
-        if request_id.chars().count() > MAX_REQUEST_ID_CHARS {
-            violation(
-                "request_id".into(),
-                format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
-            );
-        }
-        if request_id.chars().any(char::is_control) {
-            violation("request_id".into(), "request id must not contain control characters".into());
+        if let Err(problem) = check_request_id(request_id) {
+            violation("request_id".into(), problem.into());
         }
     }
 
@@ -147,11 +166,8 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
                 format!("external reference must be at most {MAX_EXTERNAL_REFERENCE_CHARS} characters"),
             );
         }
-        if reference.chars().any(char::is_control) {
-            violation(
-                "external_reference".into(),
-                "external reference must not contain control characters".into(),
-            );
+        if let Err(problem) = single_line_text(reference) {
+            violation("external_reference".into(), format!("external reference {problem}"));
         }
     }
 
@@ -167,25 +183,30 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
     violations
 }
 
-/// Free text: at most [`MAX_TEXT_BYTES`], and not blank when `required`.
+/// Free text ([`Text::FREE`] or [`Text::FREE_REQUIRED`]): at most
+/// [`MAX_TEXT_BYTES`], [`multi_line_text`], and not blank when `required`.
 pub(crate) fn check_text(violations: &mut Vec<FieldViolation>, field: &str, text: &str, required: bool) {
-    if required && text.trim().is_empty() {
-        violations.push(FieldViolation::new(field, format!("{field} must not be empty")));
-    } else if text.len() > MAX_TEXT_BYTES {
-        violations
-            .push(FieldViolation::new(field, format!("{field} must be at most {MAX_TEXT_BYTES} bytes")));
-    }
+    let rule = if required { Text::FREE_REQUIRED } else { Text::FREE };
+    rule.check(violations, field, text);
 }
 
-/// A person's or team's name: not blank, at most [`MAX_NAME_CHARS`].
+/// A person's or team's name ([`Text::NAME`]): not blank, at most
+/// [`MAX_NAME_CHARS`], [`single_line_text`].
 pub(crate) fn check_name(violations: &mut Vec<FieldViolation>, field: &str, name: &str) {
-    let name = name.trim();
-    if name.is_empty() {
-        violations.push(FieldViolation::new(field, format!("{field} must not be empty")));
-    } else if name.chars().count() > MAX_NAME_CHARS {
-        violations
-            .push(FieldViolation::new(field, format!("{field} must be at most {MAX_NAME_CHARS} characters")));
+    Text::NAME.check(violations, field, name);
+}
+
+/// A client idempotency key: at most [`MAX_REQUEST_ID_CHARS`] characters of
+/// `[A-Za-z0-9._:-]` (a UUID fits); empty is allowed (no idempotency). The
+/// one rule every service applies (`psirt_kit::request::request_id`).
+pub fn check_request_id(value: &str) -> Result<(), String> {
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"));
     }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+        return Err("request id must consist of A-Z a-z 0-9 . _ : -".into());
+    }
+    Ok(())
 }
 
 /// A string that carries something: blank counts as absent.

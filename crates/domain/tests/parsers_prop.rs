@@ -10,7 +10,10 @@
 use proptest::prelude::*;
 use psirt_domain::notification::{MAX_EMAIL_RECIPIENTS, check_email_recipients, email_recipients};
 use psirt_domain::sla::MAX_SLA_DAYS;
-use psirt_domain::validation::{MAX_AFFECTED_PRODUCTS, MAX_EMAIL_LEN, MAX_EMAIL_LOCAL_PART_LEN};
+use psirt_domain::validation::{
+    MAX_AFFECTED_PRODUCTS, MAX_EMAIL_LEN, MAX_EMAIL_LOCAL_PART_LEN, check_request_id, multi_line_text,
+    single_line_text,
+};
 use psirt_domain::{
     AdvisoryVersion, CaseId, CaseKey, CaseKeyError, Channel, CveId, CvssSeverity, CvssVector, Exploitation,
     InvalidCveId, InvalidIdReason, ReportId, Reporter, SlaDuration, SlaDurationError, SsvcDecision,
@@ -491,21 +494,24 @@ proptest! {
         let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         let chars = |v: &str| v.chars().count();
         let title = report.title.trim();
+        let line = |v: &str| single_line_text(v).is_ok();
         let products_ok = report.affected_products.len() <= MAX_AFFECTED_PRODUCTS
-            && report.affected_products.iter().all(|p| !p.trim().is_empty() && chars(p.trim()) <= 200);
+            && report.affected_products.iter().all(|p| !p.trim().is_empty() && chars(p.trim()) <= 200 && line(p.trim()));
         let valid = !title.is_empty()
             && chars(title) <= 300
+            && line(title)
             && !report.description.trim().is_empty()
             && report.description.len() <= 64 * 1024
+            && multi_line_text(&report.description).is_ok()
             && present(&report.reporter.email).is_none_or(|e| check_email(&e).is_ok())
-            && present(&report.reporter.name).is_none_or(|n| chars(&n) <= 200)
-            && present(&report.reporter.organization).is_none_or(|o| chars(&o) <= 200)
+            && present(&report.reporter.name).is_none_or(|n| chars(&n) <= 200 && line(&n))
+            && present(&report.reporter.organization).is_none_or(|o| chars(&o) <= 200 && line(&o))
             && report.channel.is_some()
             && products_ok
-            && present(&report.suggested_cvss_vector).is_none_or(|v| CvssVector::parse(&v).is_ok())
-            && present(&report.request_id).is_none_or(|r| chars(&r) <= 128 && !r.chars().any(char::is_control))
-            && present(&report.external_reference)
-                .is_none_or(|r| chars(&r) <= 256 && !r.chars().any(char::is_control))
+            && present(&report.suggested_cvss_vector)
+                .is_none_or(|v| chars(&v) <= 300 && CvssVector::parse(&v).is_ok())
+            && present(&report.request_id).is_none_or(|r| check_request_id(&r).is_ok())
+            && present(&report.external_reference).is_none_or(|r| chars(&r) <= 300 && line(&r))
             && report.requested_disclosure_at.is_none_or(|d| d >= now - time::Duration::days(1));
         prop_assert_eq!(violations.is_empty(), valid, "{:?}", violations);
     }

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{FieldViolation, MAX_AFFECTED_PRODUCTS, MAX_PRODUCT_NAME_CHARS};
+use crate::validation::{FieldViolation, MAX_AFFECTED_PRODUCTS, MAX_PRODUCT_NAME_CHARS, single_line_text};
+use crate::vers;
 
-/// Longest version range expression (`>=2.0.0, <2.4.1`).
-pub const MAX_VERSION_RANGE_CHARS: usize = 200;
+/// Longest version range expression (`vers:semver/>=2.0.0|<2.4.1`): the one
+/// limit of [`vers::MAX_VERS_CHARS`].
+pub const MAX_VERSION_RANGE_CHARS: usize = vers::MAX_VERS_CHARS;
 /// Most versions one entry may list explicitly.
 pub const MAX_EXPLICIT_VERSIONS: usize = 100;
 /// Longest single version string.
@@ -22,8 +24,8 @@ pub struct AffectedProduct {
     pub versions: VersionSpec,
 }
 
-/// Which versions of a product: a range expression in the product's own
-/// versioning scheme (kept as text: schemes differ per product), or a list.
+/// Which versions of a product: a range in the vers notation (kept as text,
+/// checked by [`vers::VersRange::parse`] on every command that sets one), or a list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionSpec {
@@ -62,6 +64,8 @@ pub(crate) fn check(
                 field,
                 format!("product name must be at most {MAX_PRODUCT_NAME_CHARS} characters"),
             ));
+        } else if let Err(problem) = single_line_text(product) {
+            violations.push(FieldViolation::new(field, format!("product name {problem}")));
         } else if let Some(first) = first_seen.get(&product.to_lowercase()) {
             violations.push(FieldViolation::new(
                 field,
@@ -81,14 +85,7 @@ fn check_versions(violations: &mut Vec<FieldViolation>, index: usize, versions: 
     match versions {
         VersionSpec::Range(range) => {
             let range = range.trim();
-            if range.is_empty() {
-                violations.push(FieldViolation::new(field, "version range must not be empty"));
-            } else if range.chars().count() > MAX_VERSION_RANGE_CHARS {
-                violations.push(FieldViolation::new(
-                    field,
-                    format!("version range must be at most {MAX_VERSION_RANGE_CHARS} characters"),
-                ));
-            }
+            vers::check_range(violations, &field, range);
             VersionSpec::Range(range.to_owned())
         }
         VersionSpec::Explicit(list) => {
@@ -110,6 +107,10 @@ fn check_versions(violations: &mut Vec<FieldViolation>, index: usize, versions: 
                         field,
                         format!("version must be at most {MAX_VERSION_CHARS} characters"),
                     ));
+                } else if let Err(problem) = single_line_text(version) {
+                    violations.push(FieldViolation::new(field, format!("version {problem}")));
+                } else if vers::VersRange::parse_if_range(version).is_err() {
+                    vers::check_version_or_range(violations, &field, version);
                 } else if let Some(first) = trimmed.iter().position(|v| v == version) {
                     violations.push(FieldViolation::new(
                         field,

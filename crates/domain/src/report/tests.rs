@@ -261,8 +261,34 @@ fn request_id_is_limited_and_printable() {
     );
     submitting_is_refused(
         |s| s.request_id = Some("req\u{0}1".into()),
-        &[("request_id", "request id must not contain control characters")],
+        &[("request_id", "request id must consist of A-Z a-z 0-9 . _ : -")],
     );
+}
+
+/// Titles and names refuse control and bidirectional-override characters;
+/// the description keeps line breaks and tabs but refuses NUL.
+#[test]
+fn text_fields_refuse_control_and_bidi_override_characters() {
+    submitting_is_refused(
+        |s| s.title = "evil\u{0}title".into(),
+        &[("title", "title must not contain U+0000 (a control character)")],
+    );
+    submitting_is_refused(
+        |s| s.title = "invoice\u{202E}fdp.exe".into(),
+        &[("title", "title must not contain U+202E (a bidirectional embedding or override)")],
+    );
+    submitting_is_refused(
+        |s| s.reporter.name = Some("Mallory\u{2066}".into()),
+        &[("reporter.name", "name must not contain U+2066 (a bidirectional isolate)")],
+    );
+    submitting_is_refused(
+        |s| s.description = "steps\n\u{0}".into(),
+        &[("description", "description must not contain U+0000 (a control character)")],
+    );
+    submitting_is_accepted(|s| {
+        s.title = "Überlauf im 認証 module 🔓".into();
+        s.description = "1. open\n\t2. crash\r\n".into();
+    });
 }
 
 #[test]

@@ -293,12 +293,15 @@ fn set_products(entries: Vec<AffectedProduct>) -> CaseCommand {
 fn set_affected_products_records_them_trimmed() {
     let case = given::<Case>(history_to(CaseStatus::Triage))
         .when(set_products(vec![
-            range(" Router OS ", " >=2.0, <2.4.1 "),
+            range(" Router OS ", " vers:semver/>=2.0|<2.4.1 "),
             explicit("Router Manager", &[" 1.0", "1.1 "]),
         ]))
         .then([CaseEvent::AffectedProductsSet {
             case_id: case_id(),
-            products: vec![range("Router OS", ">=2.0, <2.4.1"), explicit("Router Manager", &["1.0", "1.1"])],
+            products: vec![
+                range("Router OS", "vers:semver/>=2.0|<2.4.1"),
+                explicit("Router Manager", &["1.0", "1.1"]),
+            ],
             set_at: NOW,
         }]);
     assert_eq!(details(&case).affected_products.len(), 2);
@@ -309,21 +312,23 @@ fn the_same_products_again_are_a_no_op_and_a_new_list_replaces_the_old() {
     let mut history = history_to(CaseStatus::Triage);
     history.push(CaseEvent::AffectedProductsSet {
         case_id: case_id(),
-        products: vec![range("Router OS", "<2.4.1")],
+        products: vec![range("Router OS", "vers:semver/<2.4.1")],
         set_at: NOW,
     });
-    given::<Case>(history.clone()).when(set_products(vec![range(" Router OS", "<2.4.1 ")])).then_nothing();
+    given::<Case>(history.clone())
+        .when(set_products(vec![range(" Router OS", "vers:semver/<2.4.1 ")]))
+        .then_nothing();
     let case = given::<Case>(history).when(set_products(vec![explicit("Router OS", &["2.4.0"])])).then_ok();
     assert_eq!(details(&case).affected_products, [explicit("Router OS", &["2.4.0"])]);
 }
 
 #[test]
 fn setting_products_on_a_received_case_starts_triage() {
-    given::<Case>([opened()]).when(set_products(vec![range("Router OS", "*")])).then([
+    given::<Case>([opened()]).when(set_products(vec![range("Router OS", "vers:generic/*")])).then([
         triage_started(),
         CaseEvent::AffectedProductsSet {
             case_id: case_id(),
-            products: vec![range("Router OS", "*")],
+            products: vec![range("Router OS", "vers:generic/*")],
             set_at: NOW,
         },
     ]);
@@ -331,7 +336,7 @@ fn setting_products_on_a_received_case_starts_triage() {
 
 #[test]
 fn products_can_be_set_until_the_case_closes_but_not_on_a_rejected_or_duplicate_case() {
-    check_statuses(&set_products(vec![range("Router OS", "*")]), &FINDINGS, true);
+    check_statuses(&set_products(vec![range("Router OS", "vers:generic/*")]), &FINDINGS, true);
 }
 
 #[test]
@@ -356,11 +361,16 @@ fn at_most_100_products_and_only_the_count_is_reported() {
 fn the_limits_themselves_are_accepted() {
     let versions: Vec<String> = (0..MAX_EXPLICIT_VERSIONS).map(|i| format!("{i:0>100}")).collect();
     let mut entries: Vec<AffectedProduct> = (0..MAX_AFFECTED_PRODUCTS - 2)
-        .map(|i| range(&format!("product {i}"), &"r".repeat(MAX_VERSION_RANGE_CHARS)))
+        .map(|i| {
+            range(
+                &format!("product {i}"),
+                &format!("vers:generic/{}", "r".repeat(MAX_VERSION_RANGE_CHARS - 13)),
+            )
+        })
         .collect();
     entries.push(AffectedProduct {
         product: "p".repeat(MAX_PRODUCT_NAME_CHARS),
-        versions: VersionSpec::Range("*".into()),
+        versions: VersionSpec::Range("vers:generic/*".into()),
     });
     entries.push(AffectedProduct { product: "listed".into(), versions: VersionSpec::Explicit(versions) });
     let case = given::<Case>(history_to(CaseStatus::Triage)).when(set_products(entries)).then_ok();
@@ -374,10 +384,10 @@ fn every_product_problem_is_reported_at_once_with_its_path() {
     let found = violations(
         given::<Case>(history_to(CaseStatus::Triage))
             .when(set_products(vec![
-                range(" ", "*"),
-                range(&"p".repeat(MAX_PRODUCT_NAME_CHARS + 1), "*"),
+                range(" ", "vers:generic/*"),
+                range(&"p".repeat(MAX_PRODUCT_NAME_CHARS + 1), "vers:generic/*"),
                 range("Router OS", " "),
-                range("router os ", &"r".repeat(MAX_VERSION_RANGE_CHARS + 1)),
+                range("router os ", &format!("vers:generic/{}", "r".repeat(MAX_VERSION_RANGE_CHARS - 12))),
                 explicit("Switch", &[]),
                 explicit("Firewall", &["1.0", " ", &"v".repeat(MAX_VERSION_CHARS + 1), "1.0 "]),
                 AffectedProduct {
@@ -397,7 +407,7 @@ fn every_product_problem_is_reported_at_once_with_its_path() {
                 "entries[3].product",
                 "product \"router os\" is already listed at entries[2]"
             ),
-            FieldViolation::new("entries[3].versions", "version range must be at most 200 characters"),
+            FieldViolation::new("entries[3].versions", "version range must be at most 500 characters"),
             FieldViolation::new("entries[4].versions", "at least one version must be listed"),
             FieldViolation::new("entries[5].versions[1]", "version must not be empty"),
             FieldViolation::new("entries[5].versions[2]", "version must be at most 100 characters"),
@@ -405,6 +415,30 @@ fn every_product_problem_is_reported_at_once_with_its_path() {
             FieldViolation::new("entries[6].versions", "at most 100 versions"),
         ]
     );
+}
+
+/// The range that used to pass triage and fail at publish (`>` has no
+/// translation into CVE or OSV) is refused by `SetAffectedProducts`, with
+/// the same parser the exports use; so are text that is no vers range and a
+/// product name with a bidirectional override.
+#[test]
+fn ranges_the_exports_cannot_say_are_refused_when_set() {
+    let found = violations(
+        given::<Case>(history_to(CaseStatus::Triage))
+            .when(set_products(vec![
+                range("Router OS", "vers:semver/>2.0.0|<2.4.1"),
+                range("Switch", ">=2.0, <2.4.1"),
+                range("Gate\u{202E}way", "vers:generic/*"),
+                explicit("Firewall", &["1.0", "vers:semver/!=2"]),
+            ]))
+            .result(),
+    );
+    let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["entries[0].versions", "entries[1].versions", "entries[2].product", "entries[3].versions[1]"]
+    );
+    assert!(found[0].description.contains("exclusive lower bounds (>)"), "{found:?}");
 }
 
 // --- AssignCve --------------------------------------------------------------
