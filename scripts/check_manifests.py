@@ -8,7 +8,8 @@ Subcommands:
                         RuntimeDefault, no privilege escalation, CPU and memory requests and
                         limits, readiness and liveness probes; no secret inlined in an env
                         value or a ConfigMap. Every service of SERVICES is deployed, with
-                        gRPC probes on its port (readiness: its API service), a NetworkPolicy
+                        a gRPC readiness probe of its API service and /healthz liveness and
+                        startup probes on its admin port, a NetworkPolicy
                         when the namespace denies by default (allowing egress on the ports
                         it delivers to, e.g. psirt-notification's webhooks on 443), a
                         ServiceMonitor when there are any; an egress ipBlock never reaches
@@ -314,9 +315,12 @@ def check_service(doc: dict, docs: list[dict], source: str) -> list[str]:
     ready = dig(c, "readinessProbe", "grpc") or {}
     if ready.get("port") != spec["grpc"] or ready.get("service") != spec["readiness"]:
         v.append(f"{where}: readinessProbe is not a grpc probe on {spec['grpc']} for {spec['readiness']}")
-    live = dig(c, "livenessProbe", "grpc") or {}
-    if live.get("port") != spec["grpc"]:
-        v.append(f"{where}: livenessProbe is not a grpc probe on {spec['grpc']}")
+    # Liveness and startup ask /healthz on the admin port: the gRPC health follows
+    # readiness (NATS, database, projections), and an outage must not restart pods.
+    for probe in ("livenessProbe", "startupProbe"):
+        http = dig(c, probe, "httpGet") or {}
+        if http.get("path") != "/healthz" or http.get("port") not in ("admin", spec["admin"]):
+            v.append(f"{where}: {probe} is not an httpGet of /healthz on the admin port")
     if spec["writable"]:
         configmaps = {
             d["metadata"]["name"]: d
@@ -1069,6 +1073,16 @@ MUTATIONS = [
         "env PSIRT_AUTH__HS256_SECRET has an inline value",
     ),
     ("latest image", lambda d: _container(d).update(image="psirt:latest"), "has no pinned tag or digest"),
+    (
+        "liveness following readiness",
+        lambda d: _container(d).update(livenessProbe={"grpc": {"port": 50051}}),
+        "livenessProbe is not an httpGet of /healthz",
+    ),
+    (
+        "startup on the grpc health",
+        lambda d: _container(d).update(startupProbe={"grpc": {"port": 50051}}),
+        "startupProbe is not an httpGet of /healthz",
+    ),
     (
         "readiness on another service",
         lambda d: _container(d)["readinessProbe"]["grpc"].update(service="grpc.health.v1.Health"),

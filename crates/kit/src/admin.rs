@@ -18,10 +18,22 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::{MetricsHandle, PROMETHEUS_CONTENT_TYPE};
 
 /// Named readiness checks; the process is ready when every registered check is.
-/// Cheap to clone; clones share the checks.
-#[derive(Clone, Debug, Default)]
+/// Cheap to clone; clones share the checks. [`Readiness::subscribe`] tells of every
+/// change (the gRPC health service follows it).
+#[derive(Clone, Debug)]
 pub struct Readiness {
     checks: Arc<Mutex<BTreeMap<String, Arc<AtomicBool>>>>,
+    /// Bumped on every change of a check (and on registration).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            checks: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 /// One readiness check, initially not ready. Cheap to clone.
@@ -29,6 +41,7 @@ pub struct Readiness {
 pub struct ReadinessCheck {
     name: Arc<str>,
     ready: Arc<AtomicBool>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl ReadinessCheck {
@@ -37,6 +50,7 @@ impl ReadinessCheck {
         let was = self.ready.swap(ready, Ordering::SeqCst);
         if was != ready {
             tracing::info!(check = %self.name, ready, "readiness changed");
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -66,7 +80,16 @@ impl Readiness {
     pub fn register(&self, name: &str) -> ReadinessCheck {
         let mut checks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
         let ready = checks.entry(name.to_owned()).or_insert_with(|| Arc::new(AtomicBool::new(false))).clone();
-        ReadinessCheck { name: Arc::from(name), ready }
+        drop(checks);
+        // A new check (not ready) may turn the whole set not ready.
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        ReadinessCheck { name: Arc::from(name), ready, changes: self.changes.clone() }
+    }
+
+    /// A receiver that sees a change whenever a check changes or is registered; read
+    /// [`Readiness::report`] after each.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The current state of every check.

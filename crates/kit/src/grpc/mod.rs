@@ -44,6 +44,7 @@ pub(crate) use self::limits::current_max_message_bytes;
 pub use self::limits::{MessageLimit, MessageLimitLayer, ServiceRoutes};
 pub use self::telemetry::{OTHER, RPC_DURATION_METRIC, RpcTelemetry, RpcTelemetryLayer};
 use crate::auth::{Access, AuthLayer};
+use crate::admin::Readiness;
 use crate::config::GrpcConfig;
 pub use crate::shutdown::Shutdown;
 
@@ -70,6 +71,8 @@ pub struct GrpcServer {
     config: GrpcConfig,
     health: HealthReporter,
     tls: Option<ServerTlsConfig>,
+    /// When set, `grpc.health.v1` follows it (see [`GrpcServer::with_readiness`]).
+    readiness: Option<Readiness>,
 }
 
 /// The server's TLS settings from `grpc.tls_*`, read now so a missing or broken file
@@ -131,7 +134,23 @@ impl GrpcServer {
             .with_context(|| format!("failed to bind grpc listener on {}", config.listen))?;
         let local_addr = listener.local_addr().context("failed to read grpc listener address")?;
         let tls = server_tls(config)?;
-        Ok(Self { listener, local_addr, config: config.clone(), health: HealthReporter::new(), tls })
+        Ok(Self {
+            listener,
+            local_addr,
+            config: config.clone(),
+            health: HealthReporter::new(),
+            tls,
+            readiness: None,
+        })
+    }
+
+    /// Makes `grpc.health.v1` tell the same as `/readyz`: every served service name and
+    /// `""` are `SERVING` while every check of `readiness` is ready and `NOT_SERVING`
+    /// while one is not (NATS or the database lost, a stalled projection, not yet or no
+    /// longer serving), and `NOT_SERVING` for good once draining starts.
+    pub fn with_readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = Some(readiness);
+        self
     }
 
     /// The bound address.
@@ -168,14 +187,24 @@ impl GrpcServer {
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         // Everything borrowed is used before the future is returned, so the future is
         // `'static` and can be spawned.
+        let consistency =
+            crate::consistency::ConsistencyLayer::new(routes.waits_for(), self.config.request_timeout);
         let prepared = self.prepare(routes, &auth, file_descriptor_sets, services);
         let names: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
         async move {
             let Prepared { server, routes, known_methods } = prepared?;
-            let GrpcServer { listener, local_addr, config, health, tls } = server;
-            for name in names.iter().map(String::as_str).chain([""]) {
-                health.set_service_status(name, ServingStatus::Serving).await;
-            }
+            let GrpcServer { listener, local_addr, config, health, tls, readiness } = server;
+            let follower = match readiness {
+                None => {
+                    set_all(&health, &names, ServingStatus::Serving).await;
+                    None
+                }
+                Some(readiness) => {
+                    // Set before the first call can arrive, then followed.
+                    set_all(&health, &names, serving_status(&readiness)).await;
+                    Some(tokio::spawn(follow_readiness(readiness, health.clone(), names.clone())))
+                }
+            };
 
             let mut builder = Server::builder().timeout(config.request_timeout);
             let scheme = if tls.is_some() { "TLS" } else { "plaintext" };
@@ -190,6 +219,7 @@ impl GrpcServer {
                 .layer(RpcTelemetryLayer::new(known_methods))
                 .layer(auth)
                 .layer(MessageLimitLayer::new(config.max_message_bytes))
+                .layer(consistency)
                 .add_routes(routes);
 
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -198,9 +228,12 @@ impl GrpcServer {
                 async move {
                     shutdown.wait().await;
                     tracing::info!("grpc server draining");
-                    for name in names.iter().map(String::as_str).chain([""]) {
-                        health.set_service_status(name, ServingStatus::NotServing).await;
+                    // Stopped first, so it cannot set a status back to SERVING.
+                    if let Some(follower) = follower {
+                        follower.abort();
+                        let _ = follower.await;
                     }
+                    set_all(&health, &names, ServingStatus::NotServing).await;
                 }
             };
             tracing::info!(addr = %local_addr, transport = scheme, "grpc server listening");
@@ -267,6 +300,38 @@ impl GrpcServer {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
         Ok(Prepared { server: self, routes, known_methods })
+    }
+}
+
+/// Sets every name of `names` and the overall `""` to `status`.
+async fn set_all(health: &HealthReporter, names: &[String], status: ServingStatus) {
+    for name in names.iter().map(String::as_str).chain([""]) {
+        health.set_service_status(name, status).await;
+    }
+}
+
+fn serving_status(readiness: &Readiness) -> ServingStatus {
+    if readiness.is_ready() { ServingStatus::Serving } else { ServingStatus::NotServing }
+}
+
+/// Keeps the health statuses equal to `readiness` until aborted by the drain.
+async fn follow_readiness(readiness: Readiness, health: HealthReporter, names: Vec<String>) {
+    let mut changes = readiness.subscribe();
+    let mut last = None;
+    loop {
+        let status = serving_status(&readiness);
+        if last != Some(status) {
+            if status == ServingStatus::NotServing {
+                tracing::warn!(not_ready = ?readiness.report().not_ready, "grpc health NOT_SERVING");
+            } else if last.is_some() {
+                tracing::info!("grpc health SERVING again");
+            }
+            set_all(&health, &names, status).await;
+            last = Some(status);
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod config;
 mod database_tls;
 mod error;
 mod grpc_tls;
+mod health;
 mod limits;
 mod migrate;
 mod nats_backbone;
