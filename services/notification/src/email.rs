@@ -26,6 +26,7 @@ use psirt_domain::notification::{
     AttemptKind, AttemptResult, EVENTS_PACKAGE, MAX_EVENT_TYPE_CHARS, email_recipients,
 };
 use psirt_domain::template::{Template, Values};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -332,11 +333,9 @@ impl Mailer {
         let mut redact = Vec::new();
         if let Some(name) = &settings.credentials_secret {
             let raw = secrets
-                .bytes(name)
+                .get(name)
                 .with_context(|| format!("email.credentials_secret: secret {name:?} is not configured"))?;
-            let Ok(text) = std::str::from_utf8(raw) else {
-                bail!("email.credentials_secret: secret {name:?} is not UTF-8");
-            };
+            let text = raw.expose_secret();
             let Some((user, password)) = text.split_once(':').filter(|(user, _)| !user.is_empty()) else {
                 bail!("email.credentials_secret: secret {name:?} must hold user:password");
             };

@@ -154,24 +154,17 @@ impl ServiceConfig for Config {
 fn trackers(config: &Config, secrets: &Secrets, store: &EventStore) -> anyhow::Result<tracker::Trackers> {
     use tracker::{Auth, jira::Jira, servicenow::ServiceNow};
     let user_agent = &config.webhook.user_agent;
-    let credentials = |name: &str, section: &str| {
-        secrets
-            .bytes(name)
-            .with_context(|| format!("[{section}] credentials_secret {name:?} is not in [secrets]"))
-    };
     let jira = if config.jira.enabled() {
-        let auth = Auth::new(config.jira.auth, credentials(&config.jira.credentials_secret, "jira")?)
-            .context("[jira] credentials")?;
+        let auth = Auth::named(config.jira.auth, secrets.clone(), &config.jira.credentials_secret)
+            .context("[jira] credentials_secret")?;
         Some(Arc::new(Jira::new(&config.jira, auth, user_agent)?))
     } else {
         None
     };
     let servicenow = if config.servicenow.enabled() {
-        let auth = Auth::new(
-            config.servicenow.auth,
-            credentials(&config.servicenow.credentials_secret, "servicenow")?,
-        )
-        .context("[servicenow] credentials")?;
+        let auth =
+            Auth::named(config.servicenow.auth, secrets.clone(), &config.servicenow.credentials_secret)
+                .context("[servicenow] credentials_secret")?;
         Some(Arc::new(ServiceNow::new(&config.servicenow, auth, user_agent)?))
     } else {
         None

@@ -283,6 +283,8 @@ pub struct TicketRef {
     pub key: String,
     pub sys_id: String,
     pub url: String,
+    /// Recorded as deleted in the tracker: not read back any more.
+    pub deleted: bool,
 }
 
 /// The link of a ticket, by the Jira issue key or the ServiceNow sys_id.
@@ -326,10 +328,57 @@ pub async fn tickets_of_system(
                 link_id: r.try_get("link_id")?,
                 key: r.try_get("ticket_key")?,
                 sys_id: r.try_get("sys_id")?,
+                deleted: view.status_category == events::TicketStatusCategory::Deleted as i32,
                 url: view.url,
             })
         })
         .collect()
+}
+
+/// The cursor `name` (epoch ms), `None` before the first complete pass.
+pub async fn cursor(pool: &AnyPool, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT at_ms FROM notification_cursors WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Moves the cursor `name` to `at_ms`.
+pub async fn set_cursor(pool: &AnyPool, name: &str, at_ms: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notification_cursors (name, at_ms) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET at_ms = excluded.at_ms",
+    )
+    .bind(name)
+    .bind(at_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The distinct endpoints (Jira projects, ServiceNow tables) of the live
+/// subscriptions of `channel`, at most `max`.
+pub async fn endpoints_of_channel(
+    pool: &AnyPool,
+    channel: i32,
+    max: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = subscriptions(pool, Some(channel), after.clone(), 500).await?;
+        let Some((seq, last)) = page.last() else { break };
+        after = Some((*seq, last.subscription_id.clone()));
+        for (_, s) in &page {
+            if let Some(settings) = &s.settings {
+                out.insert(settings.endpoint.clone());
+            }
+        }
+        if page.len() < 500 || out.len() >= max {
+            break;
+        }
+    }
+    Ok(out.into_iter().take(max).collect())
 }
 
 /// Takes or renews the lease `name` for `owner` until `now + lease`; false

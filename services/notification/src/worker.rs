@@ -28,6 +28,7 @@ use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Reposi
 use psirt_kit::Shutdown;
 use psirt_proto::events as api_events;
 use psirt_proto::notification as api;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
@@ -408,13 +409,14 @@ impl Worker {
                 }
             };
         }
-        let Some(secret) = self.inner.secrets.bytes(&settings.secret_ref) else {
+        let Some(secret) = self.inner.secrets.get(&settings.secret_ref) else {
             return Ok(permanent(format!("secret {:?} is not configured", settings.secret_ref)));
         };
         let Some(body) = self.body(scheduled, shown).await? else {
             return Ok(permanent(format!("event {} is not on the stream", scheduled.event_id)));
         };
         let _permit = semaphore.acquire_owned().await;
+        let secret = secret.expose_secret().as_bytes();
         Ok(self.inner.sender.send(&settings.endpoint, body, secret, self.inner.webhook.timeout).await)
     }
 

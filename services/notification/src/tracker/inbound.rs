@@ -54,6 +54,19 @@ use crate::worker::WorkError;
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 /// Links read back per request to a tracker.
 const RECONCILE_PAGE: u32 = 50;
+/// How far before its cursor a reconciliation pass looks: the skew
+/// between our clock and the tracker's, and the minute granularity of the
+/// trackers' relative dates.
+pub const CURSOR_OVERLAP: Duration = Duration::from_secs(120);
+/// Most pages of changed tickets one pass reads per project or table.
+const MAX_CHANGED_PAGES: usize = 20;
+/// Most projects or tables a pass asks for changes.
+const MAX_ENDPOINTS: usize = 500;
+
+/// The reconciler of a tracker: its lease's and cursor's name.
+fn cursor_name(system: events::TicketSystem) -> String {
+    format!("ticket-reconciler-{}", system.as_str_name().to_ascii_lowercase())
+}
 
 /// `[upstream]`: the services inbound changes drive commands on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,12 +162,17 @@ pub struct Inbound {
     trackers: Trackers,
     pool: AnyPool,
     triage: triage::triage_service_client::TriageServiceClient<tonic::transport::Channel>,
-    token: Option<SecretString>,
+    /// The secrets, read at each use: a rotated file applies from the
+    /// next request on.
+    secrets: crate::Secrets,
+    /// Names in `secrets` (empty: none) of the token sent to triage and of
+    /// the webhooks' secrets.
+    token: String,
     timeout: Duration,
-    jira_secret: Option<SecretString>,
+    jira_secret: String,
     /// `[jira] webhook_query_token`: `?token=` accepted.
     jira_query_token: bool,
-    servicenow_secret: Option<SecretString>,
+    servicenow_secret: String,
     owner: String,
 }
 
@@ -162,7 +180,7 @@ fn secret_text(secrets: &crate::Secrets, name: &str) -> Option<SecretString> {
     if name.is_empty() {
         return None;
     }
-    secrets.bytes(name).map(|b| SecretString::from(String::from_utf8_lossy(b).into_owned()))
+    secrets.get(name)
 }
 
 /// Constant-time comparison of two byte strings (the length may leak).
@@ -193,11 +211,12 @@ impl Inbound {
             trackers,
             pool,
             triage: triage::triage_service_client::TriageServiceClient::new(channel),
-            token: secret_text(secrets, &upstream.token_secret),
+            secrets: secrets.clone(),
+            token: upstream.token_secret.clone(),
             timeout: upstream.timeout,
-            jira_secret: secret_text(secrets, &jira.webhook_secret),
+            jira_secret: jira.webhook_secret.clone(),
             jira_query_token: jira.webhook_query_token,
-            servicenow_secret: secret_text(secrets, servicenow_webhook_secret),
+            servicenow_secret: servicenow_webhook_secret.to_owned(),
             owner: uuid::Uuid::now_v7().to_string(),
         })
     }
@@ -239,6 +258,9 @@ impl Inbound {
         let Some(link) = load_link(&self.trackers.store, &link_id).await? else {
             return Ok(Applied::UnknownTicket);
         };
+        if link.deleted {
+            return Ok(Applied::Unchanged);
+        }
         let current = match system {
             events::TicketSystem::Servicenow => match &self.trackers.servicenow {
                 Some(sn) => sn.state(&link).await,
@@ -249,7 +271,14 @@ impl Inbound {
                 None => return Ok(Applied::UnknownTicket),
             },
         };
-        let state = current.map_err(|f| InboundError::Tracker(f.error))?;
+        let state = match current {
+            Ok(state) => state,
+            Err(f) if f.gone => {
+                self.trackers.record_deleted(&link_id).await?;
+                return Ok(Applied::Recorded("the ticket no longer exists; recorded as deleted".to_owned()));
+            }
+            Err(f) => return Err(InboundError::Tracker(f.error)),
+        };
         self.apply(system, &link_id, &state).await
     }
 
@@ -264,7 +293,7 @@ impl Inbound {
             let Some(link) = load_link(&self.trackers.store, link_id).await? else {
                 return Ok(Applied::UnknownTicket);
             };
-            if link.status.eq_ignore_ascii_case(&state.name) {
+            if link.deleted || link.status.eq_ignore_ascii_case(&state.name) {
                 return Ok(Applied::Unchanged);
             }
             // The n-th inbound change of a link drives its command under one
@@ -294,7 +323,7 @@ impl Inbound {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
-        if let Some(token) = &self.token
+        if let Some(token) = secret_text(&self.secrets, &self.token)
             && let Ok(value) = format!("Bearer {}", token.expose_secret()).parse()
         {
             request.metadata_mut().insert("authorization", value);
@@ -313,6 +342,14 @@ impl Inbound {
         let mut client = self.triage.clone();
         let request_id = format!("ticket-{}-{n}", link.link_id);
         let origin = format!("{} moved to {:?}", link.key, state.name);
+        // The tracker's own resolution (Jira's "Won't Fix", ServiceNow's
+        // close code and notes) is what the case records; only a ticket
+        // without one falls back to saying where the closure came from.
+        let root_cause = if state.resolution.trim().is_empty() {
+            format!("Closed from the tracker: {origin}.")
+        } else {
+            format!("{} (resolution of {} in the tracker)", state.resolution.trim(), link.key)
+        };
         let result = match rule.command {
             InboundCommand::None => return Ok(String::new()),
             InboundCommand::CloseCase => client
@@ -321,7 +358,7 @@ impl Inbound {
                     request_id,
                     expected_version: None,
                     resolution: resolution(&rule.resolution).into(),
-                    root_cause: format!("Closed from the tracker: {origin}."),
+                    root_cause,
                     lessons_learned: String::new(),
                 }))
                 .await
@@ -393,7 +430,7 @@ impl Inbound {
             let me = Arc::clone(&self);
             let shutdown = shutdown.clone();
             tasks.push(tokio::spawn(async move {
-                let lease = format!("ticket-reconciler-{}", system.as_str_name().to_ascii_lowercase());
+                let lease = cursor_name(system);
                 loop {
                     tokio::select! {
                         () = shutdown.wait() => break,
@@ -428,8 +465,109 @@ impl Inbound {
         }
     }
 
-    /// One pass over the linked tickets of `system`; the number of changes recorded.
+    /// One reconciliation pass of `system`; the number of changes recorded.
+    ///
+    /// The first pass (no cursor yet) reads every linked ticket back. Each
+    /// complete pass then moves the tracker's cursor (kept in the read
+    /// model, so a restart goes on from it) to when it started, and later
+    /// passes ask the tracker only for the tickets of the subscriptions'
+    /// projects or tables updated since the cursor, less
+    /// [`CURSOR_OVERLAP`] for the clocks' skew and the minute granularity.
+    /// A pass that fails leaves the cursor where it was; one that would
+    /// read more than [`MAX_CHANGED_PAGES`] pages of changes reads every
+    /// linked ticket instead.
     pub async fn reconcile(&self, system: events::TicketSystem) -> Result<usize, anyhow::Error> {
+        let name = cursor_name(system);
+        let started = crate::worker::now_ms();
+        let changes = match readmodel::cursor(&self.pool, &name).await? {
+            None => self.reconcile_all(system).await?,
+            Some(at) => {
+                let overlap = i64::try_from(CURSOR_OVERLAP.as_millis()).unwrap_or(i64::MAX);
+                let minutes = started.saturating_sub(at).saturating_add(overlap) / 60_000 + 1;
+                match self.reconcile_changed(system, minutes).await? {
+                    Some(changes) => changes,
+                    None => {
+                        warn!(
+                            system = system.as_str_name(),
+                            "too many changed tickets for one pass; reading every linked ticket"
+                        );
+                        self.reconcile_all(system).await?
+                    }
+                }
+            }
+        };
+        readmodel::set_cursor(&self.pool, &name, started).await?;
+        Ok(changes)
+    }
+
+    /// The tickets updated in the last `minutes`, applied; `None` when
+    /// there were more than [`MAX_CHANGED_PAGES`] pages of them.
+    async fn reconcile_changed(
+        &self,
+        system: events::TicketSystem,
+        minutes: i64,
+    ) -> Result<Option<usize>, anyhow::Error> {
+        let channel = match system {
+            events::TicketSystem::Servicenow => events::DeliveryChannel::Servicenow,
+            _ => events::DeliveryChannel::Jira,
+        };
+        let endpoints = readmodel::endpoints_of_channel(&self.pool, channel as i32, MAX_ENDPOINTS).await?;
+        let mut states: Vec<(String, TicketState)> = Vec::new();
+        match system {
+            events::TicketSystem::Servicenow => {
+                let Some(sn) = &self.trackers.servicenow else { return Ok(Some(0)) };
+                for table in &endpoints {
+                    let (found, complete) = sn
+                        .changed_since(table, minutes, MAX_CHANGED_PAGES)
+                        .await
+                        .map_err(|f| anyhow::anyhow!("ServiceNow table {table}: {}", f.error))?;
+                    if !complete {
+                        return Ok(None);
+                    }
+                    states.extend(found);
+                }
+            }
+            _ => {
+                let Some(jira) = &self.trackers.jira else { return Ok(Some(0)) };
+                for projects in endpoints.chunks(20) {
+                    let (found, complete) = jira
+                        .changed_since(projects, minutes, MAX_CHANGED_PAGES)
+                        .await
+                        .map_err(|f| anyhow::anyhow!("Jira search: {}", f.error))?;
+                    if !complete {
+                        return Ok(None);
+                    }
+                    states.extend(found);
+                }
+            }
+        }
+        let mut changes = 0;
+        let mut failures = 0;
+        for (external_id, state) in states {
+            // Tickets of the projects that are not linked to a case are none of ours.
+            let Some(link_id) =
+                readmodel::ticket_by_external_id(&self.pool, system as i32, &external_id).await?
+            else {
+                continue;
+            };
+            match self.apply(system, &link_id, &state).await {
+                Ok(Applied::Recorded(_)) => changes += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    failures += 1;
+                    warn!(external_id, error = %e, "reconciliation could not apply a ticket change");
+                }
+            }
+        }
+        if failures > 0 {
+            anyhow::bail!("{changes} changes recorded, {failures} failures (see the warnings above)");
+        }
+        Ok(Some(changes))
+    }
+
+    /// One pass over every linked ticket of `system` (but those recorded
+    /// as deleted); the number of changes recorded.
+    async fn reconcile_all(&self, system: events::TicketSystem) -> Result<usize, anyhow::Error> {
         let mut after = String::new();
         let mut changes = 0;
         let mut failures = 0;
@@ -438,6 +576,8 @@ impl Inbound {
                 readmodel::tickets_of_system(&self.pool, system as i32, &after, RECONCILE_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.link_id.clone();
+            let full = page.len() == RECONCILE_PAGE as usize;
+            let page: Vec<_> = page.into_iter().filter(|t| !t.deleted).collect();
             // external id (issue key or sys_id) -> link id, for this page
             let links: HashMap<&str, &str> = page
                 .iter()
@@ -492,7 +632,7 @@ impl Inbound {
                     }
                 }
             }
-            if page.len() < RECONCILE_PAGE as usize {
+            if !full {
                 break;
             }
         }
@@ -574,7 +714,7 @@ async fn jira_hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let Some(secret) = &inbound.jira_secret else {
+    let Some(secret) = secret_text(&inbound.secrets, &inbound.jira_secret) else {
         return (StatusCode::NOT_FOUND, "Jira webhooks are not configured".to_owned());
     };
     let query = inbound.jira_query_token.then_some(&query);
@@ -592,7 +732,7 @@ async fn servicenow_hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let Some(secret) = &inbound.servicenow_secret else {
+    let Some(secret) = secret_text(&inbound.secrets, &inbound.servicenow_secret) else {
         return (StatusCode::NOT_FOUND, "ServiceNow webhooks are not configured".to_owned());
     };
     if !bearer_authentic(secret.expose_secret().as_bytes(), &headers) {

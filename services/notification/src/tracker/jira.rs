@@ -262,7 +262,7 @@ impl Jira {
 
     fn ticket(&self, issue: &Value) -> Option<Ticket> {
         let key = issue.get("key")?.as_str()?.to_owned();
-        let state = issue.get("fields").and_then(|f| f.get("status")).map(status_of);
+        let state = issue.get("fields").and_then(state_of_fields);
         Some(Ticket {
             url: format!("{}/browse/{key}", self.base),
             id: issue.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
@@ -383,10 +383,10 @@ impl Jira {
     /// The status of one issue now, read from the issue itself (not from
     /// search, whose index may lag).
     pub async fn state(&self, key: &str) -> Result<TicketState, Failure> {
-        let body = self.http.get_json(&format!("{}/issue/{key}", self.api), &[("fields", "status")]).await?;
+        let url = format!("{}/issue/{key}", self.api);
+        let body = self.http.get_json(&url, &[("fields", STATE_FIELDS)]).await?;
         body.get("fields")
-            .and_then(|f| f.get("status"))
-            .map(status_of)
+            .and_then(state_of_fields)
             .ok_or_else(|| Failure::bad_answer("issue answer without fields.status"))
     }
 
@@ -419,7 +419,7 @@ impl Jira {
         let list = keys.iter().map(|k| jql_string(k)).collect::<Vec<_>>().join(", ");
         let jql = format!("key in ({list})");
         let max = keys.len().to_string();
-        let query = [("jql", jql.as_str()), ("fields", "status"), ("maxResults", max.as_str())];
+        let query = [("jql", jql.as_str()), ("fields", STATE_FIELDS), ("maxResults", max.as_str())];
         let body = self.http.get_json(&self.search_url(), &query).await?;
         Ok(issues(&body)?
             .iter()
@@ -429,11 +429,78 @@ impl Jira {
     }
 }
 
+/// Issues per page of a search for changed issues.
+const CHANGED_PAGE: usize = 100;
+
+impl Jira {
+    /// The status of the issues of `projects` (at most 20) updated in the
+    /// last `minutes`: `project in (...) AND updated >= -<minutes>m`. The
+    /// relative date is Jira's own clock, so no time zone is involved. At
+    /// most `max_pages` pages are read; the flag says whether that was all.
+    pub async fn changed_since(
+        &self,
+        projects: &[String],
+        minutes: i64,
+        max_pages: usize,
+    ) -> Result<(Vec<(String, TicketState)>, bool), Failure> {
+        if projects.is_empty() {
+            return Ok((Vec::new(), true));
+        }
+        let list = projects.iter().map(|p| jql_string(p)).collect::<Vec<_>>().join(", ");
+        let jql = format!("project in ({list}) AND updated >= -{}m ORDER BY updated ASC", minutes.max(1));
+        let page_size = CHANGED_PAGE.to_string();
+        let mut found = Vec::new();
+        let mut start_at = 0usize;
+        let mut token: Option<String> = None;
+        for _ in 0..max_pages {
+            let start = start_at.to_string();
+            let mut query =
+                vec![("jql", jql.as_str()), ("fields", STATE_FIELDS), ("maxResults", page_size.as_str())];
+            let jql_api = self.deployment == Deployment::Cloud && self.settings.search == SearchApi::Jql;
+            if jql_api {
+                if let Some(t) = &token {
+                    query.push(("nextPageToken", t.as_str()));
+                }
+            } else {
+                query.push(("startAt", start.as_str()));
+            }
+            let body = self.http.get_json(&self.search_url(), &query).await?;
+            let page = issues(&body)?;
+            let n = page.len();
+            found.extend(page.iter().filter_map(|i| self.ticket(i)).filter_map(|t| Some((t.key, t.state?))));
+            let last = if jql_api {
+                token = body.get("nextPageToken").and_then(Value::as_str).map(str::to_owned);
+                body.get("isLast").and_then(Value::as_bool).unwrap_or(token.is_none()) || token.is_none()
+            } else {
+                start_at += n;
+                let total = body.get("total").and_then(Value::as_u64).unwrap_or(0);
+                n == 0 || start_at as u64 >= total
+            };
+            if last {
+                return Ok((found, true));
+            }
+        }
+        Ok((found, false))
+    }
+}
+
 /// The `issues` of a search answer; an answer without them is not "none found".
 fn issues(body: &Value) -> Result<&Vec<Value>, Failure> {
     body.get("issues")
         .and_then(Value::as_array)
         .ok_or_else(|| Failure::bad_answer("search answer without issues"))
+}
+
+/// The fields read for an issue's state.
+const STATE_FIELDS: &str = "status,resolution";
+
+/// An issue's state from its `fields`: the status, and the resolution's
+/// name when it has one (`fields.resolution` is null while unresolved).
+fn state_of_fields(fields: &Value) -> Option<TicketState> {
+    let mut state = status_of(fields.get("status")?);
+    let resolution = fields.get("resolution").and_then(|r| r.get("name")).and_then(Value::as_str);
+    state.resolution = super::truncate(resolution.unwrap_or_default(), super::MAX_RESOLUTION_CHARS);
+    Some(state)
 }
 
 /// A Jira `status` object: name and category key (`new`,
@@ -449,6 +516,7 @@ pub fn status_of(status: &Value) -> TicketState {
             Some("done") => super::Category::Done,
             _ => category_from_name(name),
         },
+        resolution: String::new(),
     }
 }
 

@@ -59,25 +59,40 @@ pub enum AuthMode {
     Bearer,
 }
 
-/// Credentials for one tracker.
+/// Credentials for one tracker: a named secret, read at each request (so a
+/// rotated credentials file is used from the next request on).
 #[derive(Clone)]
 pub struct Auth {
     mode: AuthMode,
-    secret: SecretString,
+    secrets: crate::Secrets,
+    name: String,
 }
 
 impl Auth {
+    /// Fixed credentials.
     pub fn new(mode: AuthMode, secret: &[u8]) -> anyhow::Result<Self> {
         let text = std::str::from_utf8(secret).map_err(|_| anyhow::anyhow!("credentials are not UTF-8"))?;
-        if mode == AuthMode::Basic && !text.contains(':') {
+        Self::named(mode, crate::Secrets::fixed([("credentials", text)]), "credentials")
+    }
+
+    /// The secret `name` of `secrets`, checked now.
+    pub fn named(mode: AuthMode, secrets: crate::Secrets, name: &str) -> anyhow::Result<Self> {
+        let secret =
+            secrets.get(name).ok_or_else(|| anyhow::anyhow!("secret {name:?} is not in [secrets]"))?;
+        if mode == AuthMode::Basic && !secret.expose_secret().contains(':') {
             anyhow::bail!("basic credentials must be user:token");
         }
-        Ok(Self { mode, secret: SecretString::from(text.to_owned()) })
+        Ok(Self { mode, secrets, name: name.to_owned() })
+    }
+
+    fn secret(&self) -> SecretString {
+        self.secrets.get(&self.name).unwrap_or_else(|| SecretString::from(String::new()))
     }
 
     /// `text` without the credentials (a peer may echo them in an error).
     fn redact(&self, text: &str) -> String {
-        let secret = self.secret.expose_secret();
+        let secret = self.secret();
+        let secret = secret.expose_secret();
         let mut out = text.to_owned();
         let mut parts = vec![secret];
         if let Some((_, token)) = secret.split_once(':') {
@@ -90,7 +105,8 @@ impl Auth {
     }
 
     fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let secret = self.secret.expose_secret();
+        let secret = self.secret();
+        let secret = secret.expose_secret();
         match self.mode {
             AuthMode::Basic => {
                 let (user, token) = secret.split_once(':').unwrap_or((secret, ""));
@@ -108,6 +124,11 @@ pub struct Failure {
     pub http_status: Option<u16>,
     pub error: String,
     pub retry_after: Option<Duration>,
+    /// The tracker says the ticket does not exist: 404 with the tracker's
+    /// own JSON error (Jira's `errorMessages`, ServiceNow's `error`), so a
+    /// wrong base URL (an HTML 404 of some proxy) is never taken for a
+    /// deleted ticket.
+    pub gone: bool,
 }
 
 impl Failure {
@@ -117,6 +138,19 @@ impl Failure {
             http_status: None,
             error: what.to_owned(),
             retry_after: None,
+            gone: false,
+        }
+    }
+
+    /// The end of a delivery to a ticket that no longer exists: a
+    /// terminal result (not retried, not dead-lettered) that says so.
+    fn gone(key: &str, tracker: &str) -> Self {
+        Self {
+            kind: AttemptKind::Succeeded,
+            http_status: Some(404),
+            error: format!("{tracker} ticket {key} no longer exists (deleted); nothing was sent to it"),
+            retry_after: None,
+            gone: true,
         }
     }
 
@@ -126,6 +160,7 @@ impl Failure {
             http_status: None,
             error: error.into(),
             retry_after: None,
+            gone: false,
         }
     }
 
@@ -204,6 +239,7 @@ impl Http {
                     http_status: None,
                     error,
                     retry_after: None,
+                    gone: false,
                 });
             }
         };
@@ -234,11 +270,13 @@ impl Http {
         let kind = psirt_domain::notification::classify_http_status(status);
         if kind != AttemptKind::Succeeded {
             let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_ERROR_BODY).collect();
+            let gone = status == 404 && tracker_error(&bytes);
             return Err(Failure {
                 kind,
                 http_status: Some(status),
                 error: self.auth.redact(&format!("HTTP {status}: {text}")),
                 retry_after,
+                gone,
             });
         }
         if bytes.is_empty() {
@@ -246,6 +284,14 @@ impl Http {
         }
         serde_json::from_slice(&bytes).map_err(|e| Failure::bad_answer(&format!("answer is not JSON: {e}")))
     }
+}
+
+/// Whether an error answer is a tracker's own JSON error: Jira's
+/// `{"errorMessages": [...]}` or ServiceNow's `{"error": {...}}`.
+fn tracker_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| {
+        v.get("errorMessages").is_some_and(Value::is_array) || v.get("error").is_some_and(Value::is_object)
+    })
 }
 
 /// Normalised workflow state of a ticket.
@@ -256,6 +302,8 @@ pub enum Category {
     Open,
     InProgress,
     Done,
+    /// The tracker answers 404 for the ticket.
+    Deleted,
 }
 
 impl Category {
@@ -265,6 +313,7 @@ impl Category {
             Self::Open => events::TicketStatusCategory::Open,
             Self::InProgress => events::TicketStatusCategory::InProgress,
             Self::Done => events::TicketStatusCategory::Done,
+            Self::Deleted => events::TicketStatusCategory::Deleted,
         }
     }
 }
@@ -274,11 +323,18 @@ impl Category {
 pub struct TicketState {
     pub name: String,
     pub category: Category,
+    /// The tracker's resolution, when it has one (Jira's
+    /// `fields.resolution.name`, ServiceNow's close code and notes); at most
+    /// [`MAX_RESOLUTION_CHARS`] characters.
+    pub resolution: String,
 }
+
+/// The most of a tracker's resolution kept.
+pub const MAX_RESOLUTION_CHARS: usize = 1000;
 
 impl TicketState {
     pub fn named(name: &str) -> Self {
-        Self { name: name.to_owned(), category: category_from_name(name) }
+        Self { name: name.to_owned(), category: category_from_name(name), resolution: String::new() }
     }
 }
 
@@ -465,6 +521,9 @@ pub struct Link {
     pub status: String,
     /// Inbound changes recorded so far: names the next one's command.
     pub inbound_changes: u64,
+    /// The tracker said the ticket no longer exists (recorded as status
+    /// category DELETED): nothing is sent to it or read of it any more.
+    pub deleted: bool,
     pub version: u64,
 }
 
@@ -491,6 +550,7 @@ fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore:
                 url: m.url,
                 status: String::new(),
                 inbound_changes: 0,
+                deleted: false,
                 version: e.sequence,
             });
         } else if psirt_eventstore::is_type::<events::ExternalTicketUpdated>(&e.event_type)
@@ -502,6 +562,9 @@ fn fold_link(events: &[RecordedEvent]) -> Result<Option<Link>, psirt_eventstore:
             }
             if m.direction == events::TicketUpdateDirection::Inbound as i32 {
                 l.inbound_changes += 1;
+            }
+            if m.status_category == events::TicketStatusCategory::Deleted as i32 {
+                l.deleted = true;
             }
             l.version = e.sequence;
         }
@@ -600,10 +663,13 @@ impl Trackers {
             self.link(link_id, case_id, events::TicketSystem::Jira, &ticket).await?;
             return Ok(Ok(ticket.key));
         };
+        if link.deleted {
+            return Ok(Err(Failure::gone(&link.key, "Jira")));
+        }
         let values = d.values.clone().with("ticket.key", link.key.clone());
         let marker = format!("psirt-delivery:{}", d.scheduled.delivery_id);
         if let Err(f) = jira.comment(&link.key, &values, &marker).await {
-            return Ok(Err(f));
+            return self.failed(&link, f, "Jira").await;
         }
         let wanted =
             status_after(&d.scheduled.event_type).and_then(|s| settings.transitions.get(&s.to_string()));
@@ -615,13 +681,13 @@ impl Trackers {
                     // and drives no inbound rule.
                     self.record_outbound(link_id, &target, &d.scheduled.delivery_id.to_string()).await?;
                     if let Err(f) = jira.transition(&link.key, &id).await {
-                        return Ok(Err(f));
+                        return self.failed(&link, f, "Jira").await;
                     }
                 }
                 Ok(None) => {
                     warn!(key = %link.key, transition = %name, "the Jira workflow offers no such transition now")
                 }
-                Err(f) => return Ok(Err(f)),
+                Err(f) => return self.failed(&link, f, "Jira").await,
             }
         }
         Ok(Ok(link.key))
@@ -657,6 +723,9 @@ impl Trackers {
             self.link(link_id, case_id, events::TicketSystem::Servicenow, &ticket).await?;
             return Ok(Ok(ticket.key));
         };
+        if link.deleted {
+            return Ok(Err(Failure::gone(&link.key, "ServiceNow")));
+        }
         let values = d.values.clone().with("ticket.key", link.key.clone());
         let marker = format!("psirt-delivery:{}", d.scheduled.delivery_id);
         let state = status_after(&d.scheduled.event_type).and_then(|s| settings.states.get(&s.to_string()));
@@ -666,9 +735,52 @@ impl Trackers {
             self.record_outbound(link_id, &target, &d.scheduled.delivery_id.to_string()).await?;
         }
         if let Err(f) = sn.update(&link, &values, &marker, state.map(String::as_str)).await {
-            return Ok(Err(f));
+            return self.failed(&link, f, "ServiceNow").await;
         }
         Ok(Ok(link.key))
+    }
+
+    /// A failed request to a linked ticket: when the tracker says the
+    /// ticket is gone, that is recorded (once) and ends the delivery.
+    async fn failed(
+        &self,
+        link: &Link,
+        f: Failure,
+        tracker: &str,
+    ) -> Result<Result<String, Failure>, WorkError> {
+        if !f.gone {
+            return Ok(Err(f));
+        }
+        self.record_deleted(&link.link_id).await?;
+        Ok(Err(Failure::gone(&link.key, tracker)))
+    }
+
+    /// Records, once, that a linked ticket no longer exists: an inbound
+    /// `ExternalTicketUpdated` of category DELETED keeping the last status.
+    /// Nothing is sent to or read of the ticket afterwards, and no new
+    /// ticket is created for the link (deleting the ticket is taken as the
+    /// tracker's people's decision; a new subscription gets a new ticket).
+    pub(crate) async fn record_deleted(&self, link_id: &str) -> Result<(), WorkError> {
+        for _ in 0..5 {
+            let Some(link) = load_link(&self.store, link_id).await? else { return Ok(()) };
+            if link.deleted {
+                return Ok(());
+            }
+            let state = TicketState {
+                name: link.status.clone(),
+                category: Category::Deleted,
+                resolution: String::new(),
+            };
+            let note = "The tracker answers 404 Not Found for this ticket (deleted, or out of our \
+                        credentials' reach); nothing more is sent to it."
+                .to_owned();
+            let direction = events::TicketUpdateDirection::Inbound;
+            if self.record(&link, &state, direction, "deleted", note).await? {
+                warn!(key = %link.key, "a linked ticket no longer exists in the tracker; recorded, nothing more is sent to it");
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     async fn link(

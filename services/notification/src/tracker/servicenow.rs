@@ -51,6 +51,11 @@ pub struct ServiceNowSettings {
     /// Workflow category of state values (`open`, `in_progress`, `done`),
     /// for the case view; the defaults are the incident table's.
     pub state_categories: BTreeMap<String, String>,
+    /// Fields of a record holding how it was resolved, read with its state
+    /// and joined (`close_code: close_notes`) as the resolution a
+    /// `close_case` rule records on the case; at most 5. The defaults are
+    /// the incident table's.
+    pub resolution_fields: Vec<String>,
     /// Name of the secret in `[secrets]` that inbound webhooks must carry
     /// (`Authorization: Bearer <secret>`); empty: inbound webhooks are refused.
     pub webhook_secret: String,
@@ -103,6 +108,7 @@ impl Default for ServiceNowSettings {
                 ("7", "done"),
                 ("8", "done"),
             ]),
+            resolution_fields: vec!["close_code".to_owned(), "close_notes".to_owned()],
             webhook_secret: String::new(),
             inbound: Vec::new(),
             reconcile_interval: Duration::from_secs(300),
@@ -138,6 +144,14 @@ impl ServiceNowSettings {
         ] {
             if !field_name_ok(name) {
                 push(key, "must be a field name (a-z, 0-9, _)".to_owned());
+            }
+        }
+        if self.resolution_fields.len() > 5 {
+            push("resolution_fields", "at most 5 fields".to_owned());
+        }
+        for (i, field) in self.resolution_fields.iter().enumerate() {
+            if !field_name_ok(field) {
+                push(&format!("resolution_fields[{i}]"), "must be a field name (a-z, 0-9, _)".to_owned());
             }
         }
         for (field, text) in &self.fields {
@@ -198,7 +212,7 @@ pub fn state_of(settings: &ServiceNowSettings, value: &str, display: &str) -> Ti
         .get(value)
         .and_then(|c| category_named(c))
         .unwrap_or_else(|| category_from_name(display));
-    TicketState { name: value.to_owned(), category }
+    TicketState { name: value.to_owned(), category, resolution: String::new() }
 }
 
 /// The `result` records of a Table API answer; an answer without them is not "none found".
@@ -239,10 +253,19 @@ impl ServiceNow {
     fn ticket(&self, table: &str, record: &Value) -> Option<Ticket> {
         let sys_id = record.get("sys_id")?.as_str()?.to_owned();
         let number = record.get("number").and_then(Value::as_str).unwrap_or(&sys_id).to_owned();
-        let state = record
-            .get(&self.settings.state_field)
-            .and_then(Value::as_str)
-            .map(|v| state_of(&self.settings, v, ""));
+        let resolution = self
+            .settings
+            .resolution_fields
+            .iter()
+            .filter_map(|f| record.get(f).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+        let state = record.get(&self.settings.state_field).and_then(Value::as_str).map(|v| TicketState {
+            resolution: super::truncate(&resolution, super::MAX_RESOLUTION_CHARS),
+            ..state_of(&self.settings, v, "")
+        });
         Some(Ticket {
             url: format!("{}/{table}.do?sys_id={sys_id}", self.base),
             id: sys_id,
@@ -252,7 +275,12 @@ impl ServiceNow {
     }
 
     fn fields_param(&self) -> String {
-        format!("sys_id,number,{}", self.settings.state_field)
+        let mut fields = format!("sys_id,number,{}", self.settings.state_field);
+        for f in &self.settings.resolution_fields {
+            fields.push(',');
+            fields.push_str(f);
+        }
+        fields
     }
 
     /// The record of a case in `table`, by the correlation field.
@@ -377,6 +405,50 @@ impl ServiceNow {
             .filter_map(|r| self.ticket(table, r))
             .filter_map(|t| Some((t.id, t.state?)))
             .collect())
+    }
+}
+
+/// Records per page of a query for changed records.
+const CHANGED_PAGE: usize = 100;
+
+impl ServiceNow {
+    /// The state of the records of `table` with a correlation value (ours)
+    /// updated in the last `minutes`, by sys_id:
+    /// `sys_updated_on>=javascript:gs.minutesAgoStart(<minutes>)`, the
+    /// instance's own clock, so no time zone is involved. At most
+    /// `max_pages` pages are read; the flag says whether that was all.
+    pub async fn changed_since(
+        &self,
+        table: &str,
+        minutes: i64,
+        max_pages: usize,
+    ) -> Result<(Vec<(String, TicketState)>, bool), Failure> {
+        let query = format!(
+            "sys_updated_on>=javascript:gs.minutesAgoStart({})^{}ISNOTEMPTY^ORDERBYsys_updated_on",
+            minutes.max(1),
+            self.settings.correlation_field
+        );
+        let fields = self.fields_param();
+        let limit = CHANGED_PAGE.to_string();
+        let mut found = Vec::new();
+        for page in 0..max_pages {
+            let offset = (page * CHANGED_PAGE).to_string();
+            let params = [
+                ("sysparm_query", query.as_str()),
+                ("sysparm_fields", fields.as_str()),
+                ("sysparm_limit", limit.as_str()),
+                ("sysparm_offset", offset.as_str()),
+            ];
+            let body = self.http.get_json(&self.table_url(table), &params).await?;
+            let records = records(&body)?;
+            found.extend(
+                records.iter().filter_map(|r| self.ticket(table, r)).filter_map(|t| Some((t.id, t.state?))),
+            );
+            if records.len() < CHANGED_PAGE {
+                return Ok((found, true));
+            }
+        }
+        Ok((found, false))
     }
 }
 

@@ -163,6 +163,8 @@ pub struct Harness {
     pub _db: TestDatabase,
     pub _secrets: tempfile::TempDir,
     pub grpc: SocketAddr,
+    /// The admin HTTP port (health, metrics, the trackers' inbound hooks).
+    pub admin: SocketAddr,
     pub pool: sqlx::AnyPool,
     pub shutdown: Shutdown,
     pub store: EventStore,
@@ -208,6 +210,7 @@ impl Harness {
         let telemetry = psirt_kit::telemetry::init("psirt-notification-test", &config.log, &config.otel)?;
         let app = Application::build(&config, telemetry.metrics()).await?;
         let grpc = app.grpc_addr();
+        let admin = app.admin_addr();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let store =
@@ -219,6 +222,7 @@ impl Harness {
             _db: db,
             _secrets: secrets,
             grpc,
+            admin,
             pool,
             shutdown,
             store,
@@ -237,6 +241,7 @@ impl Harness {
         }
         let app = Box::pin(Application::build(&self.config, self.telemetry.metrics())).await?;
         self.grpc = app.grpc_addr();
+        self.admin = app.admin_addr();
         self.shutdown = Shutdown::new();
         self.task = Some(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
         Ok(())
