@@ -9,6 +9,7 @@
 
 mod csaf;
 mod cve;
+pub mod openpgp;
 mod openvex;
 mod osv;
 mod products;

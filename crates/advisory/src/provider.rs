@@ -1,7 +1,12 @@
-//! A CSAF 2.0 trusted provider directory on disk (section 7.1: requirements 8-14, 20): the
-//! documents under `<year>/<file>.json` with their hashes, `index.txt`, `changes.csv` and
-//! `provider-metadata.json`. Every file is written atomically (temporary file + rename) so a
-//! web server never serves a half-written file. One writer at a time per directory.
+//! A CSAF 2.0 provider directory on disk (section 7.1, requirements 7 to 14 and 18 to 20):
+//! the documents under `<year>/<file>.json` with their hashes, `index.txt`, `changes.csv`
+//! and `provider-metadata.json`. With a signing key it is a trusted provider (section
+//! 7.2.3): every document also has an ASCII-armored detached OpenPGP signature
+//! `<file>.json.asc`, the public key is published as `openpgp/<FINGERPRINT>.asc` and listed
+//! in the metadata (`public_openpgp_keys`), and the role is `csaf_trusted_provider`; without
+//! one the role is `csaf_provider`, never more. Every file is written atomically (temporary
+//! file + rename) so a web server never serves a half-written file. One writer at a time per
+//! directory.
 
 use std::fs;
 use std::io::Write;
@@ -12,6 +17,7 @@ use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::openpgp::SigningKey;
 use crate::record::Publisher;
 use crate::{Format, timestamp, utc_year, validate};
 
@@ -51,6 +57,8 @@ pub struct ProviderConfig {
     pub sha512: bool,
     pub list_on_aggregators: bool,
     pub mirror_on_aggregators: bool,
+    /// The PSIRT's OpenPGP signing key; `None`: no signatures, role `csaf_provider`.
+    pub signing_key: Option<SigningKey>,
 }
 
 /// What [`ProviderDirectory::publish`] wrote, relative to the root.
@@ -59,6 +67,8 @@ pub struct PublishedFiles {
     pub document: String,
     pub sha256: String,
     pub sha512: Option<String>,
+    /// The `.asc` signature, when a signing key is configured.
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +83,12 @@ pub enum ProviderError {
     Malformed { path: PathBuf, reason: String },
     #[error(transparent)]
     Document(#[from] crate::DocumentError),
+    #[error("failed to sign {path}: {source}")]
+    Sign {
+        path: PathBuf,
+        #[source]
+        source: crate::openpgp::KeyError,
+    },
 }
 
 /// The directory served as `<base_url>/.well-known/csaf/`.
@@ -115,6 +131,8 @@ impl ProviderDirectory {
             None
         };
 
+        let signature = self.write_signature(&dir.join(&name), doc.bytes)?.then(|| format!("{rel}.asc"));
+
         let mut index = self.read_lines("index.txt")?;
         index.push(rel.clone());
         index.sort();
@@ -131,8 +149,100 @@ impl ProviderDirectory {
         write_atomic(&self.root.join("changes.csv"), lines(&csv).as_bytes())?;
 
         let last_updated = changes.first().map_or(doc.current_release_date, |c| c.1);
+        self.sign_others(&index, &rel)?;
         self.write_metadata(last_updated)?;
-        Ok(PublishedFiles { document: rel.clone(), sha256: format!("{rel}.sha256"), sha512 })
+        Ok(PublishedFiles { document: rel.clone(), sha256: format!("{rel}.sha256"), sha512, signature })
+    }
+
+    /// Signs the documents of the index again and rewrites the metadata, without publishing:
+    /// after the signing key was configured, changed (rotation) or removed. Does nothing in
+    /// an empty directory.
+    pub fn refresh(&self) -> Result<(), ProviderError> {
+        let index = self.read_lines("index.txt")?;
+        let changes = self.read_changes()?;
+        let Some(last_updated) = changes.first().map(|c| c.1) else {
+            return Ok(());
+        };
+        self.sign_others(&index, "")?;
+        self.write_metadata(last_updated)
+    }
+
+    /// Writes `<document>.asc` (`true`), or removes a stale one when no key is configured.
+    fn write_signature(&self, document: &Path, bytes: &[u8]) -> Result<bool, ProviderError> {
+        let asc = asc_path(document);
+        match &self.config.signing_key {
+            Some(key) => {
+                let signature = key
+                    .sign(bytes)
+                    .map_err(|source| ProviderError::Sign { path: document.to_path_buf(), source })?;
+                write_atomic(&asc, signature.as_bytes())?;
+                Ok(true)
+            }
+            None => {
+                self.remove_if_present(&asc)?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn remove_if_present(&self, path: &Path) -> Result<(), ProviderError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(ProviderError::Io { path: path.to_path_buf(), source }),
+        }
+    }
+
+    /// Every document of the index other than `current` gets a signature by the current key:
+    /// all of them when the metadata lists another key (the key was just configured or
+    /// rotated), else those missing one. Without a key, when the metadata still lists one
+    /// (the key was just removed), every signature goes: none is left that the metadata does
+    /// not back. The metadata is written last, so an interrupted run does it again next time.
+    fn sign_others(&self, index: &[String], current: &str) -> Result<(), ProviderError> {
+        let listed = self.listed_fingerprints()?;
+        let Some(key) = &self.config.signing_key else {
+            if !listed.is_empty() {
+                for rel in index {
+                    self.remove_if_present(&asc_path(&self.root.join(rel)))?;
+                }
+            }
+            return Ok(());
+        };
+        let all = listed != [key.fingerprint()];
+        for rel in index.iter().filter(|r| r.as_str() != current) {
+            let document = self.root.join(rel);
+            if !all && asc_path(&document).exists() {
+                continue;
+            }
+            let bytes = match fs::read(&document) {
+                Ok(bytes) => bytes,
+                // Listed but gone: nothing to sign (the index is repaired by a republish).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(ProviderError::Io { path: document, source }),
+            };
+            self.write_signature(&document, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The fingerprints the current `provider-metadata.json` lists.
+    fn listed_fingerprints(&self) -> Result<Vec<String>, ProviderError> {
+        let path = self.root.join("provider-metadata.json");
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ProviderError::Io { path, source }),
+        };
+        let metadata: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Malformed { path: path.clone(), reason: e.to_string() })?;
+        Ok(metadata
+            .get("public_openpgp_keys")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.get("fingerprint").and_then(serde_json::Value::as_str))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// `provider-metadata.json` (section 7.1.7), checked before it is written.
@@ -147,7 +257,7 @@ impl ProviderDirectory {
         if let Some(authority) = &p.issuing_authority {
             publisher["issuing_authority"] = json!(authority);
         }
-        let metadata = json!({
+        let mut metadata = json!({
             "canonical_url": format!("{}/.well-known/csaf/provider-metadata.json", self.base()),
             "distributions": [{ "directory_url": format!("{}/.well-known/csaf/", self.base()) }],
             "last_updated": timestamp(last_updated),
@@ -155,8 +265,22 @@ impl ProviderDirectory {
             "metadata_version": "2.0",
             "mirror_on_CSAF_aggregators": self.config.mirror_on_aggregators,
             "publisher": publisher,
-            "role": "csaf_trusted_provider",
+            "role": "csaf_provider",
         });
+        if let Some(key) = &self.config.signing_key {
+            // Requirement 20: the public key beside the metadata, listed with its fingerprint.
+            let dir = self.root.join("openpgp");
+            fs::create_dir_all(&dir).map_err(|source| ProviderError::Io { path: dir.clone(), source })?;
+            let file = dir.join(format!("{}.asc", key.fingerprint()));
+            if fs::read(&file).ok().as_deref() != Some(key.public_key_armored().as_bytes()) {
+                write_atomic(&file, key.public_key_armored().as_bytes())?;
+            }
+            metadata["public_openpgp_keys"] = json!([{
+                "fingerprint": key.fingerprint(),
+                "url": format!("{}/.well-known/csaf/openpgp/{}.asc", self.base(), key.fingerprint()),
+            }]);
+            metadata["role"] = json!("csaf_trusted_provider");
+        }
         validate(Format::CsafProviderMetadata, &metadata)?;
         let mut bytes = serde_json::to_vec_pretty(&metadata).map_err(|e| ProviderError::Malformed {
             path: self.root.join("provider-metadata.json"),
@@ -192,6 +316,12 @@ impl ProviderDirectory {
             })
             .collect()
     }
+}
+
+fn asc_path(document: &Path) -> PathBuf {
+    let mut name = document.as_os_str().to_owned();
+    name.push(".asc");
+    PathBuf::from(name)
 }
 
 fn lines(items: &[String]) -> String {

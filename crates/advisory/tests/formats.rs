@@ -328,3 +328,46 @@ fn records_round_trip_through_json() {
     let back: AdvisoryRecord = serde_json::from_str(&text).unwrap();
     assert_eq!(back, r);
 }
+
+/// The official OpenVEX 0.2.0 schema (bundled) refuses what only it states: unknown
+/// properties, wrong types, a product without an identifier, a malformed timestamp; the
+/// messages point at the offending place.
+#[test]
+fn openvex_is_checked_against_the_official_schema() {
+    let r = record();
+    let doc = json(&openvex(&r).unwrap());
+    validate(Format::OpenVex, &doc).expect("the generated document passes the schema");
+    let refused = |doc: &serde_json::Value, at: &str| match validate(Format::OpenVex, doc) {
+        Err(DocumentError::Invalid { format: Format::OpenVex, messages }) => {
+            assert!(messages.iter().any(|m| m.starts_with(at)), "{at} not in {messages:?}")
+        }
+        other => panic!("expected {at} to be refused, got {other:?}"),
+    };
+
+    let mut broken = doc.clone();
+    broken["statements"][0]["severity"] = json!("high");
+    refused(&broken, "/statements/0");
+    let mut broken = doc.clone();
+    broken["version"] = json!("2");
+    refused(&broken, "/version");
+    let mut broken = doc.clone();
+    broken["statements"][2]["products"][0] = json!({ "hashes": { "sha-256": "ab" } });
+    refused(&broken, "/statements/2/products/0");
+    let mut broken = doc.clone();
+    broken["statements"][0]["vulnerability"]["aliases"] = json!(["ACME-1", "ACME-1"]);
+    refused(&broken, "/statements/0/vulnerability/aliases");
+    let mut broken = doc.clone();
+    broken["last_updated"] = json!("2026-03-09 12:00");
+    refused(&broken, "/last_updated");
+    let mut broken = doc;
+    broken["statements"][2]["justification"] = json!("not_exploitable");
+    refused(&broken, "/statements/2/justification");
+
+    // What the schema cannot say is still checked: this version's context, non-empty text.
+    let mut other = json(&openvex(&r).unwrap());
+    other["@context"] = json!("https://openvex.dev/ns/v0.1.0");
+    refused(&other, "/@context");
+    let mut other = json(&openvex(&r).unwrap());
+    other["statements"][1]["action_statement"] = json!(" ");
+    refused(&other, "/statements/1");
+}

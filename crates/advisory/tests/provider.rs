@@ -1,4 +1,5 @@
-//! The CSAF trusted provider directory: layout, hashes, index, changes and metadata.
+//! The CSAF provider directory: layout, hashes, index, changes and metadata. Signatures and
+//! the trusted provider role are in `signing.rs`.
 
 mod common;
 
@@ -19,6 +20,7 @@ fn directory(root: &std::path::Path, sha512: bool) -> ProviderDirectory {
             sha512,
             list_on_aggregators: true,
             mirror_on_aggregators: true,
+            signing_key: None,
         },
     )
 }
@@ -43,6 +45,7 @@ fn publishing_lays_out_the_directory_with_correct_hashes() {
             document: "2026/acme-sa-2026-0007.json".into(),
             sha256: "2026/acme-sa-2026-0007.json.sha256".into(),
             sha512: Some("2026/acme-sa-2026-0007.json.sha512".into()),
+            signature: None,
         }
     );
     let root = tmp.path();
@@ -60,7 +63,11 @@ fn publishing_lays_out_the_directory_with_correct_hashes() {
     let metadata: serde_json::Value =
         serde_json::from_slice(&fs::read(root.join("provider-metadata.json")).unwrap()).unwrap();
     validate(Format::CsafProviderMetadata, &metadata).unwrap();
-    assert_eq!(metadata["role"], "csaf_trusted_provider");
+    // Without a signing key the directory claims only what it meets: no signatures, no key.
+    assert_eq!(metadata["role"], "csaf_provider");
+    assert!(metadata.get("public_openpgp_keys").is_none(), "{metadata}");
+    assert!(!root.join("2026/acme-sa-2026-0007.json.asc").exists());
+    assert!(!root.join("openpgp").exists());
     assert_eq!(
         metadata["canonical_url"],
         "https://psirt.acme.example/.well-known/csaf/provider-metadata.json"
@@ -140,9 +147,23 @@ fn provider_metadata_checks_reject_a_wrong_role() {
         "mirror_on_CSAF_aggregators": true,
         "publisher": { "category": "vendor", "name": "Acme Corp", "namespace": "https://psirt.acme.example" },
         "role": "csaf_trusted_provider",
+        "public_openpgp_keys": [{
+            "fingerprint": "C46EC6F4539A4D4271FC40D21965EF4D0521075B",
+            "url": "https://psirt.acme.example/.well-known/csaf/openpgp/C46EC6F4539A4D4271FC40D21965EF4D0521075B.asc",
+        }],
     });
     validate(Format::CsafProviderMetadata, &metadata).unwrap();
     let mut wrong = metadata.clone();
     wrong["role"] = serde_json::json!("trusted");
     assert!(validate(Format::CsafProviderMetadata, &wrong).is_err());
+    // A trusted provider lists the key its signatures verify against.
+    let mut unsigned = metadata.clone();
+    unsigned.as_object_mut().unwrap().remove("public_openpgp_keys");
+    let err = validate(Format::CsafProviderMetadata, &unsigned).unwrap_err();
+    assert!(err.to_string().contains("/public_openpgp_keys"), "{err}");
+    unsigned["role"] = serde_json::json!("csaf_provider");
+    validate(Format::CsafProviderMetadata, &unsigned).unwrap();
+    let mut short = metadata;
+    short["public_openpgp_keys"][0]["fingerprint"] = serde_json::json!("C46EC6F4");
+    assert!(validate(Format::CsafProviderMetadata, &short).is_err());
 }
