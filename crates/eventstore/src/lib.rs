@@ -10,6 +10,7 @@
 //! another one on the same aggregate sees its event.
 
 pub mod ownership;
+pub mod position;
 pub mod repository;
 mod settings;
 mod trace;
@@ -456,6 +457,16 @@ impl EventStore {
         }
     }
 
+    /// The sequence of the first message at or after `from` whose subject
+    /// matches `filter` (wildcards allowed), if any.
+    pub async fn first_sequence_from(&self, filter: &str, from: u64) -> Result<Option<u64>, StoreError> {
+        match self.stream.get_first_raw_message_by_subject(filter, from.max(1)).await {
+            Ok(msg) => Ok(Some(msg.sequence)),
+            Err(e) if not_found(&e.kind()) => Ok(None),
+            Err(e) => Err(StoreError::Unavailable(format!("failed to read {filter} from {from}: {e}"))),
+        }
+    }
+
     /// The last sequence of the whole stream (for lag and rebuild progress).
     pub async fn stream_last_sequence(&self) -> Result<u64, StoreError> {
         let mut stream = self.stream.clone();
@@ -510,6 +521,7 @@ impl PendingAppend {
                 if !ack.duplicate {
                     metrics::appended(&self.event_type);
                 }
+                position::record(ack.sequence);
                 Ok(Appended { sequence: ack.sequence, duplicate: ack.duplicate })
             }
             Err(e) if matches!(e.kind(), PublishErrorKind::WrongLastSequence) => {
@@ -521,6 +533,7 @@ impl PendingAppend {
                 if let Some(last) = &last
                     && last.id == Some(self.event_id)
                 {
+                    position::record(last.sequence);
                     return Ok(Appended { sequence: last.sequence, duplicate: true });
                 }
                 let actual = last.map(|e| e.sequence);

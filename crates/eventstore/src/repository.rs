@@ -129,6 +129,11 @@ impl<A: Aggregate> Loaded<A> {
         self.events.iter().any(|e| e.id == Some(id))
     }
 
+    /// The stream sequence of the stored event with this id.
+    pub fn sequence_of(&self, id: Uuid) -> Option<u64> {
+        self.events.iter().find(|e| e.id == Some(id)).map(|e| e.sequence)
+    }
+
     /// The actor of the first event: who created the aggregate.
     pub fn creator(&self) -> Option<&str> {
         self.events.first().and_then(|e| e.metadata.actor.as_deref())
@@ -202,6 +207,27 @@ pub struct Executed<A: Aggregate> {
     /// True when the request was carried out before (its idempotency event,
     /// or every event it decided, was already stored).
     pub already_done: bool,
+    /// The stream position of what the command did: the sequence of the
+    /// last event it appended or found already stored (a retry answers
+    /// the first attempt's), else of the aggregate's last event (a command
+    /// decided to do nothing). Also recorded in the call's
+    /// [`position`](crate::position) scope: the `psirt-position` a service answers.
+    pub position: u64,
+}
+
+impl<A: Aggregate> Executed<A> {
+    fn new(loaded: Loaded<A>, appended: Vec<A::Event>, already_done: bool, position: Option<u64>) -> Self {
+        let position = position.unwrap_or_else(|| loaded.current());
+        crate::position::record(position);
+        Self { loaded, appended, already_done, position }
+    }
+
+    /// A request found carried out before: the position of its idempotency
+    /// event.
+    fn done_before<Ctx>(loaded: Loaded<A>, request: &Request<Ctx>) -> Self {
+        let found = request.idempotency.iter().filter_map(|id| loaded.sequence_of(*id)).max();
+        Self::new(loaded, Vec::new(), true, found)
+    }
 }
 
 /// Why a command failed; services map each variant to a status.
@@ -342,10 +368,10 @@ impl<C: EventCodec> Repository<C> {
             attempt += 1;
             let loaded = self.checked_load::<E, _>(request).await?;
             if request.done_in(&loaded) {
-                return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
+                return Ok(Executed::done_before(loaded, request));
             }
             let Some(command) = decide(&loaded).map_err(CommandError::Rejected)? else {
-                return Ok(Executed { loaded, appended: Vec::new(), already_done: false });
+                return Ok(Executed::new(loaded, Vec::new(), false, None));
             };
             let now = request.now.unwrap_or_else(OffsetDateTime::now_utc);
             let decided = loaded.state.handle(command, now).map_err(CommandError::Domain)?;
@@ -390,7 +416,7 @@ impl<C: EventCodec> Repository<C> {
                     Request { must_exist: false, expected: None, ..request.clone_without_context() };
                 let loaded = self.checked_load::<E, ()>(&existing).await?;
                 if request.done_in(&loaded) {
-                    return Ok(Executed { loaded, appended: Vec::new(), already_done: true });
+                    return Ok(Executed::done_before(loaded, request));
                 }
                 let decided = loaded.state.handle(command, now).map_err(CommandError::Domain)?;
                 self.append(loaded, decided, request, event_id).await
@@ -437,9 +463,12 @@ impl<C: EventCodec> Repository<C> {
         let mut appended = Vec::new();
         let mut duplicate = false;
         let skipped_none = decided.is_empty();
+        // The sequence of the last decided event, appended or found stored.
+        let mut position = None;
         for event in decided {
             let id = event_id(&event);
-            if loaded.has_event(id) {
+            if let Some(sequence) = loaded.sequence_of(id) {
+                position = position.max(Some(sequence));
                 continue;
             }
             let Encoded { event_type, schema_version, payload } =
@@ -455,6 +484,7 @@ impl<C: EventCodec> Repository<C> {
             match self.store.append(new.clone(), loaded.version()).await {
                 Ok(done) => {
                     duplicate |= done.duplicate;
+                    position = position.max(Some(done.sequence));
                     loaded.last_sequence = Some(done.sequence);
                     loaded.events.push(RecordedEvent::from_new(&new, done.sequence));
                     loaded.state.apply(&event);
@@ -472,11 +502,11 @@ impl<C: EventCodec> Repository<C> {
             // truth.
             let mut reloaded = self.load(&loaded.id).await.map_err(CommandError::Store)?;
             self.fold(&mut reloaded).map_err(CommandError::Decode)?;
-            return Ok(Executed { loaded: reloaded, appended: Vec::new(), already_done: true });
+            return Ok(Executed::new(reloaded, Vec::new(), true, position));
         }
         // Every decided event was stored before: a retry of a request
         // carried out in full.
         let already_done = appended.is_empty() && !skipped_none;
-        Ok(Executed { loaded, appended, already_done })
+        Ok(Executed::new(loaded, appended, already_done, position))
     }
 }

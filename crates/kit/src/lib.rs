@@ -6,6 +6,7 @@
 //! - [`grpc`]: serving tonic routes with health, reflection, auth, telemetry and shutdown.
 //! - [`auth`]: bearer JWT authentication, roles and the per-method policy.
 //! - [`error`]: [`ApiError`] and its mapping to `tonic::Status`.
+//! - [`consistency`]: read-your-writes (`psirt-position`, `psirt-min-position`).
 //!
 //! A service's startup, roughly:
 //!
@@ -58,6 +59,7 @@ pub mod admin;
 pub mod auth;
 pub mod backbone;
 pub mod config;
+pub mod consistency;
 pub mod error;
 pub mod grpc;
 pub mod parked;
@@ -70,6 +72,7 @@ pub mod telemetry;
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
 pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Rule, Scopes};
 pub use error::{ApiError, FieldViolation, Refusal, refusal};
+pub use consistency::ReadModels;
 pub use grpc::{GrpcServer, ServiceRoutes};
 pub use shutdown::Shutdown;
 pub use telemetry::{MetricsHandle, TelemetryGuard};

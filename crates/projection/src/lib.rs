@@ -19,11 +19,14 @@
 //! - `parked`: events parked instead of applied, listed and replayed
 //!   ([`ParkedEvents`]).
 //! - `progress`: [`Progress`] and stall detection.
+//! - `position`: whether a read model reflects a stream position, and
+//!   waiting until it does ([`ReadModelPosition`]).
 //! - `telemetry`: spans ([`event_span`], [`caused_span`]) and metrics.
 //! - `settings`: [`ProjectionSettings`]; [`sql`]: helpers for batched writes.
 
 mod checkpoint;
 mod parked;
+mod position;
 mod progress;
 mod projection;
 mod runner;
@@ -33,6 +36,7 @@ mod telemetry;
 
 pub use checkpoint::{checkpoint, ensure_schema};
 pub use parked::{ParkedEvents, ParkedRow, REPLAY_LIMIT, ReplayError, ReplayOutcome};
+pub use position::{PositionError, ReadModelPosition};
 pub use progress::Progress;
 pub use projection::{ApplyError, DeferrableIndex, Pipeline, PreparesBatches, Projection};
 pub use psirt_eventstore::ownership::EventRule;

@@ -23,9 +23,51 @@ pub struct Progress {
     lagging_since_ms: std::sync::atomic::AtomicI64,
     /// What the last failure was.
     last_error: std::sync::Mutex<String>,
+    /// The checkpoint as committed, for reads waiting for a position
+    /// ([`crate::ReadModelPosition`]): changes after each commit, at the
+    /// start of a session and on a reset.
+    reached: tokio::sync::watch::Sender<u64>,
+    /// The highest stream sequence the runner's batches appended (a
+    /// reaction's events), recorded before their batch commits.
+    caused: AtomicU64,
+    /// Whether this runner holds the lease (it keeps `reached` current);
+    /// a standby replica's read model is the one the lease holder writes.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
+    /// The checkpoint moved to `checkpoint` (a commit, a session's start,
+    /// a reset): waiting reads see it.
+    pub(crate) fn reached(&self, checkpoint: u64) {
+        self.checkpoint.store(checkpoint, Ordering::Relaxed);
+        self.reached.send_if_modified(|at| std::mem::replace(at, checkpoint) != checkpoint);
+    }
+
+    /// A batch appended events up to `sequence`.
+    pub(crate) fn record_caused(&self, sequence: u64) {
+        self.caused.fetch_max(sequence, Ordering::AcqRel);
+    }
+
+    /// The runner took the lease (`true`) or gave it up.
+    pub(crate) fn record_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+    }
+
+    /// Whether the runner holds the lease.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// The highest stream sequence the runner's batches appended so far.
+    pub fn caused(&self) -> u64 {
+        self.caused.load(Ordering::Acquire)
+    }
+
+    /// Follows the committed checkpoint.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reached.subscribe()
+    }
+
     /// A batch of events committed: the projection is not failing.
     pub(crate) fn record_success(&self) {
         self.failing_since_ms.store(0, Ordering::Relaxed);
@@ -40,6 +82,7 @@ impl Progress {
     /// The runner is on standby (another replica holds the lease): neither
     /// failing nor lagging is its to report.
     pub(crate) fn record_standby(&self) {
+        self.record_leading(false);
         self.failing_since_ms.store(0, Ordering::Relaxed);
         self.lagging_since_ms.store(0, Ordering::Relaxed);
     }

@@ -153,6 +153,17 @@ impl<P: Projection> ProjectionRunner<P> {
         Arc::clone(&self.progress)
     }
 
+    /// Where the projection's read model stands, for reads that must
+    /// reflect a stream position.
+    pub fn position(&self) -> crate::ReadModelPosition {
+        crate::ReadModelPosition::new(
+            self.projection.name(),
+            self.progress(),
+            self.pool.clone(),
+            self.store.clone(),
+        )
+    }
+
     /// The projection's name and progress, for a stall watcher.
     pub fn watched(&self) -> (String, Arc<Progress>) {
         (self.projection.name().to_owned(), self.progress())
@@ -214,7 +225,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 ack_policy: consumer::AckPolicy::All,
                 ack_wait: self.settings.ack_wait,
                 max_ack_pending: i64::try_from(batch_size * 2).unwrap_or(i64::MAX),
-                filter_subject: format!("{}.>", psirt_eventstore::SUBJECT_PREFIX),
+                filter_subject: crate::position::consumed_subjects(),
                 ..Default::default()
             })
             .await
@@ -269,6 +280,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 _ = shutdown.changed() => {}
             }
         }
+        self.progress.record_leading(false);
         let _ = self.release_lease().await;
         Ok(())
     }
@@ -300,8 +312,9 @@ impl<P: Projection> ProjectionRunner<P> {
         if !self.acquire_lease().await? {
             return Err(ProjectionError::LeaseLost(self.projection.name().to_owned()));
         }
+        self.progress.record_leading(true);
         let start = checkpoint::checkpoint(&self.pool, self.projection.name()).await?;
-        self.progress.checkpoint.store(start, Ordering::Relaxed);
+        self.progress.reached(start);
         let stream_last =
             self.store.stream_last_sequence().await.map_err(|e| ProjectionError::Stream(e.to_string()))?;
         if start > stream_last {
@@ -473,7 +486,7 @@ impl<P: Projection> ProjectionRunner<P> {
         parked::clear(&mut tx, self.projection.name()).await?;
         checkpoint::rewind(&mut tx, self.projection.name()).await?;
         tx.commit().await?;
-        self.progress.checkpoint.store(0, Ordering::Relaxed);
+        self.progress.reached(0);
         Ok(())
     }
 

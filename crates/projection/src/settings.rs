@@ -57,6 +57,11 @@ pub struct ProjectionSettings {
     /// Most events a projection may be behind the stream (outside a
     /// rebuild) before it counts as stalled; 0: no limit.
     pub max_lag: u64,
+    /// Longest a read carrying `psirt-min-position` waits for the read
+    /// model to reach that position before it answers `UNAVAILABLE` with
+    /// the lag (never past the call's deadline), in ms.
+    #[serde(rename = "read_wait_ms", with = "millis")]
+    pub read_wait: Duration,
 }
 
 impl Default for ProjectionSettings {
@@ -72,6 +77,7 @@ impl Default for ProjectionSettings {
             retry_pause: Duration::from_millis(500),
             stalled_after: Duration::from_secs(60),
             max_lag: 100_000,
+            read_wait: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +112,9 @@ impl ProjectionSettings {
         }
         if self.stalled_after < Duration::from_secs(1) {
             out.push("projection.stalled_after_ms must be at least 1000".to_owned());
+        }
+        if self.read_wait > Duration::from_secs(60) {
+            out.push("projection.read_wait_ms must be at most 60000".to_owned());
         }
         if self.ack_wait < Duration::from_secs(1) {
             out.push("projection.ack_wait must be at least 1000 ms".to_owned());

@@ -43,6 +43,8 @@ type AddService = Box<dyn FnOnce(&mut RoutesBuilder, usize) + Send>;
 #[derive(Default)]
 pub struct ServiceRoutes {
     services: Vec<AddService>,
+    /// What a call with `psirt-min-position` waits for ([`crate::consistency`]).
+    read_models: crate::ReadModels,
 }
 
 impl std::fmt::Debug for ServiceRoutes {
@@ -74,6 +76,19 @@ impl ServiceRoutes {
             routes.add_service(server.limit_messages(max));
         }));
         self
+    }
+
+    /// The read models the services' reads come from: a call carrying
+    /// `psirt-min-position` waits for them ([`crate::consistency`]).
+    #[must_use]
+    pub fn read_models(mut self, read_models: crate::ReadModels) -> Self {
+        self.read_models = read_models;
+        self
+    }
+
+    /// What a call with `psirt-min-position` waits for.
+    pub(crate) fn waits_for(&self) -> crate::ReadModels {
+        self.read_models.clone()
     }
 
     /// The routes, every server limited to `max_message_bytes`.

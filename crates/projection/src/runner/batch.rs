@@ -88,7 +88,13 @@ impl<P: Projection> ProjectionRunner<P> {
             &owned
         };
         let (accepted, foreign) = screen(self.event_rule, fresh);
-        let undecodable = self.projection.apply_batch(&mut tx, &accepted).await?;
+        // What the batch appends (reactions), for reads that must see it.
+        let (written, apply) =
+            psirt_eventstore::position::scope(self.projection.apply_batch(&mut tx, &accepted));
+        let undecodable = apply.await?;
+        if let Some(sequence) = written.get() {
+            self.progress.record_caused(sequence);
+        }
         let skipped_seen = (events.len() - fresh.len()) as u64;
         let last = fresh.last().map(|e| e.sequence);
         self.finish_batch(tx, &accepted, undecodable, &foreign, last, checkpoint, now, skipped_seen).await
@@ -182,7 +188,7 @@ impl<P: Projection> ProjectionRunner<P> {
             self.progress.record_success();
         }
         outcome.checkpoint = checkpoint;
-        self.progress.checkpoint.store(checkpoint, Ordering::Relaxed);
+        self.progress.reached(checkpoint);
         self.progress.applied.fetch_add(outcome.applied, Ordering::Relaxed);
         self.progress.undecodable.fetch_add(outcome.undecodable, Ordering::Relaxed);
         self.progress.foreign.fetch_add(outcome.foreign, Ordering::Relaxed);
