@@ -2,6 +2,10 @@
 # Starts the platform on embedded defaults: a nats-server with JetStream and
 # every service built so far, SQLite under $STATE_DIR, authentication off.
 # Waits for health, prints the endpoints, and stops everything on Ctrl-C.
+# Ports: the defaults below, or PSIRT_NATS_PORT and PSIRT_UP_<SERVICE>_{GRPC,ADMIN}_PORT;
+# 0 lets the kernel choose. Each service writes the addresses it bound to
+# $STATE_DIR/<service>.ports.json (--ports-file), nats-server to
+# $STATE_DIR/nats/nats-server_<pid>.ports; the banner shows the bound ones.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,6 +35,23 @@ except OSError:
 PY
 }
 
+# wait_ports_file FILE PID NAME: waits until FILE exists (the process bound its ports).
+wait_ports_file() {
+    for _ in $(seq 1 600); do
+        [ -s "$1" ] && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "error: $3 did not bind its ports; see $state/logs/$3.log" >&2
+    return 1
+}
+# json_port FILE KEY: the port of the first address under KEY of a ports file.
+json_port() {
+    python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))[sys.argv[2]]
+print((v[0] if isinstance(v, list) else v).rstrip("/").rsplit(":", 1)[1])' "$1" "$2"
+}
+
 wait_http() { # url name
     for _ in $(seq 1 300); do
         if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null; then
@@ -42,11 +63,15 @@ wait_http() { # url name
     return 1
 }
 
-# NATS: our own server with JetStream on 4222, or the next free port.
+# NATS: our own server with JetStream on 4222, or the next free port (0: any).
 nats_port="${PSIRT_NATS_PORT:-4222}"
-while ! port_free "$nats_port"; do nats_port=$((nats_port + 1)); done
 nats_monitor=8222
-while ! port_free "$nats_monitor"; do nats_monitor=$((nats_monitor + 1)); done
+if [ "$nats_port" = 0 ]; then
+    nats_port=-1 nats_monitor=-1
+else
+    while ! port_free "$nats_port"; do nats_port=$((nats_port + 1)); done
+    while ! port_free "$nats_monitor"; do nats_monitor=$((nats_monitor + 1)); done
+fi
 nats_bin="$("$root/scripts/nats-server-path.sh")"
 # Every service connects as its own NATS identity with the shipped permissions
 # (deploy/nats/psirt-auth.conf): dev keys made once per state dir, the stream
@@ -56,12 +81,17 @@ cp "$root/deploy/nats/psirt-auth.conf" "$state/nats/psirt-auth.conf"
 cat >"$state/nats/nats-server.conf" <<CONF
 listen: 127.0.0.1:$nats_port
 http: 127.0.0.1:$nats_monitor
+ports_file_dir: "$state/nats"
 jetstream { store_dir: "$state/nats/js" }
 include ./psirt-auth.conf
 CONF
 (set -a; . "$state/nats-ids/nats-identities.env"; set +a
  exec "$nats_bin" -c "$state/nats/nats-server.conf" >"$state/logs/nats.log" 2>&1) &
 pids+=($!)
+nats_ports="$state/nats/nats-server_$!.ports"
+wait_ports_file "$nats_ports" "$!" nats
+nats_port="$(json_port "$nats_ports" nats)"
+nats_monitor="$(json_port "$nats_ports" monitoring)"
 wait_http "http://127.0.0.1:$nats_monitor/healthz?js-enabled-only=true" nats
 "$bin/psirtctl" admin stream apply --nats-url "nats://127.0.0.1:$nats_port" \
     --nats-nkey-seed-file "$state/nats-ids/admin.nk" >"$state/logs/stream-apply.log" 2>&1 \
@@ -71,25 +101,34 @@ export PSIRT_AUTH__MODE=none
 export PSIRT_NATS__URL="nats://127.0.0.1:$nats_port"
 export PSIRT_LOG__FORMAT="${PSIRT_LOG__FORMAT:-json}"
 
-start_service() { # name grpc admin
+start_service() { # name grpc admin; sets bound_grpc and bound_admin
+    local ports="$state/$1.ports.json"
+    rm -f "$ports"
     PSIRT_DATABASE__URL="sqlite://$state/$1.db?mode=rwc" \
     PSIRT_NATS__NKEY_SEED_FILE="$state/nats-ids/$1.nk" \
     PSIRT_GRPC__LISTEN="127.0.0.1:$2" PSIRT_ADMIN__LISTEN="127.0.0.1:$3" \
+    PSIRT_PORTS_FILE="$ports" \
         "$bin/psirt-$1" >"$state/logs/$1.log" 2>&1 &
     pids+=($!)
-    wait_http "http://127.0.0.1:$3/readyz" "$1"
+    wait_ports_file "$ports" "$!" "$1"
+    bound_grpc="$(json_port "$ports" grpc)"
+    bound_admin="$(json_port "$ports" admin)"
+    wait_http "http://127.0.0.1:$bound_admin/readyz" "$1"
 }
 
 intake_grpc="${PSIRT_UP_INTAKE_GRPC_PORT:-50051}"
 intake_admin="${PSIRT_UP_INTAKE_ADMIN_PORT:-9101}"
 start_service intake "$intake_grpc" "$intake_admin"
+intake_grpc="$bound_grpc" intake_admin="$bound_admin"
 triage_grpc="${PSIRT_UP_TRIAGE_GRPC_PORT:-50052}"
 triage_admin="${PSIRT_UP_TRIAGE_ADMIN_PORT:-9102}"
 start_service triage "$triage_grpc" "$triage_admin"
+triage_grpc="$bound_grpc" triage_admin="$bound_admin"
 remediation_grpc="${PSIRT_UP_REMEDIATION_GRPC_PORT:-50053}"
 remediation_admin="${PSIRT_UP_REMEDIATION_ADMIN_PORT:-9103}"
 PSIRT_ADVISORY__CSAF_DIRECTORY="${PSIRT_ADVISORY__CSAF_DIRECTORY:-$state/csaf}" \
     start_service remediation "$remediation_grpc" "$remediation_admin"
+remediation_grpc="$bound_grpc" remediation_admin="$bound_admin"
 notification_grpc="${PSIRT_UP_NOTIFICATION_GRPC_PORT:-50054}"
 notification_admin="${PSIRT_UP_NOTIFICATION_ADMIN_PORT:-9104}"
 # A signing key for webhook subscriptions (secret_ref "dev_webhook"), made once per state dir.
@@ -99,6 +138,7 @@ if [ ! -s "$webhook_key" ]; then
 fi
 PSIRT_SECRETS__DEV_WEBHOOK__FILE="$webhook_key" \
     start_service notification "$notification_grpc" "$notification_admin"
+notification_grpc="$bound_grpc" notification_admin="$bound_admin"
 
 cat <<MSG
 

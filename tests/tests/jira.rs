@@ -32,7 +32,7 @@ use hmac::{Hmac, Mac};
 use psirt_proto::notification::notification_service_client::NotificationServiceClient;
 use psirt_proto::triage::case_service_client::CaseServiceClient;
 use psirt_proto::{common as pc, events, notification as api, triage};
-use psirt_testkit::{eventually, free_port};
+use psirt_testkit::eventually;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -265,17 +265,32 @@ async fn start_prism(upstream: SocketAddr, dir: &tempfile_dir::Dir) -> anyhow::R
     let bin = root().join("scripts/jira-mock/node_modules/.bin/prism");
     anyhow::ensure!(bin.exists(), "{} is missing: run `npm ci --prefix scripts/jira-mock`", bin.display());
     let spec = spec_file(dir)?;
-    let port = free_port()?;
-    let child = Command::new(bin)
-        .args(["proxy", "--errors", "-h", "127.0.0.1", "-p", &port.to_string()])
+    // Port 0: Prism logs the port it bound ("Prism is listening on http://127.0.0.1:N");
+    // its log is read to the end, so the pipe never fills.
+    let mut child = Command::new(bin)
+        .args(["proxy", "--errors", "-h", "127.0.0.1", "-p", "0"])
         .arg(&spec)
         .arg(format!("http://{upstream}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let prism = Prism { child, port };
-    eventually(Duration::from_secs(120), "prism listening", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    let stdout = child.stdout.take().expect("piped");
+    let mut prism = Prism { child, port: 0 };
+    let bound: Arc<Mutex<Option<u16>>> = Arc::default();
+    let found = Arc::clone(&bound);
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("Prism is listening on http://127.0.0.1:")
+                && let Ok(port) = rest.trim().trim_end_matches('/').parse()
+            {
+                *found.lock().expect("lock") = Some(port);
+            }
+        }
+    });
+    prism.port = eventually(Duration::from_secs(120), "prism listening", || {
+        let port = *bound.lock().expect("lock");
+        async move { port }
     })
     .await?;
     Ok(prism)
@@ -581,7 +596,7 @@ async fn a_crash_between_creating_and_linking_makes_no_second_issue() -> anyhow:
     p.jira.lock().expect("lock").hold_creates = None;
     assert!(p.tickets(&case_id).await.is_empty(), "nothing linked before the crash");
 
-    p.notification.spawn(&p.nats)?;
+    p.notification.spawn(&p.nats).await?;
     p.notification.ready().await?;
     let tickets = eventually(DEADLINE, "ticket linked after the restart", || {
         let p = &p;

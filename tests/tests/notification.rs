@@ -110,7 +110,7 @@ async fn kill_9_of_notification_during_a_burst_loses_no_delivery() -> anyhow::Re
     let at_crash = seen.lock().expect("seen").len();
     assert!(at_crash < DELIVERIES, "the crash came in the middle of the burst");
 
-    service.spawn(&nats)?;
+    service.spawn(&nats).await?;
     service.ready().await?;
     eventually(Duration::from_secs(120), "every delivery received", || async {
         (seen.lock().expect("seen").len() >= DELIVERIES).then_some(())

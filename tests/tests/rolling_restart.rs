@@ -264,7 +264,7 @@ async fn rolling_restart_under_load_loses_and_repeats_nothing() -> anyhow::Resul
         // `stop` waits for the process: keep the runtime's other worker free.
         tokio::task::block_in_place(|| service.stop())?;
         let stopped = step.elapsed();
-        service.spawn(&nats)?;
+        service.spawn_on_same_ports(&nats).await?;
         service.ready().await?;
         let ready = step.elapsed();
         let at_ready = progress.load(Ordering::Relaxed);

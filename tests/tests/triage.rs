@@ -122,7 +122,7 @@ async fn a_report_becomes_a_case_within_a_second_and_is_triaged_then_rebuilt_ide
     triage_service.stop()?;
     let status = triage_service.command(&nats).arg("rebuild").status()?;
     assert!(status.success(), "rebuild failed");
-    triage_service.spawn(&nats)?;
+    triage_service.spawn(&nats).await?;
     triage_service.ready().await?;
     let mut cases = CaseServiceClient::new(triage_service.channel().await?);
     let rebuilt = cases.get_case(by_id(&case.case_id)).await?.into_inner().case.expect("case");
@@ -154,7 +154,7 @@ async fn kill_9_of_triage_while_reports_flow_opens_every_case_exactly_once() -> 
     }
     assert_eq!(case_ids.len(), REPORTS);
 
-    triage_service.spawn(&nats)?;
+    triage_service.spawn(&nats).await?;
     triage_service.ready().await?;
     let mut cases = CaseServiceClient::new(triage_service.channel().await?);
     eventually(Duration::from_secs(120), "all cases open", || {

@@ -1,14 +1,68 @@
 //! `just up` as a new user runs it: the script starts nats-server and the
 //! services on embedded defaults; reflection lists the APIs; `psirtctl`
 //! submits, gets and lists a report; Ctrl-C stops everything.
+//!
+//! Every port is 0 (the kernel picks; the test reads the bound ones from the ports
+//! files), and the script runs in its own process group, killed whole when the test
+//! ends, so a failing test leaves nothing running.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use psirt_testkit::{eventually, free_port};
+use psirt_testkit::eventually;
+
+/// Every binary `scripts/up.sh` runs: the four services and psirtctl.
+const UP_PACKAGES: [&str; 5] =
+    ["psirt-intake", "psirt-triage", "psirt-remediation", "psirt-notification", "psirt-cli"];
+
+/// `scripts/up.sh` in its own process group; dropping it (the test passed, failed or
+/// panicked) kills the whole group: the script, nats-server and the services.
+struct Platform {
+    child: Child,
+}
+
+impl Platform {
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        // The group's id is the script's pid (process_group(0)).
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.pid())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// (gRPC, admin) ports a service bound, from the ports file it writes under the state dir.
+fn service_ports(state: &Path, service: &str) -> anyhow::Result<(u16, u16)> {
+    let text = std::fs::read_to_string(state.join(format!("{service}.ports.json")))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let port = |key: &str| -> anyhow::Result<u16> {
+        let addr: std::net::SocketAddr =
+            json[key].as_str().ok_or_else(|| anyhow::anyhow!("{service}: no {key} in {text}"))?.parse()?;
+        Ok(addr.port())
+    };
+    Ok((port("grpc")?, port("admin")?))
+}
+
+/// The client port of the nats-server `up.sh` started, from its ports file.
+fn nats_port(state: &Path) -> anyhow::Result<u16> {
+    for entry in std::fs::read_dir(state.join("nats"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "ports") {
+            let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let url = json["nats"][0].as_str().unwrap_or_default();
+            return Ok(url.rsplit(':').next().unwrap_or_default().parse()?);
+        }
+    }
+    anyhow::bail!("no nats-server ports file in {}", state.join("nats").display())
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -27,50 +81,40 @@ fn psirtctl(grpc: u16, args: &[&str]) -> anyhow::Result<std::process::Output> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow::Result<()> {
-    // `just up` builds first; so does this test (a no-op when already built).
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "psirt-intake",
-            "-p",
-            "psirt-triage",
-            "-p",
-            "psirt-remediation",
-            "-p",
-            "psirt-cli",
-        ])
-        .status()?;
-    assert!(status.success(), "build failed");
+    // `just up` builds first; so does this test (a no-op when already built), every
+    // binary the script starts.
+    let mut build = Command::new(env!("CARGO"));
+    build.arg("build");
+    for package in UP_PACKAGES {
+        build.args(["-p", package]);
+    }
+    assert!(build.status()?.success(), "build failed");
 
     let state = tempfile_dir()?;
-    let grpc = free_port()?;
-    let admin = free_port()?;
-    let nats = free_port()?;
-    let triage_grpc = free_port()?;
-    let triage_admin = free_port()?;
-    let remediation_grpc = free_port()?;
-    let remediation_admin = free_port()?;
-    let notification_grpc = free_port()?;
-    let notification_admin = free_port()?;
-    let mut up = Command::new("bash")
+    let mut script = Command::new("bash");
+    script
         .arg(root().join("scripts/up.sh"))
         .env("STATE_DIR", &state)
-        .env("PSIRT_NATS_PORT", nats.to_string())
-        .env("PSIRT_UP_INTAKE_GRPC_PORT", grpc.to_string())
-        .env("PSIRT_UP_INTAKE_ADMIN_PORT", admin.to_string())
-        .env("PSIRT_UP_TRIAGE_GRPC_PORT", triage_grpc.to_string())
-        .env("PSIRT_UP_TRIAGE_ADMIN_PORT", triage_admin.to_string())
-        .env("PSIRT_UP_REMEDIATION_GRPC_PORT", remediation_grpc.to_string())
-        .env("PSIRT_UP_REMEDIATION_ADMIN_PORT", remediation_admin.to_string())
-        .env("PSIRT_UP_NOTIFICATION_GRPC_PORT", notification_grpc.to_string())
-        .env("PSIRT_UP_NOTIFICATION_ADMIN_PORT", notification_admin.to_string())
         .env("PSIRT_BIN_DIR", bin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()?;
+        .process_group(0);
+    for var in [
+        "PSIRT_NATS_PORT",
+        "PSIRT_UP_INTAKE_GRPC_PORT",
+        "PSIRT_UP_INTAKE_ADMIN_PORT",
+        "PSIRT_UP_TRIAGE_GRPC_PORT",
+        "PSIRT_UP_TRIAGE_ADMIN_PORT",
+        "PSIRT_UP_REMEDIATION_GRPC_PORT",
+        "PSIRT_UP_REMEDIATION_ADMIN_PORT",
+        "PSIRT_UP_NOTIFICATION_GRPC_PORT",
+        "PSIRT_UP_NOTIFICATION_ADMIN_PORT",
+    ] {
+        script.env(var, "0");
+    }
+    let mut up = Platform { child: script.spawn()? };
     let out = Arc::new(Mutex::new(String::new()));
-    let stdout = up.stdout.take().expect("piped");
+    let stdout = up.child.stdout.take().expect("piped");
     let sink = Arc::clone(&out);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -86,6 +130,14 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
     })
     .await?;
     assert!(banner.contains("authentication is disabled"), "{banner}");
+    let (grpc, admin) = service_ports(&state, "intake")?;
+    let (triage_grpc, triage_admin) = service_ports(&state, "triage")?;
+    let (remediation_grpc, remediation_admin) = service_ports(&state, "remediation")?;
+    let (notification_grpc, notification_admin) = service_ports(&state, "notification")?;
+    let nats = nats_port(&state)?;
+    for port in [grpc, triage_grpc, remediation_grpc, notification_grpc, nats] {
+        assert!(banner.contains(&format!("127.0.0.1:{port} ")), "port {port} in the banner: {banner}");
+    }
 
     // server reflection over v1alpha, as older grpcurl and the Python client speak it
     let script = r#"
@@ -95,7 +147,12 @@ db = ProtoReflectionDescriptorDatabase(grpc.insecure_channel(sys.argv[1]))
 print("\n".join(db.get_services()))
 "#;
     let listed = Command::new("python3").args(["-c", script, &format!("127.0.0.1:{grpc}")]).output()?;
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "the Python gRPC reflection client failed (`just test` installs grpcio and grpcio-reflection: \
+         the ensure-python-tools recipe): {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let services = String::from_utf8(listed.stdout)?;
     assert!(services.lines().any(|s| s == "psirt.intake.v1.IntakeService"), "{services}");
     let listed =
@@ -152,10 +209,10 @@ print("\n".join(db.get_services()))
     .await?;
 
     // Ctrl-C: the script stops nats-server and the services, then exits.
-    let pid = up.id().to_string();
+    let pid = up.pid().to_string();
     assert!(Command::new("kill").args(["-INT", &pid]).status()?.success());
     let exited = eventually(Duration::from_secs(30), "up.sh exit", || {
-        let status = up.try_wait().ok().flatten();
+        let status = up.child.try_wait().ok().flatten();
         async move { status }
     })
     .await?;

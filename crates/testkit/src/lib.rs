@@ -44,7 +44,11 @@ where
     }
 }
 
-/// Returns a TCP port on 127.0.0.1 that was free a moment ago.
+/// Returns a TCP port on 127.0.0.1 that was free a moment ago. Released before it is
+/// returned, so another process may take it: for an address nothing should listen on, or
+/// one that must be known before anything starts (a NATS cluster's routes). A child
+/// process the test starts binds port 0 and reports what it bound instead (a service's
+/// `--ports-file`, nats-server's `ports_file_dir`).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("failed to bind a free port")?;
     Ok(listener.local_addr()?.port())

@@ -1,6 +1,6 @@
 //! Real `nats-server`s for tests: one server or a three-server cluster
-//! (routes on loopback), each with JetStream in a temporary directory, on
-//! free ports; optionally with the platform's shipped identities and
+//! (routes on loopback), each with JetStream in a temporary directory;
+//! optionally with the platform's shipped identities and
 //! permissions (`deploy/nats/psirt-auth.conf`) and TLS.
 
 use std::path::{Path, PathBuf};
@@ -38,6 +38,17 @@ fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let core = word.trim_start_matches('v').split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
     Some((parts.next()??, parts.next()??, parts.next().unwrap_or(Some(0))?))
+}
+
+/// (client port, monitoring port) of a nats-server ports file
+/// (`{"nats":["nats://127.0.0.1:4222"],"monitoring":["http://127.0.0.1:8222"]}`).
+fn parse_ports_file(text: &str) -> Option<(u16, u16)> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    let port = |key: &str| -> Option<u16> {
+        let url = json[key].as_array()?.first()?.as_str()?;
+        url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+    };
+    Some((port("nats")?, port("monitoring")?))
 }
 
 fn show((a, b, c): (u64, u64, u64)) -> String {
@@ -238,11 +249,21 @@ struct Routes {
 }
 
 /// A real `nats-server` with JetStream, killed and cleaned up on drop.
+///
+/// The first start binds port 0 (`listen: 127.0.0.1:-1`, the monitoring port too) and the
+/// test reads the ports the server bound from its ports file (`ports_file_dir`), so no
+/// port is picked, released and hoped for. A restart keeps them (clients reconnect to the
+/// same URL): the residual race is another process binding the port while the server is
+/// down. A cluster's route ports must be known before the first start, so they are
+/// picked free ([`crate::free_port`]; a start that loses the race is retried).
 pub struct NatsServer {
     child: Option<Child>,
+    /// The client port; 0 until the first start bound one.
     port: u16,
-    /// The HTTP monitoring port (`/connz`, `/jsz`).
+    /// The HTTP monitoring port (`/connz`, `/jsz`); 0 until the first start bound one.
     monitor_port: u16,
+    /// `server_name`, as JetStream reports leaders.
+    name: String,
     bin: PathBuf,
     store: tempfile::TempDir,
     security: Option<Arc<Security>>,
@@ -264,49 +285,49 @@ impl NatsServer {
 
     async fn start_with(security: Option<Arc<Security>>) -> anyhow::Result<Self> {
         let bin = nats_server_bin()?;
-        // A port picked free can be taken by another test before the server
-        // binds it: try a few.
-        let mut last_err = None;
-        for _ in 0..5 {
-            let mut server = Self::new(bin.clone(), free_port()?, security.clone(), None)?;
-            server.spawn()?;
-            match server.wait_ready().await {
-                Ok(()) => return Ok(server),
-                Err(err) => last_err = Some(err),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("failed to start nats-server")))
+        let mut server = Self::new(bin, security, None)?;
+        server.spawn()?;
+        server.wait_ready().await?;
+        Ok(server)
     }
 
-    fn new(
-        bin: PathBuf,
-        port: u16,
-        security: Option<Arc<Security>>,
-        routes: Option<Routes>,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
-            child: None,
-            port,
-            monitor_port: free_port()?,
-            bin,
-            store: tempfile::tempdir().context("failed to create a store dir")?,
-            security,
-            routes,
-        })
+    fn new(bin: PathBuf, security: Option<Arc<Security>>, routes: Option<Routes>) -> anyhow::Result<Self> {
+        let store = tempfile::tempdir().context("failed to create a store dir")?;
+        // A cluster member is named by its route port; a single server by its store
+        // directory (unique while it exists).
+        let name = match &routes {
+            Some(routes) => format!("n{}", routes.port),
+            None => format!(
+                "n-{}",
+                store
+                    .path()
+                    .file_name()
+                    .map(|n| n
+                        .to_string_lossy()
+                        .chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .collect::<String>())
+                    .unwrap_or_default()
+            ),
+        };
+        Ok(Self { child: None, port: 0, monitor_port: 0, name, bin, store, security, routes })
     }
 
-    /// The server's name (`n<port>`), as JetStream reports leaders.
+    /// The server's name, as JetStream reports leaders.
     pub fn name(&self) -> String {
-        format!("n{}", self.port)
+        self.name.clone()
     }
 
     fn write_config(&self) -> anyhow::Result<PathBuf> {
         let dir = self.store.path();
+        // -1: a port of the kernel's choosing, written to the ports file.
+        let port_or_any = |port: u16| if port == 0 { "-1".to_owned() } else { port.to_string() };
         let mut conf = format!(
-            "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nserver_name: {name}\njetstream {{\n  store_dir: {store:?}\n}}\n",
-            port = self.port,
-            monitor = self.monitor_port,
-            name = self.name(),
+            "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nserver_name: {name}\nports_file_dir: {ports:?}\njetstream {{\n  store_dir: {store:?}\n}}\n",
+            port = port_or_any(self.port),
+            monitor = port_or_any(self.monitor_port),
+            name = self.name,
+            ports = dir.display().to_string(),
             store = dir.join("js").display().to_string(),
         );
         if let Some(routes) = &self.routes {
@@ -362,7 +383,37 @@ impl NatsServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// After the first start: the client and monitoring ports the server bound, from the
+    /// ports file it writes (`<ports_file_dir>/nats-server_<pid>.ports`).
+    async fn read_ports(&mut self) -> anyhow::Result<()> {
+        if self.port != 0 && self.monitor_port != 0 {
+            return Ok(());
+        }
+        let pid = self.child.as_ref().map(Child::id).context("nats-server is not running")?;
+        let file = self.store.path().join(format!("nats-server_{pid}.ports"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let (port, monitor_port) = loop {
+            if let Some(ports) = parse_ports_file(&std::fs::read_to_string(&file).unwrap_or_default()) {
+                break ports;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("nats-server exited early with {status}: {}", self.log());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "nats-server wrote no ports file within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        self.port = port;
+        self.monitor_port = monitor_port;
+        Ok(())
+    }
+
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        self.read_ports().await?;
         let options = self.admin_options();
         let url = self.url();
         let started = eventually(Duration::from_secs(20), "nats-server with jetstream", || {
@@ -527,11 +578,12 @@ impl NatsCluster {
         let bin = nats_server_bin()?;
         let mut last_err = None;
         for _ in 0..3 {
+            // Routes name each member's cluster port before any starts: picked free.
             let cluster_ports = (0..size).map(|_| free_port()).collect::<Result<Vec<_>, _>>()?;
             let mut servers = Vec::new();
             for port in &cluster_ports {
                 let routes = Routes { port: *port, all: cluster_ports.clone() };
-                servers.push(NatsServer::new(bin.clone(), free_port()?, security.clone(), Some(routes))?);
+                servers.push(NatsServer::new(bin.clone(), security.clone(), Some(routes))?);
             }
             for server in &mut servers {
                 server.spawn()?;
@@ -620,6 +672,14 @@ impl NatsCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ports_file_gives_the_client_and_monitoring_ports() {
+        let text = r#"{"nats":["nats://127.0.0.1:41919"],"monitoring":["http://127.0.0.1:34555"]}"#;
+        assert_eq!(parse_ports_file(text), Some((41919, 34555)));
+        assert_eq!(parse_ports_file(r#"{"nats":["nats://127.0.0.1:41919"]}"#), None);
+        assert_eq!(parse_ports_file("{\"nats\":[\"nats://127.0"), None);
+    }
 
     #[test]
     fn versions_are_read_from_what_the_server_prints() {

@@ -1,5 +1,6 @@
 //! A real SMTP server for tests: Python's `aiosmtpd` as a child process on a
-//! free 127.0.0.1 port, storing every accepted message as a JSON file in a
+//! 127.0.0.1 port of the kernel's choosing (it binds port 0 and writes the
+//! port it bound to a file the test reads), storing every accepted message as a JSON file in a
 //! temporary directory.
 //!
 //! Recipients whose local part starts with `reject` are refused with
@@ -20,8 +21,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::free_port;
-
 /// Set to `1` to skip SMTP tests where `aiosmtpd` is not installed.
 pub const SKIP_ENV: &str = "PSIRT_SKIP_SMTP_TESTS";
 
@@ -32,7 +31,7 @@ const SCRIPT: &str = r#"
 import asyncio, email, email.policy, json, os, sys
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, port, out, port_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 user = os.environ.get("SMTP_TEST_USER")
 password = os.environ.get("SMTP_TEST_PASSWORD")
 
@@ -83,6 +82,9 @@ async def main():
         return SMTP(handler, hostname="psirt-test-smtp", authenticator=authenticator,
                     auth_required=True, auth_require_tls=False)
     server = await asyncio.get_running_loop().create_server(factory, host, port)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    os.replace(port_file + ".tmp", port_file)
     async with server:
         await server.serve_forever()
 
@@ -166,18 +168,10 @@ impl SmtpServer {
                  (or set {SKIP_ENV}=1 to skip the SMTP tests)"
             );
         }
-        // A port picked free can be taken by another test before the server
-        // binds it: try a few.
-        let mut last_err = None;
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().context("failed to create the mail dir")?;
-            let mut server = Self { child: None, port: free_port()?, dir };
-            match server.spawn_and_wait(auth).await {
-                Ok(()) => return Ok(server),
-                Err(err) => last_err = Some(err),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("failed to start the SMTP server")))
+        let dir = tempfile::tempdir().context("failed to create the mail dir")?;
+        let mut server = Self { child: None, port: 0, dir };
+        server.spawn_and_wait(auth).await?;
+        Ok(server)
     }
 
     async fn spawn_and_wait(&mut self, auth: Option<(&str, &str)>) -> anyhow::Result<()> {
@@ -190,8 +184,9 @@ impl SmtpServer {
         command
             .arg(&script)
             .arg("127.0.0.1")
-            .arg(self.port.to_string())
+            .arg("0")
             .arg(&mail)
+            .arg(self.port_file())
             .env_remove("SMTP_TEST_USER")
             .env_remove("SMTP_TEST_PASSWORD")
             .stdin(Stdio::null())
@@ -206,7 +201,13 @@ impl SmtpServer {
         let started = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {
-            if self.greets() {
+            if self.port == 0
+                && let Some(port) =
+                    std::fs::read_to_string(self.port_file()).ok().and_then(|p| p.trim().parse().ok())
+            {
+                self.port = port;
+            }
+            if self.port != 0 && self.greets() {
                 return Ok(());
             }
             if let Some(child) = self.child.as_mut()
@@ -238,6 +239,11 @@ impl SmtpServer {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Where the server writes the port it bound.
+    fn port_file(&self) -> PathBuf {
+        self.dir.path().join("port")
     }
 
     fn mail_dir(&self) -> PathBuf {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::submission;
 use psirt_proto::intake::{self, intake_service_client::IntakeServiceClient};
-use psirt_testkit::{NatsServer, TestDatabase, eventually, free_port};
+use psirt_testkit::{NatsServer, TestDatabase, eventually};
 use tonic::transport::Channel;
 
 struct Intake {
@@ -20,19 +20,33 @@ struct Intake {
 }
 
 async fn spawn_intake(nats: &NatsServer, db: &TestDatabase) -> anyhow::Result<Intake> {
-    let grpc = free_port()?;
-    let admin = free_port()?;
-    let child = Command::new(env!("CARGO_BIN_EXE_psirt-intake"))
+    // Port 0: the binary writes the addresses it bound to its ports file.
+    let ports_file = std::env::temp_dir().join(format!("psirt-intake-crash-{}.json", uuid::Uuid::new_v4()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_psirt-intake"))
         .env("PSIRT_AUTH__MODE", "none")
         .env("PSIRT_LOG__LEVEL", "error")
         .env("PSIRT_NATS__URL", nats.url())
         .env("PSIRT_NATS__STREAM__MANAGE", "true")
         .env("PSIRT_DATABASE__URL", db.url())
-        .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{grpc}"))
-        .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{admin}"))
+        .env("PSIRT_GRPC__LISTEN", "127.0.0.1:0")
+        .env("PSIRT_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("PSIRT_PORTS_FILE", &ports_file)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
+    let (grpc, admin) = eventually(Duration::from_secs(30), "intake bound its ports", || {
+        let exited = child.try_wait().ok().flatten();
+        let ports_file = ports_file.clone();
+        async move {
+            assert!(exited.is_none(), "psirt-intake exited before binding: {exited:?}");
+            let json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(ports_file).ok()?).ok()?;
+            let port = |key: &str| json[key].as_str()?.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
+            Some((port("grpc")?, port("admin")?))
+        }
+    })
+    .await?;
+    let _ = std::fs::remove_file(&ports_file);
     eventually(Duration::from_secs(30), "intake ready", || async move {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.ok()?;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

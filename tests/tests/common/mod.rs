@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use psirt_testkit::jwt::{Bearer, Token};
-use psirt_testkit::{NatsServer, eventually, free_port};
+use psirt_testkit::{NatsServer, eventually};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -58,10 +58,18 @@ pub async fn secured_nats() -> anyhow::Result<NatsServer> {
     Ok(nats)
 }
 
+/// A service binary as a child process. It binds port 0 for gRPC and admin and writes the
+/// addresses it bound to its ports file (`--ports-file`, whatever the log level);
+/// [`Service::spawn`] reads them from there, so a restarted service gets new ports and
+/// `grpc`/`admin` follow. No port is picked, released and hoped for.
 pub struct Service {
     pub child: Child,
+    /// The bound ports of the running (last spawned) process.
     pub grpc: u16,
     pub admin: u16,
+    ports_file: PathBuf,
+    /// Bind the ports of the previous process again ([`Service::spawn_on_same_ports`]).
+    keep_ports: bool,
     pub db: String,
     pub name: &'static str,
     pub env: Vec<(String, String)>,
@@ -79,10 +87,14 @@ impl Service {
         db: String,
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        let ports_file = std::env::temp_dir()
+            .join(format!("psirt-e2e-{name}-{}.ports.json", uuid::Uuid::new_v4().simple()));
         let mut service = Self {
             child: spawn_placeholder()?,
-            grpc: free_port()?,
-            admin: free_port()?,
+            grpc: 0,
+            admin: 0,
+            ports_file,
+            keep_ports: false,
             db,
             name,
             env: Vec::new(),
@@ -90,7 +102,7 @@ impl Service {
         service.child.kill()?;
         service.child.wait()?;
         service.env = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        service.spawn(nats)?;
+        service.spawn(nats).await?;
         service.ready().await?;
         Ok(service)
     }
@@ -104,8 +116,9 @@ impl Service {
             .env("PSIRT_LOG__LEVEL", "error")
             .env("PSIRT_NATS__URL", nats.url())
             .env("PSIRT_DATABASE__URL", &self.db)
-            .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{}", self.grpc))
-            .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{}", self.admin))
+            .env("PSIRT_GRPC__LISTEN", format!("127.0.0.1:{}", if self.keep_ports { self.grpc } else { 0 }))
+            .env("PSIRT_ADMIN__LISTEN", format!("127.0.0.1:{}", if self.keep_ports { self.admin } else { 0 }))
+            .env("PSIRT_PORTS_FILE", &self.ports_file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if self.name == "notification" {
@@ -129,8 +142,52 @@ impl Service {
         command
     }
 
-    pub fn spawn(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
+    /// Starts the process and waits until it has bound its listeners (its ports file
+    /// appeared); `grpc` and `admin` are then its new ports. Fails early when the process
+    /// exits first.
+    pub async fn spawn(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
+        self.keep_ports = false;
+        self.spawn_and_read_ports(nats).await
+    }
+
+    /// Like [`Service::spawn`], on the ports the previous process bound, for a test whose
+    /// clients keep their channels across a restart (as clients of a Kubernetes Service
+    /// do). The ports were the old process's until it stopped, so nothing picked them and
+    /// let them go; the residual race is another process binding one in the moment
+    /// between the stop and this start (the start then fails with "address in use").
+    pub async fn spawn_on_same_ports(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
+        self.keep_ports = true;
+        let (grpc, admin) = (self.grpc, self.admin);
+        let result = self.spawn_and_read_ports(nats).await;
+        self.keep_ports = false;
+        result?;
+        anyhow::ensure!((self.grpc, self.admin) == (grpc, admin), "psirt-{} bound other ports", self.name);
+        Ok(())
+    }
+
+    async fn spawn_and_read_ports(&mut self, nats: &NatsServer) -> anyhow::Result<()> {
+        match std::fs::remove_file(&self.ports_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         self.child = self.command(nats).spawn()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let (grpc, admin) = loop {
+            if let Some(ports) = read_ports_file(&self.ports_file) {
+                break ports;
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("psirt-{} exited before binding its ports: {status}", self.name);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "psirt-{} did not bind its ports within 60 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.grpc = grpc;
+        self.admin = admin;
         Ok(())
     }
 
@@ -209,7 +266,16 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.ports_file);
     }
+}
+
+/// The (gRPC, admin) ports of a service's ports file (`{"grpc": "127.0.0.1:N", "admin": ...}`),
+/// once it is there.
+pub fn read_ports_file(path: &Path) -> Option<(u16, u16)> {
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let port = |key: &str| json[key].as_str()?.parse::<std::net::SocketAddr>().ok().map(|a| a.port());
+    Some((port("grpc")?, port("admin")?))
 }
 
 /// TLS material of the service kit's tests: a CA, a server certificate it signed for
