@@ -71,12 +71,14 @@ ensure-nats:
 
 # Install the independent advisory validators the tests run: the BSI CSAF validator
 # (npm, pinned by scripts/advisory/csaf-validator/package-lock.json), cvelib and
-# python-jsonschema (PyPI).
+# python-jsonschema (PyPI), and GnuPG (Debian's gnupg, when gpg is missing), which verifies
+# the CSAF directory's OpenPGP signatures.
 ensure-validators: ensure-node
     @test -f scripts/advisory/csaf-validator/node_modules/@secvisogram/csaf-validator-lib/package.json || npm ci --silent --prefix scripts/advisory/csaf-validator
     @python3 -c "import cvelib, jsonschema" 2>/dev/null || python3 -m pip install --quiet cvelib==1.8.0 jsonschema==4.26.0 || python3 -m pip install --quiet --break-system-packages cvelib==1.8.0 jsonschema==4.26.0
     @test -x scripts/jira-mock/node_modules/.bin/prism || npm ci --silent --prefix scripts/jira-mock
     @python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install --quiet aiosmtpd==1.4.6 || python3 -m pip install --quiet --break-system-packages aiosmtpd==1.4.6
+    @command -v gpg >/dev/null || {{just_executable()}} _apt-install gnupg
 
 # Install buf (from the npm registry, pinned) when missing.
 ensure-buf: ensure-node
