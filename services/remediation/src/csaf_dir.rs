@@ -1,5 +1,7 @@
-//! The CSAF trusted provider directory, served read-only on the admin HTTP
-//! port under `/.well-known/csaf/` for CSAF aggregators. The publication
+//! The CSAF provider directory (a trusted provider with `.asc` signatures and
+//! `openpgp/<FINGERPRINT>.asc` when `advisory.signing_key_file` is set),
+//! served read-only on the admin HTTP port under `/.well-known/csaf/` for
+//! CSAF aggregators and checkers. The publication
 //! writes it, and the projection writes it again when it freezes the
 //! publication's documents, which repairs a crash between the publication
 //! event and the file write (and a rebuild rewrites the same bytes).
@@ -48,6 +50,11 @@ fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => "application/json",
         Some("csv") => "text/csv; charset=utf-8",
+        // ASCII-armored OpenPGP: the public key under openpgp/, else a signature.
+        Some("asc") if path.parent().and_then(Path::file_name).is_some_and(|d| d == "openpgp") => {
+            "application/pgp-keys"
+        }
+        Some("asc") => "application/pgp-signature",
         _ => "text/plain; charset=utf-8",
     }
 }
@@ -86,5 +93,12 @@ mod tests {
         assert_eq!(safe(root, "2026/../../x"), None);
         assert_eq!(safe(root, "/etc/passwd"), None);
         assert_eq!(safe(root, ".tmp-write"), None);
+    }
+
+    #[test]
+    fn openpgp_files_have_their_media_types() {
+        assert_eq!(content_type(Path::new("/srv/csaf/2026/a.json.asc")), "application/pgp-signature");
+        assert_eq!(content_type(Path::new("/srv/csaf/openpgp/ABCD.asc")), "application/pgp-keys");
+        assert_eq!(content_type(Path::new("/srv/csaf/2026/a.json")), "application/json");
     }
 }

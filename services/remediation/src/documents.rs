@@ -22,8 +22,15 @@ pub struct Settings {
     pub publisher_namespace: String,
     /// How to reach the PSIRT (CSAF `document.publisher.contact_details`).
     pub contact_details: String,
-    /// Folder of the CSAF trusted provider directory.
+    /// Folder of the CSAF provider directory.
     pub csaf_directory: PathBuf,
+    /// The PSIRT's ASCII-armored OpenPGP secret key file: every CSAF document
+    /// in the directory gets a detached `.asc` signature, the public key is
+    /// published and listed, and the directory claims `csaf_trusted_provider`.
+    /// Unset: no signatures and the role `csaf_provider`.
+    pub signing_key_file: Option<PathBuf>,
+    /// File holding the signing key's passphrase (first line), if it has one.
+    pub signing_key_passphrase_file: Option<PathBuf>,
     /// Public https base URL the directory is served under (its
     /// `/.well-known/csaf/` lives below it). CSAF requires https for the
     /// provider metadata's canonical URL and distributions.
@@ -42,6 +49,8 @@ impl Default for Settings {
             publisher_namespace: "https://psirt.example.com".to_owned(),
             contact_details: "psirt@example.com".to_owned(),
             csaf_directory: PathBuf::from(".psirt/csaf"),
+            signing_key_file: None,
+            signing_key_passphrase_file: None,
             public_base_url: "https://psirt.example.com".to_owned(),
             cna_org_id: String::new(),
             cna_short_name: String::new(),
@@ -78,7 +87,42 @@ impl Settings {
         if self.cna_org_id.is_empty() != self.cna_short_name.is_empty() {
             out.push(("cna_short_name", "cna_org_id and cna_short_name go together".to_owned()));
         }
+        match (&self.signing_key_file, &self.signing_key_passphrase_file) {
+            (None, Some(_)) => {
+                out.push(("signing_key_passphrase_file", "set without advisory.signing_key_file".to_owned()))
+            }
+            (Some(_), _) => {
+                if let Err((field, problem)) = self.signing_key() {
+                    out.push((field, problem));
+                }
+            }
+            (None, None) => {}
+        }
         out
+    }
+
+    /// The configured signing key, loaded and checked (parses, unlocks, can
+    /// sign, not expired nor revoked); `None` when none is configured. The
+    /// error names the config key at fault.
+    pub fn signing_key(&self) -> Result<Option<doc::openpgp::SigningKey>, (&'static str, String)> {
+        let Some(key_file) = &self.signing_key_file else {
+            return Ok(None);
+        };
+        let passphrase = self.signing_key_passphrase_file.as_deref();
+        doc::openpgp::SigningKey::load(key_file, passphrase, OffsetDateTime::now_utc()).map(Some).map_err(
+            |e| {
+                let field = match (&e, passphrase) {
+                    (doc::openpgp::KeyError::Passphrase(..), _) => "signing_key_passphrase_file",
+                    (
+                        doc::openpgp::KeyError::Io { path, .. }
+                        | doc::openpgp::KeyError::TooLarge { path, .. },
+                        Some(p),
+                    ) if path == p => "signing_key_passphrase_file",
+                    _ => "signing_key_file",
+                };
+                (field, e.to_string())
+            },
+        )
     }
 }
 
@@ -450,7 +494,8 @@ pub fn file_stem(tracking_id: &str) -> String {
 }
 
 /// Writes one published CSAF document into the provider directory, with
-/// its hashes, `index.txt`, `changes.csv` and `provider-metadata.json`.
+/// its hashes, its signature (with a signing key), `index.txt`,
+/// `changes.csv` and `provider-metadata.json`.
 pub fn write_to_directory(
     settings: &Settings,
     advisory: &api::Advisory,
@@ -461,7 +506,22 @@ pub fn write_to_directory(
     let (Some(first), Some(current)) = (first, current) else {
         anyhow::bail!("advisory {} has no publication date", advisory.tracking_id);
     };
-    let directory = doc::provider::ProviderDirectory::new(
+    directory(settings)?.publish(&doc::provider::PublishedCsaf {
+        tracking_id: &advisory.tracking_id,
+        initial_release_date: first,
+        current_release_date: current,
+        bytes: document,
+    })?;
+    Ok(())
+}
+
+/// The provider directory as configured. The key was checked at start
+/// (config validation); it is loaded again when its file changes, so a
+/// rotated key file is picked up by the next publication, and an expired key
+/// fails the write with the reason.
+fn directory(settings: &Settings) -> anyhow::Result<doc::provider::ProviderDirectory> {
+    let signing_key = cached_signing_key(settings)?;
+    Ok(doc::provider::ProviderDirectory::new(
         settings.csaf_directory.clone(),
         doc::provider::ProviderConfig {
             base_url: settings.public_base_url.clone(),
@@ -469,13 +529,34 @@ pub fn write_to_directory(
             sha512: true,
             list_on_aggregators: true,
             mirror_on_aggregators: true,
+            signing_key,
         },
-    );
-    directory.publish(&doc::provider::PublishedCsaf {
-        tracking_id: &advisory.tracking_id,
-        initial_release_date: first,
-        current_release_date: current,
-        bytes: document,
-    })?;
-    Ok(())
+    ))
+}
+
+type KeyStamp = (PathBuf, Option<PathBuf>, Option<std::time::SystemTime>, Option<std::time::SystemTime>);
+
+/// The signing key, unlocked once per key (and passphrase) file version:
+/// unlocking runs the passphrase's key derivation, which is slow on purpose.
+fn cached_signing_key(settings: &Settings) -> anyhow::Result<Option<doc::openpgp::SigningKey>> {
+    static CACHE: std::sync::Mutex<Option<(KeyStamp, doc::openpgp::SigningKey)>> =
+        std::sync::Mutex::new(None);
+    let Some(key_file) = &settings.signing_key_file else {
+        return Ok(None);
+    };
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let passphrase = settings.signing_key_passphrase_file.clone();
+    let stamp =
+        (key_file.clone(), passphrase.clone(), modified(key_file), passphrase.as_deref().and_then(modified));
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((cached, key)) = cache.as_ref()
+        && *cached == stamp
+        && key.expires_at().is_none_or(|t| t > OffsetDateTime::now_utc())
+    {
+        return Ok(Some(key.clone()));
+    }
+    let key =
+        settings.signing_key().map_err(|(field, problem)| anyhow::anyhow!("advisory.{field}: {problem}"))?;
+    *cache = key.clone().map(|k| (stamp, k));
+    Ok(key)
 }

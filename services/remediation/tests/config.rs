@@ -70,3 +70,49 @@ fn a_half_configured_cna_is_refused() {
     let err = config.validate().expect_err("org id without short name");
     assert!(err.to_string().contains("advisory.cna_short_name"), "{err}");
 }
+
+/// The test-only keys of the advisory crate's tests (made with GnuPG; never use them elsewhere).
+fn test_key(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/advisory/tests/testdata/openpgp").join(name)
+}
+
+#[test]
+fn the_csaf_signing_key_is_checked_at_start_and_errors_name_the_config_key() {
+    let mut config = Config::default();
+    config.auth.mode = psirt_kit::config::AuthMode::None;
+    let problem = |config: &Config| config.validate().expect_err("refused").to_string();
+
+    config.advisory.signing_key_file = Some(test_key("subkey-signing.sec.asc"));
+    config.advisory.signing_key_passphrase_file = Some(test_key("subkey-signing.passphrase"));
+    config.validate().expect("a usable key");
+    let key = config.advisory.signing_key().expect("loads").expect("configured");
+    assert_eq!(key.fingerprint(), "C46EC6F4539A4D4271FC40D21965EF4D0521075B");
+
+    // Wrong passphrase: the passphrase file is at fault.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").expect("write");
+    config.advisory.signing_key_passphrase_file = Some(wrong);
+    let err = problem(&config);
+    assert!(err.contains("advisory.signing_key_passphrase_file"), "{err}");
+
+    // Expired, unreadable, not a key: the key file is at fault.
+    config.advisory.signing_key_passphrase_file = None;
+    config.advisory.signing_key_file = Some(test_key("expired.sec.asc"));
+    let err = problem(&config);
+    assert!(err.contains("advisory.signing_key_file") && err.contains("expired"), "{err}");
+    config.advisory.signing_key_file = Some(dir.path().join("missing.asc"));
+    let err = problem(&config);
+    assert!(err.contains("advisory.signing_key_file"), "{err}");
+    let not_a_key = dir.path().join("not-a-key.asc");
+    std::fs::write(&not_a_key, "hello\n").expect("write");
+    config.advisory.signing_key_file = Some(not_a_key);
+    let err = problem(&config);
+    assert!(err.contains("advisory.signing_key_file"), "{err}");
+
+    // A passphrase without a key is a mistake, not ignored.
+    config.advisory.signing_key_file = None;
+    config.advisory.signing_key_passphrase_file = Some(test_key("subkey-signing.passphrase"));
+    let err = problem(&config);
+    assert!(err.contains("advisory.signing_key_passphrase_file"), "{err}");
+}

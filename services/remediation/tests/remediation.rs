@@ -38,6 +38,12 @@ struct Harness {
     _telemetry: psirt_kit::TelemetryGuard,
 }
 
+fn test_key(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/advisory/tests/testdata/openpgp")
+        .join(name)
+}
+
 fn config(nats: &NatsServer, db: &TestDatabase, csaf: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.grpc.listen = "127.0.0.1:0".parse().expect("addr");
@@ -48,6 +54,9 @@ fn config(nats: &NatsServer, db: &TestDatabase, csaf: &std::path::Path) -> Confi
     config.auth.mode = AuthMode::None;
     config.log.level = "warn".to_owned();
     config.advisory.csaf_directory = csaf.to_path_buf();
+    // The test-only key of the advisory crate's tests (made with GnuPG; never use it elsewhere).
+    config.advisory.signing_key_file = Some(test_key("subkey-signing.sec.asc"));
+    config.advisory.signing_key_passphrase_file = Some(test_key("subkey-signing.passphrase"));
     config.advisory.publisher_name = "ACME PSIRT".to_owned();
     config.advisory.publisher_namespace = "https://psirt.acme.example".to_owned();
     config.advisory.cna_org_id = "b3476cb9-2e3d-41a6-98d0-0f47421a65b6".to_owned();
@@ -638,8 +647,21 @@ async fn an_advisory_is_refused_during_the_embargo_and_without_product_status_th
                 .await?
                 .json()
                 .await?;
+        // Signed with the configured key: a trusted provider, its key published and listed.
         assert_eq!(metadata["role"], "csaf_trusted_provider", "{metadata}");
         assert_eq!(metadata["publisher"]["name"], "ACME PSIRT");
+        let key =
+            config(&h.nats, &h.db, h.csaf.path()).advisory.signing_key().expect("key").expect("configured");
+        assert_eq!(metadata["public_openpgp_keys"][0]["fingerprint"], key.fingerprint());
+        let key_url = metadata["public_openpgp_keys"][0]["url"].as_str().expect("key url");
+        let key_path =
+            key_url.strip_prefix("https://psirt.example.com/.well-known/csaf/").expect("in the directory");
+        let served_key =
+            reqwest::get(format!("http://{}/.well-known/csaf/{key_path}", h.admin)).await?.text().await?;
+        assert_eq!(served_key, key.public_key_armored());
+        let signature =
+            reqwest::get(format!("http://{}/.well-known/csaf/{path}.asc", h.admin)).await?.text().await?;
+        key.verify(&exported[0], &signature).expect("the served signature verifies over the exported bytes");
         let index =
             reqwest::get(format!("http://{}/.well-known/csaf/index.txt", h.admin)).await?.text().await?;
         assert!(index.lines().any(|l| l == path), "{index}");
