@@ -41,26 +41,30 @@ pub const DEFAULT_NOTIFICATION_SERVER: &str = "http://127.0.0.1:50054";
 /// what really bounds a response.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The connection under every client: the channel, with the positions of
+/// read-your-writes ([`crate::position`]).
+pub type Transport = crate::position::Tracked<Channel>;
+
 /// A client of `psirt.intake.v1.IntakeService` that sends the token.
-pub type IntakeClient = IntakeServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type IntakeClient = IntakeServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.triage.v1.TriageService` (case decisions) that sends the token.
-pub type TriageClient = TriageServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type TriageClient = TriageServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.triage.v1.CaseService` (case view) that sends the token.
-pub type CaseClient = CaseServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type CaseClient = CaseServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.admin.v1.AdminService` (any service's) that sends the token.
-pub type AdminClient = AdminServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type AdminClient = AdminServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.remediation.v1.RemediationService` (plans) that sends the token.
-pub type RemediationClient = RemediationServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type RemediationClient = RemediationServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.remediation.v1.AdvisoryService` that sends the token.
-pub type AdvisoryClient = AdvisoryServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type AdvisoryClient = AdvisoryServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// A client of `psirt.notification.v1.NotificationService` that sends the token.
-pub type NotificationClient = NotificationServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+pub type NotificationClient = NotificationServiceClient<InterceptedService<Transport, AuthInterceptor>>;
 
 /// Normalises `--server`: `host:port` gets `http://`; the result must be a
 /// valid http URI.
@@ -184,7 +188,7 @@ fn client_tls(global: &GlobalArgs) -> Result<ClientTlsConfig, CliError> {
 /// An open connection to the server, from which each service's client is made.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    channel: Channel,
+    channel: Transport,
     auth: AuthInterceptor,
 }
 
@@ -212,6 +216,7 @@ impl Connection {
             .connect()
             .await
             .map_err(|e| CliError::Connect { server: server.to_owned(), reason: error_chain(&e) })?;
+        let channel = crate::position::Tracked::new(channel, global.session.clone());
         Ok(Self { channel, auth })
     }
 

@@ -17,6 +17,7 @@ pub mod client;
 pub mod error;
 pub mod notify;
 pub mod output;
+pub mod position;
 pub mod remediation;
 pub mod report;
 pub mod stream;
@@ -118,6 +119,22 @@ pub struct GlobalArgs {
     /// plain seconds.
     #[arg(long, global = true, default_value = "10s", value_parser = client::parse_timeout)]
     pub timeout: Duration,
+
+    /// Answer only once the services' read models reflect this stream
+    /// position (by default: the position of the last command psirtctl
+    /// ran against these servers, kept in $PSIRT_STATE or
+    /// $XDG_STATE_HOME/psirtctl/positions).
+    #[arg(long, global = true, value_name = "POSITION", conflicts_with = "no_wait")]
+    pub min_position: Option<u64>,
+
+    /// Do not wait for the read models to reflect the last command: answer
+    /// from them as they are.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+
+    /// The positions of this invocation (not an option).
+    #[arg(skip)]
+    pub session: position::Session,
 }
 
 /// Service areas. Each later service adds one variant wrapping its module's
@@ -183,6 +200,15 @@ pub enum Command {
 
 /// Runs one parsed command line, writing results to stdout.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let state = position::state_file();
+    let platform = position::platform(&cli.global);
+    let min_position = match (cli.global.no_wait, cli.global.min_position) {
+        (true, _) => None,
+        (false, Some(position)) => Some(position),
+        (false, None) => state.as_deref().and_then(|file| position::load(file, &platform)),
+    };
+    let session = cli.global.session.clone();
+    session.set_min_position(min_position);
     let mut stdout = std::io::stdout();
     let result = match cli.command {
         Command::Report(command) => report::run(&cli.global, command, &mut stdout).await,
@@ -193,6 +219,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Advisory(command) => advisory::run(&cli.global, command, &mut stdout).await,
         Command::Notify(command) => notify::run(&cli.global, command, &mut stdout).await,
     };
+    // The last write is what the next reads must show; a position the
+    // servers' stream does not have (it was reset) is forgotten.
+    if let Some(file) = &state {
+        match session.answered() {
+            Some(position) => position::save(file, &platform, Some(position)),
+            None if session.is_stale() => position::save(file, &platform, None),
+            None => {}
+        }
+    }
     let result = result.and_then(|()| stdout.flush().map_err(CliError::Output));
     match result {
         // `psirtctl report list | head` closing the pipe early is not a failure.

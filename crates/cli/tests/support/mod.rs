@@ -230,6 +230,12 @@ impl Psirtctl {
             .env_remove("PSIRT_NOTIFICATION_SERVER")
             .env_remove("PSIRT_TOKEN")
             .env_remove("PSIRT_OUTPUT")
+            // The positions psirtctl remembers stay in the test's own file,
+            // never in the user's state directory.
+            .env(
+                "PSIRT_STATE",
+                std::env::temp_dir().join(format!("psirtctl-test-{}.positions", std::process::id())),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
