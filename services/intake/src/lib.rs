@@ -182,6 +182,7 @@ impl Application {
         );
         let progress = runner.progress();
         let progress_watch = runner.watched();
+        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![runner.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![runner.parked_events()]);
         let projection_task = tokio::spawn(runner.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(
@@ -214,7 +215,8 @@ impl Application {
 
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(IntakeServiceServer::new(api::IntakeApi::new(intake)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -307,6 +307,16 @@ impl Application {
             projection.for_reactions(),
         );
         let routing_watch = routing.watched();
+        let read_models = psirt_kit::ReadModels::new(
+            projection.read_wait,
+            vec![psirt_projection::ReadModelPosition::new(
+                views_watch.0.clone(),
+                views_watch.1.clone(),
+                pool.clone(),
+                routing.position().store().clone(),
+            )],
+        )
+        .with_reactions(vec![routing.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, routing.parked_events()]);
         let routing_task = tokio::spawn(routing.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(
@@ -320,7 +330,8 @@ impl Application {
 
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -228,6 +228,16 @@ impl Application {
             projection.for_reactions(),
         );
         let reactions_watch = reactions.watched();
+        let read_models = psirt_kit::ReadModels::new(
+            projection.read_wait,
+            vec![psirt_projection::ReadModelPosition::new(
+                views_watch.0.clone(),
+                views_watch.1.clone(),
+                pool.clone(),
+                reactions.position().store().clone(),
+            )],
+        )
+        .with_reactions(vec![reactions.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(
@@ -258,7 +268,8 @@ impl Application {
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(RemediationServiceServer::new(api::RemediationApi::new(remediation.clone())))
             .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)));
+            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,

@@ -211,6 +211,16 @@ impl Application {
             projection.for_reactions(),
         );
         let reactions_watch = reactions.watched();
+        let read_models = psirt_kit::ReadModels::new(
+            projection.read_wait,
+            vec![psirt_projection::ReadModelPosition::new(
+                cases_watch.0.clone(),
+                cases_watch.1.clone(),
+                pool.clone(),
+                reactions.position().store().clone(),
+            )],
+        )
+        .with_reactions(vec![reactions.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![cases_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(
@@ -241,7 +251,8 @@ impl Application {
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
             .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
-            .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)));
+            .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)))
+            .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,
             auth,
