@@ -9,7 +9,10 @@ use crate::{ApiError, Principal, Role};
 pub const MAX_REQUEST_ID_CHARS: usize = psirt_domain::validation::MAX_REQUEST_ID_CHARS;
 
 /// Longest page token a request may carry, in characters.
-pub const MAX_PAGE_TOKEN_CHARS: usize = 1024;
+pub const MAX_PAGE_TOKEN_CHARS: usize = psirt_domain::validation::MAX_PAGE_TOKEN_CHARS;
+
+// The admin service's replay limit is the one the request-field rules state.
+const _: () = assert!(psirt_projection::REPLAY_LIMIT == psirt_domain::validation::fields::MAX_REPLAY_SEQUENCES);
 
 /// The authenticated caller the auth layer put on the request.
 pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
@@ -34,18 +37,8 @@ pub fn require_role<T>(request: &Request<T>, role: Role) -> Result<Principal, St
 /// as the API documents it.
 pub fn request_id(value: &str) -> Result<String, ApiError> {
     let value = value.trim();
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            format!("request id must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        ));
-    }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
-        return Err(ApiError::invalid_argument(
-            "request_id",
-            "request id must consist of A-Z a-z 0-9 . _ : -",
-        ));
-    }
+    psirt_domain::validation::check_request_id(value)
+        .map_err(|problem| ApiError::invalid_argument("request_id", problem))?;
     Ok(value.to_owned())
 }
 

@@ -485,6 +485,16 @@ impl Remediation {
     /// Open actions past due, across cases, oldest due date first.
     #[instrument(skip_all)]
     pub async fn list_overdue(&self, req: api::ListOverdueRequest) -> Result<api::ListOverdueResponse> {
+        let mut bad = Vec::new();
+        for (field, value) in [("owner_team", &req.owner_team), ("product", &req.product)] {
+            let rule = psirt_domain::validation::fields::text(&format!("ListOverdueRequest.{field}"));
+            if let Some(problem) = rule.problem(value) {
+                bad.push(psirt_kit::FieldViolation::new(field, format!("{field} {problem}")));
+            }
+        }
+        if !bad.is_empty() {
+            return Err(ApiError::InvalidArgument(bad).into());
+        }
         let limit = self.page_size(req.page_size)?;
         let after = if req.page_token.is_empty() {
             None
@@ -795,6 +805,12 @@ impl Remediation {
     ) -> Result<api::Advisory> {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
+        let max_formats = psirt_domain::validation::fields::MAX_PUBLISH_FORMATS;
+        if req.formats.len() > max_formats {
+            return Err(
+                ApiError::invalid_argument("formats", format!("at most {max_formats} formats")).into()
+            );
+        }
         let mut formats = Vec::new();
         for (i, f) in req.formats.iter().enumerate() {
             match mapping::format_from_proto(*f) {

@@ -31,9 +31,7 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let mut bad = Vec::new();
-        if req.team.chars().count() > 200 {
-            bad.push(FieldViolation::new("team", "team must be at most 200 characters"));
-        }
+        check_text(&mut bad, "team", &req.team, fields::TEAM);
         finish(bad)?;
         let command = Command {
             name: "assign",
@@ -70,8 +68,8 @@ impl Triage {
         if req.epss_percentile.is_some() && req.epss_probability.is_none() {
             bad.push(FieldViolation::new("epss_percentile", "epss_percentile needs epss_probability"));
         }
-        if req.cwe_ids.len() > 10 {
-            bad.push(FieldViolation::new("cwe_ids", "at most 10 CWE ids"));
+        if req.cwe_ids.len() > fields::MAX_CWE_IDS {
+            bad.push(FieldViolation::new("cwe_ids", format!("at most {} CWE ids", fields::MAX_CWE_IDS)));
         }
         for (i, cwe) in req.cwe_ids.iter().enumerate() {
             let digits = cwe.strip_prefix("CWE-").unwrap_or_default();
@@ -81,12 +79,14 @@ impl Triage {
                 bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), format!("{cwe} is listed twice")));
             }
         }
-        check_text(&mut bad, "rationale", &req.rationale, MAX_TEXT_BYTES);
-        if req.cvss_v3_vector.chars().count() > 200 {
-            bad.push(FieldViolation::new("cvss_v3_vector", "cvss_v3_vector must be at most 200 characters"));
-        }
-        if req.cvss_v4_vector.chars().count() > 300 {
-            bad.push(FieldViolation::new("cvss_v4_vector", "cvss_v4_vector must be at most 300 characters"));
+        check_text(&mut bad, "rationale", &req.rationale, Text::FREE);
+        for (field, value, max) in [
+            ("cvss_v3_vector", &req.cvss_v3_vector, fields::MAX_CVSS_V3_VECTOR_CHARS),
+            ("cvss_v4_vector", &req.cvss_v4_vector, fields::MAX_CVSS_V4_VECTOR_CHARS),
+        ] {
+            if value.chars().count() > max {
+                bad.push(FieldViolation::new(field, format!("{field} must be at most {max} characters")));
+            }
         }
         finish(bad)?;
         let decision = ssvc.map(|inputs| (inputs, ssvc::decide(&inputs)));
@@ -170,7 +170,7 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let mut bad = Vec::new();
-        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        check_text(&mut bad, "note", &req.note, Text::FREE);
         finish(bad)?;
         let command = Command {
             name: "accept",
@@ -196,7 +196,7 @@ impl Triage {
         if reason.is_none() {
             bad.push(FieldViolation::new("reason", "reason must be given"));
         }
-        check_text(&mut bad, "reason_text", &req.reason_text, MAX_TEXT_BYTES);
+        check_text(&mut bad, "reason_text", &req.reason_text, Text::FREE);
         finish(bad)?;
         let Some(reason) = reason else {
             return Err(ApiError::invalid_argument("reason", "reason must be given").into());
@@ -224,7 +224,7 @@ impl Triage {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let of = parse_case_id("duplicate_of_case_id", &req.duplicate_of_case_id)?;
         let mut bad = Vec::new();
-        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        check_text(&mut bad, "note", &req.note, Text::FREE);
         finish(bad)?;
         let canonical = if of == case_id { None } else { Some(self.load(of).await?) };
         let canonical_key = match canonical.as_ref().map(|c| c.state.details()) {
@@ -260,12 +260,13 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let mut bad = Vec::new();
-        if req.cve_id.chars().count() > 50 {
-            bad.push(FieldViolation::new("cve_id", "cve_id must be at most 50 characters"));
+        if req.cve_id.chars().count() > fields::MAX_CVE_ID_CHARS {
+            bad.push(FieldViolation::new(
+                "cve_id",
+                format!("cve_id must be at most {} characters", fields::MAX_CVE_ID_CHARS),
+            ));
         }
-        if req.assigner.chars().count() > 100 {
-            bad.push(FieldViolation::new("assigner", "assigner must be at most 100 characters"));
-        }
+        check_text(&mut bad, "assigner", &req.assigner, fields::CVE_ASSIGNER);
         finish(bad)?;
         let command = Command {
             name: "assign-cve",
@@ -288,19 +289,16 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let mut bad = Vec::new();
-        if req.agreed_with.len() > 50 {
-            bad.push(FieldViolation::new("agreed_with", "at most 50 parties"));
+        if req.agreed_with.len() > fields::MAX_EMBARGO_PARTIES {
+            bad.push(FieldViolation::new(
+                "agreed_with",
+                format!("at most {} parties", fields::MAX_EMBARGO_PARTIES),
+            ));
         }
-        for (i, party) in req.agreed_with.iter().enumerate() {
-            let n = party.trim().chars().count();
-            if n == 0 || n > 200 {
-                bad.push(FieldViolation::new(
-                    format!("agreed_with[{i}]"),
-                    "each party must be 1 to 200 characters",
-                ));
-            }
+        for (i, party) in req.agreed_with.iter().enumerate().take(fields::MAX_EMBARGO_PARTIES) {
+            check_text(&mut bad, &format!("agreed_with[{i}]"), party, fields::EMBARGO_PARTY);
         }
-        check_text(&mut bad, "note", &req.note, MAX_TEXT_BYTES);
+        check_text(&mut bad, "note", &req.note, Text::FREE);
         let resolved = match resolve_embargo(&req.local_disclosure_time, req.time_zone.trim()) {
             Ok(r) => Some(r),
             Err(v) => {

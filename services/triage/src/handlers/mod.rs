@@ -20,6 +20,7 @@ pub use embargo::{ResolvedEmbargo, resolve_embargo};
 
 use std::sync::{Arc, LazyLock};
 
+use psirt_domain::validation::{Text, fields};
 use psirt_domain::{Case, CaseCommand, CaseError, CaseId, CaseKey, CaseStatus, SlaPolicy, SsvcInputs, ssvc};
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{EventStore, Metadata, ReadError, RecordedEvent, Repository, Request, StoreError};
@@ -37,9 +38,6 @@ use crate::{scope, view};
 fn case_products(case: &psirt_domain::CaseDetails) -> Vec<&str> {
     case.affected_products.iter().map(|p| p.product.as_str()).collect()
 }
-
-/// Longest free text a request may carry (notes, rationale): 64 KiB.
-const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Everything a handler can fail with; one exhaustive mapping to a status.
 #[derive(Debug, thiserror::Error)]
@@ -187,9 +185,10 @@ fn parse_case_id(field: &str, value: &str) -> Result<CaseId> {
         .map_err(|_| ApiError::invalid_argument(field, format!("{value:?} is not a case id (a UUID)")).into())
 }
 
-fn check_text(bad: &mut Vec<FieldViolation>, field: &str, value: &str, max_bytes: usize) {
-    if value.len() > max_bytes {
-        bad.push(FieldViolation::new(field, format!("{field} must be at most {max_bytes} bytes")));
+/// A request field checked by its rule in `psirt_domain::validation::fields`.
+fn check_text(bad: &mut Vec<FieldViolation>, field: &str, value: &str, rule: Text) {
+    if let Some(problem) = rule.problem(value) {
+        bad.push(FieldViolation::new(field, format!("{field} {problem}")));
     }
 }
 

@@ -279,35 +279,41 @@ impl Triage {
 
 /// A `CaseFilter` checked and in the read model's terms.
 fn check_filter(bad: &mut Vec<FieldViolation>, filter: triage::CaseFilter) -> readmodel::Filter {
-    if filter.statuses.len() > 20 {
-        bad.push(FieldViolation::new("filter.statuses", "at most 20 statuses"));
+    if filter.statuses.len() > fields::MAX_FILTER_VALUES {
+        bad.push(FieldViolation::new(
+            "filter.statuses",
+            format!("at most {} statuses", fields::MAX_FILTER_VALUES),
+        ));
     }
     for (i, s) in filter.statuses.iter().enumerate() {
         if common::CaseStatus::try_from(*s).is_err() || *s == 0 {
             bad.push(FieldViolation::new(format!("filter.statuses[{i}]"), "unknown case status"));
         }
     }
-    if filter.severities.len() > 20 {
-        bad.push(FieldViolation::new("filter.severities", "at most 20 severities"));
+    if filter.severities.len() > fields::MAX_FILTER_VALUES {
+        bad.push(FieldViolation::new(
+            "filter.severities",
+            format!("at most {} severities", fields::MAX_FILTER_VALUES),
+        ));
     }
     for (i, s) in filter.severities.iter().enumerate() {
         if common::SeverityRating::try_from(*s).is_err() {
             bad.push(FieldViolation::new(format!("filter.severities[{i}]"), "unknown severity rating"));
         }
     }
-    if filter.sla_states.len() > 20 {
-        bad.push(FieldViolation::new("filter.sla_states", "at most 20 SLA states"));
+    if filter.sla_states.len() > fields::MAX_FILTER_VALUES {
+        bad.push(FieldViolation::new(
+            "filter.sla_states",
+            format!("at most {} SLA states", fields::MAX_FILTER_VALUES),
+        ));
     }
     for (i, s) in filter.sla_states.iter().enumerate() {
         if triage::SlaState::try_from(*s).is_err() || *s == 0 {
             bad.push(FieldViolation::new(format!("filter.sla_states[{i}]"), "unknown SLA state"));
         }
     }
-    for (field, value) in [("filter.product", &filter.product), ("filter.assignee", &filter.assignee)] {
-        if value.chars().count() > 200 {
-            bad.push(FieldViolation::new(field, "must be at most 200 characters"));
-        }
-    }
+    check_text(bad, "filter.product", &filter.product, fields::PRODUCT_FILTER);
+    check_text(bad, "filter.assignee", &filter.assignee, fields::ASSIGNEE_FILTER);
     readmodel::Filter {
         statuses: filter.statuses,
         ratings: filter.severities,
