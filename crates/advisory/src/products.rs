@@ -124,7 +124,7 @@ impl Catalog {
             leaves.push(Leaf {
                 product: entry.product.clone(),
                 version: entry.version.clone(),
-                range: VersRange::parse_if_range(&entry.version)?,
+                range: range_of(&entry.version)?,
                 status: entry.status.clone(),
                 product_id: String::new(),
             });
@@ -134,7 +134,7 @@ impl Catalog {
                 leaves.push(Leaf {
                     product: release.product.clone(),
                     version: release.fixed_version.clone(),
-                    range: VersRange::parse_if_range(&release.fixed_version)?,
+                    range: range_of(&release.fixed_version)?,
                     status: ProductStatus::Fixed,
                     product_id: String::new(),
                 });
@@ -188,90 +188,19 @@ impl Catalog {
     }
 }
 
-/// A version range in the vers notation (`vers:semver/>=2.0.0|<2.4.1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VersRange {
-    pub scheme: String,
-    pub spans: Vec<Span>,
-}
+/// Version ranges are read with the domain's one vers parser, the one triage
+/// and remediation check commands with: what they accepted, the exports can say.
+pub(crate) use psirt_domain::vers::{Span, VersRange};
 
-/// One contiguous part of a vers range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Span {
-    Exact(String),
-    Between { lower: Option<Bound>, upper: Option<Bound> },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Bound {
-    pub version: String,
-    pub inclusive: bool,
-}
-
-impl VersRange {
-    pub fn parse_if_range(version: &str) -> Result<Option<Self>, DocumentError> {
-        if version.starts_with("vers:") { Self::parse(version).map(Some) } else { Ok(None) }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, DocumentError> {
-        let bad = |why: &str| DocumentError::record("products.version", format!("{text}: {why}"));
-        let rest = text.strip_prefix("vers:").ok_or_else(|| bad("not a vers range"))?;
-        let (scheme, constraints) = rest.split_once('/').ok_or_else(|| bad("missing versioning scheme"))?;
-        if scheme.is_empty() || constraints.is_empty() {
-            return Err(bad("empty scheme or constraints"));
-        }
-        let mut spans = Vec::new();
-        if constraints.trim() == "*" {
-            spans.push(Span::Between { lower: None, upper: None });
-            return Ok(Self { scheme: scheme.to_ascii_lowercase(), spans });
-        }
-        let mut open: Option<Bound> = None;
-        for raw in constraints.split('|') {
-            let c = raw.trim();
-            let (op, version) = [">=", "<=", "!=", ">", "<", "="]
-                .iter()
-                .find_map(|op| c.strip_prefix(op).map(|v| (*op, v.trim())))
-                .unwrap_or(("=", c));
-            if version.is_empty() {
-                return Err(bad("empty version in constraint"));
-            }
-            let version = version.to_owned();
-            match op {
-                ">" => {
-                    // CVE `version` and OSV `introduced` are inclusive; there is no honest
-                    // translation of an exclusive lower bound.
-                    return Err(bad(
-                        "exclusive lower bounds (>) are not supported; use >= with the first affected version",
-                    ));
-                }
-                ">=" => {
-                    if open.is_some() {
-                        return Err(bad("two lower bounds in a row"));
-                    }
-                    open = Some(Bound { version, inclusive: true });
-                }
-                "<=" | "<" => spans.push(Span::Between {
-                    lower: open.take(),
-                    upper: Some(Bound { version, inclusive: op == "<=" }),
-                }),
-                "=" => {
-                    if open.is_some() {
-                        return Err(bad("an exact version inside an open range"));
-                    }
-                    spans.push(Span::Exact(version));
-                }
-                _ => return Err(bad("the != comparator is not supported")),
-            }
-        }
-        if let Some(lower) = open {
-            spans.push(Span::Between { lower: Some(lower), upper: None });
-        }
-        Ok(Self { scheme: scheme.to_ascii_lowercase(), spans })
-    }
+/// A range if `version` is written as one, as a document error if it does not parse.
+fn range_of(version: &str) -> Result<Option<VersRange>, DocumentError> {
+    VersRange::parse_if_range(version).map_err(|e| DocumentError::record("products.version", e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
+    use psirt_domain::vers::Bound;
+
     use super::*;
 
     #[test]
