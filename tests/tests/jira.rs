@@ -9,7 +9,8 @@
 //!   field); later events become comments.
 //! - A Jira webhook moving the issue to Done drives the configured command
 //!   (`close_case`) on the case in triage, over mutual TLS: triage here serves
-//!   only TLS and demands a client certificate.
+//!   only TLS and demands a client certificate. The case records the issue's
+//!   resolution (`Won't Fix`) read from Jira.
 //! - A status change whose webhook never came is repaired by reconciliation.
 //! - `kill -9` between the issue's creation and the link: after a restart the
 //!   issue is found by its case key label and linked; no second issue.
@@ -49,6 +50,8 @@ struct Issue {
     key: String,
     fields: Value,
     status: (&'static str, &'static str),
+    /// `fields.resolution.name`; null while unresolved.
+    resolution: Option<&'static str>,
     comments: Vec<Value>,
 }
 
@@ -72,6 +75,7 @@ fn issue_json(base: &str, issue: &Issue) -> Value {
         "self": format!("{base}/rest/api/3/issue/{}", issue.id),
         "fields": {
             "status": { "name": issue.status.0, "statusCategory": { "key": issue.status.1 } },
+            "resolution": issue.resolution.map_or(Value::Null, |r| json!({ "name": r })),
             "labels": issue.fields["labels"],
         }
     })
@@ -120,6 +124,7 @@ async fn create(State(jira): State<Shared>, Json(body): Json<Value>) -> (StatusC
             key: format!("{project}-{n}"),
             fields: body["fields"].clone(),
             status: STATUSES[0],
+            resolution: None,
             comments: Vec::new(),
         };
         let answer = json!({ "id": issue.id, "key": issue.key, "self": format!("http://jira.test/rest/api/3/issue/{}", issue.id) });
@@ -425,6 +430,19 @@ impl Platform {
             .unwrap_or_default()
     }
 
+    async fn case(&self, case_id: &str) -> Option<triage::Case> {
+        let mut cases = CaseServiceClient::new(self.triage.channel().await.ok()?);
+        let lookup = Some(triage::get_case_request::Lookup::CaseId(case_id.to_owned()));
+        cases.get_case(triage::GetCaseRequest { lookup }).await.ok()?.into_inner().case
+    }
+
+    fn resolve(&self, key: &str, resolution: &'static str) {
+        let mut state = self.jira.lock().expect("lock");
+        if let Some(issue) = state.issues.iter_mut().find(|i| i.key == key) {
+            issue.resolution = Some(resolution);
+        }
+    }
+
     async fn case_status(&self, case_id: &str) -> Option<i32> {
         let mut cases = CaseServiceClient::new(self.triage.channel().await.ok()?);
         let lookup = Some(triage::get_case_request::Lookup::CaseId(case_id.to_owned()));
@@ -527,8 +545,10 @@ async fn accepted_cases_get_one_validated_issue_and_jira_changes_drive_the_case(
     };
     assert!(searched_first, "the case key is searched before creating");
 
-    // A Jira webhook moving the issue to Done drives close_case on the case.
+    // A Jira webhook moving the issue to Done drives close_case on the case,
+    // which records the issue's resolution.
     p.set_status(&issue.key, STATUSES[2]);
+    p.resolve(&issue.key, "Won't Fix");
     let bad = post_hook(p.notification.admin, "sha256=00", b"{}").await?;
     assert_eq!(bad, 401, "an unsigned webhook is refused");
     let status = p.webhook(&issue.key, ("Done", "done")).await?;
@@ -549,6 +569,12 @@ async fn accepted_cases_get_one_validated_issue_and_jira_changes_drive_the_case(
         }
     })
     .await?;
+    let closed = p.case(&case_a).await.expect("case A");
+    assert!(
+        closed.root_cause.starts_with("Won't Fix (resolution of "),
+        "the tracker's resolution is recorded: {:?}",
+        closed.root_cause
+    );
     let linked = p.tickets(&case_a).await;
     assert_eq!(linked[0].external_status, "Done");
     assert_eq!(linked[0].status_category, events::TicketStatusCategory::Done as i32);
