@@ -1,8 +1,9 @@
 //! Readiness follows the database: each real service reaches its
 //! PostgreSQL database through a TCP relay the test can cut. While the
-//! relay is down, `/readyz` answers 503 (a load balancer stops sending
-//! calls that would fail); once it is back, the service turns ready by
-//! itself and serves again, without a restart.
+//! relay is down, `/readyz` answers 503 and `grpc.health.v1` answers
+//! `NOT_SERVING` for the service's API and overall (a load balancer stops
+//! sending calls that would fail); once it is back, the service turns ready
+//! by itself and serves again, without a restart.
 
 mod common;
 
@@ -13,6 +14,9 @@ use psirt_proto::intake;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
 use psirt_testkit::{TestDatabase, eventually, free_port};
 use tokio::task::JoinSet;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -74,9 +78,30 @@ async fn readyz(admin: u16) -> Option<u16> {
     String::from_utf8_lossy(&buf).split(' ').nth(1)?.parse().ok()
 }
 
+/// Waits for `/readyz` to answer `want`, then checks the gRPC health tells the same,
+/// for the service's API and overall.
 async fn wait_readyz(service: &Service, want: u16, what: &str) -> anyhow::Result<()> {
     let admin = service.admin;
-    eventually(DEADLINE, what, || async move { (readyz(admin).await? == want).then_some(()) }).await
+    eventually(DEADLINE, what, || async move { (readyz(admin).await? == want).then_some(()) }).await?;
+    let status = if want == 200 { ServingStatus::Serving } else { ServingStatus::NotServing };
+    let api = match service.name {
+        "intake" => "psirt.intake.v1.IntakeService",
+        "triage" => "psirt.triage.v1.TriageService",
+        "remediation" => "psirt.remediation.v1.RemediationService",
+        _ => "psirt.notification.v1.NotificationService",
+    };
+    let client = HealthClient::new(service.channel().await?);
+    for name in [api, ""] {
+        eventually(DEADLINE, &format!("{what}: grpc health of {name:?} {status:?}"), || {
+            let mut client = client.clone();
+            async move {
+                let answer = client.check(HealthCheckRequest { service: name.to_owned() }).await.ok()?;
+                (answer.into_inner().status == status as i32).then_some(())
+            }
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,7 @@ pub mod error;
 pub mod grpc;
 pub mod parked;
 pub mod quota;
+pub mod rebuild;
 pub mod request;
 pub mod service;
 pub mod shutdown;

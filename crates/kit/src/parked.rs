@@ -151,23 +151,30 @@ impl ParkedAdmin {
     }
 }
 
-/// `AdminService` of a service without an in-place rebuild: the parked
-/// events of its projections; `RebuildReadModel` answers UNIMPLEMENTED
-/// (those read models are rebuilt offline, `psirt-<service> rebuild`).
+/// A service's `AdminService`: the parked events of its projections, and the
+/// in-place rebuild of the read models it was given rebuilders for
+/// ([`crate::rebuild`]); without any, `RebuildReadModel` answers UNIMPLEMENTED
+/// (rebuilt offline, `psirt-<service> rebuild`).
 pub struct AdminApi {
     service: &'static str,
     parked: ParkedAdmin,
+    rebuilders: Vec<crate::rebuild::Rebuilder>,
 }
 
 impl AdminApi {
     /// `service` names the binary (`psirt-intake`) in the errors.
     pub fn new(service: &'static str, parked: ParkedAdmin) -> Self {
-        Self { service, parked }
+        Self { service, parked, rebuilders: Vec::new() }
+    }
+
+    /// Serves the in-place rebuild of these read models.
+    pub fn with_rebuilders(mut self, rebuilders: Vec<crate::rebuild::Rebuilder>) -> Self {
+        self.rebuilders = rebuilders;
+        self
     }
 }
 
-type RebuildStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<admin::RebuildReadModelResponse, Status>> + Send>>;
+type RebuildStream = crate::rebuild::RebuildStream;
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
@@ -177,11 +184,17 @@ impl AdminService for AdminApi {
         &self,
         request: Request<admin::RebuildReadModelRequest>,
     ) -> Result<Response<Self::RebuildReadModelStream>, Status> {
-        require_admin(&request)?;
-        Err(Status::unimplemented(format!(
-            "{} rebuilds its read models offline: stop it and run `{} rebuild`",
-            self.service, self.service
-        )))
+        let principal = require_admin(&request)?;
+        if self.rebuilders.is_empty() {
+            return Err(Status::unimplemented(format!(
+                "{} rebuilds its read models offline: stop it and run `{} rebuild`",
+                self.service, self.service
+            )));
+        }
+        let requested = request.into_inner().read_model;
+        let stream = crate::rebuild::start(&self.rebuilders, &requested)?;
+        tracing::info!(subject = %principal.subject, read_model = %requested, "rebuild requested");
+        Ok(Response::new(stream))
     }
 
     async fn list_parked_events(

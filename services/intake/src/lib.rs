@@ -21,6 +21,7 @@ use psirt_kit::config::{
 };
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::intake::intake_service_server::IntakeServiceServer;
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,7 @@ impl Application {
             .await
             .context("failed to set up authentication")?;
         let readiness = Readiness::new();
-        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let grpc = GrpcServer::bind(&config.grpc).await?.with_readiness(readiness.clone());
         let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
         let grpc_addr = grpc.local_addr();
         let admin_addr = admin.local_addr();
@@ -174,15 +175,25 @@ impl Application {
         );
 
         let (stop_projection, stop_rx) = tokio::sync::watch::channel(false);
-        let runner = ProjectionRunner::new(
-            readmodel::ReportsProjection,
-            pool.clone(),
-            store.clone(),
-            projection.clone(),
-        );
-        let progress = runner.progress();
+        // The read model, rebuilt in place through the admin API.
+        let runner = {
+            let (pool, store, projection) = (pool.clone(), store.clone(), projection.clone());
+            Rebuildable::new(move || {
+                ProjectionRunner::new(readmodel::ReportsProjection, pool.clone(), store.clone(), projection.clone())
+            })
+        };
+        let rebuilder = runner.rebuilder();
         let progress_watch = runner.watched();
-        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![runner.position()]);
+        let progress = std::sync::Arc::clone(&progress_watch.1);
+        let read_models = psirt_kit::ReadModels::new(
+            projection.read_wait,
+            vec![psirt_projection::ReadModelPosition::new(
+                progress_watch.0.clone(),
+                std::sync::Arc::clone(&progress),
+                pool.clone(),
+                store.clone(),
+            )],
+        );
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![runner.parked_events()]);
         let projection_task = tokio::spawn(runner.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(
@@ -215,7 +226,9 @@ impl Application {
 
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(IntakeServiceServer::new(api::IntakeApi::new(intake)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .add_service(AdminServiceServer::new(
+                psirt_kit::parked::AdminApi::new(SERVICE, parked).with_rebuilders(vec![rebuilder]),
+            ))
             .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -39,6 +39,7 @@ use psirt_kit::config::{
 };
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::notification::notification_service_server::NotificationServiceServer;
 use serde::{Deserialize, Serialize};
@@ -215,7 +216,7 @@ impl Application {
             .await
             .context("failed to set up authentication")?;
         let readiness = Readiness::new();
-        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let grpc = GrpcServer::bind(&config.grpc).await?.with_readiness(readiness.clone());
         let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
         let grpc_addr = grpc.local_addr();
         let admin_addr = admin.local_addr();
@@ -291,12 +292,15 @@ impl Application {
         );
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let views = ProjectionRunner::new(
-            readmodel::ViewsProjection,
-            pool.clone(),
-            store.clone(),
-            projection.clone(),
-        );
+        // The API's views, rebuilt in place through the admin API (routing is
+        // a reaction: replaying it would route events again, so it is not).
+        let views = {
+            let (pool, store, projection) = (pool.clone(), store.clone(), projection.clone());
+            Rebuildable::new(move || {
+                ProjectionRunner::new(readmodel::ViewsProjection, pool.clone(), store.clone(), projection.clone())
+            })
+        };
+        let rebuilder = views.rebuilder();
         let views_watch = views.watched();
         let views_parked = views.parked_events();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
@@ -330,7 +334,9 @@ impl Application {
 
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .add_service(AdminServiceServer::new(
+                psirt_kit::parked::AdminApi::new(SERVICE, parked).with_rebuilders(vec![rebuilder]),
+            ))
             .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -28,6 +28,7 @@ use psirt_kit::config::{
 };
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
+use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::remediation::advisory_service_server::AdvisoryServiceServer;
 use psirt_proto::remediation::remediation_service_server::RemediationServiceServer;
@@ -146,7 +147,7 @@ impl Application {
             .await
             .context("failed to set up authentication")?;
         let readiness = Readiness::new();
-        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let grpc = GrpcServer::bind(&config.grpc).await?.with_readiness(readiness.clone());
         let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics)
             .await?
             .merge(csaf_dir::routes(pool.clone(), config.advisory.clone()));
@@ -212,12 +213,20 @@ impl Application {
         );
 
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let views = ProjectionRunner::new(
-            readmodel::ViewsProjection { documents },
-            pool.clone(),
-            store.clone(),
-            projection.clone(),
-        );
+        // The plans and advisories views, rebuilt in place through the admin
+        // API (the reactions are not: replaying them would act again).
+        let views = {
+            let (pool, store, projection) = (pool.clone(), store.clone(), projection.clone());
+            Rebuildable::new(move || {
+                ProjectionRunner::new(
+                    readmodel::ViewsProjection { documents: documents.clone() },
+                    pool.clone(),
+                    store.clone(),
+                    projection.clone(),
+                )
+            })
+        };
+        let rebuilder = views.rebuilder();
         let views_watch = views.watched();
         let views_parked = views.parked_events();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
@@ -268,7 +277,9 @@ impl Application {
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(RemediationServiceServer::new(api::RemediationApi::new(remediation.clone())))
             .add_service(AdvisoryServiceServer::new(api::AdvisoryApi::new(remediation)))
-            .add_service(AdminServiceServer::new(psirt_kit::parked::AdminApi::new(SERVICE, parked)))
+            .add_service(AdminServiceServer::new(
+                psirt_kit::parked::AdminApi::new(SERVICE, parked).with_rebuilders(vec![rebuilder]),
+            ))
             .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

@@ -7,15 +7,13 @@
 use std::pin::Pin;
 
 use psirt_kit::request::principal;
-use psirt_kit::{ApiError, AuthPolicy, Role, Rule};
-use psirt_proto::admin::{self, admin_service_server::AdminService};
+use psirt_kit::{AuthPolicy, Role, Rule};
 use psirt_proto::triage::{self, case_service_server::CaseService, triage_service_server::TriageService};
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::handlers::Triage;
-use crate::readmodel::PROJECTION_NAME;
-use crate::watch::{RebuildStatus, Rebuilder, WatchHub};
+use crate::watch::WatchHub;
 
 /// The full names of the services, for health and reflection.
 pub const TRIAGE_SERVICE: &str = "psirt.triage.v1.TriageService";
@@ -251,87 +249,6 @@ impl CaseService for CaseApi {
     ) -> Result<Response<triage::GetCaseTimelineResponse>, Status> {
         principal(&request)?;
         Ok(Response::new(self.triage.timeline(request.into_inner()).await?))
-    }
-}
-
-/// The `AdminService` of the triage service: its read model is the case
-/// view (`triage-cases`).
-pub struct AdminApi {
-    rebuilder: Rebuilder,
-    parked: psirt_kit::parked::ParkedAdmin,
-}
-
-impl AdminApi {
-    pub fn new(rebuilder: Rebuilder, parked: psirt_kit::parked::ParkedAdmin) -> Self {
-        Self { rebuilder, parked }
-    }
-}
-
-type RebuildStream =
-    Pin<Box<dyn futures::Stream<Item = Result<admin::RebuildReadModelResponse, Status>> + Send>>;
-
-fn rebuild_message(status: &RebuildStatus) -> admin::RebuildReadModelResponse {
-    admin::RebuildReadModelResponse {
-        read_model: PROJECTION_NAME.to_owned(),
-        applied_sequence: status.applied,
-        target_sequence: status.target,
-        done: status.done,
-    }
-}
-
-#[tonic::async_trait]
-impl AdminService for AdminApi {
-    type RebuildReadModelStream = RebuildStream;
-
-    #[instrument(skip_all, fields(rpc = "RebuildReadModel"))]
-    async fn rebuild_read_model(
-        &self,
-        request: Request<admin::RebuildReadModelRequest>,
-    ) -> Result<Response<Self::RebuildReadModelStream>, Status> {
-        let principal = principal(&request)?;
-        if !principal.has_role(Role::Admin) {
-            return Err(ApiError::PermissionDenied("requires the admin role".to_owned()).into());
-        }
-        let name = request.into_inner().read_model;
-        if !name.is_empty() && name != PROJECTION_NAME {
-            return Err(ApiError::not_found("read model", name).into());
-        }
-        let progress = self.rebuilder.start()?;
-        tracing::info!(subject = %principal.subject, "rebuild of the case view requested");
-        // The first message at once, then every change until done or failed.
-        let stream =
-            futures::stream::unfold((progress, true, false), |(mut rx, first, finished)| async move {
-                if finished {
-                    return None;
-                }
-                if !first && rx.changed().await.is_err() {
-                    let lost = Status::unavailable("the rebuild stopped without a result");
-                    return Some((Err(lost), (rx, false, true)));
-                }
-                let status = rx.borrow_and_update().clone();
-                if let Some((code, message)) = status.error {
-                    return Some((Err(Status::new(code, message)), (rx, false, true)));
-                }
-                let done = status.done;
-                Some((Ok(rebuild_message(&status)), (rx, false, done)))
-            });
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    #[instrument(skip_all, fields(rpc = "ListParkedEvents"))]
-    async fn list_parked_events(
-        &self,
-        request: Request<admin::ListParkedEventsRequest>,
-    ) -> Result<Response<admin::ListParkedEventsResponse>, Status> {
-        self.parked.list(request).await
-    }
-
-    #[instrument(skip_all, fields(rpc = "ReplayParkedEvents"))]
-    async fn replay_parked_events(
-        &self,
-        request: Request<admin::ReplayParkedEventsRequest>,
-    ) -> Result<Response<admin::ReplayParkedEventsResponse>, Status> {
-        self.parked.replay(request).await
     }
 }
 

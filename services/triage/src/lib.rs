@@ -144,7 +144,7 @@ impl Application {
             .await
             .context("failed to set up authentication")?;
         let readiness = Readiness::new();
-        let grpc = GrpcServer::bind(&config.grpc).await?;
+        let grpc = GrpcServer::bind(&config.grpc).await?.with_readiness(readiness.clone());
         let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
         let grpc_addr = grpc.local_addr();
         let admin_addr = admin.local_addr();
@@ -197,7 +197,7 @@ impl Application {
         // The case view, publishing its changes to the watches; rebuilt in
         // place through the admin API.
         let cases =
-            watch::CaseView::new(projection.clone(), settings.sla, pool.clone(), store.clone(), hub.clone());
+            watch::case_view(projection.clone(), settings.sla, pool.clone(), store.clone(), hub.clone());
         let rebuilder = cases.rebuilder();
         let cases_watch = cases.watched();
         let cases_parked = cases.parked_events();
@@ -251,7 +251,9 @@ impl Application {
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(TriageServiceServer::new(api::TriageApi::new(triage.clone())))
             .add_service(CaseServiceServer::new(api::CaseApi::new(triage, hub.clone())))
-            .add_service(AdminServiceServer::new(api::AdminApi::new(rebuilder, parked)))
+            .add_service(AdminServiceServer::new(
+                psirt_kit::parked::AdminApi::new(SERVICE, parked).with_rebuilders(vec![rebuilder]),
+            ))
             .read_models(read_models);
         let grpc_task = tokio::spawn(grpc.serve(
             routes,

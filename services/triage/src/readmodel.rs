@@ -704,7 +704,14 @@ impl CasesProjection {
             pending.index(&case_id, event);
             return Ok(());
         }
-        if psirt_eventstore::is_type::<events::ReportAcknowledged>(&event.event_type) {
+        if view::is_ticket_event(event) {
+            // The tickets the notification service linked in Jira or ServiceNow.
+            if let Some(mut case) = pending.case(conn, &case_id).await?
+                && view::apply_ticket_event(&mut case, event)?
+            {
+                pending.put(case, false);
+            }
+        } else if psirt_eventstore::is_type::<events::ReportAcknowledged>(&event.event_type) {
             let e: events::ReportAcknowledged = event.decode()?;
             if let Some(mut case) = pending.case(conn, &case_id).await? {
                 view::apply_acknowledged(&mut case, e.acknowledged_at, event.sequence);

@@ -337,6 +337,72 @@ pub fn embargo_until_ms(view: &triage::Case) -> Option<i64> {
     view.embargo.as_ref().and_then(|e| e.disclosure_at.as_ref()).and_then(mapping::timestamp_millis)
 }
 
+/// Most tickets a case view lists; a link beyond is left out of the view (and logged),
+/// never the case's own facts. One ticket per tracker subscription and case: far more
+/// than any real configuration.
+pub const MAX_TICKETS_PER_CASE: usize = 100;
+
+/// Whether `event` is a ticket event of the notification service
+/// ([`apply_ticket_event`] folds it).
+pub fn is_ticket_event(event: &RecordedEvent) -> bool {
+    psirt_eventstore::is_type::<events::ExternalTicketLinked>(&event.event_type)
+        || psirt_eventstore::is_type::<events::ExternalTicketUpdated>(&event.event_type)
+}
+
+/// Folds a ticket event of the notification service into the case's
+/// `external_tickets` (one entry per tracker and key): a link adds the ticket, an
+/// update sets its tracker status (a ticket the tracker no longer has stays listed,
+/// as `DELETED`). Returns whether the view changed.
+pub fn apply_ticket_event(view: &mut triage::Case, event: &RecordedEvent) -> Result<bool, DecodeError> {
+    let t = event.event_type.as_str();
+    let at = if psirt_eventstore::is_type::<events::ExternalTicketLinked>(t) {
+        let e: events::ExternalTicketLinked = event.decode()?;
+        let listed = view.external_tickets.len();
+        let found = view.external_tickets.iter_mut().find(|x| x.system == e.system && x.key == e.key);
+        match found {
+            Some(ticket) => {
+                ticket.url = e.url;
+                ticket.action_id = e.action_id;
+            }
+            None if listed >= MAX_TICKETS_PER_CASE => {
+                tracing::warn!(
+                    case_id = %view.case_id,
+                    key = %e.key,
+                    "case view lists {MAX_TICKETS_PER_CASE} tickets already, this one is left out"
+                );
+                return Ok(false);
+            }
+            None => view.external_tickets.push(triage::ExternalTicket {
+                system: e.system,
+                key: e.key,
+                url: e.url,
+                action_id: e.action_id,
+                external_status: String::new(),
+                status_category: events::TicketStatusCategory::Unspecified.into(),
+            }),
+        }
+        e.linked_at
+    } else if psirt_eventstore::is_type::<events::ExternalTicketUpdated>(t) {
+        let e: events::ExternalTicketUpdated = event.decode()?;
+        let Some(ticket) = view.external_tickets.iter_mut().find(|x| x.system == e.system && x.key == e.key)
+        else {
+            // An update of a link the view has not seen (left out above).
+            return Ok(false);
+        };
+        if !e.external_status.is_empty() {
+            ticket.external_status = e.external_status;
+        }
+        if e.status_category != events::TicketStatusCategory::Unspecified as i32 {
+            ticket.status_category = e.status_category;
+        }
+        e.updated_at
+    } else {
+        return Ok(false);
+    };
+    touch(view, at, event.sequence);
+    Ok(true)
+}
+
 /// The `case_id` of an event of another service, if it carries one where
 /// this service's events do (field 2; field 3 for deliveries). Cheap: one
 /// partial decode, no knowledge of the message. Subscriptions belong to no

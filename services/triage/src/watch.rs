@@ -25,26 +25,26 @@
 //!   from the read model. Those changes are coalesced per case and only sent
 //!   when the case matches after the change (the view before is not known).
 //!
-//! [`CaseView`] supervises the projection runner: it runs it, and on an
-//! admin's request stops it, rebuilds the read model from sequence 1 with the
-//! same runner (so the lease stays with it) and runs it again.
+//! [`case_view`] supervises the projection runner (the kit's
+//! [`Rebuildable`]): it runs it, and on an admin's request stops it, rebuilds
+//! the read model from sequence 1 (holding the lease) and runs it again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
 use psirt_domain::SlaPolicy;
 use psirt_eventstore::{DecodeError, EventStore, RecordedEvent};
+use psirt_kit::rebuild::Rebuildable;
 use psirt_kit::{ApiError, FieldViolation};
-use psirt_projection::{ApplyError, Projection, ProjectionError, ProjectionRunner, ProjectionSettings};
+use psirt_projection::{ApplyError, Projection, ProjectionRunner, ProjectionSettings};
 use psirt_proto::{common, events, triage};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tonic::Status;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::mapping;
 use crate::readmodel::{self, CasesProjection, Filter, PROJECTION_NAME};
@@ -693,204 +693,28 @@ impl Projection for WatchedCases {
     }
 }
 
-/// Progress of a rebuild requested through the admin API.
-#[derive(Debug, Clone, Default)]
-pub struct RebuildStatus {
-    pub applied: u64,
-    pub target: u64,
-    pub done: bool,
-    /// Why it failed; the last status then.
-    pub error: Option<(tonic::Code, String)>,
-}
-
-struct RebuildJob {
-    progress: watch::Sender<RebuildStatus>,
-}
-
-/// Starts rebuilds of the case view in the running service.
-#[derive(Clone)]
-pub struct Rebuilder {
-    jobs: mpsc::Sender<RebuildJob>,
-    busy: Arc<AtomicBool>,
-}
-
-impl Rebuilder {
-    /// Starts a rebuild; its progress follows on the receiver.
-    pub fn start(&self) -> Result<watch::Receiver<RebuildStatus>, Status> {
-        if self.busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            return Err(ApiError::failed_precondition(
-                "a rebuild of the case view is already running",
-                Some("rebuilding"),
-            )
-            .into());
-        }
-        let (progress, receiver) = watch::channel(RebuildStatus::default());
-        if self.jobs.try_send(RebuildJob { progress }).is_err() {
-            self.busy.store(false, Ordering::Release);
-            return Err(ApiError::Unavailable("the case view projection is not running".to_owned()).into());
-        }
-        Ok(receiver)
-    }
-}
-
-/// The case view projection of the running service, with its watch hub.
-pub struct CaseView {
-    pub projection: ProjectionSettings,
-    pub policy: SlaPolicy,
-    pub pool: AnyPool,
-    pub store: EventStore,
-    pub hub: WatchHub,
-    jobs: mpsc::Receiver<RebuildJob>,
-    rebuilder: Rebuilder,
-    /// Shared by every runner of the view (a rebuild starts a new one), so
-    /// the stall watcher follows whichever runs.
-    progress: Arc<psirt_projection::Progress>,
-    /// Likewise the parked events' replay mailbox.
-    parked: psirt_projection::ParkedEvents,
-}
-
-impl CaseView {
-    pub fn new(
-        projection: ProjectionSettings,
-        policy: SlaPolicy,
-        pool: AnyPool,
-        store: EventStore,
-        hub: WatchHub,
-    ) -> Self {
-        let (jobs_tx, jobs) = mpsc::channel(1);
-        let rebuilder = Rebuilder { jobs: jobs_tx, busy: Arc::new(AtomicBool::new(false)) };
-        let progress = Arc::default();
-        let parked = ProjectionRunner::new(
+/// The case view projection of the running service, publishing its changes to
+/// the watch hub; rebuilt in place through the admin API ([`psirt_kit::rebuild`]).
+pub fn case_view(
+    projection: ProjectionSettings,
+    policy: SlaPolicy,
+    pool: AnyPool,
+    store: EventStore,
+    hub: WatchHub,
+) -> Rebuildable<WatchedCases> {
+    Rebuildable::new(move || {
+        let hub = hub.clone();
+        ProjectionRunner::new(
             WatchedCases { inner: CasesProjection::new(policy), hub: hub.clone() },
             pool.clone(),
             store.clone(),
             projection.clone(),
         )
-        .parked_events();
-        Self { projection, policy, pool, store, hub, jobs, rebuilder, progress, parked }
-    }
-
-    /// The handle the admin API starts rebuilds with.
-    pub fn rebuilder(&self) -> Rebuilder {
-        self.rebuilder.clone()
-    }
-
-    /// The view's projection name and progress, for the stall watcher.
-    pub fn watched(&self) -> (String, Arc<psirt_projection::Progress>) {
-        (crate::readmodel::PROJECTION_NAME.to_owned(), Arc::clone(&self.progress))
-    }
-
-    /// The view's parked events.
-    pub fn parked_events(&self) -> psirt_projection::ParkedEvents {
-        self.parked.clone()
-    }
-
-    fn runner(&self) -> ProjectionRunner<WatchedCases> {
-        let hub = self.hub.clone();
-        ProjectionRunner::new(
-            WatchedCases { inner: CasesProjection::new(self.policy), hub: self.hub.clone() },
-            self.pool.clone(),
-            self.store.clone(),
-            self.projection.clone(),
-        )
-        .with_progress(Arc::clone(&self.progress))
-        .with_parked_events(self.parked.clone())
         .with_after_commit_hook(move |checkpoint| {
             hub.committed(checkpoint);
             false
         })
-    }
-
-    /// Runs the projection until `stop`, rebuilding when asked to.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), ProjectionError> {
-        let mut runner = self.runner();
-        loop {
-            let (halt, halted) = watch::channel(false);
-            let mut task = tokio::spawn(runner.run(halted));
-            let job = tokio::select! {
-                result = &mut task => return joined(result),
-                () = stopped(&mut stop) => {
-                    let _ = halt.send(true);
-                    return joined(task.await);
-                }
-                job = self.jobs.recv() => job,
-            };
-            let _ = halt.send(true);
-            if let Err(e) = joined(task.await) {
-                warn!(error = %e, "case view projection stopped with an error before the rebuild");
-            }
-            runner = self.runner();
-            if let Some(job) = job {
-                self.rebuild(&runner, &job, &mut stop).await;
-                self.rebuilder.busy.store(false, Ordering::Release);
-            }
-            if *stop.borrow() {
-                return Ok(());
-            }
-        }
-    }
-
-    async fn rebuild(
-        &self,
-        runner: &ProjectionRunner<WatchedCases>,
-        job: &RebuildJob,
-        stop: &mut watch::Receiver<bool>,
-    ) {
-        let fail = |code: tonic::Code, message: String| {
-            warn!(message, "rebuild of the case view failed");
-            job.progress.send_modify(|s| s.error = Some((code, message)));
-        };
-        // The lease first: resetting while another replica's runner goes on
-        // applying would leave a read model with a hole.
-        match runner.apply_batch(&[]).await {
-            Ok(_) => {}
-            Err(ProjectionError::LeaseLost(_)) => {
-                return fail(
-                    tonic::Code::FailedPrecondition,
-                    "another replica's case view projection holds the lease; run the rebuild there"
-                        .to_owned(),
-                );
-            }
-            Err(e) => return fail(tonic::Code::Unavailable, format!("cannot start the rebuild: {e}")),
-        }
-        info!("rebuilding the case view from sequence 1");
-        let rebuilt = tokio::select! {
-            result = runner.rebuild(|applied, target| {
-                job.progress.send_modify(|s| {
-                    s.applied = applied;
-                    s.target = target;
-                });
-            }) => result,
-            () = stopped(stop) => {
-                return fail(
-                    tonic::Code::Unavailable,
-                    "the service is shutting down; the replay continues when it runs again".to_owned(),
-                );
-            }
-        };
-        match rebuilt {
-            Ok(target) => {
-                info!(target, "rebuilt the case view");
-                job.progress.send_modify(|s| {
-                    s.applied = s.applied.max(target);
-                    s.target = target;
-                    s.done = true;
-                });
-            }
-            Err(e) => fail(
-                tonic::Code::Unavailable,
-                format!(
-                    "the replay failed: {e}; it continues where it stopped once the projection runs again"
-                ),
-            ),
-        }
-    }
-}
-
-fn joined(
-    result: Result<Result<(), ProjectionError>, tokio::task::JoinError>,
-) -> Result<(), ProjectionError> {
-    result.unwrap_or_else(|e| Err(ProjectionError::Stream(format!("projection task panicked: {e}"))))
+    })
 }
 
 #[cfg(test)]

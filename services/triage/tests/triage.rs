@@ -1371,3 +1371,93 @@ async fn the_timeline_keeps_its_rows_when_its_key_becomes_a_unique_index() -> an
     }
     Ok(())
 }
+
+/// The case as `GetCase` by id answers it.
+async fn get_by_id(h: &Harness, case_id: psirt_domain::CaseId) -> Option<triage::Case> {
+    let mut cases = h.cases().await.ok()?;
+    let request =
+        triage::GetCaseRequest { lookup: Some(triage::get_case_request::Lookup::CaseId(case_id.to_string())) };
+    cases.get_case(request).await.ok()?.into_inner().case
+}
+
+/// The tickets the notification service linked in Jira or ServiceNow show on the
+/// case view (`Case.external_tickets`), with the tracker's status as its updates
+/// tell it, also after a rebuild.
+#[tokio::test]
+async fn the_case_view_lists_its_tracker_tickets_with_their_status() -> anyhow::Result<()> {
+    for backend in BACKENDS {
+        let mut h = Box::pin(Harness::start(backend)).await?;
+        let (_, case_id) = h.report("Heap overflow in the image decoder").await?;
+        h.opened(case_id).await?;
+        let link = uuid::Uuid::now_v7();
+        let subject = format!("psirt.evt.ticket.{link}");
+        let at = psirt_triage::mapping::timestamp(time::OffsetDateTime::now_utc());
+        let linked = events::ExternalTicketLinked {
+            link_id: link.to_string(),
+            case_id: case_id.to_string(),
+            action_id: String::new(),
+            system: events::TicketSystem::Jira.into(),
+            key: "SEC-42".to_owned(),
+            url: "https://jira.example.com/browse/SEC-42".to_owned(),
+            sys_id: String::new(),
+            linked_at: Some(at),
+        };
+        let updated = |status: &str, category: events::TicketStatusCategory| events::ExternalTicketUpdated {
+            link_id: link.to_string(),
+            case_id: case_id.to_string(),
+            system: events::TicketSystem::Jira.into(),
+            key: "SEC-42".to_owned(),
+            direction: events::TicketUpdateDirection::Inbound.into(),
+            external_status: status.to_owned(),
+            status_category: category.into(),
+            updated_at: Some(at),
+            ..Default::default()
+        };
+        let append = |message: &dyn Fn(uuid::Uuid, String) -> psirt_eventstore::NewEvent| {
+            let new = message(uuid::Uuid::now_v7(), subject.clone());
+            let store = h.store.clone();
+            async move { store.append(new, psirt_eventstore::ExpectedVersion::Any).await }
+        };
+        let meta = psirt_eventstore::Metadata::default;
+        append(&|id, s| psirt_eventstore::NewEvent::from_message(id, s, &linked, meta())).await?;
+        let review = updated("In Review", events::TicketStatusCategory::InProgress);
+        append(&|id, s| psirt_eventstore::NewEvent::from_message(id, s, &review, meta())).await?;
+
+        let ticket_of = |case: &triage::Case| case.external_tickets.first().cloned();
+        let case = eventually(DEADLINE, "the ticket on the case view", || async {
+            get_by_id(&h, case_id).await.filter(|c| ticket_of(c).is_some_and(|t| t.external_status == "In Review"))
+        })
+        .await?;
+        assert_eq!(case.external_tickets.len(), 1, "{backend:?}: {case:?}");
+        let ticket = ticket_of(&case).expect("ticket");
+        assert_eq!(ticket.key, "SEC-42");
+        assert_eq!(ticket.url, "https://jira.example.com/browse/SEC-42");
+        assert_eq!(ticket.system, events::TicketSystem::Jira as i32);
+        assert_eq!(ticket.status_category, events::TicketStatusCategory::InProgress as i32);
+        // The list shows the same view.
+        let listed_case = eventually(DEADLINE, "the listed case", || async { listed(&h, case_id).await }).await?;
+        assert_eq!(listed_case.external_tickets, case.external_tickets, "{backend:?}");
+
+        // The tracker lost the ticket: it stays listed, as deleted, with its last status.
+        let gone = updated("", events::TicketStatusCategory::Deleted);
+        append(&|id, s| psirt_eventstore::NewEvent::from_message(id, s, &gone, meta())).await?;
+        let case = eventually(DEADLINE, "the ticket marked deleted", || async {
+            get_by_id(&h, case_id).await.filter(|c| {
+                ticket_of(c).is_some_and(|t| t.status_category == events::TicketStatusCategory::Deleted as i32)
+            })
+        })
+        .await?;
+        assert_eq!(ticket_of(&case).map(|t| t.external_status), Some("In Review".to_owned()));
+
+        // A rebuild folds the same.
+        h.stop().await?;
+        psirt_triage::rebuild(&h.config(), |_, _| {}).await?;
+        let h = Box::pin(h.restart()).await?;
+        let rebuilt = eventually(DEADLINE, "the rebuilt case", || async {
+            listed(&h, case_id).await.filter(|c| !c.external_tickets.is_empty())
+        })
+        .await?;
+        assert_eq!(rebuilt.external_tickets, case.external_tickets, "{backend:?} after the rebuild");
+    }
+    Ok(())
+}
