@@ -687,3 +687,68 @@ async fn parked_events_are_listed_and_replayed_and_a_forged_one_never_applies() 
     }
     Ok(())
 }
+
+/// Read-your-writes: a read waiting for a position waits for the runner's
+/// commits; a position whose message the projection does not consume (a
+/// stream with another subject) is reached as soon as everything before it
+/// is applied, although the checkpoint never gets there; a read model held
+/// back answers the lag after the deadline; a position beyond the stream
+/// is refused at once.
+#[tokio::test]
+async fn a_read_waits_for_the_position_even_of_a_message_the_projection_does_not_consume()
+-> anyhow::Result<()> {
+    use psirt_projection::PositionError;
+    let nats = NatsServer::start().await?;
+    let db = TestDatabase::new(Backend::Sqlite).await?;
+    let pool = pool(&db).await?;
+    // As a service does at its start.
+    psirt_projection::ensure_schema(&pool).await?;
+    let settings = StreamSettings {
+        subjects: vec!["psirt.evt.>".to_owned(), "other.>".to_owned()],
+        ..StreamSettings::managed()
+    };
+    let store = EventStore::open(nats.connect().await?, &settings).await?;
+    let runner = ProjectionRunner::new(Tally, pool.clone(), store.clone(), settings_for_reads())
+        .with_event_rule(tally_rule);
+    let position = runner.position();
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(10);
+
+    // Nothing runs the projection yet: an event's position is not reached.
+    let first = seed(&store, 3).await?;
+    let held = position.wait_for(first, tokio::time::Instant::now() + Duration::from_millis(200)).await;
+    assert!(matches!(&held, Err(PositionError::Behind { at: 0, asked, .. }) if *asked == first), "{held:?}");
+    let beyond = position.wait_for(first + 100, soon()).await;
+    assert_eq!(beyond, Err(PositionError::Beyond { asked: first + 100, last: first }));
+
+    // A message of a subject the runner's consumer does not take.
+    let js = store.jetstream();
+    let foreign = js.publish("other.note", "not an event".into()).await?.await?.sequence;
+    assert_eq!(foreign, first + 1);
+
+    let (stop, rx) = watch::channel(false);
+    let handle = tokio::spawn(runner.run(rx));
+    // Waits for the commit of the three events, then needs nothing more.
+    tokio::time::timeout(Duration::from_secs(10), position.wait_for(foreign, soon())).await??;
+    assert_eq!(
+        psirt_projection::checkpoint(&pool, "tally").await?,
+        first,
+        "the checkpoint stays at the last event"
+    );
+    assert_eq!(position.reached(foreign).await?, true);
+    // An event after it: not reached until applied, then reached.
+    let later = publish(&store, "psirt.evt.thing.9", "later").await?;
+    tokio::time::timeout(Duration::from_secs(10), position.wait_for(later, soon())).await??;
+    assert!(
+        tally(&pool).await?.iter().any(|(s, ..)| s == "psirt.evt.thing.9"),
+        "applied before the wait ended"
+    );
+    stop.send(true)?;
+    handle.await??;
+    Ok(())
+}
+
+/// Batches gathered for up to a second: an event is never applied at once,
+/// so a read that does not wait would not see it.
+fn settings_for_reads() -> ProjectionSettings {
+    ProjectionSettings { max_batch_wait: Duration::from_millis(500), ..settings() }
+}
