@@ -15,7 +15,11 @@
 //! - An inbound webhook (`Authorization: Bearer <secret>`) moving the record
 //!   to state 7 drives the configured command (`close_case`); a wrong token
 //!   is refused.
-//! - A state change whose webhook never came is repaired by reconciliation.
+//! - A state change whose webhook never came is repaired by reconciliation,
+//!   which after its first pass asks only for records updated since its
+//!   cursor (`sys_updated_on>=javascript:gs.minutesAgoStart(<n>)`).
+//! - Closing from ServiceNow records the record's `close_code` and
+//!   `close_notes` on the case.
 
 mod common;
 
@@ -80,6 +84,8 @@ struct Sn {
     /// `sys_journal_field` rows: sys_id, element_id, element, name, value.
     journal: Vec<Map<String, Value>>,
     requests: Vec<Request>,
+    /// When each record (by sys_id) was last updated: `sys_updated_on`.
+    updated: HashMap<String, Instant>,
     /// Answer the next create with 429 + `Retry-After`.
     throttle_next_create: bool,
     throttled_at: Option<Instant>,
@@ -105,6 +111,11 @@ enum Term {
     Eq(String, String),
     In(String, Vec<String>),
     Like(String, String),
+    NotEmpty(String),
+    /// `sys_updated_on>=javascript:gs.minutesAgoStart(<n>)`.
+    UpdatedWithin(Duration),
+    /// `ORDERBY<field>`: the mock keeps insertion order.
+    OrderBy,
 }
 
 /// Parses the terms the adapter uses (joined by `^`); anything else is an error,
@@ -114,6 +125,16 @@ fn parse_query(query: &str) -> Result<Vec<Term>, String> {
         .split('^')
         .filter(|t| !t.is_empty())
         .map(|term| {
+            if term.starts_with("ORDERBY") {
+                return Ok(Term::OrderBy);
+            }
+            if let Some(rest) = term.strip_prefix("sys_updated_on>=javascript:gs.minutesAgoStart(") {
+                let minutes: u64 = rest
+                    .strip_suffix(')')
+                    .and_then(|m| m.parse().ok())
+                    .ok_or_else(|| format!("bad minutesAgoStart in {term:?}"))?;
+                return Ok(Term::UpdatedWithin(Duration::from_secs(60 * minutes)));
+            }
             let split = term
                 .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
                 .ok_or_else(|| format!("no operator in {term:?}"))?;
@@ -122,7 +143,9 @@ fn parse_query(query: &str) -> Result<Vec<Term>, String> {
                 return Err(format!("no field in {term:?}"));
             }
             let field = field.to_owned();
-            if let Some(v) = rest.strip_prefix("LIKE") {
+            if rest == "ISNOTEMPTY" {
+                Ok(Term::NotEmpty(field))
+            } else if let Some(v) = rest.strip_prefix("LIKE") {
                 Ok(Term::Like(field, v.to_owned()))
             } else if let Some(v) = rest.strip_prefix("IN") {
                 Ok(Term::In(field, v.split(',').map(str::to_owned).collect()))
@@ -135,12 +158,15 @@ fn parse_query(query: &str) -> Result<Vec<Term>, String> {
         .collect()
 }
 
-fn matches(fields: &Map<String, Value>, terms: &[Term]) -> bool {
+fn matches(fields: &Map<String, Value>, updated: Option<&Instant>, terms: &[Term]) -> bool {
     let value = |f: &str| fields.get(f).and_then(Value::as_str).unwrap_or_default().to_owned();
     terms.iter().all(|t| match t {
         Term::Eq(f, v) => value(f) == *v,
         Term::In(f, vs) => vs.contains(&value(f)),
         Term::Like(f, v) => value(f).contains(v.as_str()),
+        Term::NotEmpty(f) => !value(f).is_empty(),
+        Term::UpdatedWithin(d) => updated.is_some_and(|u| u.elapsed() <= *d),
+        Term::OrderBy => true,
     })
 }
 
@@ -211,7 +237,10 @@ async fn table(
         };
         let result: Vec<Value> = rows
             .into_iter()
-            .filter(|f| matches(f, &terms))
+            .filter(|f| {
+                let id = f.get("sys_id").and_then(Value::as_str).unwrap_or_default();
+                matches(f, state.updated.get(id), &terms)
+            })
             .take(limit)
             .map(|f| select(f, query.get("sysparm_fields")))
             .collect();
@@ -244,6 +273,7 @@ async fn table(
     fields.insert("number".to_owned(), json!(format!("INC{:07}", 10_000 + n)));
     fields.entry("state").or_insert(json!("1"));
     let record = Record { table: table.clone(), fields };
+    state.updated.insert(record.field("sys_id").to_owned(), Instant::now());
     let answer = json!({ "result": record.fields });
     state.records.push(record);
     log(&mut state, &method, path, query, body, StatusCode::CREATED);
@@ -286,6 +316,7 @@ async fn record(
                 state.records[index].fields.insert(field, value);
             }
         }
+        state.updated.insert(id.clone(), Instant::now());
     }
     let answer = json!({ "result": state.records[index].fields });
     log(&mut state, &method, path, query, body, StatusCode::OK);
@@ -467,19 +498,39 @@ impl Platform {
         state.requests.iter().filter(|r| r.method == method && r.path == path).cloned().collect()
     }
 
-    /// Reconciliation reads: `GET` of the table with `sys_idIN...`.
+    /// Reconciliation reads: `GET` of the table with `sys_idIN...` (the
+    /// first pass) or `sys_updated_on>=` (the passes after its cursor).
     fn reconcile_reads(&self) -> usize {
+        self.reconcile_queries().len()
+    }
+
+    fn reconcile_queries(&self) -> Vec<String> {
         self.requests("GET", "/api/now/table/incident")
             .iter()
-            .filter(|r| r.query.get("sysparm_query").is_some_and(|q| q.starts_with("sys_idIN")))
-            .count()
+            .filter_map(|r| r.query.get("sysparm_query").cloned())
+            .filter(|q| q.starts_with("sys_idIN") || q.starts_with("sys_updated_on>="))
+            .collect()
+    }
+
+    /// Sets fields of a record (as someone working it in ServiceNow would).
+    fn set_fields(&self, sys_id: &str, values: &[(&str, &str)]) {
+        let mut sn = self.sn.lock().expect("lock");
+        if let Some(record) = sn.records.iter_mut().find(|r| r.field("sys_id") == sys_id) {
+            for (field, value) in values {
+                record.fields.insert((*field).to_owned(), json!(value));
+            }
+        }
+        sn.updated.insert(sys_id.to_owned(), Instant::now());
     }
 
     fn set_state(&self, sys_id: &str, state: &str) {
-        let mut sn = self.sn.lock().expect("lock");
-        if let Some(record) = sn.records.iter_mut().find(|r| r.field("sys_id") == sys_id) {
-            record.fields.insert("state".to_owned(), json!(state));
-        }
+        self.set_fields(sys_id, &[("state", state)]);
+    }
+
+    async fn root_cause(&self, case_id: &str) -> Option<String> {
+        let mut cases = CaseServiceClient::new(self.triage.channel().await.ok()?);
+        let lookup = Some(triage::get_case_request::Lookup::CaseId(case_id.to_owned()));
+        Some(cases.get_case(triage::GetCaseRequest { lookup }).await.ok()?.into_inner().case?.root_cause)
     }
 
     /// POSTs an inbound webhook as a business rule on the table would.
@@ -629,7 +680,10 @@ async fn accepted_cases_get_one_record_and_servicenow_changes_drive_the_case() -
         async move { (p.reconcile_reads() > reads).then_some(()) }
     })
     .await?;
-    p.set_state(&sys_a, "7");
+    p.set_fields(
+        &sys_a,
+        &[("state", "7"), ("close_code", "Solved (Work Around)"), ("close_notes", "Disabled the diagnostics page")],
+    );
     let (status, answer) = p.webhook(WEBHOOK_SECRET, &change).await?;
     assert_eq!(
         (status, answer.as_str()),
@@ -637,6 +691,11 @@ async fn accepted_cases_get_one_record_and_servicenow_changes_drive_the_case() -
         "the webhook drives the rule's command"
     );
     p.closed(&case_a, "case A closed by the ServiceNow webhook").await?;
+    let root_cause = p.root_cause(&case_a).await.unwrap_or_default();
+    assert!(
+        root_cause.starts_with("Solved (Work Around): Disabled the diagnostics page (resolution of INC"),
+        "the record's close code and notes are recorded: {root_cause:?}"
+    );
 
     // The closure comes back as a second note, with the state of [servicenow.states].
     eventually(DEADLINE, "CaseClosed work note", || {
@@ -677,6 +736,17 @@ async fn accepted_cases_get_one_record_and_servicenow_changes_drive_the_case() -
     assert_ne!(p.case_status(&case_b).await, Some(CLOSED));
     p.set_state(&sys_b, "7");
     p.closed(&case_b, "case B closed by reconciliation").await?;
+    // After the first pass, reconciliation asks only for records updated since its cursor.
+    // (The first pass reads every linked record, if there was one yet.)
+    let queries = p.reconcile_queries();
+    let first_incremental = queries.iter().position(|q| q.starts_with("sys_updated_on>="));
+    let first_incremental = first_incremental.unwrap_or_else(|| panic!("no incremental pass: {queries:?}"));
+    assert!(first_incremental <= 1, "{queries:?}");
+    assert!(
+        queries[first_incremental..].iter().all(|q| q.starts_with("sys_updated_on>=javascript:gs.minutesAgoStart(")
+            && q.ends_with("^correlation_idISNOTEMPTY^ORDERBYsys_updated_on")),
+        "{queries:?}"
+    );
 
     // One create per case (plus the throttled one), and the adapter always
     // authenticated.
