@@ -127,7 +127,9 @@ async fn an_admin_rebuilds_the_read_model_of_every_running_service() -> anyhow::
     eventually(DEADLINE, "the later case in the rebuilt case view", || {
         let (db, id) = (triage_db.clone(), later.case_id.clone());
         async move {
-            sql(&db, &format!("SELECT count(*) FROM triage_cases WHERE case_id = '{id}'")).ok()?.filter(|n| *n == 1)
+            sql(&db, &format!("SELECT count(*) FROM triage_cases WHERE case_id = '{id}'"))
+                .ok()?
+                .filter(|n| *n == 1)
         }
     })
     .await?;

@@ -682,7 +682,11 @@ async fn accepted_cases_get_one_record_and_servicenow_changes_drive_the_case() -
     .await?;
     p.set_fields(
         &sys_a,
-        &[("state", "7"), ("close_code", "Solved (Work Around)"), ("close_notes", "Disabled the diagnostics page")],
+        &[
+            ("state", "7"),
+            ("close_code", "Solved (Work Around)"),
+            ("close_notes", "Disabled the diagnostics page"),
+        ],
     );
     let (status, answer) = p.webhook(WEBHOOK_SECRET, &change).await?;
     assert_eq!(
@@ -743,8 +747,10 @@ async fn accepted_cases_get_one_record_and_servicenow_changes_drive_the_case() -
     let first_incremental = first_incremental.unwrap_or_else(|| panic!("no incremental pass: {queries:?}"));
     assert!(first_incremental <= 1, "{queries:?}");
     assert!(
-        queries[first_incremental..].iter().all(|q| q.starts_with("sys_updated_on>=javascript:gs.minutesAgoStart(")
-            && q.ends_with("^correlation_idISNOTEMPTY^ORDERBYsys_updated_on")),
+        queries[first_incremental..]
+            .iter()
+            .all(|q| q.starts_with("sys_updated_on>=javascript:gs.minutesAgoStart(")
+                && q.ends_with("^correlation_idISNOTEMPTY^ORDERBYsys_updated_on")),
         "{queries:?}"
     );
 

@@ -29,10 +29,7 @@ pub struct Readiness {
 
 impl Default for Readiness {
     fn default() -> Self {
-        Self {
-            checks: Arc::default(),
-            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
-        }
+        Self { checks: Arc::default(), changes: Arc::new(tokio::sync::watch::Sender::new(0)) }
     }
 }
 

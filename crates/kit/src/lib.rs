@@ -72,8 +72,8 @@ pub mod telemetry;
 
 pub use admin::{AdminServer, Readiness, ReadinessCheck};
 pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Rule, Scopes};
-pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use consistency::ReadModels;
+pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use grpc::{GrpcServer, ServiceRoutes};
 pub use shutdown::Shutdown;
 pub use telemetry::{MetricsHandle, TelemetryGuard};

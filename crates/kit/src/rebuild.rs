@@ -71,7 +71,9 @@ impl Rebuilder {
         let (progress, receiver) = watch::channel(RebuildStatus::default());
         if self.jobs.try_send(RebuildJob { progress }).is_err() {
             self.busy.store(false, Ordering::Release);
-            return Err(ApiError::Unavailable(format!("the projection {} is not running", self.read_model)).into());
+            return Err(
+                ApiError::Unavailable(format!("the projection {} is not running", self.read_model)).into()
+            );
         }
         Ok(receiver)
     }
@@ -218,7 +220,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-fn joined(result: Result<Result<(), ProjectionError>, tokio::task::JoinError>) -> Result<(), ProjectionError> {
+fn joined(
+    result: Result<Result<(), ProjectionError>, tokio::task::JoinError>,
+) -> Result<(), ProjectionError> {
     result.unwrap_or_else(|e| Err(ProjectionError::Stream(format!("projection task panicked: {e}"))))
 }
 

@@ -12,7 +12,8 @@ pub const MAX_REQUEST_ID_CHARS: usize = psirt_domain::validation::MAX_REQUEST_ID
 pub const MAX_PAGE_TOKEN_CHARS: usize = psirt_domain::validation::MAX_PAGE_TOKEN_CHARS;
 
 // The admin service's replay limit is the one the request-field rules state.
-const _: () = assert!(psirt_projection::REPLAY_LIMIT == psirt_domain::validation::fields::MAX_REPLAY_SEQUENCES);
+const _: () =
+    assert!(psirt_projection::REPLAY_LIMIT == psirt_domain::validation::fields::MAX_REPLAY_SEQUENCES);
 
 /// The authenticated caller the auth layer put on the request.
 pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {

@@ -19,9 +19,9 @@ use psirt_eventstore::EventStore;
 use psirt_kit::config::{
     AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
 };
+use psirt_kit::rebuild::Rebuildable;
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
-use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::intake::intake_service_server::IntakeServiceServer;
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,12 @@ impl Application {
         let runner = {
             let (pool, store, projection) = (pool.clone(), store.clone(), projection.clone());
             Rebuildable::new(move || {
-                ProjectionRunner::new(readmodel::ReportsProjection, pool.clone(), store.clone(), projection.clone())
+                ProjectionRunner::new(
+                    readmodel::ReportsProjection,
+                    pool.clone(),
+                    store.clone(),
+                    projection.clone(),
+                )
             })
         };
         let rebuilder = runner.rebuilder();

@@ -37,9 +37,9 @@ use psirt_eventstore::EventStore;
 use psirt_kit::config::{
     AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
 };
+use psirt_kit::rebuild::Rebuildable;
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
-use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::notification::notification_service_server::NotificationServiceServer;
 use serde::{Deserialize, Serialize};
@@ -297,7 +297,12 @@ impl Application {
         let views = {
             let (pool, store, projection) = (pool.clone(), store.clone(), projection.clone());
             Rebuildable::new(move || {
-                ProjectionRunner::new(readmodel::ViewsProjection, pool.clone(), store.clone(), projection.clone())
+                ProjectionRunner::new(
+                    readmodel::ViewsProjection,
+                    pool.clone(),
+                    store.clone(),
+                    projection.clone(),
+                )
             })
         };
         let rebuilder = views.rebuilder();

@@ -26,9 +26,9 @@ use psirt_eventstore::EventStore;
 use psirt_kit::config::{
     AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
 };
+use psirt_kit::rebuild::Rebuildable;
 use psirt_kit::service::{Sections, ServiceConfig};
 use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
-use psirt_kit::rebuild::Rebuildable;
 use psirt_projection::{ProjectionRunner, ProjectionSettings};
 use psirt_proto::remediation::advisory_service_server::AdvisoryServiceServer;
 use psirt_proto::remediation::remediation_service_server::RemediationServiceServer;

@@ -1375,8 +1375,9 @@ async fn the_timeline_keeps_its_rows_when_its_key_becomes_a_unique_index() -> an
 /// The case as `GetCase` by id answers it.
 async fn get_by_id(h: &Harness, case_id: psirt_domain::CaseId) -> Option<triage::Case> {
     let mut cases = h.cases().await.ok()?;
-    let request =
-        triage::GetCaseRequest { lookup: Some(triage::get_case_request::Lookup::CaseId(case_id.to_string())) };
+    let request = triage::GetCaseRequest {
+        lookup: Some(triage::get_case_request::Lookup::CaseId(case_id.to_string())),
+    };
     cases.get_case(request).await.ok()?.into_inner().case
 }
 
@@ -1425,7 +1426,9 @@ async fn the_case_view_lists_its_tracker_tickets_with_their_status() -> anyhow::
 
         let ticket_of = |case: &triage::Case| case.external_tickets.first().cloned();
         let case = eventually(DEADLINE, "the ticket on the case view", || async {
-            get_by_id(&h, case_id).await.filter(|c| ticket_of(c).is_some_and(|t| t.external_status == "In Review"))
+            get_by_id(&h, case_id)
+                .await
+                .filter(|c| ticket_of(c).is_some_and(|t| t.external_status == "In Review"))
         })
         .await?;
         assert_eq!(case.external_tickets.len(), 1, "{backend:?}: {case:?}");
@@ -1435,7 +1438,8 @@ async fn the_case_view_lists_its_tracker_tickets_with_their_status() -> anyhow::
         assert_eq!(ticket.system, events::TicketSystem::Jira as i32);
         assert_eq!(ticket.status_category, events::TicketStatusCategory::InProgress as i32);
         // The list shows the same view.
-        let listed_case = eventually(DEADLINE, "the listed case", || async { listed(&h, case_id).await }).await?;
+        let listed_case =
+            eventually(DEADLINE, "the listed case", || async { listed(&h, case_id).await }).await?;
         assert_eq!(listed_case.external_tickets, case.external_tickets, "{backend:?}");
 
         // The tracker lost the ticket: it stays listed, as deleted, with its last status.
@@ -1443,7 +1447,8 @@ async fn the_case_view_lists_its_tracker_tickets_with_their_status() -> anyhow::
         append(&|id, s| psirt_eventstore::NewEvent::from_message(id, s, &gone, meta())).await?;
         let case = eventually(DEADLINE, "the ticket marked deleted", || async {
             get_by_id(&h, case_id).await.filter(|c| {
-                ticket_of(c).is_some_and(|t| t.status_category == events::TicketStatusCategory::Deleted as i32)
+                ticket_of(c)
+                    .is_some_and(|t| t.status_category == events::TicketStatusCategory::Deleted as i32)
             })
         })
         .await?;

@@ -43,8 +43,8 @@ use tonic_health::server::{HealthReporter, HealthService};
 pub(crate) use self::limits::current_max_message_bytes;
 pub use self::limits::{MessageLimit, MessageLimitLayer, ServiceRoutes};
 pub use self::telemetry::{OTHER, RPC_DURATION_METRIC, RpcTelemetry, RpcTelemetryLayer};
-use crate::auth::{Access, AuthLayer};
 use crate::admin::Readiness;
+use crate::auth::{Access, AuthLayer};
 use crate::config::GrpcConfig;
 pub use crate::shutdown::Shutdown;
 
