@@ -155,7 +155,7 @@ pub fn validate_submission(report: &SubmitReport, now: OffsetDateTime) -> Vec<Fi
 
     if let Some(request_id) = present(report.request_id.as_deref()) {
         if let Err(problem) = check_request_id(request_id) {
-            violation("request_id".into(), problem.into());
+            violation("request_id".into(), problem);
         }
     }
 
