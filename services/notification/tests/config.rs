@@ -77,7 +77,8 @@ fn secrets_resolve_from_files_and_refuse_short_keys() {
     let mut sources = std::collections::BTreeMap::new();
     sources.insert("good".to_owned(), psirt_notification::SecretSource { env: None, file: Some(good) });
     let secrets = psirt_notification::Secrets::resolve(&sources).expect("resolves");
-    assert_eq!(secrets.bytes("good"), Some(&b"0123456789abcdef0123456789abcdef"[..]));
+    let value = secrets.get("good").expect("the good secret");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&value), "0123456789abcdef0123456789abcdef");
     assert!(!format!("{secrets:?}").contains("0123"), "debug output never shows a secret");
     sources.insert("short".to_owned(), psirt_notification::SecretSource { env: None, file: Some(short) });
     assert!(psirt_notification::Secrets::resolve(&sources).is_err());
