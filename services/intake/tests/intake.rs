@@ -132,7 +132,7 @@ async fn the_same_request_id_yields_one_report_also_concurrently_and_after_a_res
     }
     // after a restart (the duplicate window is not what saves us here: the
     // deterministic subject and expectation are)
-    let h = h.restart().await?;
+    let h = Box::pin(h.restart()).await?;
     let mut client = h.client().await?;
     let after = client.submit_report(submission("retry-1", "XSS in search")).await?.into_inner();
     assert_eq!(after.report_id, first.report_id);
@@ -446,7 +446,7 @@ async fn rebuilding_the_read_model_gives_the_incremental_result() -> anyhow::Res
         let config = common::config(&h.nats, &h.db, AuthMode::None);
         let replayed = psirt_intake::rebuild(&config, |_, _| {}).await?;
         assert!(replayed >= 3, "{backend:?}: replayed {replayed} events");
-        let h = h.restart().await?;
+        let h = Box::pin(h.restart()).await?;
         let mut client = h.client().await?;
         let rebuilt = client
             .list_reports(intake::ListReportsRequest { page_size: 100, ..Default::default() })
