@@ -204,24 +204,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vers_ranges_split_into_spans() {
-        let r = VersRange::parse("vers:semver/>=2.0.0|<2.4.1|3.0.0|>=4.0.0").unwrap();
-        assert_eq!(r.scheme, "semver");
-        assert_eq!(r.spans.len(), 3);
-        assert_eq!(
-            r.spans[0],
-            Span::Between {
-                lower: Some(Bound { version: "2.0.0".into(), inclusive: true }),
-                upper: Some(Bound { version: "2.4.1".into(), inclusive: false }),
-            }
-        );
-        assert_eq!(r.spans[1], Span::Exact("3.0.0".into()));
-        assert!(VersRange::parse("vers:semver/!=1.0.0").is_err());
-        assert!(VersRange::parse("vers:semver/>1.0.0").is_err());
-        assert!(VersRange::parse("vers:semver").is_err());
-    }
-
-    #[test]
     fn purls_get_versions_before_qualifiers() {
         assert_eq!(purl_with_version("pkg:npm/acme-sdk", "1.2.3"), "pkg:npm/acme-sdk@1.2.3");
         assert_eq!(
