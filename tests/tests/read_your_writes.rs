@@ -142,7 +142,7 @@ async fn a_read_model_held_back_answers_unavailable_with_the_lag() -> anyhow::Re
     {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&db).await?;
-        psirt_projection_schema(&pool).await?;
+        psirt_projection::ensure_schema(&pool).await?;
         let until = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 3_600_000;
         sqlx::query(
             "INSERT INTO projection_checkpoints (name, last_sequence, lease_owner, lease_until_ms, updated_at_ms)
@@ -185,21 +185,5 @@ async fn a_read_model_held_back_answers_unavailable_with_the_lag() -> anyhow::Re
     let bad = client.list_reports(list_at("soon")).await.expect_err("not a number");
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
     assert!(bad.message().contains("psirt-min-position"), "{bad:?}");
-    Ok(())
-}
-
-/// The projection tables as the runner creates them.
-async fn psirt_projection_schema(pool: &sqlx::AnyPool) -> anyhow::Result<()> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS projection_checkpoints (
-            name TEXT PRIMARY KEY,
-            last_sequence BIGINT NOT NULL,
-            lease_owner TEXT,
-            lease_until_ms BIGINT NOT NULL DEFAULT 0,
-            updated_at_ms BIGINT NOT NULL
-        )",
-    )
-    .execute(pool)
-    .await?;
     Ok(())
 }

@@ -69,38 +69,7 @@ fn out_of_scope_callers() -> Vec<Caller> {
     Vec::new()
 }
 
-/// A request body given as its encoded bytes (built through the descriptors).
-#[derive(Clone, Default, PartialEq)]
-struct Raw(Vec<u8>);
-
-impl std::fmt::Debug for Raw {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Raw({} bytes)", self.0.len())
-    }
-}
-
-impl prost::Message for Raw {
-    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
-        buf.put_slice(&self.0);
-    }
-    fn merge_field(
-        &mut self,
-        tag: u32,
-        wire_type: prost::encoding::WireType,
-        buf: &mut impl bytes::Buf,
-        ctx: prost::encoding::DecodeContext,
-    ) -> Result<(), prost::DecodeError> {
-        prost::encoding::skip_field(wire_type, tag, buf, ctx)
-    }
-    fn encoded_len(&self) -> usize {
-        self.0.len()
-    }
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-}
-
-/// The code of one call with `body` as the request.
+/// The code of one call with `body` (encoded bytes) as the request.
 async fn call_with(
     channel: &Channel,
     bearer: &Bearer,
@@ -108,30 +77,7 @@ async fn call_with(
     server_streaming: bool,
     body: Vec<u8>,
 ) -> Code {
-    let mut grpc = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), bearer.clone()));
-    if let Err(e) = grpc.ready().await {
-        panic!("{path}: channel not ready: {e}");
-    }
-    let path = http::uri::PathAndQuery::try_from(path).expect("method path");
-    let codec = tonic_prost::ProstCodec::<Raw, Raw>::default();
-    let request = tonic::Request::new(Raw(body));
-    let result = if server_streaming {
-        match grpc.server_streaming(request, path, codec).await {
-            // A stream is accepted before it says anything: its first message or
-            // error is the answer.
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                match tokio::time::timeout(std::time::Duration::from_millis(500), stream.message()).await {
-                    Ok(Err(status)) => Err(status),
-                    _ => Ok(()),
-                }
-            }
-            Err(status) => Err(status),
-        }
-    } else {
-        grpc.unary(request, path, codec).await.map(|_| ())
-    };
-    result.err().map_or(Code::Ok, |status| status.code())
+    common::call_raw(channel, bearer, path, server_streaming, body).await.err().map_or(Code::Ok, |s| s.code())
 }
 
 /// Issue 15, point 2, in the matrix: a staff member whose scopes leave out a case's

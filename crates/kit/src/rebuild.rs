@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use psirt_projection::{ParkedEvents, Progress, Projection, ProjectionError, ProjectionRunner};
+use psirt_projection::{
+    ParkedEvents, Progress, Projection, ProjectionError, ProjectionRunner, ReadModelPosition,
+};
 use psirt_proto::admin;
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
@@ -89,6 +91,7 @@ pub struct Rebuildable<P> {
     parked: ParkedEvents,
     jobs: mpsc::Receiver<RebuildJob>,
     rebuilder: Rebuilder,
+    position: ReadModelPosition,
 }
 
 impl<P: Projection + 'static> Rebuildable<P> {
@@ -97,10 +100,16 @@ impl<P: Projection + 'static> Rebuildable<P> {
     pub fn new(make: impl Fn() -> ProjectionRunner<P> + Send + Sync + 'static) -> Self {
         let first = make();
         let read_model: Arc<str> = Arc::from(first.projection().name());
-        let (progress, parked) = (first.progress(), first.parked_events());
+        let (progress, parked, position) = (first.progress(), first.parked_events(), first.position());
         let (jobs_tx, jobs) = mpsc::channel(1);
         let rebuilder = Rebuilder { read_model, jobs: jobs_tx, busy: Arc::new(AtomicBool::new(false)) };
-        Self { make: Box::new(make), first: Some(first), progress, parked, jobs, rebuilder }
+        Self { make: Box::new(make), first: Some(first), progress, parked, jobs, rebuilder, position }
+    }
+
+    /// Where the read model stands (for reads that wait for a position); it
+    /// follows every later runner, which shares the first one's progress.
+    pub fn position(&self) -> ReadModelPosition {
+        self.position.clone()
     }
 
     /// The handle the admin API starts rebuilds with.

@@ -190,15 +190,7 @@ impl Application {
         let rebuilder = runner.rebuilder();
         let progress_watch = runner.watched();
         let progress = std::sync::Arc::clone(&progress_watch.1);
-        let read_models = psirt_kit::ReadModels::new(
-            projection.read_wait,
-            vec![psirt_projection::ReadModelPosition::new(
-                progress_watch.0.clone(),
-                std::sync::Arc::clone(&progress),
-                pool.clone(),
-                store.clone(),
-            )],
-        );
+        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![runner.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![runner.parked_events()]);
         let projection_task = tokio::spawn(runner.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(

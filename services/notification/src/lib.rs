@@ -308,6 +308,7 @@ impl Application {
         let rebuilder = views.rebuilder();
         let views_watch = views.watched();
         let views_parked = views.parked_events();
+        let views_position = views.position();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
         let routing = ProjectionRunner::new(
             routing::Routing { store: store.clone(), descriptors },
@@ -316,16 +317,8 @@ impl Application {
             projection.for_reactions(),
         );
         let routing_watch = routing.watched();
-        let read_models = psirt_kit::ReadModels::new(
-            projection.read_wait,
-            vec![psirt_projection::ReadModelPosition::new(
-                views_watch.0.clone(),
-                views_watch.1.clone(),
-                pool.clone(),
-                routing.position().store().clone(),
-            )],
-        )
-        .with_reactions(vec![routing.position()]);
+        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![views_position])
+            .with_reactions(vec![routing.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, routing.parked_events()]);
         let routing_task = tokio::spawn(routing.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(

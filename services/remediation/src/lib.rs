@@ -229,6 +229,7 @@ impl Application {
         let rebuilder = views.rebuilder();
         let views_watch = views.watched();
         let views_parked = views.parked_events();
+        let views_position = views.position();
         let views_task = tokio::spawn(views.run(stop_rx.clone()));
         let reactions = ProjectionRunner::new(
             reactions::Reactions::new(store.clone(), settings.policy.clone()),
@@ -237,16 +238,8 @@ impl Application {
             projection.for_reactions(),
         );
         let reactions_watch = reactions.watched();
-        let read_models = psirt_kit::ReadModels::new(
-            projection.read_wait,
-            vec![psirt_projection::ReadModelPosition::new(
-                views_watch.0.clone(),
-                views_watch.1.clone(),
-                pool.clone(),
-                reactions.position().store().clone(),
-            )],
-        )
-        .with_reactions(vec![reactions.position()]);
+        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![views_position])
+            .with_reactions(vec![reactions.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(

@@ -201,6 +201,7 @@ impl Application {
         let rebuilder = cases.rebuilder();
         let cases_watch = cases.watched();
         let cases_parked = cases.parked_events();
+        let cases_position = cases.position();
         let cases_task = tokio::spawn(cases.run(stop_rx.clone()));
         let follower =
             tokio::spawn(hub.clone().follow_read_model(pool.clone(), store.clone(), stop_rx.clone()));
@@ -211,16 +212,8 @@ impl Application {
             projection.for_reactions(),
         );
         let reactions_watch = reactions.watched();
-        let read_models = psirt_kit::ReadModels::new(
-            projection.read_wait,
-            vec![psirt_projection::ReadModelPosition::new(
-                cases_watch.0.clone(),
-                cases_watch.1.clone(),
-                pool.clone(),
-                reactions.position().store().clone(),
-            )],
-        )
-        .with_reactions(vec![reactions.position()]);
+        let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![cases_position])
+            .with_reactions(vec![reactions.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![cases_parked, reactions.parked_events()]);
         let reactions_task = tokio::spawn(reactions.run(stop_rx));
         let _stall_watch = psirt_kit::backbone::watch_projections(

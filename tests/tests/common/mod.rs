@@ -456,3 +456,62 @@ pub async fn webhook_receiver() -> anyhow::Result<(String, Received)> {
     });
     Ok((url, received))
 }
+
+/// A request body given as its encoded bytes (built through the descriptors).
+#[derive(Clone, Default, PartialEq)]
+pub struct Raw(pub Vec<u8>);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Raw({} bytes)", self.0.len())
+    }
+}
+
+impl prost::Message for Raw {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// One call of `path` with `body` (a request's encoded bytes) as the request;
+/// a server stream answers with its first message or error (or nothing for
+/// half a second: accepted).
+pub async fn call_raw(
+    channel: &Channel,
+    bearer: &Bearer,
+    path: &str,
+    server_streaming: bool,
+    body: Vec<u8>,
+) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), bearer.clone()));
+    if let Err(e) = grpc.ready().await {
+        panic!("{path}: channel not ready: {e}");
+    }
+    let path = http::uri::PathAndQuery::try_from(path).expect("method path");
+    let codec = tonic_prost::ProstCodec::<Raw, Raw>::default();
+    let request = tonic::Request::new(Raw(body));
+    if server_streaming {
+        let mut stream = grpc.server_streaming(request, path, codec).await?.into_inner();
+        match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
+            Ok(Err(status)) => Err(status),
+            _ => Ok(()),
+        }
+    } else {
+        grpc.unary(request, path, codec).await.map(|_| ())
+    }
+}
