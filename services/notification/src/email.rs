@@ -10,15 +10,21 @@
 //! Classification: SMTP 4xx replies, connection errors, TLS errors and
 //! timeouts are retryable; 5xx replies (e.g. `550` for an unknown mailbox)
 //! are permanent. The relay's password never appears in an error.
+//!
+//! The relay credentials (`credentials_secret`) are read again when their
+//! secret file changes: the next message authenticates with the new value,
+//! without a restart. A changed value that is not `user:password` is refused
+//! with a warning and the last good one stays in use.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Mailboxes};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -29,6 +35,7 @@ use psirt_domain::template::{Template, Values};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tracing::{info, warn};
 
 use crate::secrets::{SecretSource, Secrets};
 
@@ -269,14 +276,78 @@ struct Templates {
 /// Sends e-mail deliveries.
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Arc<Relay>,
     from: Mailbox,
     timeout: Duration,
     permits: Arc<Semaphore>,
     default: Arc<Templates>,
     overrides: Arc<BTreeMap<String, Templates>>,
+}
+
+/// The connection to the relay, rebuilt when its credentials change.
+struct Relay {
+    /// Everything but the credentials.
+    builder: AsyncSmtpTransportBuilder,
+    /// The secret holding `user:password`, with the secrets to read it from.
+    credentials: Option<(String, Secrets)>,
+    current: Mutex<Connection>,
+}
+
+#[derive(Clone)]
+struct Connection {
+    /// The secret's text this transport authenticates with.
+    credentials: Option<String>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
     /// Texts that must never appear in an error (the relay password).
     redact: Arc<Vec<String>>,
+}
+
+/// `user:password` split, refused without a user.
+fn split_credentials(text: &str) -> Option<(&str, &str)> {
+    text.split_once(':').filter(|(user, _)| !user.is_empty())
+}
+
+impl Relay {
+    fn connect(builder: &AsyncSmtpTransportBuilder, credentials: Option<&str>) -> Option<Connection> {
+        let mut builder = builder.clone();
+        let mut redact = Vec::new();
+        if let Some(text) = credentials {
+            let (user, password) = split_credentials(text)?;
+            redact.push(text.to_owned());
+            if !password.is_empty() {
+                redact.push(password.to_owned());
+            }
+            builder = builder.credentials(Credentials::new(user.to_owned(), password.to_owned()));
+        }
+        Some(Connection {
+            credentials: credentials.map(str::to_owned),
+            transport: builder.build(),
+            redact: Arc::new(redact),
+        })
+    }
+
+    /// The connection to use now: rebuilt first when the secret changed.
+    fn connection(&self) -> Connection {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((name, secrets)) = &self.credentials {
+            if let Some(value) = secrets.get(name) {
+                let text = value.expose_secret();
+                if current.credentials.as_deref() != Some(text) {
+                    match Self::connect(&self.builder, Some(text)) {
+                        Some(next) => {
+                            info!(secret = %name, "e-mail relay credentials changed; new connections use them");
+                            *current = next;
+                        }
+                        None => warn!(
+                            secret = %name,
+                            "the changed relay credentials are not user:password; the last ones stay in use"
+                        ),
+                    }
+                }
+            }
+        }
+        current.clone()
+    }
 }
 
 impl std::fmt::Debug for Mailer {
@@ -330,29 +401,33 @@ impl Mailer {
             }
             EmailSecurity::Plain => builder.tls(Tls::None),
         };
-        let mut redact = Vec::new();
-        if let Some(name) = &settings.credentials_secret {
-            let raw = secrets
-                .get(name)
-                .with_context(|| format!("email.credentials_secret: secret {name:?} is not configured"))?;
-            let text = raw.expose_secret();
-            let Some((user, password)) = text.split_once(':').filter(|(user, _)| !user.is_empty()) else {
-                bail!("email.credentials_secret: secret {name:?} must hold user:password");
-            };
-            redact.push(text.to_owned());
-            if !password.is_empty() {
-                redact.push(password.to_owned());
+        let credentials = match &settings.credentials_secret {
+            Some(name) => {
+                let raw = secrets.get(name).with_context(|| {
+                    format!("email.credentials_secret: secret {name:?} is not configured")
+                })?;
+                let text = raw.expose_secret().to_owned();
+                if split_credentials(&text).is_none() {
+                    bail!("email.credentials_secret: secret {name:?} must hold user:password");
+                }
+                Some((name.clone(), text))
             }
-            builder = builder.credentials(Credentials::new(user.to_owned(), password.to_owned()));
-        }
+            None => None,
+        };
+        let connection = Relay::connect(&builder, credentials.as_ref().map(|(_, text)| text.as_str()))
+            .context("email.credentials_secret: must hold user:password")?;
+        let relay = Relay {
+            builder,
+            credentials: credentials.map(|(name, _)| (name, secrets.clone())),
+            current: Mutex::new(connection),
+        };
         Ok(Self {
-            transport: builder.build(),
+            relay: Arc::new(relay),
             from,
             timeout: settings.timeout,
             permits: Arc::new(Semaphore::new(settings.max_concurrency.max(1))),
             default: Arc::new(default),
             overrides: Arc::new(overrides),
-            redact: Arc::new(redact),
         })
     }
 
@@ -432,8 +507,9 @@ impl Mailer {
             );
         };
         let started = Instant::now();
+        let connection = self.relay.connection();
         // lettre bounds every command by the timeout; this bounds the whole send.
-        let sent = tokio::time::timeout(self.timeout, self.transport.send(message)).await;
+        let sent = tokio::time::timeout(self.timeout, connection.transport.send(message)).await;
         match sent {
             Ok(Ok(_response)) => result(AttemptKind::Succeeded, String::new(), started, &message_id),
             Ok(Err(e)) => {
@@ -447,7 +523,7 @@ impl Mailer {
                 } else {
                     error_chain(&e)
                 };
-                result(kind, self.redacted(text), started, "")
+                result(kind, redacted(&connection.redact, text), started, "")
             }
             Err(_) => result(
                 AttemptKind::RetryableFailure,
@@ -457,15 +533,16 @@ impl Mailer {
             ),
         }
     }
+}
 
-    fn redacted(&self, mut text: String) -> String {
-        for secret in self.redact.iter() {
-            if !secret.is_empty() {
-                text = text.replace(secret.as_str(), "[redacted]");
-            }
+/// `text` with every secret in `redact` replaced.
+fn redacted(redact: &[String], mut text: String) -> String {
+    for secret in redact {
+        if !secret.is_empty() {
+            text = text.replace(secret.as_str(), "[redacted]");
         }
-        text
     }
+    text
 }
 
 /// The error and its sources, deduplicated (lettre repeats the source in

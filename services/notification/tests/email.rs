@@ -204,6 +204,44 @@ async fn credentials_from_a_secret_authenticate_and_a_wrong_password_never_shows
 }
 
 #[tokio::test]
+async fn changed_relay_credentials_are_used_without_a_restart() -> anyhow::Result<()> {
+    const USER: &str = "psirt-relay";
+    const PASSWORD: &str = "rotated-relay-password-1312";
+    let Some(server) = SmtpServer::start_with_auth_or_skip(USER, PASSWORD).await? else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("smtp");
+    // Replaced the way secret volumes do it: a new file renamed over the old one.
+    let write = |text: &str| -> std::io::Result<()> {
+        let next = dir.path().join("smtp.new");
+        std::fs::write(&next, format!("{text}\n"))?;
+        std::fs::rename(&next, &path)
+    };
+    write(&format!("{USER}:old-relay-password-0000"))?;
+    let sources =
+        BTreeMap::from([("smtp-relay".to_owned(), SecretSource { env: None, file: Some(path.clone()) })]);
+    let settings =
+        EmailSettings { credentials_secret: Some("smtp-relay".to_owned()), ..settings(server.port()) };
+    let mailer = Mailer::new(&settings, &Secrets::resolve(&sources)?)?;
+
+    let before = mailer.send("alice@example.com", &values(), "psirt.events.v1.CaseAccepted").await;
+    assert_eq!(before.kind, AttemptKind::PermanentFailure, "the old password is refused: {before:?}");
+    assert!(before.error.contains("535"), "{before:?}");
+
+    write(&format!("{USER}:{PASSWORD}"))?;
+    let after = mailer.send("alice@example.com", &values(), "psirt.events.v1.CaseAccepted").await;
+    assert_eq!(after.kind, AttemptKind::Succeeded, "the same mailer uses the new password: {after:?}");
+    let messages = server.wait_for_messages(1, DEADLINE).await?;
+    assert_eq!(messages[0].auth_user.as_deref(), Some(USER));
+
+    // A malformed replacement is refused; the last good credentials stay in use.
+    write("no-colon-in-this-secret")?;
+    let kept = mailer.clone().send("bob@example.com", &values(), "psirt.events.v1.CaseAccepted").await;
+    assert_eq!(kept.kind, AttemptKind::Succeeded, "{kept:?}");
+    server.wait_for_messages(2, DEADLINE).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn starttls_is_required_when_configured_so_nothing_goes_out_in_plain_text() -> anyhow::Result<()> {
     // The test server offers no STARTTLS: the mailer must not fall back.
     let Some(server) = SmtpServer::start_or_skip().await? else { return Ok(()) };
