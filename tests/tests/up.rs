@@ -72,29 +72,33 @@ fn bin_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
 }
 
-fn psirtctl(grpc: u16, args: &[&str]) -> anyhow::Result<std::process::Output> {
+/// psirtctl against the service at `grpc`, keeping its positions under `state`.
+fn psirtctl(state: &Path, grpc: u16, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(Command::new(bin_dir().join("psirtctl"))
+        .env("PSIRT_STATE", state.join("psirtctl.state"))
         .args(["--server", &format!("127.0.0.1:{grpc}")])
         .args(args)
         .output()?)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow::Result<()> {
-    // `just up` builds first; so does this test (a no-op when already built), every
-    // binary the script starts.
+/// Builds every binary the script starts (`just up` builds first; a no-op when built).
+fn build() -> anyhow::Result<()> {
     let mut build = Command::new(env!("CARGO"));
     build.arg("build");
     for package in UP_PACKAGES {
         build.args(["-p", package]);
     }
-    assert!(build.status()?.success(), "build failed");
+    anyhow::ensure!(build.status()?.success(), "build failed");
+    Ok(())
+}
 
-    let state = tempfile_dir()?;
+/// Starts `scripts/up.sh` with its state under `state`, every port 0, and waits for
+/// its banner; returns the platform, its output so far (growing) and the banner.
+async fn start(state: &Path) -> anyhow::Result<(Platform, Arc<Mutex<String>>, String)> {
     let mut script = Command::new("bash");
     script
         .arg(root().join("scripts/up.sh"))
-        .env("STATE_DIR", &state)
+        .env("STATE_DIR", state)
         .env("PSIRT_BIN_DIR", bin_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -129,6 +133,86 @@ async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow:
         }
     })
     .await?;
+    Ok((up, out, banner))
+}
+
+/// Every port the platform under `state` bound: the services' gRPC and admin
+/// ports and nats-server's client port.
+fn bound_ports(state: &Path) -> anyhow::Result<Vec<u16>> {
+    let mut ports = vec![nats_port(state)?];
+    for service in ["intake", "triage", "remediation", "notification"] {
+        let (grpc, admin) = service_ports(state, service)?;
+        ports.extend([grpc, admin]);
+    }
+    Ok(ports)
+}
+
+/// Pids of the processes started with `STATE_DIR=<state>` in their environment
+/// (the script, nats-server and the services inherit it).
+fn processes_of(state: &Path) -> Vec<String> {
+    let needle = format!("STATE_DIR={}\0", state.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The environment variable that makes [`a_run_that_fails_on_purpose`] run.
+const FAIL_ON_PURPOSE: &str = "PSIRT_UP_FAIL_ON_PURPOSE_STATE";
+
+/// Not a test of its own: [`a_failing_test_leaves_nothing_running`] runs it in a
+/// child process (this test binary, `--exact --ignored`), with the state dir in
+/// [`FAIL_ON_PURPOSE`]. It starts the platform and fails while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_failing_test_leaves_nothing_running, which checks what it leaves behind"]
+async fn a_run_that_fails_on_purpose() -> anyhow::Result<()> {
+    let state = PathBuf::from(
+        std::env::var_os(FAIL_ON_PURPOSE).ok_or_else(|| anyhow::anyhow!("{FAIL_ON_PURPOSE} is not set"))?,
+    );
+    let (_up, _out, banner) = start(&state).await?;
+    assert!(banner.contains("a banner this platform never prints"), "failing on purpose, platform up");
+    Ok(())
+}
+
+/// A test of `just up` that fails (here: an assertion while the platform runs) kills
+/// what it started: afterwards no process of that platform runs and every port it
+/// bound is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_nothing_running() -> anyhow::Result<()> {
+    build()?;
+    let state = tempfile_dir("fails")?;
+    let run = Command::new(std::env::current_exe()?)
+        .args(["a_run_that_fails_on_purpose", "--exact", "--ignored", "--nocapture"])
+        .env(FAIL_ON_PURPOSE, &state)
+        .output()?;
+    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(!run.status.success(), "the inner run must fail: {output}");
+    assert!(output.contains("failing on purpose, platform up"), "it failed where meant to: {output}");
+    // It was up: every service and nats-server wrote the ports it bound.
+    let ports = bound_ports(&state)?;
+    assert_eq!(ports.len(), 9, "{ports:?}");
+    let gone = eventually(Duration::from_secs(15), "nothing of the platform left running", || {
+        let left = processes_of(&state);
+        let bound = ports.iter().any(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok());
+        async move { (left.is_empty() && !bound).then_some(()) }
+    })
+    .await;
+    assert!(gone.is_ok(), "still running: pids {:?}", processes_of(&state));
+    std::fs::remove_dir_all(&state)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn just_up_serves_reflection_and_psirtctl_and_stops_on_ctrl_c() -> anyhow::Result<()> {
+    build()?;
+    let state = tempfile_dir("up")?;
+    let (mut up, out, banner) = start(&state).await?;
     assert!(banner.contains("authentication is disabled"), "{banner}");
     let (grpc, admin) = service_ports(&state, "intake")?;
     let (triage_grpc, triage_admin) = service_ports(&state, "triage")?;
@@ -176,6 +260,7 @@ print("\n".join(db.get_services()))
     );
 
     let submitted = psirtctl(
+        &state,
         grpc,
         &[
             "--output",
@@ -194,19 +279,16 @@ print("\n".join(db.get_services()))
     let json: serde_json::Value = serde_json::from_slice(&submitted.stdout)?;
     let report_id = json["reportId"].as_str().expect("reportId").to_owned();
 
-    let got = psirtctl(grpc, &["--output", "json", "report", "get", &report_id])?;
+    let got = psirtctl(&state, grpc, &["--output", "json", "report", "get", &report_id])?;
     assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
     let json: serde_json::Value = serde_json::from_slice(&got.stdout)?;
     assert_eq!(json["report"]["title"], "Heap overflow in the image parser");
 
-    eventually(Duration::from_secs(30), "report listed", || {
-        let report_id = report_id.clone();
-        async move {
-            let listed = psirtctl(grpc, &["report", "list"]).ok()?;
-            String::from_utf8_lossy(&listed.stdout).contains(&report_id).then_some(())
-        }
-    })
-    .await?;
+    // Read your own writes: the list right after the submission shows it (psirtctl
+    // passes the position the submission answered; the read waits for it).
+    let listed = psirtctl(&state, grpc, &["report", "list"])?;
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&report_id), "listed at once: {listed:?}");
 
     // Ctrl-C: the script stops nats-server and the services, then exits.
     let pid = up.pid().to_string();
@@ -238,8 +320,8 @@ print("\n".join(db.get_services()))
     Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("psirt-up-{}", std::process::id()));
+fn tempfile_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("psirt-up-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
