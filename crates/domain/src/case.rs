@@ -62,6 +62,7 @@ pub use self::embargo::{Embargo, check_time_zone};
 pub use self::escalation::{Escalation, EscalationLevel, SlaBreach, SlaClock};
 pub use self::products::{
     AffectedProduct, MAX_EXPLICIT_VERSIONS, MAX_VERSION_CHARS, MAX_VERSION_RANGE_CHARS, VersionSpec,
+    check_affected_products,
 };
 pub use self::severity::{CvssScore, MAX_SSVC_DECISION_CHARS, Severity};
 use crate::aggregate::{Aggregate, DomainEvent};

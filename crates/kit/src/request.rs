@@ -33,6 +33,59 @@ pub fn require_role<T>(request: &Request<T>, role: Role) -> Result<Principal, St
     Ok(principal)
 }
 
+/// The violations of one request's fields, gathered so the caller learns
+/// every problem at once (one `google.rpc.BadRequest` field violation each),
+/// before the handler reads anything.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<crate::FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A violation of `field`.
+    pub fn push(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(crate::FieldViolation::new(field, description));
+    }
+
+    /// `value` by the text rule of its field (a row of
+    /// `psirt_domain::validation::fields`); whether it passed.
+    pub fn text(&mut self, field: &str, value: &str, rule: psirt_domain::validation::Text) -> bool {
+        match rule.problem(value) {
+            Some(problem) => {
+                self.push(field, format!("{field} {problem}"));
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// `value` of a syntax its parser checks later, bounded first: at most
+    /// `max` characters.
+    pub fn max_chars(&mut self, field: &str, value: &str, max: usize) -> bool {
+        if value.chars().count() > max {
+            self.push(field, format!("{field} must be at most {max} characters"));
+            return false;
+        }
+        true
+    }
+
+    /// The domain's violations as they are.
+    pub fn extend(&mut self, violations: impl IntoIterator<Item = psirt_domain::FieldViolation>) {
+        self.0.extend(violations.into_iter().map(|v| crate::FieldViolation::new(v.field, v.description)));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `INVALID_ARGUMENT` with every violation, or nothing.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(self.0)) }
+    }
+}
+
 /// A client's idempotency key, trimmed: empty (none given) or 1 to
 /// [`MAX_REQUEST_ID_CHARS`] characters of `[A-Za-z0-9._:-]` (a UUID fits),
 /// as the API documents it.

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use psirt_domain::validation::Text;
 use psirt_domain::{
     CaseId, EventId, MessageDirection, Report, ReportCommand, ReportError, ReportEvent, ReportId,
 };
@@ -13,7 +14,7 @@ use psirt_eventstore::{
     CommandError, EventStore, Executed, Metadata, ReadError, Repository, Request, StoreError,
 };
 use psirt_kit::quota::{self, Rate, RateLimiter};
-use psirt_kit::request::{PageBytes, page_token};
+use psirt_kit::request::{PageBytes, Violations, page_token};
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::intake;
 use sqlx::AnyPool;
@@ -512,6 +513,11 @@ impl Intake {
         // retried finds its own event.
         let event_id = mapping::command_event_id(id, "acknowledge", &principal.subject, key);
         let template = self.inner.settings.acknowledgement_template.clone();
+        let mut bad = Violations::new();
+        if let Some(message) = &req.message {
+            bad.text("message", message, Text::FREE);
+        }
+        bad.finish()?;
         let message = req.message.filter(|m| !m.trim().is_empty()).unwrap_or(template);
         let command = ReportCommand::Acknowledge { message };
         self.load_visible(principal, id).await?;
@@ -532,20 +538,27 @@ impl Intake {
         let staff = is_staff(principal);
         let limiter = if staff { &self.inner.limiters.staff_messages } else { &self.inner.limiters.messages };
         limiter.admit(&caller(principal, peer), "AddReporterMessage")?;
+        let mut bad = Violations::new();
         let direction = if staff {
-            mapping::direction_from_proto(req.direction).ok_or_else(|| {
-                ApiError::invalid_argument("direction", "direction must be INBOUND or OUTBOUND")
-            })?
+            let direction = mapping::direction_from_proto(req.direction);
+            if direction.is_none() {
+                bad.push("direction", "direction must be INBOUND or OUTBOUND");
+            }
+            direction
         } else {
             // A reporter writes to the team, never as the team.
-            MessageDirection::Inbound
+            Some(MessageDirection::Inbound)
         };
+        let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
+        bad.text("author", &author, Text::NAME);
+        bad.text("body", &req.body, Text::FREE_REQUIRED);
+        bad.finish()?;
+        let direction = direction.unwrap_or(MessageDirection::Inbound);
         // Existence, ownership and scope, with not-found semantics.
         self.load_visible(principal, id).await?;
         let request_id = req.request_id.trim().to_owned();
         let key = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.clone() };
         let event_id = mapping::command_event_id(id, "message", &principal.subject, &key);
-        let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
         let body = req.body;
         let max_messages = self.inner.quotas.max_messages_per_report;
         let command = ReportCommand::AddMessage { direction, author, body, max_messages };

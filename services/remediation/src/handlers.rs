@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use psirt_domain::Scopes;
+use psirt_domain::remediation::MAX_URL_CHARS;
 use psirt_domain::remediation::{PlanCommand, RemediationPolicy};
+use psirt_domain::validation::{Text, fields};
 use psirt_domain::{
     ActionId, Advisory, AdvisoryCommand, AdvisoryError, AdvisoryFormat, AdvisoryId, CaseId, EventId,
     PlanError, PlanEvent, PlanId,
 };
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
-use psirt_kit::request::PageBytes;
+use psirt_kit::request::{PageBytes, Violations};
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal, Role};
 use psirt_proto::remediation as api;
 use sqlx::AnyPool;
@@ -358,13 +360,24 @@ impl Remediation {
                 )
             })?
         };
-        let Some(action) = mapping::action_from_proto(req.action) else {
+        let mut bad = Violations::new();
+        let action = mapping::action_from_proto(req.action);
+        if action.is_none() {
+            bad.push("action", "action is required");
+        }
+        match req.target.as_ref() {
+            None => bad.push("target", "target product and versions are required"),
+            Some(target) => {
+                bad.text("target.product", &target.product, fields::PRODUCT);
+            }
+        }
+        bad.text("owner_team", &req.owner_team, Text::NAME);
+        bad.text("target_release", &req.target_release, fields::VERSION.with_min(0));
+        bad.text("due_date_override_reason", &req.due_date_override_reason, fields::REASON);
+        bad.text("description", &req.description, Text::FREE);
+        bad.finish()?;
+        let (Some(action), Some(target)) = (action, req.target.as_ref()) else {
             return Err(ApiError::invalid_argument("action", "action is required").into());
-        };
-        let Some(target) = req.target.as_ref() else {
-            return Err(
-                ApiError::invalid_argument("target", "target product and versions are required").into()
-            );
         };
         let due_override = match (req.due_at_override.as_ref(), req.due_date_override_reason.trim()) {
             (None, "") => None,
@@ -421,8 +434,18 @@ impl Remediation {
                 )
             })?)
         };
-        let released_at = mapping::from_ts(req.released_at.as_ref())
-            .ok_or_else(|| ApiError::invalid_argument("released_at", "the release date is required"))?;
+        let mut bad = Violations::new();
+        let released_at = mapping::from_ts(req.released_at.as_ref());
+        if released_at.is_none() {
+            bad.push("released_at", "the release date is required");
+        }
+        bad.text("product", &req.product, fields::PRODUCT);
+        bad.text("fixed_version", &req.fixed_version, fields::VERSION);
+        bad.max_chars("release_notes_url", &req.release_notes_url, MAX_URL_CHARS);
+        bad.finish()?;
+        let Some(released_at) = released_at else {
+            return Err(ApiError::invalid_argument("released_at", "the release date is required").into());
+        };
         let command = PlanCommand::RecordRelease {
             action_id,
             product: req.product.clone(),
@@ -442,7 +465,16 @@ impl Remediation {
     ) -> Result<api::Plan> {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
-        let Some(status) = mapping::status_from_proto(req.status) else {
+        let mut bad = Violations::new();
+        let status = mapping::status_from_proto(req.status);
+        if status.is_none() {
+            bad.push("status", "status is required");
+        }
+        bad.text("product", &req.product, fields::PRODUCT);
+        bad.text("version", &req.version, fields::VERSION_OR_RANGE);
+        bad.text("statement", &req.statement, Text::FREE);
+        bad.finish()?;
+        let Some(status) = status else {
             return Err(ApiError::invalid_argument("status", "status is required").into());
         };
         let command = PlanCommand::SetProductStatus {
@@ -470,6 +502,9 @@ impl Remediation {
                 format!("{:?} is not an action id (a UUID)", req.action_id),
             )
         })?;
+        let mut bad = Violations::new();
+        bad.text("verification_note", &req.verification_note, Text::FREE);
+        bad.finish()?;
         let command = PlanCommand::Verify { action_id, note: req.verification_note.clone() };
         self.execute_plan(
             principal,
@@ -487,7 +522,7 @@ impl Remediation {
     pub async fn list_overdue(&self, req: api::ListOverdueRequest) -> Result<api::ListOverdueResponse> {
         let mut bad = Vec::new();
         for (field, value) in [("owner_team", &req.owner_team), ("product", &req.product)] {
-            let rule = psirt_domain::validation::fields::text(&format!("ListOverdueRequest.{field}"));
+            let rule = fields::text(&format!("ListOverdueRequest.{field}"));
             if let Some(problem) = rule.problem(value) {
                 bad.push(psirt_kit::FieldViolation::new(field, format!("{field} {problem}")));
             }
@@ -758,6 +793,12 @@ impl Remediation {
     ) -> Result<api::Advisory> {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
+        let mut bad = Violations::new();
+        if req.content.is_none() {
+            bad.push("content", "the advisory text is required");
+        }
+        bad.max_chars("tracking_id", &req.tracking_id, psirt_domain::advisory::MAX_TRACKING_ID_CHARS);
+        bad.finish()?;
         let Some(content) = req.content.as_ref() else {
             return Err(ApiError::invalid_argument("content", "the advisory text is required").into());
         };
@@ -805,7 +846,11 @@ impl Remediation {
     ) -> Result<api::Advisory> {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
-        let max_formats = psirt_domain::validation::fields::MAX_PUBLISH_FORMATS;
+        let mut bad = Violations::new();
+        bad.text("embargo_override_reason", &req.embargo_override_reason, fields::REASON);
+        bad.text("change_summary", &req.change_summary, fields::REASON);
+        bad.finish()?;
+        let max_formats = fields::MAX_PUBLISH_FORMATS;
         if req.formats.len() > max_formats {
             return Err(
                 ApiError::invalid_argument("formats", format!("at most {max_formats} formats")).into()

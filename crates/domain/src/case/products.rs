@@ -39,6 +39,15 @@ pub enum VersionSpec {
 /// versions) only the count is reported, so a hostile list cannot make the
 /// answer as large as the request. Product names are compared without case:
 /// `Router OS` and `router os` are one product entered twice.
+/// The rules of an affected-product list that need no case: count, names,
+/// duplicates, versions and ranges. A handler runs it before it reads
+/// anything; `SetAffectedProducts` runs it again on the case.
+pub fn check_affected_products(entries: &[AffectedProduct]) -> Vec<FieldViolation> {
+    let mut violations = Vec::new();
+    check(&mut violations, entries);
+    violations
+}
+
 pub(crate) fn check(
     violations: &mut Vec<FieldViolation>,
     entries: &[AffectedProduct],

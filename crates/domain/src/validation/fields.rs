@@ -11,6 +11,15 @@
 //! files and fails when a field has no row here, a row has no field, or a
 //! comment states another limit than its row. A new request field therefore
 //! needs a comment with its limit, a row here, and a check with that rule.
+//!
+//! Handlers check every row of their request before they read anything, and
+//! gather the violations (`psirt_kit::request::Violations`): a request with
+//! three problems hears of all three, and a too-long field of a case that
+//! does not exist is INVALID_ARGUMENT, not NOT_FOUND. The domain checks the
+//! same rules again where it decides. `tests/tests/field_rules.rs` drives every
+//! row through the running services (one past the limit refused naming the
+//! field, the limit itself accepted), so a handler that skips a row, or checks
+//! it with a number of its own, fails there.
 
 use super::{
     MAX_AFFECTED_PRODUCTS, MAX_EMAIL_LEN, MAX_EXTERNAL_REFERENCE_CHARS, MAX_NAME_CHARS,

@@ -31,6 +31,7 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let mut bad = Vec::new();
+        check_text(&mut bad, "assignee", &req.assignee, Text::NAME);
         check_text(&mut bad, "team", &req.team, fields::TEAM);
         finish(bad)?;
         let command = Command {
@@ -156,6 +157,12 @@ impl Triage {
             extra: Extra::default(),
         };
         let entries: Vec<_> = req.products.iter().map(mapping::product_from_proto).collect();
+        // The list's own rules before anything is read (the case's state decides later).
+        let bad: Vec<FieldViolation> = psirt_domain::case::check_affected_products(&entries)
+            .into_iter()
+            .map(|v| FieldViolation::new(rename(&v.field), v.description))
+            .collect();
+        finish(bad)?;
         self.execute(principal, command, |_| {
             Ok(CaseCommand::SetAffectedProducts { entries: entries.clone() })
         })
@@ -299,10 +306,15 @@ impl Triage {
             check_text(&mut bad, &format!("agreed_with[{i}]"), party, fields::EMBARGO_PARTY);
         }
         check_text(&mut bad, "note", &req.note, Text::FREE);
-        let resolved = match resolve_embargo(&req.local_disclosure_time, req.time_zone.trim()) {
-            Ok(r) => Some(r),
-            Err(v) => {
-                bad.push(v);
+        let zone = req.time_zone.trim();
+        let resolved = match psirt_domain::check_time_zone(zone) {
+            Ok(()) => resolve_embargo(&req.local_disclosure_time, zone).map_err(|v| bad.push(v)).ok(),
+            Err(problem) => {
+                bad.push(FieldViolation::new("time_zone", format!("time zone {problem}")));
+                // The local time's own syntax, whatever the zone.
+                if let Err(v) = resolve_embargo(&req.local_disclosure_time, "UTC") {
+                    bad.push(v);
+                }
                 None
             }
         };
@@ -341,7 +353,14 @@ impl Triage {
         req: triage::EscalateCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let Some(level) = mapping::level_from_proto(req.level) else {
+        let mut bad = Vec::new();
+        let level = mapping::level_from_proto(req.level);
+        if level.is_none() {
+            bad.push(FieldViolation::new("level", "level must be given"));
+        }
+        check_text(&mut bad, "reason", &req.reason, Text::FREE_REQUIRED);
+        finish(bad)?;
+        let Some(level) = level else {
             return Err(ApiError::invalid_argument("level", "level must be given").into());
         };
         let command = Command {
@@ -363,8 +382,16 @@ impl Triage {
     #[instrument(skip_all, fields(case_id = %req.case_id))]
     pub async fn close(&self, principal: &Principal, req: triage::CloseCaseRequest) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
         let resolution = mapping::resolution_from_proto(req.resolution)
-            .map_err(|problem| ApiError::invalid_argument("resolution", problem))?;
+            .map_err(|problem| bad.push(FieldViolation::new("resolution", problem)))
+            .ok();
+        check_text(&mut bad, "root_cause", &req.root_cause, Text::FREE);
+        check_text(&mut bad, "lessons_learned", &req.lessons_learned, Text::FREE);
+        finish(bad)?;
+        let Some(resolution) = resolution else {
+            return Err(ApiError::invalid_argument("resolution", "resolution must be given").into());
+        };
         let command = Command {
             name: "close",
             event_type: "CaseClosed",
@@ -392,6 +419,9 @@ impl Triage {
         req: triage::ReopenCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
+        let mut bad = Vec::new();
+        check_text(&mut bad, "reason", &req.reason, Text::FREE_REQUIRED);
+        finish(bad)?;
         let command = Command {
             name: "reopen",
             event_type: "CaseReopened",
