@@ -33,7 +33,7 @@ pub struct CaseLatencyOptions {
     pub warmup: Duration,
 }
 
-async fn channel(url: &str) -> anyhow::Result<Channel> {
+pub(crate) async fn channel(url: &str) -> anyhow::Result<Channel> {
     let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
     Endpoint::from_shared(url.clone())
         .with_context(|| format!("invalid url {url}"))?
@@ -123,7 +123,7 @@ pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
     Ok(recorder.summary(WORKLOAD, opts.duration))
 }
 
-fn code_name(code: tonic::Code) -> &'static str {
+pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     match code {
         tonic::Code::NotFound => "NOT_FOUND",
         tonic::Code::Unavailable => "UNAVAILABLE",

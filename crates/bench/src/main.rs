@@ -7,6 +7,7 @@
 mod cases;
 mod floor;
 mod intake;
+mod lag;
 mod nats;
 mod payload;
 mod process;
@@ -51,6 +52,10 @@ enum Command {
     /// Start nats-server, psirt-intake and psirt-triage, submit reports at a
     /// steady rate, and measure how long until each promised case is readable.
     CaseLatency(CaseLatencyArgs),
+    /// Start nats-server and psirt-intake, submit reports at a steady rate, and
+    /// measure how far behind the stream the intake's read model is at the end
+    /// (and, once a second, during the load).
+    ReadLag(ReadLagArgs),
     /// Seed a fresh nats-server with realistic cases, rebuild the case view
     /// on a fresh PostgreSQL database, and run the raw floor of the same work
     /// (pull consume + multi-row upsert with checkpoint); report both rates.
@@ -101,6 +106,28 @@ struct CaseLatencyArgs {
     /// The services' read models: an SQLite file each (the embedded
     /// default), or a fresh database on the test kit's PostgreSQL server
     /// (`PSIRT_TEST_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres).
+    #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
+    database: BenchDatabase,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct ReadLagArgs {
+    /// The psirt-intake binary [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    intake_bin: Option<PathBuf>,
+    /// Reports submitted per second, steadily.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
+    /// Measured time, e.g. `15`, `15s`, `2m`.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before the measured window.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// The intake's read model: an SQLite file (the embedded default) or a
+    /// fresh database on the test kit's PostgreSQL server.
     #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
     database: BenchDatabase,
     #[command(flatten)]
@@ -236,6 +263,7 @@ fn main() -> anyhow::Result<()> {
                 Command::All(args) => all_command(args).await,
                 Command::FloorServer(args) => floor::serve(args.listen).await,
                 Command::CaseLatency(args) => case_latency_command(args).await,
+                Command::ReadLag(args) => read_lag_command(args).await,
                 Command::Rebuild(args) => Box::pin(rebuild_command(args)).await,
             }
         };
@@ -493,6 +521,52 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     report::emit(&doc, args.output.format, args.output.json.as_deref())
 }
 
+async fn read_lag_command(args: ReadLagArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.duration.is_zero(), "--duration must be greater than 0");
+    let intake_bin = sibling_binary(args.intake_bin, "psirt-intake")?;
+    let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
+    let db = match args.database {
+        BenchDatabase::Sqlite => None,
+        BenchDatabase::Postgres => Some(psirt_testkit::TestDatabase::postgres().await?),
+    };
+    let url = db.as_ref().map(|db| db.url().to_owned());
+    let mut child =
+        IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), 1, url.as_deref()).await?;
+    eprintln!(
+        "psirt-bench: {} at {} reports/s on {:?}, {}s warmup + {}s",
+        lag::WORKLOAD,
+        args.rate,
+        args.database,
+        args.warmup.as_secs_f64(),
+        args.duration.as_secs_f64()
+    );
+    let options = lag::LagOptions {
+        intake: child.grpc_url(),
+        rate: args.rate,
+        duration: args.duration,
+        warmup: args.warmup,
+    };
+    let result = lag::run(&options).await;
+    let log = child.log_tail(20);
+    child.kill().await;
+    let (summary, lag) = result.with_context(|| format!("intake log:\n{log}"))?;
+    drop(nats);
+    let params = Parameters {
+        command: "read-lag".to_owned(),
+        clients: args.rate as usize,
+        connections: None,
+        ack_window: None,
+        duration_secs: args.duration.as_secs_f64(),
+        warmup_secs: args.warmup.as_secs_f64(),
+        target: Some(format!("{} reports/s ({:?})", args.rate, args.database)),
+        nats_servers: None,
+    };
+    let mut doc = Document::new(params, vec![summary]);
+    doc.nats_server_version = nats_server_version();
+    doc.read_lag = Some(lag);
+    report::emit(&doc, args.output.format, args.output.json.as_deref())
+}
+
 async fn rebuild_command(args: RebuildArgs) -> anyhow::Result<()> {
     let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
     let options = rebuild::RebuildOptions {
@@ -584,6 +658,16 @@ mod tests {
         assert_eq!(parse(&[]).unwrap(), 1);
         assert_eq!(parse(&["--replicas", "3"]).unwrap(), 3);
         assert!(parse(&["--replicas", "0"]).is_err());
+    }
+
+    #[test]
+    fn read_lag_defaults() {
+        let cli = Cli::try_parse_from(["psirt-bench", "read-lag"]).unwrap();
+        let Command::ReadLag(args) = cli.command else { panic!("not read-lag") };
+        assert_eq!(args.rate, 5000);
+        assert_eq!(args.duration, Duration::from_secs(15));
+        assert_eq!(args.database, BenchDatabase::Sqlite);
+        assert!(Cli::try_parse_from(["psirt-bench", "read-lag", "--rate", "0"]).is_err());
     }
 
     #[test]

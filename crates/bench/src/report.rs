@@ -240,6 +240,9 @@ pub struct Document {
     /// The rebuild and raw passes (`rebuild` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<crate::rebuild::RebuildResult>,
+    /// How far behind the stream the intake's read model was (`read-lag` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_lag: Option<crate::lag::LagResult>,
 }
 
 /// `1/(1/a + 1/b)`: the rate of doing work at rate `a` and work at rate `b`
@@ -263,6 +266,7 @@ impl Document {
             ratio_intake_over_composed: None,
             intake_memory: None,
             rebuild: None,
+            read_lag: None,
         }
     }
 }
@@ -381,6 +385,12 @@ pub fn render_text(doc: &Document) -> String {
     if let Some(m) = &doc.intake_memory {
         let hwm = m.vm_hwm_bytes.map_or_else(String::new, |h| format!(" (VmHWM {:.1} MiB)", mib(h)));
         footer.push(format!("intake RSS peak: {:.1} MiB{hwm}", mib(m.rss_peak_bytes)));
+    }
+    if let Some(lag) = &doc.read_lag {
+        footer.push(format!(
+            "read model lag at the end: {:.0} ms (largest during the load: {:.0} ms; position {}; {} ticks not started)",
+            lag.lag_at_end_ms, lag.lag_during_max_ms, lag.last_position, lag.ticks_dropped
+        ));
     }
     if !footer.is_empty() {
         let _ = writeln!(out, "{}", footer.join("   "));
@@ -524,6 +534,7 @@ intake                        7      2        1     0.50     3.46    12.50   101
             ratio_intake_over_composed: None,
             intake_memory: None,
             rebuild: None,
+            read_lag: None,
         }
     }
 
