@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::intake::code_name;
 use crate::report::{Recorder, Summary};
 
 pub const WORKLOAD: &str = "case latency (submit OK -> GetCase OK)";
@@ -121,15 +122,4 @@ pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
     }
     let recorder = recorder.lock().await;
     Ok(recorder.summary(WORKLOAD, opts.duration))
-}
-
-pub(crate) fn code_name(code: tonic::Code) -> &'static str {
-    match code {
-        tonic::Code::NotFound => "NOT_FOUND",
-        tonic::Code::Unavailable => "UNAVAILABLE",
-        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        tonic::Code::Internal => "INTERNAL",
-        _ => "OTHER",
-    }
 }

@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 
 use crate::report::{Recorder, Summary};
 
-pub const WORKLOAD: &str = "intake SubmitReport at a steady rate";
+pub const WORKLOAD: &str = "intake at steady rate";
 
 /// The answer header of a command: the stream position it wrote.
 const POSITION: &str = "psirt-position";
@@ -155,7 +155,7 @@ pub async fn run(opts: &LagOptions) -> anyhow::Result<(Summary, LagResult)> {
                 }
                 Err(status) => {
                     if measured {
-                        recorder.lock().await.error(crate::cases::code_name(status.code()));
+                        recorder.lock().await.error(crate::intake::code_name(status.code()));
                     }
                 }
             }
