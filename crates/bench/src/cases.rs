@@ -46,11 +46,13 @@ pub(crate) async fn channel(url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("failed to connect to {url}"))
 }
 
-fn request(run: uuid::Uuid, n: u64) -> intake::SubmitReportRequest {
+/// Report `n` of a steady-rate run of `workload` (`case-latency`, `read-lag`):
+/// its own request id and title, one product.
+pub(crate) fn request(workload: &str, run: uuid::Uuid, n: u64) -> intake::SubmitReportRequest {
     intake::SubmitReportRequest {
-        request_id: format!("case-latency-{run}-{n}"),
-        title: format!("Case latency finding {run} number {n}"),
-        description: "Measured by psirt-bench case-latency.".to_owned(),
+        request_id: format!("{workload}-{run}-{n}"),
+        title: format!("{workload} finding {run} number {n}"),
+        description: format!("Measured by psirt-bench {workload}."),
         reporter: Some(common::Reporter {
             name: "Bench".to_owned(),
             email: "bench@example.org".to_owned(),
@@ -85,7 +87,7 @@ pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
         let (mut intake, mut cases, recorder) = (intake.clone(), cases.clone(), Arc::clone(&recorder));
         let measured = Instant::now() >= measured_from;
         tasks.push(tokio::spawn(async move {
-            let submitted = match intake.submit_report(request(run, n)).await {
+            let submitted = match intake.submit_report(request("case-latency", run, n)).await {
                 Ok(r) => r.into_inner(),
                 Err(status) => {
                     if measured {

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use psirt_proto::intake::intake_service_client::IntakeServiceClient;
-use psirt_proto::intake::{ListReportsRequest, SubmitReportRequest};
-use psirt_proto::{common, intake};
+use psirt_proto::intake::{self, ListReportsRequest};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
@@ -54,22 +53,6 @@ pub struct LagResult {
     pub ticks_dropped: u64,
     /// The highest position a submission answered.
     pub last_position: u64,
-}
-
-fn request(run: uuid::Uuid, n: u64) -> SubmitReportRequest {
-    intake::SubmitReportRequest {
-        request_id: format!("read-lag-{run}-{n}"),
-        title: format!("Read lag finding {run} number {n}"),
-        description: crate::payload::DESCRIPTION.to_owned(),
-        reporter: Some(common::Reporter {
-            name: "Bench".to_owned(),
-            email: "bench@example.org".to_owned(),
-            organization: String::new(),
-        }),
-        channel: common::ReportChannel::Api.into(),
-        affected_products: vec!["Bench Product".to_owned()],
-        ..Default::default()
-    }
 }
 
 /// Time until a read asking for `position` succeeds.
@@ -137,7 +120,13 @@ pub async fn run(opts: &LagOptions) -> anyhow::Result<(Summary, LagResult)> {
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let t0 = Instant::now();
-            let answer = client.submit_report(request(run, n)).await;
+            let answer = client
+                .submit_report(intake::SubmitReportRequest {
+                    // The intake benchmark's ~1 KiB description: a realistic row.
+                    description: crate::payload::DESCRIPTION.to_owned(),
+                    ..crate::cases::request("read-lag", run, n)
+                })
+                .await;
             let elapsed = t0.elapsed();
             match answer {
                 Ok(response) => {

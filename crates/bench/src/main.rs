@@ -140,6 +140,37 @@ enum BenchDatabase {
     Postgres,
 }
 
+impl BenchDatabase {
+    /// A fresh PostgreSQL database for one service (dropped with the value);
+    /// `None` for SQLite, where each service makes its own file.
+    async fn create(self) -> anyhow::Result<Option<psirt_testkit::TestDatabase>> {
+        Ok(match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some(psirt_testkit::TestDatabase::postgres().await?),
+        })
+    }
+}
+
+/// What a steady-rate command (`case-latency`, `read-lag`) ran.
+fn steady_rate_parameters(
+    command: &str,
+    rate: u32,
+    database: BenchDatabase,
+    duration: Duration,
+    warmup: Duration,
+) -> Parameters {
+    Parameters {
+        command: command.to_owned(),
+        clients: rate as usize,
+        connections: None,
+        ack_window: None,
+        duration_secs: duration.as_secs_f64(),
+        warmup_secs: warmup.as_secs_f64(),
+        target: Some(format!("{rate} reports/s ({database:?})")),
+        nats_servers: None,
+    }
+}
+
 #[derive(Args)]
 struct LoadArgs {
     /// Concurrent client tasks.
@@ -470,13 +501,7 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     let triage_bin = sibling_binary(args.triage_bin, "psirt-triage")?;
     let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
     // A database per service (each migrates its own), dropped at the end.
-    let (intake_db, triage_db) = match args.database {
-        BenchDatabase::Sqlite => (None, None),
-        BenchDatabase::Postgres => (
-            Some(psirt_testkit::TestDatabase::postgres().await?),
-            Some(psirt_testkit::TestDatabase::postgres().await?),
-        ),
-    };
+    let (intake_db, triage_db) = (args.database.create().await?, args.database.create().await?);
     let url = |db: &Option<psirt_testkit::TestDatabase>| db.as_ref().map(|db| db.url().to_owned());
     let mut intake_child =
         IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), 1, url(&intake_db).as_deref())
@@ -506,16 +531,7 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     triage_child.kill().await;
     let summary = result.with_context(|| logs)?;
     drop(nats);
-    let params = Parameters {
-        command: "case-latency".to_owned(),
-        clients: args.rate as usize,
-        connections: None,
-        ack_window: None,
-        duration_secs: args.duration.as_secs_f64(),
-        warmup_secs: args.warmup.as_secs_f64(),
-        target: Some(format!("{} reports/s ({:?})", args.rate, args.database)),
-        nats_servers: None,
-    };
+    let params = steady_rate_parameters("case-latency", args.rate, args.database, args.duration, args.warmup);
     let mut doc = Document::new(params, vec![summary]);
     doc.nats_server_version = nats_server_version();
     report::emit(&doc, args.output.format, args.output.json.as_deref())
@@ -525,10 +541,7 @@ async fn read_lag_command(args: ReadLagArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.duration.is_zero(), "--duration must be greater than 0");
     let intake_bin = sibling_binary(args.intake_bin, "psirt-intake")?;
     let nats = psirt_testkit::NatsServer::start().await.context("failed to start nats-server")?;
-    let db = match args.database {
-        BenchDatabase::Sqlite => None,
-        BenchDatabase::Postgres => Some(psirt_testkit::TestDatabase::postgres().await?),
-    };
+    let db = args.database.create().await?;
     let url = db.as_ref().map(|db| db.url().to_owned());
     let mut child =
         IntakeProcess::start_service(&intake_bin, "intake", &nats.url(), 1, url.as_deref()).await?;
@@ -551,16 +564,7 @@ async fn read_lag_command(args: ReadLagArgs) -> anyhow::Result<()> {
     child.kill().await;
     let (summary, lag) = result.with_context(|| format!("intake log:\n{log}"))?;
     drop(nats);
-    let params = Parameters {
-        command: "read-lag".to_owned(),
-        clients: args.rate as usize,
-        connections: None,
-        ack_window: None,
-        duration_secs: args.duration.as_secs_f64(),
-        warmup_secs: args.warmup.as_secs_f64(),
-        target: Some(format!("{} reports/s ({:?})", args.rate, args.database)),
-        nats_servers: None,
-    };
+    let params = steady_rate_parameters("read-lag", args.rate, args.database, args.duration, args.warmup);
     let mut doc = Document::new(params, vec![summary]);
     doc.nats_server_version = nats_server_version();
     doc.read_lag = Some(lag);

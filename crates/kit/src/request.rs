@@ -80,9 +80,24 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// A required value: a violation of `field` when it is missing; the value.
+    pub fn require<T>(&mut self, field: &str, value: Option<T>, description: &str) -> Option<T> {
+        if value.is_none() {
+            self.push(field, description);
+        }
+        value
+    }
+
     /// `INVALID_ARGUMENT` with every violation, or nothing.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(self.0)) }
+    }
+
+    /// [`Self::finish`], then the value [`Self::require`] checked (its absence is
+    /// a violation, so past `finish` it is there).
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        self.finish()?;
+        value.ok_or_else(|| ApiError::internal("a required value was not checked"))
     }
 }
 

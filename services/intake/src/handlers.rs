@@ -540,11 +540,11 @@ impl Intake {
         limiter.admit(&caller(principal, peer), "AddReporterMessage")?;
         let mut bad = Violations::new();
         let direction = if staff {
-            let direction = mapping::direction_from_proto(req.direction);
-            if direction.is_none() {
-                bad.push("direction", "direction must be INBOUND or OUTBOUND");
-            }
-            direction
+            bad.require(
+                "direction",
+                mapping::direction_from_proto(req.direction),
+                "direction must be INBOUND or OUTBOUND",
+            )
         } else {
             // A reporter writes to the team, never as the team.
             Some(MessageDirection::Inbound)
@@ -552,8 +552,7 @@ impl Intake {
         let author = if req.author.trim().is_empty() { principal.subject.clone() } else { req.author };
         bad.text("author", &author, Text::NAME);
         bad.text("body", &req.body, Text::FREE_REQUIRED);
-        bad.finish()?;
-        let direction = direction.unwrap_or(MessageDirection::Inbound);
+        let direction = bad.finish_with(direction)?;
         // Existence, ownership and scope, with not-found semantics.
         self.load_visible(principal, id).await?;
         let request_id = req.request_id.trim().to_owned();

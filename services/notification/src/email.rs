@@ -406,16 +406,15 @@ impl Mailer {
                 let raw = secrets.get(name).with_context(|| {
                     format!("email.credentials_secret: secret {name:?} is not configured")
                 })?;
-                let text = raw.expose_secret().to_owned();
-                if split_credentials(&text).is_none() {
-                    bail!("email.credentials_secret: secret {name:?} must hold user:password");
-                }
-                Some((name.clone(), text))
+                Some((name.clone(), raw.expose_secret().to_owned()))
             }
             None => None,
         };
         let connection = Relay::connect(&builder, credentials.as_ref().map(|(_, text)| text.as_str()))
-            .context("email.credentials_secret: must hold user:password")?;
+            .with_context(|| {
+                let name = settings.credentials_secret.as_deref().unwrap_or_default();
+                format!("email.credentials_secret: secret {name:?} must hold user:password")
+            })?;
         let relay = Relay {
             builder,
             credentials: credentials.map(|(name, _)| (name, secrets.clone())),

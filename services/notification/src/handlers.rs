@@ -422,11 +422,7 @@ impl Notification {
         let request_id = psirt_kit::request::request_id(&req.request_id)?;
         let request_id = if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id };
         let mut bad = psirt_kit::request::Violations::new();
-        bad.text(
-            "reason",
-            &req.reason,
-            psirt_domain::validation::fields::text("DeleteSubscriptionRequest.reason"),
-        );
+        bad.text("reason", &req.reason, psirt_domain::validation::fields::REASON);
         bad.finish()?;
         let events = self
             .decide_subscription(

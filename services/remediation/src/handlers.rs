@@ -361,24 +361,16 @@ impl Remediation {
             })?
         };
         let mut bad = Violations::new();
-        let action = mapping::action_from_proto(req.action);
-        if action.is_none() {
-            bad.push("action", "action is required");
-        }
-        match req.target.as_ref() {
-            None => bad.push("target", "target product and versions are required"),
-            Some(target) => {
-                bad.text("target.product", &target.product, fields::PRODUCT);
-            }
+        let action = bad.require("action", mapping::action_from_proto(req.action), "action is required");
+        let target = bad.require("target", req.target.as_ref(), "target product and versions are required");
+        if let Some(target) = target {
+            bad.text("target.product", &target.product, fields::PRODUCT);
         }
         bad.text("owner_team", &req.owner_team, Text::NAME);
         bad.text("target_release", &req.target_release, fields::VERSION.with_min(0));
         bad.text("due_date_override_reason", &req.due_date_override_reason, fields::REASON);
         bad.text("description", &req.description, Text::FREE);
-        bad.finish()?;
-        let (Some(action), Some(target)) = (action, req.target.as_ref()) else {
-            return Err(ApiError::invalid_argument("action", "action is required").into());
-        };
+        let (action, target) = bad.finish_with(action.zip(target))?;
         let due_override = match (req.due_at_override.as_ref(), req.due_date_override_reason.trim()) {
             (None, "") => None,
             (None, _) => {
@@ -435,17 +427,15 @@ impl Remediation {
             })?)
         };
         let mut bad = Violations::new();
-        let released_at = mapping::from_ts(req.released_at.as_ref());
-        if released_at.is_none() {
-            bad.push("released_at", "the release date is required");
-        }
+        let released_at = bad.require(
+            "released_at",
+            mapping::from_ts(req.released_at.as_ref()),
+            "the release date is required",
+        );
         bad.text("product", &req.product, fields::PRODUCT);
         bad.text("fixed_version", &req.fixed_version, fields::VERSION);
         bad.max_chars("release_notes_url", &req.release_notes_url, MAX_URL_CHARS);
-        bad.finish()?;
-        let Some(released_at) = released_at else {
-            return Err(ApiError::invalid_argument("released_at", "the release date is required").into());
-        };
+        let released_at = bad.finish_with(released_at)?;
         let command = PlanCommand::RecordRelease {
             action_id,
             product: req.product.clone(),
@@ -466,17 +456,11 @@ impl Remediation {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
         let mut bad = Violations::new();
-        let status = mapping::status_from_proto(req.status);
-        if status.is_none() {
-            bad.push("status", "status is required");
-        }
+        let status = bad.require("status", mapping::status_from_proto(req.status), "status is required");
         bad.text("product", &req.product, fields::PRODUCT);
         bad.text("version", &req.version, fields::VERSION_OR_RANGE);
         bad.text("statement", &req.statement, Text::FREE);
-        bad.finish()?;
-        let Some(status) = status else {
-            return Err(ApiError::invalid_argument("status", "status is required").into());
-        };
+        let status = bad.finish_with(status)?;
         let command = PlanCommand::SetProductStatus {
             product: req.product.clone(),
             version: req.version.clone(),
@@ -794,14 +778,9 @@ impl Remediation {
         let case_id = parse_case_id(&req.case_id)?;
         let request_id = check_request_id(&req.request_id)?;
         let mut bad = Violations::new();
-        if req.content.is_none() {
-            bad.push("content", "the advisory text is required");
-        }
+        let content = bad.require("content", req.content.as_ref(), "the advisory text is required");
         bad.max_chars("tracking_id", &req.tracking_id, psirt_domain::advisory::MAX_TRACKING_ID_CHARS);
-        bad.finish()?;
-        let Some(content) = req.content.as_ref() else {
-            return Err(ApiError::invalid_argument("content", "the advisory text is required").into());
-        };
+        let content = bad.finish_with(content)?;
         let content = mapping::content_from_proto(content);
         let requested = req.tracking_id.trim().to_owned();
         let facts = self.case_facts(case_id).await?;

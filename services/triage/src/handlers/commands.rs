@@ -204,10 +204,7 @@ impl Triage {
             bad.push(FieldViolation::new("reason", "reason must be given"));
         }
         check_text(&mut bad, "reason_text", &req.reason_text, Text::FREE);
-        finish(bad)?;
-        let Some(reason) = reason else {
-            return Err(ApiError::invalid_argument("reason", "reason must be given").into());
-        };
+        let reason = finish_with(bad, reason)?;
         let rename = |field: &str| if field == "text" { "reason_text".to_owned() } else { field.to_owned() };
         let command = Command {
             name: "reject",
@@ -318,10 +315,8 @@ impl Triage {
                 None
             }
         };
-        finish(bad)?;
-        let Some(ResolvedEmbargo { disclosure_at, local, time_zone, utc_offset_seconds }) = resolved else {
-            return Err(ApiError::invalid_argument("local_disclosure_time", "not resolvable").into());
-        };
+        let ResolvedEmbargo { disclosure_at, local, time_zone, utc_offset_seconds } =
+            finish_with(bad, resolved)?;
         let rename = |field: &str| {
             if field == "disclosure_at" { "local_disclosure_time".to_owned() } else { field.to_owned() }
         };
@@ -359,10 +354,7 @@ impl Triage {
             bad.push(FieldViolation::new("level", "level must be given"));
         }
         check_text(&mut bad, "reason", &req.reason, Text::FREE_REQUIRED);
-        finish(bad)?;
-        let Some(level) = level else {
-            return Err(ApiError::invalid_argument("level", "level must be given").into());
-        };
+        let level = finish_with(bad, level)?;
         let command = Command {
             name: "escalate",
             event_type: "CaseEscalated",
@@ -388,10 +380,7 @@ impl Triage {
             .ok();
         check_text(&mut bad, "root_cause", &req.root_cause, Text::FREE);
         check_text(&mut bad, "lessons_learned", &req.lessons_learned, Text::FREE);
-        finish(bad)?;
-        let Some(resolution) = resolution else {
-            return Err(ApiError::invalid_argument("resolution", "resolution must be given").into());
-        };
+        let resolution = finish_with(bad, resolution)?;
         let command = Command {
             name: "close",
             event_type: "CaseClosed",

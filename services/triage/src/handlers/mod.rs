@@ -196,6 +196,13 @@ fn finish(bad: Vec<FieldViolation>) -> Result<()> {
     if bad.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(bad).into()) }
 }
 
+/// [`finish`], then a value whose absence was pushed to `bad` (so past
+/// `finish` it is there).
+fn finish_with<T>(bad: Vec<FieldViolation>, value: Option<T>) -> Result<T> {
+    finish(bad)?;
+    value.ok_or_else(|| ApiError::internal("a required value was not checked").into())
+}
+
 fn same(field: &str) -> String {
     field.to_owned()
 }
