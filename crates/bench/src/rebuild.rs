@@ -215,29 +215,31 @@ pub fn case_events(number: u32, now: OffsetDateTime) -> anyhow::Result<Vec<NewEv
         metadata(),
     )];
 
-    let extra = psirt_codec::case::Extra {
-        channel: psirt_proto::common::ReportChannel::Api.into(),
-        report_received_at: Some(psirt_codec::case::timestamp(now)),
-        team: "product-security".to_owned(),
-        rationale: "Reproduced on 4.2.3.".to_owned(),
-        ..Default::default()
-    };
     let mut commands = vec![
         CaseCommand::Open {
             case_id,
             key: CaseKey::new(2026, number).context("case key")?,
             report_id: Some(report_id),
             title,
+            channel: Some(psirt_domain::Channel::Api),
+            report_received_at: Some(now),
         },
         CaseCommand::AssessSeverity {
             cvss_v3: Some(CVSS_VECTOR.to_owned()),
             cvss_v4: None,
             ssvc_decision: None,
+            evidence: psirt_domain::SeverityEvidence {
+                rationale: "Reproduced on 4.2.3.".to_owned(),
+                ..Default::default()
+            },
         },
-        CaseCommand::Accept,
+        CaseCommand::Accept { note: String::new() },
     ];
     if number % 2 == 0 {
-        commands.push(CaseCommand::Assign { assignee: format!("analyst-{}", number % 7) });
+        commands.push(CaseCommand::Assign {
+            assignee: format!("analyst-{}", number % 7),
+            team: Some("product-security".to_owned()),
+        });
     }
     let mut case = Case::default();
     for command in commands {
@@ -245,7 +247,7 @@ pub fn case_events(number: u32, now: OffsetDateTime) -> anyhow::Result<Vec<NewEv
             case.handle(command, now).map_err(|e| anyhow::anyhow!("case {number}: {e}"))?;
         for event in decided {
             let id = EventId::from_uuid(Uuid::now_v7());
-            out.push(psirt_codec::case::to_new_event(&event, id, metadata(), case.details(), &extra));
+            out.push(psirt_codec::case::to_new_event(&event, id, metadata(), case.details()));
             case.apply(&event);
         }
     }

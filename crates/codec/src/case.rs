@@ -1,16 +1,21 @@
 //! Translation between the domain's case events and their protobuf form on
-//! the stream. Requests carry details the domain does not decide on (team,
-//! notes, EPSS, the embargo's local time); they ride along in [`Extra`] and
-//! land in the event payload beside what the aggregate decided.
+//! the stream. Every fact a payload holds is a field of the domain event
+//! (the request's facts, such as the team, notes, EPSS or the embargo's local
+//! time, travel in the domain's commands), except the snapshots some events
+//! carry of the case as it stood before (`CaseAccepted`'s key, severity and
+//! products; the `previous_*` fields), which come from `before`.
 
 pub use crate::convert::{product_from_proto, product_to_proto, rating_from_proto, rating_to_proto};
 use prost_types::Timestamp;
 use psirt_domain::{
     Case, CaseDetails, CaseEvent, CaseId, CaseKey, CaseStatus, CvssScore, CvssSeverity, CvssVersion,
-    EscalationLevel, EventId, RejectionReason, Resolution, SlaClock, SsvcDecision, SsvcInputs,
+    DuplicateHint, DuplicateMatch, EmbargoTerms, EscalationLevel, EventId, RejectionReason, Resolution,
+    SeverityEvidence, SlaClock, SlaDeadline, SsvcDecision, SsvcInputs,
 };
 use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 use psirt_proto::{common, events};
+
+use crate::report::{channel_from_proto, channel_to_proto};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -211,6 +216,61 @@ pub fn ssvc_to_proto(inputs: &SsvcInputs, decision: SsvcDecision) -> common::Ssv
     }
 }
 
+/// The SSVC decision points of a stored assessment, if every one is known.
+pub fn ssvc_inputs_from_proto(ssvc: &common::Ssvc) -> Option<SsvcInputs> {
+    use psirt_domain::{Automatable, Exploitation, PublicSafetyImpact, TechnicalImpact, ValueDensity};
+    Some(SsvcInputs {
+        exploitation: match common::SsvcExploitation::try_from(ssvc.exploitation).ok()? {
+            common::SsvcExploitation::None => Exploitation::None,
+            common::SsvcExploitation::Poc => Exploitation::PoC,
+            common::SsvcExploitation::Active => Exploitation::Active,
+            common::SsvcExploitation::Unspecified => return None,
+        },
+        automatable: match common::SsvcAutomatable::try_from(ssvc.automatable).ok()? {
+            common::SsvcAutomatable::No => Automatable::No,
+            common::SsvcAutomatable::Yes => Automatable::Yes,
+            common::SsvcAutomatable::Unspecified => return None,
+        },
+        value_density: match common::SsvcValueDensity::try_from(ssvc.value_density).ok()? {
+            common::SsvcValueDensity::Diffuse => ValueDensity::Diffuse,
+            common::SsvcValueDensity::Concentrated => ValueDensity::Concentrated,
+            common::SsvcValueDensity::Unspecified => return None,
+        },
+        technical_impact: match common::SsvcTechnicalImpact::try_from(ssvc.technical_impact).ok()? {
+            common::SsvcTechnicalImpact::Partial => TechnicalImpact::Partial,
+            common::SsvcTechnicalImpact::Total => TechnicalImpact::Total,
+            common::SsvcTechnicalImpact::Unspecified => return None,
+        },
+        public_safety_impact: match common::SsvcPublicSafetyImpact::try_from(ssvc.public_safety_impact)
+            .ok()?
+        {
+            common::SsvcPublicSafetyImpact::Minimal => PublicSafetyImpact::Minimal,
+            common::SsvcPublicSafetyImpact::Significant => PublicSafetyImpact::Significant,
+            common::SsvcPublicSafetyImpact::Unspecified => return None,
+        },
+    })
+}
+
+pub fn match_to_proto(m: Option<DuplicateMatch>) -> events::DuplicateMatchKind {
+    match m {
+        None => events::DuplicateMatchKind::Unspecified,
+        Some(DuplicateMatch::Title) => events::DuplicateMatchKind::Title,
+        Some(DuplicateMatch::TitleAndProduct) => events::DuplicateMatchKind::TitleAndProduct,
+        Some(DuplicateMatch::ExternalReference) => events::DuplicateMatchKind::ExternalReference,
+        Some(DuplicateMatch::ReporterAndProduct) => events::DuplicateMatchKind::ReporterAndProduct,
+    }
+}
+
+pub fn match_from_proto(value: i32) -> Option<DuplicateMatch> {
+    match events::DuplicateMatchKind::try_from(value).ok()? {
+        events::DuplicateMatchKind::Unspecified => None,
+        events::DuplicateMatchKind::Title => Some(DuplicateMatch::Title),
+        events::DuplicateMatchKind::TitleAndProduct => Some(DuplicateMatch::TitleAndProduct),
+        events::DuplicateMatchKind::ExternalReference => Some(DuplicateMatch::ExternalReference),
+        events::DuplicateMatchKind::ReporterAndProduct => Some(DuplicateMatch::ReporterAndProduct),
+    }
+}
+
 fn cvss_v31(score: &CvssScore) -> common::CvssV31 {
     common::CvssV31 {
         vector: score.vector.clone(),
@@ -227,38 +287,6 @@ fn cvss_v40(score: &CvssScore) -> common::CvssV40 {
     }
 }
 
-/// Request details carried into the event beside what the aggregate decided.
-#[derive(Debug, Clone, Default)]
-pub struct Extra {
-    pub team: String,
-    pub note: String,
-    pub assigner: String,
-    pub ssvc: Option<common::Ssvc>,
-    pub known_exploited: bool,
-    pub epss_probability: Option<f64>,
-    pub epss_percentile: Option<f64>,
-    pub cwe_ids: Vec<String>,
-    pub rationale: String,
-    pub agreed_with: Vec<String>,
-    pub local_disclosure_time: String,
-    pub utc_offset_seconds: i32,
-    pub incident: bool,
-    pub channel: i32,
-    pub report_received_at: Option<Timestamp>,
-    pub other_report_id: String,
-    pub report_id: String,
-    pub suspected_at: Option<Timestamp>,
-    pub match_kind: i32,
-    pub similarity: f64,
-    pub sla_clock: i32,
-    pub sla_deadline: Option<Timestamp>,
-    pub duplicate_of_case_key: String,
-    pub plan_id: String,
-    pub fixed_versions: Vec<String>,
-    pub advisory_id: String,
-    pub tracking_id: String,
-}
-
 /// Turns a domain event into the event to append. `before` is the case as
 /// it stood before the command (for the snapshots some events carry).
 pub fn to_new_event(
@@ -266,34 +294,32 @@ pub fn to_new_event(
     event_id: EventId,
     metadata: Metadata,
     before: Option<&CaseDetails>,
-    extra: &Extra,
 ) -> NewEvent {
-    let Encoded { event_type, schema_version, payload } = encode(event, before, extra);
+    let Encoded { event_type, schema_version, payload } = encode(event, before);
     let id: Uuid = event_id.into();
     NewEvent { id, subject: subject(event.case_id()), event_type, schema_version, payload, metadata }
 }
 
-/// The case's events on the stream, for the shared command path; the
-/// encoding context is the request's facts ([`Extra`]).
+/// The case's events on the stream, for the shared command path.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CaseCodec;
 
 impl EventCodec for CaseCodec {
     type Aggregate = Case;
-    type Context = Extra;
+    type Context = ();
 
     fn decode(&self, event: &RecordedEvent) -> Result<Option<CaseEvent>, DecodeError> {
         to_domain(event).map(Some)
     }
 
-    fn encode(&self, event: &CaseEvent, before: &Case, extra: &Extra) -> Encoded {
-        encode(event, before.details(), extra)
+    fn encode(&self, event: &CaseEvent, before: &Case, (): &()) -> Encoded {
+        encode(event, before.details())
     }
 }
 
 /// The stored form of a case event. `before` is the case as it stood
 /// before the command (for the snapshots some events carry).
-pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) -> Encoded {
+pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>) -> Encoded {
     let cid = event.case_id().to_string();
     let ts = |t: &OffsetDateTime| Some(timestamp(*t));
     macro_rules! new {
@@ -302,37 +328,49 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) ->
         };
     }
     match event {
-        CaseEvent::CaseOpened { key, report_id, title, opened_at, .. } => new!(events::CaseOpened {
-            case_id: cid,
-            case_key: key.to_string(),
-            report_id: report_id.map(|r| r.to_string()).unwrap_or_default(),
-            title: title.clone(),
-            channel: extra.channel,
-            opened_at: ts(opened_at),
-            report_received_at: extra.report_received_at,
-        }),
+        CaseEvent::CaseOpened { key, report_id, title, channel, report_received_at, opened_at, .. } => {
+            new!(events::CaseOpened {
+                case_id: cid,
+                case_key: key.to_string(),
+                report_id: report_id.map(|r| r.to_string()).unwrap_or_default(),
+                title: title.clone(),
+                channel: channel.map_or(common::ReportChannel::Unspecified, channel_to_proto).into(),
+                opened_at: ts(opened_at),
+                report_received_at: report_received_at.as_ref().and_then(ts),
+            })
+        }
         CaseEvent::TriageStarted { started_at, .. } => {
             new!(events::TriageStarted { case_id: cid, started_at: ts(started_at) })
         }
-        CaseEvent::CaseAssigned { assignee, assigned_at, .. } => new!(events::CaseAssigned {
+        CaseEvent::CaseAssigned { assignee, team, assigned_at, .. } => new!(events::CaseAssigned {
             case_id: cid,
             assignee: assignee.clone(),
-            team: extra.team.clone(),
+            team: team.clone().unwrap_or_default(),
             assigned_at: ts(assigned_at),
             previous_assignee: before.and_then(|c| c.assignee.clone()).unwrap_or_default(),
-            previous_team: String::new(),
+            // Schema version 2: version 1 always wrote it empty.
+            previous_team: before.and_then(|c| c.team.clone()).unwrap_or_default(),
         }),
-        CaseEvent::SeverityAssessed { cvss_v3, cvss_v4, ssvc_decision, rating, assessed_at, .. } => {
-            // The decision is the aggregate's; the inputs it came from ride along.
+        CaseEvent::SeverityAssessed {
+            cvss_v3,
+            cvss_v4,
+            ssvc_decision,
+            rating,
+            evidence,
+            assessed_at,
+            ..
+        } => {
             let decision = ssvc_decision.as_deref().and_then(|d| d.parse::<SsvcDecision>().ok());
-            let ssvc = match (extra.ssvc, decision) {
-                (_, None) => None,
-                (Some(inputs), Some(d)) => {
-                    Some(common::Ssvc { decision: ssvc_decision_to_proto(d).into(), ..inputs })
-                }
+            let ssvc = match (evidence.ssvc_inputs, decision) {
+                (Some(inputs), Some(d)) => Some(ssvc_to_proto(&inputs, d)),
+                (Some(inputs), None) => Some(common::Ssvc {
+                    decision: common::SsvcDecision::Unspecified.into(),
+                    ..ssvc_to_proto(&inputs, SsvcDecision::Defer)
+                }),
                 (None, Some(d)) => {
                     Some(common::Ssvc { decision: ssvc_decision_to_proto(d).into(), ..Default::default() })
                 }
+                (None, None) => None,
             };
             new!(events::SeverityAssessed {
                 case_id: cid,
@@ -340,11 +378,11 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) ->
                 cvss_v40: cvss_v4.as_ref().map(cvss_v40),
                 ssvc,
                 severity: rating_to_proto(*rating).into(),
-                known_exploited: extra.known_exploited,
-                epss_probability: extra.epss_probability,
-                epss_percentile: extra.epss_percentile,
-                cwe_ids: extra.cwe_ids.clone(),
-                rationale: extra.rationale.clone(),
+                known_exploited: evidence.known_exploited,
+                epss_probability: evidence.epss_probability,
+                epss_percentile: evidence.epss_percentile,
+                cwe_ids: evidence.cwe_ids.clone(),
+                rationale: evidence.rationale.clone(),
                 assessed_at: ts(assessed_at),
             })
         }
@@ -353,14 +391,14 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) ->
             products: products.iter().map(product_to_proto).collect(),
             set_at: ts(set_at),
         }),
-        CaseEvent::CaseAccepted { accepted_at, .. } => new!(events::CaseAccepted {
+        CaseEvent::CaseAccepted { note, accepted_at, .. } => new!(events::CaseAccepted {
             case_id: cid,
             case_key: before.map(|c| c.key.to_string()).unwrap_or_default(),
             severity: rating_to_proto(before.and_then(CaseDetails::rating)).into(),
             affected_products: before
                 .map(|c| c.affected_products.iter().map(product_to_proto).collect())
                 .unwrap_or_default(),
-            note: extra.note.clone(),
+            note: note.clone(),
             accepted_at: ts(accepted_at),
         }),
         CaseEvent::CaseRejected { reason, text, rejected_at, .. } => new!(events::CaseRejected {
@@ -369,51 +407,59 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) ->
             reason_text: text.clone(),
             rejected_at: ts(rejected_at),
         }),
-        CaseEvent::CaseMarkedDuplicate { of, marked_at, .. } => new!(events::CaseMarkedDuplicate {
-            case_id: cid,
-            duplicate_of_case_id: of.to_string(),
-            duplicate_of_case_key: extra.duplicate_of_case_key.clone(),
-            note: extra.note.clone(),
-            marked_at: ts(marked_at),
-        }),
-        CaseEvent::DuplicateLinked { other_case, reason, linked_at, .. } => new!(events::DuplicateLinked {
-            case_id: cid,
-            other_case_id: other_case.to_string(),
-            other_case_key: String::new(),
-            other_report_id: extra.other_report_id.clone(),
-            linked_at: ts(linked_at),
-            report_id: extra.report_id.clone(),
-            match_kind: extra.match_kind,
-            reason: reason.clone(),
-            similarity: extra.similarity,
-            suspected_at: extra.suspected_at,
-        }),
-        CaseEvent::CveAssigned { cve_id, assigned_at, .. } => new!(events::CveAssigned {
+        CaseEvent::CaseMarkedDuplicate { of, of_key, note, marked_at, .. } => {
+            new!(events::CaseMarkedDuplicate {
+                case_id: cid,
+                duplicate_of_case_id: of.to_string(),
+                duplicate_of_case_key: of_key.map(|k| k.to_string()).unwrap_or_default(),
+                note: note.clone(),
+                marked_at: ts(marked_at),
+            })
+        }
+        CaseEvent::DuplicateLinked { other_case, reason, hint, linked_at, .. } => {
+            new!(events::DuplicateLinked {
+                case_id: cid,
+                other_case_id: other_case.to_string(),
+                other_case_key: String::new(),
+                other_report_id: hint.other_report_id.map(|r| r.to_string()).unwrap_or_default(),
+                linked_at: ts(linked_at),
+                report_id: hint.report_id.map(|r| r.to_string()).unwrap_or_default(),
+                match_kind: match_to_proto(hint.match_kind).into(),
+                reason: reason.clone(),
+                similarity: hint.similarity,
+                suspected_at: hint.suspected_at.as_ref().and_then(ts),
+            })
+        }
+        CaseEvent::CveAssigned { cve_id, assigner, assigned_at, .. } => new!(events::CveAssigned {
             case_id: cid,
             cve_id: cve_id.to_string(),
-            assigner: extra.assigner.clone(),
+            assigner: assigner.clone(),
             assigned_at: ts(assigned_at),
         }),
-        CaseEvent::EmbargoSet { disclosure_at, time_zone, set_at, .. } => new!(events::EmbargoSet {
+        CaseEvent::EmbargoSet { disclosure_at, time_zone, terms, set_at, .. } => new!(events::EmbargoSet {
             case_id: cid,
             disclosure_at: ts(disclosure_at),
             time_zone: time_zone.clone(),
-            agreed_with: extra.agreed_with.clone(),
-            note: extra.note.clone(),
+            agreed_with: terms.agreed_with.clone(),
+            note: terms.note.clone(),
             set_at: ts(set_at),
-            local_disclosure_time: extra.local_disclosure_time.clone(),
-            utc_offset_seconds: extra.utc_offset_seconds,
+            local_disclosure_time: terms.local_disclosure_time.clone(),
+            utc_offset_seconds: terms.utc_offset_seconds,
         }),
-        CaseEvent::CaseEscalated { level, reason, automatic, escalated_at, .. } => {
+        CaseEvent::CaseEscalated {
+            level, reason, automatic, incident, sla_deadline, escalated_at, ..
+        } => {
             new!(events::CaseEscalated {
                 case_id: cid,
                 level: level_to_proto(*level).into(),
                 reason: reason.clone(),
-                incident: extra.incident,
+                incident: *incident,
                 escalated_at: ts(escalated_at),
                 automatic: *automatic,
-                sla_clock: extra.sla_clock,
-                sla_deadline: extra.sla_deadline,
+                sla_clock: sla_deadline
+                    .map_or(events::SlaClock::Unspecified, |d| clock_to_proto(d.clock))
+                    .into(),
+                sla_deadline: sla_deadline.as_ref().and_then(|d| ts(&d.deadline)),
                 previous_level: before
                     .and_then(CaseDetails::escalation_level)
                     .map_or(events::EscalationLevel::Unspecified, level_to_proto)
@@ -428,25 +474,27 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>, extra: &Extra) ->
             severity: rating_to_proto(before.and_then(CaseDetails::rating)).into(),
             ..Default::default()
         }),
-        CaseEvent::RemediationStarted { started_at, .. } => {
+        CaseEvent::RemediationStarted { plan_id, started_at, .. } => {
             new!(events::RemediationStarted {
                 case_id: cid,
-                plan_id: extra.plan_id.clone(),
-                started_at: ts(started_at),
+                plan_id: plan_id.clone(),
+                started_at: ts(started_at)
             })
         }
-        CaseEvent::CaseFixed { fixed_at, .. } => new!(events::CaseFixed {
+        CaseEvent::CaseFixed { plan_id, fixed_versions, fixed_at, .. } => new!(events::CaseFixed {
             case_id: cid,
-            plan_id: extra.plan_id.clone(),
-            fixed_versions: extra.fixed_versions.clone(),
+            plan_id: plan_id.clone(),
+            fixed_versions: fixed_versions.clone(),
             fixed_at: ts(fixed_at),
         }),
-        CaseEvent::CaseDisclosed { disclosed_at, .. } => new!(events::CaseDisclosed {
-            case_id: cid,
-            advisory_id: extra.advisory_id.clone(),
-            tracking_id: extra.tracking_id.clone(),
-            disclosed_at: ts(disclosed_at),
-        }),
+        CaseEvent::CaseDisclosed { advisory_id, tracking_id, disclosed_at, .. } => {
+            new!(events::CaseDisclosed {
+                case_id: cid,
+                advisory_id: advisory_id.clone(),
+                tracking_id: tracking_id.clone(),
+                disclosed_at: ts(disclosed_at),
+            })
+        }
         CaseEvent::CaseClosed { resolution, root_cause, lessons_learned, closed_at, .. } => {
             new!(events::CaseClosed {
                 case_id: cid,
@@ -484,6 +532,19 @@ fn time_of(event: &RecordedEvent, t: Option<&Timestamp>) -> OffsetDateTime {
     t.and_then(from_timestamp).unwrap_or(event.stored_at)
 }
 
+/// An optional id: empty is `None`, anything else must parse.
+fn parse_opt<T: std::str::FromStr>(
+    event: &RecordedEvent,
+    field: &str,
+    value: &str,
+) -> Result<Option<T>, DecodeError> {
+    if value.is_empty() { Ok(None) } else { parse(event, field, value).map(Some) }
+}
+
+fn text_opt(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
 fn score(event: &RecordedEvent, vector: &str, score: f64, rating: i32) -> Result<CvssScore, DecodeError> {
     let version = if vector.starts_with("CVSS:4.0/") {
         CvssVersion::V4_0
@@ -514,6 +575,8 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
                 Some(parse(event, "report_id", &e.report_id)?)
             },
             title: e.title,
+            channel: channel_from_proto(e.channel),
+            report_received_at: e.report_received_at.as_ref().and_then(from_timestamp),
             opened_at: time_of(event, e.opened_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::TriageStarted>(t) {
@@ -527,6 +590,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
         CaseEvent::CaseAssigned {
             case_id: id(event, &e.case_id)?,
             assignee: e.assignee,
+            team: text_opt(e.team),
             assigned_at: time_of(event, e.assigned_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::SeverityAssessed>(t) {
@@ -549,6 +613,14 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
                 .and_then(|s| ssvc_decision_from_proto(s.decision))
                 .map(|d| d.as_str().to_owned()),
             rating: rating_from_proto(e.severity),
+            evidence: SeverityEvidence {
+                ssvc_inputs: e.ssvc.as_ref().and_then(ssvc_inputs_from_proto),
+                known_exploited: e.known_exploited,
+                epss_probability: e.epss_probability,
+                epss_percentile: e.epss_percentile,
+                cwe_ids: e.cwe_ids,
+                rationale: e.rationale,
+            },
             assessed_at: time_of(event, e.assessed_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::AffectedProductsSet>(t) {
@@ -562,6 +634,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
         let e: events::CaseAccepted = event.decode()?;
         CaseEvent::CaseAccepted {
             case_id: id(event, &e.case_id)?,
+            note: e.note,
             accepted_at: time_of(event, e.accepted_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CaseRejected>(t) {
@@ -577,6 +650,8 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
         CaseEvent::CaseMarkedDuplicate {
             case_id: id(event, &e.case_id)?,
             of: parse(event, "duplicate_of_case_id", &e.duplicate_of_case_id)?,
+            of_key: parse_opt(event, "duplicate_of_case_key", &e.duplicate_of_case_key)?,
+            note: e.note,
             marked_at: time_of(event, e.marked_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::DuplicateLinked>(t) {
@@ -585,6 +660,13 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             case_id: id(event, &e.case_id)?,
             other_case: parse(event, "other_case_id", &e.other_case_id)?,
             reason: e.reason,
+            hint: DuplicateHint {
+                report_id: parse_opt(event, "report_id", &e.report_id)?,
+                other_report_id: parse_opt(event, "other_report_id", &e.other_report_id)?,
+                match_kind: match_from_proto(e.match_kind),
+                similarity: e.similarity,
+                suspected_at: e.suspected_at.as_ref().and_then(from_timestamp),
+            },
             linked_at: time_of(event, e.linked_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CveAssigned>(t) {
@@ -592,6 +674,7 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
         CaseEvent::CveAssigned {
             case_id: id(event, &e.case_id)?,
             cve_id: parse(event, "cve_id", &e.cve_id)?,
+            assigner: e.assigner,
             assigned_at: time_of(event, e.assigned_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::EmbargoSet>(t) {
@@ -604,6 +687,12 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
                 .and_then(from_timestamp)
                 .ok_or_else(|| bad(event, "embargo without disclosure_at"))?,
             time_zone: e.time_zone,
+            terms: EmbargoTerms {
+                agreed_with: e.agreed_with,
+                note: e.note,
+                local_disclosure_time: e.local_disclosure_time,
+                utc_offset_seconds: e.utc_offset_seconds,
+            },
             set_at: time_of(event, e.set_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CaseEscalated>(t) {
@@ -613,6 +702,14 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
             level: level_from_proto(e.level).ok_or_else(|| bad(event, "unknown escalation level"))?,
             reason: e.reason,
             automatic: e.automatic,
+            incident: e.incident,
+            sla_deadline: match (
+                clock_from_proto(e.sla_clock),
+                e.sla_deadline.as_ref().and_then(from_timestamp),
+            ) {
+                (Some(clock), Some(deadline)) => Some(SlaDeadline { clock, deadline }),
+                _ => None,
+            },
             escalated_at: time_of(event, e.escalated_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::SlaBreached>(t) {
@@ -627,18 +724,23 @@ pub fn to_domain(event: &RecordedEvent) -> Result<CaseEvent, DecodeError> {
         let e: events::RemediationStarted = event.decode()?;
         CaseEvent::RemediationStarted {
             case_id: id(event, &e.case_id)?,
+            plan_id: e.plan_id,
             started_at: time_of(event, e.started_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CaseFixed>(t) {
         let e: events::CaseFixed = event.decode()?;
         CaseEvent::CaseFixed {
             case_id: id(event, &e.case_id)?,
+            plan_id: e.plan_id,
+            fixed_versions: e.fixed_versions,
             fixed_at: time_of(event, e.fixed_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CaseDisclosed>(t) {
         let e: events::CaseDisclosed = event.decode()?;
         CaseEvent::CaseDisclosed {
             case_id: id(event, &e.case_id)?,
+            advisory_id: e.advisory_id,
+            tracking_id: e.tracking_id,
             disclosed_at: time_of(event, e.disclosed_at.as_ref()),
         }
     } else if psirt_eventstore::is_type::<events::CaseClosed>(t) {
@@ -687,9 +789,11 @@ mod tests {
                 report_id: Some(ReportId::for_request("p", "r")),
                 title: "SQL injection".into(),
                 opened_at: at,
+                channel: None,
+                report_received_at: None,
             },
             CaseEvent::TriageStarted { case_id, started_at: at },
-            CaseEvent::CaseAssigned { case_id, assignee: "alice".into(), assigned_at: at },
+            CaseEvent::CaseAssigned { case_id, assignee: "alice".into(), assigned_at: at, team: None },
             CaseEvent::SeverityAssessed {
                 case_id,
                 cvss_v3: Some(CvssScore::of(&v3)),
@@ -697,6 +801,7 @@ mod tests {
                 ssvc_decision: Some("Out-of-Cycle".into()),
                 rating: Some(CvssSeverity::Critical),
                 assessed_at: at,
+                evidence: SeverityEvidence::default(),
             },
             CaseEvent::AffectedProductsSet {
                 case_id,
@@ -706,32 +811,63 @@ mod tests {
                 }],
                 set_at: at,
             },
-            CaseEvent::CaseAccepted { case_id, accepted_at: at },
+            CaseEvent::CaseAccepted { case_id, accepted_at: at, note: String::new() },
             CaseEvent::CaseRejected {
                 case_id,
                 reason: RejectionReason::NotReproducible,
                 text: "t".into(),
                 rejected_at: at,
             },
-            CaseEvent::CaseMarkedDuplicate { case_id, of: other, marked_at: at },
-            CaseEvent::DuplicateLinked { case_id, other_case: other, reason: "same".into(), linked_at: at },
+            CaseEvent::CaseMarkedDuplicate {
+                case_id,
+                of: other,
+                marked_at: at,
+                of_key: None,
+                note: String::new(),
+            },
+            CaseEvent::DuplicateLinked {
+                case_id,
+                other_case: other,
+                reason: "same".into(),
+                linked_at: at,
+                hint: DuplicateHint::default(),
+            },
             CaseEvent::CveAssigned {
                 case_id,
                 cve_id: CveId::parse("CVE-2026-1234").expect("cve"),
                 assigned_at: at,
+                assigner: String::new(),
             },
-            CaseEvent::EmbargoSet { case_id, disclosure_at: at, time_zone: "UTC".into(), set_at: at },
+            CaseEvent::EmbargoSet {
+                case_id,
+                disclosure_at: at,
+                time_zone: "UTC".into(),
+                set_at: at,
+                terms: EmbargoTerms::default(),
+            },
             CaseEvent::CaseEscalated {
                 case_id,
                 level: EscalationLevel::Management,
                 reason: "r".into(),
                 automatic: false,
                 escalated_at: at,
+                incident: false,
+                sla_deadline: None,
             },
             CaseEvent::SlaBreached { case_id, clock: SlaClock::Triage, deadline: at, recorded_at: at },
-            CaseEvent::RemediationStarted { case_id, started_at: at },
-            CaseEvent::CaseFixed { case_id, fixed_at: at },
-            CaseEvent::CaseDisclosed { case_id, disclosed_at: at },
+            CaseEvent::RemediationStarted { case_id, started_at: at, plan_id: String::new() },
+            CaseEvent::CaseFixed {
+                case_id,
+                fixed_at: at,
+                plan_id: String::new(),
+                fixed_versions: Vec::new(),
+            },
+            CaseEvent::CaseDisclosed {
+                case_id,
+                disclosed_at: at,
+                advisory_id: String::new(),
+                tracking_id: String::new(),
+            },
             CaseEvent::CaseClosed {
                 case_id,
                 resolution: Resolution::WontFix,
@@ -742,7 +878,7 @@ mod tests {
             CaseEvent::CaseReopened { case_id, reason: "again".into(), reopened_at: at },
         ];
         for (i, event) in all.into_iter().enumerate() {
-            let new = to_new_event(&event, EventId::new(), Metadata::default(), None, &Extra::default());
+            let new = to_new_event(&event, EventId::new(), Metadata::default(), None);
             assert_eq!(new.subject, subject(case_id));
             let back = to_domain(&recorded(new, i as u64 + 1)).expect("decodes");
             assert_eq!(back, event);

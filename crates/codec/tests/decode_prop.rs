@@ -192,7 +192,7 @@ proptest! {
         let result = case::to_domain(&recorded(&event_type, payload));
         typed(&result)?;
         if let Ok(event) = result {
-            let encoded = case::encode(&event, None, &case::Extra::default());
+            let encoded = case::encode(&event, None);
             prop_assert_eq!(case::to_domain(&again(encoded)), Ok(event));
         }
     }

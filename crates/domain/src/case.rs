@@ -58,17 +58,18 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use self::cve::{CveId, FIRST_CVE_YEAR, InvalidCveId, MAX_CVE_SEQUENCE_DIGITS};
-pub use self::embargo::{Embargo, check_time_zone};
-pub use self::escalation::{Escalation, EscalationLevel, SlaBreach, SlaClock};
+pub use self::embargo::{Embargo, EmbargoTerms, check_time_zone};
+pub use self::escalation::{Escalation, EscalationLevel, SlaBreach, SlaClock, SlaDeadline};
 pub use self::products::{
     AffectedProduct, MAX_EXPLICIT_VERSIONS, MAX_VERSION_CHARS, MAX_VERSION_RANGE_CHARS, VersionSpec,
     check_affected_products,
 };
-pub use self::severity::{CvssScore, MAX_SSVC_DECISION_CHARS, Severity};
+pub use self::severity::{CvssScore, MAX_SSVC_DECISION_CHARS, Severity, SeverityEvidence};
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::case_key::CaseKey;
 use crate::cvss_vector::CvssSeverity;
 use crate::ids::{CaseId, ReportId};
+use crate::report::Channel;
 use crate::validation::{
     self, DISCLOSURE_DATE_TOLERANCE, FieldViolation, MAX_TITLE_CHARS, check_name, check_text,
 };
@@ -231,7 +232,7 @@ const OPEN_STATUSES: [CaseStatus; 8] = [
     CaseStatus::Disclosed,
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CaseCommand {
     /// Opens the case; `report_id` is the report it stems from, if any
     /// (internal findings may open a case directly).
@@ -240,11 +241,17 @@ pub enum CaseCommand {
         key: CaseKey,
         report_id: Option<ReportId>,
         title: String,
+        /// How the report reached us.
+        channel: Option<Channel>,
+        /// When the report was received: the SLA clocks start there.
+        report_received_at: Option<OffsetDateTime>,
     },
     StartTriage,
-    /// Assigns the case to a person or team; re-assigning the same one is a no-op.
+    /// Assigns the case to a person (for a team); the same person and team
+    /// again is a no-op.
     Assign {
         assignee: String,
+        team: Option<String>,
     },
     /// Records the whole severity assessment, replacing the previous one
     /// (a part left out is no longer part of the assessment). Blank strings
@@ -257,35 +264,45 @@ pub enum CaseCommand {
         cvss_v4: Option<String>,
         /// The SSVC decision the triage service derived from its inputs.
         ssvc_decision: Option<String>,
+        evidence: SeverityEvidence,
     },
     /// Replaces the list of affected products; the same list again is a no-op.
     SetAffectedProducts {
         entries: Vec<AffectedProduct>,
     },
     /// Needs a severity assessment first.
-    Accept,
+    Accept {
+        note: String,
+    },
     Reject {
         reason: RejectionReason,
         text: String,
     },
     MarkDuplicate {
         of: CaseId,
+        /// The canonical case's key, as its own stream says.
+        of_key: Option<CaseKey>,
+        note: String,
     },
     /// Records intake's hint that `other` may be the same vulnerability;
     /// linking the same case again is a no-op.
     LinkSuspectedDuplicate {
         other: CaseId,
         reason: String,
+        hint: DuplicateHint,
     },
     /// Adds a CVE id; a case may have several, and one it has is a no-op.
     AssignCve {
         cve_id: String,
+        /// The CNA that assigned it.
+        assigner: String,
     },
-    /// Sets or moves the embargo; the same date and zone again is a no-op.
+    /// Sets or moves the embargo; the same date, zone and terms again is a no-op.
     SetEmbargo {
         disclosure_at: OffsetDateTime,
         /// An IANA zone name: see [`check_time_zone`].
         time_zone: String,
+        terms: EmbargoTerms,
     },
     /// Escalations only go up: the current level again is a no-op, a lower
     /// one is a no-op when `automatic` (the scheduler lost a race with a
@@ -294,15 +311,30 @@ pub enum CaseCommand {
         level: EscalationLevel,
         reason: String,
         automatic: bool,
+        /// Handle the case as an incident (exploited in the field).
+        incident: bool,
+        /// The deadline whose breach caused it, for the scheduler's escalations.
+        sla_deadline: Option<SlaDeadline>,
     },
     /// A missed deadline; the same clock and deadline again is a no-op.
     RecordSlaBreach {
         clock: SlaClock,
         deadline: OffsetDateTime,
     },
-    StartRemediation,
-    MarkFixed,
-    Disclose,
+    /// `plan_id`: the remediation plan whose work started.
+    StartRemediation {
+        plan_id: String,
+    },
+    /// `fixed_versions`: `<product>@<version>` of the releases that fixed it.
+    MarkFixed {
+        plan_id: String,
+        fixed_versions: Vec<String>,
+    },
+    /// The published advisory that discloses the case.
+    Disclose {
+        advisory_id: String,
+        tracking_id: String,
+    },
     Close {
         resolution: Resolution,
         root_cause: String,
@@ -322,7 +354,7 @@ impl CaseCommand {
             Self::Assign { .. } => "Assign",
             Self::AssessSeverity { .. } => "AssessSeverity",
             Self::SetAffectedProducts { .. } => "SetAffectedProducts",
-            Self::Accept => "Accept",
+            Self::Accept { .. } => "Accept",
             Self::Reject { .. } => "Reject",
             Self::MarkDuplicate { .. } => "MarkDuplicate",
             Self::LinkSuspectedDuplicate { .. } => "LinkSuspectedDuplicate",
@@ -330,9 +362,9 @@ impl CaseCommand {
             Self::SetEmbargo { .. } => "SetEmbargo",
             Self::Escalate { .. } => "Escalate",
             Self::RecordSlaBreach { .. } => "RecordSlaBreach",
-            Self::StartRemediation => "StartRemediation",
-            Self::MarkFixed => "MarkFixed",
-            Self::Disclose => "Disclose",
+            Self::StartRemediation { .. } => "StartRemediation",
+            Self::MarkFixed { .. } => "MarkFixed",
+            Self::Disclose { .. } => "Disclose",
             Self::Close { .. } => "Close",
             Self::Reopen { .. } => "Reopen",
         }
@@ -348,6 +380,9 @@ pub enum CaseEvent {
         key: CaseKey,
         report_id: Option<ReportId>,
         title: String,
+        channel: Option<Channel>,
+        #[serde(with = "time::serde::rfc3339::option")]
+        report_received_at: Option<OffsetDateTime>,
         #[serde(with = "time::serde::rfc3339")]
         opened_at: OffsetDateTime,
     },
@@ -359,6 +394,7 @@ pub enum CaseEvent {
     CaseAssigned {
         case_id: CaseId,
         assignee: String,
+        team: Option<String>,
         #[serde(with = "time::serde::rfc3339")]
         assigned_at: OffsetDateTime,
     },
@@ -371,6 +407,7 @@ pub enum CaseEvent {
         ssvc_decision: Option<String>,
         /// The v4.0 rating if there is one, else the v3.x one.
         rating: Option<CvssSeverity>,
+        evidence: SeverityEvidence,
         #[serde(with = "time::serde::rfc3339")]
         assessed_at: OffsetDateTime,
     },
@@ -383,6 +420,7 @@ pub enum CaseEvent {
     },
     CaseAccepted {
         case_id: CaseId,
+        note: String,
         #[serde(with = "time::serde::rfc3339")]
         accepted_at: OffsetDateTime,
     },
@@ -396,6 +434,8 @@ pub enum CaseEvent {
     CaseMarkedDuplicate {
         case_id: CaseId,
         of: CaseId,
+        of_key: Option<CaseKey>,
+        note: String,
         #[serde(with = "time::serde::rfc3339")]
         marked_at: OffsetDateTime,
     },
@@ -404,12 +444,14 @@ pub enum CaseEvent {
         case_id: CaseId,
         other_case: CaseId,
         reason: String,
+        hint: DuplicateHint,
         #[serde(with = "time::serde::rfc3339")]
         linked_at: OffsetDateTime,
     },
     CveAssigned {
         case_id: CaseId,
         cve_id: CveId,
+        assigner: String,
         #[serde(with = "time::serde::rfc3339")]
         assigned_at: OffsetDateTime,
     },
@@ -418,6 +460,7 @@ pub enum CaseEvent {
         #[serde(with = "time::serde::rfc3339")]
         disclosure_at: OffsetDateTime,
         time_zone: String,
+        terms: EmbargoTerms,
         #[serde(with = "time::serde::rfc3339")]
         set_at: OffsetDateTime,
     },
@@ -426,6 +469,8 @@ pub enum CaseEvent {
         level: EscalationLevel,
         reason: String,
         automatic: bool,
+        incident: bool,
+        sla_deadline: Option<SlaDeadline>,
         #[serde(with = "time::serde::rfc3339")]
         escalated_at: OffsetDateTime,
     },
@@ -439,16 +484,23 @@ pub enum CaseEvent {
     },
     RemediationStarted {
         case_id: CaseId,
+        plan_id: String,
         #[serde(with = "time::serde::rfc3339")]
         started_at: OffsetDateTime,
     },
     CaseFixed {
         case_id: CaseId,
+        plan_id: String,
+        /// `<product>@<version>` of the releases that fixed it.
+        fixed_versions: Vec<String>,
         #[serde(with = "time::serde::rfc3339")]
         fixed_at: OffsetDateTime,
     },
     CaseDisclosed {
         case_id: CaseId,
+        advisory_id: String,
+        /// The advisory's public tracking id, e.g. `ACME-SA-2026-0001`.
+        tracking_id: String,
         #[serde(with = "time::serde::rfc3339")]
         disclosed_at: OffsetDateTime,
     },
@@ -607,6 +659,35 @@ pub struct Closure {
     pub closed_at: OffsetDateTime,
 }
 
+/// Which of intake's duplicate rules matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateMatch {
+    /// The normalized titles are equal or very similar.
+    Title,
+    /// Overlapping affected products and similar titles.
+    TitleAndProduct,
+    /// The same external reference (an upstream advisory id, a CVE id).
+    ExternalReference,
+    /// Same reporter and overlapping products within a short window.
+    ReporterAndProduct,
+}
+
+/// What intake's duplicate hint said: which reports matched, by which rule,
+/// how closely, and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateHint {
+    /// This case's report the hint named.
+    pub report_id: Option<ReportId>,
+    /// The other case's report the hint named.
+    pub other_report_id: Option<ReportId>,
+    pub match_kind: Option<DuplicateMatch>,
+    /// 0.0 (unrelated) to 1.0 (identical).
+    pub similarity: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub suspected_at: Option<OffsetDateTime>,
+}
+
 /// Another case intake suspects to be about the same vulnerability.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkedDuplicate {
@@ -624,7 +705,14 @@ pub struct CaseDetails {
     pub report_id: Option<ReportId>,
     pub title: String,
     pub status: CaseStatus,
+    /// How the report reached us; `None` for a case opened without one.
+    pub channel: Option<Channel>,
+    /// When the report was received (the SLA clocks start there).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub report_received_at: Option<OffsetDateTime>,
     pub assignee: Option<String>,
+    /// The team of the current assignment.
+    pub team: Option<String>,
     /// The latest assessment; kept on reopening (a reopened case is
     /// reassessed, not assessed from nothing).
     pub severity: Option<Severity>,
@@ -738,8 +826,17 @@ impl Case {
     pub fn handle(&self, command: CaseCommand, now: OffsetDateTime) -> Result<Vec<CaseEvent>, CaseError> {
         let Some(case) = &self.details else {
             return match command {
-                CaseCommand::Open { case_id, key, report_id, title } => {
-                    open(case_id, key, report_id, &title, now)
+                CaseCommand::Open { case_id, key, report_id, title, channel, report_received_at } => {
+                    let title = checked_title(&title)?;
+                    Ok(vec![CaseEvent::CaseOpened {
+                        case_id,
+                        key,
+                        report_id,
+                        title,
+                        channel,
+                        report_received_at,
+                        opened_at: now,
+                    }])
                 }
                 _ => Err(CaseError::NotFound),
             };
@@ -756,20 +853,28 @@ impl Case {
                 case.status.transition(CaseStatus::Triage)?;
                 CaseEvent::TriageStarted { case_id, started_at: now }
             }
-            CaseCommand::Assign { assignee } => {
+            CaseCommand::Assign { assignee, team } => {
                 case.allows(name, &OPEN_STATUSES)?;
                 let mut violations = Vec::new();
                 check_name(&mut violations, "assignee", &assignee);
+                if let Some(team) = &team {
+                    check_text(&mut violations, "team", team, false);
+                }
                 reject(violations)?;
                 let assignee = assignee.trim();
-                if case.assignee.as_deref() == Some(assignee) {
+                let team = team.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                if case.assignee.as_deref() == Some(assignee) && case.team == team {
                     return Ok(Vec::new());
                 }
-                let event =
-                    CaseEvent::CaseAssigned { case_id, assignee: assignee.to_owned(), assigned_at: now };
+                let event = CaseEvent::CaseAssigned {
+                    case_id,
+                    assignee: assignee.to_owned(),
+                    team,
+                    assigned_at: now,
+                };
                 return Ok(case.triaging(event, now));
             }
-            CaseCommand::AssessSeverity { cvss_v3, cvss_v4, ssvc_decision } => {
+            CaseCommand::AssessSeverity { cvss_v3, cvss_v4, ssvc_decision, evidence } => {
                 case.allows(name, &FINDINGS_STATUSES)?;
                 let mut violations = Vec::new();
                 let assessment = severity::assess(
@@ -777,6 +882,7 @@ impl Case {
                     cvss_v3.as_deref(),
                     cvss_v4.as_deref(),
                     ssvc_decision.as_deref(),
+                    evidence,
                 );
                 let Some(assessment) = assessment else {
                     return Err(CaseError::Validation(violations));
@@ -790,6 +896,7 @@ impl Case {
                     cvss_v4: assessment.cvss_v4,
                     ssvc_decision: assessment.ssvc_decision,
                     rating: assessment.rating,
+                    evidence: assessment.evidence,
                     assessed_at: now,
                 };
                 return Ok(case.triaging(event, now));
@@ -805,12 +912,12 @@ impl Case {
                 let event = CaseEvent::AffectedProductsSet { case_id, products, set_at: now };
                 return Ok(case.triaging(event, now));
             }
-            CaseCommand::Accept => {
+            CaseCommand::Accept { note } => {
                 case.status.transition(CaseStatus::Accepted)?;
                 if case.severity.is_none() {
                     return Err(CaseError::SeverityNotAssessed { id: case_id });
                 }
-                CaseEvent::CaseAccepted { case_id, accepted_at: now }
+                CaseEvent::CaseAccepted { case_id, note, accepted_at: now }
             }
             CaseCommand::Reject { reason, text } => {
                 case.status.transition(CaseStatus::Rejected)?;
@@ -820,14 +927,14 @@ impl Case {
                 reject(violations)?;
                 CaseEvent::CaseRejected { case_id, reason, text, rejected_at: now }
             }
-            CaseCommand::MarkDuplicate { of } => {
+            CaseCommand::MarkDuplicate { of, of_key, note } => {
                 if of == case_id {
                     return Err(CaseError::DuplicateOfSelf);
                 }
                 case.status.transition(CaseStatus::Duplicate)?;
-                CaseEvent::CaseMarkedDuplicate { case_id, of, marked_at: now }
+                CaseEvent::CaseMarkedDuplicate { case_id, of, of_key, note, marked_at: now }
             }
-            CaseCommand::LinkSuspectedDuplicate { other, reason } => {
+            CaseCommand::LinkSuspectedDuplicate { other, reason, hint } => {
                 if other == case_id {
                     return Err(CaseError::DuplicateOfSelf);
                 }
@@ -837,18 +944,18 @@ impl Case {
                 if case.suspected_duplicates.iter().any(|link| link.other_case == other) {
                     return Ok(Vec::new());
                 }
-                CaseEvent::DuplicateLinked { case_id, other_case: other, reason, linked_at: now }
+                CaseEvent::DuplicateLinked { case_id, other_case: other, reason, hint, linked_at: now }
             }
-            CaseCommand::AssignCve { cve_id } => {
+            CaseCommand::AssignCve { cve_id, assigner } => {
                 case.allows(name, &FINDINGS_STATUSES)?;
                 let cve_id = check_cve_id(&cve_id, now)?;
                 if case.cves.contains(&cve_id) {
                     return Ok(Vec::new());
                 }
-                let event = CaseEvent::CveAssigned { case_id, cve_id, assigned_at: now };
+                let event = CaseEvent::CveAssigned { case_id, cve_id, assigner, assigned_at: now };
                 return Ok(case.triaging(event, now));
             }
-            CaseCommand::SetEmbargo { disclosure_at, time_zone } => {
+            CaseCommand::SetEmbargo { disclosure_at, time_zone, terms } => {
                 case.allows(name, &EMBARGO_STATUSES)?;
                 let time_zone = time_zone.trim();
                 let mut violations = Vec::new();
@@ -863,7 +970,9 @@ impl Case {
                 }
                 reject(violations)?;
                 if case.embargo.as_ref().is_some_and(|embargo| {
-                    embargo.disclosure_at == disclosure_at && embargo.time_zone == time_zone
+                    embargo.disclosure_at == disclosure_at
+                        && embargo.time_zone == time_zone
+                        && embargo.terms == terms
                 }) {
                     return Ok(Vec::new());
                 }
@@ -871,11 +980,12 @@ impl Case {
                     case_id,
                     disclosure_at,
                     time_zone: time_zone.to_owned(),
+                    terms,
                     set_at: now,
                 };
                 return Ok(case.triaging(event, now));
             }
-            CaseCommand::Escalate { level, reason, automatic } => {
+            CaseCommand::Escalate { level, reason, automatic, incident, sla_deadline } => {
                 case.allows(name, &OPEN_STATUSES)?;
                 let mut violations = Vec::new();
                 check_text(&mut violations, "reason", &reason, true);
@@ -891,7 +1001,15 @@ impl Case {
                 if case.escalation_level().is_some_and(|current| level <= current) {
                     return Ok(Vec::new());
                 }
-                CaseEvent::CaseEscalated { case_id, level, reason, automatic, escalated_at: now }
+                CaseEvent::CaseEscalated {
+                    case_id,
+                    level,
+                    reason,
+                    automatic,
+                    incident,
+                    sla_deadline,
+                    escalated_at: now,
+                }
             }
             CaseCommand::RecordSlaBreach { clock, deadline } => {
                 case.allows(name, &OPEN_STATUSES)?;
@@ -907,17 +1025,17 @@ impl Case {
                 }
                 CaseEvent::SlaBreached { case_id, clock, deadline, recorded_at: now }
             }
-            CaseCommand::StartRemediation => {
+            CaseCommand::StartRemediation { plan_id } => {
                 case.status.transition(CaseStatus::Remediating)?;
-                CaseEvent::RemediationStarted { case_id, started_at: now }
+                CaseEvent::RemediationStarted { case_id, plan_id, started_at: now }
             }
-            CaseCommand::MarkFixed => {
+            CaseCommand::MarkFixed { plan_id, fixed_versions } => {
                 case.status.transition(CaseStatus::Fixed)?;
-                CaseEvent::CaseFixed { case_id, fixed_at: now }
+                CaseEvent::CaseFixed { case_id, plan_id, fixed_versions, fixed_at: now }
             }
-            CaseCommand::Disclose => {
+            CaseCommand::Disclose { advisory_id, tracking_id } => {
                 case.status.transition(CaseStatus::Disclosed)?;
-                CaseEvent::CaseDisclosed { case_id, disclosed_at: now }
+                CaseEvent::CaseDisclosed { case_id, advisory_id, tracking_id, disclosed_at: now }
             }
             CaseCommand::Close { resolution, root_cause, lessons_learned } => {
                 case.status.transition(CaseStatus::Closed)?;
@@ -950,14 +1068,26 @@ impl Case {
     /// applied as far as they can be: an event is a fact, and replay must not fail.
     pub fn apply(&mut self, event: &CaseEvent) {
         self.version += 1;
-        if let CaseEvent::CaseOpened { case_id, key, report_id, title, opened_at } = event {
+        if let CaseEvent::CaseOpened {
+            case_id,
+            key,
+            report_id,
+            title,
+            channel,
+            report_received_at,
+            opened_at,
+        } = event
+        {
             self.details = Some(CaseDetails {
                 id: *case_id,
                 key: *key,
                 report_id: *report_id,
                 title: title.clone(),
                 status: CaseStatus::Received,
+                channel: *channel,
+                report_received_at: *report_received_at,
                 assignee: None,
+                team: None,
                 severity: None,
                 affected_products: Vec::new(),
                 cves: Vec::new(),
@@ -994,13 +1124,25 @@ impl Case {
             CaseEvent::CaseAccepted { .. } => {
                 case.triaged_at.get_or_insert(at);
             }
-            CaseEvent::CaseAssigned { assignee, .. } => case.assignee = Some(assignee.clone()),
-            CaseEvent::SeverityAssessed { cvss_v3, cvss_v4, ssvc_decision, rating, assessed_at, .. } => {
+            CaseEvent::CaseAssigned { assignee, team, .. } => {
+                case.assignee = Some(assignee.clone());
+                case.team = team.clone();
+            }
+            CaseEvent::SeverityAssessed {
+                cvss_v3,
+                cvss_v4,
+                ssvc_decision,
+                rating,
+                evidence,
+                assessed_at,
+                ..
+            } => {
                 case.severity = Some(Severity {
                     cvss_v3: cvss_v3.clone(),
                     cvss_v4: cvss_v4.clone(),
                     ssvc_decision: ssvc_decision.clone(),
                     rating: *rating,
+                    evidence: evidence.clone(),
                     assessed_at: *assessed_at,
                 });
             }
@@ -1027,18 +1169,29 @@ impl Case {
                     case.cves.push(cve_id.clone());
                 }
             }
-            CaseEvent::EmbargoSet { disclosure_at, time_zone, set_at, .. } => {
+            CaseEvent::EmbargoSet { disclosure_at, time_zone, terms, set_at, .. } => {
                 case.embargo = Some(Embargo {
                     disclosure_at: *disclosure_at,
                     time_zone: time_zone.clone(),
+                    terms: terms.clone(),
                     set_at: *set_at,
                 });
             }
-            CaseEvent::CaseEscalated { level, reason, automatic, escalated_at, .. } => {
+            CaseEvent::CaseEscalated {
+                level,
+                reason,
+                automatic,
+                incident,
+                sla_deadline,
+                escalated_at,
+                ..
+            } => {
                 case.escalation = Some(Escalation {
                     level: *level,
                     reason: reason.clone(),
                     automatic: *automatic,
+                    incident: *incident,
+                    sla_deadline: *sla_deadline,
                     escalated_at: *escalated_at,
                 });
             }
@@ -1096,13 +1249,8 @@ impl Aggregate for Case {
     }
 }
 
-fn open(
-    case_id: CaseId,
-    key: CaseKey,
-    report_id: Option<ReportId>,
-    title: &str,
-    now: OffsetDateTime,
-) -> Result<Vec<CaseEvent>, CaseError> {
+/// The title a case opens with, trimmed.
+fn checked_title(title: &str) -> Result<String, CaseError> {
     let title = title.trim();
     let mut violations = Vec::new();
     if title.is_empty() {
@@ -1114,7 +1262,7 @@ fn open(
         ));
     }
     reject(violations)?;
-    Ok(vec![CaseEvent::CaseOpened { case_id, key, report_id, title: title.to_owned(), opened_at: now }])
+    Ok(title.to_owned())
 }
 
 /// A CVE id that is well formed and could have been assigned by `now`

@@ -29,8 +29,9 @@ pub use advisory::{
 pub use aggregate::{Aggregate, DomainEvent};
 pub use case::{
     AffectedProduct, Case, CaseCommand, CaseDetails, CaseError, CaseEvent, CaseStatus, Closure, CveId,
-    CvssScore, Embargo, Escalation, EscalationLevel, InvalidCveId, InvalidTransition, LinkedDuplicate,
-    Rejection, RejectionReason, Resolution, Severity, SlaBreach, SlaClock, VersionSpec, check_time_zone,
+    CvssScore, DuplicateHint, DuplicateMatch, Embargo, EmbargoTerms, Escalation, EscalationLevel,
+    InvalidCveId, InvalidTransition, LinkedDuplicate, Rejection, RejectionReason, Resolution, Severity,
+    SeverityEvidence, SlaBreach, SlaClock, SlaDeadline, VersionSpec, check_time_zone,
 };
 pub use case_key::{CaseKey, CaseKeyError};
 pub use cvss_vector::{CvssError, CvssNomenclature, CvssSeverity, CvssVector, CvssVersion, UnknownSeverity};

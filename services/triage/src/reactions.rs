@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use psirt_domain::{Case, CaseCommand, CaseEvent, CaseId, CaseKey, EventId, ReportId};
+use psirt_domain::{Case, CaseCommand, CaseEvent, CaseId, CaseKey, DuplicateHint, EventId, ReportId};
 use psirt_eventstore::{CommandError, EventStore, Metadata, RecordedEvent, Repository, Request, StoreError};
 use psirt_projection::{ApplyError, Projection};
 use psirt_proto::events;
@@ -15,7 +15,7 @@ use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use tracing::{Instrument as _, info, warn};
 
-use crate::mapping::{self, Extra};
+use crate::mapping;
 use crate::plan_state;
 
 pub const PROJECTION_NAME: &str = "triage-reactions";
@@ -80,10 +80,9 @@ impl Reactions {
         cause: &RecordedEvent,
         case_id: CaseId,
         command: CaseCommand,
-        extra: Extra,
         event_id: &(dyn Fn(&CaseEvent) -> uuid::Uuid + Sync),
     ) -> Result<(), ApplyError> {
-        let request = Request { must_exist: false, context: extra, ..Request::new(case_id, metadata(cause)) };
+        let request = Request { must_exist: false, ..Request::new(case_id, metadata(cause)) };
         let decide =
             |_: &psirt_eventstore::Loaded<Case>| Ok::<_, std::convert::Infallible>(Some(command.clone()));
         // Boxed: the command path's future holds the case twice (before and after).
@@ -118,17 +117,16 @@ impl Reactions {
         } else {
             e.reason.clone()
         };
-        let extra = Extra {
-            other_report_id: e.other_report_id.clone(),
-            report_id: e.report_id.clone(),
-            suspected_at: e.suspected_at,
-            match_kind: e.match_kind,
+        let hint = DuplicateHint {
+            report_id: Some(report),
+            other_report_id: Some(other),
+            match_kind: mapping::match_from_proto(e.match_kind),
             similarity: e.similarity,
-            ..Extra::default()
+            suspected_at: e.suspected_at.as_ref().and_then(mapping::from_timestamp),
         };
-        let command = CaseCommand::LinkSuspectedDuplicate { other: other_case, reason };
+        let command = CaseCommand::LinkSuspectedDuplicate { other: other_case, reason, hint };
         let id: uuid::Uuid = event_id.into();
-        self.react(event, case_id, command, extra, &|_| id).await
+        self.react(event, case_id, command, &|_| id).await
     }
 }
 
@@ -145,9 +143,9 @@ impl Reactions {
             sequence: event.sequence,
             message,
         };
-        let (case_id, command, extra) = if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
+        let (case_id, command) = if psirt_eventstore::is_type::<events::RemediationActionPlanned>(t) {
             let e: events::RemediationActionPlanned = event.decode()?;
-            (e.case_id, CaseCommand::StartRemediation, Extra { plan_id: e.plan_id, ..Extra::default() })
+            (e.case_id, CaseCommand::StartRemediation { plan_id: e.plan_id })
         } else if psirt_eventstore::is_type::<events::ReleaseRecorded>(t)
             || psirt_eventstore::is_type::<events::RemediationVerified>(t)
             || psirt_eventstore::is_type::<events::ProductStatusSet>(t)
@@ -161,16 +159,14 @@ impl Reactions {
             if !plan.is_complete() {
                 return Ok(());
             }
-            let extra = Extra {
+            let command = CaseCommand::MarkFixed {
                 plan_id: plan.plan_id.clone(),
                 fixed_versions: plan.releases.clone(),
-                ..Extra::default()
             };
-            (plan.case_id.clone(), CaseCommand::MarkFixed, extra)
+            (plan.case_id.clone(), command)
         } else if psirt_eventstore::is_type::<events::AdvisoryPublished>(t) {
             let e: events::AdvisoryPublished = event.decode()?;
-            let extra = Extra { advisory_id: e.advisory_id, tracking_id: e.tracking_id, ..Extra::default() };
-            (e.case_id, CaseCommand::Disclose, extra)
+            (e.case_id, CaseCommand::Disclose { advisory_id: e.advisory_id, tracking_id: e.tracking_id })
         } else {
             return Ok(());
         };
@@ -181,7 +177,7 @@ impl Reactions {
             let event_type = psirt_domain::DomainEvent::event_type(moved);
             EventId::derive(case_id.into(), &format!("{event_type}-from\u{1f}{cause}")).into()
         };
-        self.react(event, case_id, command, extra, &event_id).await
+        self.react(event, case_id, command, &event_id).await
     }
 }
 
@@ -225,7 +221,14 @@ impl Reactions {
                 message: format!("no case key for year {year}: {err}"),
             }
         })?;
-        let command = CaseCommand::Open { case_id, key, report_id: Some(report_id), title: e.title.clone() };
+        let command = CaseCommand::Open {
+            case_id,
+            key,
+            report_id: Some(report_id),
+            title: e.title.clone(),
+            channel: psirt_codec::report::channel_from_proto(e.channel),
+            report_received_at: Some(received_at),
+        };
         let opened = match Case::default().handle(command, OffsetDateTime::now_utc()) {
             Ok(opened) => opened,
             Err(err) => {
@@ -238,17 +241,7 @@ impl Reactions {
         counters.insert(year, number);
         let cause = event.id.map_or_else(|| format!("seq-{}", event.sequence), |id| id.to_string());
         let event_id = EventId::derive(case_id.into(), &format!("opened-from\u{1f}{cause}"));
-        let extra = Extra {
-            channel: e.channel,
-            report_received_at: Some(mapping::timestamp(received_at)),
-            ..Extra::default()
-        };
-        Ok(Some((
-            case_id,
-            key,
-            report_id,
-            mapping::to_new_event(&opened, event_id, metadata(event), None, &extra),
-        )))
+        Ok(Some((case_id, key, report_id, mapping::to_new_event(&opened, event_id, metadata(event), None))))
     }
 }
 

@@ -24,6 +24,21 @@ const ZONE_AREAS: [&str; 10] = [
     "Pacific",
 ];
 
+/// What was agreed beside the date: with whom, the date as the parties
+/// wrote it (wall-clock time in the zone, and the zone's offset then), and a
+/// note. Recorded as given (the triage API resolves and checks them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbargoTerms {
+    /// Reporter, coordinators, other vendors.
+    pub agreed_with: Vec<String>,
+    /// On the agreement, or why the date moved.
+    pub note: String,
+    /// `YYYY-MM-DDTHH:MM:SS` in the embargo's zone, exactly as agreed.
+    pub local_disclosure_time: String,
+    /// The zone's UTC offset at the disclosure instant, seconds east.
+    pub utc_offset_seconds: i32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Embargo {
     /// When the case may be disclosed, with the offset the caller sent.
@@ -31,6 +46,7 @@ pub struct Embargo {
     pub disclosure_at: OffsetDateTime,
     /// The IANA time zone the date was agreed in, e.g. `Asia/Tokyo`.
     pub time_zone: String,
+    pub terms: EmbargoTerms,
     #[serde(with = "time::serde::rfc3339")]
     pub set_at: OffsetDateTime,
 }

@@ -43,8 +43,20 @@ pub struct Escalation {
     pub reason: String,
     /// Raised by the SLA scheduler rather than by a person.
     pub automatic: bool,
+    /// Handled as an incident (exploited in the field) from here on.
+    pub incident: bool,
+    /// For an escalation the SLA scheduler raised: the deadline that passed.
+    pub sla_deadline: Option<SlaDeadline>,
     #[serde(with = "time::serde::rfc3339")]
     pub escalated_at: OffsetDateTime,
+}
+
+/// One clock's deadline (an escalation caused by it names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaDeadline {
+    pub clock: SlaClock,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
 }
 
 /// The SLA clocks a case runs against; the policy says how long each may run

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::cvss_vector::{CvssSeverity, CvssVector, CvssVersion};
+use crate::ssvc::SsvcInputs;
 use crate::validation::{FieldViolation, present};
 
 /// Longest SSVC decision label accepted (`Out-of-Cycle` is 12).
@@ -33,6 +34,27 @@ impl CvssScore {
     }
 }
 
+/// What the analyst knew beside the scores when assessing: the SSVC
+/// decision points, exploitation in the wild, the EPSS estimate, the
+/// weakness, and why. Recorded as given (the triage API checks the ranges);
+/// part of the assessment, so the same scores with other evidence are a new
+/// assessment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeverityEvidence {
+    /// The SSVC decision points the decision was derived from.
+    pub ssvc_inputs: Option<SsvcInputs>,
+    /// Listed in CISA KEV, or otherwise known to be exploited.
+    pub known_exploited: bool,
+    /// EPSS probability of exploitation in the next 30 days, 0.0 to 1.0.
+    pub epss_probability: Option<f64>,
+    /// EPSS percentile of that probability, 0.0 to 1.0.
+    pub epss_percentile: Option<f64>,
+    /// CWE ids, e.g. `CWE-79`.
+    pub cwe_ids: Vec<String>,
+    /// Why the analyst rated it this way.
+    pub rationale: String,
+}
+
 /// The latest severity assessment of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Severity {
@@ -42,6 +64,7 @@ pub struct Severity {
     pub ssvc_decision: Option<String>,
     /// The v4.0 rating if there is one, else the v3.x one.
     pub rating: Option<CvssSeverity>,
+    pub evidence: SeverityEvidence,
     #[serde(with = "time::serde::rfc3339")]
     pub assessed_at: OffsetDateTime,
 }
@@ -53,13 +76,17 @@ pub(crate) struct Assessment {
     pub cvss_v4: Option<CvssScore>,
     pub ssvc_decision: Option<String>,
     pub rating: Option<CvssSeverity>,
+    pub evidence: SeverityEvidence,
 }
 
 impl Assessment {
     /// Whether `current` already says exactly this (a retried command).
     pub fn is_recorded_in(&self, current: Option<&Severity>) -> bool {
         current.is_some_and(|s| {
-            s.cvss_v3 == self.cvss_v3 && s.cvss_v4 == self.cvss_v4 && s.ssvc_decision == self.ssvc_decision
+            s.cvss_v3 == self.cvss_v3
+                && s.cvss_v4 == self.cvss_v4
+                && s.ssvc_decision == self.ssvc_decision
+                && s.evidence == self.evidence
         })
     }
 }
@@ -71,6 +98,7 @@ pub(crate) fn assess(
     cvss_v3: Option<&str>,
     cvss_v4: Option<&str>,
     ssvc_decision: Option<&str>,
+    evidence: SeverityEvidence,
 ) -> Option<Assessment> {
     let (cvss_v3, cvss_v4, ssvc_decision) = (present(cvss_v3), present(cvss_v4), present(ssvc_decision));
     let before = violations.len();
@@ -101,7 +129,13 @@ pub(crate) fn assess(
         return None;
     }
     let rating = v4.as_ref().or(v3.as_ref()).map(|score| score.severity);
-    Some(Assessment { cvss_v3: v3, cvss_v4: v4, ssvc_decision: ssvc_decision.map(str::to_owned), rating })
+    Some(Assessment {
+        cvss_v3: v3,
+        cvss_v4: v4,
+        ssvc_decision: ssvc_decision.map(str::to_owned),
+        rating,
+        evidence,
+    })
 }
 
 fn vector(

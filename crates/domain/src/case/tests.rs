@@ -31,6 +31,7 @@ fn assessed() -> CaseEvent {
         ssvc_decision: None,
         rating: Some(CvssSeverity::Critical),
         assessed_at: NOW,
+        evidence: SeverityEvidence::default(),
     }
 }
 
@@ -57,6 +58,8 @@ fn opened() -> CaseEvent {
         report_id: Some(report_id()),
         title: "SQL injection in login".into(),
         opened_at: NOW,
+        channel: None,
+        report_received_at: None,
     }
 }
 
@@ -66,10 +69,20 @@ fn history_to(status: CaseStatus) -> Vec<CaseEvent> {
     let id = case_id();
     let triage = CaseEvent::TriageStarted { case_id: id, started_at: NOW };
     let assessed = assessed();
-    let accepted = CaseEvent::CaseAccepted { case_id: id, accepted_at: NOW };
-    let remediating = CaseEvent::RemediationStarted { case_id: id, started_at: NOW };
-    let fixed = CaseEvent::CaseFixed { case_id: id, fixed_at: NOW };
-    let disclosed = CaseEvent::CaseDisclosed { case_id: id, disclosed_at: NOW };
+    let accepted = CaseEvent::CaseAccepted { case_id: id, accepted_at: NOW, note: String::new() };
+    let remediating = CaseEvent::RemediationStarted { case_id: id, started_at: NOW, plan_id: String::new() };
+    let fixed = CaseEvent::CaseFixed {
+        case_id: id,
+        fixed_at: NOW,
+        plan_id: String::new(),
+        fixed_versions: Vec::new(),
+    };
+    let disclosed = CaseEvent::CaseDisclosed {
+        case_id: id,
+        disclosed_at: NOW,
+        advisory_id: String::new(),
+        tracking_id: String::new(),
+    };
     let closed = CaseEvent::CaseClosed {
         case_id: id,
         resolution: Resolution::Fixed,
@@ -83,7 +96,13 @@ fn history_to(status: CaseStatus) -> Vec<CaseEvent> {
         text: "works as designed".into(),
         rejected_at: NOW,
     };
-    let duplicate = CaseEvent::CaseMarkedDuplicate { case_id: id, of: CaseId::new(), marked_at: NOW };
+    let duplicate = CaseEvent::CaseMarkedDuplicate {
+        case_id: id,
+        of: CaseId::new(),
+        marked_at: NOW,
+        of_key: None,
+        note: String::new(),
+    };
     let path: Vec<CaseEvent> = match status {
         Received => vec![],
         Triage => vec![triage, assessed],
@@ -106,14 +125,14 @@ fn command_to(from: CaseStatus, target: CaseStatus) -> Option<CaseCommand> {
         Received => return None,
         Triage if from == Closed => CaseCommand::Reopen { reason: "regression found".into() },
         Triage => CaseCommand::StartTriage,
-        Accepted => CaseCommand::Accept,
+        Accepted => CaseCommand::Accept { note: String::new() },
         Rejected => {
             CaseCommand::Reject { reason: RejectionReason::OutOfScope, text: "not our product".into() }
         }
-        Duplicate => CaseCommand::MarkDuplicate { of: CaseId::new() },
-        Remediating => CaseCommand::StartRemediation,
-        Fixed => CaseCommand::MarkFixed,
-        Disclosed => CaseCommand::Disclose,
+        Duplicate => CaseCommand::MarkDuplicate { of: CaseId::new(), of_key: None, note: String::new() },
+        Remediating => CaseCommand::StartRemediation { plan_id: String::new() },
+        Fixed => CaseCommand::MarkFixed { plan_id: String::new(), fixed_versions: Vec::new() },
+        Disclosed => CaseCommand::Disclose { advisory_id: String::new(), tracking_id: String::new() },
         Closed => CaseCommand::Close {
             resolution: match from {
                 Rejected => Resolution::Rejected,
@@ -186,6 +205,8 @@ fn open_records_the_case() {
             key: key(),
             report_id: Some(report_id()),
             title: "  SQL injection in login ".into(),
+            channel: None,
+            report_received_at: None,
         })
         .then([opened()]);
     let details = case.details().expect("opened");
@@ -198,14 +219,28 @@ fn open_records_the_case() {
 #[test]
 fn open_twice_is_refused() {
     given::<Case>([opened()])
-        .when(CaseCommand::Open { case_id: case_id(), key: key(), report_id: None, title: "x".into() })
+        .when(CaseCommand::Open {
+            case_id: case_id(),
+            key: key(),
+            report_id: None,
+            title: "x".into(),
+            channel: None,
+            report_received_at: None,
+        })
         .then_error(CaseError::AlreadyExists { id: case_id() });
 }
 
 #[test]
 fn open_needs_a_title() {
     given::<Case>([])
-        .when(CaseCommand::Open { case_id: case_id(), key: key(), report_id: None, title: " ".into() })
+        .when(CaseCommand::Open {
+            case_id: case_id(),
+            key: key(),
+            report_id: None,
+            title: " ".into(),
+            channel: None,
+            report_received_at: None,
+        })
         .then_error(CaseError::Validation(vec![FieldViolation::new("title", "title must not be empty")]));
     given::<Case>([])
         .when(CaseCommand::Open {
@@ -213,6 +248,8 @@ fn open_needs_a_title() {
             key: key(),
             report_id: None,
             title: "x".repeat(MAX_TITLE_CHARS + 1),
+            channel: None,
+            report_received_at: None,
         })
         .then_error(CaseError::Validation(vec![FieldViolation::new(
             "title",
@@ -237,10 +274,11 @@ fn start_triage() {
 #[test]
 fn assign_records_the_assignee() {
     let case = given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::Assign { assignee: " team-web ".into() })
+        .when(CaseCommand::Assign { assignee: " team-web ".into(), team: Some(" web ".into()) })
         .then([CaseEvent::CaseAssigned {
             case_id: case_id(),
             assignee: "team-web".into(),
+            team: Some("web".into()),
             assigned_at: NOW,
         }]);
     assert_eq!(case.details().and_then(|c| c.assignee.as_deref()), Some("team-web"));
@@ -254,14 +292,26 @@ fn assigning_the_same_assignee_again_is_a_no_op() {
     history.push(CaseEvent::CaseAssigned {
         case_id: case_id(),
         assignee: "team-web".into(),
+        team: Some("web".into()),
         assigned_at: NOW,
     });
-    given::<Case>(history).when(CaseCommand::Assign { assignee: "team-web".into() }).then_nothing();
+    given::<Case>(history.clone())
+        .when(CaseCommand::Assign { assignee: "team-web".into(), team: Some("web".into()) })
+        .then_nothing();
+    // The same person for another team is a new assignment.
+    given::<Case>(history).when(CaseCommand::Assign { assignee: "team-web".into(), team: None }).then([
+        CaseEvent::CaseAssigned {
+            case_id: case_id(),
+            assignee: "team-web".into(),
+            team: None,
+            assigned_at: NOW,
+        },
+    ]);
 }
 
 #[test]
 fn assign_needs_a_name() {
-    given::<Case>([opened()]).when(CaseCommand::Assign { assignee: "  ".into() }).then_error(
+    given::<Case>([opened()]).when(CaseCommand::Assign { assignee: "  ".into(), team: None }).then_error(
         CaseError::Validation(vec![FieldViolation::new("assignee", "assignee must not be empty")]),
     );
 }
@@ -269,21 +319,21 @@ fn assign_needs_a_name() {
 #[test]
 fn a_closed_case_cannot_be_assigned() {
     given::<Case>(history_to(CaseStatus::Closed))
-        .when(CaseCommand::Assign { assignee: "team-web".into() })
+        .when(CaseCommand::Assign { assignee: "team-web".into(), team: None })
         .then_error(CaseError::Closed { id: case_id() });
 }
 
 #[test]
 fn accept() {
     given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::Accept)
-        .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW }]);
+        .when(CaseCommand::Accept { note: String::new() })
+        .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW, note: String::new() }]);
 }
 
 #[test]
 fn accept_needs_a_severity_assessment() {
     given::<Case>([opened(), CaseEvent::TriageStarted { case_id: case_id(), started_at: NOW }])
-        .when(CaseCommand::Accept)
+        .when(CaseCommand::Accept { note: String::new() })
         .then_error(CaseError::SeverityNotAssessed { id: case_id() });
 }
 
@@ -299,18 +349,22 @@ fn an_ssvc_decision_is_enough_to_accept() {
             ssvc_decision: Some("Immediate".into()),
             rating: None,
             assessed_at: NOW,
+            evidence: SeverityEvidence::default(),
         },
     ])
-    .when(CaseCommand::Accept)
-    .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW }]);
+    .when(CaseCommand::Accept { note: String::new() })
+    .then([CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: NOW, note: String::new() }]);
 }
 
 #[test]
 fn the_status_is_checked_before_the_severity() {
     // A received case without a severity names its status, not the missing severity.
-    given::<Case>([opened()]).when(CaseCommand::Accept).then_error(CaseError::InvalidTransition(
-        InvalidTransition { from: CaseStatus::Received, to: CaseStatus::Accepted },
-    ));
+    given::<Case>([opened()]).when(CaseCommand::Accept { note: String::new() }).then_error(
+        CaseError::InvalidTransition(InvalidTransition {
+            from: CaseStatus::Received,
+            to: CaseStatus::Accepted,
+        }),
+    );
 }
 
 #[test]
@@ -340,15 +394,21 @@ fn reject_for_other_reasons_needs_a_text() {
 fn mark_duplicate_links_the_other_case() {
     let other = CaseId::for_report(ReportId::for_request("web-form", "req-0"));
     let case = given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::MarkDuplicate { of: other })
-        .then([CaseEvent::CaseMarkedDuplicate { case_id: case_id(), of: other, marked_at: NOW }]);
+        .when(CaseCommand::MarkDuplicate { of: other, of_key: None, note: String::new() })
+        .then([CaseEvent::CaseMarkedDuplicate {
+            case_id: case_id(),
+            of: other,
+            marked_at: NOW,
+            of_key: None,
+            note: String::new(),
+        }]);
     assert_eq!(case.details().and_then(|c| c.duplicate_of), Some(other));
 }
 
 #[test]
 fn a_case_cannot_be_a_duplicate_of_itself() {
     given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::MarkDuplicate { of: case_id() })
+        .when(CaseCommand::MarkDuplicate { of: case_id(), of_key: None, note: String::new() })
         .then_error(CaseError::DuplicateOfSelf);
 }
 
@@ -356,24 +416,34 @@ fn a_case_cannot_be_a_duplicate_of_itself() {
 fn remediate_fix_and_disclose() {
     let id = case_id();
     given::<Case>(history_to(CaseStatus::Accepted))
-        .when(CaseCommand::StartRemediation)
-        .then([CaseEvent::RemediationStarted { case_id: id, started_at: NOW }]);
+        .when(CaseCommand::StartRemediation { plan_id: String::new() })
+        .then([CaseEvent::RemediationStarted { case_id: id, started_at: NOW, plan_id: String::new() }]);
     given::<Case>(history_to(CaseStatus::Remediating))
-        .when(CaseCommand::MarkFixed)
-        .then([CaseEvent::CaseFixed { case_id: id, fixed_at: NOW }]);
+        .when(CaseCommand::MarkFixed { plan_id: String::new(), fixed_versions: Vec::new() })
+        .then([CaseEvent::CaseFixed {
+            case_id: id,
+            fixed_at: NOW,
+            plan_id: String::new(),
+            fixed_versions: Vec::new(),
+        }]);
     given::<Case>(history_to(CaseStatus::Fixed))
-        .when(CaseCommand::Disclose)
-        .then([CaseEvent::CaseDisclosed { case_id: id, disclosed_at: NOW }]);
+        .when(CaseCommand::Disclose { advisory_id: String::new(), tracking_id: String::new() })
+        .then([CaseEvent::CaseDisclosed {
+            case_id: id,
+            disclosed_at: NOW,
+            advisory_id: String::new(),
+            tracking_id: String::new(),
+        }]);
 }
 
 #[test]
 fn disclosing_before_a_fix_is_refused() {
-    given::<Case>(history_to(CaseStatus::Remediating)).when(CaseCommand::Disclose).then_error(
-        CaseError::InvalidTransition(InvalidTransition {
+    given::<Case>(history_to(CaseStatus::Remediating))
+        .when(CaseCommand::Disclose { advisory_id: String::new(), tracking_id: String::new() })
+        .then_error(CaseError::InvalidTransition(InvalidTransition {
             from: CaseStatus::Remediating,
             to: CaseStatus::Disclosed,
-        }),
-    );
+        }));
 }
 
 #[test]
@@ -518,8 +588,15 @@ fn a_closed_case_is_reopened_not_triaged() {
 
 #[test]
 fn skipping_triage_is_refused() {
-    for command in [CaseCommand::Accept, CaseCommand::MarkDuplicate { of: CaseId::new() }] {
-        let to = if command == CaseCommand::Accept { CaseStatus::Accepted } else { CaseStatus::Duplicate };
+    for command in [
+        CaseCommand::Accept { note: String::new() },
+        CaseCommand::MarkDuplicate { of: CaseId::new(), of_key: None, note: String::new() },
+    ] {
+        let to = if matches!(command, CaseCommand::Accept { .. }) {
+            CaseStatus::Accepted
+        } else {
+            CaseStatus::Duplicate
+        };
         given::<Case>([opened()])
             .when(command)
             .then_error(CaseError::InvalidTransition(InvalidTransition { from: CaseStatus::Received, to }));
@@ -622,7 +699,12 @@ fn updated_at_follows_the_latest_event_and_never_moves_back() {
         opened(),
         CaseEvent::TriageStarted { case_id: case_id(), started_at: later },
         // Written by a replica whose clock is behind.
-        CaseEvent::CaseAssigned { case_id: case_id(), assignee: "alice".into(), assigned_at: NOW },
+        CaseEvent::CaseAssigned {
+            case_id: case_id(),
+            assignee: "alice".into(),
+            assigned_at: NOW,
+            team: None,
+        },
     ]);
     assert_eq!(details(&case).updated_at, later);
     assert_eq!(details(&case).status_changed_at, later);
@@ -660,7 +742,15 @@ fn reopening_keeps_the_findings_and_the_record_but_not_the_escalation() {
 fn every_command_has_a_name() {
     let mut names: Vec<&str> = every_command_but_open().iter().map(CaseCommand::name).collect();
     names.push(
-        CaseCommand::Open { case_id: case_id(), key: key(), report_id: None, title: "x".into() }.name(),
+        CaseCommand::Open {
+            case_id: case_id(),
+            key: key(),
+            report_id: None,
+            title: "x".into(),
+            channel: None,
+            report_received_at: None,
+        }
+        .name(),
     );
     let mut unique = names.clone();
     unique.sort_unstable();
@@ -704,28 +794,44 @@ fn other_case() -> CaseId {
 fn every_command_but_open() -> Vec<CaseCommand> {
     vec![
         CaseCommand::StartTriage,
-        CaseCommand::Assign { assignee: "alice".into() },
-        CaseCommand::AssessSeverity { cvss_v3: None, cvss_v4: Some(V40.into()), ssvc_decision: None },
+        CaseCommand::Assign { assignee: "alice".into(), team: None },
+        CaseCommand::AssessSeverity {
+            cvss_v3: None,
+            cvss_v4: Some(V40.into()),
+            ssvc_decision: None,
+            evidence: SeverityEvidence::default(),
+        },
         CaseCommand::SetAffectedProducts {
             entries: vec![AffectedProduct {
                 product: "Router OS".into(),
                 versions: VersionSpec::Range("<2".into()),
             }],
         },
-        CaseCommand::Accept,
+        CaseCommand::Accept { note: String::new() },
         CaseCommand::Reject { reason: RejectionReason::OutOfScope, text: String::new() },
-        CaseCommand::MarkDuplicate { of: other_case() },
-        CaseCommand::LinkSuspectedDuplicate { other: other_case(), reason: "same title".into() },
-        CaseCommand::AssignCve { cve_id: "CVE-2026-1234".into() },
+        CaseCommand::MarkDuplicate { of: other_case(), of_key: None, note: String::new() },
+        CaseCommand::LinkSuspectedDuplicate {
+            other: other_case(),
+            reason: "same title".into(),
+            hint: DuplicateHint::default(),
+        },
+        CaseCommand::AssignCve { cve_id: "CVE-2026-1234".into(), assigner: String::new() },
         CaseCommand::SetEmbargo {
             disclosure_at: NOW + Duration::days(30),
             time_zone: "Europe/Berlin".into(),
+            terms: EmbargoTerms::default(),
         },
-        CaseCommand::Escalate { level: EscalationLevel::Team, reason: "no owner".into(), automatic: false },
+        CaseCommand::Escalate {
+            level: EscalationLevel::Team,
+            reason: "no owner".into(),
+            automatic: false,
+            incident: false,
+            sla_deadline: None,
+        },
         CaseCommand::RecordSlaBreach { clock: SlaClock::Triage, deadline: NOW },
-        CaseCommand::StartRemediation,
-        CaseCommand::MarkFixed,
-        CaseCommand::Disclose,
+        CaseCommand::StartRemediation { plan_id: String::new() },
+        CaseCommand::MarkFixed { plan_id: String::new(), fixed_versions: Vec::new() },
+        CaseCommand::Disclose { advisory_id: String::new(), tracking_id: String::new() },
         CaseCommand::Close {
             resolution: Resolution::Fixed,
             root_cause: "x".into(),
@@ -746,9 +852,11 @@ fn one_of_each_event() -> Vec<CaseEvent> {
             report_id: Some(report_id()),
             title: "SQL injection in login".into(),
             opened_at: at(0),
+            channel: None,
+            report_received_at: None,
         },
         CaseEvent::TriageStarted { case_id: id, started_at: at(1) },
-        CaseEvent::CaseAssigned { case_id: id, assignee: "alice".into(), assigned_at: at(2) },
+        CaseEvent::CaseAssigned { case_id: id, assignee: "alice".into(), assigned_at: at(2), team: None },
         CaseEvent::SeverityAssessed {
             case_id: id,
             cvss_v3: Some(score(V30)),
@@ -756,6 +864,7 @@ fn one_of_each_event() -> Vec<CaseEvent> {
             ssvc_decision: Some("Immediate".into()),
             rating: Some(CvssSeverity::Critical),
             assessed_at: at(3),
+            evidence: SeverityEvidence::default(),
         },
         CaseEvent::AffectedProductsSet {
             case_id: id,
@@ -771,30 +880,39 @@ fn one_of_each_event() -> Vec<CaseEvent> {
             ],
             set_at: at(4),
         },
-        CaseEvent::CaseAccepted { case_id: id, accepted_at: at(5) },
+        CaseEvent::CaseAccepted { case_id: id, accepted_at: at(5), note: String::new() },
         CaseEvent::CaseRejected {
             case_id: id,
             reason: RejectionReason::Other,
             text: "a feature".into(),
             rejected_at: at(6),
         },
-        CaseEvent::CaseMarkedDuplicate { case_id: id, of: other_case(), marked_at: at(7) },
+        CaseEvent::CaseMarkedDuplicate {
+            case_id: id,
+            of: other_case(),
+            marked_at: at(7),
+            of_key: None,
+            note: String::new(),
+        },
         CaseEvent::DuplicateLinked {
             case_id: id,
             other_case: other_case(),
             reason: "same title".into(),
             linked_at: at(8),
+            hint: DuplicateHint::default(),
         },
         CaseEvent::CveAssigned {
             case_id: id,
             cve_id: CveId::parse("CVE-2026-12345").expect("valid"),
             assigned_at: at(9),
+            assigner: String::new(),
         },
         CaseEvent::EmbargoSet {
             case_id: id,
             disclosure_at: time::macros::datetime!(2026-04-01 10:00 +09:00),
             time_zone: "Asia/Tokyo".into(),
             set_at: at(10),
+            terms: EmbargoTerms::default(),
         },
         CaseEvent::CaseEscalated {
             case_id: id,
@@ -802,11 +920,23 @@ fn one_of_each_event() -> Vec<CaseEvent> {
             reason: "time to triage exceeded".into(),
             automatic: true,
             escalated_at: at(11),
+            incident: false,
+            sla_deadline: None,
         },
         CaseEvent::SlaBreached { case_id: id, clock: SlaClock::Triage, deadline: NOW, recorded_at: at(12) },
-        CaseEvent::RemediationStarted { case_id: id, started_at: at(13) },
-        CaseEvent::CaseFixed { case_id: id, fixed_at: at(14) },
-        CaseEvent::CaseDisclosed { case_id: id, disclosed_at: at(15) },
+        CaseEvent::RemediationStarted { case_id: id, started_at: at(13), plan_id: String::new() },
+        CaseEvent::CaseFixed {
+            case_id: id,
+            fixed_at: at(14),
+            plan_id: String::new(),
+            fixed_versions: Vec::new(),
+        },
+        CaseEvent::CaseDisclosed {
+            case_id: id,
+            disclosed_at: at(15),
+            advisory_id: String::new(),
+            tracking_id: String::new(),
+        },
         CaseEvent::CaseClosed {
             case_id: id,
             resolution: Resolution::Fixed,
@@ -838,7 +968,7 @@ fn triage_times_are_the_first_ones() {
             closed_at: at(3),
         },
         CaseEvent::CaseReopened { case_id: case_id(), reason: "reproduced".into(), reopened_at: at(4) },
-        CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: at(5) },
+        CaseEvent::CaseAccepted { case_id: case_id(), accepted_at: at(5), note: String::new() },
     ]);
     assert_eq!(details(&case).triage_started_at, Some(at(1)));
     assert_eq!(details(&case).triaged_at, Some(at(2)));

@@ -18,7 +18,6 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra::default(),
         };
         self.execute(principal, command, |_| Ok(CaseCommand::StartTriage)).await
     }
@@ -41,10 +40,12 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra { team: req.team.trim().to_owned(), ..Extra::default() },
         };
-        let assignee = req.assignee;
-        self.execute(principal, command, |_| Ok(CaseCommand::Assign { assignee: assignee.clone() })).await
+        let (assignee, team) = (req.assignee, Some(req.team));
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::Assign { assignee: assignee.clone(), team: team.clone() })
+        })
+        .await
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]
@@ -104,15 +105,14 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &rename,
-            extra: Extra {
-                ssvc: decision.map(|(inputs, d)| mapping::ssvc_to_proto(&inputs, d)),
-                known_exploited: req.known_exploited,
-                epss_probability: req.epss_probability,
-                epss_percentile: req.epss_percentile,
-                cwe_ids: req.cwe_ids.clone(),
-                rationale: req.rationale.clone(),
-                ..Extra::default()
-            },
+        };
+        let evidence = SeverityEvidence {
+            ssvc_inputs: ssvc,
+            known_exploited: req.known_exploited,
+            epss_probability: req.epss_probability,
+            epss_percentile: req.epss_percentile,
+            cwe_ids: req.cwe_ids,
+            rationale: req.rationale,
         };
         let (v3, v4) = (req.cvss_v3_vector, req.cvss_v4_vector);
         self.execute(principal, command, |_| {
@@ -120,6 +120,7 @@ impl Triage {
                 cvss_v3: Some(v3.clone()),
                 cvss_v4: Some(v4.clone()),
                 ssvc_decision: decision.map(|(_, d)| d.as_str().to_owned()),
+                evidence: evidence.clone(),
             })
         })
         .await
@@ -154,7 +155,6 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &rename,
-            extra: Extra::default(),
         };
         let entries: Vec<_> = req.products.iter().map(mapping::product_from_proto).collect();
         // The list's own rules before anything is read (the case's state decides later).
@@ -186,9 +186,9 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra { note: req.note, ..Extra::default() },
         };
-        self.execute(principal, command, |_| Ok(CaseCommand::Accept)).await
+        let note = req.note;
+        self.execute(principal, command, |_| Ok(CaseCommand::Accept { note: note.clone() })).await
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]
@@ -213,7 +213,6 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &rename,
-            extra: Extra::default(),
         };
         let text = req.reason_text;
         self.execute(principal, command, |_| Ok(CaseCommand::Reject { reason, text: text.clone() })).await
@@ -232,8 +231,8 @@ impl Triage {
         finish(bad)?;
         let canonical = if of == case_id { None } else { Some(self.load(of).await?) };
         let canonical_key = match canonical.as_ref().map(|c| c.state.details()) {
-            None => String::new(),
-            Some(Some(details)) => details.key.to_string(),
+            None => None,
+            Some(Some(details)) => Some(details.key),
             Some(None) => {
                 return Err(ApiError::invalid_argument(
                     "duplicate_of_case_id",
@@ -251,9 +250,12 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &rename,
-            extra: Extra { note: req.note, duplicate_of_case_key: canonical_key, ..Extra::default() },
         };
-        self.execute(principal, command, |_| Ok(CaseCommand::MarkDuplicate { of })).await
+        let note = req.note;
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::MarkDuplicate { of, of_key: canonical_key, note: note.clone() })
+        })
+        .await
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]
@@ -279,10 +281,12 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra { assigner: req.assigner.trim().to_owned(), ..Extra::default() },
         };
-        let cve_id = req.cve_id;
-        self.execute(principal, command, |_| Ok(CaseCommand::AssignCve { cve_id: cve_id.clone() })).await
+        let (cve_id, assigner) = (req.cve_id, req.assigner.trim().to_owned());
+        self.execute(principal, command, |_| {
+            Ok(CaseCommand::AssignCve { cve_id: cve_id.clone(), assigner: assigner.clone() })
+        })
+        .await
     }
 
     #[instrument(skip_all, fields(case_id = %req.case_id))]
@@ -327,16 +331,15 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &rename,
-            extra: Extra {
-                agreed_with: req.agreed_with.iter().map(|p| p.trim().to_owned()).collect(),
-                note: req.note,
-                local_disclosure_time: local,
-                utc_offset_seconds,
-                ..Extra::default()
-            },
+        };
+        let terms = EmbargoTerms {
+            agreed_with: req.agreed_with.iter().map(|p| p.trim().to_owned()).collect(),
+            note: req.note,
+            local_disclosure_time: local,
+            utc_offset_seconds,
         };
         self.execute(principal, command, |_| {
-            Ok(CaseCommand::SetEmbargo { disclosure_at, time_zone: time_zone.clone() })
+            Ok(CaseCommand::SetEmbargo { disclosure_at, time_zone: time_zone.clone(), terms: terms.clone() })
         })
         .await
     }
@@ -362,11 +365,16 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra { incident: req.incident, ..Extra::default() },
         };
-        let reason = req.reason;
+        let (reason, incident) = (req.reason, req.incident);
         self.execute(principal, command, |_| {
-            Ok(CaseCommand::Escalate { level, reason: reason.clone(), automatic: false })
+            Ok(CaseCommand::Escalate {
+                level,
+                reason: reason.clone(),
+                automatic: false,
+                incident,
+                sla_deadline: None,
+            })
         })
         .await
     }
@@ -388,7 +396,6 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra::default(),
         };
         let (root_cause, lessons_learned) = (req.root_cause, req.lessons_learned);
         self.execute(principal, command, |_| {
@@ -418,7 +425,6 @@ impl Triage {
             request_id,
             expected_version: req.expected_version,
             rename: &same,
-            extra: Extra::default(),
         };
         let reason = req.reason;
         self.execute(principal, command, |_| Ok(CaseCommand::Reopen { reason: reason.clone() })).await

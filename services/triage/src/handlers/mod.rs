@@ -21,7 +21,10 @@ pub use embargo::{ResolvedEmbargo, resolve_embargo};
 use std::sync::{Arc, LazyLock};
 
 use psirt_domain::validation::{Text, fields};
-use psirt_domain::{Case, CaseCommand, CaseError, CaseId, CaseKey, CaseStatus, SlaPolicy, SsvcInputs, ssvc};
+use psirt_domain::{
+    Case, CaseCommand, CaseError, CaseId, CaseKey, CaseStatus, EmbargoTerms, SeverityEvidence, SlaPolicy,
+    SsvcInputs, ssvc,
+};
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{EventStore, Metadata, ReadError, RecordedEvent, Repository, Request, StoreError};
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal};
@@ -30,7 +33,7 @@ use sqlx::AnyPool;
 use time::{OffsetDateTime, PrimitiveDateTime};
 use tracing::{debug, instrument};
 
-use crate::mapping::{self, Extra};
+use crate::mapping;
 use crate::readmodel::{self, SortField};
 use crate::{scope, view};
 
@@ -216,7 +219,6 @@ struct Command<'a> {
     request_id: &'a str,
     expected_version: Option<u64>,
     rename: &'a (dyn Fn(&str) -> String + Sync),
-    extra: Extra,
 }
 
 impl Triage {
@@ -267,7 +269,7 @@ impl Triage {
         command: Command<'_>,
         decide: impl Fn(&Loaded) -> Result<CaseCommand>,
     ) -> Result<triage::Case> {
-        let Command { name, event_type, case_id, request_id, expected_version, rename, extra } = command;
+        let Command { name, event_type, case_id, request_id, expected_version, rename } = command;
         let key =
             if request_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { request_id.to_owned() };
         let event_id = |t: &str| mapping::command_event_id(case_id, name, &principal.subject, &key, t).into();
@@ -280,7 +282,6 @@ impl Triage {
         let request = Request {
             expected: expected_version,
             idempotency: vec![event_id(event_type)],
-            context: extra,
             ..Request::new(case_id, metadata)
         };
         // A case out of the caller's product scopes is missing to it: the

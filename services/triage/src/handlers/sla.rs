@@ -24,7 +24,6 @@ impl Triage {
                 request_id: &key,
                 expected_version: None,
                 rename: &same,
-                extra: Extra::default(),
             };
             let result =
                 self.execute(&system, breach, |_| Ok(CaseCommand::RecordSlaBreach { clock, deadline })).await;
@@ -45,16 +44,17 @@ impl Triage {
                 request_id: &key,
                 expected_version: None,
                 rename: &same,
-                extra: Extra {
-                    sla_clock: mapping::clock_to_proto(clock).into(),
-                    sla_deadline: Some(mapping::timestamp(deadline)),
-                    ..Extra::default()
-                },
             };
             let reason = format!("the SLA {} deadline passed", clock.as_str());
             let result = self
                 .execute(&system, escalate, |_| {
-                    Ok(CaseCommand::Escalate { level, reason: reason.clone(), automatic: true })
+                    Ok(CaseCommand::Escalate {
+                        level,
+                        reason: reason.clone(),
+                        automatic: true,
+                        incident: false,
+                        sla_deadline: Some(psirt_domain::SlaDeadline { clock, deadline }),
+                    })
                 })
                 .await;
             if let Err(e) = result {

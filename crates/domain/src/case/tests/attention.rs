@@ -8,7 +8,13 @@ fn open_statuses() -> Vec<CaseStatus> {
 }
 
 fn escalate(level: EscalationLevel, automatic: bool) -> CaseCommand {
-    CaseCommand::Escalate { level, reason: "time to triage exceeded".into(), automatic }
+    CaseCommand::Escalate {
+        level,
+        reason: "time to triage exceeded".into(),
+        automatic,
+        incident: false,
+        sla_deadline: None,
+    }
 }
 
 fn escalated(level: EscalationLevel, automatic: bool) -> CaseEvent {
@@ -18,6 +24,8 @@ fn escalated(level: EscalationLevel, automatic: bool) -> CaseEvent {
         reason: "time to triage exceeded".into(),
         automatic,
         escalated_at: NOW,
+        incident: false,
+        sla_deadline: None,
     }
 }
 
@@ -43,6 +51,8 @@ fn escalate_records_level_reason_and_who_raised_it() {
             reason: "time to triage exceeded".into(),
             automatic: true,
             escalated_at: NOW,
+            incident: false,
+            sla_deadline: None,
         })
     );
 }
@@ -100,7 +110,13 @@ fn a_person_cannot_escalate_downwards() {
 #[test]
 fn escalate_needs_a_reason() {
     let found = given::<Case>(history_escalated_to(EscalationLevel::Executive))
-        .when(CaseCommand::Escalate { level: EscalationLevel::Team, reason: " ".into(), automatic: false })
+        .when(CaseCommand::Escalate {
+            level: EscalationLevel::Team,
+            reason: " ".into(),
+            automatic: false,
+            incident: false,
+            sla_deadline: None,
+        })
         .result();
     assert_eq!(
         found,
@@ -117,6 +133,8 @@ fn escalate_needs_a_reason() {
             level: EscalationLevel::Team,
             reason: "x".repeat(validation::MAX_TEXT_BYTES + 1),
             automatic: true,
+            incident: false,
+            sla_deadline: None,
         })
         .then_error(CaseError::Validation(vec![FieldViolation::new(
             "reason",
@@ -218,7 +236,11 @@ fn replaying_a_breach_twice_records_it_once() {
 // --- LinkSuspectedDuplicate -------------------------------------------------
 
 fn link(other: CaseId) -> CaseCommand {
-    CaseCommand::LinkSuspectedDuplicate { other, reason: "same normalised title".into() }
+    CaseCommand::LinkSuspectedDuplicate {
+        other,
+        reason: "same normalised title".into(),
+        hint: DuplicateHint::default(),
+    }
 }
 
 #[test]
@@ -228,6 +250,7 @@ fn link_suspected_duplicate_records_the_hint_without_deciding() {
         other_case: other_case(),
         reason: "same normalised title".into(),
         linked_at: NOW,
+        hint: DuplicateHint::default(),
     }]);
     let details = details(&case);
     assert_eq!(details.status, CaseStatus::Received);
@@ -250,10 +273,15 @@ fn linking_the_same_case_again_is_a_no_op() {
         other_case: other_case(),
         reason: "same normalised title".into(),
         linked_at: NOW,
+        hint: DuplicateHint::default(),
     });
     // Redelivered with another reason: still the same link.
     given::<Case>(history.clone())
-        .when(CaseCommand::LinkSuspectedDuplicate { other: other_case(), reason: "same reporter".into() })
+        .when(CaseCommand::LinkSuspectedDuplicate {
+            other: other_case(),
+            reason: "same reporter".into(),
+            hint: DuplicateHint::default(),
+        })
         .then_nothing();
     let third = CaseId::for_report(ReportId::for_request("web-form", "req-3"));
     let case = given::<Case>(history).when(link(third)).then_ok();
@@ -269,6 +297,7 @@ fn duplicate_hints_are_recorded_in_every_status_even_closed() {
                 other_case: other_case(),
                 reason: "same normalised title".into(),
                 linked_at: NOW,
+                hint: DuplicateHint::default(),
             }]);
         assert_eq!(details(&case).status, status);
     }
@@ -285,6 +314,7 @@ fn the_link_reason_is_bounded() {
         .when(CaseCommand::LinkSuspectedDuplicate {
             other: other_case(),
             reason: "x".repeat(validation::MAX_TEXT_BYTES + 1),
+            hint: DuplicateHint::default(),
         })
         .then_error(CaseError::Validation(vec![FieldViolation::new(
             "reason",
@@ -292,6 +322,10 @@ fn the_link_reason_is_bounded() {
         )]));
     // Intake may have nothing to say beyond the link itself.
     given::<Case>([opened()])
-        .when(CaseCommand::LinkSuspectedDuplicate { other: other_case(), reason: String::new() })
+        .when(CaseCommand::LinkSuspectedDuplicate {
+            other: other_case(),
+            reason: String::new(),
+            hint: DuplicateHint::default(),
+        })
         .then_ok();
 }

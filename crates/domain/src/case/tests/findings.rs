@@ -33,28 +33,34 @@ fn fields(violations: &[FieldViolation]) -> Vec<&str> {
 #[test]
 fn assign_is_allowed_until_the_case_closes_and_starts_triage_on_a_received_case() {
     let open: Vec<CaseStatus> = CaseStatus::ALL.into_iter().filter(|s| *s != CaseStatus::Closed).collect();
-    check_statuses(&CaseCommand::Assign { assignee: "bob".into() }, &open, true);
+    check_statuses(&CaseCommand::Assign { assignee: "bob".into(), team: None }, &open, true);
 }
 
 #[test]
 fn assigning_a_received_case_starts_triage() {
-    let case = given::<Case>([opened()]).when(CaseCommand::Assign { assignee: "alice".into() }).then([
-        triage_started(),
-        CaseEvent::CaseAssigned { case_id: case_id(), assignee: "alice".into(), assigned_at: NOW },
-    ]);
+    let case =
+        given::<Case>([opened()]).when(CaseCommand::Assign { assignee: "alice".into(), team: None }).then([
+            triage_started(),
+            CaseEvent::CaseAssigned {
+                case_id: case_id(),
+                assignee: "alice".into(),
+                assigned_at: NOW,
+                team: None,
+            },
+        ]);
     assert_eq!(details(&case).status, CaseStatus::Triage);
 }
 
 #[test]
 fn assign_refuses_an_overlong_name() {
     given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::Assign { assignee: "a".repeat(MAX_NAME_CHARS + 1) })
+        .when(CaseCommand::Assign { assignee: "a".repeat(MAX_NAME_CHARS + 1), team: None })
         .then_error(CaseError::Validation(vec![FieldViolation::new(
             "assignee",
             "assignee must be at most 200 characters",
         )]));
     given::<Case>(history_to(CaseStatus::Triage))
-        .when(CaseCommand::Assign { assignee: "a".repeat(MAX_NAME_CHARS) })
+        .when(CaseCommand::Assign { assignee: "a".repeat(MAX_NAME_CHARS), team: None })
         .then_ok();
 }
 
@@ -65,6 +71,7 @@ fn assess(cvss_v3: Option<&str>, cvss_v4: Option<&str>, ssvc_decision: Option<&s
         cvss_v3: cvss_v3.map(Into::into),
         cvss_v4: cvss_v4.map(Into::into),
         ssvc_decision: ssvc_decision.map(Into::into),
+        evidence: SeverityEvidence::default(),
     }
 }
 
@@ -83,6 +90,7 @@ fn assess_a_v31_vector() {
             ssvc_decision: None,
             rating: Some(CvssSeverity::Critical),
             assessed_at: NOW,
+            evidence: SeverityEvidence::default(),
         },
     ]);
     let severity = details(&case).severity.clone().expect("assessed");
@@ -106,6 +114,7 @@ fn assess_a_v40_vector_with_an_ssvc_decision() {
             ssvc_decision: Some("Out-of-Cycle".into()),
             rating: Some(CvssSeverity::Critical),
             assessed_at: NOW,
+            evidence: SeverityEvidence::default(),
         },
     ]);
 }
@@ -149,6 +158,7 @@ fn blank_parts_count_as_absent_and_values_are_trimmed() {
             ssvc_decision: None,
             rating: Some(CvssSeverity::Critical),
             assessed_at: NOW,
+            evidence: SeverityEvidence::default(),
         }]);
 }
 
@@ -444,7 +454,7 @@ fn ranges_the_exports_cannot_say_are_refused_when_set() {
 // --- AssignCve --------------------------------------------------------------
 
 fn assign_cve(cve_id: &str) -> CaseCommand {
-    CaseCommand::AssignCve { cve_id: cve_id.into() }
+    CaseCommand::AssignCve { cve_id: cve_id.into(), assigner: String::new() }
 }
 
 fn cve(id: &str) -> CveId {
@@ -454,7 +464,12 @@ fn cve(id: &str) -> CveId {
 #[test]
 fn assign_cve_records_the_canonical_id() {
     let case = given::<Case>(history_to(CaseStatus::Accepted)).when(assign_cve(" cve-2026-12345 ")).then([
-        CaseEvent::CveAssigned { case_id: case_id(), cve_id: cve("CVE-2026-12345"), assigned_at: NOW },
+        CaseEvent::CveAssigned {
+            case_id: case_id(),
+            cve_id: cve("CVE-2026-12345"),
+            assigned_at: NOW,
+            assigner: String::new(),
+        },
     ]);
     assert_eq!(details(&case).cves, [cve("CVE-2026-12345")]);
 }
@@ -466,6 +481,7 @@ fn a_case_can_hold_several_cves_and_assigning_one_it_has_is_a_no_op() {
         case_id: case_id(),
         cve_id: cve("CVE-2026-1234"),
         assigned_at: NOW,
+        assigner: String::new(),
     });
     given::<Case>(history.clone()).when(assign_cve("CVE-2026-1234")).then_nothing();
     given::<Case>(history.clone()).when(assign_cve("cve-2026-1234")).then_nothing();
@@ -497,7 +513,12 @@ fn assign_cve_refuses_what_is_not_a_cve_id() {
 fn assigning_a_cve_to_a_received_case_starts_triage() {
     given::<Case>([opened()]).when(assign_cve("CVE-2026-1234")).then([
         triage_started(),
-        CaseEvent::CveAssigned { case_id: case_id(), cve_id: cve("CVE-2026-1234"), assigned_at: NOW },
+        CaseEvent::CveAssigned {
+            case_id: case_id(),
+            cve_id: cve("CVE-2026-1234"),
+            assigned_at: NOW,
+            assigner: String::new(),
+        },
     ]);
 }
 
@@ -509,7 +530,7 @@ fn cves_can_be_assigned_until_the_case_closes_but_not_on_a_rejected_or_duplicate
 // --- SetEmbargo -------------------------------------------------------------
 
 fn set_embargo(disclosure_at: OffsetDateTime, time_zone: &str) -> CaseCommand {
-    CaseCommand::SetEmbargo { disclosure_at, time_zone: time_zone.into() }
+    CaseCommand::SetEmbargo { disclosure_at, time_zone: time_zone.into(), terms: EmbargoTerms::default() }
 }
 
 #[test]
@@ -522,6 +543,7 @@ fn set_embargo_keeps_the_instant_and_the_zone() {
             disclosure_at,
             time_zone: "Asia/Tokyo".into(),
             set_at: NOW,
+            terms: EmbargoTerms::default(),
         }]);
     let details = details(&case);
     let embargo = details.embargo.clone().expect("embargoed");
@@ -540,9 +562,15 @@ fn an_embargo_no_longer_holds_once_the_case_is_disclosed() {
         disclosure_at: NOW + Duration::days(10),
         time_zone: "UTC".into(),
         set_at: NOW,
+        terms: EmbargoTerms::default(),
     });
     assert!(Case::from_events(&history).details().is_some_and(|d| d.is_under_embargo(NOW)));
-    history.push(CaseEvent::CaseDisclosed { case_id: case_id(), disclosed_at: NOW });
+    history.push(CaseEvent::CaseDisclosed {
+        case_id: case_id(),
+        disclosed_at: NOW,
+        advisory_id: String::new(),
+        tracking_id: String::new(),
+    });
     assert!(!Case::from_events(&history).details().is_some_and(|d| d.is_under_embargo(NOW)));
 }
 
@@ -555,6 +583,7 @@ fn the_same_embargo_again_is_a_no_op_and_a_new_date_moves_it() {
         disclosure_at,
         time_zone: "Europe/Berlin".into(),
         set_at: NOW,
+        terms: EmbargoTerms::default(),
     });
     // The same instant, written with another offset, is the same date.
     let same_instant = disclosure_at.to_offset(time::macros::offset!(+01:00));
@@ -608,6 +637,7 @@ fn setting_an_embargo_on_a_received_case_starts_triage() {
             disclosure_at: NOW + Duration::days(90),
             time_zone: "Etc/UTC".into(),
             set_at: NOW,
+            terms: EmbargoTerms::default(),
         },
     ]);
 }
@@ -622,4 +652,62 @@ fn an_embargo_can_be_set_until_the_case_is_disclosed() {
         CaseStatus::Fixed,
     ];
     check_statuses(&set_embargo(NOW + Duration::days(30), "America/New_York"), &allowed, true);
+}
+
+// --- facts recorded beside the decisions --------------------------------------
+
+#[test]
+fn the_evidence_is_part_of_the_assessment() {
+    let evidence = SeverityEvidence {
+        ssvc_inputs: None,
+        known_exploited: true,
+        epss_probability: Some(0.5),
+        epss_percentile: Some(0.9),
+        cwe_ids: vec!["CWE-89".into()],
+        rationale: "Reachable without login.".into(),
+    };
+    let with_evidence = CaseCommand::AssessSeverity {
+        cvss_v3: Some(V31.into()),
+        cvss_v4: None,
+        ssvc_decision: None,
+        evidence: evidence.clone(),
+    };
+    // The main path assessed V31 without evidence: the same scores with
+    // evidence are a new assessment, recorded with it.
+    let case = given::<Case>(history_to(CaseStatus::Accepted)).when(with_evidence.clone()).then_ok();
+    let severity = details(&case).severity.clone().expect("assessed");
+    assert_eq!(severity.evidence, evidence);
+    let mut history = history_to(CaseStatus::Accepted);
+    history.extend(case_after(&history, with_evidence.clone()));
+    given::<Case>(history).when(with_evidence).then_nothing();
+}
+
+#[test]
+fn the_terms_are_part_of_the_embargo() {
+    let disclosure_at = NOW + Duration::days(30);
+    let terms = EmbargoTerms {
+        agreed_with: vec!["reporter".into(), "CERT/CC".into()],
+        note: "Agreed by mail.".into(),
+        local_disclosure_time: "2026-02-01T10:00:00".into(),
+        utc_offset_seconds: 3600,
+    };
+    let command = |terms: EmbargoTerms| CaseCommand::SetEmbargo {
+        disclosure_at,
+        time_zone: "Europe/Berlin".into(),
+        terms,
+    };
+    let mut history = history_to(CaseStatus::Accepted);
+    history.extend(case_after(&history, command(terms.clone())));
+    let embargo = Case::from_events(&history).details().and_then(|d| d.embargo.clone()).expect("embargoed");
+    assert_eq!(embargo.terms, terms);
+    given::<Case>(history.clone()).when(command(terms.clone())).then_nothing();
+    // Another party to the same date is a new agreement.
+    let wider = EmbargoTerms { agreed_with: vec!["reporter".into()], ..terms };
+    let case = given::<Case>(history).when(command(wider.clone())).then_ok();
+    assert_eq!(details(&case).embargo.as_ref().map(|e| &e.terms), Some(&wider));
+}
+
+/// The events `command` appends to a case with `history`.
+fn case_after(history: &[CaseEvent], command: CaseCommand) -> Vec<CaseEvent> {
+    Case::from_events(history).handle(command, NOW).expect("accepted")
 }
