@@ -21,6 +21,10 @@ struct Outcome {
     ok: Vec<String>,
     /// Calls answered UNAVAILABLE (a server away: the caller retries).
     unavailable: usize,
+    /// Calls answered RESOURCE_EXHAUSTED: the load outran the caller's
+    /// quota (`quotas.staff_submit_reports`, 1,000/s) on a fast machine; the
+    /// caller waits as told and goes on, as a real one does.
+    throttled: usize,
     /// Anything else, and calls without an answer within [`CALL_TIMEOUT`].
     unexpected: Vec<String>,
 }
@@ -57,6 +61,10 @@ impl Load {
                             outcome.unavailable += 1;
                             // A client backs off before it retries.
                             tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
+                            outcome.throttled += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                         Ok(Err(status)) => {
                             outcome.unexpected.push(format!("{:?} {}", status.code(), status.message()))
@@ -95,6 +103,7 @@ impl Load {
             let outcome = task.await.expect("load task");
             all.ok.extend(outcome.ok);
             all.unavailable += outcome.unavailable;
+            all.throttled += outcome.throttled;
             all.unexpected.extend(outcome.unexpected);
         }
         all
@@ -253,10 +262,11 @@ async fn kill_9_of_the_stream_leader_under_load_loses_and_repeats_nothing() -> a
     let outcome = load.finish().await;
     assert_each_once(&cluster, &client, &outcome).await?;
     eprintln!(
-        "leader {leader} killed; {new_leader} elected {:?} later; intake ready {ready_after:?} after; {} OK, {} UNAVAILABLE",
+        "leader {leader} killed; {new_leader} elected {:?} later; intake ready {ready_after:?} after; {} OK, {} UNAVAILABLE, {} RESOURCE_EXHAUSTED",
         elected_at - killed_at,
         outcome.ok.len(),
-        outcome.unavailable
+        outcome.unavailable,
+        outcome.throttled
     );
     Ok(())
 }
