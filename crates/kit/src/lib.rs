@@ -62,6 +62,7 @@ pub mod config;
 pub mod consistency;
 pub mod error;
 pub mod grpc;
+pub mod host;
 pub mod parked;
 pub mod quota;
 pub mod rebuild;
@@ -75,5 +76,6 @@ pub use auth::{Access, AuthLayer, AuthPolicy, Authenticator, Principal, Role, Ru
 pub use consistency::ReadModels;
 pub use error::{ApiError, FieldViolation, Refusal, refusal};
 pub use grpc::{GrpcServer, ServiceRoutes};
+pub use host::{Host, Workers};
 pub use shutdown::Shutdown;
 pub use telemetry::{MetricsHandle, TelemetryGuard};

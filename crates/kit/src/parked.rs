@@ -174,6 +174,21 @@ impl AdminApi {
     }
 }
 
+impl crate::ServiceRoutes {
+    /// Adds the admin API of `service` (`psirt-intake`): its projections'
+    /// parked events and the read models it rebuilds in place.
+    #[must_use]
+    pub fn admin(
+        self,
+        service: &'static str,
+        parked: ParkedAdmin,
+        rebuilders: Vec<crate::rebuild::Rebuilder>,
+    ) -> Self {
+        let api = AdminApi::new(service, parked).with_rebuilders(rebuilders);
+        self.add_service(psirt_proto::admin::admin_service_server::AdminServiceServer::new(api))
+    }
+}
+
 type RebuildStream = crate::rebuild::RebuildStream;
 
 #[tonic::async_trait]

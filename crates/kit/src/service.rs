@@ -82,12 +82,151 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Sized {
     }
 }
 
+/// Declares a service's whole configuration: the shared sections (with the
+/// service's own default ports), then its own sections, each `Default`
+/// (every key documented in the service's example config). Generates the
+/// struct, `Default` and [`ServiceConfig`], whose `check_own` is the
+/// inherent method named after `check`:
+///
+/// ```ignore
+/// psirt_kit::service_config! {
+///     /// The whole configuration of `psirt-intake`.
+///     pub struct Config {
+///         ports: (50051, 9101),
+///         check: check_settings,
+///         pub intake: IntakeSettings,
+///         pub quotas: IntakeQuotas,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_config {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            ports: ($grpc:literal, $admin:literal),
+            check: $check:ident,
+            $( $(#[$field_meta:meta])* pub $field:ident : $type:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            pub grpc: $crate::config::GrpcConfig,
+            pub admin: $crate::config::AdminConfig,
+            pub log: $crate::config::LogConfig,
+            pub otel: $crate::config::OtelConfig,
+            pub auth: $crate::config::AuthConfig,
+            pub database: $crate::config::DatabaseConfig,
+            pub nats: $crate::config::NatsConfig,
+            pub projection: ::psirt_projection::ProjectionSettings,
+            $( $(#[$field_meta])* pub $field: $type, )*
+        }
+
+        impl ::std::default::Default for $name {
+            fn default() -> Self {
+                let loopback = |port: u16| ::std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                Self {
+                    grpc: $crate::config::GrpcConfig { listen: loopback($grpc), ..Default::default() },
+                    admin: $crate::config::AdminConfig { listen: loopback($admin) },
+                    log: Default::default(),
+                    otel: Default::default(),
+                    auth: Default::default(),
+                    database: Default::default(),
+                    nats: Default::default(),
+                    projection: Default::default(),
+                    $( $field: Default::default(), )*
+                }
+            }
+        }
+
+        impl $crate::service::ServiceConfig for $name {
+            fn sections(&self) -> $crate::service::Sections<'_> {
+                $crate::service::Sections {
+                    grpc: &self.grpc,
+                    admin: &self.admin,
+                    log: &self.log,
+                    otel: &self.otel,
+                    auth: &self.auth,
+                    database: &self.database,
+                    nats: &self.nats,
+                    projection: &self.projection,
+                }
+            }
+
+            fn check_own(&self, p: &mut $crate::config::Problems) {
+                self.$check(p);
+            }
+        }
+    };
+}
+
 /// A built application, bound and not yet serving.
 pub trait App: Send {
     fn grpc_addr(&self) -> SocketAddr;
     fn admin_addr(&self) -> SocketAddr;
     /// Serves until `shutdown`, then drains and stops.
     fn run_until_stopped(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Declares a service for [`main`] from what its crate has: an
+/// `Application` with `build(&Config, MetricsHandle)`, `grpc_addr()`,
+/// `admin_addr()` and `run_until_stopped(Shutdown)`, and a
+/// `rebuild(&Config, on_progress)` function:
+///
+/// ```ignore
+/// psirt_kit::service! {
+///     /// `psirt-intake` as the kit's command line runs it.
+///     pub struct IntakeService {
+///         name: SERVICE,
+///         about: "PSIRT intake service: vulnerability reports in",
+///         read_model: "the intake read model",
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { name: $service:expr, about: $about:expr, read_model: $read_model:expr $(,)? }
+    ) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl $crate::service::Service for $name {
+            const NAME: &'static str = $service;
+            const ABOUT: &'static str = $about;
+            const READ_MODEL: &'static str = $read_model;
+            type Config = Config;
+            type App = Application;
+
+            async fn build(config: &Config, metrics: $crate::MetricsHandle) -> ::anyhow::Result<Application> {
+                Application::build(config, metrics).await
+            }
+
+            async fn rebuild(
+                config: &Config,
+                on_progress: &(dyn Fn(u64, u64) + Send + Sync),
+            ) -> ::anyhow::Result<u64> {
+                rebuild(config, on_progress).await
+            }
+        }
+
+        impl $crate::service::App for Application {
+            fn grpc_addr(&self) -> ::std::net::SocketAddr {
+                Application::grpc_addr(self)
+            }
+
+            fn admin_addr(&self) -> ::std::net::SocketAddr {
+                Application::admin_addr(self)
+            }
+
+            async fn run_until_stopped(self, shutdown: $crate::Shutdown) -> ::anyhow::Result<()> {
+                Application::run_until_stopped(self, shutdown).await
+            }
+        }
+    };
 }
 
 /// What a service is, for [`main`].

@@ -26,7 +26,6 @@ pub mod view;
 pub mod webhook;
 pub mod worker;
 
-use psirt_proto::admin::admin_service_server::AdminServiceServer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -34,17 +33,11 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use prost_reflect::DescriptorPool;
 use psirt_eventstore::EventStore;
-use psirt_kit::config::{
-    AdminConfig, AuthConfig, DatabaseConfig, GrpcConfig, LogConfig, NatsConfig, OtelConfig, Problems,
-};
+use psirt_kit::config::Problems;
 use psirt_kit::rebuild::Rebuildable;
-use psirt_kit::service::{Sections, ServiceConfig};
-use psirt_kit::{AdminServer, AuthLayer, GrpcServer, MetricsHandle, Readiness, Shutdown};
-use psirt_projection::{ProjectionRunner, ProjectionSettings};
+use psirt_kit::{Host, MetricsHandle, Shutdown, Workers};
+use psirt_projection::ProjectionRunner;
 use psirt_proto::notification::notification_service_server::NotificationServiceServer;
-use serde::{Deserialize, Serialize};
-use sqlx::AnyPool;
-use tracing::{info, warn};
 
 pub use config::{DeliverySettings, NotificationSettings, WebhookSettings};
 pub use handlers::Notification;
@@ -53,79 +46,28 @@ pub use secrets::{SecretSource, Secrets};
 /// The service name in telemetry and logs.
 pub const SERVICE: &str = "psirt-notification";
 
-/// The whole configuration of `psirt-notification`. Every key is documented
-/// in `config/notification.example.toml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    pub grpc: GrpcConfig,
-    pub admin: AdminConfig,
-    pub log: LogConfig,
-    pub otel: OtelConfig,
-    pub auth: AuthConfig,
-    pub database: DatabaseConfig,
-    pub nats: NatsConfig,
-    pub projection: ProjectionSettings,
-    pub notification: NotificationSettings,
-    pub delivery: DeliverySettings,
-    pub webhook: WebhookSettings,
-    pub email: email::EmailSettings,
-    pub jira: tracker::jira::JiraSettings,
-    pub servicenow: tracker::servicenow::ServiceNowSettings,
-    pub upstream: tracker::inbound::UpstreamSettings,
-    /// Named secrets that subscriptions and adapters refer to by name.
-    pub secrets: BTreeMap<String, SecretSource>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            grpc: GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50054)), ..GrpcConfig::default() },
-            admin: AdminConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9104)) },
-            log: LogConfig::default(),
-            otel: OtelConfig::default(),
-            auth: AuthConfig::default(),
-            database: DatabaseConfig::default(),
-            nats: NatsConfig::default(),
-            projection: ProjectionSettings::default(),
-            notification: NotificationSettings::default(),
-            delivery: DeliverySettings::default(),
-            webhook: WebhookSettings::default(),
-            email: email::EmailSettings::default(),
-            jira: tracker::jira::JiraSettings::default(),
-            servicenow: tracker::servicenow::ServiceNowSettings::default(),
-            upstream: tracker::inbound::UpstreamSettings::default(),
-            secrets: BTreeMap::new(),
-        }
+psirt_kit::service_config! {
+    /// The whole configuration of `psirt-notification`. Every key is
+    /// documented in `config/notification.example.toml`.
+    pub struct Config {
+        ports: (50054, 9104),
+        check: check_settings,
+        pub notification: NotificationSettings,
+        pub delivery: DeliverySettings,
+        pub webhook: WebhookSettings,
+        pub email: email::EmailSettings,
+        pub jira: tracker::jira::JiraSettings,
+        pub servicenow: tracker::servicenow::ServiceNowSettings,
+        pub upstream: tracker::inbound::UpstreamSettings,
+        /// Named secrets that subscriptions and adapters refer to by name.
+        pub secrets: BTreeMap<String, SecretSource>,
     }
 }
 
-impl ServiceConfig for Config {
-    fn sections(&self) -> Sections<'_> {
-        Sections {
-            grpc: &self.grpc,
-            admin: &self.admin,
-            log: &self.log,
-            otel: &self.otel,
-            auth: &self.auth,
-            database: &self.database,
-            nats: &self.nats,
-            projection: &self.projection,
-        }
-    }
-
-    fn check_own(&self, p: &mut Problems) {
+impl Config {
+    fn check_settings(&self, p: &mut Problems) {
         let n = &self.notification;
-        p.check(
-            (1..=10_000).contains(&n.max_page_size),
-            "notification.max_page_size",
-            "must be between 1 and 10000",
-        );
-        p.check(
-            n.default_page_size >= 1 && n.default_page_size <= n.max_page_size,
-            "notification.default_page_size",
-            "must be between 1 and notification.max_page_size",
-        );
+        p.page_sizes("notification", n.default_page_size, n.max_page_size);
         for (key, problem) in self.delivery.problems() {
             p.push(&format!("delivery.{key}"), problem);
         }
@@ -184,42 +126,22 @@ pub fn descriptors() -> anyhow::Result<&'static DescriptorPool> {
 
 /// A built, bound application.
 pub struct Application {
-    grpc: GrpcServer,
-    admin: AdminServer,
-    grpc_addr: SocketAddr,
-    admin_addr: SocketAddr,
+    host: Host,
     notification: Notification,
     worker: worker::Worker,
     inbound: Arc<tracker::inbound::Inbound>,
-    store: EventStore,
-    pool: AnyPool,
-    auth: AuthLayer,
-    projection: ProjectionSettings,
-    readiness: Readiness,
-}
-
-async fn open(config: &Config) -> anyhow::Result<(EventStore, AnyPool)> {
-    let store = psirt_kit::backbone::open_event_store(&config.nats, SERVICE).await?;
-    let pool = psirt_kit::backbone::open_database(&config.database).await?;
-    psirt_kit::backbone::migrate(&readmodel::MIGRATOR, &pool, "notification").await?;
-    psirt_projection::ensure_schema(&pool).await.context("failed to create projection tables")?;
-    Ok((store, pool))
 }
 
 impl Application {
     /// Resolves the secrets, connects, migrates and binds; nothing is served yet.
     pub async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Self> {
+        use psirt_kit::service::ServiceConfig as _;
         let secrets = Secrets::resolve(&config.secrets).context("failed to resolve [secrets]")?;
         let descriptors = descriptors()?;
-        let (store, pool) = open(config).await?;
-        let auth = AuthLayer::from_config(&config.auth, api::policy())
-            .await
-            .context("failed to set up authentication")?;
-        let readiness = Readiness::new();
-        let grpc = GrpcServer::bind(&config.grpc).await?.with_readiness(readiness.clone());
-        let admin = AdminServer::bind(config.admin.listen, readiness.clone(), metrics).await?;
-        let grpc_addr = grpc.local_addr();
-        let admin_addr = admin.local_addr();
+        let migrations = (&readmodel::MIGRATOR, "notification");
+        let host =
+            Box::pin(Host::build(SERVICE, config.sections(), migrations, api::policy(), metrics)).await?;
+        let (store, pool) = (host.store().clone(), host.pool().clone());
         let notification = Notification::new(
             store.clone(),
             pool.clone(),
@@ -237,38 +159,25 @@ impl Application {
             &config.jira,
             &config.servicenow.webhook_secret,
         )?);
-        let admin = admin.merge(Arc::clone(&inbound).routes());
+        let host = host.merge_admin(Arc::clone(&inbound).routes());
         let worker = worker::Worker::new(
-            store.clone(),
-            pool.clone(),
+            store,
+            pool,
             config.delivery.clone(),
             config.webhook.clone(),
             secrets,
             (mailer, trackers),
             descriptors,
         )?;
-        Ok(Self {
-            grpc,
-            admin,
-            grpc_addr,
-            admin_addr,
-            notification,
-            worker,
-            inbound,
-            store,
-            pool,
-            auth,
-            projection: config.projection.clone(),
-            readiness,
-        })
+        Ok(Self { host, notification, worker, inbound })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.host.grpc_addr()
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+        self.host.admin_addr()
     }
 
     pub fn notification(&self) -> &Notification {
@@ -279,19 +188,11 @@ impl Application {
     /// delivery worker until `shutdown`; then drains calls, lets the
     /// sends in flight be recorded, stops the projections and returns.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self {
-            grpc, admin, notification, worker, inbound, store, pool, auth, projection, readiness, ..
-        } = self;
+        let Self { host, notification, worker, inbound } = self;
         let descriptors = descriptors()?;
-        let serving = readiness.register("grpc");
-        let nats_watch = psirt_kit::backbone::watch_backbone(
-            store.jetstream().client(),
-            pool.clone(),
-            &readiness,
-            shutdown.clone(),
-        );
-
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (pool, store, projection) =
+            (host.pool().clone(), host.store().clone(), host.projection().clone());
+        let mut workers = Workers::new();
         // The API's views, rebuilt in place through the admin API (routing is
         // a reaction: replaying it would route events again, so it is not).
         let views = {
@@ -306,111 +207,42 @@ impl Application {
             })
         };
         let rebuilder = views.rebuilder();
-        let views_watch = views.watched();
         let views_parked = views.parked_events();
         let views_position = views.position();
-        let views_task = tokio::spawn(views.run(stop_rx.clone()));
-        let routing = ProjectionRunner::new(
-            routing::Routing { store: store.clone(), descriptors },
-            pool.clone(),
-            store,
-            projection.for_reactions(),
-        );
-        let routing_watch = routing.watched();
+        workers.projection(views.watched(), views.run(workers.stop_signal()));
+        let routing = routing::Routing { store: store.clone(), descriptors };
+        let routing = ProjectionRunner::new(routing, pool, store, projection.for_reactions());
         let read_models = psirt_kit::ReadModels::new(projection.read_wait, vec![views_position])
             .with_reactions(vec![routing.position()]);
         let parked = psirt_kit::parked::ParkedAdmin::new(vec![views_parked, routing.parked_events()]);
-        let routing_task = tokio::spawn(routing.run(stop_rx));
-        let _stall_watch = psirt_kit::backbone::watch_projections(
-            vec![views_watch, routing_watch],
-            projection.stalled_after,
-            &readiness,
-            shutdown.clone(),
-        );
-        let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-        let reconcile_task = tokio::spawn(inbound.reconcile_forever(shutdown.clone()));
+        workers.projection(routing.watched(), routing.run(workers.stop_signal()));
+        workers.until_shutdown("delivery-worker", worker.run(shutdown.clone()));
+        workers.until_shutdown("ticket-reconciliation", inbound.reconcile_forever(shutdown.clone()));
 
         let routes = psirt_kit::ServiceRoutes::new()
             .add_service(NotificationServiceServer::new(api::NotificationApi::new(notification)))
-            .add_service(AdminServiceServer::new(
-                psirt_kit::parked::AdminApi::new(SERVICE, parked).with_rebuilders(vec![rebuilder]),
-            ))
+            .admin(SERVICE, parked, vec![rebuilder])
             .read_models(read_models);
-        let grpc_task = tokio::spawn(grpc.serve(
-            routes,
-            auth,
-            &[psirt_proto::FILE_DESCRIPTOR_SET],
-            &[api::NOTIFICATION_SERVICE, psirt_kit::parked::ADMIN_SERVICE],
-            shutdown.clone(),
-        ));
-        let admin_task = tokio::spawn(admin.serve(shutdown.clone()));
-        serving.set_ready(true);
-        info!("psirt-notification ready");
-
-        shutdown.wait().await;
-        serving.set_ready(false);
-        let grpc_result = grpc_task.await.context("grpc task panicked")?;
-        let _ = nats_watch.await;
-        if let Err(e) = worker_task.await {
-            warn!(error = %e, "delivery worker panicked");
-        }
-        if let Err(e) = reconcile_task.await {
-            warn!(error = %e, "ticket reconciliation panicked");
-        }
-        let _ = stop.send(true);
-        for (name, task) in [("notification-views", views_task), ("notification-routing", routing_task)] {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(projection = name, error = %e, "projection stopped with an error"),
-                Err(e) => warn!(projection = name, error = %e, "projection task panicked"),
-            }
-        }
-        let admin_result = admin_task.await.context("admin task panicked")?;
-        info!("psirt-notification stopped");
-        pool.close().await;
-        grpc_result?;
-        admin_result?;
-        Ok(())
+        let names = [api::NOTIFICATION_SERVICE, psirt_kit::parked::ADMIN_SERVICE];
+        Box::pin(host.serve(shutdown, routes, &names, workers, || {})).await
     }
 }
 
 /// Replays the read model from sequence 1; `on_progress(done, total)`.
 /// Routing is not replayed: the deliveries it scheduled are on the stream.
 pub async fn rebuild(config: &Config, on_progress: impl Fn(u64, u64) + Send + Sync) -> anyhow::Result<u64> {
-    let (store, pool) = open(config).await?;
+    use psirt_kit::service::ServiceConfig as _;
+    let (store, pool) =
+        psirt_kit::host::open(SERVICE, config.sections(), &readmodel::MIGRATOR, "notification").await?;
     let runner = ProjectionRunner::new(readmodel::ViewsProjection, pool, store, config.projection.clone());
     Ok(runner.rebuild(on_progress).await?)
 }
 
-/// `psirt-notification` as the kit's command line runs it.
-pub struct NotificationService;
-
-impl psirt_kit::service::Service for NotificationService {
-    const NAME: &'static str = SERVICE;
-    const ABOUT: &'static str = "PSIRT notification service: subscriptions, routing and deliveries (webhooks, e-mail, Jira, ServiceNow)";
-    const READ_MODEL: &'static str = "the notification read model";
-    type Config = Config;
-    type App = Application;
-
-    async fn build(config: &Config, metrics: MetricsHandle) -> anyhow::Result<Application> {
-        Application::build(config, metrics).await
-    }
-
-    async fn rebuild(config: &Config, on_progress: &(dyn Fn(u64, u64) + Send + Sync)) -> anyhow::Result<u64> {
-        rebuild(config, on_progress).await
-    }
-}
-
-impl psirt_kit::service::App for Application {
-    fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
-    }
-
-    fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
-    }
-
-    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        Application::run_until_stopped(self, shutdown).await
+psirt_kit::service! {
+    /// `psirt-notification` as the kit's command line runs it.
+    pub struct NotificationService {
+        name: SERVICE,
+        about: "PSIRT notification service: subscriptions, routing and deliveries (webhooks, e-mail, Jira, ServiceNow)",
+        read_model: "the notification read model",
     }
 }

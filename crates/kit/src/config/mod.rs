@@ -100,6 +100,26 @@ impl Problems {
         }
     }
 
+    /// The page sizes of a service's list calls, `<section>.max_page_size`
+    /// (1 to 10,000) and `<section>.default_page_size` (1 to the maximum).
+    pub fn page_sizes(&mut self, section: &str, default: u32, max: u32) {
+        self.check(
+            (1..=10_000).contains(&max),
+            &format!("{section}.max_page_size"),
+            "must be between 1 and 10000",
+        );
+        self.check(
+            default >= 1 && default <= max,
+            &format!("{section}.default_page_size"),
+            format!("must be between 1 and {section}.max_page_size"),
+        );
+    }
+
+    /// How often a periodic pass runs, in ms: 100 ms to an hour.
+    pub fn interval_ms(&mut self, key: &str, value: u64) {
+        self.check((100..=3_600_000).contains(&value), key, "must be between 100 and 3600000");
+    }
+
     /// Adds the problems of another section's `validate()`.
     pub fn merge(&mut self, result: Result<(), ConfigError>) {
         match result {
