@@ -444,12 +444,12 @@ impl PlanDetails {
     }
 
     /// Whether `product` has a status and every status it has is
-    /// known-not-affected or fixed.
+    /// known-not-affected or fixed ([`is_product_settled`]).
     pub fn is_settled(&self, product: &str) -> bool {
-        let mut statuses =
-            self.product_statuses.iter().filter(|s| same_product(&s.product, product)).peekable();
-        statuses.peek().is_some()
-            && statuses.all(|s| matches!(s.status, ProductStatus::KnownNotAffected | ProductStatus::Fixed))
+        is_product_settled(
+            product,
+            self.product_statuses.iter().map(|s| (s.product.as_str(), Some(s.status))),
+        )
     }
 
     fn is_breached(&self, action: &PlannedAction) -> bool {
@@ -466,8 +466,32 @@ impl PlanDetails {
     }
 }
 
-fn same_product(a: &str, b: &str) -> bool {
+/// Whether two product names name the same product: case and the spaces
+/// around them do not count. Every fold of a plan (this aggregate, the
+/// remediation service's plan view, triage's plan summary) compares with it.
+pub fn same_product(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// The "settled" rule, the one every fold of a plan applies: `product` has
+/// at least one status among `statuses` (product, status; `None` for a
+/// status this build does not know), and each of its statuses is
+/// known-not-affected or fixed. An action on a settled product has nothing
+/// left to do.
+pub fn is_product_settled<'a>(
+    product: &str,
+    statuses: impl IntoIterator<Item = (&'a str, Option<ProductStatus>)>,
+) -> bool {
+    let mut any = false;
+    for (name, status) in statuses {
+        if same_product(name, product) {
+            if !matches!(status, Some(ProductStatus::KnownNotAffected | ProductStatus::Fixed)) {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
 }
 
 /// The remediation plan aggregate. `Default` is a plan not yet opened,

@@ -4,9 +4,12 @@
 //! and the command handlers (for read-your-writes answers) share them, so
 //! a rebuilt read model equals the live one.
 
+use psirt_domain::remediation::same_product;
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{common, events, remediation as api};
 use serde::{Deserialize, Serialize};
+
+use crate::mapping;
 
 /// One CVSS assessment as the case recorded it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -194,7 +197,7 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
             let same_action = !e.action_id.is_empty() && a.action_id == e.action_id;
             let fix_of_product = e.action_id.is_empty()
                 && a.action == events::RemediationAction::Fix as i32
-                && a.target.as_ref().is_some_and(|t| t.product.eq_ignore_ascii_case(&e.product));
+                && a.target.as_ref().is_some_and(|t| same_product(&t.product, &e.product));
             if (same_action || fix_of_product)
                 && (a.state == api::ActionState::Open as i32 || a.state == api::ActionState::Settled as i32)
             {
@@ -222,7 +225,7 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
         match plan
             .statuses
             .iter_mut()
-            .find(|s| s.product.eq_ignore_ascii_case(&status.product) && s.version == status.version)
+            .find(|s| same_product(&s.product, &status.product) && s.version == status.version)
         {
             Some(existing) => *existing = status,
             None => plan.statuses.push(status),
@@ -257,13 +260,9 @@ pub fn apply_plan_event(plan: &mut api::Plan, event: &RecordedEvent) -> Result<(
 /// affected or fixed, has nothing left to do (and back when that changes).
 fn settle(plan: &mut api::Plan) {
     let settled = |product: &str| {
-        let mut statuses =
-            plan.statuses.iter().filter(|s| s.product.eq_ignore_ascii_case(product)).peekable();
-        statuses.peek().is_some()
-            && statuses.all(|s| {
-                s.status == events::ProductStatus::KnownNotAffected as i32
-                    || s.status == events::ProductStatus::Fixed as i32
-            })
+        let statuses =
+            plan.statuses.iter().map(|s| (s.product.as_str(), mapping::status_from_proto(s.status)));
+        psirt_domain::remediation::is_product_settled(product, statuses)
     };
     let open = api::ActionState::Open as i32;
     let settled_state = api::ActionState::Settled as i32;

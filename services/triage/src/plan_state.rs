@@ -3,6 +3,7 @@
 //! summary and advisory state, and for the reactions that move the case to
 //! REMEDIATING, FIXED and DISCLOSED.
 
+use psirt_domain::remediation::same_product;
 use psirt_eventstore::{DecodeError, RecordedEvent};
 use psirt_proto::{events, triage};
 use serde::{Deserialize, Serialize};
@@ -57,12 +58,9 @@ pub fn plan_case_id(event: &RecordedEvent) -> Option<String> {
 
 impl PlanState {
     fn settled(&self, product: &str) -> bool {
-        let mut statuses = self.statuses.iter().filter(|s| s.0.eq_ignore_ascii_case(product)).peekable();
-        statuses.peek().is_some()
-            && statuses.all(|s| {
-                s.2 == events::ProductStatus::KnownNotAffected as i32
-                    || s.2 == events::ProductStatus::Fixed as i32
-            })
+        let statuses =
+            self.statuses.iter().map(|s| (s.0.as_str(), psirt_codec::remediation::status_from_proto(s.2)));
+        psirt_domain::remediation::is_product_settled(product, statuses)
     }
 
     /// Released, verified, or nothing left to do for its product.
@@ -101,7 +99,7 @@ impl PlanState {
             let e: events::ReleaseRecorded = event.decode()?;
             for a in &mut self.actions {
                 if (!e.action_id.is_empty() && a.id == e.action_id)
-                    || (a.fix && a.product.eq_ignore_ascii_case(&e.product))
+                    || (a.fix && same_product(&a.product, &e.product))
                 {
                     a.released = true;
                 }
@@ -109,8 +107,7 @@ impl PlanState {
             self.releases.push(format!("{}@{}", e.product, e.fixed_version));
         } else if psirt_eventstore::is_type::<events::ProductStatusSet>(t) {
             let e: events::ProductStatusSet = event.decode()?;
-            match self.statuses.iter_mut().find(|s| s.0.eq_ignore_ascii_case(&e.product) && s.1 == e.version)
-            {
+            match self.statuses.iter_mut().find(|s| same_product(&s.0, &e.product) && s.1 == e.version) {
                 Some(s) => s.2 = e.status,
                 None => self.statuses.push((e.product, e.version, e.status)),
             }

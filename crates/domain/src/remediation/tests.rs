@@ -1082,3 +1082,17 @@ fn an_action_for_a_product_known_not_affected_or_fixed_is_done_and_never_overdue
     assert!(!plan.is_complete());
     assert_eq!(plan.overdue_actions(NOW + days(2)).len(), 1);
 }
+
+#[test]
+fn a_product_is_settled_by_statuses_that_all_leave_nothing_to_do() {
+    use ProductStatus::{Fixed, KnownAffected, KnownNotAffected};
+    let statuses =
+        [("Portal", Some(KnownNotAffected)), (" portal ", Some(Fixed)), ("Gateway", Some(KnownAffected))];
+    // Case and surrounding spaces do not make another product.
+    assert!(is_product_settled("PORTAL", statuses));
+    assert!(!is_product_settled("gateway", statuses), "a known affected version is work left");
+    assert!(!is_product_settled("agent", statuses), "no status yet is not settled");
+    // A status this build does not know settles nothing.
+    assert!(!is_product_settled("portal", [("portal", Some(Fixed)), ("portal", None)]));
+    assert!(same_product("Ünïcode ", "ünïcode") && !same_product("portal", "portal2"));
+}
