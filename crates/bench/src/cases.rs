@@ -20,6 +20,11 @@ use crate::report::{Recorder, Summary};
 
 pub const WORKLOAD: &str = "case latency (submit OK -> GetCase OK)";
 
+/// The `psirt-position` a command answered with.
+fn position_of(metadata: &tonic::metadata::MetadataMap) -> Option<u64> {
+    metadata.get(psirt_kit::consistency::POSITION)?.to_str().ok()?.trim().parse().ok()
+}
+
 /// How often a pending case is looked up: the resolution of the figure.
 const POLL: Duration = Duration::from_millis(2);
 /// A case not readable after this long counts as an error.
@@ -32,6 +37,16 @@ pub struct CaseLatencyOptions {
     pub rate: u32,
     pub duration: Duration,
     pub warmup: Duration,
+    pub lookup: Lookup,
+}
+
+/// How a submitted report's case is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lookup {
+    /// One `GetCase` with `psirt-min-position` set to the submit's position.
+    Wait,
+    /// `GetCase` every [`POLL`] until found.
+    Poll,
 }
 
 pub(crate) async fn channel(url: &str) -> anyhow::Result<Channel> {
@@ -81,14 +96,15 @@ pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::new();
     let mut n = 0u64;
+    let opts_lookup = opts.lookup;
     while Instant::now() < end {
         ticker.tick().await;
         n += 1;
         let (mut intake, mut cases, recorder) = (intake.clone(), cases.clone(), Arc::clone(&recorder));
         let measured = Instant::now() >= measured_from;
         tasks.push(tokio::spawn(async move {
-            let submitted = match intake.submit_report(request("case-latency", run, n)).await {
-                Ok(r) => r.into_inner(),
+            let (position, submitted) = match intake.submit_report(request("case-latency", run, n)).await {
+                Ok(r) => (position_of(r.metadata()), r.into_inner()),
                 Err(status) => {
                     if measured {
                         recorder.lock().await.error(code_name(status.code()));
@@ -98,6 +114,31 @@ pub async fn run(opts: &CaseLatencyOptions) -> anyhow::Result<Summary> {
             };
             let t0 = Instant::now();
             let lookup = GetCaseRequest { lookup: Some(get_case_request::Lookup::CaseId(submitted.case_id)) };
+            if opts_lookup == Lookup::Wait
+                && let Some(position) = position
+            {
+                let mut request = tonic::Request::new(lookup.clone());
+                if let Ok(value) = position.to_string().parse() {
+                    request.metadata_mut().insert(psirt_kit::consistency::MIN_POSITION, value);
+                }
+                match cases.get_case(request).await {
+                    Ok(_) => {
+                        if measured {
+                            recorder.lock().await.ok(t0.elapsed());
+                        }
+                        return;
+                    }
+                    // Not yet (the read model is behind its wait): polled below.
+                    Err(status)
+                        if matches!(status.code(), tonic::Code::NotFound | tonic::Code::Unavailable) => {}
+                    Err(status) => {
+                        if measured {
+                            recorder.lock().await.error(code_name(status.code()));
+                        }
+                        return;
+                    }
+                }
+            }
             loop {
                 match cases.get_case(lookup.clone()).await {
                     Ok(_) => {

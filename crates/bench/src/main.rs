@@ -108,6 +108,13 @@ struct CaseLatencyArgs {
     /// (`PSIRT_TEST_DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/postgres).
     #[arg(long, value_enum, default_value_t = BenchDatabase::Sqlite)]
     database: BenchDatabase,
+    /// How the case is looked up: `wait` sends one `GetCase` that carries
+    /// the submit's `psirt-position` as `psirt-min-position` (triage answers
+    /// once its reactions opened the case: read your writes, as psirtctl
+    /// does); `poll` asks `GetCase` every 2 ms until it is found (each
+    /// pending case adds 500 calls/s to the load it measures).
+    #[arg(long, value_enum, default_value_t = cases::Lookup::Wait)]
+    lookup: cases::Lookup,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -510,10 +517,11 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
         IntakeProcess::start_service(&triage_bin, "triage", &nats.url(), 1, url(&triage_db).as_deref())
             .await?;
     eprintln!(
-        "psirt-bench: {} at {} reports/s on {:?}, {}s warmup + {}s",
+        "psirt-bench: {} at {} reports/s on {:?}, lookup {:?}, {}s warmup + {}s",
         cases::WORKLOAD,
         args.rate,
         args.database,
+        args.lookup,
         args.warmup.as_secs_f64(),
         args.duration.as_secs_f64()
     );
@@ -523,6 +531,7 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
         rate: args.rate,
         duration: args.duration,
         warmup: args.warmup,
+        lookup: args.lookup,
     };
     let result = cases::run(&options).await;
     let logs =
