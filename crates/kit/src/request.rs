@@ -76,8 +76,18 @@ impl Violations {
         self.0.extend(violations.into_iter().map(|v| crate::FieldViolation::new(v.field, v.description)));
     }
 
+    /// A violation already made.
+    pub fn violation(&mut self, violation: crate::FieldViolation) {
+        self.0.push(violation);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// How many violations so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// A required value: a violation of `field` when it is missing; the value.

@@ -29,10 +29,10 @@ impl Triage {
         req: triage::AssignCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
-        check_text(&mut bad, "assignee", &req.assignee, Text::NAME);
-        check_text(&mut bad, "team", &req.team, fields::TEAM);
-        finish(bad)?;
+        let mut bad = Violations::new();
+        bad.text("assignee", &req.assignee, Text::NAME);
+        bad.text("team", &req.team, fields::TEAM);
+        bad.finish()?;
         let command = Command {
             name: "assign",
             event_type: "CaseAssigned",
@@ -55,7 +55,7 @@ impl Triage {
         req: triage::AssessSeverityRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         let ssvc = match &req.ssvc {
             None => None,
             Some(inputs) => ssvc_inputs(&mut bad, inputs),
@@ -64,33 +64,36 @@ impl Triage {
             [("epss_probability", req.epss_probability), ("epss_percentile", req.epss_percentile)]
         {
             if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
-                bad.push(FieldViolation::new(field, format!("{field} must be between 0.0 and 1.0")));
+                bad.violation(FieldViolation::new(field, format!("{field} must be between 0.0 and 1.0")));
             }
         }
         if req.epss_percentile.is_some() && req.epss_probability.is_none() {
-            bad.push(FieldViolation::new("epss_percentile", "epss_percentile needs epss_probability"));
+            bad.violation(FieldViolation::new("epss_percentile", "epss_percentile needs epss_probability"));
         }
         if req.cwe_ids.len() > fields::MAX_CWE_IDS {
-            bad.push(FieldViolation::new("cwe_ids", format!("at most {} CWE ids", fields::MAX_CWE_IDS)));
+            bad.violation(FieldViolation::new("cwe_ids", format!("at most {} CWE ids", fields::MAX_CWE_IDS)));
         }
         for (i, cwe) in req.cwe_ids.iter().enumerate() {
             let digits = cwe.strip_prefix("CWE-").unwrap_or_default();
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 10 {
-                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), "must look like CWE-79"));
+                bad.violation(FieldViolation::new(format!("cwe_ids[{i}]"), "must look like CWE-79"));
             } else if req.cwe_ids[..i].contains(cwe) {
-                bad.push(FieldViolation::new(format!("cwe_ids[{i}]"), format!("{cwe} is listed twice")));
+                bad.violation(FieldViolation::new(format!("cwe_ids[{i}]"), format!("{cwe} is listed twice")));
             }
         }
-        check_text(&mut bad, "rationale", &req.rationale, Text::FREE);
+        bad.text("rationale", &req.rationale, Text::FREE);
         for (field, value, max) in [
             ("cvss_v3_vector", &req.cvss_v3_vector, fields::MAX_CVSS_V3_VECTOR_CHARS),
             ("cvss_v4_vector", &req.cvss_v4_vector, fields::MAX_CVSS_V4_VECTOR_CHARS),
         ] {
             if value.chars().count() > max {
-                bad.push(FieldViolation::new(field, format!("{field} must be at most {max} characters")));
+                bad.violation(FieldViolation::new(
+                    field,
+                    format!("{field} must be at most {max} characters"),
+                ));
             }
         }
-        finish(bad)?;
+        bad.finish()?;
         let decision = ssvc.map(|inputs| (inputs, ssvc::decide(&inputs)));
         let rename = |field: &str| match field {
             "cvss_v3" | "severity" => "cvss_v3_vector".to_owned(),
@@ -158,11 +161,11 @@ impl Triage {
         };
         let entries: Vec<_> = req.products.iter().map(mapping::product_from_proto).collect();
         // The list's own rules before anything is read (the case's state decides later).
-        let bad: Vec<FieldViolation> = psirt_domain::case::check_affected_products(&entries)
-            .into_iter()
-            .map(|v| FieldViolation::new(rename(&v.field), v.description))
-            .collect();
-        finish(bad)?;
+        let mut bad = Violations::new();
+        for v in psirt_domain::case::check_affected_products(&entries) {
+            bad.push(rename(&v.field), v.description);
+        }
+        bad.finish()?;
         self.execute(principal, command, |_| {
             Ok(CaseCommand::SetAffectedProducts { entries: entries.clone() })
         })
@@ -176,9 +179,9 @@ impl Triage {
         req: triage::AcceptCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
-        check_text(&mut bad, "note", &req.note, Text::FREE);
-        finish(bad)?;
+        let mut bad = Violations::new();
+        bad.text("note", &req.note, Text::FREE);
+        bad.finish()?;
         let command = Command {
             name: "accept",
             event_type: "CaseAccepted",
@@ -198,13 +201,13 @@ impl Triage {
         req: triage::RejectCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         let reason = mapping::rejection_from_proto(req.reason);
         if reason.is_none() {
-            bad.push(FieldViolation::new("reason", "reason must be given"));
+            bad.violation(FieldViolation::new("reason", "reason must be given"));
         }
-        check_text(&mut bad, "reason_text", &req.reason_text, Text::FREE);
-        let reason = finish_with(bad, reason)?;
+        bad.text("reason_text", &req.reason_text, Text::FREE);
+        let reason = bad.finish_with(reason)?;
         let rename = |field: &str| if field == "text" { "reason_text".to_owned() } else { field.to_owned() };
         let command = Command {
             name: "reject",
@@ -226,9 +229,9 @@ impl Triage {
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
         let of = parse_case_id("duplicate_of_case_id", &req.duplicate_of_case_id)?;
-        let mut bad = Vec::new();
-        check_text(&mut bad, "note", &req.note, Text::FREE);
-        finish(bad)?;
+        let mut bad = Violations::new();
+        bad.text("note", &req.note, Text::FREE);
+        bad.finish()?;
         let canonical = if of == case_id { None } else { Some(self.load(of).await?) };
         let canonical_key = match canonical.as_ref().map(|c| c.state.details()) {
             None => None,
@@ -265,15 +268,15 @@ impl Triage {
         req: triage::AssignCveRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         if req.cve_id.chars().count() > fields::MAX_CVE_ID_CHARS {
-            bad.push(FieldViolation::new(
+            bad.violation(FieldViolation::new(
                 "cve_id",
                 format!("cve_id must be at most {} characters", fields::MAX_CVE_ID_CHARS),
             ));
         }
-        check_text(&mut bad, "assigner", &req.assigner, fields::CVE_ASSIGNER);
-        finish(bad)?;
+        bad.text("assigner", &req.assigner, fields::CVE_ASSIGNER);
+        bad.finish()?;
         let command = Command {
             name: "assign-cve",
             event_type: "CveAssigned",
@@ -296,31 +299,31 @@ impl Triage {
         req: triage::SetEmbargoRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         if req.agreed_with.len() > fields::MAX_EMBARGO_PARTIES {
-            bad.push(FieldViolation::new(
+            bad.violation(FieldViolation::new(
                 "agreed_with",
                 format!("at most {} parties", fields::MAX_EMBARGO_PARTIES),
             ));
         }
         for (i, party) in req.agreed_with.iter().enumerate().take(fields::MAX_EMBARGO_PARTIES) {
-            check_text(&mut bad, &format!("agreed_with[{i}]"), party, fields::EMBARGO_PARTY);
+            bad.text(&format!("agreed_with[{i}]"), party, fields::EMBARGO_PARTY);
         }
-        check_text(&mut bad, "note", &req.note, Text::FREE);
+        bad.text("note", &req.note, Text::FREE);
         let zone = req.time_zone.trim();
         let resolved = match psirt_domain::check_time_zone(zone) {
-            Ok(()) => resolve_embargo(&req.local_disclosure_time, zone).map_err(|v| bad.push(v)).ok(),
+            Ok(()) => resolve_embargo(&req.local_disclosure_time, zone).map_err(|v| bad.violation(v)).ok(),
             Err(problem) => {
-                bad.push(FieldViolation::new("time_zone", format!("time zone {problem}")));
+                bad.violation(FieldViolation::new("time_zone", format!("time zone {problem}")));
                 // The local time's own syntax, whatever the zone.
                 if let Err(v) = resolve_embargo(&req.local_disclosure_time, "UTC") {
-                    bad.push(v);
+                    bad.violation(v);
                 }
                 None
             }
         };
         let ResolvedEmbargo { disclosure_at, local, time_zone, utc_offset_seconds } =
-            finish_with(bad, resolved)?;
+            bad.finish_with(resolved)?;
         let rename = |field: &str| {
             if field == "disclosure_at" { "local_disclosure_time".to_owned() } else { field.to_owned() }
         };
@@ -351,13 +354,13 @@ impl Triage {
         req: triage::EscalateCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         let level = mapping::level_from_proto(req.level);
         if level.is_none() {
-            bad.push(FieldViolation::new("level", "level must be given"));
+            bad.violation(FieldViolation::new("level", "level must be given"));
         }
-        check_text(&mut bad, "reason", &req.reason, Text::FREE_REQUIRED);
-        let level = finish_with(bad, level)?;
+        bad.text("reason", &req.reason, Text::FREE_REQUIRED);
+        let level = bad.finish_with(level)?;
         let command = Command {
             name: "escalate",
             event_type: "CaseEscalated",
@@ -382,13 +385,13 @@ impl Triage {
     #[instrument(skip_all, fields(case_id = %req.case_id))]
     pub async fn close(&self, principal: &Principal, req: triage::CloseCaseRequest) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         let resolution = mapping::resolution_from_proto(req.resolution)
-            .map_err(|problem| bad.push(FieldViolation::new("resolution", problem)))
+            .map_err(|problem| bad.violation(FieldViolation::new("resolution", problem)))
             .ok();
-        check_text(&mut bad, "root_cause", &req.root_cause, Text::FREE);
-        check_text(&mut bad, "lessons_learned", &req.lessons_learned, Text::FREE);
-        let resolution = finish_with(bad, resolution)?;
+        bad.text("root_cause", &req.root_cause, Text::FREE);
+        bad.text("lessons_learned", &req.lessons_learned, Text::FREE);
+        let resolution = bad.finish_with(resolution)?;
         let command = Command {
             name: "close",
             event_type: "CaseClosed",
@@ -415,9 +418,9 @@ impl Triage {
         req: triage::ReopenCaseRequest,
     ) -> Result<triage::Case> {
         let (case_id, request_id) = self.prepare(&req.case_id, &req.request_id)?;
-        let mut bad = Vec::new();
-        check_text(&mut bad, "reason", &req.reason, Text::FREE_REQUIRED);
-        finish(bad)?;
+        let mut bad = Violations::new();
+        bad.text("reason", &req.reason, Text::FREE_REQUIRED);
+        bad.finish()?;
         let command = Command {
             name: "reopen",
             event_type: "CaseReopened",
@@ -432,12 +435,15 @@ impl Triage {
 }
 
 /// The SSVC decision points of a request; every one must be given.
-fn ssvc_inputs(bad: &mut Vec<FieldViolation>, inputs: &triage::SsvcInputs) -> Option<SsvcInputs> {
+fn ssvc_inputs(bad: &mut Violations, inputs: &triage::SsvcInputs) -> Option<SsvcInputs> {
     use psirt_domain::{Automatable, Exploitation, PublicSafetyImpact, TechnicalImpact, ValueDensity};
     let before = bad.len();
     let mut need = |field: &str, ok: bool| {
         if !ok {
-            bad.push(FieldViolation::new(format!("ssvc.{field}"), format!("ssvc.{field} must be given")));
+            bad.violation(FieldViolation::new(
+                format!("ssvc.{field}"),
+                format!("ssvc.{field} must be given"),
+            ));
         }
     };
     let exploitation = match common::SsvcExploitation::try_from(inputs.exploitation) {

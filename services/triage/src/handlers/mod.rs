@@ -27,6 +27,7 @@ use psirt_domain::{
 };
 use psirt_eventstore::repository::by_type;
 use psirt_eventstore::{EventStore, Metadata, ReadError, RecordedEvent, Repository, Request, StoreError};
+use psirt_kit::request::Violations;
 use psirt_kit::{ApiError, FieldViolation, Principal, Refusal};
 use psirt_proto::{common, triage};
 use sqlx::AnyPool;
@@ -186,24 +187,6 @@ fn parse_case_id(field: &str, value: &str) -> Result<CaseId> {
         .trim()
         .parse()
         .map_err(|_| ApiError::invalid_argument(field, format!("{value:?} is not a case id (a UUID)")).into())
-}
-
-/// A request field checked by its rule in `psirt_domain::validation::fields`.
-fn check_text(bad: &mut Vec<FieldViolation>, field: &str, value: &str, rule: Text) {
-    if let Some(problem) = rule.problem(value) {
-        bad.push(FieldViolation::new(field, format!("{field} {problem}")));
-    }
-}
-
-fn finish(bad: Vec<FieldViolation>) -> Result<()> {
-    if bad.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(bad).into()) }
-}
-
-/// [`finish`], then a value whose absence was pushed to `bad` (so past
-/// `finish` it is there).
-fn finish_with<T>(bad: Vec<FieldViolation>, value: Option<T>) -> Result<T> {
-    finish(bad)?;
-    value.ok_or_else(|| ApiError::internal("a required value was not checked").into())
 }
 
 fn same(field: &str) -> String {

@@ -107,9 +107,9 @@ impl Triage {
 
     /// `ListCases`, from the read model.
     pub async fn list(&self, req: triage::ListCasesRequest) -> Result<triage::ListCasesResponse> {
-        let mut bad = Vec::new();
+        let mut bad = Violations::new();
         if req.page_size < 0 {
-            bad.push(FieldViolation::new("page_size", "page size must not be negative"));
+            bad.violation(FieldViolation::new("page_size", "page size must not be negative"));
         }
         let settings = &self.inner.settings;
         let limit = match u32::try_from(req.page_size) {
@@ -119,7 +119,7 @@ impl Triage {
         let order = match parse_order_by(&req.order_by) {
             Ok(order) => order,
             Err(problem) => {
-                bad.push(FieldViolation::new("order_by", problem));
+                bad.violation(FieldViolation::new("order_by", problem));
                 Vec::new()
             }
         };
@@ -137,12 +137,15 @@ impl Triage {
             match decode_page_token(&req.page_token, &order_key, order.len()) {
                 Some(pos) => Some(pos),
                 None => {
-                    bad.push(FieldViolation::new("page_token", "not a page token of this API and order"));
+                    bad.violation(FieldViolation::new(
+                        "page_token",
+                        "not a page token of this API and order",
+                    ));
                     None
                 }
             }
         };
-        finish(bad)?;
+        bad.finish()?;
         let as_of_sequence =
             psirt_projection::checkpoint(&self.inner.pool, readmodel::PROJECTION_NAME).await?;
         let values = |case: &triage::Case| -> Vec<i64> {
@@ -278,42 +281,42 @@ impl Triage {
 }
 
 /// A `CaseFilter` checked and in the read model's terms.
-fn check_filter(bad: &mut Vec<FieldViolation>, filter: triage::CaseFilter) -> readmodel::Filter {
+fn check_filter(bad: &mut Violations, filter: triage::CaseFilter) -> readmodel::Filter {
     if filter.statuses.len() > fields::MAX_FILTER_VALUES {
-        bad.push(FieldViolation::new(
+        bad.violation(FieldViolation::new(
             "filter.statuses",
             format!("at most {} statuses", fields::MAX_FILTER_VALUES),
         ));
     }
     for (i, s) in filter.statuses.iter().enumerate() {
         if common::CaseStatus::try_from(*s).is_err() || *s == 0 {
-            bad.push(FieldViolation::new(format!("filter.statuses[{i}]"), "unknown case status"));
+            bad.violation(FieldViolation::new(format!("filter.statuses[{i}]"), "unknown case status"));
         }
     }
     if filter.severities.len() > fields::MAX_FILTER_VALUES {
-        bad.push(FieldViolation::new(
+        bad.violation(FieldViolation::new(
             "filter.severities",
             format!("at most {} severities", fields::MAX_FILTER_VALUES),
         ));
     }
     for (i, s) in filter.severities.iter().enumerate() {
         if common::SeverityRating::try_from(*s).is_err() {
-            bad.push(FieldViolation::new(format!("filter.severities[{i}]"), "unknown severity rating"));
+            bad.violation(FieldViolation::new(format!("filter.severities[{i}]"), "unknown severity rating"));
         }
     }
     if filter.sla_states.len() > fields::MAX_FILTER_VALUES {
-        bad.push(FieldViolation::new(
+        bad.violation(FieldViolation::new(
             "filter.sla_states",
             format!("at most {} SLA states", fields::MAX_FILTER_VALUES),
         ));
     }
     for (i, s) in filter.sla_states.iter().enumerate() {
         if triage::SlaState::try_from(*s).is_err() || *s == 0 {
-            bad.push(FieldViolation::new(format!("filter.sla_states[{i}]"), "unknown SLA state"));
+            bad.violation(FieldViolation::new(format!("filter.sla_states[{i}]"), "unknown SLA state"));
         }
     }
-    check_text(bad, "filter.product", &filter.product, fields::PRODUCT_FILTER);
-    check_text(bad, "filter.assignee", &filter.assignee, fields::ASSIGNEE_FILTER);
+    bad.text("filter.product", &filter.product, fields::PRODUCT_FILTER);
+    bad.text("filter.assignee", &filter.assignee, fields::ASSIGNEE_FILTER);
     readmodel::Filter {
         statuses: filter.statuses,
         ratings: filter.severities,
