@@ -348,7 +348,8 @@ pub fn encode(event: &CaseEvent, before: Option<&CaseDetails>) -> Encoded {
             team: team.clone().unwrap_or_default(),
             assigned_at: ts(assigned_at),
             previous_assignee: before.and_then(|c| c.assignee.clone()).unwrap_or_default(),
-            // Schema version 2: version 1 always wrote it empty.
+            // Empty in events written before the team was part of the case
+            // (still version 1: old readers read the filled field right).
             previous_team: before.and_then(|c| c.team.clone()).unwrap_or_default(),
         }),
         CaseEvent::SeverityAssessed {
