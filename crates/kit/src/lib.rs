@@ -7,8 +7,11 @@
 //! - [`auth`]: bearer JWT authentication, roles and the per-method policy.
 //! - [`error`]: [`ApiError`] and its mapping to `tonic::Status`.
 //! - [`consistency`]: read-your-writes (`psirt-position`, `psirt-min-position`).
+//! - [`host`]: the wiring of a service (store, database, auth, listeners, the workers
+//!   beside the API, one drain order); [`service`]: its command line and config
+//!   (`service!`, `service_config!`).
 //!
-//! A service's startup, roughly:
+//! What [`host::Host`] does for a service, spelled out:
 //!
 //! ```no_run
 //! use psirt_kit::config::{self, AdminConfig, AuthConfig, GrpcConfig, LogConfig, OtelConfig, Problems};
