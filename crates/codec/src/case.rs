@@ -17,6 +17,8 @@ use psirt_proto::{common, events};
 
 use crate::report::{channel_from_proto, channel_to_proto};
 use time::OffsetDateTime;
+
+pub use crate::convert::{from_timestamp, millis, timestamp};
 use uuid::Uuid;
 
 /// The aggregate name in subjects: `psirt.evt.case.<id>`.
@@ -27,23 +29,6 @@ pub const SUBJECT_PREFIX: &str = "psirt.evt.case.";
 
 pub fn subject(id: CaseId) -> String {
     psirt_eventstore::subject(AGGREGATE, id)
-}
-
-pub fn timestamp(t: OffsetDateTime) -> Timestamp {
-    let nanos = t.unix_timestamp_nanos();
-    Timestamp {
-        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
-        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
-    }
-}
-
-pub fn from_timestamp(t: &Timestamp) -> Option<OffsetDateTime> {
-    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-}
-
-pub fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 pub fn timestamp_millis(t: &Timestamp) -> Option<i64> {

@@ -3,6 +3,7 @@
 
 use psirt_domain::{AffectedProduct, CvssSeverity, VersionSpec};
 use psirt_proto::common;
+use time::OffsetDateTime;
 
 /// A rating as the contracts carry it; `None` (not rated) is UNSPECIFIED.
 pub fn rating_to_proto(s: Option<CvssSeverity>) -> common::SeverityRating {
@@ -55,6 +56,26 @@ pub fn product_from_proto(p: &common::ProductVersionRange) -> AffectedProduct {
             }
         },
     }
+}
+
+/// A protobuf timestamp of `t` (every event's instants).
+pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
+    let nanos = t.unix_timestamp_nanos();
+    prost_types::Timestamp {
+        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
+        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    }
+}
+
+/// The instant of a protobuf timestamp; `None` out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<OffsetDateTime> {
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+/// Milliseconds since the Unix epoch (the read models' instants).
+pub fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

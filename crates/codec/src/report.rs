@@ -8,6 +8,8 @@ use psirt_domain::{
 use psirt_eventstore::{DecodeError, Encoded, EventCodec, Metadata, NewEvent, RecordedEvent};
 use psirt_proto::{common, events};
 use time::OffsetDateTime;
+
+pub use crate::convert::{from_timestamp, millis, timestamp};
 use uuid::Uuid;
 
 /// The aggregate name in subjects: `psirt.evt.report.<id>`.
@@ -33,23 +35,6 @@ impl EventCodec for ReportCodec {
     fn encode(&self, event: &ReportEvent, _before: &Report, request_id: &String) -> Encoded {
         encode(event, request_id)
     }
-}
-
-pub fn timestamp(t: OffsetDateTime) -> Timestamp {
-    let nanos = t.unix_timestamp_nanos();
-    Timestamp {
-        seconds: i64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(i64::MAX),
-        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
-    }
-}
-
-pub fn from_timestamp(t: &Timestamp) -> Option<OffsetDateTime> {
-    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-}
-
-pub fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 pub fn channel_to_proto(c: Channel) -> common::ReportChannel {
