@@ -540,7 +540,9 @@ async fn case_latency_command(args: CaseLatencyArgs) -> anyhow::Result<()> {
     triage_child.kill().await;
     let summary = result.with_context(|| logs)?;
     drop(nats);
-    let params = steady_rate_parameters("case-latency", args.rate, args.database, args.duration, args.warmup);
+    let mut params =
+        steady_rate_parameters("case-latency", args.rate, args.database, args.duration, args.warmup);
+    params.target = params.target.map(|target| format!("{target}, lookup {:?}", args.lookup));
     let mut doc = Document::new(params, vec![summary]);
     doc.nats_server_version = nats_server_version();
     report::emit(&doc, args.output.format, args.output.json.as_deref())

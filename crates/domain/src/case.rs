@@ -705,11 +705,6 @@ pub struct CaseDetails {
     pub report_id: Option<ReportId>,
     pub title: String,
     pub status: CaseStatus,
-    /// How the report reached us; `None` for a case opened without one.
-    pub channel: Option<Channel>,
-    /// When the report was received (the SLA clocks start there).
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub report_received_at: Option<OffsetDateTime>,
     pub assignee: Option<String>,
     /// The team of the current assignment.
     pub team: Option<String>,
@@ -1068,24 +1063,13 @@ impl Case {
     /// applied as far as they can be: an event is a fact, and replay must not fail.
     pub fn apply(&mut self, event: &CaseEvent) {
         self.version += 1;
-        if let CaseEvent::CaseOpened {
-            case_id,
-            key,
-            report_id,
-            title,
-            channel,
-            report_received_at,
-            opened_at,
-        } = event
-        {
+        if let CaseEvent::CaseOpened { case_id, key, report_id, title, opened_at, .. } = event {
             self.details = Some(CaseDetails {
                 id: *case_id,
                 key: *key,
                 report_id: *report_id,
                 title: title.clone(),
                 status: CaseStatus::Received,
-                channel: *channel,
-                report_received_at: *report_received_at,
                 assignee: None,
                 team: None,
                 severity: None,
@@ -1177,21 +1161,11 @@ impl Case {
                     set_at: *set_at,
                 });
             }
-            CaseEvent::CaseEscalated {
-                level,
-                reason,
-                automatic,
-                incident,
-                sla_deadline,
-                escalated_at,
-                ..
-            } => {
+            CaseEvent::CaseEscalated { level, reason, automatic, escalated_at, .. } => {
                 case.escalation = Some(Escalation {
                     level: *level,
                     reason: reason.clone(),
                     automatic: *automatic,
-                    incident: *incident,
-                    sla_deadline: *sla_deadline,
                     escalated_at: *escalated_at,
                 });
             }

@@ -43,10 +43,6 @@ pub struct Escalation {
     pub reason: String,
     /// Raised by the SLA scheduler rather than by a person.
     pub automatic: bool,
-    /// Handled as an incident (exploited in the field) from here on.
-    pub incident: bool,
-    /// For an escalation the SLA scheduler raised: the deadline that passed.
-    pub sla_deadline: Option<SlaDeadline>,
     #[serde(with = "time::serde::rfc3339")]
     pub escalated_at: OffsetDateTime,
 }

@@ -51,8 +51,6 @@ fn escalate_records_level_reason_and_who_raised_it() {
             reason: "time to triage exceeded".into(),
             automatic: true,
             escalated_at: NOW,
-            incident: false,
-            sla_deadline: None,
         })
     );
 }
