@@ -353,14 +353,14 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         loop {
             let Some(batch) = self.next_batch(&mut pulled).await? else { continue };
-            let events = events_of(&batch)?;
+            let (events, last) = events_of(batch)?;
             let outcome = self.apply_batch(&events).await?;
             if let Some(hook) = &self.after_commit
                 && hook(outcome.checkpoint)
             {
                 return Err(ProjectionError::StoppedByHook);
             }
-            self.acknowledge(&mut pulled, &batch, outcome.checkpoint).await?;
+            self.acknowledge(&mut pulled, last.as_ref(), outcome.checkpoint).await?;
             if let Some(target) = until
                 && outcome.checkpoint >= target
             {
@@ -439,16 +439,16 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(Some(batch))
     }
 
-    /// Replays parked events (`sequences`, or every one of the projection
-    /// Acknowledges a committed batch and samples the lag now and then.
+    /// Acknowledges a committed batch by its `last` message and samples the
+    /// lag now and then.
     async fn acknowledge(
         &self,
         pulled: &mut Pulled,
-        batch: &[jetstream::Message],
+        last: Option<&jetstream::Message>,
         checkpoint: u64,
     ) -> Result<(), ProjectionError> {
         // AckPolicy::All: acknowledging the last message covers the batch.
-        if let Some(last) = batch.last() {
+        if let Some(last) = last {
             last.ack().await.map_err(|e| ProjectionError::Stream(format!("failed to ack: {e}")))?;
         }
         // The lag metric costs a request to the server: sample it once a
@@ -587,22 +587,32 @@ fn check_delivery_order(batch: &[jetstream::Message], next: &mut u64) -> Result<
     Ok(())
 }
 
-/// The events of a batch of messages.
-fn events_of(batch: &[jetstream::Message]) -> Result<Vec<RecordedEvent>, ProjectionError> {
-    batch
-        .iter()
-        .map(|msg| {
+/// Takes a batch of messages apart into its events (headers and payload
+/// moved, not copied: a rebuild turns millions of messages into events)
+/// and its last message, which acknowledges the batch (`AckPolicy::All`).
+fn events_of(
+    batch: Vec<jetstream::Message>,
+) -> Result<(Vec<RecordedEvent>, Option<jetstream::Message>), ProjectionError> {
+    let mut events = Vec::with_capacity(batch.len());
+    let mut last = None;
+    for mut msg in batch {
+        let (sequence, published) = {
             let info =
                 msg.info().map_err(|e| ProjectionError::Stream(format!("bad message metadata: {e}")))?;
-            Ok(RecordedEvent::from_parts(
-                info.stream_sequence,
-                msg.subject.to_string(),
-                msg.headers.clone().unwrap_or_default(),
-                msg.payload.clone(),
-                info.published,
-            ))
-        })
-        .collect()
+            (info.stream_sequence, info.published)
+        };
+        let headers = msg.message.headers.take().unwrap_or_default();
+        let payload = std::mem::take(&mut msg.message.payload);
+        events.push(RecordedEvent::from_parts(
+            sequence,
+            msg.subject.to_string(),
+            headers,
+            payload,
+            published,
+        ));
+        last = Some(msg);
+    }
+    Ok((events, last))
 }
 
 fn uuid_like_owner() -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use psirt_eventstore::RecordedEvent;
 
-use super::batch::{Foreign, screen};
+use super::batch::{Foreign, screen_owned};
 use super::{BatchOutcome, ProjectionError, ProjectionRunner, Pulled, events_of};
 use crate::PreparesBatches;
 
@@ -20,10 +20,10 @@ struct Folded<T> {
     foreign: Vec<Foreign>,
 }
 
-/// A batch being folded on a task of its own: the task gives the messages
-/// back with the fold.
+/// A batch being folded on a task of its own: the task gives the batch's
+/// last message (which acknowledges it) back with the fold.
 type Folding<T> =
-    tokio::task::JoinHandle<(Vec<jetstream::Message>, Result<Option<Folded<T>>, ProjectionError>)>;
+    tokio::task::JoinHandle<(Option<jetstream::Message>, Result<Option<Folded<T>>, ProjectionError>)>;
 
 impl<P: PreparesBatches> ProjectionRunner<P> {
     /// Catches up to `target` with prepared batches (see
@@ -78,7 +78,8 @@ impl<P: PreparesBatches> ProjectionRunner<P> {
             fresh: F,
             /// The checkpoint it is folded on.
             before: u64,
-            batch: Vec<jetstream::Message>,
+            /// Its last message, to acknowledge it with.
+            last: Option<jetstream::Message>,
         }
         let mut ready: Option<Next<Folded<P::Prepared>>> = None;
         let mut prepared_up_to = start;
@@ -88,9 +89,9 @@ impl<P: PreparesBatches> ProjectionRunner<P> {
         loop {
             let write = async {
                 match ready.take() {
-                    Some(Next { fresh: folded, before, batch }) => {
+                    Some(Next { fresh: folded, before, last }) => {
                         let written = self.write_prepared(&mut writer, folded, before).await;
-                        Some(written.map(|outcome| (outcome, batch)))
+                        Some(written.map(|outcome| (outcome, last)))
                     }
                     None => None,
                 }
@@ -107,21 +108,23 @@ impl<P: PreparesBatches> ProjectionRunner<P> {
                 // Decoding the messages is CPU work too: on the folding task,
                 // not here, where the write of the batch before is driven.
                 let folding: Folding<P::Prepared> = tokio::spawn(async move {
+                    let mut last = None;
                     let folded = async {
+                        let (events, last_message) = events_of(batch)?;
+                        last = last_message;
                         let mut fresh: Vec<RecordedEvent> =
-                            events_of(&batch)?.into_iter().filter(|e| e.sequence > after).collect();
+                            events.into_iter().filter(|e| e.sequence > after).collect();
                         fresh.sort_by_key(|e| e.sequence);
                         fresh.dedup_by_key(|e| e.sequence);
                         let Some(last) = fresh.last().map(|e| e.sequence) else { return Ok(None) };
-                        let (accepted, foreign) = screen(rule, &fresh);
-                        let accepted = accepted.into_owned();
+                        let (accepted, foreign) = screen_owned(rule, fresh);
                         let prepared = projection.prepare(&pool, &accepted).await?;
                         Ok(Some(Folded { accepted, last, prepared, foreign }))
                     }
                     .await;
-                    (batch, folded)
+                    (last, folded)
                 });
-                Ok::<_, ProjectionError>(Some(Next { fresh: folding, before: after, batch: Vec::new() }))
+                Ok::<_, ProjectionError>(Some(Next { fresh: folding, before: after, last: None }))
             };
             let (written, next) = tokio::join!(write, next);
             // Settled before anything returns: the caller drops what was
@@ -134,7 +137,7 @@ impl<P: PreparesBatches> ProjectionRunner<P> {
                 }
             };
             if let Some(written) = written {
-                let (outcome, batch) = match written {
+                let (outcome, last) = match written {
                     Ok(written) => written,
                     Err(e) => {
                         settle(next).await;
@@ -148,20 +151,20 @@ impl<P: PreparesBatches> ProjectionRunner<P> {
                     settle(next).await;
                     return Err(ProjectionError::StoppedByHook);
                 }
-                if let Err(e) = self.acknowledge(pulled, &batch, outcome.checkpoint).await {
+                if let Err(e) = self.acknowledge(pulled, last.as_ref(), outcome.checkpoint).await {
                     settle(next).await;
                     return Err(e);
                 }
             }
             match next? {
                 Some(Next { fresh: task, before, .. }) => {
-                    let (batch, folded) = task
+                    let (last, folded) = task
                         .await
                         .map_err(|e| ProjectionError::Stream(format!("folding a batch failed: {e}")))?;
                     // Nothing new in a batch of redeliveries: left unacknowledged.
                     if let Some(folded) = folded? {
                         prepared_up_to = folded.last;
-                        ready = Some(Next { fresh: folded, before, batch });
+                        ready = Some(Next { fresh: folded, before, last });
                     }
                 }
                 None if prepared_up_to >= target => return Ok(()),
