@@ -227,6 +227,44 @@ mod tests {
         sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("sqlite pool")
     }
 
+    fn event(sequence: u64, subject: &str) -> RecordedEvent {
+        let new = psirt_eventstore::NewEvent {
+            id: uuid::Uuid::now_v7(),
+            subject: subject.to_owned(),
+            event_type: "psirt.events.v1.Test".to_owned(),
+            schema_version: 1,
+            payload: bytes::Bytes::from_static(b"payload"),
+            metadata: psirt_eventstore::Metadata::default(),
+        };
+        RecordedEvent::from_new(&new, sequence)
+    }
+
+    fn only_cases(subject: &str, _event_type: &str) -> Result<(), String> {
+        if subject.starts_with("case.") { Ok(()) } else { Err(format!("{subject} is no case")) }
+    }
+
+    #[test]
+    fn screening_an_owned_batch_splits_it_like_the_borrowed_one_keeping_the_order() {
+        let batch = vec![event(1, "case.a"), event(2, "plan.b"), event(3, "case.c"), event(4, "plan.d")];
+        let (borrowed, borrowed_foreign) = screen(only_cases, &batch);
+        let expected: Vec<u64> = borrowed.iter().map(|e| e.sequence).collect();
+        let expected_foreign: Vec<(u64, String)> =
+            borrowed_foreign.iter().map(|f| (f.event.sequence, f.reason.clone())).collect();
+        let (accepted, foreign) = screen_owned(only_cases, batch.clone());
+        assert_eq!(accepted.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(accepted.iter().map(|e| e.sequence).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            foreign.iter().map(|f| (f.event.sequence, f.reason.clone())).collect::<Vec<_>>(),
+            expected_foreign
+        );
+        assert_eq!(foreign[0].reason, "plan.b is no case");
+        // A batch the rule accepts whole comes back as it was.
+        let cases = vec![event(5, "case.e"), event(6, "case.f")];
+        let (accepted, foreign) = screen_owned(only_cases, cases);
+        assert_eq!(accepted.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![5, 6]);
+        assert!(foreign.is_empty());
+    }
+
     #[tokio::test]
     async fn runners_of_one_sqlite_file_share_one_writer_turn() {
         let dir = std::env::temp_dir().join(format!("psirt-writer-{}", std::process::id()));
