@@ -10,7 +10,7 @@ default:
 
 # Build the services and the CLI, start NATS and every service on embedded defaults; Ctrl-C stops all.
 up: ensure-nats
-    cargo build -p psirt-intake -p psirt-triage -p psirt-remediation -p psirt-notification -p psirt-cli
+    cargo build -p psirt-intake -p psirt-triage -p psirt-remediation -p psirt-notification -p psirt-portal -p psirt-cli
     STATE_DIR="{{state_dir}}" scripts/up.sh
 
 # Installs what the tests run and a fresh machine lacks (the ensure-* recipes and

@@ -2,8 +2,9 @@
 # Starts the platform on embedded defaults: a nats-server with JetStream and
 # every service built so far, SQLite under $STATE_DIR, authentication off.
 # Waits for health, prints the endpoints, and stops everything on Ctrl-C.
-# Ports: the defaults below, or PSIRT_NATS_PORT and PSIRT_UP_<SERVICE>_{GRPC,ADMIN}_PORT;
-# 0 lets the kernel choose. Each service writes the addresses it bound to
+# Ports: the defaults below, or PSIRT_NATS_PORT, PSIRT_UP_<SERVICE>_{GRPC,ADMIN}_PORT and
+# PSIRT_UP_PORTAL_{PORT,ADMIN_PORT}; 0 lets the kernel choose. The portal's security.txt
+# names PSIRT_UP_CONTACT (default mailto:psirt@localhost). Each service writes the addresses it bound to
 # $STATE_DIR/<service>.ports.json (--ports-file), nats-server to
 # $STATE_DIR/nats/nats-server_<pid>.ports; the banner shows the bound ones.
 set -euo pipefail
@@ -140,6 +141,34 @@ PSIRT_SECRETS__DEV_WEBHOOK__FILE="$webhook_key" \
     start_service notification "$notification_grpc" "$notification_admin"
 notification_grpc="$bound_grpc" notification_admin="$bound_admin"
 
+# The portal: public HTTP (security.txt), its public URL built from the port it gets.
+portal_port="${PSIRT_UP_PORTAL_PORT:-8080}"
+portal_admin="${PSIRT_UP_PORTAL_ADMIN_PORT:-9105}"
+if [ "$portal_port" = 0 ]; then
+    portal_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+else
+    while ! port_free "$portal_port"; do portal_port=$((portal_port + 1)); done
+fi
+cat >"$state/portal.toml" <<CONF
+[portal]
+listen = "127.0.0.1:$portal_port"
+public_url = "http://127.0.0.1:$portal_port/"
+
+[portal.security_txt]
+contacts = ["${PSIRT_UP_CONTACT:-mailto:psirt@localhost}"]
+
+[admin]
+listen = "127.0.0.1:$portal_admin"
+CONF
+rm -f "$state/portal.ports.json"
+"$bin/psirt-portal" serve --config "$state/portal.toml" --ports-file "$state/portal.ports.json" \
+    >"$state/logs/portal.log" 2>&1 &
+pids+=($!)
+wait_ports_file "$state/portal.ports.json" "$!" portal
+portal_port="$(json_port "$state/portal.ports.json" http)"
+portal_admin="$(json_port "$state/portal.ports.json" admin)"
+wait_http "http://127.0.0.1:$portal_admin/readyz" portal
+
 cat <<MSG
 
 PSIRT platform is up (embedded defaults, state in $state)
@@ -154,6 +183,7 @@ PSIRT platform is up (embedded defaults, state in $state)
                    CSAF provider directory http://127.0.0.1:$remediation_admin/.well-known/csaf/provider-metadata.json
   notification gRPC 127.0.0.1:$notification_grpc  admin http://127.0.0.1:$notification_admin/metrics /healthz /readyz
                    webhook signing key (secret_ref "dev_webhook"): $webhook_key
+  portal  HTTP     http://127.0.0.1:$portal_port/.well-known/security.txt   admin http://127.0.0.1:$portal_admin/metrics /healthz /readyz
 
   Try, from another shell:
     target/debug/psirtctl report submit --title "SQL injection in login" --description "details" --product Portal

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use psirt_testkit::eventually;
 
-/// Every binary `scripts/up.sh` runs: the four services and psirtctl.
-const UP_PACKAGES: [&str; 5] =
-    ["psirt-intake", "psirt-triage", "psirt-remediation", "psirt-notification", "psirt-cli"];
+/// Every binary `scripts/up.sh` runs: the four services, the portal and psirtctl.
+const UP_PACKAGES: [&str; 6] =
+    ["psirt-intake", "psirt-triage", "psirt-remediation", "psirt-notification", "psirt-portal", "psirt-cli"];
 
 /// `scripts/up.sh` in its own process group; dropping it (the test passed, failed or
 /// panicked) kills the whole group: the script, nats-server and the services.
@@ -49,6 +49,18 @@ fn service_ports(state: &Path, service: &str) -> anyhow::Result<(u16, u16)> {
         Ok(addr.port())
     };
     Ok((port("grpc")?, port("admin")?))
+}
+
+/// (HTTP, admin) ports the portal bound, from its ports file.
+fn portal_ports(state: &Path) -> anyhow::Result<(u16, u16)> {
+    let text = std::fs::read_to_string(state.join("portal.ports.json"))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let port = |key: &str| -> anyhow::Result<u16> {
+        let addr: std::net::SocketAddr =
+            json[key].as_str().ok_or_else(|| anyhow::anyhow!("portal: no {key} in {text}"))?.parse()?;
+        Ok(addr.port())
+    };
+    Ok((port("http")?, port("admin")?))
 }
 
 /// The client port of the nats-server `up.sh` started, from its ports file.
@@ -113,6 +125,8 @@ async fn start(state: &Path) -> anyhow::Result<(Platform, Arc<Mutex<String>>, St
         "PSIRT_UP_REMEDIATION_ADMIN_PORT",
         "PSIRT_UP_NOTIFICATION_GRPC_PORT",
         "PSIRT_UP_NOTIFICATION_ADMIN_PORT",
+        "PSIRT_UP_PORTAL_PORT",
+        "PSIRT_UP_PORTAL_ADMIN_PORT",
     ] {
         script.env(var, "0");
     }
@@ -137,13 +151,15 @@ async fn start(state: &Path) -> anyhow::Result<(Platform, Arc<Mutex<String>>, St
 }
 
 /// Every port the platform under `state` bound: the services' gRPC and admin
-/// ports and nats-server's client port.
+/// ports, the portal's HTTP and admin ports and nats-server's client port.
 fn bound_ports(state: &Path) -> anyhow::Result<Vec<u16>> {
     let mut ports = vec![nats_port(state)?];
     for service in ["intake", "triage", "remediation", "notification"] {
         let (grpc, admin) = service_ports(state, service)?;
         ports.extend([grpc, admin]);
     }
+    let (http, admin) = portal_ports(state)?;
+    ports.extend([http, admin]);
     Ok(ports)
 }
 
@@ -194,9 +210,9 @@ async fn a_failing_test_leaves_nothing_running() -> anyhow::Result<()> {
     let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     assert!(!run.status.success(), "the inner run must fail: {output}");
     assert!(output.contains("failing on purpose, platform up"), "it failed where meant to: {output}");
-    // It was up: every service and nats-server wrote the ports it bound.
+    // It was up: every service, the portal and nats-server wrote the ports they bound.
     let ports = bound_ports(&state)?;
-    assert_eq!(ports.len(), 9, "{ports:?}");
+    assert_eq!(ports.len(), 11, "{ports:?}");
     let gone = eventually(Duration::from_secs(15), "nothing of the platform left running", || {
         let left = processes_of(&state);
         let bound = ports.iter().any(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok());
@@ -258,6 +274,22 @@ print("\n".join(db.get_services()))
         services.lines().any(|s| s == "psirt.notification.v1.NotificationService"),
         "NotificationService in {services}"
     );
+
+    // The portal's security.txt (RFC 9116), as `curl` after `just up` gets it.
+    let (portal, _) = portal_ports(&state)?;
+    let url = format!("http://127.0.0.1:{portal}/.well-known/security.txt");
+    assert!(banner.contains(&url), "the portal's URL in the banner: {banner}");
+    let fetched = Command::new("python3")
+        .args(["-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())", &url])
+        .output()?;
+    assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
+    let text = String::from_utf8(fetched.stdout)?;
+    assert!(text.lines().any(|l| l == "Contact: mailto:psirt@localhost"), "{text}");
+    assert!(text.lines().any(|l| l == format!("Canonical: {url}")), "{text}");
+    let expires: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("Expires: ")).collect();
+    assert_eq!(expires.len(), 1, "{text}");
+    let expires = time::OffsetDateTime::parse(expires[0], &time::format_description::well_known::Rfc3339)?;
+    assert!(expires > time::OffsetDateTime::now_utc() + time::Duration::days(30), "{text}");
 
     let submitted = psirtctl(
         &state,
