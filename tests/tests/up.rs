@@ -39,28 +39,26 @@ impl Drop for Platform {
     }
 }
 
-/// (gRPC, admin) ports a service bound, from the ports file it writes under the state dir.
-fn service_ports(state: &Path, service: &str) -> anyhow::Result<(u16, u16)> {
-    let text = std::fs::read_to_string(state.join(format!("{service}.ports.json")))?;
+/// The ports named `keys` of the ports file `<state>/<name>.ports.json`.
+fn ports_in(state: &Path, name: &str, keys: [&str; 2]) -> anyhow::Result<(u16, u16)> {
+    let text = std::fs::read_to_string(state.join(format!("{name}.ports.json")))?;
     let json: serde_json::Value = serde_json::from_str(&text)?;
     let port = |key: &str| -> anyhow::Result<u16> {
         let addr: std::net::SocketAddr =
-            json[key].as_str().ok_or_else(|| anyhow::anyhow!("{service}: no {key} in {text}"))?.parse()?;
+            json[key].as_str().ok_or_else(|| anyhow::anyhow!("{name}: no {key} in {text}"))?.parse()?;
         Ok(addr.port())
     };
-    Ok((port("grpc")?, port("admin")?))
+    Ok((port(keys[0])?, port(keys[1])?))
+}
+
+/// (gRPC, admin) ports a service bound, from the ports file it writes under the state dir.
+fn service_ports(state: &Path, service: &str) -> anyhow::Result<(u16, u16)> {
+    ports_in(state, service, ["grpc", "admin"])
 }
 
 /// (HTTP, admin) ports the portal bound, from its ports file.
 fn portal_ports(state: &Path) -> anyhow::Result<(u16, u16)> {
-    let text = std::fs::read_to_string(state.join("portal.ports.json"))?;
-    let json: serde_json::Value = serde_json::from_str(&text)?;
-    let port = |key: &str| -> anyhow::Result<u16> {
-        let addr: std::net::SocketAddr =
-            json[key].as_str().ok_or_else(|| anyhow::anyhow!("portal: no {key} in {text}"))?.parse()?;
-        Ok(addr.port())
-    };
-    Ok((port("http")?, port("admin")?))
+    ports_in(state, "portal", ["http", "admin"])
 }
 
 /// The client port of the nats-server `up.sh` started, from its ports file.

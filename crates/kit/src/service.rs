@@ -392,7 +392,15 @@ pub async fn run<S: Service>(invocation: Invocation) -> anyhow::Result<()> {
 /// next to it, then renamed), whatever the log level: a supervisor or a test that started
 /// the service on port 0 reads the addresses it bound from there.
 pub fn write_ports_file(path: &Path, grpc: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
-    let json = serde_json::json!({ "grpc": grpc.to_string(), "admin": admin.to_string() });
+    write_named_ports_file(path, &[("grpc", grpc), ("admin", admin)])
+}
+
+/// [`write_ports_file`] for a process with other listeners (the portal's `http`):
+/// `{"<name>": "<addr>", ...}`, atomically.
+pub fn write_named_ports_file(path: &Path, addresses: &[(&str, SocketAddr)]) -> anyhow::Result<()> {
+    let json: serde_json::Map<String, serde_json::Value> =
+        addresses.iter().map(|(name, addr)| ((*name).to_owned(), addr.to_string().into())).collect();
+    let json = serde_json::Value::Object(json);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -236,7 +236,7 @@ pub async fn serve(
     let admin = psirt_kit::AdminServer::bind(config.admin.listen, readiness, metrics).await?;
     let bound = Bound { http, admin: admin.local_addr() };
     if let Some(path) = &ports_file {
-        write_ports_file(path, bound)?;
+        psirt_kit::service::write_named_ports_file(path, &[("http", bound.http), ("admin", bound.admin)])?;
     }
     on_bound(bound);
     tracing::info!(addr = %http, public_url = %config.portal.public_url, "portal listening");
@@ -253,17 +253,6 @@ pub async fn serve(
     ready.set_ready(true);
     let (public, admin) = tokio::join!(public, admin.serve(shutdown));
     public.and(admin)
-}
-
-/// Writes the bound addresses as JSON, atomically (a reader never sees half).
-fn write_ports_file(path: &Path, bound: Bound) -> anyhow::Result<()> {
-    let json = serde_json::json!({ "http": bound.http.to_string(), "admin": bound.admin.to_string() });
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, format!("{json}\n"))
-        .with_context(|| format!("failed to write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("failed to write the ports file {}", path.display()))
 }
 
 /// `psirt-portal [serve] [--config FILE] [--ports-file FILE]` and
