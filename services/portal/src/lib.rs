@@ -4,6 +4,7 @@
 //! headers on every answer; the admin port has `/metrics`, `/healthz` and
 //! `/readyz` like every service's. It holds no case data.
 
+pub mod client;
 pub mod headers;
 pub mod security_txt;
 
@@ -17,6 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use psirt_kit::config::{AdminConfig, LogConfig, OtelConfig};
+use psirt_kit::quota::{Rate, RateLimiter};
 use psirt_kit::{Readiness, Shutdown};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -37,6 +39,14 @@ pub struct PortalSettings {
     /// `Canonical` and the key's address in `security.txt` are built from it.
     /// Must be `https:`; `http:` only for a loopback host (a laptop).
     pub public_url: String,
+    /// Requests per client address (`per_minute` sustained, `burst` at once)
+    /// across every public page; over it the answer is 429 with `Retry-After`.
+    pub rate: Rate,
+    /// Proxies (CIDR networks) whose `X-Forwarded-For` the portal believes,
+    /// e.g. the Ingress controller's pod network. Empty: the TCP peer is the
+    /// client. Behind a proxy not listed here, every client shares the
+    /// proxy's limit.
+    pub trusted_proxies: Vec<String>,
     /// `security.txt` and the key it points to.
     pub security_txt: SecurityTxtSettings,
 }
@@ -46,6 +56,8 @@ impl Default for PortalSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080/".to_owned(),
+            rate: Rate::new(600, 120),
+            trusted_proxies: Vec::new(),
             security_txt: SecurityTxtSettings::default(),
         }
     }
@@ -82,6 +94,7 @@ pub struct Site {
     security_txt: SecurityTxt,
     public_key: Option<Arc<str>>,
     hsts: bool,
+    limits: client::Limits,
 }
 
 impl Site {
@@ -117,6 +130,31 @@ impl Site {
                 problems.push("portal.public_url must not have a query or fragment".to_owned());
             }
         }
+        for (key, problem) in settings.rate.problems("portal.rate") {
+            problems.push(format!("{key}: {problem}"));
+        }
+        if settings.rate.per_minute == 0 {
+            problems.push(
+                "portal.rate.per_minute: the public pages need a limit per client (0 would turn it off)"
+                    .to_owned(),
+            );
+        }
+        if settings.trusted_proxies.len() > 64 {
+            problems.push("portal.trusted_proxies: at most 64 networks".to_owned());
+        }
+        let trusted_proxies: Vec<ipnet::IpNet> = settings
+            .trusted_proxies
+            .iter()
+            .filter_map(|net| match net.parse::<ipnet::IpNet>() {
+                Ok(net) => Some(net),
+                Err(_) => {
+                    problems.push(format!(
+                        "portal.trusted_proxies: {net:?} is not a CIDR network (e.g. 10.0.0.0/8)"
+                    ));
+                    None
+                }
+            })
+            .collect();
         let public_key = if settings.security_txt.openpgp_key_file.is_empty() {
             None
         } else {
@@ -147,9 +185,15 @@ impl Site {
             None => None,
         };
         match (security_txt, problems.is_empty()) {
-            (Some(security_txt), true) => {
-                Ok(Self { security_txt, public_key, hsts: base.is_some_and(|url| url.scheme() == "https") })
-            }
+            (Some(security_txt), true) => Ok(Self {
+                security_txt,
+                public_key,
+                hsts: base.is_some_and(|url| url.scheme() == "https"),
+                limits: client::Limits {
+                    limiter: Arc::new(RateLimiter::new(settings.rate)),
+                    trusted_proxies: trusted_proxies.into(),
+                },
+            }),
             _ => Err(problems),
         }
     }
@@ -157,6 +201,7 @@ impl Site {
     /// The public routes, each answer with the security headers.
     pub fn router(self) -> Router {
         let hsts = self.hsts;
+        let limits = self.limits.clone();
         let site = Arc::new(self);
         let txt = Arc::clone(&site);
         let mut router = Router::new().route(
@@ -194,6 +239,11 @@ impl Site {
         }
         router
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+            // Inner: the rate limit per client; outer: the security headers,
+            // on every answer including a 429.
+            .layer(axum::middleware::from_fn(move |request, next| {
+                client::limit(limits.clone(), request, next)
+            }))
             .layer(axum::middleware::from_fn(move |request, next| headers::secure(request, next, hsts)))
     }
 }

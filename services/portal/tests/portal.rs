@@ -154,6 +154,30 @@ async fn an_https_public_url_adds_hsts_and_without_a_key_there_is_no_key_page() 
         .expect("clean stop");
 }
 
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after_and_cannot_dodge_it_with_a_forwarded_header() {
+    let mut portal = PortalSettings::default();
+    portal.security_txt.contacts = vec!["mailto:psirt@example.com".to_owned()];
+    portal.rate = psirt_kit::quota::Rate::new(60, 2);
+    let (bound, shutdown, server) = start(portal).await;
+    let url = format!("http://{}/.well-known/security.txt", bound.http);
+    for _ in 0..2 {
+        assert_eq!(client().get(&url).send().await.expect("get").status(), 200);
+    }
+    // The loopback peer is no trusted proxy: its X-Forwarded-For changes nothing.
+    let refused = client().get(&url).header("x-forwarded-for", "198.51.100.1").send().await.expect("get");
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(refused.headers()["content-security-policy"], psirt_portal::headers::CONTENT_SECURITY_POLICY);
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("stops")
+        .expect("joined")
+        .expect("clean stop");
+}
+
 #[test]
 fn a_secret_key_a_broken_key_and_a_public_http_url_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -178,6 +202,14 @@ fn a_secret_key_a_broken_key_and_a_public_http_url_are_refused_with_the_reason()
         PortalSettings { public_url: "http://psirt.example.com/".to_owned(), ..with_contact.clone() };
     let problems = Site::new(&portal).expect_err("plain http in public is refused").join("\n");
     assert!(problems.contains("must be served over https"), "{problems}");
+    let no_limit = PortalSettings {
+        rate: psirt_kit::quota::Rate::new(0, 1),
+        trusted_proxies: vec!["10.0.0.0/8".to_owned(), "the ingress".to_owned()],
+        ..with_contact.clone()
+    };
+    let problems = Site::new(&no_limit).expect_err("no limit, a bad network").join("\n");
+    assert!(problems.contains("portal.rate.per_minute: the public pages need a limit"), "{problems}");
+    assert!(problems.contains("\"the ingress\" is not a CIDR network"), "{problems}");
     for loopback in ["http://127.0.0.1:8080/", "http://localhost:8080/", "http://[::1]:8080/"] {
         let portal = PortalSettings { public_url: loopback.to_owned(), ..with_contact.clone() };
         assert!(Site::new(&portal).is_ok(), "{loopback} is a laptop's portal");
