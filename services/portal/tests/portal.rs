@@ -48,6 +48,16 @@ async fn start(
     (bound, shutdown, server)
 }
 
+/// Stops the portal and checks it ended cleanly, in time.
+async fn stop(shutdown: psirt_kit::Shutdown, server: tokio::task::JoinHandle<anyhow::Result<()>>) {
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("stops")
+        .expect("joined")
+        .expect("clean stop");
+}
+
 fn prometheus_registry() -> prometheus::Registry {
     prometheus::Registry::new()
 }
@@ -122,12 +132,7 @@ async fn security_txt_is_a_valid_rfc_9116_file_that_never_lapses_and_the_key_it_
     let ready = client().get(format!("http://{}/readyz", bound.admin)).send().await.expect("readyz");
     assert_eq!(ready.status(), 200);
 
-    shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("stops")
-        .expect("joined")
-        .expect("clean stop");
+    stop(shutdown, server).await;
 }
 
 #[tokio::test]
@@ -146,12 +151,7 @@ async fn an_https_public_url_adds_hsts_and_without_a_key_there_is_no_key_page() 
     assert_eq!(field(&text, "Canonical"), vec!["https://psirt.example.com/.well-known/security.txt"]);
     let key = client().get(format!("{base}/pgp-key.txt")).send().await.expect("get key");
     assert_eq!(key.status(), 404);
-    shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("stops")
-        .expect("joined")
-        .expect("clean stop");
+    stop(shutdown, server).await;
 }
 
 #[tokio::test]
@@ -170,12 +170,7 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_cannot_dodge_it_wi
     let retry: u64 = refused.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(refused.headers()["content-security-policy"], psirt_portal::headers::CONTENT_SECURITY_POLICY);
-    shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("stops")
-        .expect("joined")
-        .expect("clean stop");
+    stop(shutdown, server).await;
 }
 
 #[test]
